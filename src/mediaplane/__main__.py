@@ -1,0 +1,5 @@
+from __future__ import annotations
+
+from mediaplane.cli import main
+
+main()

@@ -1,0 +1,243 @@
+"""REST API for assets: /api/v1/assets."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from mediaplane.accounts import require_admin
+from mediaplane.http import ApiError, runtime_dep
+from mediaplane.ingest import UrlRefused, check_url
+from mediaplane.runtime import Runtime
+
+from ._rights import (
+    InvalidAssetInput,
+    Rights,
+    parse_passthrough,
+    parse_rights,
+    parse_rights_text,
+    parse_source_type,
+)
+from ._service import (
+    AssetNotFound,
+    asset_to_api,
+    delete_asset,
+    get_asset,
+    ingest_file,
+    ingest_url,
+    list_assets,
+    moderate_asset,
+    progress_of,
+    update_asset,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["assets"], dependencies=[Depends(require_admin)])
+
+
+class UrlInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: str = Field(max_length=4096)
+
+
+class CreateAssetJson(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    input: UrlInput
+    title: str = Field(default="", max_length=500)
+    # Checked by parse_source_type / parse_rights / parse_passthrough for clearer messages.
+    source_type: Any = None
+    rights: Any = None
+    passthrough: Any = None
+
+
+class UpdateAssetJson(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: str | None = Field(default=None, max_length=500)
+    rights: Any = None  # an object replaces the rights; null removes them
+
+
+class ModerationJson(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    decision: Literal["approve", "reject"]
+
+
+def _origin_fields(
+    source_type: object, rights: object, passthrough: object, *, rights_text: bool = False
+) -> dict[str, Any]:
+    """Validated ``source_type``/``rights``/``passthrough`` keyword arguments for ingest_*."""
+    try:
+        parsed: Rights | None = None
+        if rights_text and isinstance(rights, str) and rights.strip():
+            parsed = parse_rights_text(rights)
+        elif rights is not None and not rights_text:
+            parsed = parse_rights(rights)
+        return {
+            "source_type": parse_source_type(source_type),
+            "rights": parsed,
+            "passthrough": parse_passthrough(passthrough),
+        }
+    except InvalidAssetInput as exc:
+        raise ApiError(400, exc.code, exc.message) from None
+
+
+def _one(rt: Runtime, asset_id: str) -> dict[str, Any]:
+    with rt.db.session() as s:
+        try:
+            asset = get_asset(s, asset_id)
+        except AssetNotFound:
+            raise ApiError(404, "not_found", f"No asset with id {asset_id!r}.") from None
+        return asset_to_api(
+            asset, progress_of(s, [asset]).get(asset.id), rt.settings.effective_public_url
+        )
+
+
+def _spool(rt: Runtime, upload: UploadFile) -> tuple[Path, str]:
+    """Copy the upload to a temp file, hashing it on the way: (path, sha256 hex)."""
+    tmp_root = rt.settings.data_path / "tmp"
+    tmp_root.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=tmp_root, prefix="upload-")
+    digest = hashlib.sha256()
+    with os.fdopen(fd, "wb") as out:
+        upload.file.seek(0)
+        while chunk := upload.file.read(1 << 20):
+            digest.update(chunk)
+            out.write(chunk)
+    return Path(name), digest.hexdigest()
+
+
+@router.post("/assets", status_code=201)
+async def create_asset(request: Request, rt: Runtime = Depends(runtime_dep)) -> dict[str, Any]:
+    """Create an asset from a multipart upload (field ``file``) or ``{"input": {"url": …}}``."""
+    ctype = request.headers.get("content-type", "")
+    if ctype.startswith("application/json"):
+        try:
+            body = CreateAssetJson.model_validate_json(await request.body())
+        except ValueError as exc:
+            raise ApiError(400, "invalid_request", f"Invalid JSON body: {exc}") from exc
+        fields = _origin_fields(body.source_type, body.rights, body.passthrough)
+        try:
+            await run_in_threadpool(check_url, body.input.url, rt.settings.import_allow)
+        except UrlRefused as exc:
+            raise ApiError(400, "url_refused", str(exc)) from exc
+        asset = await run_in_threadpool(ingest_url, rt, body.input.url, title=body.title, **fields)
+        return {"data": _one(rt, asset.id)}
+    if not ctype.startswith("multipart/form-data"):
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "Send multipart/form-data with a `file` field, or JSON with input.url.",
+        )
+    declared = int(request.headers.get("content-length") or 0)
+    if declared > rt.settings.max_upload_bytes:
+        raise ApiError(
+            413,
+            "payload_too_large",
+            f"Uploads are limited to {rt.settings.max_upload_bytes} bytes.",
+        )
+    async with request.form(max_files=1, max_fields=10) as form:
+        upload = form.get("file")
+        title = form.get("title")
+        if not isinstance(upload, UploadFile):
+            raise ApiError(400, "missing_file", "The multipart body needs a `file` field.")
+        if not upload.size:
+            raise ApiError(400, "empty_file", "The uploaded file is empty.")
+        fields = _origin_fields(
+            _form_text(form.get("source_type"), "source_type"),
+            _form_text(form.get("rights"), "rights"),
+            _form_text(form.get("passthrough"), "passthrough"),
+            rights_text=True,
+        )
+        path, content_hash = await run_in_threadpool(_spool, rt, upload)
+        try:
+            asset = await run_in_threadpool(
+                ingest_file,
+                rt,
+                path,
+                content_hash=content_hash,
+                filename=upload.filename,
+                title=title if isinstance(title, str) else "",
+                **fields,
+            )
+        finally:
+            path.unlink(missing_ok=True)
+    return {"data": _one(rt, asset.id)}
+
+
+def _form_text(value: object, name: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise ApiError(400, "invalid_request", f"The form field `{name}` must be text, not a file.")
+
+
+@router.get("/assets")
+def list_(
+    rt: Runtime = Depends(runtime_dep),
+    limit: int = Query(25, ge=1, le=100),
+    page: int = Query(1, ge=1),
+    content_hash: str | None = Query(
+        None,
+        pattern="^[0-9a-fA-F]{64}$",
+        description="Only assets whose source has this sha256 (hex)",
+    ),
+) -> dict[str, Any]:
+    """List assets, newest first; ``content_hash`` finds copies of a file before uploading it."""
+    digest = content_hash.lower() if content_hash else None
+    with rt.db.session() as s:
+        rows, total = list_assets(s, limit=limit, page=page, content_hash=digest)
+        progress = progress_of(s, rows)
+        base = rt.settings.effective_public_url
+        data = [asset_to_api(a, progress.get(a.id), base) for a in rows]
+    return {"data": data, "pagination": {"page": page, "limit": limit, "total": total}}
+
+
+@router.get("/assets/{asset_id}")
+def get_(asset_id: str, rt: Runtime = Depends(runtime_dep)) -> dict[str, Any]:
+    return {"data": _one(rt, asset_id)}
+
+
+@router.delete("/assets/{asset_id}", status_code=204)
+def delete_(asset_id: str, rt: Runtime = Depends(runtime_dep)) -> Response:
+    try:
+        delete_asset(rt, asset_id)
+    except AssetNotFound:
+        raise ApiError(404, "not_found", f"No asset with id {asset_id!r}.") from None
+    return Response(status_code=204)
+
+
+@router.patch("/assets/{asset_id}")
+def update_(
+    asset_id: str, body: UpdateAssetJson, rt: Runtime = Depends(runtime_dep)
+) -> dict[str, Any]:
+    """Change the title and/or replace the rights (``"rights": null`` removes them)."""
+    changes: dict[str, Any] = {}
+    if body.title is not None:
+        changes["title"] = body.title
+    if "rights" in body.model_fields_set:
+        try:
+            changes["rights"] = parse_rights(body.rights) if body.rights is not None else None
+        except InvalidAssetInput as exc:
+            raise ApiError(400, exc.code, exc.message) from None
+    try:
+        update_asset(rt, asset_id, **changes)
+    except AssetNotFound:
+        raise ApiError(404, "not_found", f"No asset with id {asset_id!r}.") from None
+    return {"data": _one(rt, asset_id)}
+
+
+@router.post("/assets/{asset_id}/moderation")
+def moderate_(
+    asset_id: str, body: ModerationJson, rt: Runtime = Depends(runtime_dep)
+) -> dict[str, Any]:
+    """Approve (playable) or reject (refused with 403 ``moderation_rejected``) an asset."""
+    try:
+        moderate_asset(rt, asset_id, approve=body.decision == "approve")
+    except AssetNotFound:
+        raise ApiError(404, "not_found", f"No asset with id {asset_id!r}.") from None
+    return {"data": _one(rt, asset_id)}

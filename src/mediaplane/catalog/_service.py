@@ -1,0 +1,466 @@
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from sqlalchemy import func, select, update
+
+from mediaplane.db import utcnow
+from mediaplane.jobs import Job, JobState, JobType, create_job, dispatch
+from mediaplane.media import Presentation
+
+from ._models import (
+    Asset,
+    AssetStatus,
+    FingerprintStatus,
+    ModerationStatus,
+    PlaybackId,
+    PlaybackPolicy,
+    SourceType,
+    new_id,
+)
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from mediaplane.runtime import Runtime
+
+    from ._rights import Rights
+
+log = structlog.get_logger("mediaplane.catalog")
+
+
+class CatalogError(Exception):
+    """Root of catalog errors."""
+
+
+class AssetNotFound(CatalogError):
+    """No asset (or playback id) by that id."""
+
+
+def clean_filename(name: str | None) -> str | None:
+    """The base name of a client-supplied file name, safe to store and show (never a path)."""
+    if not name:
+        return None
+    name = unicodedata.normalize("NFC", name).replace("\\", "/").rsplit("/", 1)[-1]
+    name = re.sub(r"[\x00-\x1f\x7f]", "", name).strip().lstrip(".")
+    return name[:255] or None
+
+
+def source_key(asset_id: str) -> str:
+    return f"assets/{asset_id}/source"
+
+
+#: A content hash as the API takes it: sha256, lowercase hex.
+CONTENT_HASH = re.compile(r"[0-9a-f]{64}")
+
+
+def sha256_file(path: Path) -> str:
+    """The sha256 of a local file, lowercase hex (what ``content_hash`` holds)."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def find_by_content_hash(
+    session: Session, content_hash: str, *, exclude: str | None = None
+) -> Asset | None:
+    """The oldest asset whose source has this sha256 (other than ``exclude``)."""
+    query = select(Asset).where(Asset.content_hash == content_hash)
+    if exclude is not None:
+        query = query.where(Asset.id != exclude)
+    return session.scalars(query.order_by(Asset.created_at, Asset.id).limit(1)).first()
+
+
+def record_content_hash(session: Session, asset: Asset, content_hash: str) -> str | None:
+    """Set ``asset.content_hash``; when an older asset has the same bytes, point
+    ``duplicate_of`` at the oldest one. Returns that asset's id, or None.
+
+    Two uploads of the same file committed at the same instant may both miss each other;
+    the link is advice for people and importers, not a uniqueness constraint.
+    """
+    content_hash = content_hash.lower()
+    if CONTENT_HASH.fullmatch(content_hash) is None:
+        raise ValueError(f"not a sha256 hex digest: {content_hash!r}")
+    asset.content_hash = content_hash
+    original = find_by_content_hash(session, content_hash, exclude=asset.id)
+    asset.duplicate_of = original.id if original is not None else None
+    if original is not None:
+        log.info("asset.duplicate", asset_id=asset.id, duplicate_of=original.id)
+    return asset.duplicate_of
+
+
+def queue_fingerprint(session: Session, asset: Asset) -> Job:
+    """Add the ``asset.fingerprint`` job for an asset whose source is stored (dispatch it
+    after commit); it finds assets with the same audio (see ``catalog._dedupe``)."""
+    asset.fingerprint_status = FingerprintStatus.PENDING
+    return create_job(session, JobType.FINGERPRINT_AUDIO, {"asset_id": asset.id}, asset.id)
+
+
+def initial_moderation(source_type: SourceType, hold: list[str]) -> ModerationStatus:
+    """``pending`` for source types the operator holds for moderation (settings)."""
+    return ModerationStatus.PENDING if source_type in hold else ModerationStatus.NOT_REQUIRED
+
+
+def _new_asset(
+    session: Session,
+    *,
+    title: str,
+    filename: str | None,
+    asset_id: str | None = None,
+    origin: AssetOrigin,
+    **fields: Any,
+) -> Asset:
+    asset = Asset(
+        id=asset_id or new_id(),
+        title=title.strip()[:500],
+        source_filename=clean_filename(filename),
+        status=AssetStatus.PREPARING,
+        source_type=origin.source_type,
+        moderation=origin.moderation,
+        rights=origin.rights.to_json() if origin.rights is not None else None,
+        passthrough=origin.passthrough,
+        **fields,
+    )
+    asset.playback_ids.append(PlaybackId(policy=PlaybackPolicy.PUBLIC))
+    session.add(asset)
+    session.flush()
+    return asset
+
+
+@dataclass(frozen=True)
+class AssetOrigin:
+    source_type: SourceType
+    moderation: ModerationStatus
+    rights: Rights | None
+    passthrough: str | None
+
+
+def _origin(
+    runtime: Runtime, source_type: SourceType, rights: Rights | None, passthrough: str | None
+) -> AssetOrigin:
+    moderation = initial_moderation(source_type, runtime.settings.moderation_hold)
+    return AssetOrigin(source_type, moderation, rights, passthrough)
+
+
+def ingest_file(
+    runtime: Runtime,
+    path: Path,
+    *,
+    filename: str | None,
+    title: str,
+    source_type: SourceType = SourceType.CREATOR_UPLOAD,
+    rights: Rights | None = None,
+    passthrough: str | None = None,
+    content_hash: str | None = None,
+) -> Asset:
+    """Store a received file as a new asset's source and queue its processing.
+
+    Every source gets its sha256 (``content_hash``, passed in when the caller hashed the
+    bytes as they arrived, else computed here). When an older asset has the same hash the
+    new one records ``duplicate_of`` and **is still processed**: a re-upload may be on
+    purpose (another title, other rights or policy, or the first copy errored), each asset
+    owns its renditions so deleting one never breaks the other, and a client that wants to
+    avoid the work asks ``GET /api/v1/assets?content_hash=`` first, as ``mediaplane import``
+    does. An ``asset.fingerprint`` job is queued beside the processing job.
+
+    :param rights: validated rights (:func:`parse_rights`); None for unrestricted content.
+    :param passthrough: an opaque client string (≤ 255 characters) returned as given.
+    """
+    digest = content_hash or sha256_file(path)
+    return ingest_source(
+        runtime,
+        lambda key: runtime.store.put_file(key, path).size,
+        filename=filename,
+        title=title,
+        source_type=source_type,
+        rights=rights,
+        passthrough=passthrough,
+        content_hash=digest,
+    )
+
+
+def ingest_source(
+    runtime: Runtime,
+    place: Callable[[str], int],
+    *,
+    filename: str | None,
+    title: str,
+    source_type: SourceType = SourceType.CREATOR_UPLOAD,
+    rights: Rights | None = None,
+    passthrough: str | None = None,
+    content_hash: str | None = None,
+) -> Asset:
+    """Like :func:`ingest_file`, for a source the caller puts in the store itself (a
+    finished resumable upload is renamed or composed there: no second copy).
+
+    :param content_hash: the source's sha256 (hex) when the caller hashed it on the way in;
+        otherwise the ``asset.fingerprint`` job computes it from the stored source.
+
+    :param place: called with the new asset's source key; stores the source object
+        there and returns its size in bytes.
+    """
+    origin = _origin(runtime, source_type, rights, passthrough)
+    asset_id = new_id()  # chosen before the row, so the source lands under the asset's prefix
+    key = source_key(asset_id)
+    size = place(key)
+    try:
+        with runtime.db.session() as s:
+            asset = _new_asset(
+                s,
+                title=title or clean_filename(filename) or "Untitled",
+                filename=filename,
+                asset_id=asset_id,
+                origin=origin,
+                source_key=key,
+                source_size=size,
+            )
+            if content_hash:
+                record_content_hash(s, asset, content_hash)
+            job = create_job(s, JobType.PROCESS_ASSET, {"asset_id": asset_id}, subject_id=asset_id)
+            fingerprint = queue_fingerprint(s, asset)
+    except BaseException:
+        runtime.store.delete(key)
+        raise
+    dispatch(runtime, job.id, job.type)
+    dispatch(runtime, fingerprint.id, fingerprint.type)
+    log.info("asset.created", asset_id=asset_id, bytes=size)
+    return asset
+
+
+def ingest_url(
+    runtime: Runtime,
+    url: str,
+    *,
+    title: str,
+    source_type: SourceType = SourceType.CREATOR_UPLOAD,
+    rights: Rights | None = None,
+    passthrough: str | None = None,
+) -> Asset:
+    """Create an asset whose source is fetched from ``url`` by an import job."""
+    origin = _origin(runtime, source_type, rights, passthrough)
+    with runtime.db.session() as s:
+        asset = _new_asset(
+            s,
+            origin=origin,
+            title=title or url.rsplit("/", 1)[-1] or "Untitled",
+            filename=url.rsplit("/", 1)[-1].split("?", 1)[0],
+            input_url=url,
+        )
+        job = create_job(
+            s, JobType.IMPORT_URL, {"asset_id": asset.id, "url": url}, subject_id=asset.id
+        )
+    dispatch(runtime, job.id, job.type)
+    log.info("asset.created", asset_id=asset.id, source="url")
+    return asset
+
+
+def get_asset(session: Session, asset_id: str) -> Asset:
+    asset = session.get(Asset, asset_id)
+    if asset is None:
+        raise AssetNotFound(asset_id)
+    return asset
+
+
+def asset_for_playback(session: Session, playback_id: str) -> tuple[Asset, PlaybackId]:
+    pid = session.get(PlaybackId, playback_id)
+    if pid is None:
+        raise AssetNotFound(playback_id)
+    return pid.asset, pid
+
+
+def list_assets(
+    session: Session, *, limit: int, page: int, content_hash: str | None = None
+) -> tuple[list[Asset], int]:
+    """A page of assets, newest first; only those with ``content_hash`` when given."""
+    query = select(Asset)
+    if content_hash is not None:
+        query = query.where(Asset.content_hash == content_hash)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(
+        query.order_by(Asset.created_at.desc(), Asset.id).limit(limit).offset((page - 1) * limit)
+    ).all()
+    return list(rows), total
+
+
+_UNSET: Any = object()
+
+
+def update_asset(
+    runtime: Runtime, asset_id: str, *, title: str | None = None, rights: Any = _UNSET
+) -> None:
+    """Change an asset's title and/or replace its rights (``rights=None`` removes them).
+
+    Playback sees the change within the origin's lookup cache time (a few seconds).
+    """
+    with runtime.db.session() as s:
+        asset = get_asset(s, asset_id)
+        if title is not None:
+            asset.title = title.strip()[:500]
+        if rights is not _UNSET:
+            asset.rights = rights.to_json() if rights is not None else None
+    log.info("asset.updated", asset_id=asset_id, rights_changed=rights is not _UNSET)
+
+
+def moderate_asset(runtime: Runtime, asset_id: str, *, approve: bool) -> None:
+    """Record a moderator's decision: approved assets play, rejected ones are refused."""
+    decision = ModerationStatus.APPROVED if approve else ModerationStatus.REJECTED
+    with runtime.db.session() as s:
+        asset = get_asset(s, asset_id)
+        asset.moderation = decision
+        asset.moderated_at = utcnow()
+    log.info("asset.moderated", asset_id=asset_id, decision=str(decision))
+
+
+def delete_asset(runtime: Runtime, asset_id: str) -> None:
+    """Delete the asset's row, playback ids and every stored object under its prefix."""
+    with runtime.db.session() as s:
+        asset = get_asset(s, asset_id)
+        prefix = asset.storage_prefix
+        _unlink_duplicates(s, asset)
+        s.delete(asset)
+    removed = runtime.store.delete_prefix(prefix)
+    log.info("asset.deleted", asset_id=asset_id, objects=removed)
+
+
+def _unlink_duplicates(session: Session, asset: Asset) -> None:
+    """Before ``asset`` is deleted: its exact duplicates point at the oldest of them
+    instead, and audio matches of it lose the link."""
+    heirs = session.scalars(
+        select(Asset).where(Asset.duplicate_of == asset.id).order_by(Asset.created_at, Asset.id)
+    ).all()
+    for i, heir in enumerate(heirs):
+        heir.duplicate_of = heirs[0].id if i else None
+    session.execute(
+        update(Asset).where(Asset.audio_match_of == asset.id).values(audio_match_of=None)
+    )
+
+
+def progress_of(session: Session, assets: list[Asset]) -> dict[str, float]:
+    """Percent done of each asset still being processed (preparing, or ready on its first
+    rendition while the rest of the ladder encodes), from its jobs."""
+    ids = [a.id for a in assets if a.status is AssetStatus.PREPARING or _growing(a)]
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(Job.subject_id, Job.type, Job.state, Job.progress, Job.created_at)
+        # The fingerprint job runs beside processing and says nothing about playability.
+        .where(Job.subject_id.in_(ids), Job.type != JobType.FINGERPRINT_AUDIO)
+        .order_by(Job.created_at)
+    ).all()
+    out: dict[str, float] = dict.fromkeys(ids, 0.0)
+    for subject, jtype, state, progress, _ in rows:
+        # Importing counts for the first 10%, processing for the rest.
+        if jtype is JobType.IMPORT_URL:
+            value = 10.0 if state is JobState.SUCCEEDED else progress * 0.1
+        else:
+            value = 10.0 + progress * 0.9 if state is not JobState.SUCCEEDED else 100.0
+        out[str(subject)] = max(out[str(subject)], round(value, 1))
+    return out
+
+
+@dataclass(frozen=True)
+class PlaybackUrls:
+    hls: str
+    dash: str
+    watch: str
+    thumbnail: str
+
+
+def playback_urls(base: str, playback_id: str) -> PlaybackUrls:
+    return PlaybackUrls(
+        hls=f"{base}/play/{playback_id}/master.m3u8",
+        dash=f"{base}/play/{playback_id}/manifest.mpd",
+        watch=f"{base}/watch/{playback_id}",
+        thumbnail=f"{base}/play/{playback_id}/thumbnail.jpg",
+    )
+
+
+def _aspect(width: int | None, height: int | None) -> str | None:
+    if not width or not height:
+        return None
+    from math import gcd
+
+    g = gcd(width, height)
+    return f"{width // g}:{height // g}"
+
+
+def _growing(asset: Asset) -> bool:
+    """Ready on its first rendition while the rest of the ladder is still encoding."""
+    return asset.status is AssetStatus.READY and not (
+        asset.presentation and Presentation.from_dict(asset.presentation).complete
+    )
+
+
+def _renditions(asset: Asset) -> list[dict[str, Any]]:
+    """Each rendition a player can get now (``ready``) or soon (``preparing``)."""
+    if not asset.presentation:
+        return []
+    p = Presentation.from_dict(asset.presentation)
+    out: list[dict[str, Any]] = [
+        {
+            "id": r.id,
+            "type": r.kind,
+            "status": "ready",
+            "width": r.width,
+            "height": r.height,
+            "complete": r.complete,
+        }
+        for r in p.video + p.audio
+    ]
+    out += [{"id": rid, "type": "video", "status": "preparing"} for rid in p.pending]
+    return out
+
+
+def asset_to_api(asset: Asset, progress: float | None, base_url: str) -> dict[str, Any]:
+    """The public JSON shape of an asset."""
+    pid = asset.playback_ids[0].id if asset.playback_ids else None
+    ready = asset.status is AssetStatus.READY
+    data: dict[str, Any] = {
+        "id": asset.id,
+        "title": asset.title,
+        "status": str(asset.status),
+        "created_at": asset.created_at.isoformat(),
+        "duration": round(asset.duration, 3) if asset.duration else None,
+        "aspect_ratio": _aspect(asset.width, asset.height),
+        "max_resolution": f"{min(asset.width or 0, asset.height or 0)}p" if asset.height else None,
+        "max_frame_rate": float(eval_fraction(asset.frame_rate)) if asset.frame_rate else None,
+        "source_filename": asset.source_filename,
+        "tracks": asset.tracks or [],
+        "playback_ids": [{"id": p.id, "policy": str(p.policy)} for p in asset.playback_ids],
+        "errors": asset.errors,
+        "content_hash": asset.content_hash,
+        "duplicate_of": asset.duplicate_of,
+        "audio_match_of": asset.audio_match_of,
+        "audio_fingerprint_status": (
+            str(asset.fingerprint_status) if asset.fingerprint_status else None
+        ),
+        "progress": progress if progress is not None else (100.0 if ready else 0.0),
+        "renditions": _renditions(asset),
+        "source_type": str(asset.source_type),
+        "moderation": str(asset.moderation),
+        "rights": asset.rights,
+        "passthrough": asset.passthrough,
+    }
+    if pid is not None:
+        urls = playback_urls(base_url, pid)
+        data["playback"] = {
+            "hls": urls.hls,
+            "dash": urls.dash,
+            "watch": urls.watch,
+            "thumbnail": urls.thumbnail,
+        }
+    return data
+
+
+def eval_fraction(value: str) -> float:
+    num, _, den = value.partition("/")
+    return round(int(num) / int(den or 1), 3)

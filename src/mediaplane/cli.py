@@ -1,0 +1,610 @@
+"""The `mediaplane` command: up, worker, ingest, migrate, token."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urljoin
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from mediaplane import __version__
+from mediaplane.config import Settings
+
+app = typer.Typer(
+    help="Mediaplane: upload a video, get adaptive HLS and DASH.", no_args_is_help=True
+)
+console = Console(stderr=True)
+
+
+def _transfer_columns() -> tuple[ProgressColumn, ...]:
+    """Rich columns for every byte-counting bar (uploads, imports); fresh per bar."""
+    return (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+
+
+DataDir = Annotated[
+    Path | None, typer.Option("--data-dir", help="Where data lives [env MEDIAPLANE_DATA_DIR]")
+]
+
+
+def _settings(**overrides: Any) -> Settings:
+    """Settings from the environment; flags override and are exported for child processes."""
+    for key, value in overrides.items():
+        if value is not None:
+            os.environ[f"MEDIAPLANE_{key.upper()}"] = str(value)
+    return Settings()
+
+
+def _check_tools(settings: Settings) -> None:
+    from mediaplane.media import Toolchain, ToolMissing
+
+    try:
+        Toolchain.discover(settings)
+    except ToolMissing as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+
+
+def _spawn_worker() -> subprocess.Popen[bytes]:
+    def die_with_parent() -> None:
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM, 0, 0, 0)
+
+    # Its own session: a Ctrl-C or group signal to `up` reaches the pool only through stop().
+    return subprocess.Popen(
+        [sys.executable, "-m", "mediaplane", "worker"],
+        preexec_fn=die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
+        start_new_session=True,
+    )
+
+
+class _WorkerSupervisor(threading.Thread):
+    """Keeps the embedded worker pool running: restarts it if it dies (the watchdog then
+    re-queues whatever it was doing)."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True, name="worker-supervisor")
+        self.proc = _spawn_worker()
+        self.stopping = threading.Event()
+        self.start()
+
+    def run(self) -> None:
+        while not self.stopping.wait(1.0):
+            if self.proc.poll() is not None:
+                console.print(f"embedded worker exited ({self.proc.returncode}); restarting it")
+                self.proc = _spawn_worker()
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Warm shutdown for ``grace`` seconds, then kill the pool; unfinished jobs are
+        re-queued by the watchdog on the next start."""
+        self.stopping.set()
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+
+def _demo(settings: Settings) -> None:
+    """Ingest a generated 12 s clip once, so a fresh install has something to play."""
+    from mediaplane.catalog import ingest_file
+    from mediaplane.media import ManagedProcess
+    from mediaplane.runtime import Runtime
+
+    marker = settings.data_path / "demo-ingested"
+    if marker.exists():
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = Path(tmp) / "demo.mp4"
+        ManagedProcess(
+            [
+                settings.ffmpeg_path,
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-nostdin",
+                "-f",
+                "lavfi",
+                "-t",
+                "12",
+                "-i",
+                "testsrc2=size=1280x720:rate=30",
+                "-f",
+                "lavfi",
+                "-t",
+                "12",
+                "-i",
+                "sine=frequency=440:sample_rate=48000",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "veryfast",
+                "-c:a",
+                "aac",
+                "-shortest",
+                str(clip),
+            ],
+            timeout=120,
+            memory_bytes=settings.subprocess_memory_bytes,
+            name="demo-clip",
+        ).run()
+        asset = ingest_file(
+            Runtime.get(settings), clip, filename="demo.mp4", title="Demo: test pattern"
+        )
+    marker.write_text(asset.id + "\n")
+    console.print(f"demo asset {asset.id} is being prepared")
+
+
+@app.command()
+def up(
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on [env MEDIAPLANE_HOST]")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port [env MEDIAPLANE_PORT]")] = None,
+    data_dir: DataDir = None,
+    demo: Annotated[bool, typer.Option("--demo", help="Also ingest a generated demo clip")] = False,
+    worker: Annotated[bool, typer.Option(help="Run the embedded worker pool")] = True,
+) -> None:
+    """Serve the API, origin, web pages and an embedded worker pool on one host."""
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    from mediaplane.accounts import ensure_admin_token
+    from mediaplane.db import DatabaseError, migrate
+    from mediaplane.ops import configure_logging
+
+    settings = _settings(host=host, port=port, data_dir=data_dir)
+    os.environ["MEDIAPLANE_DATA_DIR"] = str(settings.data_path)
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_json)
+    _check_tools(settings)
+    settings.data_path.mkdir(parents=True, exist_ok=True)
+    try:
+        migrate(settings.effective_database_url)
+    except DatabaseError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    if settings.territory_cidr_file is not None:
+        from mediaplane.catalog import TerritoryTableError, load_territory_table
+
+        try:  # fail at start, not on the first restricted playback
+            load_territory_table(settings.territory_cidr_file)
+        except TerritoryTableError as exc:
+            console.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(1) from None
+    token, created = ensure_admin_token(settings)
+    if settings.admin_token:
+        console.print("admin API token: from MEDIAPLANE_ADMIN_TOKEN")
+    else:
+        verb = "created" if created else "in"
+        console.print(f"admin API token {verb} {settings.admin_token_file}")
+    supervisor = _WorkerSupervisor() if worker else None
+    try:
+        if demo:
+            _demo(settings)
+        url, data = settings.effective_public_url, settings.data_path
+        console.print(f"Mediaplane {__version__} on {url}  (data: {data})")
+        Granian(
+            "mediaplane.app:create_app",
+            factory=True,
+            address=settings.host,
+            port=settings.port,
+            interface=Interfaces.ASGI,
+            workers=1,
+            log_enabled=False,
+        ).serve()
+    finally:
+        if supervisor is not None:
+            supervisor.stop()
+
+
+@app.command("worker")
+def worker_cmd(
+    concurrency: Annotated[
+        int | None, typer.Option("-c", "--concurrency", help="Parallel jobs")
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Run a worker: joins the fleet on MEDIAPLANE_BROKER_URL (or the embedded broker)."""
+    from mediaplane.jobs import run_worker
+    from mediaplane.ops import configure_logging
+
+    settings = _settings(data_dir=data_dir)
+    configure_logging(settings.log_level, settings.log_json)
+    _check_tools(settings)
+    run_worker(settings, concurrency)
+
+
+@app.command("migrate")
+def migrate_cmd(data_dir: DataDir = None) -> None:
+    """Create or upgrade the database schema."""
+    from mediaplane.db import migrate
+
+    settings = _settings(data_dir=data_dir)
+    migrate(settings.effective_database_url)
+    console.print("database is up to date")
+
+
+def _token(settings: Settings, token: str | None) -> str:
+    if token:
+        return token
+    if settings.admin_token:
+        return settings.admin_token
+    if settings.admin_token_file.is_file():
+        return settings.admin_token_file.read_text().strip()
+    console.print(
+        "[red]error:[/] no API token: pass --token, set MEDIAPLANE_TOKEN, or run from the "
+        "directory holding mediaplane-data/"
+    )
+    raise typer.Exit(2)
+
+
+_TUS = {"Tus-Resumable": "1.0.0"}
+_SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+
+def _parse_size(value: str) -> int:
+    """``"64M"`` → 67108864; K, M and G are binary multiples."""
+    text = value.strip().upper().removesuffix("IB").removesuffix("B")
+    unit = text[-1:] if text[-1:] in _SIZE_UNITS else ""
+    number = text[: len(text) - len(unit)]
+    try:
+        size = int(float(number) * _SIZE_UNITS[unit])
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a size like 64M, 512K or 1048576") from None
+    if size <= 0:
+        raise typer.BadParameter("sizes must be positive")
+    return size
+
+
+class _UploadState:
+    """Upload URLs of unfinished `ingest` runs, keyed by server + file identity, in
+    ``$XDG_CACHE_HOME/mediaplane/uploads.json`` (else ``~/.cache``)."""
+
+    def __init__(self) -> None:
+        root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        self.path = Path(root) / "mediaplane" / "uploads.json"
+
+    def _load(self) -> dict[str, str]:
+        with contextlib.suppress(OSError, ValueError):
+            data = json.loads(self.path.read_text())
+            if isinstance(data, dict):
+                return {str(k): str(v) for k, v in data.items()}
+        return {}
+
+    def get(self, key: str) -> str | None:
+        return self._load().get(key)
+
+    def set(self, key: str, url: str | None) -> None:
+        data = self._load()
+        if url is None:
+            data.pop(key, None)
+        else:
+            data[key] = url
+        with contextlib.suppress(OSError):  # resuming is a convenience, never a failure
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
+            tmp.write_text(json.dumps(data, indent=1))
+            tmp.replace(self.path)
+
+
+def _file_key(base: str, file: Path) -> str:
+    st = file.stat()
+    return f"{base}|{file.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+
+
+def _chunk(
+    f: Any, offset: int, n: int, progress: Progress, task: Any, rate: int | None
+) -> Iterator[bytes]:
+    """Yield ``n`` bytes of ``f`` from ``offset`` in 256 KiB pieces, at most ``rate`` B/s."""
+    f.seek(offset)
+    sent, t0 = 0, time.monotonic()
+    while sent < n:
+        piece = f.read(min(256 * 1024, n - sent))
+        if not piece:
+            raise OSError("the file shrank while it was being uploaded")
+        sent += len(piece)
+        yield piece
+        progress.update(task, completed=offset + sent)
+        if rate:
+            ahead = sent / rate - (time.monotonic() - t0)
+            if ahead > 0:
+                time.sleep(ahead)
+
+
+def _tus_upload(
+    client: httpx.Client,
+    base: str,
+    file: Path,
+    *,
+    title: str,
+    chunk_size: int,
+    rate: int | None,
+) -> dict[str, Any]:
+    """Upload ``file`` with tus, resuming a run that was cut off; return the upload JSON."""
+    state, key = _UploadState(), _file_key(base, file)
+    size = file.stat().st_size
+    url, offset = state.get(key), 0
+    if url is not None:
+        r = client.head(url, headers=_TUS)
+        if r.status_code in (401, 403):
+            _fail(client.get(url))
+        if r.status_code == 200 and "upload-offset" in r.headers:
+            offset = int(r.headers["upload-offset"])
+            console.print(f"resuming upload at {offset} of {size} bytes")
+        else:
+            url = None  # expired, cancelled or unknown there: start again
+    if url is None:
+        meta = {"filename": file.name, "title": title}
+        r = client.post(
+            f"{base}/api/v1/uploads",
+            headers={
+                **_TUS,
+                "Upload-Length": str(size),
+                "Upload-Metadata": ",".join(
+                    f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in meta.items()
+                ),
+            },
+        )
+        if r.status_code != 201:
+            _fail(r)
+        url = urljoin(base + "/", r.headers["location"])
+        state.set(key, url)
+    columns = _transfer_columns()
+    failures = 0
+    with Progress(*columns, console=console) as progress, file.open("rb") as f:
+        task = progress.add_task("uploading", total=size, completed=offset)
+        while offset < size:
+            n = min(chunk_size, size - offset)
+            headers = {
+                **_TUS,
+                "Content-Type": "application/offset+octet-stream",
+                "Upload-Offset": str(offset),
+                "Content-Length": str(n),
+            }
+            try:
+                r = client.patch(
+                    url, content=_chunk(f, offset, n, progress, task, rate), headers=headers
+                )
+            except httpx.TransportError as exc:
+                reason = str(exc)
+            else:
+                if r.status_code == 204:
+                    offset, failures = int(r.headers["upload-offset"]), 0
+                    continue
+                if r.status_code not in (409, 423) and r.status_code < 500:
+                    _fail(r)
+                reason = f"HTTP {r.status_code}"
+            failures += 1
+            if failures > 8:
+                console.print(
+                    f"[red]error:[/] the upload keeps failing ({reason}); "
+                    "run the same command again to resume"
+                )
+                raise typer.Exit(1)
+            time.sleep(min(0.5 * 2**failures, 10.0))
+            with contextlib.suppress(httpx.TransportError):
+                head = client.head(url, headers=_TUS)
+                if head.status_code == 200:
+                    offset = int(head.headers["upload-offset"])
+                elif head.status_code != 423:
+                    _fail(client.get(url))  # a HEAD has no body to explain itself
+        progress.update(task, completed=size)
+    r = client.get(url, headers={"Accept": "application/json"})
+    if r.status_code >= 400:
+        _fail(r)
+    upload: dict[str, Any] = r.json()["data"]
+    state.set(key, None)
+    return upload
+
+
+@app.command()
+def ingest(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    title: Annotated[str | None, typer.Option(help="Title (default: the file name)")] = None,
+    server: Annotated[
+        str | None, typer.Option(envvar="MEDIAPLANE_SERVER", help="Server URL")
+    ] = None,
+    token: Annotated[str | None, typer.Option(envvar="MEDIAPLANE_TOKEN", help="API token")] = None,
+    data_dir: DataDir = None,
+    wait: Annotated[bool, typer.Option(help="Wait until processing ends")] = True,
+    chunk_size: Annotated[
+        str, typer.Option(help="Bytes per request (K, M, G suffixes); a cut-off run resumes")
+    ] = "64M",
+    limit_rate: Annotated[
+        str | None, typer.Option(help="Upload at most this many bytes per second (e.g. 2M)")
+    ] = None,
+) -> None:
+    """Upload FILE to a running server (tus, resumable), show progress, print the playback
+    URLs. Run the same command again after an interruption to resume where it stopped."""
+    settings = _settings(data_dir=data_dir)
+    base = (server or settings.effective_public_url).rstrip("/")
+    headers = {"Authorization": f"Bearer {_token(settings, token)}"}
+    if file.stat().st_size == 0:
+        console.print(f"[red]error:[/] {file} is empty")
+        raise typer.Exit(2)
+    chunk = _parse_size(chunk_size)
+    rate = _parse_size(limit_rate) if limit_rate else None
+    with httpx.Client(timeout=httpx.Timeout(60.0, write=None), headers=headers) as client:
+        try:
+            upload = _tus_upload(
+                client, base, file, title=title or file.stem, chunk_size=chunk, rate=rate
+            )
+        except httpx.HTTPError as exc:
+            console.print(f"[red]error:[/] cannot reach {base}: {exc}")
+            raise typer.Exit(1) from None
+        if upload["status"] != "asset_created" or not upload.get("asset_id"):
+            console.print(f"[red]upload failed:[/] {upload.get('error') or upload['status']}")
+            raise typer.Exit(1)
+        asset: dict[str, Any] = {"id": upload["asset_id"], "status": "preparing"}
+        console.print(f"asset [bold]{asset['id']}[/] created")
+        if wait:
+            asset = _wait(client, base, asset["id"])
+        else:
+            r = client.get(f"{base}/api/v1/assets/{asset['id']}")
+            if r.status_code >= 400:
+                _fail(r)
+            asset = r.json()["data"]
+    if asset["status"] == "errored":
+        msgs = " ".join((asset.get("errors") or {}).get("messages", []))
+        console.print(f"[red]processing failed:[/] {msgs}")
+        raise typer.Exit(1)
+    urls = asset.get("playback", {})
+    typer.echo(f"HLS:   {urls.get('hls')}")
+    typer.echo(f"DASH:  {urls.get('dash')}")
+    typer.echo(f"Watch: {urls.get('watch')}")
+
+
+def _fail(r: httpx.Response) -> None:
+    try:
+        err = r.json()["error"]
+        console.print(f"[red]error {r.status_code}:[/] {err['message']} ({err['code']})")
+    except (ValueError, KeyError, TypeError):
+        console.print(f"[red]error {r.status_code}:[/] {r.text[:500]}")
+    raise typer.Exit(1)
+
+
+def _wait(client: httpx.Client, base: str, asset_id: str) -> dict[str, Any]:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        console=console,
+    ) as progress:
+        task = progress.add_task("processing", total=100)
+        while True:
+            r = client.get(f"{base}/api/v1/assets/{asset_id}")
+            if r.status_code >= 400:
+                _fail(r)
+            asset: dict[str, Any] = r.json()["data"]
+            progress.update(task, completed=asset.get("progress") or 0)
+            if asset["status"] != "preparing":
+                return asset
+            time.sleep(0.5)
+
+
+class _ImportBar:
+    """The one progress bar of `mediaplane import`: bytes of the whole library."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.task = progress.add_task("importing", total=None)
+        self.files = 0
+
+    def begin(self, files: int, total_bytes: int) -> None:
+        self.files = files
+        self.progress.update(self.task, total=total_bytes)
+
+    def file(self, index: int, name: str, action: str) -> None:
+        short = name if len(name) <= 40 else "…" + name[-39:]
+        self.progress.update(self.task, description=f"{action} {index}/{self.files} {short}")
+
+    def advance(self, nbytes: float) -> None:
+        self.progress.advance(self.task, nbytes)
+
+    def finish(self) -> None:
+        self.progress.update(self.task, description=f"done {self.files} files")
+
+
+@app.command("import")
+def import_cmd(
+    source: Annotated[
+        str,
+        typer.Option(
+            "--from",
+            help="A folder (searched recursively for videos) or "
+            "s3://bucket/prefix?endpoint=URL&region=NAME (credentials from AWS_*)",
+            show_default=False,
+        ),
+    ],
+    server: Annotated[
+        str | None, typer.Option(envvar="MEDIAPLANE_SERVER", help="Server URL")
+    ] = None,
+    token: Annotated[str | None, typer.Option(envvar="MEDIAPLANE_TOKEN", help="API token")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Import a whole video library, skipping files the server already has (same sha256).
+
+    Exits non-zero when any file failed to import.
+    """
+    from mediaplane.ingest import BulkImporter, ImportAborted, open_library
+
+    settings = _settings(data_dir=data_dir)
+    base = (server or settings.effective_public_url).rstrip("/")
+    headers = {"Authorization": f"Bearer {_token(settings, token)}"}
+    try:
+        library = open_library(source)
+    except ImportAborted as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    columns = _transfer_columns()
+    timeout = httpx.Timeout(60.0, write=None)
+    with httpx.Client(base_url=base, timeout=timeout, headers=headers) as client:
+        try:
+            with Progress(*columns, console=console) as progress:
+                bar = _ImportBar(progress)
+                summary = BulkImporter(client, library, bar).run()
+                bar.finish()
+        except ImportAborted as exc:
+            console.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(1) from None
+    for name, reason in summary.failed:
+        typer.echo(f"failed: {name}: {reason}")
+    typer.echo(summary.line)
+    total = len(summary.imported) + len(summary.skipped) + len(summary.failed)
+    if total == 0:
+        typer.echo(f"no video files found in {library.description}")
+    elif not summary.imported and not summary.failed:
+        typer.echo("nothing uploaded: every file is already on the server")
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+@app.command("token")
+def token_cmd(data_dir: DataDir = None) -> None:
+    """Print the admin API token (creating it if needed)."""
+    from mediaplane.accounts import ensure_admin_token
+
+    typer.echo(ensure_admin_token(_settings(data_dir=data_dir))[0])
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    app()

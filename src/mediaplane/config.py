@@ -1,0 +1,158 @@
+"""The one typed Settings object: every URL and limit of a Mediaplane process lives here.
+
+Values come from ``MEDIAPLANE_*`` environment variables (and CLI flags that set them).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+__all__ = ["Settings", "get_settings", "project_root"]
+
+
+def project_root() -> Path:
+    """The checkout this package runs from (where ``node_modules`` lives in a dev install)."""
+    return Path(__file__).resolve().parents[2]
+
+
+class Settings(BaseSettings):
+    """Configuration for every Mediaplane process (web, worker, CLI)."""
+
+    model_config = SettingsConfigDict(env_prefix="MEDIAPLANE_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = Path("mediaplane-data")
+    #: Public base URL printed in playback URLs; defaults to http://host:port.
+    public_url: str | None = None
+
+    database_url: str | None = None  # default: sqlite:///<data_dir>/mediaplane.sqlite
+    broker_url: str | None = None  # default: embedded sqla+sqlite broker under data_dir
+    storage_url: str | None = None  # default: <data_dir>/objects (local store)
+    queue_namespace: str = "mediaplane"
+
+    admin_token: str | None = None
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    ffmpeg_path: str = "ffmpeg"
+    ffprobe_path: str = "ffprobe"
+    packager_path: str | None = None  # default: the binary inside node_modules/shaka-packager
+    node_modules_dir: Path | None = None
+
+    worker_concurrency: int = Field(default_factory=lambda: max(2, (os.cpu_count() or 2) // 2))
+    x264_preset: str = "veryfast"
+    segment_seconds: int = 2
+    max_upload_bytes: int = 20 * 1024**3
+    #: A tus upload expires this long after it was created or last written to.
+    upload_expiry_seconds: float = 24 * 3600.0
+    #: A PATCH holds its upload's lock this long past its last write (a crashed server's
+    #: lock frees itself after it).
+    upload_lock_seconds: float = 30.0
+    max_input_pixels: int = 8192 * 8192
+    max_input_side: int = 8192
+    max_input_seconds: float = 12 * 3600.0
+    #: Address space a subprocess (ffmpeg, packager) may map, in bytes.
+    subprocess_memory_bytes: int = 6 * 1024**3
+    probe_timeout_seconds: float = 30.0
+    #: Allowed networks/hosts for URL imports beyond the public internet (e.g. "127.0.0.1/32").
+    import_allow: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    import_max_bytes: int = 20 * 1024**3
+    import_timeout_seconds: float = 3600.0
+    import_max_redirects: int = 5
+
+    #: Source types held for moderation (pending until an admin approves), comma-separated.
+    moderation_hold: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["ugc"])
+    #: Request header carrying the viewer's ISO 3166-1 country as set by a trusted CDN
+    #: (e.g. "CF-IPCountry"); never read unless set.
+    territory_header: str | None = None
+    #: CSV of "cidr,country" lines mapping the socket peer's address to a country.
+    territory_cidr_file: Path | None = None
+
+    job_stall_seconds: float = 90.0
+    job_max_attempts: int = 3
+    watchdog_interval_seconds: float = 10.0
+
+    @field_validator("import_allow", mode="before")
+    @classmethod
+    def _split_csv(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @field_validator("moderation_hold", mode="before")
+    @classmethod
+    def _source_types(cls, value: object) -> object:
+        from mediaplane.catalog import SourceType
+
+        if isinstance(value, str):
+            value = [v.strip().lower() for v in value.split(",") if v.strip()]
+        if isinstance(value, list):
+            known = {t.value for t in SourceType}
+            bad = [v for v in value if v not in known]
+            if bad:
+                raise ValueError(f"unknown source type(s) {bad}; expected some of {sorted(known)}")
+        return value
+
+    @field_validator("territory_header")
+    @classmethod
+    def _header_name(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+", value.strip()):
+            raise ValueError(f"{value!r} is not an HTTP header name")
+        return value.strip().lower()
+
+    @field_validator("territory_cidr_file", mode="before")
+    @classmethod
+    def _cidr_file(cls, value: object) -> object:
+        if value is None or not str(value).strip():
+            return None
+        path = Path(str(value)).expanduser().resolve()
+        if not path.is_file():
+            raise ValueError(f"territory CIDR file {str(path)!r} does not exist")
+        return path
+
+    @cached_property
+    def data_path(self) -> Path:
+        return self.data_dir.expanduser().resolve()
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_path / 'mediaplane.sqlite'}"
+
+    @property
+    def effective_broker_url(self) -> str:
+        return self.broker_url or f"sqla+sqlite:///{self.data_path / 'broker.sqlite'}"
+
+    @property
+    def effective_storage_url(self) -> str:
+        return self.storage_url or str(self.data_path / "objects")
+
+    @property
+    def effective_public_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def effective_node_modules(self) -> Path:
+        return self.node_modules_dir or project_root() / "node_modules"
+
+    @property
+    def embedded_broker(self) -> bool:
+        return self.broker_url is None
+
+    @property
+    def admin_token_file(self) -> Path:
+        return self.data_path / "admin-token"
+
+
+def get_settings() -> Settings:
+    """Settings from the environment (each call re-reads it; cache at the call site)."""
+    return Settings()

@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import create_engine
+
+import mediaplane.catalog  # noqa: F401  (registers tables)
+import mediaplane.ingest  # noqa: F401
+import mediaplane.jobs  # noqa: F401
+from mediaplane.db import Base
+
+url = context.config.get_main_option("sqlalchemy.url")
+assert url is not None
+engine = create_engine(url)
+with engine.connect() as connection:
+    context.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+engine.dispose()

@@ -1,0 +1,390 @@
+"""tus 1.0.0 resumable uploads on /api/v1/uploads.
+
+Extensions: creation, creation-with-upload, termination, checksum (sha1, md5, sha256,
+sha512; a mismatch is 460 and the chunk is discarded), expiration. The request body
+streams into the object store's staged object in 4 MiB batches, each written in a thread
+while the next one arrives (plus one S3 part buffered by the writer), so memory stays
+flat whatever the upload's size. Status codes: 409 offset mismatch, 410 expired or
+cancelled, 412 wrong Tus-Resumable, 413 too large, 415 wrong Content-Type, 423 another
+request is writing, 460 checksum mismatch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import functools
+import hashlib
+import time
+from datetime import UTC
+from email.utils import format_datetime
+from typing import Any
+
+import structlog
+from fastapi import APIRouter, Depends, Request, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
+
+from mediaplane.accounts import require_admin
+from mediaplane.http import ApiError, runtime_dep
+from mediaplane.runtime import Runtime
+
+from ._uploads import (
+    UploadError,
+    UploadStatus,
+    UploadView,
+    acquire,
+    cancel_upload,
+    complete,
+    create_upload,
+    finish_if_due,
+    get_upload,
+    record,
+    release,
+    writable,
+)
+
+log = structlog.get_logger("mediaplane.ingest")
+
+TUS_VERSION = "1.0.0"
+EXTENSIONS = "creation,creation-with-upload,termination,checksum,expiration"
+CHECKSUMS = ("sha1", "md5", "sha256", "sha512")
+OCTETS = "application/offset+octet-stream"
+_WRITE_BATCH = 4 << 20
+#: Seconds between recording the durable offset (and refreshing the lock) mid-PATCH.
+_RECORD_EVERY = 1.0
+_MAX_METADATA = 8192
+
+router = APIRouter(prefix="/api/v1", tags=["uploads"])
+_auth = [Depends(require_admin)]
+
+
+def _err(status: int, code: str, message: str, **headers: str) -> ApiError:
+    return ApiError(status, code, message, {"Tus-Resumable": TUS_VERSION, **headers})
+
+
+def _from(exc: UploadError) -> ApiError:
+    headers = {"Upload-Offset": str(exc.offset)} if exc.offset is not None else {}
+    return _err(exc.status, exc.code, exc.message, **headers)
+
+
+def _require_tus(request: Request) -> None:
+    if request.headers.get("tus-resumable") != TUS_VERSION:
+        raise _err(
+            412,
+            "unsupported_tus_version",
+            f"Send Tus-Resumable: {TUS_VERSION} (the only version this server speaks).",
+            **{"Tus-Version": TUS_VERSION},
+        )
+
+
+def _int_header(request: Request, name: str) -> int:
+    raw = request.headers.get(name)
+    if raw is None:
+        raise _err(400, "missing_header", f"The {name} header is required.")
+    if not raw.isdigit():
+        raise _err(400, "invalid_header", f"{name} must be a non-negative integer.")
+    return int(raw)
+
+
+def parse_metadata(header: str | None) -> dict[str, str | None]:
+    """Decode ``Upload-Metadata``: comma-separated ``key base64(value)`` pairs."""
+    if not header:
+        return {}
+    if len(header) > _MAX_METADATA:
+        raise _err(400, "invalid_metadata", "Upload-Metadata is too long.")
+    out: dict[str, str | None] = {}
+    for pair in header.split(","):
+        parts = pair.strip().split(" ")
+        key = parts[0]
+        if not key or len(parts) > 2 or key in out:
+            raise _err(400, "invalid_metadata", f"Upload-Metadata pair {pair.strip()!r} is bad.")
+        if len(parts) == 1:
+            out[key] = None
+            continue
+        try:
+            out[key] = base64.b64decode(parts[1], validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            raise _err(
+                400, "invalid_metadata", f"Upload-Metadata value of {key!r} is not base64 UTF-8."
+            ) from None
+    return out
+
+
+def _checksum(request: Request) -> tuple[str, bytes] | None:
+    raw = request.headers.get("upload-checksum")
+    if raw is None:
+        return None
+    algo, _, digest = raw.strip().partition(" ")
+    algo = algo.lower()
+    if algo not in CHECKSUMS:
+        raise _err(
+            400,
+            "unsupported_checksum",
+            f"Checksum algorithm {algo!r} is not supported; use one of {', '.join(CHECKSUMS)}.",
+        )
+    try:
+        expected = base64.b64decode(digest.strip(), validate=True)
+    except binascii.Error:
+        raise _err(400, "invalid_checksum", "Upload-Checksum's digest is not base64.") from None
+    return algo, expected
+
+
+def _http_date(view: UploadView) -> str:
+    # PostgreSQL hands back a fixed +00:00 zone; the HTTP date wants datetime.UTC itself.
+    return format_datetime(view.expires_at.astimezone(UTC), usegmt=True)
+
+
+def _headers(view: UploadView) -> dict[str, str]:
+    headers = {
+        "Tus-Resumable": TUS_VERSION,
+        "Upload-Offset": str(view.offset),
+        "Cache-Control": "no-store",
+    }
+    if view.status is UploadStatus.WAITING and not view.complete:
+        headers["Upload-Expires"] = _http_date(view)
+    return headers
+
+
+def _location(request: Request, rt: Runtime, upload_id: str) -> str:
+    base = rt.settings.public_url or str(request.base_url)
+    return f"{base.rstrip('/')}/api/v1/uploads/{upload_id}"
+
+
+async def _call(fn: Any, *args: Any) -> Any:
+    try:
+        return await run_in_threadpool(fn, *args)
+    except UploadError as exc:
+        raise _from(exc) from exc
+
+
+def _write_batch(writer: Any, hasher: Any, batch: list[bytes]) -> int:
+    durable: int = writer.durable
+    for data in batch:
+        if hasher is not None:
+            hasher.update(data)
+        durable = writer.write(data)
+    return durable
+
+
+class _Lease:
+    """Keeps this request's claim on the upload: before bytes are written it re-checks and
+    extends the lock (at most every ``_RECORD_EVERY`` seconds), recording the durable
+    offset at the same time. A request that stalled past the lock's lifetime finds the
+    lock gone here and stops before it could overwrite another writer's bytes."""
+
+    def __init__(self, rt: Runtime, view: UploadView, token: str, *, keep: bool) -> None:
+        self.rt, self.view, self.token, self.keep = rt, view, token, keep
+        self.recorded = view.offset
+        self.last = time.monotonic()
+
+    async def renew(self, durable: int, *, force: bool = False) -> None:
+        if not force and time.monotonic() - self.last < _RECORD_EVERY:
+            return
+        offset = durable if self.keep and durable != self.recorded else None
+        await _call(record, self.rt, self.view.id, self.token, offset)
+        self.last = time.monotonic()
+        if offset is not None:
+            self.recorded = offset
+
+
+async def _receive(request: Request, rt: Runtime, view: UploadView, token: str) -> UploadView:
+    """Stream the body into the staged object at ``view.offset``; record what is stored.
+
+    Without a checksum, bytes are recorded as they become durable and kept when the
+    client disconnects mid-way. With one, nothing is recorded until the digest matches.
+    """
+    checksum = _checksum(request)
+    declared = request.headers.get("content-length")
+    room = view.length - view.offset
+    if declared is not None and declared.isdigit() and int(declared) > room:
+        raise _err(
+            413,
+            "payload_too_large",
+            f"The chunk ({declared} bytes) runs past Upload-Length; {room} bytes remain.",
+        )
+    hasher = hashlib.new(checksum[0]) if checksum else None
+    lease = _Lease(rt, view, token, keep=hasher is None)
+    writer = await run_in_threadpool(rt.store.open_staged, view.staged_name, view.offset)
+    loop = asyncio.get_running_loop()
+    # One batch is written in a thread while the next one is received (write-behind):
+    # at most two batches are in memory.
+    pending: asyncio.Future[int] | None = None
+    received, disconnected = 0, False
+    batch: list[bytes] = []
+    batched = 0
+    try:
+        try:
+            async for chunk in request.stream():
+                received += len(chunk)
+                if received > room:
+                    raise _err(
+                        413, "payload_too_large", f"The chunk runs past Upload-Length ({room})."
+                    )
+                batch.append(chunk)
+                batched += len(chunk)
+                if batched < _WRITE_BATCH:
+                    continue
+                durable = await pending if pending is not None else writer.durable
+                pending = None
+                await lease.renew(durable)
+                pending = loop.run_in_executor(None, _write_batch, writer, hasher, batch)
+                batch, batched = [], 0
+        except ClientDisconnect:
+            disconnected = True
+        if pending is not None:
+            await pending
+            pending = None
+        await lease.renew(writer.durable, force=True)  # still ours before the last flush
+        if batch:
+            await run_in_threadpool(_write_batch, writer, hasher, batch)
+        durable = await run_in_threadpool(writer.close)
+    except BaseException:
+        if pending is not None:
+            with contextlib.suppress(Exception):
+                await pending
+        await run_in_threadpool(writer.close)  # unrecorded bytes are dropped on next open
+        raise
+    if hasher is not None and checksum is not None:
+        if disconnected or hasher.digest() != checksum[1]:
+            await run_in_threadpool(writer.abort)
+            if disconnected:
+                raise _err(400, "incomplete_chunk", "The chunk was cut off; it was discarded.")
+            raise _err(
+                460,
+                "checksum_mismatch",
+                f"The chunk's {checksum[0]} digest does not match Upload-Checksum; "
+                "it was discarded. Send it again.",
+                **{"Upload-Offset": str(view.offset)},
+            )
+    lease.keep = True
+    await lease.renew(durable, force=True)
+    if disconnected:
+        log.info("upload.interrupted", upload_id=view.id, offset=durable)
+    if durable == view.length:
+        done: UploadView = await _call(complete, rt, view.id, token)
+        return done
+    current: UploadView = await _call(get_upload, rt, view.id)
+    return current
+
+
+async def _patch(request: Request, rt: Runtime, upload_id: str) -> Response:
+    _require_tus(request)
+    ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if ctype != OCTETS:
+        raise _err(415, "unsupported_media_type", f"PATCH bodies must be {OCTETS}.")
+    offset = _int_header(request, "upload-offset")
+    token, view = await _call(acquire, rt, upload_id, offset)
+    try:
+        view = await _receive(request, rt, view, token)
+    finally:
+        await run_in_threadpool(release, rt, upload_id, token)
+    return Response(status_code=204, headers=_headers(view))
+
+
+async def _delete(request: Request, rt: Runtime, upload_id: str) -> Response:
+    _require_tus(request)
+    await _call(cancel_upload, rt, upload_id)
+    return Response(status_code=204, headers={"Tus-Resumable": TUS_VERSION})
+
+
+def _options_headers() -> dict[str, str]:
+    return {
+        "Tus-Resumable": TUS_VERSION,
+        "Tus-Version": TUS_VERSION,
+        "Tus-Extension": EXTENSIONS,
+        "Tus-Checksum-Algorithm": ",".join(CHECKSUMS),
+    }
+
+
+@router.options("/uploads")
+@router.options("/uploads/{upload_id}")
+def options(rt: Runtime = Depends(runtime_dep)) -> Response:
+    """tus discovery: versions, extensions, the size limit and checksum algorithms."""
+    headers = {**_options_headers(), "Tus-Max-Size": str(rt.settings.max_upload_bytes)}
+    return Response(status_code=204, headers=headers)
+
+
+@router.post("/uploads", status_code=201, dependencies=_auth)
+async def create(request: Request, rt: Runtime = Depends(runtime_dep)) -> Response:
+    """tus creation (and creation-with-upload when the body is an octet stream)."""
+    _require_tus(request)
+    if "upload-defer-length" in request.headers:
+        raise _err(400, "defer_length_unsupported", "Send Upload-Length; it cannot be deferred.")
+    length = _int_header(request, "upload-length")
+    if length > rt.settings.max_upload_bytes:
+        raise _err(
+            413,
+            "payload_too_large",
+            f"The upload is {length} bytes; Tus-Max-Size is {rt.settings.max_upload_bytes}.",
+        )
+    header = request.headers.get("upload-metadata")
+    meta = parse_metadata(header)
+    with_body = request.headers.get("content-type", "").split(";", 1)[0].strip() == OCTETS
+    view: UploadView = await _call(
+        functools.partial(create_upload, meta=meta, meta_header=header), rt, length
+    )
+    headers = {
+        "Location": _location(request, rt, view.id),
+        "Tus-Resumable": TUS_VERSION,
+        "Upload-Expires": _http_date(view),
+    }
+    if with_body and request.headers.get("content-length", "1") != "0":
+        token, view = await _call(acquire, rt, view.id, 0)
+        try:
+            view = await _receive(request, rt, view, token)
+        finally:
+            await run_in_threadpool(release, rt, view.id, token)
+        headers.update(_headers(view))
+    return Response(status_code=201, headers=headers)
+
+
+@router.head("/uploads/{upload_id}", dependencies=_auth)
+async def head(upload_id: str, request: Request, rt: Runtime = Depends(runtime_dep)) -> Response:
+    """tus: the stored offset to resume from."""
+    _require_tus(request)
+    view: UploadView = await _call(get_upload, rt, upload_id)
+    view = await _call(finish_if_due, rt, view)
+    try:
+        writable(view)
+    except UploadError as exc:
+        raise _from(exc) from exc
+    headers = {**_headers(view), "Upload-Length": str(view.length)}
+    if view.meta_header:
+        headers["Upload-Metadata"] = view.meta_header
+    return Response(status_code=200, headers=headers)
+
+
+@router.get("/uploads/{upload_id}", dependencies=_auth)
+async def get(upload_id: str, rt: Runtime = Depends(runtime_dep)) -> dict[str, Any]:
+    """The upload's status as JSON: waiting, asset_created, errored or cancelled."""
+    view: UploadView = await _call(get_upload, rt, upload_id)
+    view = await _call(finish_if_due, rt, view)
+    return {"data": view.to_api()}
+
+
+@router.patch("/uploads/{upload_id}", dependencies=_auth)
+async def patch(upload_id: str, request: Request, rt: Runtime = Depends(runtime_dep)) -> Response:
+    """tus core: append a chunk at Upload-Offset."""
+    return await _patch(request, rt, upload_id)
+
+
+@router.delete("/uploads/{upload_id}", dependencies=_auth)
+async def delete(upload_id: str, request: Request, rt: Runtime = Depends(runtime_dep)) -> Response:
+    """tus termination: cancel the upload and delete its bytes."""
+    return await _delete(request, rt, upload_id)
+
+
+@router.post("/uploads/{upload_id}", dependencies=_auth)
+async def override(
+    upload_id: str, request: Request, rt: Runtime = Depends(runtime_dep)
+) -> Response:
+    """X-HTTP-Method-Override: PATCH or DELETE, for clients that cannot send them."""
+    method = request.headers.get("x-http-method-override", "").upper()
+    if method == "PATCH":
+        return await _patch(request, rt, upload_id)
+    if method == "DELETE":
+        return await _delete(request, rt, upload_id)
+    raise _err(405, "method_not_allowed", "POST an upload with X-HTTP-Method-Override.")

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import os
+import socket
+from typing import TYPE_CHECKING
+
+from celery import Celery
+from celery.signals import worker_process_init
+
+from ._registry import JOB_SPECS
+
+if TYPE_CHECKING:
+    from mediaplane.config import Settings
+
+
+EMBEDDED_POLL_SECONDS = 0.2
+
+
+def make_celery(settings: Settings) -> Celery:
+    """The Celery app for this configuration; the broker is embedded unless a URL is set."""
+    if settings.embedded_broker:
+        settings.data_path.mkdir(parents=True, exist_ok=True)
+    app = Celery("mediaplane", broker=settings.effective_broker_url, set_as_current=False)
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_ignore_result=True,
+        worker_prefetch_multiplier=1,
+        worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
+        broker_connection_retry_on_startup=True,
+        task_default_queue=f"{settings.queue_namespace}.default",
+        task_serializer="json",
+        accept_content=["json"],
+    )
+    if settings.embedded_broker:
+        # kombu's SQL transport polls once a second by default: most of a job's queue wait.
+        # Its transport options go to create_engine(), so the class default is the only knob.
+        from kombu.transport import sqlalchemy as kombu_sql
+
+        kombu_sql.Transport.polling_interval = EMBEDDED_POLL_SECONDS
+    from ._worker import run_job_task
+
+    app.task(name="mediaplane.run_job", bind=True)(run_job_task)
+    return app
+
+
+def queues(settings: Settings) -> list[str]:
+    return sorted({f"{settings.queue_namespace}.{spec.queue}" for spec in JOB_SPECS.values()})
+
+
+def run_worker(settings: Settings, concurrency: int | None = None) -> None:
+    """Run a Celery worker consuming every Mediaplane queue (blocks)."""
+    from mediaplane.runtime import Runtime
+
+    runtime = Runtime.get(settings)
+
+    @worker_process_init.connect(weak=False)  # type: ignore[untyped-decorator]
+    def _warm(**_: object) -> None:
+        # Resolve and check ffmpeg/packager once per pool process, before the first job.
+        Runtime.get().toolchain  # noqa: B018
+
+    runtime.celery.worker_main(
+        [
+            "worker",
+            "--loglevel=INFO",
+            "-Q",
+            ",".join(queues(settings)),
+            "-c",
+            str(concurrency or settings.worker_concurrency),
+            "-n",
+            # Unique per process: two workers on one host must not share a control queue.
+            f"mediaplane-{os.getpid()}@{socket.gethostname()}",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ]
+    )

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ._model import JobType
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """Everything that differs between job types, in one row."""
+
+    handler: str  # "module:function" taking (JobContext)
+    on_give_up: (
+        str  # "module:function" taking (JobContext, message, permanent=) when no attempt is left
+    )
+    queue: str
+    max_attempts: int
+    #: Upper bound for one attempt; ffmpeg gets its own bound from the media duration.
+    timeout_seconds: float
+
+    def resolve(self, name: str) -> Callable[..., Any]:
+        module, _, attr = getattr(self, name).partition(":")
+        fn: Callable[..., Any] = getattr(importlib.import_module(module), attr)
+        return fn
+
+
+JOB_SPECS: dict[JobType, JobSpec] = {
+    JobType.IMPORT_URL: JobSpec(
+        handler="mediaplane.ingest._jobs:import_url",
+        on_give_up="mediaplane.catalog._jobs:asset_gave_up",
+        queue="io",
+        max_attempts=3,
+        timeout_seconds=3600,
+    ),
+    JobType.PROCESS_ASSET: JobSpec(
+        handler="mediaplane.catalog._jobs:process_asset",
+        on_give_up="mediaplane.catalog._jobs:asset_gave_up",
+        queue="media",
+        max_attempts=3,
+        timeout_seconds=6 * 3600,
+    ),
+    # Duplicate detection only: giving up never errors the asset, it marks the fingerprint.
+    JobType.FINGERPRINT_AUDIO: JobSpec(
+        handler="mediaplane.catalog._dedupe:fingerprint_asset",
+        on_give_up="mediaplane.catalog._dedupe:fingerprint_gave_up",
+        queue="media",
+        max_attempts=3,
+        timeout_seconds=3600,
+    ),
+}

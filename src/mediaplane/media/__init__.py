@@ -1,0 +1,67 @@
+"""Media: probe, ladder planning, one-pass ladder encode, CMAF packaging, manifests, thumbnails.
+
+``ffmpeg.py`` is the only module that builds ffmpeg/ffprobe command lines; every subprocess
+runs inside a :class:`ManagedProcess` (timeout, memory limit, killed with its parent).
+
+Errors::
+
+    MediaError
+    ├── ToolMissing       ffmpeg/ffprobe/packager missing or too old
+    ├── InvalidMedia      the input cannot become an asset (message for the creator)
+    ├── ProcessFailed     a subprocess exited non-zero
+    └── ProcessTimeout    a subprocess ran past its limit
+"""
+
+from __future__ import annotations
+
+from ._errors import InvalidMedia, MediaError, ProcessFailed, ProcessTimeout, ToolMissing
+from ._ladder import Rung, plan_ladder
+from ._manifests import render_hls_master, render_hls_media, render_mpd
+from ._mp4 import AAC_LC, avc_codec_string
+from ._package import Packager, PackagerInput, PackagingOptions, ShakaPackager, find_packager
+from ._presentation import Presentation, Rendition, Segment
+from ._probe import MediaInfo, parse_probe, probe
+from ._process import ManagedProcess
+from ._transcode import (
+    PlaylistEntry,
+    encode_ladder,
+    encode_preview,
+    encode_timeout,
+    extract_thumbnail,
+    read_playlist,
+)
+from .ffmpeg import Toolchain
+
+__all__ = [
+    "AAC_LC",
+    "PlaylistEntry",
+    "avc_codec_string",
+    "encode_preview",
+    "read_playlist",
+    "InvalidMedia",
+    "ManagedProcess",
+    "MediaError",
+    "MediaInfo",
+    "Packager",
+    "PackagerInput",
+    "PackagingOptions",
+    "Presentation",
+    "ProcessFailed",
+    "ProcessTimeout",
+    "Rendition",
+    "Rung",
+    "Segment",
+    "ShakaPackager",
+    "Toolchain",
+    "ToolMissing",
+    "encode_ladder",
+    "encode_timeout",
+    "extract_thumbnail",
+    "find_packager",
+    "parse_probe",
+    "plan_ladder",
+    "probe",
+    "render_hls_master",
+    "render_hls_media",
+    "render_mpd",
+]

@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from typing import Any, Literal
+
+Kind = Literal["video", "audio"]
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One CMAF media segment: ``start`` and ``duration`` in the rendition's timescale."""
+
+    number: int
+    start: int
+    duration: int
+    size: int  # bytes
+
+
+@dataclass(frozen=True)
+class Rendition:
+    """One packaged track: an init segment plus numbered media segments."""
+
+    id: str  # folder name and URL path component, e.g. "v720" or "audio"
+    kind: Kind
+    codecs: str
+    timescale: int
+    init_size: int
+    segments: list[Segment]
+    width: int | None = None
+    height: int | None = None
+    frame_rate: str | None = None  # "30" or "30000/1001"
+    sample_rate: int | None = None
+    channels: int | None = None
+    language: str | None = None
+    #: False while segments are still being added (HLS EVENT playlist, no ENDLIST).
+    complete: bool = True
+    #: False for a rendition kept only for players already using it (not in new manifests).
+    listed: bool = True
+
+    @property
+    def duration(self) -> float:
+        return sum(s.duration for s in self.segments) / self.timescale
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(s.size for s in self.segments)
+
+    @property
+    def average_bandwidth(self) -> int:
+        """Bits per second over the whole rendition."""
+        d = self.duration
+        return int(round(self.total_bytes * 8 / d)) if d > 0 else 0
+
+    @property
+    def peak_bandwidth(self) -> int:
+        """Highest bits per second of any one segment (HLS BANDWIDTH)."""
+        return max(
+            (
+                int(round(s.size * 8 * self.timescale / s.duration))
+                for s in self.segments
+                if s.duration
+            ),
+            default=0,
+        )
+
+    @property
+    def fps(self) -> Fraction | None:
+        return Fraction(self.frame_rate) if self.frame_rate else None
+
+    def init_path(self) -> str:
+        return f"{self.id}/init.mp4"
+
+    def segment_path(self, number: int) -> str:
+        return f"{self.id}/{number}.m4s"
+
+
+@dataclass(frozen=True)
+class Presentation:
+    """A packaged asset: every rendition of one set of CMAF segments (HLS and DASH share it)."""
+
+    duration: float  # seconds
+    segment_seconds: int
+    renditions: list[Rendition] = field(default_factory=list)
+    #: Rendition ids still being encoded (they join the manifests when packaged).
+    pending: list[str] = field(default_factory=list)
+
+    @property
+    def video(self) -> list[Rendition]:
+        """Listed video renditions, lowest bandwidth first."""
+        return sorted(
+            (r for r in self.renditions if r.kind == "video" and r.listed),
+            key=lambda r: r.peak_bandwidth,
+        )
+
+    @property
+    def audio(self) -> list[Rendition]:
+        return [r for r in self.renditions if r.kind == "audio" and r.listed]
+
+    @property
+    def complete(self) -> bool:
+        """Every listed rendition is finished and nothing is pending (DASH can be served)."""
+        listed = [r for r in self.renditions if r.listed]
+        return bool(listed) and not self.pending and all(r.complete for r in listed)
+
+    def rendition(self, rid: str) -> Rendition | None:
+        return next((r for r in self.renditions if r.id == rid), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Presentation:
+        renditions = [
+            Rendition(**{**r, "segments": [Segment(**s) for s in r["segments"]]})
+            for r in data["renditions"]
+        ]
+        return cls(
+            duration=float(data["duration"]),
+            segment_seconds=int(data["segment_seconds"]),
+            renditions=renditions,
+            pending=list(data.get("pending", [])),
+        )

@@ -1,0 +1,156 @@
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import resource
+import signal
+import subprocess
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from ._errors import ProcessFailed, ProcessTimeout
+
+log = structlog.get_logger("mediaplane.media")
+
+_PR_SET_PDEATHSIG = 1
+_libc_name = ctypes.util.find_library("c")
+_libc = ctypes.CDLL(_libc_name, use_errno=True) if _libc_name else None
+
+
+@dataclass(frozen=True)
+class Completed:
+    returncode: int
+    stdout: bytes
+    stderr_tail: str
+    seconds: float
+
+
+class ManagedProcess:
+    """One subprocess with a wall-clock timeout, an address-space limit and progress lines.
+
+    It dies with its parent (``PR_SET_PDEATHSIG``), is killed as a process group on timeout,
+    cancel or error, and is always reaped.
+
+    :param timeout: seconds of wall-clock time before it is killed.
+    :param memory_bytes: RLIMIT_AS for the child.
+    :param on_line: called with each stdout line when given (stdout is then not kept).
+    :param nice: added to the child's niceness (background work yields the CPU).
+    """
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float,
+        memory_bytes: int,
+        on_line: Callable[[str], None] | None = None,
+        stdin_data: bytes | None = None,
+        name: str = "subprocess",
+        cwd: Path | None = None,
+        nice: int = 0,
+    ) -> None:
+        self.argv = list(argv)
+        self.cwd = cwd
+        self.nice = nice
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._cancelled = threading.Event()
+        self.timeout = timeout
+        self.memory_bytes = memory_bytes
+        self.on_line = on_line
+        self.stdin_data = stdin_data
+        self.name = name
+
+    def _preexec(self) -> None:
+        # Runs in the child between fork and exec: only async-signal-safe-ish C calls.
+        resource.setrlimit(resource.RLIMIT_AS, (self.memory_bytes, self.memory_bytes))
+        if self.nice:
+            os.nice(self.nice)
+        if _libc is not None:
+            _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+    def run(self, check: bool = True) -> Completed:
+        log.debug("process.start", name=self.name, argv=self.argv)
+        started = time.monotonic()
+        proc = subprocess.Popen(
+            self.argv,
+            stdin=subprocess.PIPE if self.stdin_data is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            preexec_fn=self._preexec,  # noqa: PLW1509 - setrlimit/prctl only
+            start_new_session=True,
+            cwd=self.cwd,
+        )
+        self._proc = proc
+        if self._cancelled.is_set():
+            self._kill(proc)
+        stderr_tail: deque[bytes] = deque(maxlen=40)
+        stdout_chunks: list[bytes] = []
+
+        def read_stdout() -> None:
+            assert proc.stdout is not None
+            if self.on_line is None:
+                stdout_chunks.append(proc.stdout.read())
+                return
+            for raw in proc.stdout:
+                with contextlib.suppress(Exception):
+                    self.on_line(raw.decode("utf-8", "replace").rstrip("\n"))
+
+        def read_stderr() -> None:
+            assert proc.stderr is not None
+            for raw in proc.stderr:
+                stderr_tail.append(raw)
+
+        def write_stdin() -> None:
+            assert proc.stdin is not None
+            with contextlib.suppress(BrokenPipeError, OSError):
+                proc.stdin.write(self.stdin_data or b"")
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
+
+        threads = [threading.Thread(target=read_stdout), threading.Thread(target=read_stderr)]
+        if self.stdin_data is not None:
+            threads.append(threading.Thread(target=write_stdin))
+        for t in threads:
+            t.daemon = True
+            t.start()
+        try:
+            proc.wait(timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            self._kill(proc)
+            raise ProcessTimeout(f"{self.name} ran longer than {self.timeout:.0f} s") from None
+        except BaseException:
+            self._kill(proc)
+            raise
+        finally:
+            for t in threads:
+                t.join(timeout=5)
+        tail = b"".join(stderr_tail).decode("utf-8", "replace").strip()
+        done = Completed(proc.returncode, b"".join(stdout_chunks), tail, time.monotonic() - started)
+        log.debug(
+            "process.exit", name=self.name, rc=proc.returncode, seconds=round(done.seconds, 3)
+        )
+        if check and proc.returncode != 0:
+            raise ProcessFailed(self.name, proc.returncode, tail)
+        return done
+
+    def cancel(self) -> None:
+        """Kill the process (from another thread); ``run`` then raises ProcessFailed."""
+        self._cancelled.set()
+        if self._proc is not None:
+            self._kill(self._proc, wait=False)
+
+    @staticmethod
+    def _kill(proc: subprocess.Popen[bytes], wait: bool = True) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        if wait:
+            with contextlib.suppress(Exception):
+                proc.wait(timeout=10)

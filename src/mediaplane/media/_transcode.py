@@ -1,0 +1,203 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from . import ffmpeg
+from ._errors import InvalidMedia, ProcessFailed
+from ._process import ManagedProcess
+
+if TYPE_CHECKING:
+    from mediaplane.config import Settings
+
+    from ._ladder import Rung
+    from ._probe import MediaInfo
+
+
+#: Below this share of the declared duration decoded, the source counts as truncated.
+TRUNCATED_FRACTION = 0.9
+
+
+def encode_timeout(duration: float) -> float:
+    """Seconds an encode may take: generous for slow machines, bounded for stuck ones."""
+    return 120.0 + duration * 20.0
+
+
+def _encode(
+    argv: list[str],
+    settings: Settings,
+    info: MediaInfo,
+    *,
+    name: str,
+    on_progress: Callable[[float], None] | None,
+    cwd: Path | None = None,
+    nice: int = 0,
+    process: list[ManagedProcess] | None = None,
+) -> None:
+    """Run one encode, report the fraction of the source done, refuse truncated sources."""
+    encoded = 0.0
+
+    def on_line(line: str) -> None:
+        nonlocal encoded
+        seconds = ffmpeg.parse_progress_seconds(line)
+        if seconds is None:
+            return
+        encoded = max(encoded, seconds)
+        if on_progress is not None and info.duration > 0:
+            on_progress(min(1.0, seconds / info.duration))
+
+    proc = ManagedProcess(
+        argv,
+        timeout=encode_timeout(info.duration),
+        memory_bytes=settings.subprocess_memory_bytes,
+        on_line=on_line,
+        name=name,
+        cwd=cwd,
+        nice=nice,
+    )
+    if process is not None:
+        process.append(proc)
+    try:
+        proc.run()
+    except ProcessFailed as exc:
+        raise InvalidMedia(
+            "The video could not be decoded; the file may be truncated or damaged."
+        ) from exc
+    if encoded < info.duration * TRUNCATED_FRACTION - 0.5:
+        raise InvalidMedia(
+            f"The file appears truncated: only {encoded:.1f} s of its {info.duration:.1f} s "
+            "could be decoded. Upload the complete file."
+        )
+
+
+def _check_outputs(outputs: dict[str, Path]) -> dict[str, Path]:
+    for rid, path in outputs.items():
+        if not path.is_file() or path.stat().st_size == 0:
+            raise InvalidMedia(f"The video could not be decoded (no {rid} output was produced).")
+    return outputs
+
+
+def encode_ladder(
+    tools: ffmpeg.Toolchain,
+    settings: Settings,
+    source: Path,
+    info: MediaInfo,
+    rungs: list[Rung],
+    out_dir: Path,
+    on_progress: Callable[[float], None] | None = None,
+    *,
+    nice: int = 0,
+    process: list[ManagedProcess] | None = None,
+) -> dict[str, Path]:
+    """Encode every rung (and the audio) in one ffmpeg run; returns rendition id → MP4 path.
+
+    :param on_progress: called with a fraction 0..1 of the source duration encoded.
+    :param process: receives the ManagedProcess, so another thread can cancel it.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    argv = ffmpeg.encode_ladder_argv(
+        tools, source, out_dir, rungs, has_audio=info.has_audio, preset=settings.x264_preset
+    )
+    _encode(
+        argv,
+        settings,
+        info,
+        name="ffmpeg-encode",
+        on_progress=on_progress,
+        nice=nice,
+        process=process,
+    )
+    outputs = {r.name: out_dir / f"{r.name}.mp4" for r in rungs}
+    if info.has_audio:
+        outputs["audio"] = out_dir / "audio.mp4"
+    return _check_outputs(outputs)
+
+
+@dataclass(frozen=True)
+class PlaylistEntry:
+    uri: str
+    duration: float  # seconds
+
+
+def read_playlist(path: Path) -> tuple[list[PlaylistEntry], bool]:
+    """Segments (and whether it has ENDLIST) of a media playlist ffmpeg is writing."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return [], False
+    entries: list[PlaylistEntry] = []
+    duration: float | None = None
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("#EXTINF:"):
+            duration = float(line[8:].split(",", 1)[0])
+        elif line and not line.startswith("#") and duration is not None:
+            entries.append(PlaylistEntry(line, duration))
+            duration = None
+    return entries, "#EXT-X-ENDLIST" in text
+
+
+def encode_preview(
+    tools: ffmpeg.Toolchain,
+    settings: Settings,
+    source: Path,
+    info: MediaInfo,
+    rung: Rung,
+    work_dir: Path,
+    on_progress: Callable[[float], None] | None = None,
+    on_segments: Callable[[list[PlaylistEntry]], None] | None = None,
+) -> dict[str, Path]:
+    """Encode the lowest rung once into playable segments as it goes (``work_dir/preview``)
+    and into MP4s for final packaging; returns rendition id → MP4 path.
+
+    :param on_segments: called (from the progress thread) with the whole list of finished
+        preview segments each time it grows, and once more at the end.
+    """
+    preview = work_dir / ffmpeg.PREVIEW_DIR
+    preview.mkdir(parents=True, exist_ok=True)
+    playlist = preview / "media.m3u8"
+    seen = 0
+
+    def progress(fraction: float) -> None:
+        nonlocal seen
+        if on_progress is not None:
+            on_progress(fraction)
+        if on_segments is not None:
+            entries, _ = read_playlist(playlist)
+            if len(entries) > seen:
+                seen = len(entries)
+                on_segments(entries)
+
+    argv = ffmpeg.preview_argv(
+        tools,
+        source,
+        rung,
+        has_audio=info.has_audio,
+        segment_seconds=settings.segment_seconds,
+        preset=settings.x264_preset,
+    )
+    _encode(argv, settings, info, name="ffmpeg-preview", on_progress=progress, cwd=work_dir)
+    if on_segments is not None:
+        on_segments(read_playlist(playlist)[0])
+    outputs = {rung.name: work_dir / f"{rung.name}.mp4"}
+    if info.has_audio:
+        outputs["audio"] = work_dir / "audio.mp4"
+    return _check_outputs(outputs)
+
+
+def extract_thumbnail(
+    tools: ffmpeg.Toolchain, settings: Settings, fmp4: bytes, seek: float, width: int
+) -> bytes:
+    """One JPEG frame ``seek`` seconds into a fragmented MP4 given in memory."""
+    done = ManagedProcess(
+        ffmpeg.thumbnail_argv(tools, seek, width),
+        timeout=30,
+        memory_bytes=min(settings.subprocess_memory_bytes, 2 * 1024**3),
+        stdin_data=fmp4,
+        name="ffmpeg-thumbnail",
+    ).run()
+    if not done.stdout:
+        raise InvalidMedia("no frame at that time")
+    return done.stdout

@@ -1,0 +1,285 @@
+"""The only place that builds ffmpeg and ffprobe command lines.
+
+Every builder returns ``list[str]`` (never a shell string). Inputs are read only through the
+``file`` and ``pipe`` protocols: ffmpeg never follows a URL inside a file it was given.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ._errors import ToolMissing
+
+if TYPE_CHECKING:
+    from mediaplane.config import Settings
+
+    from ._ladder import Rung
+
+PROTOCOLS = "file,pipe"
+AUDIO_BITRATE = 128_000
+AUDIO_RATE = 48_000
+REQUIRED_ENCODERS = ("libx264", "aac")
+MIN_VERSION = (5, 1)
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    """Resolved paths of ffmpeg, ffprobe and the packager, checked once at startup."""
+
+    ffmpeg: str
+    ffprobe: str
+    packager: str
+    ffmpeg_version: str
+
+    @classmethod
+    def discover(cls, settings: Settings) -> Toolchain:
+        ffmpeg = shutil.which(settings.ffmpeg_path)
+        ffprobe = shutil.which(settings.ffprobe_path)
+        if not ffmpeg or not ffprobe:
+            raise ToolMissing(
+                "ffmpeg/ffprobe not found: install them (Debian/Ubuntu: `apt-get install ffmpeg`)"
+                " or set MEDIAPLANE_FFMPEG_PATH / MEDIAPLANE_FFPROBE_PATH"
+            )
+        out = subprocess.run(
+            [ffmpeg, "-hide_banner", "-version"], capture_output=True, text=True, timeout=20
+        ).stdout
+        m = re.search(r"ffmpeg version (?:n)?(\d+)\.(\d+)", out)
+        version = m.group(0).split()[-1] if m else "unknown"
+        if m and (int(m.group(1)), int(m.group(2))) < MIN_VERSION:
+            raise ToolMissing(f"ffmpeg {version} is too old: Mediaplane needs 5.1 or newer")
+        encoders = subprocess.run(
+            [ffmpeg, "-hide_banner", "-encoders"], capture_output=True, text=True, timeout=20
+        ).stdout
+        missing = [e for e in REQUIRED_ENCODERS if not re.search(rf"\s{e}\s", encoders)]
+        if missing:
+            raise ToolMissing(f"ffmpeg at {ffmpeg} lacks encoders: {', '.join(missing)}")
+        from ._package import find_packager
+
+        return cls(ffmpeg, ffprobe, find_packager(settings), version)
+
+
+def probe_argv(tools: Toolchain, source: Path) -> list[str]:
+    return [
+        tools.ffprobe,
+        "-v", "error",
+        "-protocol_whitelist", PROTOCOLS,
+        "-print_format", "json",
+        "-show_format",
+        "-show_streams",
+        "file:" + str(source),
+    ]  # fmt: skip
+
+
+def _fps(rung: Rung) -> str:
+    return f"{rung.fps.numerator}/{rung.fps.denominator}"
+
+
+def encode_ladder_argv(
+    tools: Toolchain,
+    source: Path,
+    out_dir: Path,
+    rungs: list[Rung],
+    *,
+    has_audio: bool,
+    preset: str = "veryfast",
+    progress: bool = True,
+) -> list[str]:
+    """Decode once, split, scale and encode every rung (plus one AAC track) in one ffmpeg run.
+
+    Every rung gets the same frame rate and a constant keyframe interval of ``rung.gop``
+    frames with closed GOPs and no scene-cut keyframes, so segment boundaries align.
+    Outputs: ``out_dir/<rung.name>.mp4`` and ``out_dir/audio.mp4``.
+    """
+    n = len(rungs)
+    labels = "".join(f"[s{i}]" for i in range(n))
+    graph = [f"[0:v:0]fps={_fps(rungs[0])},format=yuv420p,split={n}{labels}"]
+    graph += [
+        f"[s{i}]scale={r.width}:{r.height}:flags=bicubic,setsar=1[v{i}]"
+        for i, r in enumerate(rungs)
+    ]
+    argv = [
+        tools.ffmpeg,
+        "-hide_banner", "-nostdin", "-y",
+        "-loglevel", "error",
+        "-protocol_whitelist", PROTOCOLS,
+    ]  # fmt: skip
+    if progress:
+        argv += ["-progress", "pipe:1", "-nostats"]
+    argv += ["-i", "file:" + str(source), "-filter_complex", ";".join(graph)]
+    for i, r in enumerate(rungs):
+        argv += [
+            "-map",
+            f"[v{i}]",
+            *_x264(r, preset),
+            "-an",
+            "-sn",
+            "-dn",
+            "-map_metadata",
+            "-1",
+            "-f",
+            "mp4",
+            "file:" + str(out_dir / f"{r.name}.mp4"),
+        ]
+    if has_audio:
+        argv += [
+            "-map",
+            "0:a:0",
+            *_aac(),
+            "-vn",
+            "-sn",
+            "-dn",
+            "-map_metadata",
+            "-1",
+            "-f",
+            "mp4",
+            "file:" + str(out_dir / "audio.mp4"),
+        ]
+    return argv
+
+
+def _x264(rung: Rung, preset: str) -> list[str]:
+    return [
+        "-c:v", "libx264",
+        "-preset", preset,
+        "-profile:v", "high",
+        "-b:v", str(rung.bitrate),
+        "-maxrate", str(rung.maxrate),
+        "-bufsize", str(rung.bufsize),
+        "-g", str(rung.gop),
+        "-keyint_min", str(rung.gop),
+        "-sc_threshold", "0",
+        "-flags", "+cgop",
+        "-x264-params", "open-gop=0",
+    ]  # fmt: skip
+
+
+def _aac() -> list[str]:
+    return ["-c:a", "aac", "-b:a", str(AUDIO_BITRATE), "-ac", "2", "-ar", str(AUDIO_RATE)]
+
+
+PREVIEW_DIR = "preview"
+
+
+def preview_argv(
+    tools: Toolchain,
+    source: Path,
+    rung: Rung,
+    *,
+    has_audio: bool,
+    segment_seconds: int,
+    preset: str = "veryfast",
+) -> list[str]:
+    """Encode one rung (plus AAC) once and write it three ways through the tee muxer.
+
+    Run with the work directory as cwd (tee output names are relative, so no path needs
+    escaping): ``preview/`` gets a growing HLS EVENT playlist of muxed CMAF segments that can
+    be played at once, ``<rung.name>.mp4`` and ``audio.mp4`` are the same encode for the
+    final packaging step, so this rung is never encoded twice.
+    """
+    hls_opts = ":".join(
+        [
+            "f=hls",
+            f"hls_time={segment_seconds}",
+            "hls_segment_type=fmp4",
+            "hls_fmp4_init_filename=init.mp4",
+            f"hls_segment_filename={PREVIEW_DIR}/%d.m4s",
+            "hls_playlist_type=event",
+            "hls_flags=independent_segments+temp_file",
+        ]
+    )
+    outputs = [f"[{hls_opts}]{PREVIEW_DIR}/media.m3u8", f"[select=\\'v:0\\':f=mp4]{rung.name}.mp4"]
+    if has_audio:
+        outputs.append("[select=\\'a:0\\':f=mp4]audio.mp4")
+    argv = [
+        tools.ffmpeg,
+        "-hide_banner", "-nostdin", "-y",
+        "-loglevel", "error",
+        "-protocol_whitelist", PROTOCOLS,
+        "-progress", "pipe:1", "-nostats",
+        "-i", "file:" + str(source),
+        "-filter_complex",
+        f"[0:v:0]fps={_fps(rung)},format=yuv420p,"
+        f"scale={rung.width}:{rung.height}:flags=bicubic,setsar=1[v0]",
+        "-map", "[v0]",
+    ]  # fmt: skip
+    if has_audio:
+        argv += ["-map", "0:a:0"]
+    argv += _x264(rung, preset)
+    if has_audio:
+        argv += _aac()
+    argv += ["-sn", "-dn", "-map_metadata", "-1", "-f", "tee", "|".join(outputs)]
+    return argv
+
+
+def thumbnail_argv(tools: Toolchain, seek: float, width: int) -> list[str]:
+    """Read fragmented MP4 (init + one segment) on stdin, write one JPEG frame to stdout."""
+    return [
+        tools.ffmpeg,
+        "-hide_banner",
+        "-loglevel", "error",
+        "-protocol_whitelist", "pipe",
+        "-f", "mp4",
+        "-i", "pipe:0",
+        "-ss", f"{max(0.0, seek):.3f}",
+        "-frames:v", "1",
+        "-vf", f"scale={width}:-2",
+        "-q:v", "3",
+        "-f", "image2pipe",
+        "-c:v", "mjpeg",
+        "pipe:1",
+    ]  # fmt: skip
+
+
+#: chromaprint's default algorithm (TEST2, the one AcoustID uses); stored fingerprints are
+#: only comparable with fingerprints made by the same algorithm.
+CHROMAPRINT_ALGORITHM = 1
+
+
+def muxers_argv(tools: Toolchain) -> list[str]:
+    """List the muxers this ffmpeg was built with (chromaprint is an optional one)."""
+    return [tools.ffmpeg, "-hide_banner", "-loglevel", "error", "-muxers"]
+
+
+def has_muxer(listing: str, name: str) -> bool:
+    """Whether ``ffmpeg -muxers`` output (``listing``) offers the muxer ``name``."""
+    return re.search(rf"^\s*D?E\s+{re.escape(name)}\s", listing, re.MULTILINE) is not None
+
+
+def chromaprint_argv(tools: Toolchain, source: Path, *, seconds: float) -> list[str]:
+    """Fingerprint the first ``seconds`` of the first audio track with ffmpeg's chromaprint
+    muxer; stdout gets the raw fingerprint (native-endian unsigned 32-bit words).
+
+    The audio is downmixed to mono first: the muxer refuses more than two channels, and
+    chromaprint averages the channels anyway.
+    """
+    return [
+        tools.ffmpeg,
+        "-hide_banner", "-nostdin",
+        "-loglevel", "error",
+        "-protocol_whitelist", PROTOCOLS,
+        "-i", "file:" + str(source),
+        "-map", "0:a:0",
+        "-vn", "-sn", "-dn",
+        "-t", f"{seconds:.3f}",
+        "-ac", "1",
+        "-f", "chromaprint",
+        "-fp_format", "raw",
+        "-algorithm", str(CHROMAPRINT_ALGORITHM),
+        "pipe:1",
+    ]  # fmt: skip
+
+
+def parse_progress_seconds(line: str) -> float | None:
+    """Seconds of output written, from one ``-progress`` line (``out_time_us=…``)."""
+    key, _, value = line.partition("=")
+    if key in ("out_time_us", "out_time_ms"):  # both are microseconds in ffmpeg 5+
+        try:
+            return int(value) / 1_000_000
+        except ValueError:
+            return None
+    return None

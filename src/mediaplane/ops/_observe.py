@@ -1,0 +1,168 @@
+from __future__ import annotations
+
+import logging
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import structlog
+from fastapi import APIRouter, Depends, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, SummaryMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mediaplane.http import ApiError, runtime_dep
+from mediaplane.jobs import Job, JobState, JobType, jobs_by_state
+from mediaplane.runtime import Runtime
+
+router = APIRouter(tags=["ops"])
+log = structlog.get_logger("mediaplane.http")
+
+
+def configure_logging(level: str = "INFO", json: bool = True) -> None:
+    """structlog → JSON lines on stderr; stdlib logging (Celery, Granian) goes the same way."""
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
+    structlog.configure(
+        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+class _DbCollector(Collector):
+    """Job metrics read from the database at scrape time, so every worker host counts."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def collect(self) -> Iterator[Any]:
+        jobs = GaugeMetricFamily("mediaplane_jobs", "Jobs by state", labels=["state"])
+        transcode = SummaryMetricFamily(
+            "mediaplane_transcode_seconds", "Seconds spent in successful asset processing jobs"
+        )
+        with self.runtime.db.session() as s:
+            for state, n in jobs_by_state(s).items():
+                jobs.add_metric([str(state)], n)
+            count, total = s.execute(
+                select(func.count(), func.coalesce(func.sum(Job.run_seconds), 0.0)).where(
+                    Job.type == JobType.PROCESS_ASSET, Job.state == JobState.SUCCEEDED
+                )
+            ).one()
+        transcode.add_metric([], count_value=count, sum_value=float(total or 0.0))
+        yield jobs
+        yield transcode
+
+
+class Metrics:
+    def __init__(self, runtime: Runtime) -> None:
+        self.registry = CollectorRegistry()
+        self.http = Histogram(
+            "mediaplane_http_request_duration_seconds",
+            "HTTP request latency",
+            ["method", "route", "status"],
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+        self.registry.register(_DbCollector(runtime))
+
+
+class RequestMiddleware:
+    """Pure ASGI (keeps zero-copy file sends): request id, access log, latency histogram."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = (
+            next(
+                (v.decode("latin-1") for k, v in scope.get("headers", []) if k == b"x-request-id"),
+                None,
+            )
+            or uuid.uuid4().hex
+        )
+        rid = rid[:64]
+        status = 500
+        started = time.perf_counter()
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
+            await send(message)
+
+        with structlog.contextvars.bound_contextvars(request_id=rid):
+            try:
+                await self.app(scope, receive, send_wrapper)
+            finally:
+                elapsed = time.perf_counter() - started
+                route = scope.get("route")
+                path = getattr(route, "path", None) or "unmatched"
+                self.metrics.http.labels(scope["method"], path, str(status)).observe(elapsed)
+                if not path.startswith("/play/{playback_id}/{rendition}"):
+                    log.info(
+                        "http.request",
+                        method=scope["method"],
+                        path=scope["path"],
+                        status=status,
+                        ms=round(elapsed * 1000, 2),
+                    )
+
+
+@router.get("/metrics", include_in_schema=False)
+def metrics(request: Request) -> Response:
+    m: Metrics = request.app.state.metrics
+    return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/healthz", include_in_schema=False)
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", include_in_schema=False)
+def readyz(rt: Runtime = Depends(runtime_dep)) -> dict[str, Any]:
+    checks: dict[str, str] = {}
+    try:
+        rt.db.ping()
+        checks["database"] = "ok"
+    except Exception as exc:  # report, don't crash: this is the readiness probe
+        checks["database"] = f"error: {type(exc).__name__}"
+    try:
+        rt.store.put_bytes("_health/probe", b"ok")
+        checks["storage"] = "ok"
+    except Exception as exc:
+        checks["storage"] = f"error: {type(exc).__name__}"
+    try:
+        rt.toolchain  # noqa: B018 - resolves and checks ffmpeg/ffprobe/packager once
+        checks["media_tools"] = "ok"
+    except Exception as exc:
+        checks["media_tools"] = f"error: {exc}"
+    if any(v != "ok" for v in checks.values()):
+        raise ApiError(503, "not_ready", "; ".join(f"{k}: {v}" for k, v in checks.items()))
+    return {"status": "ready", "checks": checks}

@@ -1,0 +1,192 @@
+"""The object-store interface, its value type, errors and key rules."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+MAX_KEY_LENGTH = 1024
+_KEY_CHARS = re.compile(r"[A-Za-z0-9._/=-]+")
+
+
+class StorageError(Exception):
+    """Root of every error raised by :mod:`mediaplane.storage`."""
+
+
+class ObjectNotFound(StorageError):
+    """No object is stored under the requested key."""
+
+
+class InvalidKey(StorageError, ValueError):
+    """A key or prefix breaks the key rules of :func:`validate_key`."""
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """Metadata of one stored object.
+
+    :param key: the object's key inside the store.
+    :param size: size in bytes.
+    :param etag: strong entity tag, without the surrounding quotes.
+    :param modified: last modification time, tz-aware UTC.
+    """
+
+    key: str
+    size: int
+    etag: str
+    modified: datetime
+
+
+#: Staged objects live under this reserved prefix; ``~`` is not a key character, so no
+#: key can name them and no listing shows them.
+STAGED_PREFIX = "~staged/"
+
+
+class StagedWriter(Protocol):
+    """Appends to one staged object; see :meth:`ObjectStore.open_staged`.
+
+    Not thread-safe: one writer per staged object at a time (the caller holds a lock).
+    """
+
+    @property
+    def durable(self) -> int:
+        """Bytes of the staged object stored so far; they survive this process dying."""
+        ...
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        """Append ``data`` (may be buffered); return :attr:`durable` afterwards."""
+        ...
+
+    def close(self) -> int:
+        """Store whatever is buffered and return the final :attr:`durable` size."""
+        ...
+
+    def abort(self) -> None:
+        """Drop everything this writer appended, back to the offset it was opened at."""
+        ...
+
+
+@runtime_checkable
+class ObjectStore(Protocol):
+    """A flat key → bytes store; keys use ``/`` to group objects into prefixes.
+
+    Ranges are ``[start, end)`` in bytes and are clamped to the object: a range past
+    the end returns fewer bytes, or none.
+    """
+
+    url: str
+
+    def put_file(self, key: str, path: Path) -> ObjectInfo:
+        """Store the local file ``path`` under ``key``, streaming it."""
+        ...
+
+    def put_bytes(self, key: str, data: bytes) -> ObjectInfo:
+        """Store ``data`` under ``key``."""
+        ...
+
+    def get_bytes(self, key: str, start: int = 0, end: int | None = None) -> bytes:
+        """Return bytes ``[start, end)`` of the object; raises :class:`ObjectNotFound`."""
+        ...
+
+    def download(self, key: str, path: Path) -> None:
+        """Stream the object into the local file ``path`` (replaced atomically)."""
+        ...
+
+    def stat(self, key: str) -> ObjectInfo:
+        """Return the object's metadata; raises :class:`ObjectNotFound`."""
+        ...
+
+    def exists(self, key: str) -> bool:
+        """Whether an object is stored under ``key``."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Delete the object; a missing key is not an error."""
+        ...
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every object under ``prefix`` (non-empty, ends with ``/``); return the count."""
+        ...
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Yield every object under ``prefix`` (``""`` or ending with ``/``), in no set order."""
+        ...
+
+    def local_path(self, key: str) -> Path | None:
+        """Return the object's real file path (for sendfile), or None on remote stores."""
+        ...
+
+    def iter_range(
+        self, key: str, start: int = 0, end: int | None = None, chunk_size: int = 1 << 20
+    ) -> AsyncIterator[bytes]:
+        """Yield bytes ``[start, end)`` in chunks of about ``chunk_size``.
+
+        :class:`ObjectNotFound` is raised by the first ``__anext__``.
+        """
+        ...
+
+    def open_staged(self, name: str, offset: int) -> StagedWriter:
+        """Open the staged object ``name`` (key rules apply) to append at byte ``offset``.
+
+        A staged object is invisible (no get, stat or list) until :meth:`commit_staged`.
+        Bytes it holds past ``offset`` are dropped (a write that was never recorded);
+        fewer than ``offset`` raises :class:`StorageError`. Offset 0 starts a new one.
+        """
+        ...
+
+    def commit_staged(self, name: str, size: int, key: str) -> ObjectInfo:
+        """Publish the first ``size`` bytes of staged object ``name`` as ``key``; the staged
+        object is gone afterwards. Raises :class:`StorageError` if it holds fewer bytes."""
+        ...
+
+    def discard_staged(self, name: str) -> None:
+        """Delete the staged object ``name``; a missing one is not an error."""
+        ...
+
+
+def validate_key(key: str) -> str:
+    """Return ``key`` unchanged if it is a valid object key, else raise :class:`InvalidKey`.
+
+    A key is 1 to 1024 characters from ``[A-Za-z0-9._/=-]``, split by ``/`` into
+    non-empty segments that are neither ``.`` nor ``..``; it never starts with ``/``.
+    """
+    if not key:
+        raise InvalidKey("object key is empty")
+    if len(key) > MAX_KEY_LENGTH:
+        raise InvalidKey(f"object key is {len(key)} characters long; the limit is 1024")
+    if "\x00" in key:
+        raise InvalidKey(f"object key {key!r} contains a NUL character")
+    if "\\" in key:
+        raise InvalidKey(f"object key {key!r} contains a backslash; separate segments with '/'")
+    if key.startswith("/"):
+        raise InvalidKey(f"object key {key!r} starts with '/'; keys are relative")
+    if _KEY_CHARS.fullmatch(key) is None:
+        raise InvalidKey(f"object key {key!r} has characters outside [A-Za-z0-9._/=-]")
+    for segment in key.split("/"):
+        if segment == "":
+            raise InvalidKey(f"object key {key!r} has an empty segment")
+        if segment in (".", ".."):
+            raise InvalidKey(f"object key {key!r} has a {segment!r} segment")
+    return key
+
+
+def validate_prefix(prefix: str, *, allow_empty: bool) -> str:
+    """Return ``prefix`` if it is ``""`` (when allowed) or a valid key followed by ``/``."""
+    if prefix == "" and allow_empty:
+        return prefix
+    if not prefix.endswith("/"):
+        raise InvalidKey(f"prefix {prefix!r} must be non-empty and end with '/'")
+    validate_key(prefix[:-1])
+    return prefix
+
+
+def check_range(start: int, end: int | None) -> None:
+    """Raise ValueError unless ``0 <= start <= end``."""
+    if start < 0:
+        raise ValueError(f"range start {start} is negative")
+    if end is not None and end < start:
+        raise ValueError(f"range end {end} is before its start {start}")

@@ -1,0 +1,452 @@
+"""Object store on an S3 bucket (AWS, SeaweedFS, MinIO, ...) through obstore."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import AsyncIterator, Iterable, Iterator
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, NoReturn
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import obstore
+from obstore.exceptions import BaseError as ObstoreError
+from obstore.exceptions import NotFoundError, PermissionDeniedError, UnauthenticatedError
+from obstore.store import S3Store as _ObstoreS3
+
+from ._base import (
+    STAGED_PREFIX,
+    ObjectInfo,
+    ObjectNotFound,
+    StorageError,
+    check_range,
+    validate_key,
+    validate_prefix,
+)
+from ._local import open_tmp
+
+if TYPE_CHECKING:
+    from obstore import GetOptions, GetResult, ObjectMeta
+    from obstore.store import ClientConfig, S3Config
+
+_URL_PARAMS = frozenset({"endpoint", "region"})
+_LIST_CHUNK = 1000  # S3's own page size
+_DOWNLOAD_CHUNK = 1 << 20
+#: A staged object is a run of part objects of at least this size (bar the last of a
+#: write), each named by its start offset; so one part is held in memory per writer.
+STAGED_PART_SIZE = 8 << 20
+_COMPOSE_CONCURRENCY = 4
+_AUTH_ERRORS = (PermissionDeniedError, UnauthenticatedError)
+# obstore reports a missing object as the builtin FileNotFoundError (NotFoundError is legacy).
+_NOT_FOUND = (FileNotFoundError, NotFoundError)
+
+
+def _info(key: str, meta: ObjectMeta) -> ObjectInfo:
+    etag = (meta["e_tag"] or "").removeprefix("W/").strip('"')
+    if not etag:  # S3 always sends one; keep the field meaningful if a server does not
+        raw = f"{meta['size']}:{meta['last_modified'].isoformat()}:{meta['version']}"
+        etag = hashlib.blake2b(raw.encode(), digest_size=16).hexdigest()
+    return ObjectInfo(key=key, size=meta["size"], etag=etag, modified=meta["last_modified"])
+
+
+def _range_options(start: int, end: int | None) -> GetOptions | None:
+    if start == 0 and end is None:
+        return None  # a plain GET, which also works on empty objects
+    if end is None:
+        return {"range": {"offset": start}}
+    return {"range": (start, end)}
+
+
+def _part_key(name: str, offset: int) -> str:
+    return f"{STAGED_PREFIX}{name}/{offset:020d}"
+
+
+class _S3StagedWriter:
+    """Buffers up to :data:`STAGED_PART_SIZE`, then stores the buffer as one part object."""
+
+    def __init__(self, store: S3Store, name: str, offset: int) -> None:
+        if offset < 0:
+            raise ValueError(f"offset {offset} is negative")
+        self._store = store
+        self._name = name
+        covered = 0
+        for part_offset, size, path in store.staged_parts(name):
+            if part_offset >= offset:  # written but never recorded: drop it
+                store.delete_raw(path)
+            elif part_offset == covered:
+                covered += size
+        if covered != offset:
+            raise StorageError(
+                f"staged object {name!r} holds {covered} bytes in a row, not the {offset} recorded"
+            )
+        self._pos = offset
+        self._buf = bytearray()
+        self._written: list[str] = []
+
+    @property
+    def durable(self) -> int:
+        return self._pos
+
+    def _flush(self) -> None:
+        key = _part_key(self._name, self._pos)
+        self._store.put_raw(key, bytes(self._buf))
+        self._written.append(key)
+        self._pos += len(self._buf)
+        self._buf.clear()
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        self._buf += data
+        if len(self._buf) >= STAGED_PART_SIZE:
+            self._flush()
+        return self._pos
+
+    def close(self) -> int:
+        if self._buf:
+            self._flush()
+        return self._pos
+
+    def abort(self) -> None:
+        self._buf.clear()
+        for key in self._written:
+            self._store.delete_raw(key)
+        self._written.clear()
+
+
+class S3Store:
+    """Objects in ``bucket`` under an optional key ``prefix``.
+
+    Credentials come from ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` (or the rest
+    of the standard AWS chain) unless given here. Each request, a streamed one
+    included, must finish within obstore's client timeout (30 s by default).
+    """
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        endpoint: str | None = None,
+        region: str | None = None,
+        access_key_id: str | None = None,
+        secret_access_key: str | None = None,
+    ) -> None:
+        if prefix:
+            validate_key(prefix)
+        self.bucket = bucket
+        self.prefix = prefix
+        query = {k: v for k, v in (("endpoint", endpoint), ("region", region)) if v}
+        self.url = f"s3://{bucket}/{prefix}" + (f"?{urlencode(query)}" if query else "")
+        config: S3Config = {}
+        client: ClientConfig = {}
+        if endpoint:
+            config["endpoint"] = endpoint
+            config["virtual_hosted_style_request"] = False
+            client["allow_http"] = endpoint.startswith("http://")
+        if region:
+            config["region"] = region
+        if access_key_id is not None and secret_access_key is not None:
+            config["access_key_id"] = access_key_id
+            config["secret_access_key"] = secret_access_key
+        try:
+            self._store = _ObstoreS3(
+                bucket, prefix=prefix or None, config=config, client_options=client
+            )
+        except (ObstoreError, ValueError) as exc:
+            raise StorageError(f"cannot configure S3 store {self.url}: {exc}") from exc
+
+    @classmethod
+    def from_url(
+        cls, url: str, *, access_key_id: str | None = None, secret_access_key: str | None = None
+    ) -> S3Store:
+        """Open ``s3://bucket[/prefix][?endpoint=http://host:port&region=name]``.
+
+        Credentials come from the arguments, else from the AWS_* environment variables.
+        """
+        parts = urlsplit(url)
+        usage = "use s3://bucket[/prefix][?endpoint=URL&region=NAME]"
+        if parts.scheme != "s3" or not parts.hostname:
+            raise StorageError(f"invalid S3 URL {url!r}; {usage}")
+        if "@" in parts.netloc:
+            raise StorageError(
+                f"invalid S3 URL {url!r}: credentials do not belong in the URL; "
+                "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+            )
+        params = parse_qs(parts.query, keep_blank_values=True)
+        unknown = set(params) - _URL_PARAMS
+        if unknown or parts.fragment or any(len(v) != 1 for v in params.values()):
+            raise StorageError(f"invalid S3 URL {url!r}: unknown or repeated options; {usage}")
+        store = cls(
+            parts.netloc,
+            parts.path.strip("/"),
+            endpoint=params.get("endpoint", [None])[0],
+            region=params.get("region", [None])[0],
+            access_key_id=access_key_id,
+            secret_access_key=secret_access_key,
+        )
+        store.url = url
+        return store
+
+    def __repr__(self) -> str:
+        return f"S3Store({self.url!r})"
+
+    def _fail(self, exc: Exception, action: str, key: str) -> NoReturn:
+        """Raise the storage error that stands for the obstore error ``exc``."""
+        where = f"{key!r} in {self.url}"
+        if isinstance(exc, _NOT_FOUND):
+            raise ObjectNotFound(f"no object {where}") from exc
+        if isinstance(exc, _AUTH_ERRORS):
+            raise StorageError(
+                f"S3 refused to {action} {where}: check AWS_ACCESS_KEY_ID, "
+                f"AWS_SECRET_ACCESS_KEY and the bucket's permissions ({exc})"
+            ) from exc
+        raise StorageError(f"cannot {action} {where}: {exc}") from exc
+
+    def _put(self, key: str, data: IO[bytes] | bytes) -> ObjectInfo:
+        validate_key(key)
+        try:
+            obstore.put(self._store, key, data)
+        except (*_NOT_FOUND, ObstoreError) as exc:
+            self._fail(exc, "write", key)
+        return self.stat(key)
+
+    def put_file(self, key: str, path: Path) -> ObjectInfo:
+        """Upload the local file ``path``; multipart in 5 MiB parts when it is bigger."""
+        with Path(path).open("rb") as src:
+            return self._put(key, src)
+
+    def put_bytes(self, key: str, data: bytes) -> ObjectInfo:
+        """Store ``data`` under ``key``."""
+        return self._put(key, data)
+
+    def _get(self, key: str, start: int, end: int | None) -> GetResult | None:
+        """Start a GET of ``[start, end)``; None when ``start`` is at or past the end."""
+        options = _range_options(start, end)
+        try:
+            return obstore.get(self._store, key, options=options)
+        except (*_NOT_FOUND, ObstoreError) as exc:
+            # S3 answers 416 to a range that starts past the end; obstore has no error
+            # type for it, so decide by the object's size instead of the message.
+            if options is not None and not isinstance(exc, (*_NOT_FOUND, *_AUTH_ERRORS)):
+                if self.stat(key).size <= start:
+                    return None
+            self._fail(exc, "read", key)
+
+    async def _get_async(self, key: str, start: int, end: int | None) -> GetResult | None:
+        options = _range_options(start, end)
+        try:
+            return await obstore.get_async(self._store, key, options=options)
+        except (*_NOT_FOUND, ObstoreError) as exc:
+            if options is not None and not isinstance(exc, (*_NOT_FOUND, *_AUTH_ERRORS)):
+                if (await self._stat_async(key)).size <= start:
+                    return None
+            self._fail(exc, "read", key)
+
+    def get_bytes(self, key: str, start: int = 0, end: int | None = None) -> bytes:
+        """Return bytes ``[start, end)``; raises :class:`ObjectNotFound`."""
+        check_range(start, end)
+        validate_key(key)
+        if end == start:
+            self.stat(key)
+            return b""
+        result = self._get(key, start, end)
+        if result is None:
+            return b""
+        try:
+            return bytes(result.bytes())
+        except (*_NOT_FOUND, ObstoreError) as exc:
+            self._fail(exc, "read", key)
+
+    def download(self, key: str, path: Path) -> None:
+        """Stream the object into the local file ``path``, replacing it atomically."""
+        validate_key(key)
+        result = self._get(key, 0, None)
+        assert result is not None  # only ranged reads can come back empty
+        dest = Path(path)
+        tmp, out = open_tmp(dest.parent)
+        try:
+            with out:
+                stream = result.stream(min_chunk_size=_DOWNLOAD_CHUNK)
+                while True:
+                    try:
+                        chunk = next(stream)
+                    except StopIteration:
+                        break
+                    except (*_NOT_FOUND, ObstoreError) as exc:
+                        self._fail(exc, "download", key)
+                    out.write(chunk)
+            tmp.replace(dest)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def stat(self, key: str) -> ObjectInfo:
+        """Return the object's metadata; raises :class:`ObjectNotFound`."""
+        validate_key(key)
+        try:
+            meta = obstore.head(self._store, key)
+        except (*_NOT_FOUND, ObstoreError) as exc:
+            self._fail(exc, "stat", key)
+        return _info(key, meta)
+
+    async def _stat_async(self, key: str) -> ObjectInfo:
+        try:
+            meta = await obstore.head_async(self._store, key)
+        except (*_NOT_FOUND, ObstoreError) as exc:
+            self._fail(exc, "stat", key)
+        return _info(key, meta)
+
+    def exists(self, key: str) -> bool:
+        """Whether an object is stored under ``key``."""
+        try:
+            self.stat(key)
+        except ObjectNotFound:
+            return False
+        return True
+
+    def delete(self, key: str) -> None:
+        """Delete the object; a missing key is not an error."""
+        validate_key(key)
+        try:
+            obstore.delete(self._store, key)
+        except _NOT_FOUND:
+            return
+        except ObstoreError as exc:
+            self._fail(exc, "delete", key)
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every object under ``prefix`` in bulk requests; return the count."""
+        validate_prefix(prefix, allow_empty=False)
+        count = 0
+        try:
+            for batch in obstore.list(self._store, prefix, chunk_size=_LIST_CHUNK):
+                paths = [meta["path"] for meta in batch]
+                obstore.delete(self._store, paths)
+                count += len(paths)
+        except (*_NOT_FOUND, ObstoreError) as exc:
+            self._fail(exc, "delete", prefix)
+        return count
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Yield every object under ``prefix`` (``""`` or ending with ``/``)."""
+        validate_prefix(prefix, allow_empty=True)
+        return self._list(prefix)
+
+    def _list(self, prefix: str) -> Iterator[ObjectInfo]:
+        try:
+            for batch in obstore.list(self._store, prefix or None, chunk_size=_LIST_CHUNK):
+                for meta in batch:
+                    if not prefix and meta["path"].startswith(STAGED_PREFIX):
+                        continue
+                    yield _info(meta["path"], meta)
+        except (*_NOT_FOUND, ObstoreError) as exc:
+            self._fail(exc, "list", prefix)
+
+    # -- staged objects: part objects under ~staged/<name>/<start offset> ----------------
+
+    def put_raw(self, path: str, data: bytes) -> None:
+        """Store ``data`` at a path the key rules do not cover (staged parts)."""
+        try:
+            obstore.put(self._store, path, data, use_multipart=False)
+        except (*_NOT_FOUND, ObstoreError) as exc:
+            self._fail(exc, "write", path)
+
+    def delete_raw(self, path: str) -> None:
+        try:
+            obstore.delete(self._store, path)
+        except _NOT_FOUND:
+            return
+        except ObstoreError as exc:
+            self._fail(exc, "delete", path)
+
+    def staged_parts(self, name: str) -> tuple[tuple[int, int, str], ...]:
+        """The part objects of staged object ``name``: (start offset, size, path), in order."""
+        validate_key(name)
+        prefix = f"{STAGED_PREFIX}{name}/"
+        parts = []
+        try:
+            for batch in obstore.list(self._store, prefix, chunk_size=_LIST_CHUNK):
+                for meta in batch:
+                    tail = meta["path"][len(prefix) :]
+                    if tail.isdigit():
+                        parts.append((int(tail), meta["size"], meta["path"]))
+        except (*_NOT_FOUND, ObstoreError) as exc:
+            self._fail(exc, "list", prefix)
+        return tuple(sorted(parts))
+
+    def open_staged(self, name: str, offset: int) -> _S3StagedWriter:
+        """Open staged object ``name`` to append at ``offset`` (see the Protocol)."""
+        validate_key(name)
+        return _S3StagedWriter(self, name, offset)
+
+    def _compose(self, paths: Iterable[str], key: str) -> None:
+        # A buffered writer does the multipart upload; reading part by part keeps a few
+        # parts in memory at most (obstore.put with a Python iterator cannot read obstore).
+        writer = obstore.open_writer(
+            self._store, key, buffer_size=STAGED_PART_SIZE, max_concurrency=_COMPOSE_CONCURRENCY
+        )
+        try:
+            for path in paths:
+                for chunk in obstore.get(self._store, path).stream(min_chunk_size=_DOWNLOAD_CHUNK):
+                    writer.write(chunk)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                writer.close()  # cannot abort through obstore; the key is overwritten below
+            self.delete_raw(key)
+            raise
+        writer.close()
+
+    def commit_staged(self, name: str, size: int, key: str) -> ObjectInfo:
+        """Concatenate the parts into ``key``: a server-side copy when there is one part,
+        else one streamed multipart upload (a few parts in memory at a time)."""
+        validate_key(key)
+        chain: list[str] = []
+        covered = 0
+        for part_offset, part_size, path in self.staged_parts(name):
+            if part_offset == covered and covered < size:
+                chain.append(path)
+                covered += part_size
+        if covered != size:
+            raise StorageError(f"staged object {name!r} holds {covered} bytes, not {size}")
+        try:
+            if len(chain) == 1:
+                obstore.copy(self._store, chain[0], key)
+            else:
+                self._compose(chain, key)
+        except (*_NOT_FOUND, ObstoreError) as exc:
+            self._fail(exc, "write", key)
+        self.discard_staged(name)
+        return self.stat(key)
+
+    def discard_staged(self, name: str) -> None:
+        """Delete every part of staged object ``name``."""
+        for _, _, path in self.staged_parts(name):
+            self.delete_raw(path)
+
+    def local_path(self, key: str) -> Path | None:
+        """Always None: objects are remote; stream them with :meth:`iter_range`."""
+        validate_key(key)
+        return None
+
+    async def iter_range(
+        self, key: str, start: int = 0, end: int | None = None, chunk_size: int = 1 << 20
+    ) -> AsyncIterator[bytes]:
+        """Yield bytes ``[start, end)`` in chunks of at least ``chunk_size`` (bar the last)."""
+        check_range(start, end)
+        validate_key(key)
+        if chunk_size <= 0:
+            raise ValueError(f"chunk_size must be positive, not {chunk_size}")
+        if end == start:
+            await self._stat_async(key)
+            return
+        result = await self._get_async(key, start, end)
+        if result is None:
+            return
+        stream = result.stream(min_chunk_size=chunk_size)
+        while True:
+            try:
+                chunk = await stream.__anext__()
+            except StopAsyncIteration:
+                return
+            except (*_NOT_FOUND, ObstoreError) as exc:
+                self._fail(exc, "read", key)
+            yield chunk

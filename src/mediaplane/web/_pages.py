@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from mediaplane.catalog import (
+    AssetNotFound,
+    Rights,
+    asset_for_playback,
+    asset_to_api,
+    list_assets,
+    progress_of,
+)
+from mediaplane.delivery import check_playback
+from mediaplane.http import ApiError, runtime_dep
+from mediaplane.runtime import Runtime
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+STATIC = Path(__file__).with_name("static")
+
+#: Vendored player files: URL name → path inside node_modules (pinned in package-lock.json).
+VENDOR = {
+    "shaka-player.compiled.js": "shaka-player/dist/shaka-player.compiled.js",
+    "hls.min.js": "hls.js/dist/hls.min.js",
+    "htmx.min.js": "htmx.org/dist/htmx.min.js",
+    "tus.min.js": "tus-js-client/dist/tus.min.js",
+}
+
+
+def _assets(rt: Runtime, page: int) -> dict[str, Any]:
+    with rt.db.session() as s:
+        rows, total = list_assets(s, limit=50, page=page)
+        progress = progress_of(s, rows)
+        items = [asset_to_api(a, progress.get(a.id), "") for a in rows]
+    return {
+        "assets": items,
+        "total": total,
+        "page": page,
+        # Poll while anything is still processing (also ready-but-growing assets).
+        "preparing": any(a["status"] != "errored" and a["progress"] < 100 for a in items),
+    }
+
+
+@router.get("/", response_class=HTMLResponse)
+def index(request: Request, page: int = Query(1, ge=1), rt: Runtime = Depends(runtime_dep)) -> Any:
+    return templates.TemplateResponse(request, "index.html", _assets(rt, page))
+
+
+@router.get("/_partials/assets", response_class=HTMLResponse)
+def assets_partial(
+    request: Request, page: int = Query(1, ge=1), rt: Runtime = Depends(runtime_dep)
+) -> Any:
+    return templates.TemplateResponse(request, "_assets.html", _assets(rt, page))
+
+
+@router.get("/upload", response_class=HTMLResponse)
+def upload(request: Request, rt: Runtime = Depends(runtime_dep)) -> Any:
+    """Resumable uploads from the browser (tus-js-client against /api/v1/uploads)."""
+    return templates.TemplateResponse(
+        request, "upload.html", {"max_bytes": rt.settings.max_upload_bytes}
+    )
+
+
+@router.get("/watch/{playback_id}", response_class=HTMLResponse)
+def watch(request: Request, playback_id: str, rt: Runtime = Depends(runtime_dep)) -> Any:
+    with rt.db.session() as s:
+        try:
+            asset, _ = asset_for_playback(s, playback_id)
+        except AssetNotFound:
+            raise ApiError(404, "not_found", "No such video.") from None
+        data = asset_to_api(asset, progress_of(s, [asset]).get(asset.id), "")
+        rights = Rights.from_json(asset.rights) if asset.rights else None
+        moderation = asset.moderation
+    try:  # the same decision the origin makes: say it on the page instead of a player error
+        check_playback(request, rt.settings, moderation=moderation, rights=rights)
+    except ApiError as refusal:
+        return templates.TemplateResponse(
+            request,
+            "watch.html",
+            {"asset": data, "playback_id": playback_id, "refusal": refusal.message},
+            status_code=refusal.status,
+        )
+    return templates.TemplateResponse(
+        request, "watch.html", {"asset": data, "playback_id": playback_id}
+    )
+
+
+@router.get("/static/vendor/{name}")
+def vendor(name: str, rt: Runtime = Depends(runtime_dep)) -> FileResponse:
+    rel = VENDOR.get(name)
+    path = rt.settings.effective_node_modules / rel if rel else None
+    if path is None or not path.is_file():
+        raise ApiError(404, "not_found", f"{name} is not installed: run `npm ci`.")
+    return FileResponse(
+        path, media_type="text/javascript", headers={"Cache-Control": "public, max-age=3600"}
+    )
+
+
+@router.get("/static/{name}")
+def static(name: str) -> FileResponse:
+    path = STATIC / name
+    if "/" in name or name.startswith(".") or not path.is_file():
+        raise ApiError(404, "not_found", "Not found.")
+    return FileResponse(path, headers={"Cache-Control": "public, max-age=3600"})

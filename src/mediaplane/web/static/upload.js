@@ -1,0 +1,91 @@
+// Resumable uploads with tus-js-client: progress, pause/resume, and resume after a reload
+// (tus-js-client remembers upload URLs in localStorage, keyed by the file's fingerprint).
+(function () {
+  const $ = (id) => document.getElementById(id);
+  const token = $("token");
+  token.value = localStorage.getItem("mediaplane.token") || "";
+  let upload = null;
+
+  const fmt = (n) => (n / 1048576).toFixed(1) + " MB";
+  const show = (msg) => { $("upload-error").hidden = false; $("upload-error").textContent = msg; };
+  const state = (s) => { $("state").textContent = s; document.body.dataset.uploadState = s; };
+
+  async function poll(uploadUrl) {
+    // The upload resource says which asset it became; then follow the asset's processing.
+    const headers = { Authorization: "Bearer " + token.value, Accept: "application/json" };
+    for (let i = 0; i < 600; i++) {
+      const r = await fetch(uploadUrl, { headers });
+      if (r.ok) {
+        const up = (await r.json()).data;
+        if (up.asset_id) {
+          const a = await fetch("/api/v1/assets/" + up.asset_id, { headers });
+          const asset = (await a.json()).data;
+          document.body.dataset.assetId = asset.id;
+          const pid = asset.playback_ids[0].id;
+          $("result").innerHTML = "";
+          const link = document.createElement("a");
+          link.href = "/watch/" + pid;
+          link.textContent = asset.status === "ready" ? "Watch now" : "Processing: " + Math.round(asset.progress) + "%";
+          $("result").appendChild(link);
+          if (asset.status !== "preparing") { state(asset.status); return; }
+        }
+      }
+      await new Promise((res) => setTimeout(res, 1000));
+    }
+  }
+
+  function start(file) {
+    localStorage.setItem("mediaplane.token", token.value);
+    $("status").hidden = false;
+    upload = new tus.Upload(file, {
+      endpoint: "/api/v1/uploads",
+      headers: { Authorization: "Bearer " + token.value },
+      chunkSize: Number(document.body.dataset.chunkSize || 8 * 1048576),
+      retryDelays: [0, 1000, 3000, 5000],
+      removeFingerprintOnSuccess: true,
+      metadata: {
+        filename: file.name,
+        title: $("title").value || file.name,
+        source_type: $("source-type").value,
+      },
+      onProgress(sent, total) {
+        const pct = total ? (sent / total) * 100 : 0;
+        $("bar").value = pct;
+        $("percent").textContent = pct.toFixed(1) + "%";
+        $("bytes").textContent = fmt(sent) + " of " + fmt(total);
+        document.body.dataset.uploaded = String(sent);
+      },
+      onError(err) { state("error"); show("Upload failed: " + err.message); },
+      onSuccess() { state("uploaded"); poll(upload.url); },
+    });
+    upload.findPreviousUploads().then((previous) => {
+      if (previous.length) {
+        upload.resumeFromPreviousUpload(previous[0]);
+        document.body.dataset.resumed = "true";
+      }
+      upload.start();
+      state("uploading");
+      $("pause").disabled = false;
+    });
+  }
+
+  $("start").addEventListener("click", () => {
+    const file = $("file").files[0];
+    if (!file || !token.value) { show("Choose a file and enter your API token."); return; }
+    start(file);
+  });
+  $("pause").addEventListener("click", () => {
+    if (!upload) return;
+    upload.abort();
+    state("paused");
+    $("pause").disabled = true;
+    $("resume").disabled = false;
+  });
+  $("resume").addEventListener("click", () => {
+    if (!upload) return;
+    upload.start();
+    state("uploading");
+    $("pause").disabled = false;
+    $("resume").disabled = true;
+  });
+})();

@@ -1,0 +1,19 @@
+// Plays the asset with shaka-player: DASH first, HLS if DASH fails to load.
+(async function () {
+  const id = window.mediaplane.playbackId;
+  const video = document.getElementById("video");
+  const errorBox = document.getElementById("player-error");
+  const show = (msg) => { errorBox.hidden = false; errorBox.textContent = msg; };
+  shaka.polyfill.installAll();
+  if (!shaka.Player.isBrowserSupported()) { show("This browser cannot play adaptive video."); return; }
+  const player = new shaka.Player();
+  await player.attach(video);
+  window.mediaplane.player = player;
+  player.addEventListener("error", (e) => show("Playback error " + e.detail.code));
+  for (const url of [`/play/${id}/manifest.mpd`, `/play/${id}/master.m3u8`]) {
+    // Start at 0 also on a growing (EVENT) playlist, which players otherwise join live.
+    try { await player.load(url, 0); window.mediaplane.loaded = url; return; }
+    catch (e) { console.warn("could not load", url, e); }
+  }
+  show("This video could not be loaded.");
+})();

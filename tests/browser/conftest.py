@@ -1,0 +1,97 @@
+"""Browser fixtures: the SYSTEM Chromium driven by Playwright (never `playwright install`)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from tests.support import skip_or_fail
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    # Muted autoplay is allowed anyway; this keeps headless playback from waiting on a gesture.
+    "--autoplay-policy=no-user-gesture-required",
+]
+
+
+@pytest.fixture(scope="package")
+def browser() -> Iterator[Browser]:
+    # Package scope: Playwright's sync API runs an event loop in this thread, which must be
+    # closed before asyncio tests elsewhere in the session run.
+    executable = shutil.which("chromium")
+    if executable is None:
+        skip_or_fail("the system Chromium (`chromium`) is not on PATH")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:  # pragma: no cover - it is a dev dependency
+        skip_or_fail("the `playwright` Python package is not installed")
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+class Console:
+    """Every console message, page error and failed request of a page, for failure messages."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def attach(self, page: Page) -> None:
+        page.on("console", self._console)
+        page.on("pageerror", lambda exc: self.lines.append(f"[pageerror] {exc}"))
+        page.on(
+            "requestfailed",
+            lambda req: self.lines.append(f"[requestfailed] {req.url} {req.failure}"),
+        )
+
+    def _console(self, msg: ConsoleMessage) -> None:
+        self.lines.append(f"[{msg.type}] {msg.text}")
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines[-200:]) or "(no console output)"
+
+
+@pytest.fixture
+def context(browser: Browser) -> Iterator[BrowserContext]:
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    # Everything stays on the loopback: refuse any request that would leave 127.0.0.1.
+    ctx.route("**/*", _loopback_only)
+    try:
+        yield ctx
+    finally:
+        ctx.close()
+
+
+def _loopback_only(route: Any) -> None:
+    url: str = route.request.url
+    if url.startswith(("http://127.0.0.1:", "http://127.0.0.1/", "data:", "blob:")):
+        route.continue_()
+    else:
+        route.abort("blockedbyclient")
+
+
+@pytest.fixture
+def console() -> Console:
+    return Console()
+
+
+@pytest.fixture
+def page(context: BrowserContext, console: Console) -> Page:
+    p = context.new_page()
+    console.attach(p)
+    return p

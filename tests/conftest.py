@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.seaweed import SeaweedS3, running_seaweed
+from tests.support import Backend, Server, embedded_backend, services_backend, start_server
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
+    """A real S3 endpoint (SeaweedFS) on 127.0.0.1 for the session."""
+    with running_seaweed(tmp_path_factory.mktemp("seaweedfs")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres+rabbitmq+s3"])
+def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    """Every server test runs on the embedded defaults (SQLite, embedded broker, local disk)
+    and again on the scale-out services (PostgreSQL, RabbitMQ, S3)."""
+    if request.param == "sqlite":
+        b = embedded_backend()
+    else:
+        b = services_backend(request.getfixturevalue("seaweed"))
+    yield b
+    for fn in b.cleanup:
+        fn()
+
+
+@pytest.fixture(scope="session")
+def server(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    s = start_server(tmp_path_factory.mktemp(f"server-{backend.name.replace('+', '-')}"), backend)
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="session")
+def sqlite_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One embedded server for tests that need only one backend (browser, CLI)."""
+    s = start_server(tmp_path_factory.mktemp("server-embedded"), embedded_backend())
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="session")
+def media_dir() -> Path:
+    from tests.support import MEDIA_CACHE
+
+    MEDIA_CACHE.mkdir(parents=True, exist_ok=True)
+    return MEDIA_CACHE

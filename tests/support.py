@@ -1,0 +1,332 @@
+"""Shared test helpers: generated media, a real `mediaplane up` server, service checks."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MEDIA_CACHE = ROOT / ".cache" / "test-media"
+REQUIRE_SERVICES = os.environ.get("MEDIAPLANE_REQUIRE_SERVICES") == "1"
+PG_ADMIN_URL = os.environ.get("MEDIAPLANE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+AMQP_URL = os.environ.get("MEDIAPLANE_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672//")
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip, or fail in CI (MEDIAPLANE_REQUIRE_SERVICES=1) where every service must be there."""
+    if REQUIRE_SERVICES:
+        pytest.fail(f"required service missing: {reason}")
+    pytest.skip(reason)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_open(host: str, port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1):
+        return True
+    return False
+
+
+def make_clip(
+    name: str,
+    *,
+    seconds: float = 2,
+    size: str = "640x360",
+    rate: int = 30,
+    audio: bool = True,
+    extra: list[str] | None = None,
+) -> Path:
+    """A lavfi test clip (testsrc2 + sine), made once and cached outside git."""
+    MEDIA_CACHE.mkdir(parents=True, exist_ok=True)
+    path = MEDIA_CACHE / name
+    if path.exists():
+        return path
+    argv = [
+        "ffmpeg",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-nostdin",
+        "-y",
+        "-f",
+        "lavfi",
+        "-t",
+        str(seconds),
+        "-i",
+        f"testsrc2=size={size}:rate={rate}",
+    ]
+    if audio:
+        argv += ["-f", "lavfi", "-t", str(seconds), "-i", "sine=frequency=440:sample_rate=44100"]
+    argv += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
+    if audio:
+        argv += ["-c:a", "aac"]
+    argv += [*(extra or []), str(path) + ".tmp" + path.suffix]
+    subprocess.run(argv, check=True, timeout=300)
+    Path(str(path) + ".tmp" + path.suffix).replace(path)
+    return path
+
+
+@dataclass
+class Backend:
+    """Where a server keeps its state: the embedded defaults or the scale-out services.
+
+    ``env_for(data_dir)`` gives one server its own database, queues and storage prefix, the
+    same ones again for the same data dir (a restarted server finds its state).
+    """
+
+    name: str
+    env: dict[str, str] = field(default_factory=dict)
+    cleanup: list[Any] = field(default_factory=list)
+    s3: Any = None
+    _databases: dict[str, str] = field(default_factory=dict)
+
+    def env_for(self, data_dir: Path) -> dict[str, str]:
+        if self.s3 is None:
+            return dict(self.env)
+        tag = hashlib.sha1(str(data_dir.resolve()).encode()).hexdigest()[:10]
+        if tag not in self._databases:
+            url, drop = postgres_database()
+            self._databases[tag] = url
+            self.cleanup.append(drop)
+        return {
+            **self.env,
+            "MEDIAPLANE_DATABASE_URL": self._databases[tag],
+            "MEDIAPLANE_QUEUE_NAMESPACE": f"mp_test_{tag}",
+            "MEDIAPLANE_STORAGE_URL": self.s3.url(f"mp-{tag}"),
+        }
+
+
+def embedded_backend() -> Backend:
+    return Backend("sqlite")
+
+
+def postgres_database() -> tuple[str, Any]:
+    """A fresh PostgreSQL database; returns (url, drop callback)."""
+    import psycopg
+
+    if not port_open("127.0.0.1", 5432):
+        skip_or_fail("PostgreSQL is not listening on 127.0.0.1:5432")
+    name = f"mp_test_{uuid.uuid4().hex[:10]}"
+    try:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.Error as exc:
+        skip_or_fail(f"cannot create a PostgreSQL database: {exc}")
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+
+    def drop() -> None:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    return f"{base}/{name}", drop
+
+
+def services_backend(s3: Any) -> Backend:
+    """A fleet's configuration: PostgreSQL for data, RabbitMQ as the Celery broker, S3 storage."""
+    if not port_open("127.0.0.1", 5672):
+        skip_or_fail("RabbitMQ is not listening on 127.0.0.1:5672")
+    if not port_open("127.0.0.1", 5432):
+        skip_or_fail("PostgreSQL is not listening on 127.0.0.1:5432")
+    env = {
+        "MEDIAPLANE_BROKER_URL": AMQP_URL,
+        "AWS_ACCESS_KEY_ID": s3.access_key,
+        "AWS_SECRET_ACCESS_KEY": s3.secret_key,
+    }
+    return Backend("postgres+rabbitmq+s3", env, s3=s3)
+
+
+@dataclass
+class Server:
+    """A real `mediaplane up` process on a free loopback port."""
+
+    url: str
+    token: str
+    data_dir: Path
+    env: dict[str, str]
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    def client(self, **kw: Any) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=60, **kw
+        )
+
+    def store(self) -> Any:
+        """The server's object store, opened with the server's own URL and credentials."""
+        from mediaplane.storage import S3Store, open_store
+
+        url = self.env.get("MEDIAPLANE_STORAGE_URL")
+        if url is None:
+            return open_store(str(self.data_dir / "objects"))
+        return S3Store.from_url(
+            url,
+            access_key_id=self.env["AWS_ACCESS_KEY_ID"],
+            secret_access_key=self.env["AWS_SECRET_ACCESS_KEY"],
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-20000:]
+
+    def upload(
+        self, path: Path, title: str = "test", filename: str | None = None
+    ) -> dict[str, Any]:
+        with self.client() as c, path.open("rb") as f:
+            r = c.post(
+                "/api/v1/assets", files={"file": (filename or path.name, f)}, data={"title": title}
+            )
+        assert r.status_code == 201, r.text
+        data: dict[str, Any] = r.json()["data"]
+        return data
+
+    def wait(
+        self, asset_id: str, timeout: float = 180, *, playable: bool = False
+    ) -> dict[str, Any]:
+        """Poll until the asset is errored or fully processed (every rendition packaged), or
+        with ``playable`` until it first becomes ready (its first rendition plays)."""
+        deadline = time.monotonic() + timeout
+        with self.client() as c:
+            while True:
+                r = c.get(f"/api/v1/assets/{asset_id}")
+                assert r.status_code == 200, r.text
+                asset: dict[str, Any] = r.json()["data"]
+                if asset["status"] == "errored" or (
+                    asset["status"] == "ready" and (playable or asset["progress"] == 100)
+                ):
+                    return asset
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"asset {asset_id} still preparing\n{self.log()}")
+                time.sleep(0.25)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)  # stragglers in the group
+
+
+def start_server(data_dir: Path, backend: Backend, **settings: str) -> Server:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    token = "test-" + uuid.uuid4().hex
+    env = {
+        **os.environ,
+        "MEDIAPLANE_HOST": "127.0.0.1",
+        "MEDIAPLANE_PORT": str(port),
+        "MEDIAPLANE_DATA_DIR": str(data_dir),
+        "MEDIAPLANE_ADMIN_TOKEN": token,
+        "MEDIAPLANE_WATCHDOG_INTERVAL_SECONDS": "1",
+        "MEDIAPLANE_X264_PRESET": "ultrafast",
+        **backend.env_for(data_dir),
+        **{f"MEDIAPLANE_{k.upper()}": v for k, v in settings.items()},
+    }
+    log_path = data_dir / "server.log"
+    log = log_path.open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mediaplane", "up"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        cwd=data_dir,
+    )
+    server = Server(f"http://127.0.0.1:{port}", token, data_dir, env, proc, log_path)
+    deadline = time.monotonic() + 60
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"mediaplane up exited ({proc.returncode}):\n{server.log()}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(server.url + "/readyz", timeout=2).status_code == 200 and _worker_ready(
+                server
+            ):
+                return server
+        if time.monotonic() > deadline:
+            server.stop()
+            raise RuntimeError(f"mediaplane up did not become ready:\n{server.log()}")
+        time.sleep(0.3)
+
+
+def _worker_ready(server: Server) -> bool:
+    return "ready." in server.log()
+
+
+def ffprobe_json(path_or_url: str | Path, *extra: str, data: bytes | None = None) -> dict[str, Any]:
+    """ffprobe's streams and format of a file, or of ``data`` fed on stdin."""
+    import json
+
+    out = subprocess.run(
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-print_format",
+            "json",
+            "-show_streams",
+            "-show_format",
+            *extra,
+            "pipe:0" if data is not None else str(path_or_url),
+        ],
+        input=data,
+        capture_output=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    info: dict[str, Any] = json.loads(out)
+    return info
+
+
+def probe_decodes(data: bytes) -> dict[str, Any]:
+    """ffprobe ``data`` (e.g. init + media segments) decoding every frame; each stream must
+    yield frames."""
+    info = ffprobe_json("", "-count_frames", data=data)
+    assert all(int(s.get("nb_read_frames", "1")) > 0 for s in info["streams"]), info
+    return info
+
+
+def which(name: str) -> str | None:
+    return shutil.which(name)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live descendant of ``pid`` (from /proc; Linux)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents[int(stat.parent.name)] = int(fields[1])
+    out: list[int] = []
+    frontier = [pid]
+    while frontier:
+        p = frontier.pop()
+        kids = [c for c, pp in parents.items() if pp == p]
+        out += kids
+        frontier += kids
+    return out
+
+
+def cmdline(pid: int) -> str:
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    return ""

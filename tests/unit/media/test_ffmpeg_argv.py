@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+from mediaplane.media import Toolchain, plan_ladder
+from mediaplane.media import ffmpeg as ff
+
+TOOLS = Toolchain(
+    ffmpeg="/usr/bin/ffmpeg", ffprobe="/usr/bin/ffprobe", packager="/p", ffmpeg_version="5.1"
+)
+
+
+def _after(argv: list[str], flag: str) -> list[str]:
+    return [argv[i + 1] for i, a in enumerate(argv) if a == flag]
+
+
+def test_probe_argv_whitelists_protocols() -> None:
+    argv = ff.probe_argv(TOOLS, Path("/data/src file.mp4"))
+    assert argv[0] == "/usr/bin/ffprobe"
+    assert _after(argv, "-protocol_whitelist") == ["file,pipe"]
+    assert argv[-1] == "file:/data/src file.mp4"  # one argv item: spaces never split
+    assert "-show_streams" in argv and "-show_format" in argv
+
+
+def test_ladder_argv_one_pass() -> None:
+    rungs = plan_ladder(1920, 1080, Fraction(30))
+    argv = ff.encode_ladder_argv(TOOLS, Path("/in.mov"), Path("/out"), rungs, has_audio=True)
+    assert argv.count("-i") == 1  # decode once
+    assert _after(argv, "-i") == ["file:/in.mov"]
+    assert _after(argv, "-protocol_whitelist") == ["file,pipe"]
+    graph = _after(argv, "-filter_complex")[0]
+    assert graph.startswith("[0:v:0]fps=30/1,format=yuv420p,split=4[s0][s1][s2][s3]")
+    assert "[s0]scale=1920:1080:flags=bicubic,setsar=1[v0]" in graph
+    assert _after(argv, "-map") == ["[v0]", "[v1]", "[v2]", "[v3]", "0:a:0"]
+    assert _after(argv, "-c:v") == ["libx264"] * 4
+    assert _after(argv, "-g") == ["60"] * 4
+    assert _after(argv, "-keyint_min") == ["60"] * 4
+    assert _after(argv, "-sc_threshold") == ["0"] * 4
+    assert _after(argv, "-flags") == ["+cgop"] * 4
+    assert _after(argv, "-b:v") == [str(r.bitrate) for r in rungs]
+    assert _after(argv, "-c:a") == ["aac"]
+    assert _after(argv, "-ar") == ["48000"] and _after(argv, "-ac") == ["2"]
+    outs = [a for a in argv if a.startswith("file:/out/")]
+    assert outs == [
+        "file:/out/v1080.mp4",
+        "file:/out/v720.mp4",
+        "file:/out/v480.mp4",
+        "file:/out/v360.mp4",
+        "file:/out/audio.mp4",
+    ]
+    assert _after(argv, "-progress") == ["pipe:1"]
+
+
+def test_ladder_argv_without_audio_or_progress() -> None:
+    rungs = plan_ladder(640, 360, Fraction(25))
+    argv = ff.encode_ladder_argv(
+        TOOLS, Path("/in.mp4"), Path("/o"), rungs, has_audio=False, preset="medium", progress=False
+    )
+    assert "-c:a" not in argv and "0:a:0" not in argv
+    assert "-progress" not in argv
+    assert set(_after(argv, "-preset")) == {"medium"}
+
+
+def test_thumbnail_argv_reads_only_stdin() -> None:
+    argv = ff.thumbnail_argv(TOOLS, 1.25, 320)
+    assert _after(argv, "-protocol_whitelist") == ["pipe"]
+    assert _after(argv, "-i") == ["pipe:0"]
+    assert _after(argv, "-ss") == ["1.250"]
+    assert _after(argv, "-vf") == ["scale=320:-2"]
+    assert argv[-1] == "pipe:1"
+
+
+def test_parse_progress() -> None:
+    assert ff.parse_progress_seconds("out_time_us=1500000") == 1.5
+    assert ff.parse_progress_seconds("out_time_ms=2000000") == 2.0
+    assert ff.parse_progress_seconds("out_time_us=N/A") is None
+    assert ff.parse_progress_seconds("progress=continue") is None
+
+
+def test_chromaprint_argv_audio_only_bounded_raw() -> None:
+    argv = ff.chromaprint_argv(TOOLS, Path("/data/src file.mov"), seconds=120)
+    assert argv[0] == "/usr/bin/ffmpeg"
+    assert _after(argv, "-protocol_whitelist") == ["file,pipe"]
+    assert _after(argv, "-i") == ["file:/data/src file.mov"]
+    assert _after(argv, "-map") == ["0:a:0"]  # the first audio track only
+    assert {"-vn", "-sn", "-dn"} <= set(argv)  # no video is decoded
+    assert _after(argv, "-t") == ["120.000"]  # bounded: the first two minutes
+    assert _after(argv, "-ac") == ["1"]  # the muxer refuses more than two channels
+    assert _after(argv, "-f") == ["chromaprint"]
+    assert _after(argv, "-fp_format") == ["raw"]
+    assert _after(argv, "-algorithm") == [str(ff.CHROMAPRINT_ALGORITHM)]
+    assert argv[-1] == "pipe:1"
+
+
+def test_has_muxer() -> None:
+    listing = (
+        "File formats:\n D. = Demuxing supported\n .E = Muxing supported\n --\n"
+        "  E chromaprint     Chromaprint\n DE matroska,webm   Matroska / WebM\n"
+        "  E chromaprintx    not real\n"
+    )
+    assert ff.has_muxer(listing, "chromaprint")
+    assert ff.has_muxer(listing, "matroska,webm")
+    assert not ff.has_muxer(
+        listing.replace("  E chromaprint     ", "  E other     "), "chromaprint"
+    )
+    assert _after(ff.muxers_argv(TOOLS), "-loglevel") == ["error"]

@@ -1,0 +1,181 @@
+"""Playlist/MPD rendering from synthetic presentations, parsed back with m3u8 and mpegdash."""
+
+from __future__ import annotations
+
+import m3u8
+import pytest
+from mpegdash.parser import MPEGDASHParser
+
+from mediaplane.media import (
+    Presentation,
+    Rendition,
+    Segment,
+    render_hls_master,
+    render_hls_media,
+    render_mpd,
+)
+
+
+def _rendition(
+    rid: str, kind: str, timescale: int, durations: list[int], size: int, **kw: object
+) -> Rendition:
+    segs, t = [], 0
+    for n, d in enumerate(durations, start=1):
+        segs.append(Segment(number=n, start=t, duration=d, size=size * n))
+        t += d
+    return Rendition(
+        id=rid,
+        kind=kind,
+        codecs=kw.pop("codecs", "avc1.64001f"),  # type: ignore[arg-type]
+        timescale=timescale,
+        init_size=800,
+        segments=segs,
+        **kw,
+    )  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def presentation() -> Presentation:
+    return Presentation(
+        duration=5.0,
+        segment_seconds=2,
+        renditions=[
+            _rendition(
+                "v720",
+                "video",
+                15360,
+                [30720, 30720, 15360],
+                500_000,
+                width=1280,
+                height=720,
+                frame_rate="30",
+            ),
+            _rendition(
+                "v360",
+                "video",
+                15360,
+                [30720, 30720, 15360],
+                100_000,
+                width=640,
+                height=360,
+                frame_rate="30",
+                codecs="avc1.64001e",
+            ),
+            _rendition(
+                "audio",
+                "audio",
+                48000,
+                [96256, 96256, 47488],
+                30_000,
+                codecs="mp4a.40.2",
+                sample_rate=48000,
+                channels=2,
+            ),
+        ],
+    )
+
+
+def test_master(presentation: Presentation) -> None:
+    text = render_hls_master(presentation)
+    pl = m3u8.loads(text)
+    assert "#EXT-X-INDEPENDENT-SEGMENTS" in text
+    assert [p.uri for p in pl.playlists] == ["v360/media.m3u8", "v720/media.m3u8"]
+    v720 = pl.playlists[1].stream_info
+    audio = presentation.rendition("audio")
+    video = presentation.rendition("v720")
+    assert audio and video
+    # The short last segment (1.5 MB in 1 s) is the densest: peak = 1.5 MB × 8 / 1 s.
+    assert video.peak_bandwidth == 12_000_000
+    assert v720.bandwidth == video.peak_bandwidth + audio.peak_bandwidth
+    assert v720.average_bandwidth == video.average_bandwidth + audio.average_bandwidth
+    assert v720.codecs == "avc1.64001f,mp4a.40.2"
+    assert v720.resolution == (1280, 720)
+    assert v720.frame_rate == 30.0
+    assert v720.audio == "audio"
+    media = pl.media[0]
+    assert (media.type, media.group_id, media.uri, media.default) == (
+        "AUDIO",
+        "audio",
+        "audio/media.m3u8",
+        "YES",
+    )
+    assert media.channels == "2"
+
+
+def test_media_playlist(presentation: Presentation) -> None:
+    r = presentation.rendition("v720")
+    assert r is not None
+    text = render_hls_media(r)
+    pl = m3u8.loads(text)
+    assert pl.playlist_type == "vod" and pl.is_endlist and pl.is_independent_segments
+    assert pl.target_duration == 2
+    assert pl.segment_map[0].uri == "init.mp4"
+    assert [s.uri for s in pl.segments] == ["1.m4s", "2.m4s", "3.m4s"]
+    assert [s.duration for s in pl.segments] == [2.0, 2.0, 1.0]
+    assert pl.version == 7
+
+
+def test_target_duration_rounds_to_nearest() -> None:
+    r = _rendition(
+        "v", "video", 1000, [2002, 2002, 2600], 1, width=2, height=2, frame_rate="30000/1001"
+    )
+    assert m3u8.loads(render_hls_media(r)).target_duration == 3
+
+
+def test_mpd(presentation: Presentation) -> None:
+    text = render_mpd(presentation)
+    mpd = MPEGDASHParser.parse(text)
+    assert mpd.type == "static"
+    assert mpd.media_presentation_duration == "PT5.000S"
+    assert mpd.profiles == "urn:mpeg:dash:profile:isoff-live:2011,urn:mpeg:dash:profile:cmaf:2019"
+    video, audio = mpd.periods[0].adaptation_sets
+    assert video.content_type == "video" and audio.content_type == "audio"
+    assert video.par == "16:9" and video.max_width == 1280
+    assert [r.id for r in video.representations] == ["v360", "v720"]
+    rep = video.representations[1]
+    assert (rep.width, rep.height, rep.codecs, rep.frame_rate) == (1280, 720, "avc1.64001f", "30")
+    st = rep.segment_templates[0]
+    assert st.media == "$RepresentationID$/$Number$.m4s"
+    assert st.initialization == "$RepresentationID$/init.mp4"
+    assert (st.timescale, st.start_number) == (15360, 1)
+    ss = st.segment_timelines[0].Ss
+    assert [(s.t, s.d, s.r) for s in ss] == [(0, 30720, 1), (None, 15360, None)]
+    arep = audio.representations[0]
+    assert arep.audio_sampling_rate == "48000"
+    assert arep.audio_channel_configurations[0].value == "2"
+
+
+def test_mpd_timeline_gap_gets_explicit_t() -> None:
+    r = Rendition(
+        id="v",
+        kind="video",
+        codecs="avc1.64001f",
+        timescale=10,
+        init_size=1,
+        segments=[Segment(1, 0, 20, 1), Segment(2, 25, 20, 1), Segment(3, 45, 20, 1)],
+        width=2,
+        height=2,
+    )
+    mpd = MPEGDASHParser.parse(render_mpd(Presentation(6.5, 2, [r])))
+    ss = (
+        mpd.periods[0]
+        .adaptation_sets[0]
+        .representations[0]
+        .segment_templates[0]
+        .segment_timelines[0]
+        .Ss
+    )
+    assert [(s.t, s.d, s.r) for s in ss] == [(0, 20, None), (25, 20, 1)]
+
+
+def test_quoted_strings_cannot_break_out() -> None:
+    a = _rendition(
+        "audio", "audio", 48000, [96000], 10, codecs="mp4a.40.2", language='en"\n#EXT-X-EVIL'
+    )
+    v = _rendition("v", "video", 1000, [2000], 10, width=2, height=2)
+    text = render_hls_master(Presentation(2, 2, [v, a]))
+    assert "\n#EXT-X-EVIL" not in text
+
+
+def test_round_trip_dict(presentation: Presentation) -> None:
+    assert Presentation.from_dict(presentation.to_dict()) == presentation
