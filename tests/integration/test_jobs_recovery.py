@@ -69,7 +69,11 @@ def test_worker_killed_mid_job(fragile_server: Server) -> None:
             os.kill(pid, signal.SIGKILL)
     done = server.wait(asset["id"], timeout=300)
     assert done["status"] == "ready", done
-    job = _job(server, asset["id"])
-    assert job["state"] == "succeeded"
+    # The asset is published just before its job records success: wait for the record.
+    deadline = time.monotonic() + 30
+    while (job := _job(server, asset["id"]))["state"] == "running":
+        assert time.monotonic() < deadline, job
+        time.sleep(0.2)
+    assert job["state"] == "succeeded", job
     assert int(job["attempts"]) == 2  # type: ignore[call-overload]
     assert "embedded worker exited" in server.log_path.read_text(errors="replace")
