@@ -9,7 +9,7 @@ import os
 import re
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -50,6 +50,13 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default_factory=lambda: max(2, (os.cpu_count() or 2) // 2))
     x264_preset: str = "veryfast"
     segment_seconds: int = 2
+    #: Encode the upper rungs as chunk jobs spread over the worker fleet (one rung and a span
+    #: of the source per job) instead of one pass on the worker that took the upload.
+    #: "auto": chunked when the broker is a fleet's (RabbitMQ/Redis), one pass when embedded
+    #: (one machine: one decode for every rung costs least CPU).
+    chunked_encoding: Literal["auto", "on", "off"] = "auto"
+    #: Source seconds per chunk job (rounded to whole segments).
+    encode_chunk_seconds: float = Field(default=20.0, gt=0)
     max_upload_bytes: int = 20 * 1024**3
     #: A tus upload expires this long after it was created or last written to.
     upload_expiry_seconds: float = 24 * 3600.0
@@ -147,6 +154,13 @@ class Settings(BaseSettings):
     @property
     def embedded_broker(self) -> bool:
         return self.broker_url is None
+
+    @property
+    def chunked(self) -> bool:
+        """Whether the upper rungs are encoded as chunk jobs across the fleet."""
+        if self.chunked_encoding == "auto":
+            return not self.embedded_broker
+        return self.chunked_encoding == "on"
 
     @property
     def admin_token_file(self) -> Path:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import shutil
 import tempfile
 import threading
@@ -9,9 +12,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
+from sqlalchemy import update
 
 from mediaplane.db import utcnow
 from mediaplane.jobs import JobContext, PermanentJobError
@@ -39,6 +43,11 @@ from mediaplane.media.ffmpeg import PREVIEW_DIR
 
 from ._models import Asset, AssetStatus
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from mediaplane.runtime import Runtime
+
 log = structlog.get_logger("mediaplane.catalog")
 
 # Share of the job's progress each phase ends at.
@@ -55,7 +64,43 @@ def _work_dir(ctx: JobContext) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"{ctx.job_id}-", dir=root))
 
 
-def _tracks(info: MediaInfo, p: Presentation) -> list[dict[str, Any]]:
+#: Sources downloaded for chunk jobs are kept per worker host this long after last use.
+SOURCE_CACHE_SECONDS = 6 * 3600
+
+
+def source_file(rt: Runtime, asset_id: str, key: str, work: Path, *, shared: bool) -> Path:
+    """A local path of the asset's source: the object itself on a local store; otherwise a
+    download, into ``work`` or, when ``shared``, into this host's source cache so that the
+    chunk jobs of one asset running here download it once."""
+    local = rt.store.local_path(key)
+    if local is not None:
+        return local
+    if not shared:
+        rt.store.download(key, work / "source")
+        return work / "source"
+    cache = rt.settings.data_path / "cache" / "sources"
+    cache.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    for old in cache.iterdir():  # sources of assets finished (or deleted) on other hosts
+        with contextlib.suppress(OSError):
+            if now - old.stat().st_mtime > SOURCE_CACHE_SECONDS:
+                old.unlink()
+    path = cache / asset_id
+    with (cache / f"{asset_id}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not path.exists():
+            rt.store.download(key, path)
+        os.utime(path)
+    return path
+
+
+def drop_cached_source(rt: Runtime, asset_id: str) -> None:
+    cache = rt.settings.data_path / "cache" / "sources"
+    for name in (asset_id, f"{asset_id}.lock"):
+        (cache / name).unlink(missing_ok=True)
+
+
+def _tracks(p: Presentation) -> list[dict[str, Any]]:
     tracks: list[dict[str, Any]] = []
     top = p.video[-1] if p.video else None
     if top is not None:
@@ -91,32 +136,119 @@ def _tracks(info: MediaInfo, p: Presentation) -> list[dict[str, Any]]:
     return tracks
 
 
+def update_presentation(
+    rt: Runtime, asset_id: str, change: Callable[[Presentation | None], Presentation | None]
+) -> Presentation | None:
+    """Read, change and write an asset's presentation as a compare-and-set on its revision
+    (the preview publisher and the rung stitchers of several workers write concurrently).
+
+    ``change`` gets the current presentation (None before the first) and returns the new
+    one, or None to write nothing. The asset turns ``ready`` when the presentation first
+    lists a video rendition; ``tracks`` follows the listed renditions. Returns what was
+    written, or None when nothing was (also when the asset is gone or errored).
+    """
+    for attempt in range(100):
+        with rt.db.session() as s:
+            row = s.get(Asset, asset_id)
+            if row is None or row.status is AssetStatus.ERRORED:
+                return None
+            new = change(Presentation.from_dict(row.presentation) if row.presentation else None)
+            if new is None:
+                return None
+            values: dict[str, Any] = {
+                "presentation": new.to_dict(),
+                "presentation_rev": row.presentation_rev + 1,
+                "tracks": _tracks(new),
+            }
+            playable = row.status is AssetStatus.PREPARING and bool(new.video)
+            if playable:
+                values.update(status=AssetStatus.READY, ready_at=utcnow(), errors=None)
+            done = s.execute(
+                update(Asset)
+                .where(Asset.id == asset_id, Asset.presentation_rev == row.presentation_rev)
+                .values(**values)
+            )
+            if done.rowcount == 1:  # type: ignore[attr-defined]
+                if playable:
+                    log.info("asset.playable", asset_id=asset_id, renditions=new.rendition_ids)
+                return new
+        time.sleep(min(0.5, 0.01 * (attempt + 1)))
+    raise RuntimeError(f"the presentation of asset {asset_id} kept changing under this write")
+
+
+def publish_renditions(
+    rt: Runtime, asset_id: str, renditions: list[Rendition], *, base: bool
+) -> Presentation | None:
+    """Add packaged renditions (their segments already stored) to the asset's manifests.
+
+    ``base``: the audio and lowest rung (or a whole one-pass ladder) that replace the
+    preview for new players; the preview is unlisted (players already on it keep it) and
+    every packaged video rendition listed. A rung stitched before the base is in stays
+    unlisted until then: the master still lists the muxed preview, and a video-only rung has
+    no audio group to pair with yet.
+    """
+
+    def change(current: Presentation | None) -> Presentation | None:
+        if current is None:
+            return None
+        done = [r.id for r in renditions]
+        preview = current.rendition(PREVIEW_DIR)
+        if base:
+            waiting = [
+                replace(r, listed=True)
+                for r in current.renditions
+                if r.kind == "video" and r.id != PREVIEW_DIR and not r.listed
+            ]
+            hidden = [replace(preview, listed=False)] if preview is not None else []
+            return current.with_renditions([*waiting, *renditions, *hidden], done=done)
+        listed = preview is None or not preview.listed
+        return current.with_renditions([replace(r, listed=listed) for r in renditions], done=done)
+
+    return update_presentation(rt, asset_id, change)
+
+
+def store_packaged(
+    rt: Runtime, asset_id: str, out_dir: Path, on_file: Callable[[float], None]
+) -> None:
+    """Upload the packager's output folder to the asset's CMAF prefix."""
+    files = sorted(p for p in out_dir.rglob("*") if p.is_file())
+    for i, path in enumerate(files, start=1):
+        rt.store.put_file(f"assets/{asset_id}/cmaf/{path.relative_to(out_dir).as_posix()}", path)
+        on_file(i / len(files))
+
+
+def package(
+    rt: Runtime, inputs: list[PackagerInput], out_dir: Path, duration: float
+) -> Presentation:
+    return ShakaPackager(rt.toolchain.packager).package(
+        inputs,
+        out_dir,
+        PackagingOptions(
+            segment_seconds=rt.settings.segment_seconds,
+            timeout_seconds=120 + duration * 2,
+            memory_bytes=rt.settings.subprocess_memory_bytes,
+        ),
+    )
+
+
 class _PreviewPublisher:
     """Publishes the lowest rung's segments as ffmpeg finishes them.
 
     The asset turns ``ready`` with the first segment: the master playlist then lists this
     one growing rendition (an HLS EVENT playlist played from the start), which becomes a
-    complete VOD rendition when its encode ends; the full ladder replaces it in the master
-    playlist when packaged.
+    complete VOD rendition when its encode ends; the packaged renditions replace it in the
+    master playlist when the base (audio + lowest rung, or the whole ladder) is packaged.
     """
 
     def __init__(
-        self,
-        ctx: JobContext,
-        asset_id: str,
-        rung: Rung,
-        info: MediaInfo,
-        work: Path,
-        pending: list[str],
+        self, ctx: JobContext, asset_id: str, rung: Rung, info: MediaInfo, work: Path
     ) -> None:
         self.ctx, self.asset_id, self.rung, self.info = ctx, asset_id, rung, info
         self.dir = work / PREVIEW_DIR
         self.prefix = f"assets/{asset_id}/cmaf/{PREVIEW_DIR}/"
-        self.pending = pending
         self.segments: list[Segment] = []
         self.codecs: str | None = None
         self.lock = threading.Lock()
-        self.ready_at: float | None = None
 
     def rendition(self, *, complete: bool, listed: bool = True) -> Rendition:
         assert self.codecs is not None
@@ -132,6 +264,7 @@ class _PreviewPublisher:
             frame_rate=str(self.rung.fps),
             complete=complete,
             listed=listed,
+            muxed=self.info.has_audio,
         )
 
     def publish(self, entries: list[PlaylistEntry], *, complete: bool = False) -> None:
@@ -156,27 +289,15 @@ class _PreviewPublisher:
                 start += ticks
             if not self.segments:
                 return
-            presentation = Presentation(
-                duration=self.info.duration,
-                segment_seconds=rt.settings.segment_seconds,
-                renditions=[self.rendition(complete=complete)],
-                pending=self.pending,
-            )
-            with rt.db.session() as s:
-                row = s.get(Asset, self.asset_id)
-                if row is None:
-                    return
-                row.presentation = presentation.to_dict()
-                if row.status is AssetStatus.PREPARING:
-                    row.status = AssetStatus.READY
-                    row.ready_at = utcnow()
-                    self.ready_at = time.monotonic()
-                    log.info(
-                        "asset.playable",
-                        asset_id=self.asset_id,
-                        rendition=PREVIEW_DIR,
-                        segments=len(self.segments),
-                    )
+            preview = self.rendition(complete=complete)
+
+            def change(current: Presentation | None) -> Presentation | None:
+                # A base already packaged (an earlier attempt) is never replaced by a preview.
+                if current is None or current.rendition(self.rung.name) is not None:
+                    return None
+                return current.with_renditions([preview])
+
+            update_presentation(rt, self.asset_id, change)
 
 
 def _resumable(asset: Asset | None) -> bool:
@@ -188,7 +309,8 @@ def _resumable(asset: Asset | None) -> bool:
 
 def process_asset(ctx: JobContext) -> None:
     """Probe; encode the lowest rung first (playable within seconds) while the rest of the
-    ladder encodes beside it at lower priority; package one set of CMAF segments; publish."""
+    ladder encodes — beside it at lower priority in one pass, or as chunk jobs across the
+    fleet (:mod:`._chunked`); package one set of CMAF segments; publish."""
     rt = ctx.runtime
     asset_id = ctx.payload["asset_id"]
     with rt.db.session() as s:
@@ -202,12 +324,8 @@ def process_asset(ctx: JobContext) -> None:
     tools = rt.toolchain
     work = _work_dir(ctx)
     published = False
-    prefix = f"assets/{asset_id}/cmaf/"
     try:
-        source = rt.store.local_path(key)
-        if source is None:
-            source = work / "source"
-            rt.store.download(key, source)
+        source = source_file(rt, asset_id, key, work, shared=rt.settings.chunked)
         try:
             info = probe(tools, source, rt.settings)
         except InvalidMedia as exc:
@@ -221,6 +339,30 @@ def process_asset(ctx: JobContext) -> None:
             row.frame_rate = str(rungs[0].fps)
         ctx.progress(PROBED, force=True)
         lowest, upper = rungs[-1], rungs[:-1]
+        update_presentation(
+            rt,
+            asset_id,
+            lambda current: (
+                current
+                or Presentation(
+                    duration=info.duration,
+                    segment_seconds=rt.settings.segment_seconds,
+                    pending=[r.name for r in rungs],
+                )
+            ),
+        )
+        chunked = rt.settings.chunked and bool(upper)
+        if chunked:
+            from ._chunked import start_chunk_jobs
+
+            start_chunk_jobs(ctx, asset_id, info, upper)
+            upper = []
+            with rt.db.session() as s:
+                row = s.get(Asset, asset_id)
+                current = row.presentation if row is not None else None
+            if current and Presentation.from_dict(current).rendition(lowest.name):
+                published = True  # an earlier attempt packaged the base; chunk jobs do the rest
+                return
         done = {"preview": 0.0, "ladder": 0.0 if upper else 1.0}
         weight = 0.25 if upper else 1.0  # the preview rung is the cheap part of the work
 
@@ -229,9 +371,7 @@ def process_asset(ctx: JobContext) -> None:
             share = weight * done["preview"] + (1 - weight) * done["ladder"]
             ctx.progress(PROBED + (ENCODED - PROBED) * share)
 
-        publisher = _PreviewPublisher(
-            ctx, asset_id, lowest, info, work, pending=[r.name for r in rungs]
-        )
+        publisher = _PreviewPublisher(ctx, asset_id, lowest, info, work)
         ladder_proc: list[ManagedProcess] = []
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ladder") as pool:
             ladder = (
@@ -278,50 +418,32 @@ def process_asset(ctx: JobContext) -> None:
         fps = str(lowest.fps)
         inputs = [
             PackagerInput(path=outputs[r.name], kind="video", rendition_id=r.name, frame_rate=fps)
-            for r in rungs
+            for r in [*upper, lowest]
         ]
         if "audio" in outputs:
             inputs.append(PackagerInput(path=outputs["audio"], kind="audio", rendition_id="audio"))
-        packaged = ShakaPackager(tools.packager).package(
-            inputs,
-            work / "cmaf",
-            PackagingOptions(
-                segment_seconds=rt.settings.segment_seconds,
-                timeout_seconds=120 + info.duration * 2,
-                memory_bytes=rt.settings.subprocess_memory_bytes,
-            ),
-        )
+        packaged = package(rt, inputs, work / "cmaf", info.duration)
         ctx.progress(PACKAGED, force=True)
         if not ctx.still_owned():
             log.warning("asset.publish_skipped_not_owner", asset_id=asset_id)
             return
-        files = sorted(p for p in (work / "cmaf").rglob("*") if p.is_file())
-        for i, path in enumerate(files, start=1):
-            rt.store.put_file(prefix + path.relative_to(work / "cmaf").as_posix(), path)
-            ctx.progress(PACKAGED + (99.0 - PACKAGED) * i / len(files))
-        # Players that started on the preview keep it; new players get the full ladder.
-        presentation = replace(
-            packaged,
-            renditions=[*packaged.renditions, publisher.rendition(complete=True, listed=False)],
+        store_packaged(
+            rt, asset_id, work / "cmaf", lambda f: ctx.progress(PACKAGED + (99.0 - PACKAGED) * f)
         )
-        published = True
-        with rt.db.session() as s:
-            row = s.get(Asset, asset_id)
-            if row is None:  # deleted while we worked
-                published = False
-                return
-            row.presentation = presentation.to_dict()
-            row.duration = presentation.duration
-            row.tracks = _tracks(info, presentation)
-            if row.status is AssetStatus.PREPARING:
-                row.ready_at = utcnow()
-            row.status = AssetStatus.READY
-            row.errors = None
-        log.info(
-            "asset.ready",
-            asset_id=asset_id,
-            renditions=[r.id for r in presentation.video],
+        presentation = publish_renditions(
+            rt,
+            asset_id,
+            [*packaged.renditions, publisher.rendition(complete=True, listed=False)],
+            base=True,
         )
+        published = presentation is not None
+        if presentation is not None:
+            log.info(
+                "asset.ready" if presentation.complete else "asset.base_published",
+                asset_id=asset_id,
+                renditions=[r.id for r in presentation.video],
+                pending=presentation.pending,
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
         if not published:
@@ -329,6 +451,7 @@ def process_asset(ctx: JobContext) -> None:
                 gone = s.get(Asset, asset_id) is None
             if gone:
                 rt.store.delete_prefix(f"assets/{asset_id}/")
+                drop_cached_source(rt, asset_id)
 
 
 def asset_gave_up(ctx: JobContext, message: str, *, permanent: bool) -> None:

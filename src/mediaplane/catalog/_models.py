@@ -77,6 +77,8 @@ class Asset(Base):
     tracks: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     errors: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     presentation: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: Bumped by every presentation write (compare-and-set: several jobs publish renditions).
+    presentation_rev: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     ready_at: Mapped[datetime | None]

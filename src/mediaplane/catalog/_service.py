@@ -346,24 +346,35 @@ def _unlink_duplicates(session: Session, asset: Asset) -> None:
 
 def progress_of(session: Session, assets: list[Asset]) -> dict[str, float]:
     """Percent done of each asset still being processed (preparing, or ready on its first
-    rendition while the rest of the ladder encodes), from its jobs."""
-    ids = [a.id for a in assets if a.status is AssetStatus.PREPARING or _growing(a)]
-    if not ids:
+    rendition while the rest of the ladder encodes), from its jobs.
+
+    Importing counts for the first 10 %; the processing job and the chunk jobs of a
+    chunked ladder share the rest equally. Below 100 until every rung is published.
+    """
+    growing = {a.id: a for a in assets if a.status is AssetStatus.PREPARING or _growing(a)}
+    if not growing:
         return {}
     rows = session.execute(
-        select(Job.subject_id, Job.type, Job.state, Job.progress, Job.created_at)
-        # The fingerprint job runs beside processing and says nothing about playability.
-        .where(Job.subject_id.in_(ids), Job.type != JobType.FINGERPRINT_AUDIO)
+        select(Job.subject_id, Job.type, Job.state, Job.progress)
+        .where(Job.subject_id.in_(growing), Job.type.in_(PROGRESS_JOBS))
         .order_by(Job.created_at)
     ).all()
-    out: dict[str, float] = dict.fromkeys(ids, 0.0)
-    for subject, jtype, state, progress, _ in rows:
-        # Importing counts for the first 10%, processing for the rest.
+    imported: dict[str, float] = {}
+    media: dict[str, list[float]] = {}
+    for subject, jtype, state, progress in rows:
+        done = 100.0 if state is JobState.SUCCEEDED else float(progress)
         if jtype is JobType.IMPORT_URL:
-            value = 10.0 if state is JobState.SUCCEEDED else progress * 0.1
+            imported[str(subject)] = done
         else:
-            value = 10.0 + progress * 0.9 if state is not JobState.SUCCEEDED else 100.0
-        out[str(subject)] = max(out[str(subject)], round(value, 1))
+            media.setdefault(str(subject), []).append(done)
+    out: dict[str, float] = {}
+    for aid, asset in growing.items():
+        parts = media.get(aid, [])
+        share = sum(parts) / len(parts) if parts else 0.0
+        value = (10.0 + 0.9 * share) if parts else imported.get(aid, 0.0) * 0.1
+        if _growing(asset):
+            value = min(value, 99.0)
+        out[aid] = round(value, 1)
     return out
 
 
@@ -391,6 +402,10 @@ def _aspect(width: int | None, height: int | None) -> str | None:
 
     g = gcd(width, height)
     return f"{width // g}:{height // g}"
+
+
+#: Jobs whose progress makes up an asset's: the import, processing and ladder chunks.
+PROGRESS_JOBS = (JobType.IMPORT_URL, JobType.PROCESS_ASSET, JobType.ENCODE_CHUNK)
 
 
 def _growing(asset: Asset) -> bool:

@@ -156,15 +156,17 @@ def hls_master(playback_id: str, request: Request, rt: Runtime = Depends(runtime
 @router.api_route("/{playback_id}/manifest.mpd", methods=["GET", "HEAD"])
 def dash_mpd(playback_id: str, request: Request, rt: Runtime = Depends(runtime_dep)) -> Response:
     p = _playable(rt, playback_id, request)
-    if not p.presentation.complete:
+    if not p.presentation.settled:
         raise ApiError(
             404,
             "asset_not_ready",
-            "DASH is served once every rendition is packaged; HLS plays already.",
+            "DASH is served once the first renditions are packaged; HLS plays already.",
             headers={"Retry-After": "5"},
         )
     body = _manifest(p, "mpd", lambda: render_mpd(p.presentation))
-    return _text(request, body, DASH_TYPE, _cache(p, MANIFEST_CACHE))
+    # Rungs still encoding join later: a snapshot MPD must not be cached for long.
+    cache = MANIFEST_CACHE if p.presentation.complete else GROWING_CACHE
+    return _text(request, body, DASH_TYPE, _cache(p, cache))
 
 
 @router.api_route("/{playback_id}/{rendition}/media.m3u8", methods=["GET", "HEAD"])

@@ -15,6 +15,8 @@ class JobType(enum.StrEnum):
     IMPORT_URL = "asset.import_url"
     PROCESS_ASSET = "asset.process"
     FINGERPRINT_AUDIO = "asset.fingerprint"
+    ENCODE_CHUNK = "asset.encode_chunk"
+    STITCH_RUNG = "asset.stitch_rung"
 
 
 class JobState(enum.StrEnum):

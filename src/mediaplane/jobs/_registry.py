@@ -50,4 +50,20 @@ JOB_SPECS: dict[JobType, JobSpec] = {
         max_attempts=3,
         timeout_seconds=3600,
     ),
+    # A chunked ladder: one rung over one span of the source per job, on any worker.
+    JobType.ENCODE_CHUNK: JobSpec(
+        handler="mediaplane.catalog._chunked:encode_chunk_job",
+        on_give_up="mediaplane.catalog._jobs:asset_gave_up",
+        queue="media",
+        max_attempts=3,
+        timeout_seconds=3600,
+    ),
+    # Joins a rung's chunks, packages the rung and adds it to the asset's manifests.
+    JobType.STITCH_RUNG: JobSpec(
+        handler="mediaplane.catalog._chunked:stitch_rung_job",
+        on_give_up="mediaplane.catalog._jobs:asset_gave_up",
+        queue="media",
+        max_attempts=3,
+        timeout_seconds=3600,
+    ),
 }

@@ -45,9 +45,18 @@ def check_transition(old: JobState, new: JobState) -> None:
 
 
 def create_job(
-    session: Session, type: JobType, payload: dict[str, Any], subject_id: str | None = None
+    session: Session,
+    type: JobType,
+    payload: dict[str, Any],
+    subject_id: str | None = None,
+    *,
+    job_id: str | None = None,
 ) -> Job:
-    """Add a PENDING job to ``session``; dispatch it with :func:`dispatch` after commit."""
+    """Add a PENDING job to ``session``; dispatch it with :func:`dispatch` after commit.
+
+    :param job_id: a deterministic id makes creation idempotent: a second job with the same
+        id fails with an IntegrityError at flush.
+    """
     job = Job(
         type=type,
         payload=payload,
@@ -55,6 +64,8 @@ def create_job(
         state=JobState.PENDING,
         max_attempts=JOB_SPECS[type].max_attempts,
     )
+    if job_id is not None:
+        job.id = job_id
     session.add(job)
     session.flush()
     return job

@@ -15,7 +15,7 @@ Errors::
 from __future__ import annotations
 
 from ._errors import InvalidMedia, MediaError, ProcessFailed, ProcessTimeout, ToolMissing
-from ._ladder import Rung, plan_ladder
+from ._ladder import Chunk, Rung, plan_chunks, plan_ladder
 from ._manifests import render_hls_master, render_hls_media, render_mpd
 from ._mp4 import AAC_LC, avc_codec_string
 from ._package import Packager, PackagerInput, PackagingOptions, ShakaPackager, find_packager
@@ -24,6 +24,8 @@ from ._probe import MediaInfo, parse_probe, probe
 from ._process import ManagedProcess
 from ._transcode import (
     PlaylistEntry,
+    concat_chunks,
+    encode_chunk,
     encode_ladder,
     encode_preview,
     encode_timeout,
@@ -34,6 +36,10 @@ from .ffmpeg import Toolchain
 
 __all__ = [
     "AAC_LC",
+    "Chunk",
+    "concat_chunks",
+    "encode_chunk",
+    "plan_chunks",
     "PlaylistEntry",
     "avc_codec_string",
     "encode_preview",

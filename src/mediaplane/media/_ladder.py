@@ -79,3 +79,38 @@ def plan_ladder(width: int, height: int, fps: Fraction, segment_seconds: int = 2
             )
         )
     return rungs
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A span of output frames of one rung, encoded on its own and concatenated later.
+
+    Every chunk but the last holds a whole number of GOPs, so each starts on a keyframe
+    of the global grid and the stitched rung has the same segment boundaries as a one-pass
+    encode.
+    """
+
+    index: int
+    start_frame: int
+    frames: int | None  # None: to the end of the source
+
+    def start_seconds(self, fps: Fraction) -> Fraction:
+        return self.start_frame / fps
+
+
+def plan_chunks(duration: float, fps: Fraction, gop: int, chunk_seconds: float) -> list[Chunk]:
+    """Split ``duration`` seconds of output at ``fps`` into chunks of about ``chunk_seconds``,
+    each a whole number of ``gop``-frame GOPs; the last chunk runs to the end."""
+    if gop <= 0 or fps <= 0:
+        raise ValueError("gop and fps must be positive")
+    gops_per_chunk = max(1, round(chunk_seconds * fps / gop))
+    frames_per_chunk = gops_per_chunk * gop
+    total = max(1, int(duration * fps))  # frames the source spans (the last chunk takes the rest)
+    count = max(1, -(-total // frames_per_chunk))
+    # A last chunk of less than half a chunk is folded into the one before it.
+    if count > 1 and total - (count - 1) * frames_per_chunk < frames_per_chunk / 2:
+        count -= 1
+    return [
+        Chunk(i, i * frames_per_chunk, None if i == count - 1 else frames_per_chunk)
+        for i in range(count)
+    ]

@@ -166,17 +166,25 @@ def read_packager_mpd(
                     number += 1
                     t += d
             channels = rep.find("d:AudioChannelConfiguration", NS)
+            if channels is None:
+                channels = aset.find("d:AudioChannelConfiguration", NS)
+
+            def attr(name: str, rep: ET.Element = rep, aset: ET.Element = aset) -> str | None:
+                # Attributes common to every representation may sit on the AdaptationSet
+                # (Shaka puts a lone video representation's size there).
+                return rep.get(name) or aset.get(name)
+
             rendition = Rendition(
                 id=rid,
                 kind=inp.kind,
-                codecs=rep.get("codecs", ""),
+                codecs=attr("codecs") or "",
                 timescale=timescale,
                 init_size=(out_dir / rid / "init.mp4").stat().st_size,
                 segments=segments,
-                width=_int_or_none(rep.get("width")),
-                height=_int_or_none(rep.get("height")),
+                width=_int_or_none(attr("width")),
+                height=_int_or_none(attr("height")),
                 frame_rate=inp.frame_rate,
-                sample_rate=_int_or_none(rep.get("audioSamplingRate")),
+                sample_rate=_int_or_none(attr("audioSamplingRate")),
                 channels=int(channels.get("value", "2")) if channels is not None else None,
                 language=inp.language,
             )

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
 from typing import Any, Literal
 
@@ -37,6 +38,8 @@ class Rendition:
     complete: bool = True
     #: False for a rendition kept only for players already using it (not in new manifests).
     listed: bool = True
+    #: A video rendition that carries the audio too (the preview): HLS only.
+    muxed: bool = False
 
     @property
     def duration(self) -> float:
@@ -102,6 +105,31 @@ class Presentation:
         """Every listed rendition is finished and nothing is pending (DASH can be served)."""
         listed = [r for r in self.renditions if r.listed]
         return bool(listed) and not self.pending and all(r.complete for r in listed)
+
+    @property
+    def settled(self) -> bool:
+        """Every listed rendition is finished and packaged on its own (no growing or muxed
+        preview listed): a static MPD can describe it, though rungs may still join later."""
+        listed = [r for r in self.renditions if r.listed]
+        return bool(listed) and all(r.complete and not r.muxed for r in listed)
+
+    def with_renditions(
+        self, renditions: Iterable[Rendition], *, done: Iterable[str] = ()
+    ) -> Presentation:
+        """A copy with ``renditions`` added (replacing any with the same id) and the ids in
+        ``done`` no longer pending."""
+        new = {r.id: r for r in renditions}
+        kept = [new.pop(r.id, r) for r in self.renditions]
+        finished = set(done)
+        return replace(
+            self,
+            renditions=[*kept, *new.values()],
+            pending=[p for p in self.pending if p not in finished],
+        )
+
+    @property
+    def rendition_ids(self) -> list[str]:
+        return [r.id for r in self.renditions if r.listed]
 
     def rendition(self, rid: str) -> Rendition | None:
         return next((r for r in self.renditions if r.id == rid), None)

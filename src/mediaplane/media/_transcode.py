@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,7 +12,7 @@ from ._process import ManagedProcess
 if TYPE_CHECKING:
     from mediaplane.config import Settings
 
-    from ._ladder import Rung
+    from ._ladder import Chunk, Rung
     from ._probe import MediaInfo
 
 
@@ -113,6 +113,49 @@ def encode_ladder(
     if info.has_audio:
         outputs["audio"] = out_dir / "audio.mp4"
     return _check_outputs(outputs)
+
+
+def encode_chunk(
+    tools: ffmpeg.Toolchain,
+    settings: Settings,
+    source: Path,
+    info: MediaInfo,
+    rung: Rung,
+    chunk: Chunk,
+    out: Path,
+    on_progress: Callable[[float], None] | None = None,
+) -> Path:
+    """Encode one chunk of one rung (video only) into the MP4 ``out``; see
+    :func:`ffmpeg.chunk_argv`. A source that ends early inside the chunk is truncated."""
+    start = float(chunk.start_seconds(rung.fps))
+    end = info.duration if chunk.frames is None else start + chunk.frames / float(rung.fps)
+    if start >= info.duration:
+        raise InvalidMedia(f"chunk {chunk.index} starts past the end of the source")
+    span = replace(info, duration=min(end, info.duration) - start, has_audio=False)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    argv = ffmpeg.chunk_argv(tools, source, out, rung, chunk, preset=settings.x264_preset)
+    _encode(argv, settings, span, name="ffmpeg-chunk", on_progress=on_progress)
+    _check_outputs({f"{rung.name} chunk {chunk.index}": out})
+    return out
+
+
+def concat_chunks(
+    tools: ffmpeg.Toolchain, settings: Settings, chunks: list[Path], out: Path, duration: float
+) -> Path:
+    """Join chunk MP4s (all in one folder, in order) into ``out`` without re-encoding."""
+    folder = chunks[0].parent
+    if any(c.parent != folder for c in chunks):
+        raise ValueError("chunks must share one folder")
+    listing = folder / "chunks.txt"
+    listing.write_text("".join(f"file '{c.name}'\n" for c in chunks))
+    ManagedProcess(
+        ffmpeg.concat_argv(tools, listing, out),
+        timeout=60 + duration,
+        memory_bytes=settings.subprocess_memory_bytes,
+        name="ffmpeg-concat",
+    ).run()
+    _check_outputs({f"stitched {out.stem}": out})
+    return out
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,12 @@ Every builder returns ``list[str]`` (never a shell string). Inputs are read only
 
 from __future__ import annotations
 
+import math
 import re
 import shutil
 import subprocess
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,7 +20,7 @@ from ._errors import ToolMissing
 if TYPE_CHECKING:
     from mediaplane.config import Settings
 
-    from ._ladder import Rung
+    from ._ladder import Chunk, Rung
 
 PROTOCOLS = "file,pipe"
 AUDIO_BITRATE = 128_000
@@ -140,6 +142,59 @@ def encode_ladder_argv(
             "file:" + str(out_dir / "audio.mp4"),
         ]
     return argv
+
+
+def chunk_argv(
+    tools: Toolchain,
+    source: Path,
+    out: Path,
+    rung: Rung,
+    chunk: Chunk,
+    *,
+    preset: str = "veryfast",
+) -> list[str]:
+    """Encode one chunk of one rung: output frames ``[start_frame, start_frame + frames)``.
+
+    Frame-exact, so chunks concatenate into the same frames a one-pass encode picks: ffmpeg
+    seeks (accurately) to a pre-roll of about one second before the chunk, the ``fps``
+    filter lays the same output-frame grid as the one-pass graph, and ``trim`` drops the
+    pre-roll frames by their output timestamp. The chunk starts on a keyframe.
+    """
+    preroll = min(chunk.start_frame, math.ceil(rung.fps))
+    graph = f"[0:v:0]fps={_fps(rung)}"
+    if preroll:
+        graph += f",trim=start_pts={preroll},setpts=PTS-STARTPTS"
+    graph += f",format=yuv420p,scale={rung.width}:{rung.height}:flags=bicubic,setsar=1[v0]"
+    argv = [
+        tools.ffmpeg,
+        "-hide_banner", "-nostdin", "-y",
+        "-loglevel", "error",
+        "-protocol_whitelist", PROTOCOLS,
+        "-progress", "pipe:1", "-nostats",
+    ]  # fmt: skip
+    if chunk.start_frame:
+        seek = Fraction(chunk.start_frame - preroll) / rung.fps
+        argv += ["-ss", f"{float(seek):.6f}"]
+    argv += ["-i", "file:" + str(source), "-filter_complex", graph, "-map", "[v0]"]
+    if chunk.frames is not None:
+        argv += ["-frames:v", str(chunk.frames)]
+    argv += [*_x264(rung, preset), "-an", "-sn", "-dn", "-map_metadata", "-1"]
+    return [*argv, "-f", "mp4", "file:" + str(out)]
+
+
+def concat_argv(tools: Toolchain, listing: Path, out: Path) -> list[str]:
+    """Join the MP4 chunks named (relative to its folder) in ``listing`` without re-encoding."""
+    return [
+        tools.ffmpeg,
+        "-hide_banner", "-nostdin", "-y",
+        "-loglevel", "error",
+        "-protocol_whitelist", PROTOCOLS,
+        "-f", "concat", "-safe", "1",
+        "-i", "file:" + str(listing),
+        "-map", "0:v:0", "-c", "copy",
+        "-map_metadata", "-1",
+        "-f", "mp4", "file:" + str(out),
+    ]  # fmt: skip
 
 
 def _x264(rung: Rung, preset: str) -> list[str]:

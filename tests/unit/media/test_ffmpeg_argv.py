@@ -3,7 +3,7 @@ from __future__ import annotations
 from fractions import Fraction
 from pathlib import Path
 
-from mediaplane.media import Toolchain, plan_ladder
+from mediaplane.media import Chunk, Toolchain, plan_ladder
 from mediaplane.media import ffmpeg as ff
 
 TOOLS = Toolchain(
@@ -105,3 +105,37 @@ def test_has_muxer() -> None:
         listing.replace("  E chromaprint     ", "  E other     "), "chromaprint"
     )
     assert _after(ff.muxers_argv(TOOLS), "-loglevel") == ["error"]
+
+
+def test_chunk_argv_first_chunk_needs_no_seek() -> None:
+    rung = plan_ladder(1280, 720, Fraction(30))[0]
+    argv = ff.chunk_argv(TOOLS, Path("/in.mp4"), Path("/c.mp4"), rung, Chunk(0, 0, 600))
+    assert "-ss" not in argv
+    assert _after(argv, "-frames:v") == ["600"]
+    graph = _after(argv, "-filter_complex")[0]
+    assert graph.startswith("[0:v:0]fps=30/1,format=yuv420p,scale=1280:720")
+    assert "trim" not in graph
+    assert _after(argv, "-an") == ["-sn"] and "-map" in argv  # video only
+    assert _after(argv, "-g") == ["60"] and _after(argv, "-sc_threshold") == ["0"]
+    assert argv[-1] == "file:/c.mp4"
+
+
+def test_chunk_argv_seeks_to_a_preroll_and_trims_it_by_output_timestamp() -> None:
+    rung = plan_ladder(1280, 720, Fraction(30000, 1001))[0]
+    chunk = Chunk(2, 1200, None)  # the last chunk: to the end
+    argv = ff.chunk_argv(TOOLS, Path("/in.mp4"), Path("/c.mp4"), rung, chunk)
+    # One second (30 frames) of pre-roll before frame 1200 of the 29.97 fps grid.
+    assert _after(argv, "-ss") == [f"{1170 * 1001 / 30000:.6f}"]
+    assert argv.index("-ss") < argv.index("-i")  # input seeking (accurate, decodes less)
+    graph = _after(argv, "-filter_complex")[0]
+    assert graph.startswith("[0:v:0]fps=30000/1001,trim=start_pts=30,setpts=PTS-STARTPTS,")
+    assert "-frames:v" not in argv
+    assert _after(argv, "-protocol_whitelist") == ["file,pipe"]
+
+
+def test_concat_argv_copies_without_reencoding() -> None:
+    argv = ff.concat_argv(TOOLS, Path("/w/chunks.txt"), Path("/w/v720.mp4"))
+    assert _after(argv, "-f")[0] == "concat" and _after(argv, "-safe") == ["1"]
+    assert _after(argv, "-c") == ["copy"]
+    assert _after(argv, "-protocol_whitelist") == ["file,pipe"]
+    assert _after(argv, "-i") == ["file:/w/chunks.txt"]

@@ -4,7 +4,7 @@ from fractions import Fraction
 
 import pytest
 
-from mediaplane.media import plan_ladder
+from mediaplane.media import Chunk, plan_chunks, plan_ladder
 from mediaplane.media._ladder import MAX_RUNGS, output_fps
 
 
@@ -72,3 +72,28 @@ def test_ntsc_gop_is_whole_frames() -> None:
 def test_rejects_no_size() -> None:
     with pytest.raises(ValueError, match="frame size"):
         plan_ladder(0, 0, Fraction(30))
+
+
+def test_chunks_hold_whole_gops_and_cover_the_source() -> None:
+    fps, gop = Fraction(30000, 1001), 60
+    chunks = plan_chunks(65.0, fps, gop, 20.0)
+    # 20 s ≈ 10 GOPs of 2.002 s: 600 frames per chunk; 65 s = 1948 frames.
+    assert [c.start_frame for c in chunks] == [0, 600, 1200]
+    assert [c.frames for c in chunks] == [600, 600, None]  # the last runs to the end
+    assert all(c.start_frame % gop == 0 for c in chunks)
+    assert [c.index for c in chunks] == [0, 1, 2]
+    assert chunks[1].start_seconds(fps) == Fraction(600 * 1001, 30000)
+
+
+def test_a_short_tail_joins_the_chunk_before_it() -> None:
+    chunks = plan_chunks(41.0, Fraction(30), 60, 20.0)  # 1230 frames: the tail is 30
+    assert [(c.start_frame, c.frames) for c in chunks] == [(0, 600), (600, None)]
+
+
+def test_short_sources_are_one_chunk_and_chunks_are_at_least_one_gop() -> None:
+    assert plan_chunks(3.0, Fraction(25), 50, 20.0) == [Chunk(0, 0, None)]
+    chunks = plan_chunks(10.0, Fraction(30), 60, 0.5)  # asked for less than a GOP
+    assert [c.frames for c in chunks[:-1]] == [60] * (len(chunks) - 1)
+    assert len(chunks) == 5
+    with pytest.raises(ValueError, match="positive"):
+        plan_chunks(10.0, Fraction(30), 0, 2.0)

@@ -179,3 +179,34 @@ def test_quoted_strings_cannot_break_out() -> None:
 
 def test_round_trip_dict(presentation: Presentation) -> None:
     assert Presentation.from_dict(presentation.to_dict()) == presentation
+
+
+def test_rungs_join_one_by_one(presentation: Presentation) -> None:
+    v720 = presentation.rendition("v720")
+    assert v720 is not None
+    base = Presentation(
+        duration=5.0,
+        segment_seconds=2,
+        renditions=[r for r in presentation.renditions if r.id != "v720"],
+        pending=["v720", "v1080"],
+    )
+    assert base.settled and not base.complete  # DASH can describe it; more rungs come
+    grown = base.with_renditions([v720], done=["v720"])
+    assert [r.id for r in grown.video] == ["v360", "v720"]
+    assert grown.pending == ["v1080"] and not grown.complete
+    assert "v720/media.m3u8" in render_hls_master(grown)
+    # Replacing keeps one rendition per id.
+    again = grown.with_renditions([v720], done=["v1080"])
+    assert [r.id for r in again.renditions].count("v720") == 1
+    assert again.complete
+
+
+def test_a_listed_muxed_preview_is_not_settled(presentation: Presentation) -> None:
+    preview = _rendition("preview", "video", 1_000_000, [2_000_000], 9000, muxed=True)
+    p = Presentation(duration=2.0, segment_seconds=2, renditions=[preview], pending=["v360"])
+    assert not p.settled
+    hidden = p.with_renditions(
+        [*presentation.renditions, Rendition(**{**preview.__dict__, "listed": False})],
+        done=["v360"],
+    )
+    assert hidden.settled and hidden.complete
