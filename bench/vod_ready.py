@@ -350,7 +350,7 @@ class Server:
     log_path: Path
 
     @classmethod
-    def start(cls, data_dir: Path, preset: str) -> Server:
+    def start(cls, data_dir: Path, preset: str, settings: dict[str, str] | None = None) -> Server:
         port, token = _free_port(), "bench-" + uuid.uuid4().hex
         # Production defaults, except where the bench must choose (port, data dir, token).
         env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAPLANE_")}
@@ -361,6 +361,7 @@ class Server:
             "MEDIAPLANE_ADMIN_TOKEN": token,
             "MEDIAPLANE_X264_PRESET": preset,
         }
+        env |= {f"MEDIAPLANE_{k.upper()}": v for k, v in (settings or {}).items()}
         log_path = data_dir / "server.log"
         with log_path.open("wb") as log:
             proc = subprocess.Popen(

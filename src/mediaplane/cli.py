@@ -222,7 +222,7 @@ def up(
             address=settings.host,
             port=settings.port,
             interface=Interfaces.ASGI,
-            workers=1,
+            workers=settings.web_workers,
             log_enabled=False,
         ).serve()
     finally:

@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     packager_path: str | None = None  # default: the binary inside node_modules/shaka-packager
     node_modules_dir: Path | None = None
 
+    #: Web server processes (API, origin, uploads) behind the one port of `mediaplane up`.
+    web_workers: int = Field(default=1, ge=1)
     worker_concurrency: int = Field(default_factory=lambda: max(2, (os.cpu_count() or 2) // 2))
     x264_preset: str = "veryfast"
     segment_seconds: int = 2
