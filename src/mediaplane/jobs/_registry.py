@@ -58,11 +58,12 @@ JOB_SPECS: dict[JobType, JobSpec] = {
         max_attempts=3,
         timeout_seconds=3600,
     ),
-    # Joins a rung's chunks, packages the rung and adds it to the asset's manifests.
+    # Joins a rung's chunks, packages the rung and adds it to the asset's manifests. Its own
+    # queue: a rung whose chunks are done is published next, not after every queued chunk.
     JobType.STITCH_RUNG: JobSpec(
         handler="mediaplane.catalog._chunked:stitch_rung_job",
         on_give_up="mediaplane.catalog._jobs:asset_gave_up",
-        queue="media",
+        queue="package",
         max_attempts=3,
         timeout_seconds=3600,
     ),
