@@ -25,10 +25,18 @@ Target
 Usage::
 
     .venv/bin/python bench/upload.py [--size-mib 1024] [--chunk-mib 64] [--rounds 2] [--s3]
+        [--parallel 1,2,4]
+
+``--parallel N,...`` uploads the file as N partial uploads at once, each on its own
+connection, then creates the final upload that joins them (tus concatenation), for each
+N given, against ``cp``; the final POST's time (claiming the partials, joining their
+bytes and creating the asset) is printed beside the throughput.
 
 With several rounds the order alternates (cp,tus then tus,cp, ...) and medians are
 compared. ``--s3`` stores objects on a local SeaweedFS instead (throughput and memory of
-the S3 path, whose completion composes the parts into one object).
+the S3 path, whose completion composes the parts into one object inside S3 with
+UploadPartCopy). Each tus run also prints how long its final PATCH took and, beyond a
+median earlier PATCH of the same size, what completing the upload cost.
 """
 
 from __future__ import annotations
@@ -204,11 +212,27 @@ class RawClient:
         return status, got
 
 
-def run_tus(
-    server: Server, src: Path, chunk: int, *, sync_dir: Path | None
-) -> tuple[float, int, int]:
-    """Seconds for the whole upload (plus an fsync of the stored source when ``sync_dir``
-    is given), and the server tree's idle and peak RSS in bytes."""
+@dataclass
+class TusRun:
+    """One timed tus upload: whole upload, each PATCH, and the server's RSS."""
+
+    seconds: float
+    patches: list[float]
+    idle: int
+    peak: int
+
+    @property
+    def completion(self) -> float:
+        """Seconds the final PATCH took beyond a median earlier PATCH of the same size:
+        what publishing the upload (composing the stored object) cost."""
+        if len(self.patches) < 2:
+            return self.patches[-1] if self.patches else 0.0
+        return max(0.0, self.patches[-1] - statistics.median(self.patches[:-1]))
+
+
+def run_tus(server: Server, src: Path, chunk: int, *, sync_dir: Path | None) -> TusRun:
+    """Time the whole upload (plus an fsync of the stored source when ``sync_dir`` is
+    given) and each PATCH, and sample the server tree's idle and peak RSS in bytes."""
     size = src.stat().st_size
     meta = "filename " + base64.b64encode(src.name.encode()).decode()
     sampler = RssSampler(server.proc.pid)
@@ -225,6 +249,7 @@ def run_tus(
             )
             assert status == 201, status
             target, offset = urlsplit(h["location"]).path, 0
+            patches: list[float] = []
             while offset < size:
                 n = min(chunk, size - offset)
                 headers = {
@@ -232,7 +257,9 @@ def run_tus(
                     "Content-Type": "application/offset+octet-stream",
                     "Upload-Offset": str(offset),
                 }
+                t_patch = time.perf_counter()
                 status, h = client.request("PATCH", target, headers, (f, offset, n))
+                patches.append(time.perf_counter() - t_patch)
                 assert status == 204, status
                 offset = int(h["upload-offset"])
             if sync_dir is not None:
@@ -245,7 +272,121 @@ def run_tus(
     with httpx.Client(headers={"Authorization": f"Bearer {server.token}"}) as c:
         up = c.get(server.url + target).json()["data"]
     assert up["status"] == "asset_created", up
-    return seconds, sampler.idle, sampler.peak
+    return TusRun(seconds, patches, sampler.idle, sampler.peak)
+
+
+@dataclass
+class ParallelRun:
+    """One timed parallel upload: N partial uploads at once, then the final upload."""
+
+    seconds: float
+    final: float  # the final POST: claiming the partials and publishing the asset
+    peak: int
+
+
+def _send_partial(
+    server: Server, src: Path, start: int, end: int, chunk: int, urls: list[str], i: int
+) -> None:
+    """Create a partial upload of bytes [start, end) and PATCH it on its own connection."""
+    client = RawClient(server.url, server.token)
+    try:
+        with src.open("rb") as f:
+            headers = {**TUS, "Upload-Concat": "partial", "Upload-Length": str(end - start)}
+            status, h = client.request("POST", "/api/v1/uploads", headers, (f, 0, 0))
+            assert status == 201, status
+            target, offset = urlsplit(h["location"]).path, 0
+            urls[i] = target
+            while offset < end - start:
+                n = min(chunk, end - start - offset)
+                patch = {
+                    **TUS,
+                    "Content-Type": "application/offset+octet-stream",
+                    "Upload-Offset": str(offset),
+                }
+                status, h = client.request("PATCH", target, patch, (f, start + offset, n))
+                assert status == 204, status
+                offset = int(h["upload-offset"])
+    finally:
+        client.close()
+
+
+def run_parallel(server: Server, src: Path, chunk: int, n: int) -> ParallelRun:
+    """Upload ``src`` as ``n`` partial uploads on ``n`` connections at once (tus
+    concatenation), then create the final upload; time the whole and the final POST."""
+    size = src.stat().st_size
+    bounds = [size * i // n for i in range(n + 1)]
+    urls = [""] * n
+    errors: list[BaseException] = []
+    sampler = RssSampler(server.proc.pid)
+    sampler.start()
+
+    def part(i: int) -> None:
+        try:
+            _send_partial(server, src, bounds[i], bounds[i + 1], chunk, urls, i)
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    try:
+        t0 = time.perf_counter()
+        threads = [threading.Thread(target=part, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[0]
+        meta = "filename " + base64.b64encode(src.name.encode()).decode()
+        client = RawClient(server.url, server.token)
+        try:
+            t_final = time.perf_counter()
+            headers = {**TUS, "Upload-Concat": "final;" + " ".join(urls), "Upload-Metadata": meta}
+            with src.open("rb") as f:
+                status, h = client.request("POST", "/api/v1/uploads", headers, (f, 0, 0))
+            end = time.perf_counter()
+        finally:
+            client.close()
+        assert status == 201, status
+    finally:
+        sampler.stop()
+    with httpx.Client(headers={"Authorization": f"Bearer {server.token}"}) as c:
+        up = c.get(server.url + urlsplit(h["location"]).path).json()["data"]
+    assert up["status"] == "asset_created", up
+    return ParallelRun(end - t0, end - t_final, sampler.peak)
+
+
+def parallel_rounds(
+    args: argparse.Namespace, size: int, server: Server, src: Path, work: Path
+) -> None:
+    """cp against parallel uploads of N = each of ``--parallel``; medians over rounds."""
+    objects = work / "data" / "objects"
+    chunk = args.chunk_mib * MIB
+    counts = [int(x) for x in args.parallel.split(",")]
+    mib = size / MIB
+    cp: list[float] = []
+    runs: dict[int, list[ParallelRun]] = {n: [] for n in counts}
+    for i in range(args.rounds):
+        cp.append(run_cp(src, objects, sync=False))
+        print(f"  round {i + 1} cp          : {mib / cp[-1]:7.1f} MiB/s", flush=True)
+        for n in counts if i % 2 == 0 else reversed(counts):
+            run = run_parallel(server, src, chunk, n)
+            runs[n].append(run)
+            shutil.rmtree(objects / "assets", ignore_errors=True)
+            print(
+                f"  round {i + 1} parallel {n:<3}: {mib / run.seconds:7.1f} MiB/s"
+                f"  (final POST {run.final:.2f} s, server RSS peak {run.peak / MIB:.0f} MiB)",
+                flush=True,
+            )
+    cp_rate = mib / statistics.median(cp)
+    print()
+    _print_setup(args)
+    print(f"cp             : {cp_rate:8.1f} MiB/s   (into the page cache)")
+    for n in counts:
+        rate = mib / statistics.median(r.seconds for r in runs[n])
+        final = statistics.median(r.final for r in runs[n])
+        print(
+            f"parallel {n:<6}: {rate:8.1f} MiB/s   ratio vs cp {rate / cp_rate:5.2f}"
+            f"   final POST (concatenation + asset) {final:.2f} s"
+        )
 
 
 CEILING_APP = """
@@ -298,6 +439,18 @@ def run_ceiling(work: Path, src: Path, chunk: int) -> float:
         proc.wait(10)
 
 
+def _print_setup(args: argparse.Namespace) -> None:
+    print(
+        f"machine        : {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}, load {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        f"file           : {args.size_mib} MiB, PATCHes of {args.chunk_mib} MiB, "
+        f"{args.rounds} rounds (medians)"
+    )
+    print(f"store          : {'SeaweedFS S3' if args.s3 else 'local directory (same disk as cp)'}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--size-mib", type=int, default=1024)
@@ -305,6 +458,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--dir", type=Path, default=ROOT / ".cache" / "bench")
     parser.add_argument("--s3", action="store_true", help="store objects on a local SeaweedFS")
+    parser.add_argument(
+        "--parallel",
+        metavar="N[,N...]",
+        help="upload as N partial uploads on N connections plus a final one (tus concatenation)",
+    )
     args = parser.parse_args()
     size = args.size_mib * MIB
     args.dir.mkdir(parents=True, exist_ok=True)
@@ -330,7 +488,10 @@ def main() -> None:
                 print(f"objects go to SeaweedFS S3 at {s3.endpoint} (cp still writes to disk)")
             server = Server.start(data_dir, env)
             try:
-                rounds(args, size, server, src, work)
+                if args.parallel:
+                    parallel_rounds(args, size, server, src, work)
+                else:
+                    rounds(args, size, server, src, work)
             finally:
                 server.stop()
     finally:
@@ -343,6 +504,8 @@ def rounds(args: argparse.Namespace, size: int, server: Server, src: Path, work:
     chunk = args.chunk_mib * MIB
     times: dict[str, list[float]] = {k: [] for k in ("cp", "tus", "cp+fsync", "tus+fsync")}
     peaks: list[int] = []
+    last_patch: list[float] = []
+    completion: list[float] = []
     idle = 0
     mib = size / MIB
     for i in range(args.rounds):
@@ -356,11 +519,16 @@ def rounds(args: argparse.Namespace, size: int, server: Server, src: Path, work:
                     seconds = run_cp(src, objects, sync=sync)
                     extra = ""
                 else:
-                    seconds, idle, peak = run_tus(
-                        server, src, chunk, sync_dir=objects if sync else None
-                    )
+                    run = run_tus(server, src, chunk, sync_dir=objects if sync else None)
+                    seconds, idle, peak = run.seconds, run.idle, run.peak
                     peaks.append(peak)
-                    extra = f"  (server RSS idle {idle / MIB:.0f} MiB, peak {peak / MIB:.0f} MiB)"
+                    if not sync:
+                        last_patch.append(run.patches[-1])
+                        completion.append(run.completion)
+                    extra = (
+                        f"  (server RSS idle {idle / MIB:.0f} MiB, peak {peak / MIB:.0f} MiB;"
+                        f" final PATCH {run.patches[-1]:.2f} s, completion ~{run.completion:.2f} s)"
+                    )
                     # each upload became an asset; drop its bytes before the next round
                     shutil.rmtree(objects / "assets", ignore_errors=True)
                 times[name].append(seconds)
@@ -368,13 +536,7 @@ def rounds(args: argparse.Namespace, size: int, server: Server, src: Path, work:
     ceiling = run_ceiling(work, src, chunk)
     rate = {k: mib / statistics.median(v) for k, v in times.items() if v}
     print()
-    print(
-        f"machine        : {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, load {os.getloadavg()[0]:.1f}"
-    )
-    print(
-        f"file           : {args.size_mib} MiB, PATCHes of {args.chunk_mib} MiB, {args.rounds} rounds (medians)"
-    )
-    print(f"store          : {'SeaweedFS S3' if args.s3 else 'local directory (same disk as cp)'}")
+    _print_setup(args)
     print(f"cp             : {rate['cp']:8.1f} MiB/s   (into the page cache)")
     print(f"tus upload     : {rate['tus']:8.1f} MiB/s")
     print(f"ratio          : {rate['tus'] / rate['cp']:8.2f}   (target >= 0.70)")
@@ -386,6 +548,10 @@ def rounds(args: argparse.Namespace, size: int, server: Server, src: Path, work:
         f"bare Granian   : {mib / ceiling:8.1f} MiB/s   (ASGI app that discards the body: the HTTP stack's ceiling)"
     )
     print(f"tus / ceiling  : {rate['tus'] / (mib / ceiling):8.2f}")
+    print(
+        f"final PATCH    : {statistics.median(last_patch):8.2f} s   (of which completion, beyond"
+        f" a median earlier PATCH: {statistics.median(completion):.2f} s)"
+    )
     print(
         f"server RSS     : idle {idle / MIB:.0f} MiB, peak during uploads {max(peaks) / MIB:.0f} MiB"
     )

@@ -76,6 +76,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "Upload-Length",
             "Upload-Metadata",
             "Upload-Expires",
+            "Upload-Concat",
+            "Upload-Defer-Length",
             "Tus-Resumable",
             "Tus-Version",
             "Tus-Extension",

@@ -9,6 +9,8 @@ Errors::
     └── UploadError         a resumable-upload request cannot be served (``status``, ``code``)
         ├── UploadNotFound  404
         ├── UploadGone      410: expired, cancelled or failed
+        ├── UploadForbidden 403: PATCH on a final (concatenated) upload
+        ├── UploadConflict  409: a final names an unfinished or already-used partial
         ├── OffsetMismatch  409
         ├── UploadLocked    423: another request is writing to it
         └── UploadTooLarge  413
@@ -27,7 +29,10 @@ from ._bulk import (
 from ._uploads import (
     OffsetMismatch,
     Upload,
+    UploadConcat,
+    UploadConflict,
     UploadError,
+    UploadForbidden,
     UploadGone,
     UploadLocked,
     UploadNotFound,
@@ -49,7 +54,10 @@ __all__ = [
     "OffsetMismatch",
     "Reporter",
     "Upload",
+    "UploadConcat",
+    "UploadConflict",
     "UploadError",
+    "UploadForbidden",
     "UploadGone",
     "UploadLocked",
     "UploadNotFound",

@@ -1,12 +1,17 @@
 """tus 1.0.0 resumable uploads on /api/v1/uploads.
 
-Extensions: creation, creation-with-upload, termination, checksum (sha1, md5, sha256,
-sha512; a mismatch is 460 and the chunk is discarded), expiration. The request body
+Extensions: creation, creation-with-upload, creation-defer-length (``Upload-Defer-Length:
+1``, the length sent on a later PATCH), termination, checksum (sha1, md5, sha256, sha512;
+a mismatch is 460 and the chunk is discarded), expiration, concatenation (``Upload-Concat:
+partial`` uploads, then ``final;<url> <url>``: the final upload is published from the
+partials' stored bytes without a PATCH, and only it becomes an asset). The request body
 streams into the object store's staged object in 4 MiB batches, each written in a thread
 while the next one arrives (plus one S3 part buffered by the writer), so memory stays
 flat whatever the upload's size. Status codes: 409 offset mismatch, 410 expired or
 cancelled, 412 wrong Tus-Resumable, 413 too large, 415 wrong Content-Type, 423 another
-request is writing, 460 checksum mismatch.
+request is writing, 460 checksum mismatch; for concatenation 400 (not a partial upload of
+this server, named twice), 403 (PATCH on a final upload), 404 (unknown partial), 409
+(partial unfinished or already used).
 """
 
 from __future__ import annotations
@@ -17,10 +22,12 @@ import binascii
 import contextlib
 import functools
 import hashlib
+import re
 import time
 from datetime import UTC
 from email.utils import format_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import structlog
 from fastapi import APIRouter, Depends, Request, Response
@@ -32,13 +39,16 @@ from mediaplane.http import ApiError, runtime_dep
 from mediaplane.runtime import Runtime
 
 from ._uploads import (
+    UploadConcat,
     UploadError,
     UploadStatus,
     UploadView,
     acquire,
     cancel_upload,
     complete,
+    create_final,
     create_upload,
+    declare_length,
     finish_if_due,
     get_upload,
     record,
@@ -49,13 +59,20 @@ from ._uploads import (
 log = structlog.get_logger("mediaplane.ingest")
 
 TUS_VERSION = "1.0.0"
-EXTENSIONS = "creation,creation-with-upload,termination,checksum,expiration"
+EXTENSIONS = (
+    "creation,creation-with-upload,creation-defer-length,termination,checksum,expiration,"
+    "concatenation"
+)
 CHECKSUMS = ("sha1", "md5", "sha256", "sha512")
 OCTETS = "application/offset+octet-stream"
 _WRITE_BATCH = 4 << 20
 #: Seconds between recording the durable offset (and refreshing the lock) mid-PATCH.
 _RECORD_EVERY = 1.0
 _MAX_METADATA = 8192
+_MAX_CONCAT = 64 * 1024
+#: How many partial uploads one final upload may name.
+MAX_PARTIALS = 1000
+_UPLOAD_ID = re.compile(r"[a-z0-9]{1,32}")
 
 router = APIRouter(prefix="/api/v1", tags=["uploads"])
 _auth = [Depends(require_admin)]
@@ -113,6 +130,82 @@ def parse_metadata(header: str | None) -> dict[str, str | None]:
     return out
 
 
+def parse_concat(
+    header: str | None, prefixes: tuple[str, ...], hosts: tuple[str, ...]
+) -> tuple[UploadConcat, list[str]] | None:
+    """Decode ``Upload-Concat``: ``partial``, or ``final;`` and the partial uploads' URLs.
+
+    :param prefixes: URL paths this server's uploads live under (``/api/v1/uploads``
+        behind each public base path); a URL elsewhere is not one of ours.
+    :param hosts: ``host[:port]`` names of this server; a URL naming another is foreign.
+    :returns: None without the header; else the kind and, for ``final``, the upload ids.
+    """
+    if header is None:
+        return None
+    value = header.strip()
+    if value == "partial":
+        return UploadConcat.PARTIAL, []
+    kind, sep, rest = value.partition(";")
+    if kind.strip() != "final" or not sep:
+        raise _err(
+            400, "invalid_concat", "Upload-Concat must be 'partial' or 'final;<url> <url> ...'."
+        )
+    if len(value) > _MAX_CONCAT:
+        raise _err(400, "invalid_concat", "Upload-Concat is too long.")
+    urls = rest.split()
+    if not urls:
+        raise _err(400, "invalid_concat", "Upload-Concat: final names no partial uploads.")
+    if len(urls) > MAX_PARTIALS:
+        raise _err(
+            400,
+            "invalid_concat",
+            f"Upload-Concat: final can name at most {MAX_PARTIALS} partial uploads.",
+        )
+    ids: list[str] = []
+    for url in urls:
+        parts = urlsplit(url)
+        foreign = (parts.scheme or parts.netloc) and (
+            parts.scheme not in ("http", "https") or parts.netloc.lower() not in hosts
+        )
+        head, _, upload_id = parts.path.rstrip("/").rpartition("/")
+        if (
+            foreign
+            or parts.query
+            or parts.fragment
+            or head not in prefixes
+            or not _UPLOAD_ID.fullmatch(upload_id)
+        ):
+            raise _err(
+                400,
+                "invalid_concat",
+                f"{url!r} is not an upload URL of this server; name partial uploads by the "
+                "Location their creation returned.",
+            )
+        ids.append(upload_id)
+    return UploadConcat.FINAL, ids
+
+
+def _our_urls(request: Request, rt: Runtime) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The upload path prefixes and host names this server answers for."""
+    bases = [str(request.base_url)]
+    if rt.settings.public_url:
+        bases.append(rt.settings.public_url)
+    prefixes = tuple({f"{urlsplit(b).path.rstrip('/')}/api/v1/uploads" for b in bases})
+    hosts = {urlsplit(b).netloc.lower() for b in bases}
+    if request.headers.get("host"):
+        hosts.add(request.headers["host"].lower())
+    return prefixes, tuple(hosts)
+
+
+def _concat_header(request: Request, rt: Runtime, view: UploadView) -> str | None:
+    if view.concat is UploadConcat.PARTIAL:
+        return "partial"
+    if view.concat is UploadConcat.FINAL:
+        urls = " ".join(_location(request, rt, pid) for pid in view.concat_parts)
+        return f"final;{urls}"
+    return None
+
+
 def _checksum(request: Request) -> tuple[str, bytes] | None:
     raw = request.headers.get("upload-checksum")
     if raw is None:
@@ -138,12 +231,13 @@ def _http_date(view: UploadView) -> str:
 
 
 def _headers(view: UploadView) -> dict[str, str]:
-    headers = {
-        "Tus-Resumable": TUS_VERSION,
-        "Upload-Offset": str(view.offset),
-        "Cache-Control": "no-store",
-    }
-    if view.status is UploadStatus.WAITING and not view.complete:
+    headers = {"Tus-Resumable": TUS_VERSION, "Cache-Control": "no-store"}
+    # A final upload has an offset only once it is published (tus concatenation).
+    if view.concat is not UploadConcat.FINAL or view.status is UploadStatus.ASSET_CREATED:
+        headers["Upload-Offset"] = str(view.offset)
+    if view.status is UploadStatus.WAITING and (
+        not view.complete or (view.concat is UploadConcat.PARTIAL and view.final_id is None)
+    ):
         headers["Upload-Expires"] = _http_date(view)
     return headers
 
@@ -198,7 +292,8 @@ async def _receive(request: Request, rt: Runtime, view: UploadView, token: str) 
     """
     checksum = _checksum(request)
     declared = request.headers.get("content-length")
-    room = view.length - view.offset
+    # With the length deferred, the size limit is what bounds the upload.
+    room = (view.length if view.length is not None else rt.settings.max_upload_bytes) - view.offset
     if declared is not None and declared.isdigit() and int(declared) > room:
         raise _err(
             413,
@@ -221,7 +316,10 @@ async def _receive(request: Request, rt: Runtime, view: UploadView, token: str) 
                 received += len(chunk)
                 if received > room:
                     raise _err(
-                        413, "payload_too_large", f"The chunk runs past Upload-Length ({room})."
+                        413,
+                        "payload_too_large",
+                        f"The chunk runs past Upload-Length (or the size limit): {room} bytes "
+                        "remain.",
                     )
                 batch.append(chunk)
                 batched += len(chunk)
@@ -276,8 +374,11 @@ async def _patch(request: Request, rt: Runtime, upload_id: str) -> Response:
     if ctype != OCTETS:
         raise _err(415, "unsupported_media_type", f"PATCH bodies must be {OCTETS}.")
     offset = _int_header(request, "upload-offset")
+    length = _int_header(request, "upload-length") if "upload-length" in request.headers else None
     token, view = await _call(acquire, rt, upload_id, offset)
     try:
+        if length is not None:
+            view = await _call(declare_length, rt, upload_id, token, length)
         view = await _receive(request, rt, view, token)
     finally:
         await run_in_threadpool(release, rt, upload_id, token)
@@ -311,20 +412,25 @@ def options(rt: Runtime = Depends(runtime_dep)) -> Response:
 async def create(request: Request, rt: Runtime = Depends(runtime_dep)) -> Response:
     """tus creation (and creation-with-upload when the body is an octet stream)."""
     _require_tus(request)
-    if "upload-defer-length" in request.headers:
-        raise _err(400, "defer_length_unsupported", "Send Upload-Length; it cannot be deferred.")
-    length = _int_header(request, "upload-length")
-    if length > rt.settings.max_upload_bytes:
-        raise _err(
-            413,
-            "payload_too_large",
-            f"The upload is {length} bytes; Tus-Max-Size is {rt.settings.max_upload_bytes}.",
-        )
+    concat = parse_concat(request.headers.get("upload-concat"), *_our_urls(request, rt))
     header = request.headers.get("upload-metadata")
     meta = parse_metadata(header)
     with_body = request.headers.get("content-type", "").split(";", 1)[0].strip() == OCTETS
+    if concat is not None and concat[0] is UploadConcat.FINAL:
+        if "upload-length" in request.headers or "upload-defer-length" in request.headers:
+            raise _err(
+                400,
+                "invalid_concat",
+                "A final upload takes no Upload-Length: it is the sum of its partial uploads.",
+            )
+        if with_body and request.headers.get("content-length", "1") != "0":
+            raise _err(400, "invalid_concat", "A final upload takes no body.")
+        return await _create_final(request, rt, concat[1], meta, header)
+    length = _length(request, rt)
     view: UploadView = await _call(
-        functools.partial(create_upload, meta=meta, meta_header=header), rt, length
+        functools.partial(create_upload, meta=meta, meta_header=header, partial=concat is not None),
+        rt,
+        length,
     )
     headers = {
         "Location": _location(request, rt, view.id),
@@ -341,6 +447,62 @@ async def create(request: Request, rt: Runtime = Depends(runtime_dep)) -> Respon
     return Response(status_code=201, headers=headers)
 
 
+def _length(request: Request, rt: Runtime) -> int | None:
+    """Upload-Length, or None with ``Upload-Defer-Length: 1``; exactly one of them."""
+    deferred = request.headers.get("upload-defer-length")
+    if deferred is not None:
+        if deferred.strip() != "1":
+            raise _err(400, "invalid_header", "Upload-Defer-Length must be 1.")
+        if "upload-length" in request.headers:
+            raise _err(
+                400, "invalid_header", "Send Upload-Length or Upload-Defer-Length, not both."
+            )
+        return None
+    length = _int_header(request, "upload-length")
+    if length > rt.settings.max_upload_bytes:
+        raise _err(
+            413,
+            "payload_too_large",
+            f"The upload is {length} bytes; Tus-Max-Size is {rt.settings.max_upload_bytes}.",
+        )
+    return length
+
+
+async def _create_final(
+    request: Request,
+    rt: Runtime,
+    partial_ids: list[str],
+    meta: dict[str, str | None],
+    header: str | None,
+) -> Response:
+    """Create the final upload, claim its partials and publish it as an asset."""
+    token, view = await _call(
+        functools.partial(create_final, meta=meta, meta_header=header), rt, partial_ids
+    )
+    if token is None:  # a retry: finish the earlier final upload if it is due
+        view = await _call(finish_if_due, rt, view)
+    else:
+        try:
+            view = await _call(complete, rt, view.id, token)
+        finally:
+            await run_in_threadpool(release, rt, view.id, token)
+    location = _location(request, rt, view.id)
+    if view.status is UploadStatus.ERRORED:
+        # The partials were valid and finished: what failed is this server's store.
+        raise _err(
+            500,
+            "concat_failed",
+            view.error or "The final upload could not be published.",
+            Location=location,
+        )
+    headers = {
+        "Location": location,
+        "Tus-Resumable": TUS_VERSION,
+        **_headers(view),
+    }
+    return Response(status_code=201, headers=headers)
+
+
 @router.head("/uploads/{upload_id}", dependencies=_auth)
 async def head(upload_id: str, request: Request, rt: Runtime = Depends(runtime_dep)) -> Response:
     """tus: the stored offset to resume from."""
@@ -351,7 +513,14 @@ async def head(upload_id: str, request: Request, rt: Runtime = Depends(runtime_d
         writable(view)
     except UploadError as exc:
         raise _from(exc) from exc
-    headers = {**_headers(view), "Upload-Length": str(view.length)}
+    headers = _headers(view)
+    if view.length is not None:
+        headers["Upload-Length"] = str(view.length)
+    else:
+        headers["Upload-Defer-Length"] = "1"
+    concat = _concat_header(request, rt, view)
+    if concat is not None:
+        headers["Upload-Concat"] = concat
     if view.meta_header:
         headers["Upload-Metadata"] = view.meta_header
     return Response(status_code=200, headers=headers)

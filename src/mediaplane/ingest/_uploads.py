@@ -5,6 +5,14 @@ staged object ``uploads/<id>``, so a restarted server resumes from it. A PATCH t
 upload's lock with one conditional UPDATE (``lock_token`` free or ``locked_until`` past,
 and the offset the client named still current), refreshes it while bytes arrive and
 frees it at the end; a crashed server's lock frees itself after ``upload_lock_seconds``.
+
+Concatenation (tus ``concatenation``): a *partial* upload takes bytes like any other but
+never becomes an asset; a *final* upload names finished partials, claims them in the same
+transaction that creates it (a partial is used once), and is published straight from
+their staged objects (the local store appends them in the kernel, S3 copies them inside
+the server). A final upload is created with ``offset == length``: it takes no PATCH, and
+a server that dies before publishing it finishes it on the next HEAD like any upload.
+``length`` is None while a client defers it (``Upload-Defer-Length``).
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy import JSON, BigInteger, String, Text, or_, select, update
+from sqlalchemy import JSON, BigInteger, String, Text, and_, or_, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mediaplane.db import Base, str_enum, utcnow
@@ -32,7 +40,9 @@ log = structlog.get_logger("mediaplane.ingest")
 
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 _SWEEP_BATCH = 20
-#: A pessimistic speed for publishing a finished upload (S3 composes it from its parts).
+#: A pessimistic speed for publishing a finished upload: S3 copies its parts into one
+#: object inside the server (UploadPartCopy), but small parts, or a store without static
+#: credentials, are read back through this process.
 _COMPOSE_BYTES_PER_S = 8 << 20
 
 
@@ -45,6 +55,15 @@ class UploadStatus(enum.StrEnum):
     ASSET_CREATED = "asset_created"
     ERRORED = "errored"
     CANCELLED = "cancelled"
+    #: A partial upload whose bytes went into a final upload's asset.
+    CONCATENATED = "concatenated"
+
+
+class UploadConcat(enum.StrEnum):
+    """The upload's part in tus concatenation; None on an ordinary upload."""
+
+    PARTIAL = "partial"
+    FINAL = "final"
 
 
 class Upload(Base):
@@ -54,7 +73,8 @@ class Upload(Base):
     status: Mapped[UploadStatus] = mapped_column(
         str_enum(UploadStatus, 16), default=UploadStatus.WAITING, index=True
     )
-    length: Mapped[int] = mapped_column(BigInteger)
+    #: None while the client defers it (Upload-Defer-Length).
+    length: Mapped[int | None] = mapped_column(BigInteger)
     #: Bytes durably stored; "offset" is an SQL keyword, so the column is named apart.
     offset: Mapped[int] = mapped_column("upload_offset", BigInteger, default=0)
     filename: Mapped[str | None] = mapped_column(String(255))
@@ -73,6 +93,11 @@ class Upload(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     lock_token: Mapped[str | None] = mapped_column(String(32))
     locked_until: Mapped[datetime | None]
+    concat: Mapped[UploadConcat | None] = mapped_column(str_enum(UploadConcat, 8))
+    #: A final upload's partial upload ids, in order.
+    concat_parts: Mapped[list[str] | None] = mapped_column(JSON)
+    #: The final upload that claimed this partial one.
+    final_id: Mapped[str | None] = mapped_column(String(32))
 
 
 class UploadError(IngestError):
@@ -109,13 +134,25 @@ class UploadTooLarge(UploadError):
     status, code = 413, "payload_too_large"
 
 
+class UploadConflict(UploadError):
+    """A final upload names a partial that is unfinished or already used."""
+
+    status, code = 409, "concat_conflict"
+
+
+class UploadForbidden(UploadError):
+    """PATCH against a final upload: its bytes come from its partial uploads."""
+
+    status, code = 403, "final_upload"
+
+
 @dataclass(frozen=True)
 class UploadView:
     """A detached snapshot of one upload row."""
 
     id: str
     status: UploadStatus
-    length: int
+    length: int | None
     offset: int
     filename: str | None
     title: str
@@ -127,6 +164,9 @@ class UploadView:
     error: str | None
     expires_at: datetime
     created_at: datetime
+    concat: UploadConcat | None = None
+    concat_parts: tuple[str, ...] = ()
+    final_id: str | None = None
 
     @classmethod
     def of(cls, u: Upload) -> UploadView:
@@ -145,6 +185,9 @@ class UploadView:
             u.error,
             u.expires_at,
             u.created_at,
+            u.concat,
+            tuple(u.concat_parts or ()),
+            u.final_id,
         )
 
     @property
@@ -168,62 +211,206 @@ class UploadView:
             else None,
             "error": self.error,
             "created_at": self.created_at.isoformat(),
+            "concat": str(self.concat) if self.concat else None,
+            "partial_uploads": list(self.concat_parts) if self.concat_parts else None,
+            "final_upload_id": self.final_id,
         }
 
 
 def _expired(u: Upload | UploadView, now: datetime) -> bool:
-    return u.status is UploadStatus.WAITING and u.expires_at <= now and u.offset < u.length
+    """Waiting past its expiry with bytes to come, or a finished partial nobody used."""
+    if u.status is not UploadStatus.WAITING or u.expires_at > now:
+        return False
+    unfinished = u.length is None or u.offset < u.length
+    return unfinished or (u.concat is UploadConcat.PARTIAL and u.final_id is None)
 
 
-def create_upload(
-    runtime: Runtime,
-    length: int,
-    *,
-    meta: dict[str, str | None],
-    meta_header: str | None,
-) -> UploadView:
-    """Record a new upload of ``length`` bytes; validates the metadata the asset will use.
+def _expirable() -> Any:
+    """SQL twin of :func:`_expired` (bar the status and time tests)."""
+    return or_(
+        Upload.length.is_(None),
+        Upload.offset < Upload.length,
+        and_(Upload.concat == UploadConcat.PARTIAL, Upload.final_id.is_(None)),
+    )
 
-    :param meta: the decoded Upload-Metadata pairs (``filename``, ``title``,
-        ``source_type``, ``passthrough``; other keys are kept as given).
-    """
-    from mediaplane.catalog import InvalidAssetInput, parse_passthrough, parse_source_type
 
+def _check_length(runtime: Runtime, length: int) -> None:
     limit = runtime.settings.max_upload_bytes
     if length > limit:
         raise UploadTooLarge(f"The upload is {length} bytes; the limit is {limit} bytes.")
     if length <= 0:
         raise UploadError("Upload-Length must be at least 1 byte: an empty file is no video.")
+
+
+def _new_upload(
+    runtime: Runtime, length: int | None, meta: dict[str, str | None], meta_header: str | None
+) -> Upload:
+    """An unsaved upload row; validates the metadata the asset will use."""
+    from mediaplane.catalog import InvalidAssetInput, parse_passthrough, parse_source_type
+
     try:
         source_type = parse_source_type(meta.get("source_type"))
         passthrough = parse_passthrough(meta.get("passthrough"))
     except InvalidAssetInput as exc:
         raise UploadError(exc.message) from exc
-    sweep_expired(runtime)
     now = utcnow()
+    upload = Upload(
+        id=_upload_id(),
+        status=UploadStatus.WAITING,
+        length=length,
+        offset=0,
+        filename=(meta.get("filename") or None),
+        title=(meta.get("title") or "")[:500],
+        source_type=str(source_type),
+        passthrough=passthrough,
+        meta=meta,
+        meta_header=meta_header,
+        expires_at=now + timedelta(seconds=runtime.settings.upload_expiry_seconds),
+        created_at=now,
+    )
+    upload.staged_name = f"uploads/{upload.id}"
+    if upload.filename is not None:
+        upload.filename = upload.filename[:255]
+    return upload
+
+
+def create_upload(
+    runtime: Runtime,
+    length: int | None,
+    *,
+    meta: dict[str, str | None],
+    meta_header: str | None,
+    partial: bool = False,
+) -> UploadView:
+    """Record a new upload of ``length`` bytes; validates the metadata the asset will use.
+
+    :param length: bytes to come; None when the client defers it to a later PATCH.
+    :param meta: the decoded Upload-Metadata pairs (``filename``, ``title``,
+        ``source_type``, ``passthrough``; other keys are kept as given).
+    :param partial: a tus partial upload: it becomes part of a final upload, not an asset.
+    """
+    if length is not None:
+        _check_length(runtime, length)
+    upload = _new_upload(runtime, length, meta, meta_header)
+    if partial:
+        upload.concat = UploadConcat.PARTIAL
+    sweep_expired(runtime)
     with runtime.db.session() as s:
-        upload = Upload(
-            id=_upload_id(),
-            status=UploadStatus.WAITING,
-            length=length,
-            offset=0,
-            filename=(meta.get("filename") or None),
-            title=(meta.get("title") or "")[:500],
-            source_type=str(source_type),
-            passthrough=passthrough,
-            meta=meta,
-            meta_header=meta_header,
-            expires_at=now + timedelta(seconds=runtime.settings.upload_expiry_seconds),
-            created_at=now,
-        )
-        upload.staged_name = f"uploads/{upload.id}"
-        if upload.filename is not None:
-            upload.filename = upload.filename[:255]
         s.add(upload)
         s.flush()
         view = UploadView.of(upload)
-    log.info("upload.created", upload_id=view.id, length=length)
+    log.info("upload.created", upload_id=view.id, length=length, concat=str(upload.concat))
     return view
+
+
+def _partial_refusal(upload: Upload | None, upload_id: str, now: datetime) -> UploadError:
+    """Why the partial upload ``upload_id`` cannot go into a final upload."""
+    if upload is None:
+        return UploadNotFound(f"Partial upload {upload_id!r} does not exist.")
+    if upload.concat is not UploadConcat.PARTIAL:
+        return UploadError(
+            f"Upload {upload_id!r} is not a partial upload; create each part with "
+            "Upload-Concat: partial."
+        )
+    if upload.final_id is not None or upload.status is UploadStatus.CONCATENATED:
+        return UploadConflict(
+            f"Partial upload {upload_id!r} is already part of final upload "
+            f"{upload.final_id!r}; a partial upload can be used once."
+        )
+    if upload.status is UploadStatus.CANCELLED:
+        return UploadGone(f"Partial upload {upload_id!r} was cancelled.")
+    if upload.status is not UploadStatus.WAITING or _expired(upload, now):
+        return UploadGone(
+            f"Partial upload {upload_id!r} expired or failed: {upload.error or 'upload it again'}."
+        )
+    if upload.length is None or upload.offset != upload.length:
+        held = f"{upload.offset} of {upload.length if upload.length is not None else '?'}"
+        return UploadConflict(
+            f"Partial upload {upload_id!r} is not finished ({held} bytes); finish it first."
+        )
+    return UploadLocked(f"Partial upload {upload_id!r} is being written to; retry in a moment.")
+
+
+def create_final(
+    runtime: Runtime,
+    partial_ids: list[str],
+    *,
+    meta: dict[str, str | None],
+    meta_header: str | None,
+) -> tuple[str | None, UploadView]:
+    """Record a final upload made of the finished ``partial_ids``, in order, and claim
+    them, in one transaction; returns (lock token, snapshot) for :func:`complete`.
+
+    The same request again (a client retrying after a lost response, or after the server
+    died while publishing) gets the final upload it made: (None, its snapshot).
+    Refusals: 400 (not a partial, named twice, none named), 404 (unknown), 409 (not
+    finished, or already in another final upload), 410 (cancelled, expired), 413.
+    """
+    if not partial_ids:
+        raise UploadError("Upload-Concat: final names no partial uploads.")
+    twice = sorted({i for i in partial_ids if partial_ids.count(i) > 1})
+    if twice:
+        raise UploadError(f"Upload-Concat: final names {', '.join(twice)} more than once.")
+    upload = _new_upload(runtime, None, meta, meta_header)
+    token = secrets.token_hex(16)
+    now = utcnow()
+    with runtime.db.session() as s:
+        rows = {u.id: u for u in s.scalars(select(Upload).where(Upload.id.in_(partial_ids)))}
+        for pid in partial_ids:
+            if pid not in rows:
+                raise _partial_refusal(None, pid, now)
+        owners = {rows[pid].final_id for pid in partial_ids}
+        if len(owners) == 1 and None not in owners:
+            earlier = s.get(Upload, owners.pop())
+            if earlier is not None and earlier.concat_parts == partial_ids:
+                return None, UploadView.of(earlier)
+        length = sum(rows[pid].length or 0 for pid in partial_ids)
+        upload.concat = UploadConcat.FINAL
+        upload.concat_parts = list(partial_ids)
+        upload.length = upload.offset = length
+        upload.lock_token = token
+        upload.locked_until = now + _publish_budget(runtime, length)
+        # One conditional UPDATE claims them all: two finals never share a partial.
+        claimed = s.execute(
+            update(Upload)
+            .where(
+                Upload.id.in_(partial_ids),
+                Upload.concat == UploadConcat.PARTIAL,
+                Upload.status == UploadStatus.WAITING,
+                Upload.final_id.is_(None),
+                Upload.length.is_not(None),
+                Upload.offset == Upload.length,
+                Upload.expires_at > now,
+                or_(Upload.lock_token.is_(None), Upload.locked_until <= now),
+            )
+            .values(final_id=upload.id, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if getattr(claimed, "rowcount", 0) != len(partial_ids):
+            s.rollback()
+            for pid in partial_ids:
+                s.expire_all()
+                row = s.get(Upload, pid)
+                if row is None or row.final_id is not None or _partial_refusal_needed(row, now):
+                    raise _partial_refusal(row, pid, now)
+            raise UploadConflict("The partial uploads changed meanwhile; retry.")
+        _check_length(runtime, length)
+        s.add(upload)
+        s.flush()
+        view = UploadView.of(upload)
+    log.info("upload.final_created", upload_id=view.id, parts=len(partial_ids), length=length)
+    return token, view
+
+
+def _partial_refusal_needed(upload: Upload, now: datetime) -> bool:
+    return not (
+        upload.concat is UploadConcat.PARTIAL
+        and upload.status is UploadStatus.WAITING
+        and upload.length is not None
+        and upload.offset == upload.length
+        and upload.expires_at > now
+        and _lock_free(upload)
+    )
 
 
 def _load(s: Session, upload_id: str) -> Upload:
@@ -235,7 +422,10 @@ def _load(s: Session, upload_id: str) -> Upload:
 
 def _expire(runtime: Runtime, s: Session, upload: Upload) -> None:
     upload.status = UploadStatus.ERRORED
-    upload.error = "The upload expired before it was finished; start a new one."
+    if upload.length is not None and upload.offset == upload.length:
+        upload.error = "The partial upload expired before a final upload used it."
+    else:
+        upload.error = "The upload expired before it was finished; start a new one."
     runtime.store.discard_staged(upload.staged_name)
     log.info("upload.expired", upload_id=upload.id, offset=upload.offset)
 
@@ -261,19 +451,29 @@ def writable(view: UploadView) -> None:
         raise UploadGone("The upload was cancelled.")
     if view.status is UploadStatus.ERRORED:
         raise UploadGone(view.error or "The upload failed.")
-    if view.status is UploadStatus.WAITING and view.expires_at <= utcnow() and not view.complete:
+    if _expired(view, utcnow()):
+        if view.complete:
+            raise UploadGone("The partial upload expired before a final upload used it.")
         raise UploadGone("The upload expired before it was finished; start a new one.")
 
 
-def acquire(runtime: Runtime, upload_id: str, offset: int) -> tuple[str, UploadView]:
+def acquire(
+    runtime: Runtime, upload_id: str, offset: int, *, final: bool = False
+) -> tuple[str, UploadView]:
     """Take the upload's lock for a write at ``offset``; returns (lock token, snapshot).
 
     One conditional UPDATE decides, so two writers never both win, on SQLite or
-    PostgreSQL. The loser learns why: 409 (offset moved on), 423 (locked), 410 or 404.
+    PostgreSQL. The loser learns why: 409 (offset moved on), 423 (locked), 410 or 404,
+    403 for a final upload (it takes no bytes) unless ``final`` (to publish it).
     """
     token = secrets.token_hex(16)
     now = utcnow()
     until = now + timedelta(seconds=runtime.settings.upload_lock_seconds)
+    kind = (
+        Upload.concat == UploadConcat.FINAL
+        if final
+        else or_(Upload.concat.is_(None), Upload.concat != UploadConcat.FINAL)
+    )
     with runtime.db.session() as s:
         result = s.execute(
             update(Upload)
@@ -281,6 +481,7 @@ def acquire(runtime: Runtime, upload_id: str, offset: int) -> tuple[str, UploadV
                 Upload.id == upload_id,
                 Upload.status == UploadStatus.WAITING,
                 Upload.offset == offset,
+                kind,
                 or_(Upload.expires_at > now, Upload.offset == Upload.length),
                 or_(Upload.lock_token.is_(None), Upload.locked_until <= now),
             )
@@ -291,8 +492,12 @@ def acquire(runtime: Runtime, upload_id: str, offset: int) -> tuple[str, UploadV
     view = get_upload(runtime, upload_id)
     if won:
         return token, view
+    if view.concat is UploadConcat.FINAL and not final:
+        raise UploadForbidden(
+            "A final upload takes no PATCH: its bytes come from its partial uploads."
+        )
     writable(view)
-    if view.status is UploadStatus.ASSET_CREATED:
+    if view.status in (UploadStatus.ASSET_CREATED, UploadStatus.CONCATENATED):
         raise OffsetMismatch("The upload is complete; it takes no more bytes.", offset=view.offset)
     if view.offset != offset:
         raise OffsetMismatch(
@@ -326,6 +531,28 @@ def record(runtime: Runtime, upload_id: str, token: str, offset: int | None) -> 
             raise UploadLocked("This request lost the upload's lock (it stalled too long).")
 
 
+def declare_length(runtime: Runtime, upload_id: str, token: str, length: int) -> UploadView:
+    """Set a deferred ``length`` (tus Upload-Defer-Length) under the caller's lock.
+
+    Sending the length an upload already has is allowed; a different one is refused.
+    """
+    _check_length(runtime, length)
+    with runtime.db.session() as s:
+        upload = _load(s, upload_id)
+        if upload.lock_token != token:
+            raise UploadLocked("This request does not hold the upload's lock.")
+        if upload.length is not None and upload.length != length:
+            raise UploadError(
+                f"Upload-Length is {upload.length} already; it cannot change to {length}."
+            )
+        if length < upload.offset:
+            raise UploadError(
+                f"Upload-Length {length} is less than the {upload.offset} bytes already stored."
+            )
+        upload.length = length
+        return UploadView.of(upload)
+
+
 def release(runtime: Runtime, upload_id: str, token: str) -> None:
     """Free the lock if this token still holds it."""
     with runtime.db.session() as s:
@@ -341,8 +568,8 @@ def complete(runtime: Runtime, upload_id: str, token: str) -> UploadView:
     """Publish the finished bytes as a new asset's source and queue its processing.
 
     The caller holds the lock and has recorded ``offset == length``. The staged object
-    is renamed (local store) or composed (S3) onto ``assets/<id>/source``: no copy
-    through this process's memory.
+    is renamed (local store) or composed inside S3 (multipart UploadPartCopy) onto
+    ``assets/<id>/source``: no copy through this process's memory.
     """
     from mediaplane.catalog import CatalogError, ingest_source, parse_source_type
     from mediaplane.storage import StorageError
@@ -351,14 +578,22 @@ def complete(runtime: Runtime, upload_id: str, token: str) -> UploadView:
         upload = _load(s, upload_id)
         if upload.lock_token != token or upload.offset != upload.length:
             raise UploadLocked("This request does not hold the upload's lock.")
-        # Composing on S3 reads the bytes back: hold the lock for as long as that may take.
-        budget = runtime.settings.upload_lock_seconds + upload.length / _COMPOSE_BYTES_PER_S
-        upload.locked_until = utcnow() + timedelta(seconds=budget)
+        if upload.concat is UploadConcat.PARTIAL:
+            return UploadView.of(upload)  # it waits for a final upload, not an asset
+        length = upload.length or 0
+        # Composing on S3 copies (or reads back) every part: hold the lock meanwhile.
+        upload.locked_until = utcnow() + _publish_budget(runtime, length)
         view = UploadView.of(upload)
+        sources = [(view.staged_name, length)]
+        if view.concat is UploadConcat.FINAL:
+            parts = {
+                u.id: u for u in s.scalars(select(Upload).where(Upload.id.in_(view.concat_parts)))
+            }
+            sources = [(parts[i].staged_name, parts[i].length or 0) for i in view.concat_parts]
     try:
         asset = ingest_source(
             runtime,
-            lambda key: runtime.store.commit_staged(view.staged_name, view.length, key).size,
+            lambda key: runtime.store.commit_staged_concat(sources, key).size,
             filename=view.filename,
             title=view.title,
             source_type=parse_source_type(view.source_type),
@@ -378,26 +613,57 @@ def complete(runtime: Runtime, upload_id: str, token: str) -> UploadView:
         upload.asset_id = asset.id
         upload.lock_token = upload.locked_until = None
         done = UploadView.of(upload)
+        if view.concat_parts:
+            s.execute(
+                update(Upload)
+                .where(Upload.id.in_(view.concat_parts), Upload.final_id == upload_id)
+                .values(status=UploadStatus.CONCATENATED, asset_id=asset.id, updated_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
     log.info("upload.completed", upload_id=upload_id, asset_id=asset.id, bytes=view.length)
     return done
 
 
+def _publish_budget(runtime: Runtime, length: int) -> timedelta:
+    """How long publishing ``length`` bytes may hold the upload's lock."""
+    return timedelta(seconds=runtime.settings.upload_lock_seconds + length / _COMPOSE_BYTES_PER_S)
+
+
 def _fail(runtime: Runtime, upload_id: str, message: str) -> UploadView:
+    """Mark the upload errored; a final upload takes its partial uploads down with it
+    (they are claimed, so nothing else could use or expire them)."""
     with runtime.db.session() as s:
         upload = _load(s, upload_id)
         upload.status = UploadStatus.ERRORED
         upload.error = message
         upload.lock_token = upload.locked_until = None
-        return UploadView.of(upload)
+        parts = list(
+            s.scalars(
+                select(Upload).where(
+                    Upload.id.in_(upload.concat_parts or []), Upload.final_id == upload_id
+                )
+            )
+        )
+        for part in parts:
+            part.status = UploadStatus.ERRORED
+            part.error = f"Its final upload {upload_id!r} failed: {message}"
+        staged = [part.staged_name for part in parts]
+        view = UploadView.of(upload)
+    for name in staged:
+        runtime.store.discard_staged(name)
+    return view
 
 
 def finish_if_due(runtime: Runtime, view: UploadView) -> UploadView:
     """Complete an upload whose last byte was stored but whose server died before it
-    created the asset; a no-op otherwise (or while another request holds the lock)."""
-    if view.status is not UploadStatus.WAITING or not view.complete:
+    created the asset (a final upload too); a no-op otherwise (or while another request
+    holds the lock)."""
+    if view.status is not UploadStatus.WAITING or not view.complete or view.length is None:
+        return view
+    if view.concat is UploadConcat.PARTIAL:
         return view
     try:
-        token, _ = acquire(runtime, view.id, view.length)
+        token, _ = acquire(runtime, view.id, view.length, final=view.concat is UploadConcat.FINAL)
     except UploadError:
         return view
     try:
@@ -411,8 +677,15 @@ def cancel_upload(runtime: Runtime, upload_id: str) -> None:
     now = utcnow()
     with runtime.db.session() as s:
         upload = _load(s, upload_id)
+        if upload.final_id is not None:
+            raise UploadConflict(
+                f"The partial upload belongs to final upload {upload.final_id!r}; "
+                "it cannot be cancelled."
+            )
         if upload.status is not UploadStatus.WAITING:
             raise UploadGone(f"The upload is {upload.status}; it cannot be cancelled.")
+        if upload.concat is UploadConcat.FINAL:
+            raise UploadConflict("The final upload is being published; it cannot be cancelled.")
         if not _lock_free(upload):
             raise UploadLocked("A request is writing to this upload; retry in a moment.")
         upload.status = UploadStatus.CANCELLED
@@ -431,7 +704,7 @@ def sweep_expired(runtime: Runtime, limit: int = _SWEEP_BATCH) -> int:
             .where(
                 Upload.status == UploadStatus.WAITING,
                 Upload.expires_at <= now,
-                Upload.offset < Upload.length,
+                _expirable(),
                 or_(Upload.lock_token.is_(None), Upload.locked_until <= now),
             )
             .limit(limit)

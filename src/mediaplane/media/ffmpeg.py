@@ -77,6 +77,18 @@ def probe_argv(tools: Toolchain, source: Path) -> list[str]:
     ]  # fmt: skip
 
 
+def _ffmpeg(tools: Toolchain, *, progress: bool) -> list[str]:
+    """The start of every encoding command: quiet, never interactive, overwrite, local
+    inputs only; with ``progress``, ``key=value`` progress lines on stdout."""
+    argv = [
+        tools.ffmpeg,
+        "-hide_banner", "-nostdin", "-y",
+        "-loglevel", "error",
+        "-protocol_whitelist", PROTOCOLS,
+    ]  # fmt: skip
+    return [*argv, "-progress", "pipe:1", "-nostats"] if progress else argv
+
+
 def _fps(rung: Rung) -> str:
     return f"{rung.fps.numerator}/{rung.fps.denominator}"
 
@@ -104,14 +116,7 @@ def encode_ladder_argv(
         f"[s{i}]scale={r.width}:{r.height}:flags=bicubic,setsar=1[v{i}]"
         for i, r in enumerate(rungs)
     ]
-    argv = [
-        tools.ffmpeg,
-        "-hide_banner", "-nostdin", "-y",
-        "-loglevel", "error",
-        "-protocol_whitelist", PROTOCOLS,
-    ]  # fmt: skip
-    if progress:
-        argv += ["-progress", "pipe:1", "-nostats"]
+    argv = _ffmpeg(tools, progress=progress)
     argv += ["-i", "file:" + str(source), "-filter_complex", ";".join(graph)]
     for i, r in enumerate(rungs):
         argv += [
@@ -165,13 +170,7 @@ def chunk_argv(
     if preroll:
         graph += f",trim=start_pts={preroll},setpts=PTS-STARTPTS"
     graph += f",format=yuv420p,scale={rung.width}:{rung.height}:flags=bicubic,setsar=1[v0]"
-    argv = [
-        tools.ffmpeg,
-        "-hide_banner", "-nostdin", "-y",
-        "-loglevel", "error",
-        "-protocol_whitelist", PROTOCOLS,
-        "-progress", "pipe:1", "-nostats",
-    ]  # fmt: skip
+    argv = _ffmpeg(tools, progress=True)
     if chunk.start_frame:
         seek = Fraction(chunk.start_frame - preroll) / rung.fps
         argv += ["-ss", f"{float(seek):.6f}"]
@@ -185,10 +184,7 @@ def chunk_argv(
 def concat_argv(tools: Toolchain, listing: Path, out: Path) -> list[str]:
     """Join the MP4 chunks named (relative to its folder) in ``listing`` without re-encoding."""
     return [
-        tools.ffmpeg,
-        "-hide_banner", "-nostdin", "-y",
-        "-loglevel", "error",
-        "-protocol_whitelist", PROTOCOLS,
+        *_ffmpeg(tools, progress=False),
         "-f", "concat", "-safe", "1",
         "-i", "file:" + str(listing),
         "-map", "0:v:0", "-c", "copy",
@@ -251,11 +247,7 @@ def preview_argv(
     if has_audio:
         outputs.append("[select=\\'a:0\\':f=mp4]audio.mp4")
     argv = [
-        tools.ffmpeg,
-        "-hide_banner", "-nostdin", "-y",
-        "-loglevel", "error",
-        "-protocol_whitelist", PROTOCOLS,
-        "-progress", "pipe:1", "-nostats",
+        *_ffmpeg(tools, progress=True),
         "-i", "file:" + str(source),
         "-filter_complex",
         f"[0:v:0]fps={_fps(rung)},format=yuv420p,"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -141,6 +141,12 @@ class ObjectStore(Protocol):
     def commit_staged(self, name: str, size: int, key: str) -> ObjectInfo:
         """Publish the first ``size`` bytes of staged object ``name`` as ``key``; the staged
         object is gone afterwards. Raises :class:`StorageError` if it holds fewer bytes."""
+        ...
+
+    def commit_staged_concat(self, parts: Sequence[tuple[str, int]], key: str) -> ObjectInfo:
+        """Publish the staged objects ``(name, size)``, the first ``size`` bytes of each,
+        one after the other as ``key``; they are gone afterwards. Raises
+        :class:`StorageError` if one holds fewer bytes. Safe to retry after a crash."""
         ...
 
     def discard_staged(self, name: str) -> None:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import AsyncIterator, Iterable, Iterator
+import os
+import threading
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, NoReturn
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import obstore
+import structlog
 from obstore.exceptions import BaseError as ObstoreError
 from obstore.exceptions import NotFoundError, PermissionDeniedError, UnauthenticatedError
 from obstore.store import S3Store as _ObstoreS3
@@ -24,10 +27,21 @@ from ._base import (
     validate_prefix,
 )
 from ._local import open_tmp
+from ._s3_multipart import (
+    MIN_PART,
+    Credentials,
+    MultipartClient,
+    MultipartError,
+    Piece,
+    compose,
+    plan_parts,
+)
 
 if TYPE_CHECKING:
     from obstore import GetOptions, GetResult, ObjectMeta
     from obstore.store import ClientConfig, S3Config
+
+log = structlog.get_logger("mediaplane.storage")
 
 _URL_PARAMS = frozenset({"endpoint", "region"})
 _LIST_CHUNK = 1000  # S3's own page size
@@ -36,6 +50,7 @@ _DOWNLOAD_CHUNK = 1 << 20
 #: write), each named by its start offset; so one part is held in memory per writer.
 STAGED_PART_SIZE = 8 << 20
 _COMPOSE_CONCURRENCY = 4
+_DEFAULT_REGION = "us-east-1"
 _AUTH_ERRORS = (PermissionDeniedError, UnauthenticatedError)
 # obstore reports a missing object as the builtin FileNotFoundError (NotFoundError is legacy).
 _NOT_FOUND = (FileNotFoundError, NotFoundError)
@@ -55,6 +70,30 @@ def _range_options(start: int, end: int | None) -> GetOptions | None:
     if end is None:
         return {"range": {"offset": start}}
     return {"range": (start, end)}
+
+
+def _multipart_args(
+    bucket: str,
+    endpoint: str | None,
+    region: str | None,
+    access_key_id: str | None,
+    secret_access_key: str | None,
+) -> tuple[str | None, str, str, Credentials] | None:
+    """Endpoint, bucket, region and credentials for signed multipart calls, resolved as
+    obstore resolves them (arguments first, then the AWS_* variables); None without
+    static credentials."""
+    env = os.environ
+    if access_key_id is None or secret_access_key is None:
+        access_key_id = env.get("AWS_ACCESS_KEY_ID")
+        secret_access_key = env.get("AWS_SECRET_ACCESS_KEY")
+        token = env.get("AWS_SESSION_TOKEN") or env.get("AWS_SECURITY_TOKEN")
+    else:
+        token = None
+    if not access_key_id or not secret_access_key:
+        return None
+    endpoint = endpoint or env.get("AWS_ENDPOINT_URL") or env.get("AWS_ENDPOINT")
+    region = region or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or _DEFAULT_REGION
+    return endpoint, bucket, region, Credentials(access_key_id, secret_access_key, token)
 
 
 def _part_key(name: str, offset: int) -> str:
@@ -147,6 +186,11 @@ class S3Store:
         if access_key_id is not None and secret_access_key is not None:
             config["access_key_id"] = access_key_id
             config["secret_access_key"] = secret_access_key
+        self._multipart_args = _multipart_args(
+            bucket, endpoint, region, access_key_id, secret_access_key
+        )
+        self._multipart: MultipartClient | None = None
+        self._multipart_lock = threading.Lock()
         try:
             self._store = _ObstoreS3(
                 bucket, prefix=prefix or None, config=config, client_options=client
@@ -395,26 +439,101 @@ class S3Store:
             raise
         writer.close()
 
-    def commit_staged(self, name: str, size: int, key: str) -> ObjectInfo:
-        """Concatenate the parts into ``key``: a server-side copy when there is one part,
-        else one streamed multipart upload (a few parts in memory at a time)."""
-        validate_key(key)
-        chain: list[str] = []
+    def _full_key(self, path: str) -> str:
+        return f"{self.prefix}/{path}" if self.prefix else path
+
+    def _multipart_client(self) -> MultipartClient | None:
+        """The signed-request client for server-side composition; None without static
+        credentials (obstore may still find some, e.g. an instance role: read back then)."""
+        if self._multipart_args is None:
+            return None
+        with self._multipart_lock:
+            if self._multipart is None:
+                self._multipart = MultipartClient(*self._multipart_args)
+            return self._multipart
+
+    def _read_piece(self, piece: Piece) -> bytes:
+        try:
+            return bytes(
+                obstore.get(
+                    self._store, piece.path, options={"range": (piece.start, piece.end)}
+                ).bytes()
+            )
+        except (*_NOT_FOUND, ObstoreError) as exc:
+            self._fail(exc, "read", piece.path)
+
+    def compose_parts(self, chain: Sequence[tuple[str, int]], key: str) -> None:
+        """Concatenate the objects ``(path, size)`` into ``key`` inside S3.
+
+        One object is a CopyObject; a total under 5 MiB (too small for a multipart upload
+        of several parts) is read back and written in one PUT; anything else is one
+        multipart upload whose parts S3 copies from the sources (UploadPartCopy), bar runs
+        of sources under 5 MiB, which are read back (see :func:`plan_parts`). Without
+        static credentials or where the server lacks UploadPartCopy, every byte is read
+        back through this process instead.
+        """
+        total = sum(size for _, size in chain)
+        client = self._multipart_client()
+        if len(chain) == 1:
+            obstore.copy(self._store, chain[0][0], key)
+            return
+        if client is None or total < MIN_PART:
+            self._compose([path for path, _ in chain], key)
+            return
+        try:
+            compose(
+                client,
+                self._full_key(key),
+                plan_parts(chain),
+                self._read_piece,
+                full_path=self._full_key,
+            )
+        except MultipartError as exc:
+            if exc.code != "NotImplemented":
+                raise
+            log.warning("s3.no_upload_part_copy", store=self.url, error=str(exc))
+            self._multipart_args = None
+            self._compose([path for path, _ in chain], key)
+
+    def _chain(self, name: str, size: int) -> tuple[tuple[str, int], ...]:
+        """The part objects ``(path, size)`` holding the first ``size`` bytes of ``name``."""
+        chain: tuple[tuple[str, int], ...] = ()
         covered = 0
         for part_offset, part_size, path in self.staged_parts(name):
             if part_offset == covered and covered < size:
-                chain.append(path)
+                chain += ((path, part_size),)
                 covered += part_size
         if covered != size:
             raise StorageError(f"staged object {name!r} holds {covered} bytes, not {size}")
+        return chain
+
+    def commit_staged(self, name: str, size: int, key: str) -> ObjectInfo:
+        """Concatenate the parts into ``key`` inside S3 (see :meth:`compose_parts`): no
+        byte is read back, bar parts under 5 MiB that a multipart upload cannot copy."""
+        validate_key(key)
+        chain = self._chain(name, size)
         try:
-            if len(chain) == 1:
-                obstore.copy(self._store, chain[0], key)
-            else:
-                self._compose(chain, key)
+            self.compose_parts(chain, key)
         except (*_NOT_FOUND, ObstoreError) as exc:
             self._fail(exc, "write", key)
         self.discard_staged(name)
+        return self.stat(key)
+
+    def commit_staged_concat(self, parts: Sequence[tuple[str, int]], key: str) -> ObjectInfo:
+        """Concatenate several staged objects into ``key`` inside S3, in one multipart
+        upload over all their part objects (see :meth:`compose_parts`)."""
+        validate_key(key)
+        if not parts:
+            raise StorageError("nothing to concatenate: no staged objects given")
+        chain: tuple[tuple[str, int], ...] = ()
+        for name, size in parts:
+            chain += self._chain(name, size)
+        try:
+            self.compose_parts(chain, key)
+        except (*_NOT_FOUND, ObstoreError) as exc:
+            self._fail(exc, "write", key)
+        for name, _ in parts:
+            self.discard_staged(name)
         return self.stat(key)
 
     def discard_staged(self, name: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,3 +35,16 @@ def store(request: pytest.FixtureRequest, tmp_path: Path, s3_prefix: str) -> Obj
         return open_store((tmp_path / "store").as_uri())
     server: SeaweedS3 = request.getfixturevalue("s3_env")
     return open_store(server.url(s3_prefix))
+
+
+@pytest.fixture
+def boto(seaweed: SeaweedS3) -> Any:
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=seaweed.endpoint,
+        region_name=seaweed.region,
+        aws_access_key_id=seaweed.access_key,
+        aws_secret_access_key=seaweed.secret_key,
+    )

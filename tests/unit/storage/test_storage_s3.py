@@ -16,19 +16,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.services
 
 
-@pytest.fixture
-def boto(seaweed: SeaweedS3) -> Any:
-    import boto3
-
-    return boto3.client(
-        "s3",
-        endpoint_url=seaweed.endpoint,
-        region_name=seaweed.region,
-        aws_access_key_id=seaweed.access_key,
-        aws_secret_access_key=seaweed.secret_key,
-    )
-
-
 def test_credentials_come_from_the_environment(
     s3_env: SeaweedS3, s3_prefix: str, boto: Any
 ) -> None:

@@ -34,12 +34,21 @@
     }
   }
 
+  // ?parallel=N (1 to 8) sends the file as N partial uploads at once, joined by one final
+  // upload on the server (tus concatenation): faster where one connection is the limit.
+  function parallelUploads() {
+    const asked = Number(document.body.dataset.parallel ||
+      new URLSearchParams(location.search).get("parallel") || 1);
+    return Number.isInteger(asked) ? Math.min(Math.max(asked, 1), 8) : 1;
+  }
+
   function start(file) {
     localStorage.setItem("mediaplane.token", token.value);
     $("status").hidden = false;
     upload = new tus.Upload(file, {
       endpoint: "/api/v1/uploads",
       headers: { Authorization: "Bearer " + token.value },
+      parallelUploads: parallelUploads(),
       chunkSize: Number(document.body.dataset.chunkSize || 8 * 1048576),
       retryDelays: [0, 1000, 3000, 5000],
       removeFingerprintOnSuccess: true,
