@@ -463,6 +463,9 @@ def main() -> None:
         metavar="N[,N...]",
         help="upload as N partial uploads on N connections plus a final one (tus concatenation)",
     )
+    parser.add_argument(
+        "--web-workers", type=int, default=1, help="server processes (MEDIAPLANE_WEB_WORKERS)"
+    )
     args = parser.parse_args()
     size = args.size_mib * MIB
     args.dir.mkdir(parents=True, exist_ok=True)
@@ -474,13 +477,13 @@ def main() -> None:
         data_dir = work / "data"
         (data_dir / "objects").mkdir(parents=True)
         with contextlib.ExitStack() as stack:
-            env: dict[str, str] = {}
+            env: dict[str, str] = {"MEDIAPLANE_WEB_WORKERS": str(args.web_workers)}
             if args.s3:
                 from tests.seaweed import running_seaweed
 
                 (work / "weed").mkdir()
                 s3 = stack.enter_context(running_seaweed(work / "weed"))
-                env = {
+                env |= {
                     "MEDIAPLANE_STORAGE_URL": s3.url("bench"),
                     "AWS_ACCESS_KEY_ID": s3.access_key,
                     "AWS_SECRET_ACCESS_KEY": s3.secret_key,
