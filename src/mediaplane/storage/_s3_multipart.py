@@ -26,7 +26,7 @@ import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import quote
 
@@ -59,8 +59,8 @@ class Credentials:
     """Static AWS credentials; ``session_token`` for temporary ones (STS)."""
 
     access_key_id: str
-    secret_access_key: str
-    session_token: str | None = None
+    secret_access_key: str = field(repr=False)  # never in logs or tracebacks
+    session_token: str | None = field(default=None, repr=False)
 
 
 def _hmac(key: bytes, msg: str) -> bytes:
