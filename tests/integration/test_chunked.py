@@ -103,16 +103,21 @@ def test_chunked_ladder_joins_the_master_rung_by_rung(chunked_server: Server) ->
     events = _events(server, asset["id"])
     queued = [e for e in events if e["event"] == "asset.chunks_queued"]
     assert [e["jobs"] for e in queued] == [12]  # v360, v480, v720: 4 chunks of ~2 s each
-    # The base (audio + v240), then one rung at a time: each publication adds one rendition.
-    published = [
-        e["renditions"]
+    # Each publication (the base: audio + v240 from the processing job, or one stitched rung)
+    # only adds to the master. A rung stitched before the base is in joins with it (until then
+    # the master lists the muxed preview); after the base, each rung joins alone.
+    steps = [
+        (e["published"], e["renditions"])
         for e in events
         if e["event"] in ("asset.base_published", "asset.rung_published", "asset.ready")
     ]
-    assert published[-1] == ["v240", "v360", "v480", "v720"]
-    assert len(published) == 4
-    for before, after in zip(published, published[1:], strict=False):
-        assert set(before) < set(after) and len(after) == len(before) + 1, published
+    assert sorted(name for name, _ in steps) == ["base", "v360", "v480", "v720"], steps
+    assert steps[-1][1] == ["v240", "v360", "v480", "v720"]
+    lists = [set(listed) - {"preview"} for _, listed in steps]
+    assert all(a <= b for a, b in zip(lists, lists[1:], strict=False)), steps
+    base = [name for name, _ in steps].index("base")
+    after = lists[base:]
+    assert all(len(b) == len(a) + 1 for a, b in zip(after, after[1:], strict=False)), steps
     # No chunk is left behind in storage.
     assert list(server.store().list(f"assets/{asset['id']}/chunks/")) == []
 

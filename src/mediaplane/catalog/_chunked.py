@@ -224,7 +224,7 @@ def stitch_rung_job(ctx: JobContext) -> None:
     log.info(
         "asset.ready" if presentation.complete else "asset.rung_published",
         asset_id=asset_id,
-        rung=rung.name,
+        published=rung.name,
         renditions=[r.id for r in presentation.video],
         pending=presentation.pending,
     )

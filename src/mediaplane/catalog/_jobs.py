@@ -441,6 +441,7 @@ def process_asset(ctx: JobContext) -> None:
             log.info(
                 "asset.ready" if presentation.complete else "asset.base_published",
                 asset_id=asset_id,
+                published="base",
                 renditions=[r.id for r in presentation.video],
                 pending=presentation.pending,
             )
