@@ -138,6 +138,12 @@ def test_same_audio_in_another_file_is_flagged(server: Server, tmp_path: Path) -
     ids = [server.upload(p, title=p.stem)["id"] for p in (original, copy, other, noise, silent)]
     got = [wait_fingerprint(server, i) for i in ids]
     assert [a["audio_fingerprint_status"] for a in got] == ["ready"] * 4 + ["no_audio"]
+    # A fingerprint is stored (status "ready") before it is compared with the others, so
+    # that two assets fingerprinted at once always see each other: the link comes just after.
+    deadline = time.monotonic() + 60
+    while got[1]["audio_match_of"] is None and time.monotonic() < deadline:
+        time.sleep(0.25)
+        got = [wait_fingerprint(server, i) for i in ids]
     assert got[1]["audio_match_of"] == ids[0]
     assert got[1]["duplicate_of"] is None  # different bytes: only the audio is the same
     assert got[0]["audio_match_of"] is None
