@@ -52,8 +52,12 @@ if TYPE_CHECKING:
 log = structlog.get_logger("mediaplane.catalog")
 
 
+def _chunk_prefix(asset_id: str, rung: str) -> str:
+    return f"assets/{asset_id}/chunks/{rung}/"
+
+
 def chunk_key(asset_id: str, rung: str, index: int) -> str:
-    return f"assets/{asset_id}/chunks/{rung}/{index:05d}.mp4"
+    return f"{_chunk_prefix(asset_id, rung)}{index:05d}.mp4"
 
 
 def _job_id(asset_id: str, *parts: object) -> str:
@@ -160,7 +164,9 @@ def encode_chunk_job(ctx: JobContext) -> None:
     ctx.progress(100.0, force=True)
     # The store is the record of finished chunks: whichever chunk job stores the last one
     # sees them all (two may; the stitch job's fixed id lets only one create it).
-    if all(rt.store.exists(chunk_key(asset_id, rung.name, i)) for i in range(count)):
+    # One listing per check, not one request per chunk (a long source has hundreds).
+    stored = {info.key for info in rt.store.list(_chunk_prefix(asset_id, rung.name))}
+    if all(chunk_key(asset_id, rung.name, i) in stored for i in range(count)):
         _queue_stitch(rt, asset_id, ctx.payload["rung"], count)
 
 
@@ -220,7 +226,7 @@ def stitch_rung_job(ctx: JobContext) -> None:
     if presentation is None:
         _forget_if_deleted(rt, asset_id)
         return
-    rt.store.delete_prefix(f"assets/{asset_id}/chunks/{rung.name}/")
+    rt.store.delete_prefix(_chunk_prefix(asset_id, rung.name))
     log.info(
         "asset.ready" if presentation.complete else "asset.rung_published",
         asset_id=asset_id,
