@@ -93,6 +93,11 @@ def _fps(rung: Rung) -> str:
     return f"{rung.fps.numerator}/{rung.fps.denominator}"
 
 
+def _scale(rung: Rung) -> str:
+    """The rung's scaler: the same in every graph, so chunks match one-pass frames."""
+    return f"scale={rung.width}:{rung.height}:flags=bicubic,setsar=1"
+
+
 def encode_ladder_argv(
     tools: Toolchain,
     source: Path,
@@ -112,10 +117,7 @@ def encode_ladder_argv(
     n = len(rungs)
     labels = "".join(f"[s{i}]" for i in range(n))
     graph = [f"[0:v:0]fps={_fps(rungs[0])},format=yuv420p,split={n}{labels}"]
-    graph += [
-        f"[s{i}]scale={r.width}:{r.height}:flags=bicubic,setsar=1[v{i}]"
-        for i, r in enumerate(rungs)
-    ]
+    graph += [f"[s{i}]{_scale(r)}[v{i}]" for i, r in enumerate(rungs)]
     argv = _ffmpeg(tools, progress=progress)
     argv += ["-i", "file:" + str(source), "-filter_complex", ";".join(graph)]
     for i, r in enumerate(rungs):
@@ -169,7 +171,7 @@ def chunk_argv(
     graph = f"[0:v:0]fps={_fps(rung)}"
     if preroll:
         graph += f",trim=start_pts={preroll},setpts=PTS-STARTPTS"
-    graph += f",format=yuv420p,scale={rung.width}:{rung.height}:flags=bicubic,setsar=1[v0]"
+    graph += f",format=yuv420p,{_scale(rung)}[v0]"
     argv = _ffmpeg(tools, progress=True)
     if chunk.start_frame:
         seek = Fraction(chunk.start_frame - preroll) / rung.fps
@@ -250,8 +252,7 @@ def preview_argv(
         *_ffmpeg(tools, progress=True),
         "-i", "file:" + str(source),
         "-filter_complex",
-        f"[0:v:0]fps={_fps(rung)},format=yuv420p,"
-        f"scale={rung.width}:{rung.height}:flags=bicubic,setsar=1[v0]",
+        f"[0:v:0]fps={_fps(rung)},format=yuv420p,{_scale(rung)}[v0]",
         "-map", "[v0]",
     ]  # fmt: skip
     if has_audio:
