@@ -321,6 +321,7 @@ def process_asset(ctx: JobContext) -> None:
         assert asset is not None
         assert asset.source_key is not None
         key = asset.source_key
+        earlier = Presentation.from_dict(asset.presentation) if asset.presentation else None
     tools = rt.toolchain
     work = _work_dir(ctx)
     published = False
@@ -339,28 +340,26 @@ def process_asset(ctx: JobContext) -> None:
             row.frame_rate = str(rungs[0].fps)
         ctx.progress(PROBED, force=True)
         lowest, upper = rungs[-1], rungs[:-1]
-        update_presentation(
-            rt,
-            asset_id,
-            lambda current: (
-                current
-                or Presentation(
-                    duration=info.duration,
-                    segment_seconds=rt.settings.segment_seconds,
-                    pending=[r.name for r in rungs],
-                )
-            ),
-        )
-        chunked = rt.settings.chunked and bool(upper)
-        if chunked:
+        if earlier is None:  # the first attempt: every rung pending
+            update_presentation(
+                rt,
+                asset_id,
+                lambda current: (
+                    None
+                    if current is not None
+                    else Presentation(
+                        duration=info.duration,
+                        segment_seconds=rt.settings.segment_seconds,
+                        pending=[r.name for r in rungs],
+                    )
+                ),
+            )
+        if rt.settings.chunked and upper:
             from ._chunked import start_chunk_jobs
 
             start_chunk_jobs(ctx, asset_id, info, upper)
             upper = []
-            with rt.db.session() as s:
-                row = s.get(Asset, asset_id)
-                current = row.presentation if row is not None else None
-            if current and Presentation.from_dict(current).rendition(lowest.name):
+            if earlier is not None and earlier.rendition(lowest.name):
                 published = True  # an earlier attempt packaged the base; chunk jobs do the rest
                 return
         done = {"preview": 0.0, "ladder": 0.0 if upper else 1.0}
