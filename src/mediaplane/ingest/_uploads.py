@@ -303,10 +303,13 @@ def create_upload(
     return view
 
 
-def _partial_refusal(upload: Upload | None, upload_id: str, now: datetime) -> UploadError:
-    """Why the partial upload ``upload_id`` cannot go into a final upload."""
-    if upload is None:
-        return UploadNotFound(f"Partial upload {upload_id!r} does not exist.")
+def _unknown_partial(upload_id: str) -> UploadNotFound:
+    return UploadNotFound(f"Partial upload {upload_id!r} does not exist.")
+
+
+def _partial_refusal(upload: Upload, upload_id: str, now: datetime) -> UploadError | None:
+    """Why the partial upload ``upload_id`` cannot go into a final upload now; None when it
+    can (the Python twin of the claiming UPDATE in :func:`create_final`)."""
     if upload.concat is not UploadConcat.PARTIAL:
         return UploadError(
             f"Upload {upload_id!r} is not a partial upload; create each part with "
@@ -328,7 +331,9 @@ def _partial_refusal(upload: Upload | None, upload_id: str, now: datetime) -> Up
         return UploadConflict(
             f"Partial upload {upload_id!r} is not finished ({held} bytes); finish it first."
         )
-    return UploadLocked(f"Partial upload {upload_id!r} is being written to; retry in a moment.")
+    if not _lock_free(upload):
+        return UploadLocked(f"Partial upload {upload_id!r} is being written to; retry in a moment.")
+    return None
 
 
 def create_final(
@@ -358,7 +363,7 @@ def create_final(
         rows = {u.id: u for u in s.scalars(select(Upload).where(Upload.id.in_(partial_ids)))}
         for pid in partial_ids:
             if pid not in rows:
-                raise _partial_refusal(None, pid, now)
+                raise _unknown_partial(pid)
         owners = {rows[pid].final_id for pid in partial_ids}
         if len(owners) == 1 and None not in owners:
             earlier = s.get(Upload, owners.pop())
@@ -388,11 +393,14 @@ def create_final(
         )
         if getattr(claimed, "rowcount", 0) != len(partial_ids):
             s.rollback()
+            s.expire_all()
             for pid in partial_ids:
-                s.expire_all()
                 row = s.get(Upload, pid)
-                if row is None or row.final_id is not None or _partial_refusal_needed(row, now):
-                    raise _partial_refusal(row, pid, now)
+                if row is None:
+                    raise _unknown_partial(pid)
+                refusal = _partial_refusal(row, pid, now)
+                if refusal is not None:
+                    raise refusal
             raise UploadConflict("The partial uploads changed meanwhile; retry.")
         _check_length(runtime, length)
         s.add(upload)
@@ -400,17 +408,6 @@ def create_final(
         view = UploadView.of(upload)
     log.info("upload.final_created", upload_id=view.id, parts=len(partial_ids), length=length)
     return token, view
-
-
-def _partial_refusal_needed(upload: Upload, now: datetime) -> bool:
-    return not (
-        upload.concat is UploadConcat.PARTIAL
-        and upload.status is UploadStatus.WAITING
-        and upload.length is not None
-        and upload.offset == upload.length
-        and upload.expires_at > now
-        and _lock_free(upload)
-    )
 
 
 def _load(s: Session, upload_id: str) -> Upload:
