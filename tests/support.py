@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,29 @@ def postgres_database() -> tuple[str, Any]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     return f"{base}/{name}", drop
+
+
+@contextlib.contextmanager
+def migrated_runtime(database: str, data_dir: Path, **settings: Any) -> Iterator[Any]:
+    """A Runtime on a fresh, migrated ``database`` ("sqlite" in ``data_dir``, or a new
+    PostgreSQL database dropped afterwards), with ``settings`` on top of the defaults."""
+    from mediaplane.config import Settings
+    from mediaplane.db import migrate
+    from mediaplane.runtime import Runtime
+
+    drop = None
+    if database == "sqlite":
+        url = f"sqlite:///{data_dir / 'db.sqlite'}"
+    else:
+        url, drop = postgres_database()
+    migrate(url)
+    rt = Runtime(Settings(data_dir=data_dir, database_url=url, **settings))
+    try:
+        yield rt
+    finally:
+        rt.db.dispose()
+        if drop:
+            drop()
 
 
 def services_backend(s3: Any) -> Backend:

@@ -32,12 +32,10 @@ from mediaplane.catalog._dedupe import (
     compare,
     parse_raw,
 )
-from mediaplane.config import Settings
-from mediaplane.db import migrate
 from mediaplane.jobs import JobState, run_job
 from mediaplane.media import Toolchain
 from mediaplane.runtime import Runtime
-from tests.support import MEDIA_CACHE
+from tests.support import MEDIA_CACHE, migrated_runtime
 
 MELODY = "sin(2*PI*(300+200*sin(t))*t)+0.3*sin(2*PI*1250*t)"
 OTHER_MELODY = "sin(2*PI*(520+180*sin(1.7*t))*t)*(0.6+0.4*sin(3*t))"
@@ -214,12 +212,9 @@ def test_chromaprint_of_a_steady_tone_matches_nothing(tools: Toolchain) -> None:
 
 @pytest.fixture
 def runtime(tmp_path: Path, tools: Toolchain) -> Iterator[Runtime]:
-    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    migrate(url)
-    rt = Runtime(Settings(data_dir=tmp_path, database_url=url))
-    rt.__dict__["toolchain"] = tools  # no packager needed to fingerprint
-    yield rt
-    rt.db.dispose()
+    with migrated_runtime("sqlite", tmp_path) as rt:
+        rt.__dict__["toolchain"] = tools  # no packager needed to fingerprint
+        yield rt
 
 
 def _add(rt: Runtime, path: Path, title: str, *, hashed: bool = True) -> str:

@@ -11,26 +11,15 @@ import pytest
 
 from mediaplane.catalog import Asset, AssetStatus
 from mediaplane.catalog._jobs import publish_renditions, update_presentation
-from mediaplane.config import Settings
-from mediaplane.db import migrate
 from mediaplane.media import Presentation, Rendition, Segment, render_hls_master
 from mediaplane.runtime import Runtime
-from tests.support import postgres_database
+from tests.support import migrated_runtime
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def runtime(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Runtime]:
-    drop = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    else:
-        url, drop = postgres_database()
-    migrate(url)
-    rt = Runtime(Settings(data_dir=tmp_path, database_url=url))
-    yield rt
-    rt.db.dispose()
-    if drop:
-        drop()
+    with migrated_runtime(request.param, tmp_path) as rt:
+        yield rt
 
 
 def _video(rid: str, height: int, **kw: object) -> Rendition:

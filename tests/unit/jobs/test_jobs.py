@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from mediaplane.config import Settings
-from mediaplane.db import migrate, utcnow
+from mediaplane.db import utcnow
 from mediaplane.jobs import (
     JOB_SPECS,
     InvalidTransition,
@@ -28,7 +27,7 @@ from mediaplane.jobs import (
 )
 from mediaplane.jobs._service import _claim, check_transition
 from mediaplane.runtime import Runtime
-from tests.support import postgres_database
+from tests.support import migrated_runtime
 
 CALLS: list[tuple[str, Any]] = []
 
@@ -52,19 +51,9 @@ def give_up(ctx: JobContext, message: str, *, permanent: bool) -> None:
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def runtime(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Runtime]:
-    drop = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    else:
-        url, drop = postgres_database()
-    migrate(url)
-    settings = Settings(data_dir=tmp_path, database_url=url, job_stall_seconds=30)
-    rt = Runtime(settings)
-    CALLS.clear()
-    yield rt
-    rt.db.dispose()
-    if drop:
-        drop()
+    with migrated_runtime(request.param, tmp_path, job_stall_seconds=30) as rt:
+        CALLS.clear()
+        yield rt
 
 
 @pytest.fixture
