@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default_factory=lambda: max(2, (os.cpu_count() or 2) // 2))
     x264_preset: str = "veryfast"
     segment_seconds: int = 2
+    #: Interlaced sources are deinterlaced (bwdif) to one frame per frame ("frame": 25i
+    #: becomes 25 fps) or one frame per field ("field": 25i becomes 50 fps, smoother motion,
+    #: still capped at the ladder's 60 fps).
+    deinterlace: Literal["frame", "field"] = "frame"
     #: Encode the upper rungs as chunk jobs spread over the worker fleet (one rung and a span
     #: of the source per job) instead of one pass on the worker that took the upload.
     #: "auto": chunked when the broker is a fleet's (RabbitMQ/Redis), one pass when embedded

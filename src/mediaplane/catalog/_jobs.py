@@ -35,7 +35,7 @@ from mediaplane.media import (
     avc_codec_string,
     encode_ladder,
     encode_preview,
-    plan_ladder,
+    plan_source_ladder,
     probe,
     read_playlist,
 )
@@ -331,12 +331,15 @@ def process_asset(ctx: JobContext) -> None:
             info = probe(tools, source, rt.settings)
         except InvalidMedia as exc:
             raise PermanentJobError(str(exc)) from exc
-        rungs = plan_ladder(info.width, info.height, info.fps, rt.settings.segment_seconds)
+        rungs = plan_source_ladder(
+            info, rt.settings.segment_seconds, field_rate=rt.settings.deinterlace == "field"
+        )
         with rt.db.session() as s:
             row = s.get(Asset, asset_id)
             if row is None:
                 return
             row.duration, row.width, row.height = info.duration, info.width, info.height
+            row.source_video = info.video_facts()
             row.frame_rate = str(rungs[0].fps)
         ctx.progress(PROBED, force=True)
         lowest, upper = rungs[-1], rungs[:-1]

@@ -74,6 +74,9 @@ class Asset(Base):
     width: Mapped[int | None] = mapped_column(Integer)
     height: Mapped[int | None] = mapped_column(Integer)
     frame_rate: Mapped[str | None] = mapped_column(String(32))
+    #: The source's video facts from the probe (display shape, sample aspect, fields, colour
+    #: and HDR transfer: ``MediaInfo.video_facts()``); None until probed.
+    source_video: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     tracks: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     errors: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     presentation: Mapped[dict[str, Any] | None] = mapped_column(JSON)

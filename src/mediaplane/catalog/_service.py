@@ -395,7 +395,11 @@ def playback_urls(base: str, playback_id: str) -> PlaybackUrls:
     )
 
 
-def _aspect(width: int | None, height: int | None) -> str | None:
+def _aspect(width: int | None, height: int | None, video: dict[str, Any] | None) -> str | None:
+    """The display aspect ratio: the probe's exact one (pixel shape applied), else the
+    reduced display frame size."""
+    if video and video.get("display_aspect_ratio"):
+        return str(video["display_aspect_ratio"])
     if not width or not height:
         return None
     from math import gcd
@@ -445,7 +449,7 @@ def asset_to_api(asset: Asset, progress: float | None, base_url: str) -> dict[st
         "status": str(asset.status),
         "created_at": asset.created_at.isoformat(),
         "duration": round(asset.duration, 3) if asset.duration else None,
-        "aspect_ratio": _aspect(asset.width, asset.height),
+        "aspect_ratio": _aspect(asset.width, asset.height, asset.source_video),
         "max_resolution": f"{min(asset.width or 0, asset.height or 0)}p" if asset.height else None,
         "max_frame_rate": float(eval_fraction(asset.frame_rate)) if asset.frame_rate else None,
         "source_filename": asset.source_filename,
@@ -464,6 +468,7 @@ def asset_to_api(asset: Asset, progress: float | None, base_url: str) -> dict[st
         "moderation": str(asset.moderation),
         "rights": asset.rights,
         "passthrough": asset.passthrough,
+        "source": {"video": asset.source_video},
     }
     if pid is not None:
         urls = playback_urls(base_url, pid)

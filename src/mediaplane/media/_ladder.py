@@ -2,6 +2,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._probe import MediaInfo
 
 #: (short side in pixels, video bitrate in bits per second) from the top down.
 STANDARD_RUNGS: tuple[tuple[int, int], ...] = (
@@ -44,9 +48,19 @@ def output_fps(source_fps: Fraction) -> Fraction:
     return fps
 
 
-def plan_ladder(width: int, height: int, fps: Fraction, segment_seconds: int = 2) -> list[Rung]:
+def plan_ladder(
+    width: int,
+    height: int,
+    fps: Fraction,
+    segment_seconds: int = 2,
+    *,
+    aspect: Fraction | None = None,
+) -> list[Rung]:
     """Choose renditions for a ``width``×``height`` source: never upscaled, at most MAX_RUNGS.
 
+    ``width``×``height`` is the display shape in square pixels (a 720×576 16:9 PAL frame
+    is 1024×576) and so is every rung: renditions have square pixels. ``aspect``, the exact
+    display aspect (width / height) where known, keeps rounding from bending the shape.
     Rungs are chosen by the short side, so portrait video gets the same ladder as landscape.
     A source smaller than the lowest standard rung gets one rung at its own size.
     """
@@ -55,6 +69,9 @@ def plan_ladder(width: int, height: int, fps: Fraction, segment_seconds: int = 2
     out_fps = output_fps(fps)
     gop = max(1, round(out_fps * segment_seconds))
     short, long_ = min(width, height), max(width, height)
+    shape = Fraction(long_, short)  # long side / short side of every rung
+    if aspect is not None and aspect > 0:
+        shape = aspect if aspect >= 1 else 1 / aspect
     chosen = [(side, rate) for side, rate in STANDARD_RUNGS if side <= short][:MAX_RUNGS]
     if not chosen:
         # Tiny source: one rung at its own size, bitrate scaled by pixel count from 240p.
@@ -63,7 +80,7 @@ def plan_ladder(width: int, height: int, fps: Fraction, segment_seconds: int = 2
     high_fps = out_fps > 30
     rungs = []
     for side, rate in chosen:
-        scaled_long = _even(long_ * side / short)
+        scaled_long = _even(float(side * shape))
         w, h = (scaled_long, _even(side)) if width >= height else (_even(side), scaled_long)
         rate = int(rate * 1.5) if high_fps else rate
         rungs.append(
@@ -79,6 +96,25 @@ def plan_ladder(width: int, height: int, fps: Fraction, segment_seconds: int = 2
             )
         )
     return rungs
+
+
+def source_fps(info: MediaInfo, *, field_rate: bool = False) -> Fraction:
+    """Frames per second the source gives the ladder: twice its frame rate when it is
+    interlaced and deinterlaced to one frame per field (``field_rate``)."""
+    return info.fps * 2 if field_rate and info.picture.interlaced else info.fps
+
+
+def plan_source_ladder(
+    info: MediaInfo, segment_seconds: int = 2, *, field_rate: bool = False
+) -> list[Rung]:
+    """:func:`plan_ladder` for a probed source: its display shape and deinterlaced rate."""
+    return plan_ladder(
+        info.width,
+        info.height,
+        source_fps(info, field_rate=field_rate),
+        segment_seconds,
+        aspect=info.picture.display_aspect or None,
+    )
 
 
 @dataclass(frozen=True)

@@ -98,7 +98,14 @@ def encode_ladder(
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     argv = ffmpeg.encode_ladder_argv(
-        tools, source, out_dir, rungs, has_audio=info.has_audio, preset=settings.x264_preset
+        tools,
+        source,
+        out_dir,
+        rungs,
+        has_audio=info.has_audio,
+        preset=settings.x264_preset,
+        picture=info.picture,
+        field_rate=settings.deinterlace == "field",
     )
     _encode(
         argv,
@@ -133,7 +140,16 @@ def encode_chunk(
         raise InvalidMedia(f"chunk {chunk.index} starts past the end of the source")
     span = replace(info, duration=min(end, info.duration) - start, has_audio=False)
     out.parent.mkdir(parents=True, exist_ok=True)
-    argv = ffmpeg.chunk_argv(tools, source, out, rung, chunk, preset=settings.x264_preset)
+    argv = ffmpeg.chunk_argv(
+        tools,
+        source,
+        out,
+        rung,
+        chunk,
+        preset=settings.x264_preset,
+        picture=info.picture,
+        field_rate=settings.deinterlace == "field",
+    )
     _encode(argv, settings, span, name="ffmpeg-chunk", on_progress=on_progress)
     _check_outputs({f"{rung.name} chunk {chunk.index}": out})
     return out
@@ -220,6 +236,8 @@ def encode_preview(
         has_audio=info.has_audio,
         segment_seconds=settings.segment_seconds,
         preset=settings.x264_preset,
+        picture=info.picture,
+        field_rate=settings.deinterlace == "field",
     )
     _encode(argv, settings, info, name="ffmpeg-preview", on_progress=progress, cwd=work_dir)
     if on_segments is not None:

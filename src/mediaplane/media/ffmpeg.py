@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from mediaplane.config import Settings
 
     from ._ladder import Chunk, Rung
+    from ._probe import Picture
 
 PROTOCOLS = "file,pipe"
 AUDIO_BITRATE = 128_000
@@ -89,13 +90,113 @@ def _ffmpeg(tools: Toolchain, *, progress: bool) -> list[str]:
     return [*argv, "-progress", "pipe:1", "-nostats"] if progress else argv
 
 
-def _fps(rung: Rung) -> str:
-    return f"{rung.fps.numerator}/{rung.fps.denominator}"
+def idet_argv(tools: Toolchain, source: Path, *, frames: int) -> list[str]:
+    """Read the first ``frames`` frames of the first video track through ``idet``; its
+    counts of interlaced and progressive frames end ffmpeg's log (stderr, level info)."""
+    return [
+        tools.ffmpeg,
+        "-hide_banner", "-nostdin", "-nostats",
+        "-loglevel", "info",
+        "-protocol_whitelist", PROTOCOLS,
+        "-i", "file:" + str(source),
+        "-map", "0:v:0",
+        "-vf", "idet",
+        "-frames:v", str(frames),
+        "-an", "-sn", "-dn",
+        "-f", "null", "-",
+    ]  # fmt: skip
 
 
 def _scale(rung: Rung) -> str:
-    """The rung's scaler: the same in every graph, so chunks match one-pass frames."""
+    """The rung's scaler: the same in every graph, so chunks match one-pass frames. Its
+    output has square pixels, so a rendition is the display shape (see ``plan_ladder``)."""
     return f"scale={rung.width}:{rung.height}:flags=bicubic,setsar=1"
+
+
+#: Colour names (ffprobe's) that zscale understands as they are.
+_Z_TRANSFERS = {"bt709", "smpte170m", "bt470bg", "bt470m", "linear", "bt2020-10", "bt2020-12"}
+_Z_TRANSFERS |= {"smpte2084", "arib-std-b67", "iec61966-2-1", "iec61966-2-4"}
+_Z_PRIMARIES = {"bt709", "bt470m", "bt470bg", "smpte170m", "smpte240m", "film", "bt2020"}
+_Z_PRIMARIES |= {"smpte428", "smpte431", "smpte432", "jedec-p22", "ebu3213"}
+_Z_MATRICES = {"bt709", "fcc", "bt470bg", "smpte170m", "ycgco", "bt2020nc", "bt2020c", "ictcp"}
+#: ffprobe's matrix (``color_space``) names → swscale's.
+_SWS_MATRICES = {
+    "bt709": "bt709",
+    "smpte170m": "smpte170m",
+    "bt470bg": "bt470",
+    "fcc": "fcc",
+    "smpte240m": "smpte240m",
+    "bt2020nc": "bt2020",
+    "bt2020c": "bt2020",
+}
+_RGB_PREFIXES = ("rgb", "bgr", "gbr", "argb", "abgr", "0rgb", "0bgr", "pal8", "x2rgb", "x2bgr")
+
+
+def _deinterlace(picture: Picture, field_rate: bool) -> str:
+    """bwdif: one frame per frame, or one per field (``field_rate``). Frames the stream
+    marks interlaced are deinterlaced in the field order they carry; where only ``idet``
+    found the weave, every frame is, in the order it found."""
+    mode = "send_field" if field_rate else "send_frame"
+    if picture.interlaced == "idet":
+        return f"bwdif=mode={mode}:parity={picture.parity or 'tff'}:deint=all"
+    return f"bwdif=mode={mode}:parity=auto:deint=interlaced"
+
+
+def _sd(picture: Picture) -> bool:
+    """Standard definition, where an unstated matrix is BT.601 (as decoders assume)."""
+    return 0 < picture.coded_height <= 576 and picture.coded_width < 1280
+
+
+def _to_bt709(picture: Picture) -> list[str]:
+    """Filters that make 8-bit 4:2:0 limited-range BT.709 of any source: HDR (HLG, PQ)
+    tone-mapped, wide gamut mapped, full range and other matrices converted."""
+    full = picture.full_range
+    if picture.hdr or picture.color_primaries == "bt2020":
+        tin = picture.color_transfer if picture.color_transfer in _Z_TRANSFERS else "bt709"
+        pin = picture.color_primaries if picture.color_primaries in _Z_PRIMARIES else "bt2020"
+        min_ = picture.color_matrix if picture.color_matrix in _Z_MATRICES else "bt2020nc"
+        source = f"zscale=tin={tin}:pin={pin}:min={min_}:rin={'pc' if full else 'tv'}"
+        tonemap = ["tonemap=tonemap=hable:desat=0"] if picture.hdr else []
+        return [
+            f"{source}:t=linear:npl=100",
+            "format=gbrpf32le",
+            "zscale=p=bt709",
+            *tonemap,
+            "zscale=t=bt709:m=bt709:r=tv",
+            "format=yuv420p",
+        ]
+    if picture.pix_fmt.startswith(_RGB_PREFIXES):
+        return ["scale=out_range=tv:out_color_matrix=bt709", "format=yuv420p"]
+    matrix = _SWS_MATRICES.get(picture.color_matrix or "", "smpte170m" if _sd(picture) else "")
+    if not full and matrix in ("", "bt709"):
+        return ["format=yuv420p"]
+    return [
+        f"scale=in_range={'pc' if full else 'tv'}:out_range=tv"
+        f":in_color_matrix={matrix or 'bt709'}:out_color_matrix=bt709",
+        "format=yuv420p",
+    ]
+
+
+def picture_chain(
+    picture: Picture | None, fps: Fraction, *, field_rate: bool = False, skip_frames: int = 0
+) -> str:
+    """The filters every graph applies to the source before it splits or scales: the one
+    place that decides which frames the renditions get, so the one-pass ladder, the
+    preview rung and every chunk get the same ones.
+
+    Deinterlace (bwdif) when ``picture`` is interlaced, lay the output frame grid of
+    ``fps``, drop the first ``skip_frames`` output frames (a chunk's pre-roll), and
+    convert to 8-bit 4:2:0 limited-range BT.709 (:func:`_to_bt709`).
+
+    :param field_rate: deinterlace to one frame per field (``fps`` is then the doubled
+        rate the ladder planned); one frame per frame otherwise.
+    """
+    filters = [_deinterlace(picture, field_rate)] if picture and picture.interlaced else []
+    filters.append(f"fps={fps.numerator}/{fps.denominator}")
+    if skip_frames:
+        filters.append(f"trim=start_pts={skip_frames},setpts=PTS-STARTPTS")
+    filters += _to_bt709(picture) if picture is not None else ["format=yuv420p"]
+    return ",".join(filters)
 
 
 def encode_ladder_argv(
@@ -107,6 +208,8 @@ def encode_ladder_argv(
     has_audio: bool,
     preset: str = "veryfast",
     progress: bool = True,
+    picture: Picture | None = None,
+    field_rate: bool = False,
 ) -> list[str]:
     """Decode once, split, scale and encode every rung (plus one AAC track) in one ffmpeg run.
 
@@ -116,7 +219,8 @@ def encode_ladder_argv(
     """
     n = len(rungs)
     labels = "".join(f"[s{i}]" for i in range(n))
-    graph = [f"[0:v:0]fps={_fps(rungs[0])},format=yuv420p,split={n}{labels}"]
+    chain = picture_chain(picture, rungs[0].fps, field_rate=field_rate)
+    graph = [f"[0:v:0]{chain},split={n}{labels}"]
     graph += [f"[s{i}]{_scale(r)}[v{i}]" for i, r in enumerate(rungs)]
     argv = _ffmpeg(tools, progress=progress)
     argv += ["-i", "file:" + str(source), "-filter_complex", ";".join(graph)]
@@ -159,19 +263,21 @@ def chunk_argv(
     chunk: Chunk,
     *,
     preset: str = "veryfast",
+    picture: Picture | None = None,
+    field_rate: bool = False,
 ) -> list[str]:
     """Encode one chunk of one rung: output frames ``[start_frame, start_frame + frames)``.
 
     Frame-exact, so chunks concatenate into the same frames a one-pass encode picks: ffmpeg
     seeks (accurately) to a pre-roll of about one second before the chunk, the ``fps``
     filter lays the same output-frame grid as the one-pass graph, and ``trim`` drops the
-    pre-roll frames by their output timestamp. The chunk starts on a keyframe.
+    pre-roll frames by their output timestamp. The chunk starts on a keyframe. The
+    deinterlacer sees the pre-roll too, so a chunk's first frames have the neighbours
+    they have in one pass.
     """
     preroll = min(chunk.start_frame, math.ceil(rung.fps))
-    graph = f"[0:v:0]fps={_fps(rung)}"
-    if preroll:
-        graph += f",trim=start_pts={preroll},setpts=PTS-STARTPTS"
-    graph += f",format=yuv420p,{_scale(rung)}[v0]"
+    chain = picture_chain(picture, rung.fps, field_rate=field_rate, skip_frames=preroll)
+    graph = f"[0:v:0]{chain},{_scale(rung)}[v0]"
     argv = _ffmpeg(tools, progress=True)
     if chunk.start_frame:
         seek = Fraction(chunk.start_frame - preroll) / rung.fps
@@ -208,6 +314,11 @@ def _x264(rung: Rung, preset: str) -> list[str]:
         "-sc_threshold", "0",
         "-flags", "+cgop",
         "-x264-params", "open-gop=0",
+        # What picture_chain made: BT.709 SDR in limited range, written into every rendition.
+        "-color_primaries", "bt709",
+        "-color_trc", "bt709",
+        "-colorspace", "bt709",
+        "-color_range", "tv",
     ]  # fmt: skip
 
 
@@ -226,6 +337,8 @@ def preview_argv(
     has_audio: bool,
     segment_seconds: int,
     preset: str = "veryfast",
+    picture: Picture | None = None,
+    field_rate: bool = False,
 ) -> list[str]:
     """Encode one rung (plus AAC) once and write it three ways through the tee muxer.
 
@@ -252,7 +365,7 @@ def preview_argv(
         *_ffmpeg(tools, progress=True),
         "-i", "file:" + str(source),
         "-filter_complex",
-        f"[0:v:0]fps={_fps(rung)},format=yuv420p,{_scale(rung)}[v0]",
+        f"[0:v:0]{picture_chain(picture, rung.fps, field_rate=field_rate)},{_scale(rung)}[v0]",
         "-map", "[v0]",
     ]  # fmt: skip
     if has_audio:
