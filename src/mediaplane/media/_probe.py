@@ -126,8 +126,9 @@ class MediaInfo:
 
 
 def _fraction(value: Any) -> Fraction:
+    """``30000/1001`` (a rate) or ``64:45`` (an aspect ratio); 0 when not a number."""
     try:
-        num, _, den = str(value).partition("/")
+        num, _, den = str(value).replace(":", "/").partition("/")
         f = Fraction(int(num), int(den or 1))
     except (ValueError, ZeroDivisionError):
         return Fraction(0)

@@ -157,12 +157,17 @@ def _to_bt709(picture: Picture) -> list[str]:
         min_ = picture.color_matrix if picture.color_matrix in _Z_MATRICES else "bt2020nc"
         source = f"zscale=tin={tin}:pin={pin}:min={min_}:rin={'pc' if full else 'tv'}"
         tonemap = ["tonemap=tonemap=hable:desat=0"] if picture.hdr else []
+        # Linear light in float: BT.2020 primaries to BT.709, the HDR range tone-mapped;
+        # to 16-bit RGB (clipping colours outside BT.709, which would go below black),
+        # then the BT.709 matrix in limited range.
         return [
             f"{source}:t=linear:npl=100",
             "format=gbrpf32le",
             "zscale=p=bt709",
             *tonemap,
-            "zscale=t=bt709:m=bt709:r=tv",
+            "zscale=t=bt709",
+            "format=gbrp16le",
+            "zscale=m=bt709:r=tv",
             "format=yuv420p",
         ]
     if picture.pix_fmt.startswith(_RGB_PREFIXES):
