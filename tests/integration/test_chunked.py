@@ -67,8 +67,10 @@ def test_chunks_join_into_the_frames_of_a_one_pass_encode(tmp_path: Path) -> Non
     ]
     joined = concat_chunks(tools, settings, parts, tmp_path / "joined.mp4", info.duration)
     assert _frames(joined) == _frames(one_pass) == 270
-    # The same source frame at every position (a shifted frame scores about 20 dB lower).
-    assert _worst_psnr(joined, one_pass) > 35
+    # The same source frame at every position. Rate control restarts in every chunk, so
+    # equal frames differ by coding noise (worst 34–35 dB measured); a frame off by one
+    # scores 20–25 dB here.
+    assert _worst_psnr(joined, one_pass) > 30
     keyframes = subprocess.run(
         ["ffprobe", "-v", "error", "-select_streams", "v:0", "-skip_frame", "nokey"]
         + ["-show_entries", "frame=pts_time", "-of", "csv=p=0", str(joined)],

@@ -19,8 +19,9 @@ from ._ladder import Chunk, Rung, plan_chunks, plan_ladder, plan_source_ladder, 
 from ._manifests import render_hls_master, render_hls_media, render_mpd
 from ._mp4 import AAC_LC, avc_codec_string
 from ._package import Packager, PackagerInput, PackagingOptions, ShakaPackager, find_packager
+from ._picture import Picture, parse_idet
 from ._presentation import Presentation, Rendition, Segment
-from ._probe import MediaInfo, Picture, parse_idet, parse_probe, probe
+from ._probe import MediaInfo, parse_probe, probe
 from ._process import ManagedProcess
 from ._transcode import (
     PlaylistEntry,

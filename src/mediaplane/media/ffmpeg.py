@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from mediaplane.config import Settings
 
     from ._ladder import Chunk, Rung
-    from ._probe import Picture
+    from ._picture import Picture
 
 PROTOCOLS = "file,pipe"
 AUDIO_BITRATE = 128_000
