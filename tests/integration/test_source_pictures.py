@@ -95,6 +95,11 @@ KINDS: dict[str, tuple[list[str], str]] = {
         [*_still(320, 180, 1), *HEVC_10, *BT2020, "-color_trc", "smpte2084", "-tag:v", "hvc1"],
         "pq-hevc10.mp4",
     ),
+    # A phone held upright: landscape frames and a display matrix that turns them a quarter.
+    "rotated-phone": (
+        [*_still(480, 270, 1), "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"],
+        "rotated-phone.mp4",
+    ),
     # Full-range (JPEG levels) H.264, as some phones and screen recorders write.
     "full-range": (
         [
@@ -114,11 +119,16 @@ def make_source(kind: str) -> Path:
     path = MEDIA_CACHE / name
     if not path.exists():
         tmp = path.with_name(f"tmp-{name}")
-        subprocess.run(
-            ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y", *args, str(tmp)],
-            check=True,
-            timeout=300,
-        )
+        head = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y"]
+        subprocess.run([*head, *args, str(tmp)], check=True, timeout=300)
+        if kind == "rotated-phone":  # ffmpeg 5.1 writes the rotation only when remuxing
+            turned = path.with_name(f"tmp-turned-{name}")
+            subprocess.run(
+                [*head, "-i", str(tmp), "-c", "copy", "-metadata:s:v:0", "rotate=90", str(turned)],
+                check=True,
+                timeout=60,
+            )
+            turned.replace(tmp)
         tmp.replace(path)
     return path
 
@@ -190,6 +200,7 @@ DISPLAY = {  # kind → (aspect_ratio, top rendition)
     "hdv": ("16:9", (1920, 1080)),
     "h264-ts-interlaced": ("4:3", (640, 480)),
     "woven-unflagged": ("4:3", (640, 480)),
+    "rotated-phone": ("9:16", (240, 426)),
 }
 
 
