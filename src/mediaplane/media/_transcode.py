@@ -98,7 +98,12 @@ def encode_ladder(
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     argv = ffmpeg.encode_ladder_argv(
-        tools, source, out_dir, rungs, has_audio=info.has_audio, preset=settings.x264_preset
+        tools,
+        ffmpeg.Source(source, info.demuxer),
+        out_dir,
+        rungs,
+        has_audio=info.has_audio,
+        preset=settings.x264_preset,
     )
     _encode(
         argv,
@@ -133,7 +138,8 @@ def encode_chunk(
         raise InvalidMedia(f"chunk {chunk.index} starts past the end of the source")
     span = replace(info, duration=min(end, info.duration) - start, has_audio=False)
     out.parent.mkdir(parents=True, exist_ok=True)
-    argv = ffmpeg.chunk_argv(tools, source, out, rung, chunk, preset=settings.x264_preset)
+    src = ffmpeg.Source(source, info.demuxer)
+    argv = ffmpeg.chunk_argv(tools, src, out, rung, chunk, preset=settings.x264_preset)
     _encode(argv, settings, span, name="ffmpeg-chunk", on_progress=on_progress)
     _check_outputs({f"{rung.name} chunk {chunk.index}": out})
     return out
@@ -215,7 +221,7 @@ def encode_preview(
 
     argv = ffmpeg.preview_argv(
         tools,
-        source,
+        ffmpeg.Source(source, info.demuxer),
         rung,
         has_audio=info.has_audio,
         segment_seconds=settings.segment_seconds,
