@@ -53,7 +53,7 @@ import structlog
 from sqlalchemy import func, select, update
 
 from mediaplane.jobs import JobContext, PermanentJobError
-from mediaplane.media import InvalidMedia, ManagedProcess, ProcessFailed, probe
+from mediaplane.media import InvalidMedia, ManagedProcess, ProcessFailed, classify, probe
 from mediaplane.media import ffmpeg as ff
 
 from ._models import Asset, FingerprintStatus
@@ -241,7 +241,10 @@ def _compute(
                 rt.toolchain, ff.Source(source, info.demuxer), memory_bytes=memory
             )
         except ProcessFailed as exc:
-            raise PermanentJobError(f"The audio track could not be decoded: {exc}") from exc
+            failure = classify(exc, "The audio track could not be decoded.")
+            if isinstance(failure, InvalidMedia):
+                raise PermanentJobError(str(failure)) from exc
+            raise failure from exc  # the host's problem: retried
         ctx.progress(70.0, force=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)

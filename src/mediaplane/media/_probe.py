@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import ffmpeg
-from ._errors import InvalidMedia, ProcessFailed, ProcessTimeout
+from ._errors import InvalidMedia, ProcessFailed, ProcessTimeout, classify
 from ._process import ManagedProcess
 
 if TYPE_CHECKING:
@@ -21,6 +21,10 @@ MANIFEST_FORMATS = {
 }  # fmt: skip
 UNREADABLE = (
     "This file is not a video we can read. Upload a video file such as MP4, MOV, MKV or WebM."
+)
+DAMAGED = (
+    "This file is not a video we can read (it may be truncated or damaged). Upload the "
+    "complete original file, or export it again as MP4 (H.264), MOV, MKV or WebM."
 )
 MANIFEST = (
     "This file is a playlist/manifest (such as HLS .m3u8 or DASH .mpd), not a video file. "
@@ -177,7 +181,7 @@ def probe(tools: ffmpeg.Toolchain, source: Path, settings: Settings) -> MediaInf
         refused = _NOT_WHITELISTED.search(exc.stderr_tail)
         if refused is not None:
             raise InvalidMedia(_refusal(refused.group(1))) from exc
-        raise InvalidMedia(UNREADABLE + " (it may be truncated or damaged)") from exc
+        raise classify(exc, DAMAGED) from exc
     except ProcessTimeout as exc:
         raise InvalidMedia("Reading the file took too long; it may be damaged.") from exc
     try:
