@@ -113,7 +113,7 @@ _HOST_PATTERNS: list[tuple[HostCause, re.Pattern[str]]] = [
             "|".join(
                 map(
                     re.escape,
-                    _strerror(errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EMFILE),
+                    _strerror(errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO),
                 )
             )
         ),

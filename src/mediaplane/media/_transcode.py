@@ -36,14 +36,14 @@ def encode_timeout(duration: float, settings: Settings) -> float:
 
 
 def _host_error_on_success(name: str, argv: list[str], stderr_tail: str) -> HostFailure | None:
-    """ffmpeg 5.1 exits 0 when only writing the trailer or closing an output fails (say,
-    with ENOSPC); the output is then incomplete, so a disk or memory error it printed on
-    the way still fails the run."""
+    """ffmpeg 5.1 exits 0 when only writing the trailer or closing an output fails (with
+    ENOSPC, say): the output is then incomplete, so a disk error it printed still fails the
+    run. (Only disk errors: nothing else it may print on success makes the output bad.)"""
     if not stderr_tail:
         return None
     failed = ProcessFailed(name, 0, stderr_tail, argv)
     cause = host_cause(failed)
-    if cause is None or cause[0] not in (HostCause.DISK, HostCause.MEMORY):
+    if cause is None or cause[0] is not HostCause.DISK:
         return None
     return HostFailure(cause[0], cause[1], failed)
 

@@ -22,6 +22,7 @@ from mediaplane.media import (
     encode_timeout,
     probe,
 )
+from mediaplane.media._transcode import _host_error_on_success
 from tests.support import make_clip
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="no ffmpeg")
@@ -151,3 +152,13 @@ def test_encode_timeout_grows_with_the_source_up_to_a_ceiling() -> None:
     twelve_hours = encode_timeout(12 * 3600, s)
     assert twelve_hours == s.encode_timeout_max_seconds == 24 * 3600  # not 240 h
     assert encode_timeout(12 * 3600, Settings(encode_timeout_max_seconds=3600)) == 3600
+
+
+def test_a_full_disk_fails_the_run_even_when_ffmpeg_exits_0() -> None:
+    # MPEG-TS to /dev/full: every write fails with ENOSPC, yet ffmpeg 5.1 exits 0.
+    argv = [*HEAD, *LAVFI, "-t", "1", "-c:v", "libx264", "-f", "mpegts", "file:/dev/full"]
+    done = ManagedProcess(argv, timeout=120, memory_bytes=2 * 1024**3).run()
+    assert done.returncode == 0
+    host = _host_error_on_success("ffmpeg-encode", argv, done.stderr_tail)
+    assert host is not None and host.cause is HostCause.DISK
+    assert _host_error_on_success("ffmpeg-encode", argv, "") is None
