@@ -62,7 +62,10 @@ _HINTS = {
     HostCause.SIGNAL: "it was killed (the kernel OOM killer, a container limit or an operator)",
     HostCause.MEMORY: "raise MEDIAPLANE_SUBPROCESS_MEMORY_BYTES or give the host more memory",
     HostCause.DISK: "free space under the data directory (work files and the source cache)",
-    HostCause.ENCODER: "install an ffmpeg with the encoders Mediaplane needs (libx264, aac)",
+    HostCause.ENCODER: (
+        "the encoder is missing from this ffmpeg, refuses our options, or is short of memory"
+        " (MEDIAPLANE_SUBPROCESS_MEMORY_BYTES); Mediaplane needs libx264 and aac"
+    ),
     HostCause.TOOL: "install the program or fix its path setting",
     HostCause.UNKNOWN: "see the stderr lines in the log",
 }

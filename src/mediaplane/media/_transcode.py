@@ -29,8 +29,8 @@ UNDECODABLE = (
 def encode_timeout(duration: float, settings: Settings) -> float:
     """Seconds an encode of ``duration`` seconds of source may take: grows with the work
     (``encode_timeout_factor`` seconds per source second), never past
-    ``encode_timeout_max_seconds`` — a stuck encode of a 12-hour source is found in hours,
-    not in ten days."""
+    ``encode_timeout_max_seconds`` — a stuck encode of a 12-hour source is killed after a
+    day (the default ceiling), not after the 240 h its length alone would give it."""
     grown = TIMEOUT_BASE_SECONDS + duration * settings.encode_timeout_factor
     return min(grown, settings.encode_timeout_max_seconds)
 
