@@ -95,7 +95,13 @@ def baseline_360p(src: Path) -> float:
     rung = next(r for r in plan_ladder(1920, 1080, Fraction(30)) if r.height == 360)
     with tempfile.TemporaryDirectory() as tmp:
         argv = ff.encode_ladder_argv(
-            tools, src, Path(tmp), [rung], has_audio=True, preset=PRESET, progress=False
+            tools,
+            ff.Source(src, "mov"),  # the source clip is MP4
+            Path(tmp),
+            [rung],
+            has_audio=True,
+            preset=PRESET,
+            progress=False,
         )
         started = time.perf_counter()
         subprocess.run(argv, check=True, timeout=3600)

@@ -74,7 +74,7 @@ import structlog
 
 from mediaplane.config import Settings
 from mediaplane.media import Rung, Toolchain, plan_ladder, probe
-from mediaplane.media.ffmpeg import encode_ladder_argv
+from mediaplane.media.ffmpeg import Source, encode_ladder_argv
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".cache" / "bench"
@@ -297,7 +297,13 @@ def run_baseline(
     out = Path(tempfile.mkdtemp(prefix="baseline-", dir=CACHE))
     wait_quiet(quiet_wait)
     argv = encode_ladder_argv(
-        tools, source, out, rungs, has_audio=has_audio, preset=preset, progress=False
+        tools,
+        Source(source, "mov"),  # make_source writes MP4, as the server's probe names it
+        out,
+        rungs,
+        has_audio=has_audio,
+        preset=preset,
+        progress=False,
     )
     try:
         ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -75,6 +75,11 @@ class Settings(BaseSettings):
     #: Address space a subprocess (ffmpeg, packager) may map, in bytes.
     subprocess_memory_bytes: int = 6 * 1024**3
     probe_timeout_seconds: float = 30.0
+    #: An encode may run this many wall-clock seconds per second of source (plus 2 min)...
+    encode_timeout_factor: float = Field(default=20.0, gt=0)
+    #: ...but never longer than this (encodes, chunk stitching, packaging), however long the
+    #: source: a stuck 12-hour encode is killed after a day, not after ten.
+    encode_timeout_max_seconds: float = Field(default=24 * 3600.0, gt=0)
     #: Allowed networks/hosts for URL imports beyond the public internet (e.g. "127.0.0.1/32").
     import_allow: Annotated[list[str], NoDecode] = Field(default_factory=list)
     import_max_bytes: int = 20 * 1024**3
@@ -90,7 +95,9 @@ class Settings(BaseSettings):
     territory_cidr_file: Path | None = None
 
     job_stall_seconds: float = 90.0
-    job_max_attempts: int = 3
+    #: Attempts a job gets when it fails for a reason other than its input (the host ran
+    #: out of disk or memory, a killed process, a service down) before it gives up.
+    job_max_attempts: int = Field(default=3, ge=1)
     watchdog_interval_seconds: float = 10.0
 
     @field_validator("import_allow", mode="before")

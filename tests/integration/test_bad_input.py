@@ -47,6 +47,63 @@ def test_not_media(server: Server, bystander: dict[str, Any], tmp_path: Path) ->
     _intact(server, bystander)
 
 
+def _outside_clip(tmp_path: Path, name: str, *extra: str) -> Path:
+    """A playable clip in the test's own folder: outside the server's data dir."""
+    clip = tmp_path / name
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"]
+        + ["-t", "2", "-c:v", "libx264", "-preset", "ultrafast", *extra, str(clip)],
+        check=True,
+        timeout=60,
+    )
+    return clip
+
+
+def _hls_pointing_at(target: Path) -> bytes:
+    return (
+        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-PLAYLIST-TYPE:VOD\n"
+        f"#EXTINF:2.0,\n{target.as_uri()}\n#EXT-X-ENDLIST\n"
+    ).encode()
+
+
+def _mpd_pointing_at(target: Path) -> bytes:
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="static" mediaPresentationDuration="PT2S"
+     minBufferTime="PT1S" profiles="urn:mpeg:dash:profile:isoff-on-demand:2011">
+ <Period><AdaptationSet mimeType="video/mp4" contentType="video">
+  <Representation id="1" bandwidth="100000" width="320" height="240" codecs="avc1.64000d">
+   <BaseURL>{target.as_uri()}</BaseURL>
+  </Representation>
+ </AdaptationSet></Period>
+</MPD>
+""".encode()
+
+
+@pytest.mark.parametrize("kind", ["hls", "dash"])
+def test_disguised_manifest_publishes_nothing(
+    server: Server, bystander: dict[str, Any], tmp_path: Path, kind: str
+) -> None:
+    """A playlist or MPD named clip.mp4 that points (file://) at another playable file on
+    the host errors; nothing of the other file is read into renditions or thumbnails."""
+    if kind == "hls":
+        target = _outside_clip(tmp_path, "elsewhere.ts", "-f", "mpegts")
+        body = _hls_pointing_at(target)
+    else:
+        target = _outside_clip(tmp_path, "elsewhere.mp4", "-movflags", "+faststart")
+        body = _mpd_pointing_at(target)
+    assert not target.is_relative_to(server.data_dir)
+    disguised = tmp_path / "clip.mp4"
+    disguised.write_bytes(body)
+    asset = _errored(server, disguised)
+    assert "playlist/manifest" in _message(asset) and "not a video file" in _message(asset)
+    assert asset["duration"] is None and asset["tracks"] == [] and not asset["renditions"]
+    pid = asset["playback_ids"][0]["id"]
+    for path in ("master.m3u8", "manifest.mpd", "thumbnail.jpg?time=1"):
+        assert httpx.get(f"{server.url}/play/{pid}/{path}").status_code >= 400, path
+    assert [o.key for o in server.store().list(f"assets/{asset['id']}/cmaf/")] == []
+    _intact(server, bystander)
+
+
 def test_empty_file(server: Server, tmp_path: Path) -> None:
     empty = tmp_path / "empty.mp4"
     empty.write_bytes(b"")

@@ -53,7 +53,7 @@ import structlog
 from sqlalchemy import func, select, update
 
 from mediaplane.jobs import JobContext, PermanentJobError
-from mediaplane.media import InvalidMedia, ManagedProcess, ProcessFailed, probe
+from mediaplane.media import InvalidMedia, ManagedProcess, ProcessFailed, classify, probe
 from mediaplane.media import ffmpeg as ff
 
 from ._models import Asset, FingerprintStatus
@@ -187,9 +187,10 @@ def _chromaprint_available(tools: Toolchain) -> bool:
 
 
 def audio_fingerprint(
-    tools: Toolchain, source: Path, *, memory_bytes: int = FINGERPRINT_MEMORY_BYTES
+    tools: Toolchain, source: ff.Source, *, memory_bytes: int = FINGERPRINT_MEMORY_BYTES
 ) -> bytes:
-    """Fingerprint the first :data:`FINGERPRINT_SECONDS` of ``source``'s first audio track.
+    """Fingerprint the first :data:`FINGERPRINT_SECONDS` of ``source``'s first audio track
+    (opened with the demuxer its probe named).
 
     Returns little-endian 32-bit words (possibly none, for very short audio).
     """
@@ -236,9 +237,14 @@ def _compute(
             return FingerprintStatus.NO_AUDIO, b""
         try:
             memory = min(rt.settings.subprocess_memory_bytes, FINGERPRINT_MEMORY_BYTES)
-            fp = audio_fingerprint(rt.toolchain, source, memory_bytes=memory)
+            fp = audio_fingerprint(
+                rt.toolchain, ff.Source(source, info.demuxer), memory_bytes=memory
+            )
         except ProcessFailed as exc:
-            raise PermanentJobError(f"The audio track could not be decoded: {exc}") from exc
+            failure = classify(exc, "The audio track could not be decoded.")
+            if isinstance(failure, InvalidMedia):
+                raise PermanentJobError(str(failure)) from exc
+            raise failure from exc  # the host's problem: retried
         ctx.progress(70.0, force=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)

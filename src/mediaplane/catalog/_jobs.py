@@ -225,7 +225,7 @@ def package(
         out_dir,
         PackagingOptions(
             segment_seconds=rt.settings.segment_seconds,
-            timeout_seconds=120 + duration * 2,
+            timeout_seconds=min(120 + duration * 2, rt.settings.encode_timeout_max_seconds),
             memory_bytes=rt.settings.subprocess_memory_bytes,
         ),
     )

@@ -3,9 +3,12 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._model import JobType
+
+if TYPE_CHECKING:
+    from mediaplane.config import Settings
 
 
 @dataclass(frozen=True)
@@ -17,9 +20,14 @@ class JobSpec:
         str  # "module:function" taking (JobContext, message, permanent=) when no attempt is left
     )
     queue: str
-    max_attempts: int
+    #: Attempts before giving up; None: the operator's ``MEDIAPLANE_JOB_MAX_ATTEMPTS``.
+    max_attempts: int | None
     #: Upper bound for one attempt; ffmpeg gets its own bound from the media duration.
     timeout_seconds: float
+
+    def attempts(self, settings: Settings) -> int:
+        """Attempts a job of this type gets: its own bound, else the operator's setting."""
+        return self.max_attempts if self.max_attempts is not None else settings.job_max_attempts
 
     def resolve(self, name: str) -> Callable[..., Any]:
         module, _, attr = getattr(self, name).partition(":")
@@ -32,14 +40,14 @@ JOB_SPECS: dict[JobType, JobSpec] = {
         handler="mediaplane.ingest._jobs:import_url",
         on_give_up="mediaplane.catalog._jobs:asset_gave_up",
         queue="io",
-        max_attempts=3,
+        max_attempts=None,
         timeout_seconds=3600,
     ),
     JobType.PROCESS_ASSET: JobSpec(
         handler="mediaplane.catalog._jobs:process_asset",
         on_give_up="mediaplane.catalog._jobs:asset_gave_up",
         queue="media",
-        max_attempts=3,
+        max_attempts=None,
         timeout_seconds=6 * 3600,
     ),
     # Duplicate detection only: giving up never errors the asset, it marks the fingerprint.
@@ -47,7 +55,7 @@ JOB_SPECS: dict[JobType, JobSpec] = {
         handler="mediaplane.catalog._dedupe:fingerprint_asset",
         on_give_up="mediaplane.catalog._dedupe:fingerprint_gave_up",
         queue="media",
-        max_attempts=3,
+        max_attempts=None,
         timeout_seconds=3600,
     ),
     # A chunked ladder: one rung over one span of the source per job, on any worker.
@@ -55,7 +63,7 @@ JOB_SPECS: dict[JobType, JobSpec] = {
         handler="mediaplane.catalog._chunked:encode_chunk_job",
         on_give_up="mediaplane.catalog._jobs:asset_gave_up",
         queue="media",
-        max_attempts=3,
+        max_attempts=None,
         timeout_seconds=3600,
     ),
     # Joins a rung's chunks, packages the rung and adds it to the asset's manifests. Its own
@@ -64,7 +72,7 @@ JOB_SPECS: dict[JobType, JobSpec] = {
         handler="mediaplane.catalog._chunked:stitch_rung_job",
         on_give_up="mediaplane.catalog._jobs:asset_gave_up",
         queue="package",
-        max_attempts=3,
+        max_attempts=None,
         timeout_seconds=3600,
     ),
 }

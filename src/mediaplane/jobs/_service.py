@@ -53,6 +53,7 @@ def create_job(
     job_id: str | None = None,
 ) -> Job:
     """Add a PENDING job to ``session``; dispatch it with :func:`dispatch` after commit.
+    (Its ``max_attempts`` is set when it is first claimed, from the job table and settings.)
 
     :param job_id: a deterministic id makes creation idempotent: a second job with the same
         id fails with an IntegrityError at flush.
@@ -62,7 +63,6 @@ def create_job(
         payload=payload,
         subject_id=subject_id,
         state=JobState.PENDING,
-        max_attempts=JOB_SPECS[type].max_attempts,
     )
     if job_id is not None:
         job.id = job_id
@@ -141,6 +141,7 @@ def _claim(runtime: Runtime, job_id: str, worker: str) -> Job | None:
             .values(
                 state=JobState.RUNNING,
                 attempts=job.attempts + 1,
+                max_attempts=JOB_SPECS[job.type].attempts(runtime.settings),
                 worker=worker,
                 started_at=now,
                 heartbeat_at=now,
@@ -209,9 +210,21 @@ def run_job(runtime: Runtime, job_id: str, worker: str) -> JobState | None:
                 spec.resolve("on_give_up")(ctx, str(exc), permanent=True)
             return JobState.FAILED
         except Exception as exc:
-            log.exception("job.error", attempt=job.attempts)
-            if job.attempts >= job.max_attempts:
-                message = "Processing failed repeatedly because of an internal error."
+            # Not the input's fault (that is PermanentJobError): the host, a service or a
+            # bug. Retried; the error (with a media tool's stderr tail) goes to the log.
+            retry = job.attempts < job.max_attempts
+            log.exception(
+                "job.error",
+                attempt=job.attempts,
+                max_attempts=job.max_attempts,
+                will_retry=retry,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            if not retry:
+                message = (
+                    "Processing failed repeatedly because of an internal error, not because "
+                    "of your file; please try again later."
+                )
                 if _finish(ctx, JobState.FAILED, f"{type(exc).__name__}: {exc}", started):
                     spec.resolve("on_give_up")(ctx, message, permanent=False)
                 return JobState.FAILED

@@ -6,15 +6,27 @@ runs inside a :class:`ManagedProcess` (timeout, memory limit, killed with its pa
 Errors::
 
     MediaError
-    ├── ToolMissing       ffmpeg/ffprobe/packager missing or too old
+    ├── ToolMissing       ffmpeg/ffprobe/packager missing or too old (at startup)
     ├── InvalidMedia      the input cannot become an asset (message for the creator)
+    ├── HostFailure       the host, not the input: disk, memory, signal, encoder (retried)
     ├── ProcessFailed     a subprocess exited non-zero
     └── ProcessTimeout    a subprocess ran past its limit
+
+:func:`classify` turns a ProcessFailed into InvalidMedia or HostFailure, in one place.
 """
 
 from __future__ import annotations
 
-from ._errors import InvalidMedia, MediaError, ProcessFailed, ProcessTimeout, ToolMissing
+from ._errors import (
+    HostCause,
+    HostFailure,
+    InvalidMedia,
+    MediaError,
+    ProcessFailed,
+    ProcessTimeout,
+    ToolMissing,
+    classify,
+)
 from ._ladder import Chunk, Rung, plan_chunks, plan_ladder, plan_source_ladder, source_fps
 from ._manifests import render_hls_master, render_hls_media, render_mpd
 from ._mp4 import AAC_LC, avc_codec_string
@@ -44,6 +56,9 @@ __all__ = [
     "PlaylistEntry",
     "avc_codec_string",
     "encode_preview",
+    "HostCause",
+    "HostFailure",
+    "classify",
     "read_playlist",
     "InvalidMedia",
     "ManagedProcess",

@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 from fractions import Fraction
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
@@ -166,7 +165,7 @@ def parse_idet(stderr: str, frames: int = IDET_FRAMES) -> Literal["tff", "bff"] 
 
 
 def detect_interlace(
-    tools: ffmpeg.Toolchain, source: Path, settings: Settings, picture: Picture
+    tools: ffmpeg.Toolchain, source: ffmpeg.Source, settings: Settings, picture: Picture
 ) -> Picture:
     """Run ``idet`` over the first frames when the stream does not say whether it is
     interlaced; the picture facts with what it found."""

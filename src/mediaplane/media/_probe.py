@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import ffmpeg
-from ._errors import InvalidMedia, ProcessFailed, ProcessTimeout
+from ._errors import InvalidMedia, ProcessFailed, ProcessTimeout, classify
 from ._picture import Picture, detect_interlace, picture_from_stream
 from ._process import ManagedProcess
 
@@ -15,9 +16,40 @@ if TYPE_CHECKING:
     from mediaplane.config import Settings
 
 IMAGE_FORMATS = {"image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "webp_pipe", "gif", "tiff_pipe"}
+#: Demuxers of texts that name other files or URLs to read (never allowed on an upload).
+MANIFEST_FORMATS = {
+    "hls", "dash", "concat", "imf", "webm_dash_manifest", "ffmetadata", "sdp", "rtp", "rtsp",
+}  # fmt: skip
 UNREADABLE = (
     "This file is not a video we can read. Upload a video file such as MP4, MOV, MKV or WebM."
 )
+DAMAGED = (
+    "This file is not a video we can read (it may be truncated or damaged). Upload the "
+    "complete original file, or export it again as MP4 (H.264), MOV, MKV or WebM."
+)
+MANIFEST = (
+    "This file is a playlist/manifest (such as HLS .m3u8 or DASH .mpd), not a video file. "
+    "Upload the video file itself, such as MP4, MOV, MKV or WebM."
+)
+#: libavformat's refusal of a demuxer that is not on ``-format_whitelist``. ffprobe exits 1
+#: (AVERROR(EINVAL)) for that as for any unreadable file, so this line on stderr is the only
+#: place that says which demuxer it was; the text is fixed in libavformat (demux.c).
+_NOT_WHITELISTED = re.compile(r"\[([\w,]+) @ 0x[0-9a-fA-F]+\] Format not on whitelist")
+
+
+def _refusal(format_name: str) -> str:
+    """Words for the creator when their file is detected as a demuxer uploads may not use."""
+    names = set(format_name.split(","))
+    if names & MANIFEST_FORMATS:
+        return MANIFEST
+    if names & IMAGE_FORMATS or any(n.endswith("_pipe") for n in names):
+        return "The file is a still image, not a video."
+    return UNREADABLE
+
+
+def _demuxer(format_name: str) -> str | None:
+    """The first name of ffprobe's ``format_name`` that uploads may be read with."""
+    return next((n for n in format_name.split(",") if n in ffmpeg.UPLOAD_DEMUXERS), None)
 
 
 @dataclass(frozen=True)
@@ -25,6 +57,8 @@ class MediaInfo:
     """What the transcoder needs to know about a source, from ffprobe."""
 
     container: str
+    #: The allow-listed demuxer every later command opens the source with (``-f``).
+    demuxer: str
     duration: float  # seconds
     width: int  # display width: square pixels (sample aspect ratio applied), after rotation
     height: int
@@ -89,8 +123,9 @@ def parse_probe(data: dict[str, Any], settings: Settings) -> MediaInfo:
             "The file has no video track. Upload a video; audio-only files are not supported yet."
         )
     container = str(fmt.get("format_name", ""))
-    if container in IMAGE_FORMATS or container.endswith("_pipe"):
-        raise InvalidMedia("The file is a still image, not a video.")
+    demuxer = _demuxer(container)
+    if demuxer is None:
+        raise InvalidMedia(_refusal(container))
     width, height = int(video.get("width") or 0), int(video.get("height") or 0)
     limit = settings.max_input_side
     if width <= 0 or height <= 0:
@@ -133,6 +168,7 @@ def parse_probe(data: dict[str, Any], settings: Settings) -> MediaInfo:
         bit_rate = None
     return MediaInfo(
         container=container,
+        demuxer=demuxer,
         duration=duration,
         width=width,
         height=height,
@@ -159,7 +195,10 @@ def probe(tools: ffmpeg.Toolchain, source: Path, settings: Settings) -> MediaInf
     try:
         done = proc.run()
     except ProcessFailed as exc:
-        raise InvalidMedia(UNREADABLE + " (it may be truncated or damaged)") from exc
+        refused = _NOT_WHITELISTED.search(exc.stderr_tail)
+        if refused is not None:
+            raise InvalidMedia(_refusal(refused.group(1))) from exc
+        raise classify(exc, DAMAGED) from exc
     except ProcessTimeout as exc:
         raise InvalidMedia("Reading the file took too long; it may be damaged.") from exc
     try:
@@ -167,5 +206,7 @@ def probe(tools: ffmpeg.Toolchain, source: Path, settings: Settings) -> MediaInf
     except json.JSONDecodeError as exc:
         raise InvalidMedia(UNREADABLE) from exc
     info = parse_probe(data, settings)
-    picture = detect_interlace(tools, source, settings, info.picture)
+    picture = detect_interlace(
+        tools, ffmpeg.Source(source, info.demuxer), settings, info.picture
+    )
     return info if picture is info.picture else replace(info, picture=picture)

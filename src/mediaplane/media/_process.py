@@ -3,6 +3,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import logging
 import os
 import resource
 import signal
@@ -16,13 +17,25 @@ from pathlib import Path
 
 import structlog
 
-from ._errors import ProcessFailed, ProcessTimeout
+from ._errors import HostCause, HostFailure, ProcessFailed, ProcessTimeout
 
 log = structlog.get_logger("mediaplane.media")
 
 _PR_SET_PDEATHSIG = 1
 _libc_name = ctypes.util.find_library("c")
 _libc = ctypes.CDLL(_libc_name, use_errno=True) if _libc_name else None
+#: stderr lines kept (and logged when the process fails).
+STDERR_LINES = 40
+#: Lines of that tail that go into the failure log line.
+LOGGED_STDERR_LINES = 12
+
+
+def _child_env() -> dict[str, str]:
+    """The environment with C-locale messages: errno texts on stderr are then the ones
+    :func:`._errors.classify` matches, whatever the host's language."""
+    env = {k: v for k, v in os.environ.items() if k != "LC_ALL"}
+    env["LC_MESSAGES"] = "C"
+    return env
 
 
 @dataclass(frozen=True)
@@ -37,7 +50,9 @@ class ManagedProcess:
     """One subprocess with a wall-clock timeout, an address-space limit and progress lines.
 
     It dies with its parent (``PR_SET_PDEATHSIG``), is killed as a process group on timeout,
-    cancel or error, and is always reaped.
+    cancel or error, and is always reaped. A failure is logged (``process.failed``: argv,
+    status, signal and the last stderr lines) and raised as :class:`ProcessFailed`; a
+    program that cannot be started raises :class:`HostFailure`.
 
     :param timeout: seconds of wall-clock time before it is killed.
     :param memory_bytes: RLIMIT_AS for the child.
@@ -79,19 +94,26 @@ class ManagedProcess:
     def run(self, check: bool = True) -> Completed:
         log.debug("process.start", name=self.name, argv=self.argv)
         started = time.monotonic()
-        proc = subprocess.Popen(
-            self.argv,
-            stdin=subprocess.PIPE if self.stdin_data is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            preexec_fn=self._preexec,  # noqa: PLW1509 - setrlimit/prctl only
-            start_new_session=True,
-            cwd=self.cwd,
-        )
+        try:
+            proc = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.PIPE if self.stdin_data is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                preexec_fn=self._preexec,  # noqa: PLW1509 - setrlimit/prctl only
+                start_new_session=True,
+                cwd=self.cwd,
+                env=_child_env(),
+            )
+        except OSError as exc:  # ENOENT, EACCES, ENOEXEC: the program itself, not the input
+            log.warning("process.not_started", name=self.name, argv=self.argv, error=str(exc))
+            raise HostFailure(
+                HostCause.TOOL, f"{self.name} could not start {self.argv[0]}: {exc.strerror}"
+            ) from exc
         self._proc = proc
         if self._cancelled.is_set():
             self._kill(proc)
-        stderr_tail: deque[bytes] = deque(maxlen=40)
+        stderr_tail: deque[bytes] = deque(maxlen=STDERR_LINES)
         stdout_chunks: list[bytes] = []
 
         def read_stdout() -> None:
@@ -138,8 +160,23 @@ class ManagedProcess:
             "process.exit", name=self.name, rc=proc.returncode, seconds=round(done.seconds, 3)
         )
         if check and proc.returncode != 0:
-            raise ProcessFailed(self.name, proc.returncode, tail)
+            failed = ProcessFailed(self.name, proc.returncode, tail, self.argv)
+            log.log(
+                logging.INFO if self._cancelled.is_set() else logging.WARNING,
+                "process.cancelled" if self._cancelled.is_set() else "process.failed",
+                name=self.name,
+                rc=proc.returncode,
+                signal=failed.signal,
+                argv=self.argv,
+                stderr=tail.splitlines()[-LOGGED_STDERR_LINES:],
+            )
+            raise failed
         return done
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id once started (its process group has the same id)."""
+        return self._proc.pid if self._proc is not None else None
 
     def cancel(self) -> None:
         """Kill the process (from another thread); ``run`` then raises ProcessFailed."""

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import ffmpeg
-from ._errors import InvalidMedia, ProcessFailed
+from ._errors import HostCause, HostFailure, InvalidMedia, ProcessFailed, classify, host_cause
 from ._process import ManagedProcess
 
 if TYPE_CHECKING:
@@ -18,11 +18,34 @@ if TYPE_CHECKING:
 
 #: Below this share of the declared duration decoded, the source counts as truncated.
 TRUNCATED_FRACTION = 0.9
+#: Seconds any run gets on top of its share of the work (start-up, a busy host).
+TIMEOUT_BASE_SECONDS = 120.0
+UNDECODABLE = (
+    "The video could not be decoded; the file may be truncated or damaged. Upload the "
+    "complete original file, or export it again (MP4 with H.264 plays everywhere)."
+)
 
 
-def encode_timeout(duration: float) -> float:
-    """Seconds an encode may take: generous for slow machines, bounded for stuck ones."""
-    return 120.0 + duration * 20.0
+def encode_timeout(duration: float, settings: Settings) -> float:
+    """Seconds an encode of ``duration`` seconds of source may take: grows with the work
+    (``encode_timeout_factor`` seconds per source second), never past
+    ``encode_timeout_max_seconds`` — a stuck encode of a 12-hour source is killed after a
+    day (the default ceiling), not after the 240 h its length alone would give it."""
+    grown = TIMEOUT_BASE_SECONDS + duration * settings.encode_timeout_factor
+    return min(grown, settings.encode_timeout_max_seconds)
+
+
+def _host_error_on_success(name: str, argv: list[str], stderr_tail: str) -> HostFailure | None:
+    """ffmpeg 5.1 exits 0 when only writing the trailer or closing an output fails (with
+    ENOSPC, say): the output is then incomplete, so a disk error it printed still fails the
+    run. (Only disk errors: nothing else it may print on success makes the output bad.)"""
+    if not stderr_tail:
+        return None
+    failed = ProcessFailed(name, 0, stderr_tail, argv)
+    cause = host_cause(failed)
+    if cause is None or cause[0] is not HostCause.DISK:
+        return None
+    return HostFailure(cause[0], cause[1], failed)
 
 
 def _encode(
@@ -50,7 +73,7 @@ def _encode(
 
     proc = ManagedProcess(
         argv,
-        timeout=encode_timeout(info.duration),
+        timeout=encode_timeout(info.duration, settings),
         memory_bytes=settings.subprocess_memory_bytes,
         on_line=on_line,
         name=name,
@@ -60,11 +83,12 @@ def _encode(
     if process is not None:
         process.append(proc)
     try:
-        proc.run()
+        done = proc.run()
     except ProcessFailed as exc:
-        raise InvalidMedia(
-            "The video could not be decoded; the file may be truncated or damaged."
-        ) from exc
+        raise classify(exc, UNDECODABLE) from exc
+    host = _host_error_on_success(name, argv, done.stderr_tail)
+    if host is not None:
+        raise host
     if encoded < info.duration * TRUNCATED_FRACTION - 0.5:
         raise InvalidMedia(
             f"The file appears truncated: only {encoded:.1f} s of its {info.duration:.1f} s "
@@ -99,7 +123,7 @@ def encode_ladder(
     out_dir.mkdir(parents=True, exist_ok=True)
     argv = ffmpeg.encode_ladder_argv(
         tools,
-        source,
+        ffmpeg.Source(source, info.demuxer),
         out_dir,
         rungs,
         has_audio=info.has_audio,
@@ -142,7 +166,7 @@ def encode_chunk(
     out.parent.mkdir(parents=True, exist_ok=True)
     argv = ffmpeg.chunk_argv(
         tools,
-        source,
+        ffmpeg.Source(source, info.demuxer),
         out,
         rung,
         chunk,
@@ -164,12 +188,15 @@ def concat_chunks(
         raise ValueError("chunks must share one folder")
     listing = folder / "chunks.txt"
     listing.write_text("".join(f"file '{c.name}'\n" for c in chunks))
-    ManagedProcess(
-        ffmpeg.concat_argv(tools, listing, out),
-        timeout=60 + duration,
-        memory_bytes=settings.subprocess_memory_bytes,
-        name="ffmpeg-concat",
-    ).run()
+    try:
+        ManagedProcess(
+            ffmpeg.concat_argv(tools, listing, out),
+            timeout=min(60 + duration, settings.encode_timeout_max_seconds),
+            memory_bytes=settings.subprocess_memory_bytes,
+            name="ffmpeg-concat",
+        ).run()
+    except ProcessFailed as exc:  # it reads only chunks we encoded: never the creator's doing
+        raise classify(exc, None) from exc
     _check_outputs({f"stitched {out.stem}": out})
     return out
 
@@ -231,7 +258,7 @@ def encode_preview(
 
     argv = ffmpeg.preview_argv(
         tools,
-        source,
+        ffmpeg.Source(source, info.demuxer),
         rung,
         has_audio=info.has_audio,
         segment_seconds=settings.segment_seconds,

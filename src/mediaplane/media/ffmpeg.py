@@ -1,7 +1,10 @@
 """The only place that builds ffmpeg and ffprobe command lines.
 
 Every builder returns ``list[str]`` (never a shell string). Inputs are read only through the
-``file`` and ``pipe`` protocols: ffmpeg never follows a URL inside a file it was given.
+``file`` and ``pipe`` protocols, and an upload only by a container demuxer from
+:data:`UPLOAD_DEMUXERS`: the probe detects it under ``-format_whitelist``, and every later
+command that reads the upload gets its arguments from :func:`source_input`, which forces the
+demuxer the probe named (``-f``) — so ffmpeg never follows a URL or path named inside an upload.
 """
 
 from __future__ import annotations
@@ -23,7 +26,21 @@ if TYPE_CHECKING:
     from ._ladder import Chunk, Rung
     from ._picture import Picture
 
-PROTOCOLS = "file,pipe"
+#: The demuxers an upload may be read with, by the names ``ffmpeg -demuxers`` lists (5.1).
+#: Each reads only the bytes it is given. Left out on purpose: every demuxer that opens the
+#: files or URLs a text inside the upload names — hls, dash, concat, imf,
+#: webm_dash_manifest, ffmetadata, sdp, rtp, image2 (file patterns) — which, with ``file:``
+#: allowed, publishes any file the worker can read; and raw/virtual ones (data, tty, lavfi,
+#: image pipes) that are not video containers. The mov demuxer follows external data
+#: references only with ``enable_drefs``, which is off by default.
+UPLOAD_DEMUXERS: tuple[str, ...] = (
+    *("mov", "mp4", "m4a", "3gp", "3g2", "mj2"),  # one demuxer: "mov,mp4,m4a,3gp,3g2,mj2"
+    *("matroska", "webm"),  # one demuxer: "matroska,webm"
+    *("mpegts", "mpeg", "avi", "flv", "ogg", "mxf", "asf", "dv"),
+    *("mp3", "aac", "flac", "wav", "w64", "aiff", "caf"),  # audio containers
+)
+FORMAT_WHITELIST = ",".join(UPLOAD_DEMUXERS)
+
 AUDIO_BITRATE = 128_000
 AUDIO_RATE = 48_000
 REQUIRED_ENCODERS = ("libx264", "aac")
@@ -66,11 +83,39 @@ class Toolchain:
         return cls(ffmpeg, ffprobe, find_packager(settings), version)
 
 
+@dataclass(frozen=True)
+class Source:
+    """An upload on local disk and the allow-listed demuxer its probe named
+    (:attr:`MediaInfo.demuxer`); the only way a builder is given an upload to read."""
+
+    path: Path
+    demuxer: str
+
+    def __post_init__(self) -> None:
+        if self.demuxer not in UPLOAD_DEMUXERS:
+            raise ValueError(f"{self.demuxer!r} is not a demuxer uploads may be read with")
+
+
+def source_input(source: Source) -> list[str]:
+    """The input arguments of every command that reads an upload: local file only, the
+    probe's demuxer forced (nothing is detected again), and the allow-list once more, which
+    nested inputs inherit. Input options (``-ss``) may come before it."""
+    return [
+        "-protocol_whitelist", "file",
+        "-format_whitelist", FORMAT_WHITELIST,
+        "-f", source.demuxer,
+        "-i", "file:" + str(source.path),
+    ]  # fmt: skip
+
+
 def probe_argv(tools: Toolchain, source: Path) -> list[str]:
+    """ffprobe of an upload: the demuxer is detected, but only allow-listed ones may open it
+    (a refused one fails with ``[name @ 0x…] Format not on whitelist`` on stderr)."""
     return [
         tools.ffprobe,
         "-v", "error",
-        "-protocol_whitelist", PROTOCOLS,
+        "-protocol_whitelist", "file",
+        "-format_whitelist", FORMAT_WHITELIST,
         "-print_format", "json",
         "-show_format",
         "-show_streams",
@@ -79,26 +124,25 @@ def probe_argv(tools: Toolchain, source: Path) -> list[str]:
 
 
 def _ffmpeg(tools: Toolchain, *, progress: bool) -> list[str]:
-    """The start of every encoding command: quiet, never interactive, overwrite, local
-    inputs only; with ``progress``, ``key=value`` progress lines on stdout."""
+    """The start of every encoding command: quiet, never interactive, overwrite; with
+    ``progress``, ``key=value`` progress lines on stdout. (Protocol and format whitelists are
+    per-input options in the ffmpeg CLI: each input brings its own, see :func:`source_input`.)"""
     argv = [
         tools.ffmpeg,
         "-hide_banner", "-nostdin", "-y",
         "-loglevel", "error",
-        "-protocol_whitelist", PROTOCOLS,
     ]  # fmt: skip
     return [*argv, "-progress", "pipe:1", "-nostats"] if progress else argv
 
 
-def idet_argv(tools: Toolchain, source: Path, *, frames: int) -> list[str]:
+def idet_argv(tools: Toolchain, source: Source, *, frames: int) -> list[str]:
     """Read the first ``frames`` frames of the first video track through ``idet``; its
     counts of interlaced and progressive frames end ffmpeg's log (stderr, level info)."""
     return [
         tools.ffmpeg,
         "-hide_banner", "-nostdin", "-nostats",
         "-loglevel", "info",
-        "-protocol_whitelist", PROTOCOLS,
-        "-i", "file:" + str(source),
+        *source_input(source),
         "-map", "0:v:0",
         "-vf", "idet",
         "-frames:v", str(frames),
@@ -206,7 +250,7 @@ def picture_chain(
 
 def encode_ladder_argv(
     tools: Toolchain,
-    source: Path,
+    source: Source,
     out_dir: Path,
     rungs: list[Rung],
     *,
@@ -228,7 +272,7 @@ def encode_ladder_argv(
     graph = [f"[0:v:0]{chain},split={n}{labels}"]
     graph += [f"[s{i}]{_scale(r)}[v{i}]" for i, r in enumerate(rungs)]
     argv = _ffmpeg(tools, progress=progress)
-    argv += ["-i", "file:" + str(source), "-filter_complex", ";".join(graph)]
+    argv += [*source_input(source), "-filter_complex", ";".join(graph)]
     for i, r in enumerate(rungs):
         argv += [
             "-map",
@@ -262,7 +306,7 @@ def encode_ladder_argv(
 
 def chunk_argv(
     tools: Toolchain,
-    source: Path,
+    source: Source,
     out: Path,
     rung: Rung,
     chunk: Chunk,
@@ -287,7 +331,7 @@ def chunk_argv(
     if chunk.start_frame:
         seek = Fraction(chunk.start_frame - preroll) / rung.fps
         argv += ["-ss", f"{float(seek):.6f}"]
-    argv += ["-i", "file:" + str(source), "-filter_complex", graph, "-map", "[v0]"]
+    argv += [*source_input(source), "-filter_complex", graph, "-map", "[v0]"]
     if chunk.frames is not None:
         argv += ["-frames:v", str(chunk.frames)]
     argv += [*_x264(rung, preset), "-an", "-sn", "-dn", "-map_metadata", "-1"]
@@ -295,9 +339,17 @@ def chunk_argv(
 
 
 def concat_argv(tools: Toolchain, listing: Path, out: Path) -> list[str]:
-    """Join the MP4 chunks named (relative to its folder) in ``listing`` without re-encoding."""
+    """Join the MP4 chunks named (relative to its folder) in ``listing`` without re-encoding.
+
+    The one use of a script demuxer, and never on an upload: ``listing`` is written by
+    :func:`concat_chunks` and names only our own chunk MP4s beside it. ``-safe 1`` refuses
+    absolute paths and ``..`` in it anyway, and the chunks may be opened only as local MP4s
+    (concat hands its whitelists on to the files it opens).
+    """
     return [
         *_ffmpeg(tools, progress=False),
+        "-protocol_whitelist", "file",
+        "-format_whitelist", "concat,mov",
         "-f", "concat", "-safe", "1",
         "-i", "file:" + str(listing),
         "-map", "0:v:0", "-c", "copy",
@@ -336,7 +388,7 @@ PREVIEW_DIR = "preview"
 
 def preview_argv(
     tools: Toolchain,
-    source: Path,
+    source: Source,
     rung: Rung,
     *,
     has_audio: bool,
@@ -368,7 +420,7 @@ def preview_argv(
         outputs.append("[select=\\'a:0\\':f=mp4]audio.mp4")
     argv = [
         *_ffmpeg(tools, progress=True),
-        "-i", "file:" + str(source),
+        *source_input(source),
         "-filter_complex",
         f"[0:v:0]{picture_chain(picture, rung.fps, field_rate=field_rate)},{_scale(rung)}[v0]",
         "-map", "[v0]",
@@ -416,7 +468,7 @@ def has_muxer(listing: str, name: str) -> bool:
     return re.search(rf"^\s*D?E\s+{re.escape(name)}\s", listing, re.MULTILINE) is not None
 
 
-def chromaprint_argv(tools: Toolchain, source: Path, *, seconds: float) -> list[str]:
+def chromaprint_argv(tools: Toolchain, source: Source, *, seconds: float) -> list[str]:
     """Fingerprint the first ``seconds`` of the first audio track with ffmpeg's chromaprint
     muxer; stdout gets the raw fingerprint (native-endian unsigned 32-bit words).
 
@@ -427,8 +479,7 @@ def chromaprint_argv(tools: Toolchain, source: Path, *, seconds: float) -> list[
         tools.ffmpeg,
         "-hide_banner", "-nostdin",
         "-loglevel", "error",
-        "-protocol_whitelist", PROTOCOLS,
-        "-i", "file:" + str(source),
+        *source_input(source),
         "-map", "0:a:0",
         "-vn", "-sn", "-dn",
         "-t", f"{seconds:.3f}",

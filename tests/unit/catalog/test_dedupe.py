@@ -32,8 +32,10 @@ from mediaplane.catalog._dedupe import (
     compare,
     parse_raw,
 )
+from mediaplane.config import Settings
 from mediaplane.jobs import JobState, run_job
-from mediaplane.media import Toolchain
+from mediaplane.media import Toolchain, probe
+from mediaplane.media.ffmpeg import Source
 from mediaplane.runtime import Runtime
 from tests.support import MEDIA_CACHE, migrated_runtime
 
@@ -163,9 +165,14 @@ def av_clip(
     return path
 
 
+def _source(tools: Toolchain, path: Path) -> Source:
+    """The clip as the fingerprint job opens it: with the demuxer its probe named."""
+    return Source(path, probe(tools, path, Settings()).demuxer)
+
+
 def test_chromaprint_same_audio_in_different_files(tools: Toolchain) -> None:
     def fp(path: Path) -> Fingerprint:
-        return Fingerprint.from_bytes(audio_fingerprint(tools, path))
+        return Fingerprint.from_bytes(audio_fingerprint(tools, _source(tools, path)))
 
     melody = fp(av_clip("dd-melody.mp4", audio=f"aevalsrc={MELODY}:s=44100", extra=("-c:a", "aac")))
     # Other video, other sample rate, another codec at a low bitrate.
@@ -191,15 +198,19 @@ def test_chromaprint_same_audio_in_different_files(tools: Toolchain) -> None:
 
 def test_chromaprint_of_a_steady_tone_matches_nothing(tools: Toolchain) -> None:
     tone = audio_fingerprint(
-        tools, av_clip("dd-tone.mp4", audio="sine=f=440:r=44100", extra=("-c:a", "aac"))
+        tools,
+        _source(tools, av_clip("dd-tone.mp4", audio="sine=f=440:r=44100", extra=("-c:a", "aac"))),
     )
     tone2 = audio_fingerprint(
         tools,
-        av_clip(
-            "dd-tone-red.mp4",
-            audio="sine=f=440:r=48000",
-            video="color=red",
-            extra=("-c:a", "aac", "-b:a", "48k"),
+        _source(
+            tools,
+            av_clip(
+                "dd-tone-red.mp4",
+                audio="sine=f=440:r=48000",
+                video="color=red",
+                extra=("-c:a", "aac", "-b:a", "48k"),
+            ),
         ),
     )
     a, b = Fingerprint.from_bytes(tone), Fingerprint.from_bytes(tone2)

@@ -142,9 +142,9 @@ def test_transient_failure_retries_then_gives_up(runtime: Runtime, spec: Any) ->
         assert job.attempts == attempt and job.dispatched_at is not None
         assert "storage hiccup" in (job.error or "")
     assert run_job(runtime, job_id, "w") is JobState.FAILED
-    assert CALLS == [
-        ("give_up", ("Processing failed repeatedly because of an internal error.", False))
-    ]
+    assert len(CALLS) == 1 and CALLS[0][0] == "give_up"
+    message, permanent = CALLS[0][1]
+    assert not permanent and "internal error, not because of your file" in message
 
 
 def _stall(rt: Runtime, job_id: str) -> None:
@@ -191,3 +191,22 @@ def test_watchdog_resends_lost_messages(runtime: Runtime) -> None:
     assert sweep(runtime) == [job_id]
     assert _get(runtime, job_id).dispatched_at is not None
     assert sweep(runtime) == []
+
+
+def test_attempts_come_from_the_setting(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """MEDIAPLANE_JOB_MAX_ATTEMPTS bounds retries of job types without their own bound."""
+    assert JOB_SPECS[JobType.PROCESS_ASSET].max_attempts is None
+    row = replace(
+        JOB_SPECS[JobType.PROCESS_ASSET],
+        handler=f"{__name__}:flaky_handler",
+        on_give_up=f"{__name__}:give_up",
+    )
+    monkeypatch.setitem(JOB_SPECS, JobType.PROCESS_ASSET, row)
+    with migrated_runtime("sqlite", tmp_path, job_max_attempts=2) as rt:
+        CALLS.clear()
+        job_id = _new(rt)
+        assert run_job(rt, job_id, "w") is JobState.PENDING
+        assert _get(rt, job_id).max_attempts == 2
+        assert run_job(rt, job_id, "w") is JobState.FAILED
+        assert _get(rt, job_id).attempts == 2
+        assert [c[0] for c in CALLS] == ["give_up"]

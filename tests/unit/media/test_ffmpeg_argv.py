@@ -3,32 +3,75 @@ from __future__ import annotations
 from fractions import Fraction
 from pathlib import Path
 
+import pytest
+
 from mediaplane.media import Chunk, Toolchain, plan_ladder
 from mediaplane.media import ffmpeg as ff
 
 TOOLS = Toolchain(
     ffmpeg="/usr/bin/ffmpeg", ffprobe="/usr/bin/ffprobe", packager="/p", ffmpeg_version="5.1"
 )
+MP4 = ff.Source(Path("/in.mp4"), "mov")
 
 
 def _after(argv: list[str], flag: str) -> list[str]:
     return [argv[i + 1] for i, a in enumerate(argv) if a == flag]
 
 
-def test_probe_argv_whitelists_protocols() -> None:
+def _reads_only(argv: list[str], source: ff.Source) -> None:
+    """The upload is the one input, read from a local file with the probe's demuxer forced."""
+    assert _after(argv, "-i") == ["file:" + str(source.path)]
+    i = argv.index("-i")
+    assert argv[i - 2 : i] == ["-f", source.demuxer]  # forced: never detected again
+    assert _after(argv[:i], "-protocol_whitelist") == ["file"]
+    assert _after(argv[:i], "-format_whitelist") == [ff.FORMAT_WHITELIST]
+
+
+#: Demuxers that open files or URLs named inside what they read, or are no container.
+FORBIDDEN = [
+    "hls", "dash", "concat", "imf", "webm_dash_manifest", "ffmetadata", "image2",
+    "image2pipe", "png_pipe", "sdp", "rtp", "rtsp", "data", "tty", "lavfi", "gif", "srt",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", FORBIDDEN)
+def test_no_manifest_script_or_image_demuxer_is_allowed(name: str) -> None:
+    assert name not in ff.FORMAT_WHITELIST.split(",")
+    with pytest.raises(ValueError, match="not a demuxer uploads may be read with"):
+        ff.Source(Path("/in.mp4"), name)
+
+
+def test_whitelist_names_demuxers_of_this_ffmpeg() -> None:
+    import shutil
+    import subprocess
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("no ffmpeg")
+    listing = subprocess.run(
+        ["ffmpeg", "-hide_banner", "-demuxers"], capture_output=True, text=True, check=True
+    ).stdout
+    names = {n for line in listing.splitlines()[4:] for n in line.split()[1].split(",")}
+    assert set(ff.UPLOAD_DEMUXERS) <= names  # a typo would silently refuse a format
+    for container in ("mov", "matroska", "mpegts", "avi", "flv", "ogg", "mxf", "asf"):
+        assert container in ff.UPLOAD_DEMUXERS
+
+
+def test_probe_argv_whitelists_protocols_and_demuxers() -> None:
     argv = ff.probe_argv(TOOLS, Path("/data/src file.mp4"))
     assert argv[0] == "/usr/bin/ffprobe"
-    assert _after(argv, "-protocol_whitelist") == ["file,pipe"]
+    assert _after(argv, "-protocol_whitelist") == ["file"]
+    assert _after(argv, "-format_whitelist") == [ff.FORMAT_WHITELIST]
+    assert "-f" not in argv  # the probe detects, among allow-listed demuxers only
     assert argv[-1] == "file:/data/src file.mp4"  # one argv item: spaces never split
     assert "-show_streams" in argv and "-show_format" in argv
 
 
 def test_ladder_argv_one_pass() -> None:
     rungs = plan_ladder(1920, 1080, Fraction(30))
-    argv = ff.encode_ladder_argv(TOOLS, Path("/in.mov"), Path("/out"), rungs, has_audio=True)
+    src = ff.Source(Path("/in.mov"), "mov")
+    argv = ff.encode_ladder_argv(TOOLS, src, Path("/out"), rungs, has_audio=True)
     assert argv.count("-i") == 1  # decode once
-    assert _after(argv, "-i") == ["file:/in.mov"]
-    assert _after(argv, "-protocol_whitelist") == ["file,pipe"]
+    _reads_only(argv, src)
     graph = _after(argv, "-filter_complex")[0]
     assert graph.startswith("[0:v:0]fps=30/1,format=yuv420p,split=4[s0][s1][s2][s3]")
     assert "[s0]scale=1920:1080:flags=bicubic,setsar=1[v0]" in graph
@@ -55,7 +98,7 @@ def test_ladder_argv_one_pass() -> None:
 def test_ladder_argv_without_audio_or_progress() -> None:
     rungs = plan_ladder(640, 360, Fraction(25))
     argv = ff.encode_ladder_argv(
-        TOOLS, Path("/in.mp4"), Path("/o"), rungs, has_audio=False, preset="medium", progress=False
+        TOOLS, MP4, Path("/o"), rungs, has_audio=False, preset="medium", progress=False
     )
     assert "-c:a" not in argv and "0:a:0" not in argv
     assert "-progress" not in argv
@@ -79,15 +122,15 @@ def test_parse_progress() -> None:
 
 
 def test_chromaprint_argv_audio_only_bounded_raw() -> None:
-    argv = ff.chromaprint_argv(TOOLS, Path("/data/src file.mov"), seconds=120)
+    src = ff.Source(Path("/data/src file.mkv"), "matroska")
+    argv = ff.chromaprint_argv(TOOLS, src, seconds=120)
     assert argv[0] == "/usr/bin/ffmpeg"
-    assert _after(argv, "-protocol_whitelist") == ["file,pipe"]
-    assert _after(argv, "-i") == ["file:/data/src file.mov"]
+    _reads_only(argv, src)
     assert _after(argv, "-map") == ["0:a:0"]  # the first audio track only
     assert {"-vn", "-sn", "-dn"} <= set(argv)  # no video is decoded
     assert _after(argv, "-t") == ["120.000"]  # bounded: the first two minutes
     assert _after(argv, "-ac") == ["1"]  # the muxer refuses more than two channels
-    assert _after(argv, "-f") == ["chromaprint"]
+    assert _after(argv, "-f") == ["matroska", "chromaprint"]  # input, output
     assert _after(argv, "-fp_format") == ["raw"]
     assert _after(argv, "-algorithm") == [str(ff.CHROMAPRINT_ALGORITHM)]
     assert argv[-1] == "pipe:1"
@@ -109,7 +152,8 @@ def test_has_muxer() -> None:
 
 def test_chunk_argv_first_chunk_needs_no_seek() -> None:
     rung = plan_ladder(1280, 720, Fraction(30))[0]
-    argv = ff.chunk_argv(TOOLS, Path("/in.mp4"), Path("/c.mp4"), rung, Chunk(0, 0, 600))
+    argv = ff.chunk_argv(TOOLS, MP4, Path("/c.mp4"), rung, Chunk(0, 0, 600))
+    _reads_only(argv, MP4)
     assert "-ss" not in argv
     assert _after(argv, "-frames:v") == ["600"]
     graph = _after(argv, "-filter_complex")[0]
@@ -123,19 +167,43 @@ def test_chunk_argv_first_chunk_needs_no_seek() -> None:
 def test_chunk_argv_seeks_to_a_preroll_and_trims_it_by_output_timestamp() -> None:
     rung = plan_ladder(1280, 720, Fraction(30000, 1001))[0]
     chunk = Chunk(2, 1200, None)  # the last chunk: to the end
-    argv = ff.chunk_argv(TOOLS, Path("/in.mp4"), Path("/c.mp4"), rung, chunk)
+    argv = ff.chunk_argv(TOOLS, MP4, Path("/c.mp4"), rung, chunk)
     # One second (30 frames) of pre-roll before frame 1200 of the 29.97 fps grid.
     assert _after(argv, "-ss") == [f"{1170 * 1001 / 30000:.6f}"]
     assert argv.index("-ss") < argv.index("-i")  # input seeking (accurate, decodes less)
     graph = _after(argv, "-filter_complex")[0]
     assert graph.startswith("[0:v:0]fps=30000/1001,trim=start_pts=30,setpts=PTS-STARTPTS,")
     assert "-frames:v" not in argv
-    assert _after(argv, "-protocol_whitelist") == ["file,pipe"]
+    _reads_only(argv, MP4)
 
 
 def test_concat_argv_copies_without_reencoding() -> None:
     argv = ff.concat_argv(TOOLS, Path("/w/chunks.txt"), Path("/w/v720.mp4"))
     assert _after(argv, "-f")[0] == "concat" and _after(argv, "-safe") == ["1"]
     assert _after(argv, "-c") == ["copy"]
-    assert _after(argv, "-protocol_whitelist") == ["file,pipe"]
+    assert _after(argv, "-protocol_whitelist") == ["file"]
+    # Our own listing of our own MP4 chunks: concat itself, and MP4 for what it opens.
+    assert _after(argv, "-format_whitelist") == ["concat,mov"]
     assert _after(argv, "-i") == ["file:/w/chunks.txt"]
+
+
+def test_preview_argv_reads_the_source_with_its_demuxer() -> None:
+    rung = plan_ladder(640, 360, Fraction(25))[-1]
+    src = ff.Source(Path("/up/clip"), "mpegts")
+    argv = ff.preview_argv(TOOLS, src, rung, has_audio=True, segment_seconds=2)
+    assert argv.count("-i") == 1
+    _reads_only(argv, src)
+
+
+def test_every_input_of_an_upload_goes_through_source_input() -> None:
+    """No builder emits ``-i`` for an upload without the forced demuxer and allow-list."""
+    rung = plan_ladder(640, 360, Fraction(25))[-1]
+    built = [
+        ff.encode_ladder_argv(TOOLS, MP4, Path("/o"), [rung], has_audio=True),
+        ff.chunk_argv(TOOLS, MP4, Path("/c.mp4"), rung, Chunk(1, 250, 250)),
+        ff.preview_argv(TOOLS, MP4, rung, has_audio=False, segment_seconds=2),
+        ff.chromaprint_argv(TOOLS, MP4, seconds=10),
+    ]
+    for argv in built:
+        i = argv.index("-i")
+        assert argv[i - 6 : i + 2] == ff.source_input(MP4), argv

@@ -142,8 +142,10 @@ def test_parse_idet() -> None:
 
 
 def test_idet_argv_is_bounded_and_local() -> None:
-    argv = ff.idet_argv(TOOLS, Path("/s/in put.ts"), frames=60)
-    assert _after(argv, "-protocol_whitelist") == ["file,pipe"]
+    argv = ff.idet_argv(TOOLS, ff.Source(Path("/s/in put.ts"), "mpegts"), frames=60)
+    assert _after(argv, "-protocol_whitelist") == ["file"]
+    assert _after(argv, "-format_whitelist") == [ff.FORMAT_WHITELIST]
+    assert _after(argv, "-f")[0] == "mpegts"
     assert _after(argv, "-i") == ["file:/s/in put.ts"]
     assert _after(argv, "-vf") == ["idet"] and _after(argv, "-frames:v") == ["60"]
     assert _after(argv, "-loglevel") == ["info"]  # idet's counts are logged at info
@@ -283,14 +285,15 @@ def test_every_graph_starts_with_the_same_chain_and_tags_bt709() -> None:
     )
     rungs = plan_source_ladder(info)
     chain = ff.picture_chain(info.picture, rungs[0].fps)
+    src = ff.Source(Path("/s.ts"), "mpegts")
     ladder = ff.encode_ladder_argv(
-        TOOLS, Path("/s.ts"), Path("/o"), rungs, has_audio=False, picture=info.picture
+        TOOLS, src, Path("/o"), rungs, has_audio=False, picture=info.picture
     )
     preview = ff.preview_argv(
-        TOOLS, Path("/s.ts"), rungs[-1], has_audio=False, segment_seconds=2, picture=info.picture
+        TOOLS, src, rungs[-1], has_audio=False, segment_seconds=2, picture=info.picture
     )
     chunk = ff.chunk_argv(
-        TOOLS, Path("/s.ts"), Path("/c.mp4"), rungs[0], Chunk(1, 50, 50), picture=info.picture
+        TOOLS, src, Path("/c.mp4"), rungs[0], Chunk(1, 50, 50), picture=info.picture
     )
     assert _after(ladder, "-filter_complex")[0].startswith(f"[0:v:0]{chain},split=3")
     assert _after(preview, "-filter_complex")[0] == (

@@ -33,6 +33,7 @@ def _data(**video: Any) -> dict[str, Any]:
 
 def test_parse_ok() -> None:
     info = parse_probe(_data(), S)
+    assert info.demuxer == "mov"  # the first allow-listed name of "mov,mp4,m4a,3gp,3g2,mj2"
     assert (info.width, info.height, info.duration) == (1920, 1080, 12.5)
     assert info.fps == Fraction(30000, 1001)
     assert info.has_audio and info.audio_channels == 6
@@ -61,6 +62,10 @@ def test_bogus_frame_rate_falls_back() -> None:
         (_data(width=9000, height=9000), "9000×9000 is larger than the maximum"),
         (_data(width=0, height=0), "could not be read"),
         ({**_data(), "format": {"format_name": "png_pipe", "duration": "1"}}, "still image"),
+        ({**_data(), "format": {"format_name": "hls", "duration": "2"}}, "playlist/manifest"),
+        ({**_data(), "format": {"format_name": "dash", "duration": "2"}}, "playlist/manifest"),
+        ({**_data(), "format": {"format_name": "concat", "duration": "2"}}, "playlist/manifest"),
+        ({**_data(), "format": {"format_name": "h264", "duration": "2"}}, "not a video we can"),
         ({**_data(), "format": {"format_name": "mov", "duration": "0"}}, "no duration"),
         ({**_data(), "format": {"format_name": "mov", "duration": "99999999"}}, "hours long"),
     ],
@@ -74,3 +79,8 @@ def test_cover_art_is_not_video() -> None:
     data = _data(disposition={"attached_pic": 1})
     with pytest.raises(InvalidMedia, match="no video track"):
         parse_probe(data, S)
+
+
+def test_matroska_and_webm_open_with_the_matroska_demuxer() -> None:
+    data = {**_data(), "format": {"format_name": "matroska,webm", "duration": "3"}}
+    assert parse_probe(data, S).demuxer == "matroska"
