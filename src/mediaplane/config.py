@@ -5,8 +5,10 @@ Values come from ``MEDIAPLANE_*`` environment variables (and CLI flags that set 
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
+from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
@@ -14,7 +16,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-__all__ = ["Settings", "get_settings", "project_root"]
+__all__ = ["Settings", "get_settings", "misspelled_env", "project_root"]
 
 
 def project_root() -> Path:
@@ -40,7 +42,8 @@ class Settings(BaseSettings):
 
     admin_token: str | None = None
     log_level: str = "INFO"
-    log_json: bool = True
+    #: "auto": readable lines on a terminal, JSON lines otherwise; or always "console"/"json".
+    log_format: Literal["auto", "console", "json"] = "auto"
 
     ffmpeg_path: str = "ffmpeg"
     ffprobe_path: str = "ffprobe"
@@ -176,3 +179,41 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """Settings from the environment (each call re-reads it; cache at the call site)."""
     return Settings()
+
+
+#: MEDIAPLANE_* variables read outside Settings: the CLI client's, the test suite's.
+OTHER_ENV = frozenset(
+    {
+        "MEDIAPLANE_SERVER",  # `ingest`/`import`: the server URL
+        "MEDIAPLANE_TOKEN",  # `ingest`/`import`: the API token
+        "MEDIAPLANE_REQUIRE_SERVICES",  # tests: fail instead of skip without PostgreSQL etc.
+        "MEDIAPLANE_WEED",  # tests: the SeaweedFS binary
+    }
+)
+#: Prefixes of families of variables read outside Settings.
+OTHER_ENV_PREFIXES = ("MEDIAPLANE_TEST_",)
+#: Variables that were settings once, and what replaced them.
+RETIRED_ENV = {"MEDIAPLANE_LOG_JSON": "MEDIAPLANE_LOG_FORMAT (auto, console or json)"}
+
+
+def misspelled_env(environ: Mapping[str, str] | None = None) -> list[str]:
+    """A warning for each ``MEDIAPLANE_*`` variable no part of Mediaplane reads, naming the
+    closest known variable (``MEDIAPLANE_DATABSE_URL`` → ``MEDIAPLANE_DATABASE_URL``)."""
+    env = os.environ if environ is None else environ
+    prefix = str(Settings.model_config.get("env_prefix", "")).upper()
+    settings = {prefix + name.upper() for name in Settings.model_fields}
+    known = sorted(settings | OTHER_ENV)
+    out: list[str] = []
+    for name in sorted(env):
+        upper = name.upper()
+        if not upper.startswith(prefix) or upper in known or upper.startswith(OTHER_ENV_PREFIXES):
+            continue
+        if upper in RETIRED_ENV:
+            out.append(f"{name} is no longer read; use {RETIRED_ENV[upper]}")
+            continue
+        # Compare what follows the prefix: the shared prefix would make everything "close".
+        tails = {k.removeprefix(prefix): k for k in known}
+        close = difflib.get_close_matches(upper.removeprefix(prefix), tails, n=1, cutoff=0.75)
+        hint = f"; did you mean {tails[close[0]]}?" if close else " (README lists every setting)"
+        out.append(f"{name} is not a Mediaplane setting and is ignored{hint}")
+    return out

@@ -2,7 +2,10 @@ from __future__ import annotations
 
 import os
 import socket
+import warnings
 from typing import TYPE_CHECKING
+
+import structlog
 
 from celery import Celery
 from celery.signals import worker_process_init
@@ -49,6 +52,19 @@ def queues(settings: Settings) -> list[str]:
     return sorted({f"{settings.queue_namespace}.{spec.queue}" for spec in JOB_SPECS.values()})
 
 
+def _quiet_root_warning() -> None:
+    """Celery warns in a 9-line block when it runs as root (containers do). We accept only
+    JSON messages, the case Celery allows as root; say it once, in one log line."""
+    from celery.exceptions import SecurityWarning
+
+    warnings.filterwarnings("ignore", category=SecurityWarning)
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        structlog.get_logger("mediaplane.worker").warning(
+            "worker.running_as_root",
+            advice="jobs run ffmpeg on uploaded files; run Mediaplane as an unprivileged user",
+        )
+
+
 def run_worker(settings: Settings, concurrency: int | None = None) -> None:
     """Run a Celery worker consuming every Mediaplane queue (blocks)."""
     from mediaplane.runtime import Runtime
@@ -60,10 +76,13 @@ def run_worker(settings: Settings, concurrency: int | None = None) -> None:
         # Resolve and check ffmpeg/packager once per pool process, before the first job.
         Runtime.get().toolchain  # noqa: B018
 
+    _quiet_root_warning()
     runtime.celery.worker_main(
         [
+            "--quiet",  # no banner: `up` prints one ready block, and logs say the rest
+            "--no-color",
             "worker",
-            "--loglevel=INFO",
+            f"--loglevel={settings.log_level.upper()}",
             "-Q",
             ",".join(queues(settings)),
             "-c",
