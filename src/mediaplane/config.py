@@ -196,24 +196,24 @@ OTHER_ENV_PREFIXES = ("MEDIAPLANE_TEST_",)
 RETIRED_ENV = {"MEDIAPLANE_LOG_JSON": "MEDIAPLANE_LOG_FORMAT (auto, console or json)"}
 
 
-def misspelled_env(environ: Mapping[str, str] | None = None) -> list[str]:
+def misspelled_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """A warning for each ``MEDIAPLANE_*`` variable no part of Mediaplane reads, naming the
     closest known variable (``MEDIAPLANE_DATABSE_URL`` → ``MEDIAPLANE_DATABASE_URL``)."""
     env = os.environ if environ is None else environ
     prefix = str(Settings.model_config.get("env_prefix", "")).upper()
     settings = {prefix + name.upper() for name in Settings.model_fields}
     known = sorted(settings | OTHER_ENV)
-    out: list[str] = []
+    out: dict[str, str] = {}
     for name in sorted(env):
         upper = name.upper()
         if not upper.startswith(prefix) or upper in known or upper.startswith(OTHER_ENV_PREFIXES):
             continue
         if upper in RETIRED_ENV:
-            out.append(f"{name} is no longer read; use {RETIRED_ENV[upper]}")
+            out[name] = f"{name} is no longer read; use {RETIRED_ENV[upper]}"
             continue
         # Compare what follows the prefix: the shared prefix would make everything "close".
         tails = {k.removeprefix(prefix): k for k in known}
         close = difflib.get_close_matches(upper.removeprefix(prefix), tails, n=1, cutoff=0.75)
         hint = f"; did you mean {tails[close[0]]}?" if close else " (README lists every setting)"
-        out.append(f"{name} is not a Mediaplane setting and is ignored{hint}")
+        out[name] = f"{name} is not a Mediaplane setting and is ignored{hint}"
     return out

@@ -1,14 +1,14 @@
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import warnings
 from typing import TYPE_CHECKING
 
 import structlog
-
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_ready
 
 from ._registry import JOB_SPECS
 
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 
 EMBEDDED_POLL_SECONDS = 0.2
+log = structlog.get_logger("mediaplane.worker")
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -59,14 +60,19 @@ def _quiet_root_warning() -> None:
 
     warnings.filterwarnings("ignore", category=SecurityWarning)
     if hasattr(os, "geteuid") and os.geteuid() == 0:
-        structlog.get_logger("mediaplane.worker").warning(
-            "worker.running_as_root",
-            advice="jobs run ffmpeg on uploaded files; run Mediaplane as an unprivileged user",
+        log.warning(
+            "running as root: jobs run ffmpeg on uploaded files, "
+            "so better run Mediaplane as an unprivileged user"
         )
 
 
-def run_worker(settings: Settings, concurrency: int | None = None) -> None:
-    """Run a Celery worker consuming every Mediaplane queue (blocks)."""
+def run_worker(
+    settings: Settings, concurrency: int | None = None, *, ready_fd: int | None = None
+) -> None:
+    """Run a Celery worker consuming every Mediaplane queue (blocks).
+
+    :param ready_fd: a pipe to write one byte to (then close) once the worker consumes jobs.
+    """
     from mediaplane.runtime import Runtime
 
     runtime = Runtime.get(settings)
@@ -76,6 +82,23 @@ def run_worker(settings: Settings, concurrency: int | None = None) -> None:
         # Resolve and check ffmpeg/packager once per pool process, before the first job.
         Runtime.get().toolchain  # noqa: B018
 
+    names = queues(settings)
+    workers = concurrency or settings.worker_concurrency
+    # Unique per process: two workers on one host must not share a control queue.
+    hostname = f"mediaplane-{os.getpid()}@{socket.gethostname()}"
+
+    @worker_ready.connect(weak=False)  # type: ignore[untyped-decorator]
+    def _ready(**_: object) -> None:
+        if ready_fd is None:  # Celery's own line is DEBUG (configure_logging): say it once
+            from kombu.utils.url import maybe_sanitize_url
+
+            broker = maybe_sanitize_url(settings.effective_broker_url)
+            log.info(f"worker {hostname} ready.", broker=broker, queues=names, concurrency=workers)
+            return
+        with contextlib.suppress(OSError):  # `up` says it, in its ready block
+            os.write(ready_fd, b"1")
+            os.close(ready_fd)
+
     _quiet_root_warning()
     runtime.celery.worker_main(
         [
@@ -84,12 +107,11 @@ def run_worker(settings: Settings, concurrency: int | None = None) -> None:
             "worker",
             f"--loglevel={settings.log_level.upper()}",
             "-Q",
-            ",".join(queues(settings)),
+            ",".join(names),
             "-c",
-            str(concurrency or settings.worker_concurrency),
+            str(workers),
             "-n",
-            # Unique per process: two workers on one host must not share a control queue.
-            f"mediaplane-{os.getpid()}@{socket.gethostname()}",
+            hostname,
             "--without-gossip",
             "--without-mingle",
             "--without-heartbeat",

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 import uuid
@@ -23,9 +24,17 @@ router = APIRouter(tags=["ops"])
 log = structlog.get_logger("mediaplane.http")
 
 
-#: Library loggers whose INFO lines repeat ours (job start/finish) or narrate their internals:
-#: shown at DEBUG (MEDIAPLANE_LOG_LEVEL=DEBUG brings them back).
-_DEMOTED = ("celery.app.trace", "celery.worker.strategy", "alembic")
+#: Library loggers whose INFO lines repeat ours (job start/finish, worker and server ready)
+#: or narrate their internals (migrations, HTTP client calls): shown at DEBUG
+#: (MEDIAPLANE_LOG_LEVEL=DEBUG brings them back). Their warnings and errors stay as they are.
+_DEMOTED = (
+    "alembic",
+    "celery.app.trace",
+    "celery.apps.worker",
+    "celery.worker.consumer",
+    "celery.worker.strategy",
+    "httpx",
+)
 
 
 class _Demote(logging.Filter):
@@ -70,7 +79,7 @@ def configure_logging(level: str = "INFO", log_format: str = "auto") -> None:
     if as_json:
         renderer, tail = structlog.processors.JSONRenderer(), [structlog.processors.format_exc_info]
     else:
-        colors = sys.stderr.isatty()
+        colors = sys.stderr.isatty() and not os.environ.get("NO_COLOR")
         # Plain tracebacks: Rich's would print every frame's locals (URLs with passwords).
         renderer = structlog.dev.ConsoleRenderer(
             colors=colors, pad_level=False, exception_formatter=structlog.dev.plain_traceback
