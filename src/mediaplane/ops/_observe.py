@@ -106,6 +106,9 @@ def configure_logging(level: str = "INFO", log_format: str = "auto") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric)
+    # billiard (Celery's pool) logs to "multiprocessing", which does not propagate: give it
+    # ours before Celery gives it a handler in its own format.
+    logging.getLogger("multiprocessing").handlers[:] = [handler]
     logging.captureWarnings(True)  # Python warnings become log lines, not stray stderr text
 
 
