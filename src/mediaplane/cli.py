@@ -285,7 +285,11 @@ def _ready_block(settings: Settings, token_source: str, demo: bool) -> dict[str,
         "data_dir": str(settings.data_path),
         "admin_token": token_source,
         "first_file": _ingest_hint(settings),
-        "broker": maybe_sanitize_url(settings.effective_broker_url),
+        "broker": (
+            f"embedded ({settings.effective_broker_url})"
+            if settings.embedded_broker
+            else maybe_sanitize_url(settings.effective_broker_url)
+        ),
     }
     if demo:
         facts["demo"] = "preparing; a line follows when it plays"
@@ -339,12 +343,11 @@ class _Announcer(threading.Thread):
             log.info(f"Mediaplane {__version__} is ready.", **self.facts)
             return
         lines = [f"\n[bold green]Mediaplane {__version__} is ready[/]"]
-        lines += [
-            f"  {_LABELS[k] + ':':<13} [bold]{escape(v)}[/]"
-            if k == "url"
-            else f"  {_LABELS[k] + ':':<13} {escape(v)}"
-            for k, v in self.facts.items()
-        ]
+        for key, value in self.facts.items():
+            text = f"[bold]{escape(value)}[/]" if key == "url" else escape(value)
+            if key == "admin_token" and not self.settings.admin_token:
+                text += "  (`mediaplane token` prints it)"
+            lines.append(f"  {_LABELS[key] + ':':<13} {text}")
         lines.append("  Stop with Ctrl-C.\n")
         console.print("\n".join(lines), highlight=False, soft_wrap=True)
 
@@ -413,12 +416,10 @@ def up(
             load_territory_table(settings.territory_cidr_file)
         except TerritoryTableError as exc:
             _fatal(str(exc))
-    _, created = ensure_admin_token(settings)
-    if settings.admin_token:
-        token_source = "from MEDIAPLANE_ADMIN_TOKEN"
-    else:
-        made = "created just now; " if created else ""
-        token_source = f"{settings.admin_token_file} ({made}`mediaplane token` prints it)"
+    ensure_admin_token(settings)
+    token_source = (
+        "MEDIAPLANE_ADMIN_TOKEN" if settings.admin_token else str(settings.admin_token_file)
+    )
     supervisor = _WorkerSupervisor() if worker else None
     try:
         demo_id = _demo(settings) if demo else None
