@@ -308,7 +308,7 @@ _LABELS = {
 
 
 class _Announcer(threading.Thread):
-    """Prints the one ready block once the web server answers /readyz and the embedded
+    """Prints the one ready block once the web server listens and the embedded
     worker consumes jobs; with --demo, says when the demo asset plays and where."""
 
     def __init__(
