@@ -143,7 +143,6 @@ def _spawn_worker(ready: threading.Event) -> subprocess.Popen[bytes]:
         preexec_fn=die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
         start_new_session=True,
         pass_fds=(write_fd,),
-        stdout=subprocess.PIPE,
     )
     os.close(write_fd)
 
@@ -152,15 +151,7 @@ def _spawn_worker(ready: threading.Event) -> subprocess.Popen[bytes]:
             if pipe.read(1):
                 ready.set()
 
-    def relay_stdout() -> None:
-        # Celery writes its shutdown notes straight to stdout: make them log lines.
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if text := line.decode(errors="replace").strip():
-                log.info(text, logger="celery.apps.worker")
-
     threading.Thread(target=watch_ready, daemon=True, name="worker-ready").start()
-    threading.Thread(target=relay_stdout, daemon=True, name="worker-stdout").start()
     return proc
 
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import sys
+import threading
 import warnings
 from typing import TYPE_CHECKING
 
@@ -66,6 +68,23 @@ def _quiet_root_warning() -> None:
         )
 
 
+def _stdout_to_log() -> None:
+    """Celery writes a few notes (warm shutdown, Ctrl-C hints) straight to file descriptor 1:
+    turn each line written there into a log line, so a log holds nothing else."""
+    read_fd, write_fd = os.pipe()
+    sys.stdout.flush()
+    os.dup2(write_fd, 1)  # pool processes inherit it
+    os.close(write_fd)
+
+    def relay() -> None:
+        with os.fdopen(read_fd, "rb") as pipe:
+            for line in pipe:
+                if text := line.decode(errors="replace").strip():
+                    log.info(text, logger="celery.apps.worker")
+
+    threading.Thread(target=relay, daemon=True, name="stdout-to-log").start()
+
+
 def run_worker(
     settings: Settings, concurrency: int | None = None, *, ready_fd: int | None = None
 ) -> None:
@@ -100,6 +119,7 @@ def run_worker(
             os.close(ready_fd)
 
     _quiet_root_warning()
+    _stdout_to_log()
     runtime.celery.worker_main(
         [
             "--quiet",  # no banner: `up` prints one ready block, and logs say the rest
