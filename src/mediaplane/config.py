@@ -241,6 +241,7 @@ MEANINGS = {
     "worker_concurrency": "parallel jobs per worker (`mediaplane worker -c`)",
     "x264_preset": "encoder speed/quality",
     "segment_seconds": "segment (and GOP) length of the renditions",
+    "deinterlace": "interlaced sources: `frame` (25i → 25 fps) or `field` (25i → 50 fps)",
     "chunked_encoding": "`on`: upper rungs as chunk jobs across the fleet; `auto` = on with a "
     "RabbitMQ/Redis broker, off (one pass) when embedded",
     "encode_chunk_seconds": "source seconds per chunk job (whole segments)",
