@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
+import warnings
+from collections import Counter
 from collections.abc import AsyncIterator
+from typing import Any
 
 import structlog
 from fastapi import FastAPI
@@ -33,12 +37,51 @@ async def _watchdog(runtime: Runtime) -> None:
             log.exception("watchdog.error")
 
 
+_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+
+def _valid_openapi(spec: dict[str, Any]) -> dict[str, Any]:
+    """Make FastAPI's document valid for generated clients, in place.
+
+    A route serving GET and HEAD gets one operation id for both methods (ending in whichever
+    method its set yields first): each operation of a shared id gets ``{id}_{method}``. An
+    OPTIONS handler mounted on two paths takes no arguments, so the path's ``{parameter}``
+    is declared on it here, as on every operation whose path names it.
+    """
+    operations = [
+        (path, method, op)
+        for path, item in spec.get("paths", {}).items()
+        for method, op in item.items()
+        if method in _METHODS
+    ]
+    uses = Counter(op.get("operationId") for _, _, op in operations)
+    for path, method, op in operations:
+        if uses[op.get("operationId")] > 1:
+            base = re.sub(rf"_({'|'.join(_METHODS)})$", "", op["operationId"])
+            op["operationId"] = f"{base}_{method}"
+        declared = {p.get("name") for p in op.get("parameters", []) if p.get("in") == "path"}
+        missing = [n for n in re.findall(r"{(\w+)}", path) if n not in declared]
+        if missing:
+            op.setdefault("parameters", []).extend(
+                {"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+                for n in missing
+            )
+    return spec
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    with warnings.catch_warnings():  # the duplicate ids it warns about are fixed here
+        warnings.filterwarnings("ignore", message="Duplicate Operation ID")
+        spec = FastAPI.openapi(app)
+    return _valid_openapi(spec)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app for ``settings`` (default: from MEDIAPLANE_* environment variables)."""
     from mediaplane import catalog, delivery, ingest, ops, web
 
     settings = settings or get_settings()
-    ops.configure_logging(settings.log_level, settings.log_json)
+    ops.configure_logging(settings.log_level, settings.log_format)
     runtime = Runtime.get(settings)
 
     @contextlib.asynccontextmanager
@@ -50,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runtime.db.dispose()
 
     app = FastAPI(title="Mediaplane", version=__version__, lifespan=lifespan)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.state.runtime = runtime
     app.state.admin_token, _ = ensure_admin_token(settings)
     app.state.metrics = ops.Metrics(runtime)

@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -14,12 +15,14 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 from urllib.parse import urljoin
 
 import httpx
+import structlog
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -37,6 +40,7 @@ app = typer.Typer(
     help="Mediaplane: upload a video, get adaptive HLS and DASH.", no_args_is_help=True
 )
 console = Console(stderr=True)
+log = structlog.get_logger("mediaplane.cli")
 
 
 def _transfer_columns() -> tuple[ProgressColumn, ...]:
@@ -50,17 +54,68 @@ def _transfer_columns() -> tuple[ProgressColumn, ...]:
     )
 
 
-DataDir = Annotated[
-    Path | None, typer.Option("--data-dir", help="Where data lives [env MEDIAPLANE_DATA_DIR]")
+def _setting(field: str, *decls: str, help: str) -> Any:
+    """An option that overrides the Settings field ``field``: its help shows the field's
+    default and its ``MEDIAPLANE_*`` variable (which Click reads too)."""
+    default = Settings.model_fields[field].get_default(call_default_factory=True)
+    return typer.Option(
+        *decls,
+        envvar=f"MEDIAPLANE_{field.upper()}",
+        show_envvar=True,
+        show_default=str(default),
+        help=help,
+    )
+
+
+DataDir = Annotated[Path | None, _setting("data_dir", "--data-dir", help="Where data lives")]
+Server = Annotated[
+    str | None,
+    typer.Option(
+        envvar="MEDIAPLANE_SERVER",
+        show_default="MEDIAPLANE_PUBLIC_URL, else http://MEDIAPLANE_HOST:MEDIAPLANE_PORT",
+        help="Server URL",
+    ),
+]
+Token = Annotated[
+    str | None,
+    typer.Option(
+        envvar="MEDIAPLANE_TOKEN",
+        show_default="MEDIAPLANE_ADMIN_TOKEN, else DATA_DIR/admin-token",
+        help="API token",
+    ),
 ]
 
 
 def _settings(**overrides: Any) -> Settings:
     """Settings from the environment; flags override and are exported for child processes."""
+    from pydantic import ValidationError
+
     for key, value in overrides.items():
         if value is not None:
             os.environ[f"MEDIAPLANE_{key.upper()}"] = str(value)
-    return Settings()
+    try:
+        return Settings()
+    except ValidationError as exc:
+        for err in exc.errors():
+            name = "MEDIAPLANE_" + "_".join(str(p) for p in err["loc"]).upper()
+            console.print(f"[red]error:[/] {name}: {err['msg']}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+def _start_logging(settings: Settings) -> None:
+    """Log lines for a long-running command (`up`, `worker`), and a warning for each
+    MEDIAPLANE_* variable that nothing reads (a typo silently falls back to a default)."""
+    from mediaplane.config import misspelled_env
+    from mediaplane.ops import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
+    for name, message in misspelled_env().items():
+        log.warning(message, variable=name)
+
+
+def _fatal(message: str) -> NoReturn:
+    log.error(message)
+    raise typer.Exit(1)
 
 
 def _check_tools(settings: Settings) -> None:
@@ -69,23 +124,35 @@ def _check_tools(settings: Settings) -> None:
     try:
         Toolchain.discover(settings)
     except ToolMissing as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1) from None
+        _fatal(str(exc))
 
 
-def _spawn_worker() -> subprocess.Popen[bytes]:
+def _spawn_worker(ready: threading.Event) -> subprocess.Popen[bytes]:
+    """Start `mediaplane worker` for `up`; ``ready`` is set once it consumes jobs."""
+
     def die_with_parent() -> None:
         import ctypes
 
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM, 0, 0, 0)
 
+    read_fd, write_fd = os.pipe()
     # Its own session: a Ctrl-C or group signal to `up` reaches the pool only through stop().
-    return subprocess.Popen(
-        [sys.executable, "-m", "mediaplane", "worker"],
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mediaplane", "worker", "--ready-fd", str(write_fd)],
         preexec_fn=die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
         start_new_session=True,
+        pass_fds=(write_fd,),
     )
+    os.close(write_fd)
+
+    def watch_ready() -> None:
+        with os.fdopen(read_fd, "rb") as pipe:
+            if pipe.read(1):
+                ready.set()
+
+    threading.Thread(target=watch_ready, daemon=True, name="worker-ready").start()
+    return proc
 
 
 class _WorkerSupervisor(threading.Thread):
@@ -94,15 +161,18 @@ class _WorkerSupervisor(threading.Thread):
 
     def __init__(self) -> None:
         super().__init__(daemon=True, name="worker-supervisor")
-        self.proc = _spawn_worker()
+        self.ready = threading.Event()
+        self.proc = _spawn_worker(self.ready)
         self.stopping = threading.Event()
         self.start()
 
     def run(self) -> None:
         while not self.stopping.wait(1.0):
             if self.proc.poll() is not None:
-                console.print(f"embedded worker exited ({self.proc.returncode}); restarting it")
-                self.proc = _spawn_worker()
+                log.warning(
+                    "embedded worker exited; restarting it", returncode=self.proc.returncode
+                )
+                self.proc = _spawn_worker(threading.Event())
 
     def stop(self, grace: float = 5.0) -> None:
         """Warm shutdown for ``grace`` seconds, then kill the pool; unfinished jobs are
@@ -117,15 +187,16 @@ class _WorkerSupervisor(threading.Thread):
             self.proc.wait(timeout=10)
 
 
-def _demo(settings: Settings) -> None:
-    """Ingest a generated 12 s clip once, so a fresh install has something to play."""
+def _demo(settings: Settings) -> str:
+    """Ingest a generated 12 s clip once, so a fresh install has something to play; return
+    its asset id."""
     from mediaplane.catalog import ingest_file
     from mediaplane.media import ManagedProcess
     from mediaplane.runtime import Runtime
 
     marker = settings.data_path / "demo-ingested"
     if marker.exists():
-        return
+        return marker.read_text().strip()
     with tempfile.TemporaryDirectory() as tmp:
         clip = Path(tmp) / "demo.mp4"
         ManagedProcess(
@@ -164,58 +235,192 @@ def _demo(settings: Settings) -> None:
             Runtime.get(settings), clip, filename="demo.mp4", title="Demo: test pattern"
         )
     marker.write_text(asset.id + "\n")
-    console.print(f"demo asset {asset.id} is being prepared")
+    return asset.id
+
+
+def _loopback_host(settings: Settings) -> str:
+    """Where this host reaches the server `up` starts (a wildcard bind listens on loopback)."""
+    return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(settings.host, settings.host)
+
+
+def _listening(settings: Settings) -> bool:
+    try:
+        with socket.create_connection((_loopback_host(settings), settings.port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def _loopback_url(settings: Settings) -> str:
+    host = _loopback_host(settings)
+    return f"http://[{host}]:{settings.port}" if ":" in host else f"http://{host}:{settings.port}"
+
+
+def _ingest_hint(settings: Settings) -> str:
+    """The `mediaplane ingest` command line that reaches this server from this directory."""
+    argv = ["mediaplane", "ingest", "VIDEO.mp4"]
+    if settings.effective_public_url != Settings.model_construct().effective_public_url:
+        argv += ["--server", settings.effective_public_url]
+    if settings.data_path != Path(str(Settings.model_fields["data_dir"].default)).resolve():
+        argv += ["--data-dir", str(settings.data_path)]
+    return " ".join(argv)
+
+
+def _ready_block(settings: Settings, token_source: str, demo: bool) -> dict[str, str]:
+    from kombu.utils.url import maybe_sanitize_url
+
+    url = settings.effective_public_url
+    facts = {
+        "url": url,
+        "upload_page": f"{url}/upload",
+        "data_dir": str(settings.data_path),
+        "admin_token": token_source,
+        "first_file": _ingest_hint(settings),
+        "broker": (
+            f"embedded ({settings.effective_broker_url})"
+            if settings.embedded_broker
+            else maybe_sanitize_url(settings.effective_broker_url)
+        ),
+    }
+    if demo:
+        facts["demo"] = "preparing; a line follows when it plays"
+    return facts
+
+
+_LABELS = {
+    "url": "Open",
+    "upload_page": "Upload page",
+    "data_dir": "Data",
+    "admin_token": "Admin token",
+    "first_file": "First file",
+    "broker": "Job broker",
+    "demo": "Demo",
+}
+
+
+class _Announcer(threading.Thread):
+    """Prints the one ready block once the web server listens and the embedded
+    worker consumes jobs; with --demo, says when the demo asset plays and where."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        facts: dict[str, str],
+        worker_ready: threading.Event | None,
+        demo_id: str | None,
+        as_json: bool,
+    ) -> None:
+        super().__init__(daemon=True, name="ready-announcer")
+        self.settings, self.facts, self.worker_ready = settings, facts, worker_ready
+        self.demo_id, self.as_json = demo_id, as_json
+        self.base = _loopback_url(settings)
+
+    def run(self) -> None:
+        # A connection, not a request: a probe must not write an access log line.
+        deadline = time.monotonic() + 120
+        while not _listening(self.settings):
+            if time.monotonic() > deadline:
+                log.warning("the web server is not listening after 120 s", url=self.base)
+                return
+            time.sleep(0.2)
+        if self.worker_ready is not None and not self.worker_ready.wait(60):
+            log.warning("the embedded worker is not consuming jobs yet; uploads will wait")
+        self.announce()
+        if self.demo_id is not None:
+            self.watch_demo(self.demo_id)
+
+    def announce(self) -> None:
+        if self.as_json:
+            log.info(f"Mediaplane {__version__} is ready.", **self.facts)
+            return
+        lines = [f"\n[bold green]Mediaplane {__version__} is ready[/]"]
+        for key, value in self.facts.items():
+            text = f"[bold]{escape(value)}[/]" if key == "url" else escape(value)
+            if key == "admin_token" and not self.settings.admin_token:
+                text += "  (`mediaplane token` prints it)"
+            lines.append(f"  {_LABELS[key] + ':':<13} {text}")
+        lines.append("  Stop with Ctrl-C.\n")
+        console.print("\n".join(lines), highlight=False, soft_wrap=True)
+
+    def watch_demo(self, asset_id: str) -> None:
+        """Read the demo asset from the database (polling our own API would log requests)."""
+        from mediaplane.catalog import AssetStatus, get_asset, playback_urls
+        from mediaplane.runtime import Runtime
+
+        runtime = Runtime.get(self.settings)
+        while True:
+            with runtime.db.session() as s:
+                asset = get_asset(s, asset_id)
+                status = asset.status
+                pid = asset.playback_ids[0].id if asset.playback_ids else None
+            if status is AssetStatus.ERRORED:
+                log.error("the demo asset failed", asset_id=asset_id)
+                return
+            if status is AssetStatus.READY and pid is not None:
+                watch = playback_urls(self.settings.effective_public_url, pid).watch
+                if self.as_json:
+                    log.info("The demo plays now.", asset_id=asset_id, watch=watch)
+                else:
+                    console.print(
+                        f"The demo plays now: [bold]{escape(watch)}[/]",
+                        highlight=False,
+                        soft_wrap=True,
+                    )
+                return
+            time.sleep(0.5)
 
 
 @app.command()
 def up(
-    host: Annotated[
-        str | None, typer.Option(help="Address to listen on [env MEDIAPLANE_HOST]")
-    ] = None,
-    port: Annotated[int | None, typer.Option(help="Port [env MEDIAPLANE_PORT]")] = None,
+    host: Annotated[str | None, _setting("host", help="Address to listen on")] = None,
+    port: Annotated[int | None, _setting("port", help="Port")] = None,
     data_dir: DataDir = None,
     demo: Annotated[bool, typer.Option("--demo", help="Also ingest a generated demo clip")] = False,
     worker: Annotated[bool, typer.Option(help="Run the embedded worker pool")] = True,
 ) -> None:
-    """Serve the API, origin, web pages and an embedded worker pool on one host."""
+    """Serve the API, origin, web pages and an embedded worker pool on one host.
+
+    Every MEDIAPLANE_* setting applies (README lists them); MEDIAPLANE_LOG_FORMAT=json gives
+    JSON log lines on a terminal too (they are JSON whenever stderr is not a terminal).
+    """
     from granian import Granian
     from granian.constants import Interfaces
 
     from mediaplane.accounts import ensure_admin_token
     from mediaplane.db import DatabaseError, migrate
-    from mediaplane.ops import configure_logging
+    from mediaplane.ops import renders_json
 
     settings = _settings(host=host, port=port, data_dir=data_dir)
     os.environ["MEDIAPLANE_DATA_DIR"] = str(settings.data_path)
     settings = Settings()
-    configure_logging(settings.log_level, settings.log_json)
+    _start_logging(settings)
     _check_tools(settings)
     settings.data_path.mkdir(parents=True, exist_ok=True)
     try:
         migrate(settings.effective_database_url)
     except DatabaseError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1) from None
+        _fatal(str(exc))
     if settings.territory_cidr_file is not None:
         from mediaplane.catalog import TerritoryTableError, load_territory_table
 
         try:  # fail at start, not on the first restricted playback
             load_territory_table(settings.territory_cidr_file)
         except TerritoryTableError as exc:
-            console.print(f"[red]error:[/] {exc}")
-            raise typer.Exit(1) from None
-    token, created = ensure_admin_token(settings)
-    if settings.admin_token:
-        console.print("admin API token: from MEDIAPLANE_ADMIN_TOKEN")
-    else:
-        verb = "created" if created else "in"
-        console.print(f"admin API token {verb} {settings.admin_token_file}")
+            _fatal(str(exc))
+    ensure_admin_token(settings)
+    token_source = (
+        "MEDIAPLANE_ADMIN_TOKEN" if settings.admin_token else str(settings.admin_token_file)
+    )
     supervisor = _WorkerSupervisor() if worker else None
     try:
-        if demo:
-            _demo(settings)
-        url, data = settings.effective_public_url, settings.data_path
-        console.print(f"Mediaplane {__version__} on {url}  (data: {data})")
+        demo_id = _demo(settings) if demo else None
+        _Announcer(
+            settings,
+            _ready_block(settings, token_source, demo),
+            supervisor.ready if supervisor else None,
+            demo_id,
+            renders_json(settings.log_format),
+        ).start()
         Granian(
             "mediaplane.app:create_app",
             factory=True,
@@ -233,18 +438,22 @@ def up(
 @app.command("worker")
 def worker_cmd(
     concurrency: Annotated[
-        int | None, typer.Option("-c", "--concurrency", help="Parallel jobs")
+        int | None, _setting("worker_concurrency", "-c", "--concurrency", help="Parallel jobs")
     ] = None,
     data_dir: DataDir = None,
+    ready_fd: Annotated[int | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Run a worker: joins the fleet on MEDIAPLANE_BROKER_URL (or the embedded broker)."""
     from mediaplane.jobs import run_worker
     from mediaplane.ops import configure_logging
 
     settings = _settings(data_dir=data_dir)
-    configure_logging(settings.log_level, settings.log_json)
+    if ready_fd is None:
+        _start_logging(settings)
+    else:  # the embedded pool of `up`, which reported the environment already
+        configure_logging(settings.log_level, settings.log_format)
     _check_tools(settings)
-    run_worker(settings, concurrency)
+    run_worker(settings, concurrency, ready_fd=ready_fd)
 
 
 @app.command("migrate")
@@ -434,12 +643,12 @@ def _tus_upload(
 def ingest(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
     title: Annotated[str | None, typer.Option(help="Title (default: the file name)")] = None,
-    server: Annotated[
-        str | None, typer.Option(envvar="MEDIAPLANE_SERVER", help="Server URL")
-    ] = None,
-    token: Annotated[str | None, typer.Option(envvar="MEDIAPLANE_TOKEN", help="API token")] = None,
+    server: Server = None,
+    token: Token = None,
     data_dir: DataDir = None,
-    wait: Annotated[bool, typer.Option(help="Wait until processing ends")] = True,
+    wait: Annotated[
+        bool, typer.Option(help="Wait until every rendition of the ladder is ready")
+    ] = True,
     chunk_size: Annotated[
         str, typer.Option(help="Bytes per request (K, M, G suffixes); a cut-off run resumes")
     ] = "64M",
@@ -482,6 +691,9 @@ def ingest(
         console.print(f"[red]processing failed:[/] {msgs}")
         raise typer.Exit(1)
     urls = asset.get("playback", {})
+    if wait:
+        ids = [r["id"] for r in asset.get("renditions") or []]
+        typer.echo(f"Ready: {len(ids)} renditions ({', '.join(ids)})")
     typer.echo(f"HLS:   {urls.get('hls')}")
     typer.echo(f"DASH:  {urls.get('dash')}")
     typer.echo(f"Watch: {urls.get('watch')}")
@@ -496,7 +708,31 @@ def _fail(r: httpx.Response) -> None:
     raise typer.Exit(1)
 
 
+def _ladder_done(asset: dict[str, Any]) -> bool:
+    """Processing is over: the asset errored, or it is ready with every rendition ready
+    (``ready`` alone means its first rendition plays while the rest encode)."""
+    if asset["status"] == "errored":
+        return True
+    renditions = asset.get("renditions") or []
+    return (
+        asset["status"] == "ready"
+        and (asset.get("progress") or 0) >= 100
+        and all(r.get("status") == "ready" for r in renditions)
+    )
+
+
+def _ladder_line(asset: dict[str, Any]) -> str:
+    renditions = asset.get("renditions") or []
+    done = sum(r.get("status") == "ready" for r in renditions)
+    if asset["status"] == "preparing" or not renditions:
+        return "processing"
+    return f"renditions {done}/{len(renditions)}"
+
+
 def _wait(client: httpx.Client, base: str, asset_id: str) -> dict[str, Any]:
+    """Poll the asset until its whole ladder is ready (or it errored); the bar is the
+    asset's ``progress``, which reaches 100 only when every rendition is published."""
+    playable_said = False
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -509,9 +745,15 @@ def _wait(client: httpx.Client, base: str, asset_id: str) -> dict[str, Any]:
             if r.status_code >= 400:
                 _fail(r)
             asset: dict[str, Any] = r.json()["data"]
-            progress.update(task, completed=asset.get("progress") or 0)
-            if asset["status"] != "preparing":
+            progress.update(
+                task, completed=asset.get("progress") or 0, description=_ladder_line(asset)
+            )
+            if _ladder_done(asset):
                 return asset
+            if asset["status"] == "ready" and not playable_said:
+                playable_said = True
+                watch = (asset.get("playback") or {}).get("watch")
+                progress.console.print(f"playable now (the rest of the ladder follows): {watch}")
             time.sleep(0.5)
 
 
@@ -549,10 +791,8 @@ def import_cmd(
             show_default=False,
         ),
     ],
-    server: Annotated[
-        str | None, typer.Option(envvar="MEDIAPLANE_SERVER", help="Server URL")
-    ] = None,
-    token: Annotated[str | None, typer.Option(envvar="MEDIAPLANE_TOKEN", help="API token")] = None,
+    server: Server = None,
+    token: Token = None,
     data_dir: DataDir = None,
 ) -> None:
     """Import a whole video library, skipping files the server already has (same sha256).

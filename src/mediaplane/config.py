@@ -5,8 +5,10 @@ Values come from ``MEDIAPLANE_*`` environment variables (and CLI flags that set 
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
+from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
@@ -14,7 +16,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-__all__ = ["Settings", "get_settings", "project_root"]
+__all__ = ["Settings", "get_settings", "misspelled_env", "project_root", "settings_table"]
 
 
 def project_root() -> Path:
@@ -40,7 +42,8 @@ class Settings(BaseSettings):
 
     admin_token: str | None = None
     log_level: str = "INFO"
-    log_json: bool = True
+    #: "auto": readable lines on a terminal, JSON lines otherwise; or always "console"/"json".
+    log_format: Literal["auto", "console", "json"] = "auto"
 
     ffmpeg_path: str = "ffmpeg"
     ffprobe_path: str = "ffprobe"
@@ -183,3 +186,149 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """Settings from the environment (each call re-reads it; cache at the call site)."""
     return Settings()
+
+
+#: MEDIAPLANE_* variables read outside Settings: the CLI client's, the test suite's.
+OTHER_ENV = frozenset(
+    {
+        "MEDIAPLANE_SERVER",  # `ingest`/`import`: the server URL
+        "MEDIAPLANE_TOKEN",  # `ingest`/`import`: the API token
+        "MEDIAPLANE_REQUIRE_SERVICES",  # tests: fail instead of skip without PostgreSQL etc.
+        "MEDIAPLANE_WEED",  # tests: the SeaweedFS binary
+    }
+)
+#: Prefixes of families of variables read outside Settings.
+OTHER_ENV_PREFIXES = ("MEDIAPLANE_TEST_",)
+#: Variables that were settings once, and what replaced them.
+RETIRED_ENV = {"MEDIAPLANE_LOG_JSON": "MEDIAPLANE_LOG_FORMAT (auto, console or json)"}
+
+
+def misspelled_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A warning for each ``MEDIAPLANE_*`` variable no part of Mediaplane reads, naming the
+    closest known variable (``MEDIAPLANE_DATABSE_URL`` → ``MEDIAPLANE_DATABASE_URL``)."""
+    env = os.environ if environ is None else environ
+    prefix = str(Settings.model_config.get("env_prefix", "")).upper()
+    settings = {prefix + name.upper() for name in Settings.model_fields}
+    known = sorted(settings | OTHER_ENV)
+    out: dict[str, str] = {}
+    for name in sorted(env):
+        upper = name.upper()
+        if not upper.startswith(prefix) or upper in known or upper.startswith(OTHER_ENV_PREFIXES):
+            continue
+        if upper in RETIRED_ENV:
+            out[name] = f"{name} is no longer read; use {RETIRED_ENV[upper]}"
+            continue
+        # Compare what follows the prefix: the shared prefix would make everything "close".
+        tails = {k.removeprefix(prefix): k for k in known}
+        close = difflib.get_close_matches(upper.removeprefix(prefix), tails, n=1, cutoff=0.75)
+        hint = f"; did you mean {tails[close[0]]}?" if close else " (README lists every setting)"
+        out[name] = f"{name} is not a Mediaplane setting and is ignored{hint}"
+    return out
+
+
+#: One line per setting for the README's table; a field missing here falls back to the
+#: ``#:`` comment above it in Settings (tests/unit/test_config.py wants one or the other).
+MEANINGS = {
+    "host": "address `mediaplane up` listens on",
+    "port": "port `mediaplane up` listens on",
+    "data_dir": "SQLite database, local objects, admin token, embedded broker, work dirs",
+    "public_url": "base of printed playback URLs (behind a proxy or CDN)",
+    "database_url": "e.g. `postgresql://user@db/mediaplane` for a fleet",
+    "broker_url": "`amqp://…` or `redis://…` for a worker fleet",
+    "storage_url": "`s3://bucket/prefix?endpoint=…&region=…` (credentials from `AWS_*`)",
+    "queue_namespace": "prefix of the job queues (several installs on one broker)",
+    "admin_token": "the admin API token, instead of the generated `<data-dir>/admin-token`",
+    "log_level": "DEBUG, INFO, WARNING or ERROR",
+    "log_format": "`auto`: readable lines on a terminal, JSON lines otherwise; `console`; `json`",
+    "ffmpeg_path": "the ffmpeg binary",
+    "ffprobe_path": "the ffprobe binary",
+    "packager_path": "the Shaka Packager binary",
+    "node_modules_dir": "where the npm packages (Shaka Packager, players) are installed",
+    "web_workers": "web server processes (API, origin, uploads)",
+    "worker_concurrency": "parallel jobs per worker (`mediaplane worker -c`)",
+    "x264_preset": "encoder speed/quality",
+    "segment_seconds": "segment (and GOP) length of the renditions",
+    "deinterlace": "interlaced sources: `frame` (25i → 25 fps) or `field` (25i → 50 fps)",
+    "chunked_encoding": "`on`: upper rungs as chunk jobs across the fleet; `auto` = on with a "
+    "RabbitMQ/Redis broker, off (one pass) when embedded",
+    "encode_chunk_seconds": "source seconds per chunk job (whole segments)",
+    "max_upload_bytes": "largest upload accepted",
+    "upload_expiry_seconds": "unfinished tus uploads expire this long after their last write",
+    "upload_lock_seconds": "a tus PATCH holds its upload this long past its last write",
+    "max_input_pixels": "largest source frame (width × height)",
+    "max_input_side": "largest source width or height",
+    "max_input_seconds": "longest source duration",
+    "subprocess_memory_bytes": "address space an ffmpeg or packager process may map",
+    "probe_timeout_seconds": "time ffprobe gets to read a source",
+    "import_allow": "extra networks URL imports may reach, e.g. `10.0.0.0/8` (comma-separated)",
+    "import_max_bytes": "largest URL import",
+    "import_timeout_seconds": "time a URL import may take",
+    "import_max_redirects": "redirects a URL import follows",
+    "moderation_hold": "source types held for moderation before playback (comma-separated)",
+    "territory_header": "trusted viewer-country header set by your CDN, e.g. `CF-IPCountry`",
+    "territory_cidr_file": "CSV `cidr,country` to place viewers by address",
+    "job_stall_seconds": "a running job silent this long is re-queued by the watchdog",
+    "job_max_attempts": "attempts before a job (and its asset) errors",
+    "watchdog_interval_seconds": "how often the watchdog re-queues stalled jobs, expires uploads",
+}
+#: Defaults that are computed, or that a bare value would not explain.
+DEFAULT_TEXT = {
+    "database_url": "SQLite in the data dir",
+    "broker_url": "embedded (SQLite in the data dir)",
+    "storage_url": "`<data-dir>/objects`",
+    "public_url": "`http://host:port`",
+    "admin_token": "generated",
+    "packager_path": "the one in `node_modules`",
+    "node_modules_dir": "`node_modules` of the checkout",
+    "worker_concurrency": "half the CPU cores, at least 2",
+}
+
+
+def _comment_meanings() -> dict[str, str]:
+    """The ``#:`` comment above each Settings field (first sentence), from this file."""
+    out: dict[str, str] = {}
+    pending: list[str] = []
+    in_class = False
+    for line in Path(__file__).read_text().splitlines():
+        if line.startswith("class Settings("):
+            in_class = True
+        elif in_class and line and not line.startswith(" "):
+            break
+        elif in_class and line.strip().startswith("#:"):
+            pending.append(line.strip()[2:].strip())
+        elif in_class and (m := re.match(r"    (\w+): ", line)):
+            if pending:
+                out[m.group(1)] = " ".join(pending).split(". ")[0].rstrip(".")
+            pending = []
+        else:
+            pending = []
+    return out
+
+
+def _default_text(name: str) -> str:
+    if name in DEFAULT_TEXT:
+        return DEFAULT_TEXT[name]
+    value = Settings.model_fields[name].get_default(call_default_factory=True)
+    if value is None or value == []:
+        return "none"
+    if isinstance(value, list):
+        value = ",".join(str(v) for v in value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if name.endswith("_bytes") and isinstance(value, int) and value >= 1 << 20:
+        for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20)):
+            if value % size == 0:
+                return f"{value} ({value // size} {unit})"
+    return f"`{value}`"
+
+
+def settings_table() -> str:
+    """The README's configuration table (Markdown): every Settings field, its variable,
+    default and meaning."""
+    comments = _comment_meanings()
+    prefix = str(Settings.model_config.get("env_prefix", ""))
+    rows = ["| variable | setting | default | meaning |", "|---|---|---|---|"]
+    for name in Settings.model_fields:
+        meaning = MEANINGS.get(name) or comments.get(name, "")
+        rows.append(f"| `{prefix}{name.upper()}` | `{name}` | {_default_text(name)} | {meaning} |")
+    return "\n".join(rows) + "\n"

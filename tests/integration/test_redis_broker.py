@@ -25,6 +25,7 @@ def test_redis_broker_runs_jobs(tmp_path: Path) -> None:
         assert asset["status"] == "ready", asset
         pid = asset["playback_ids"][0]["id"]
         assert httpx.get(f"{server.url}/play/{pid}/manifest.mpd").status_code == 200
-        assert "transport:   redis://" in server.log_path.read_text(errors="replace")
+        # `up` names the broker it uses (password masked) in its ready line.
+        assert '"broker": "redis://127.0.0.1:6379/0"' in server.log_path.read_text(errors="replace")
     finally:
         server.stop()

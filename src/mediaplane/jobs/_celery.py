@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import sys
+import threading
+import warnings
 from typing import TYPE_CHECKING
 
+import structlog
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_ready
 
 from ._registry import JOB_SPECS
 
@@ -14,6 +19,7 @@ if TYPE_CHECKING:
 
 
 EMBEDDED_POLL_SECONDS = 0.2
+log = structlog.get_logger("mediaplane.worker")
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -49,8 +55,43 @@ def queues(settings: Settings) -> list[str]:
     return sorted({f"{settings.queue_namespace}.{spec.queue}" for spec in JOB_SPECS.values()})
 
 
-def run_worker(settings: Settings, concurrency: int | None = None) -> None:
-    """Run a Celery worker consuming every Mediaplane queue (blocks)."""
+def _quiet_root_warning() -> None:
+    """Celery warns in a 9-line block when it runs as root (containers do). We accept only
+    JSON messages, the case Celery allows as root; say it once, in one log line."""
+    from celery.exceptions import SecurityWarning
+
+    warnings.filterwarnings("ignore", category=SecurityWarning)
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        log.warning(
+            "running as root: jobs run ffmpeg on uploaded files, "
+            "so better run Mediaplane as an unprivileged user"
+        )
+
+
+def _stdout_to_log() -> None:
+    """Celery writes a few notes (warm shutdown, Ctrl-C hints) straight to file descriptor 1:
+    turn each line written there into a log line, so a log holds nothing else."""
+    read_fd, write_fd = os.pipe()
+    sys.stdout.flush()
+    os.dup2(write_fd, 1)  # pool processes inherit it
+    os.close(write_fd)
+
+    def relay() -> None:
+        with os.fdopen(read_fd, "rb") as pipe:
+            for line in pipe:
+                if text := line.decode(errors="replace").strip():
+                    log.info(text, logger="celery.apps.worker")
+
+    threading.Thread(target=relay, daemon=True, name="stdout-to-log").start()
+
+
+def run_worker(
+    settings: Settings, concurrency: int | None = None, *, ready_fd: int | None = None
+) -> None:
+    """Run a Celery worker consuming every Mediaplane queue (blocks).
+
+    :param ready_fd: a pipe to write one byte to (then close) once the worker consumes jobs.
+    """
     from mediaplane.runtime import Runtime
 
     runtime = Runtime.get(settings)
@@ -60,17 +101,37 @@ def run_worker(settings: Settings, concurrency: int | None = None) -> None:
         # Resolve and check ffmpeg/packager once per pool process, before the first job.
         Runtime.get().toolchain  # noqa: B018
 
+    names = queues(settings)
+    workers = concurrency or settings.worker_concurrency
+    # Unique per process: two workers on one host must not share a control queue.
+    hostname = f"mediaplane-{os.getpid()}@{socket.gethostname()}"
+
+    @worker_ready.connect(weak=False)  # type: ignore[untyped-decorator]
+    def _ready(**_: object) -> None:
+        if ready_fd is None:  # Celery's own line is DEBUG (configure_logging): say it once
+            from kombu.utils.url import maybe_sanitize_url
+
+            broker = maybe_sanitize_url(settings.effective_broker_url)
+            log.info(f"worker {hostname} ready.", broker=broker, queues=names, concurrency=workers)
+            return
+        with contextlib.suppress(OSError):  # `up` says it, in its ready block
+            os.write(ready_fd, b"1")
+            os.close(ready_fd)
+
+    _quiet_root_warning()
+    _stdout_to_log()
     runtime.celery.worker_main(
         [
+            "--quiet",  # no banner: `up` prints one ready block, and logs say the rest
+            "--no-color",
             "worker",
-            "--loglevel=INFO",
+            f"--loglevel={settings.log_level.upper()}",
             "-Q",
-            ",".join(queues(settings)),
+            ",".join(names),
             "-c",
-            str(concurrency or settings.worker_concurrency),
+            str(workers),
             "-n",
-            # Unique per process: two workers on one host must not share a control queue.
-            f"mediaplane-{os.getpid()}@{socket.gethostname()}",
+            hostname,
             "--without-gossip",
             "--without-mingle",
             "--without-heartbeat",

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 import uuid
@@ -23,30 +24,92 @@ router = APIRouter(tags=["ops"])
 log = structlog.get_logger("mediaplane.http")
 
 
-def configure_logging(level: str = "INFO", json: bool = True) -> None:
-    """structlog → JSON lines on stderr; stdlib logging (Celery, Granian) goes the same way."""
+#: Library loggers whose INFO lines repeat ours (job start/finish, worker and server ready)
+#: or narrate their internals (migrations, HTTP client calls): shown at DEBUG
+#: (MEDIAPLANE_LOG_LEVEL=DEBUG brings them back). Their warnings and errors stay as they are.
+_DEMOTED = (
+    "alembic",
+    "celery.app.trace",
+    "celery.apps.worker",
+    "celery.worker.consumer",
+    "celery.worker.strategy",
+    "httpx",
+)
+
+
+class _Demote(logging.Filter):
+    """Re-levels the INFO chatter of ``_DEMOTED`` loggers to DEBUG, then applies ``level``."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.INFO and record.name.startswith(_DEMOTED):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return record.levelno >= self.level
+
+
+def renders_json(log_format: str = "auto", stream: Any = None) -> bool:
+    """Whether log lines are JSON: asked for, or "auto" and ``stream`` (stderr) is no TTY."""
+    if log_format != "auto":
+        return log_format == "json"
+    stream = sys.stderr if stream is None else stream
+    isatty = getattr(stream, "isatty", None)
+    return not (callable(isatty) and isatty())
+
+
+def configure_logging(level: str = "INFO", log_format: str = "auto") -> None:
+    """structlog lines on stderr, and stdlib logging (Celery, Alembic, warnings) the same way.
+
+    JSON lines when ``log_format`` is "json", or "auto" and stderr is not a terminal; else
+    structlog's console lines, coloured only on a terminal (never ANSI escapes in a file).
+    """
+    as_json = renders_json(log_format, sys.stderr)
+    numeric = logging.getLevelName(level.upper())
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.TimeStamper(fmt="iso", utc=True)
+        if as_json
+        else structlog.processors.TimeStamper(fmt="%H:%M:%S", utc=False),
     ]
-    renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
+    renderer: Any
+    tail: list[Any]
+    if as_json:
+        renderer, tail = structlog.processors.JSONRenderer(), [structlog.processors.format_exc_info]
+    else:
+        colors = sys.stderr.isatty() and not os.environ.get("NO_COLOR")
+        # Plain tracebacks: Rich's would print every frame's locals (URLs with passwords).
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=colors, pad_level=False, exception_formatter=structlog.dev.plain_traceback
+        )
+        tail = []
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, renderer],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        processors=[*shared, *tail, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                *tail,
+                renderer,
+            ],
             foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
         )
     )
+    handler.addFilter(_Demote(numeric))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+    root.setLevel(numeric)
+    # billiard (Celery's pool) logs to "multiprocessing", which does not propagate: give it
+    # ours before Celery gives it a handler in its own format.
+    logging.getLogger("multiprocessing").handlers[:] = [handler]
+    logging.captureWarnings(True)  # Python warnings become log lines, not stray stderr text
 
 
 class _DbCollector(Collector):
