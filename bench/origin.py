@@ -253,6 +253,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--workers", type=int, default=2, help="processes on each side")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     for tool in ("wrk", "nginx"):
         if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
@@ -264,7 +265,9 @@ def main() -> int:
     try:
         asset_id, pid = ingest(mp, clip)
         cmaf = tmp / "mediaplane" / "objects" / "assets" / asset_id / "cmaf"
-        segs = sorted(cmaf.glob("*/[0-9]*.m4s"), key=lambda p: abs(p.stat().st_size - SEGMENT_TARGET))
+        segs = sorted(
+            cmaf.glob("*/[0-9]*.m4s"), key=lambda p: abs(p.stat().st_size - SEGMENT_TARGET)
+        )
         seg = segs[0]
         rid = seg.parent.name
         paths = {
@@ -287,6 +290,12 @@ def main() -> int:
             f"{args.workers} processes each; wrk -t2 -c64 -d{args.duration}s; "
             f"{os.cpu_count()} CPUs (shared: pairs run back to back)"
         )
+        if args.serve:  # for profiling: leave both servers up until interrupted
+            with nginx(tmp / "nginx", args.workers) as ngx:
+                print(ngx, mp.url, paths, flush=True)
+                with contextlib.suppress(KeyboardInterrupt):
+                    time.sleep(3600)
+            return 0
         results: dict[str, list[tuple[WrkResult, WrkResult]]] = {k: [] for k in paths}
         with nginx(tmp / "nginx", args.workers) as ngx:
             for name, path in paths.items():
@@ -314,7 +323,9 @@ def main() -> int:
             ratio = statistics.median(o.rps / b.rps for b, o in pairs)
             met = ratio >= GOALS[name] and not any(o.errors for _, o in pairs)
             ok &= met
-            print(f"{name:8} ratio {ratio:.2f}x nginx (goal >= {GOALS[name]}x): {'met' if met else 'NOT met'}")
+            print(
+                f"{name:8} ratio {ratio:.2f}x nginx (goal >= {GOALS[name]}x): {'met' if met else 'NOT met'}"
+            )
         return 0 if ok else 1
     finally:
         mp.stop()

@@ -103,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(delivery.router)
     app.include_router(ops.router)
     app.include_router(web.router)
+    app.add_middleware(delivery.PlayOrigin)  # inside CORS: the lean path for playback
     app.add_middleware(
         CORSMiddleware,
         allow_origins=["*"],

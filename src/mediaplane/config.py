@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     #: Web server processes (API, origin, uploads) behind the one port of `mediaplane up`.
     web_workers: int = Field(default=1, ge=1)
     worker_concurrency: int = Field(default_factory=lambda: max(2, (os.cpu_count() or 2) // 2))
+    #: Thumbnail extractions (one ffmpeg each) a web process runs at once; requests beyond
+    #: wait up to `thumbnail_queue_seconds` for a slot, then get 503 with Retry-After.
+    thumbnail_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1)
+    thumbnail_queue_seconds: float = Field(default=2.0, ge=0)
     x264_preset: str = "veryfast"
     segment_seconds: int = 2
     #: Interlaced sources are deinterlaced (bwdif) to one frame per frame ("frame": 25i

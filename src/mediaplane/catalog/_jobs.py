@@ -23,6 +23,7 @@ from mediaplane.media import (
     AAC_LC,
     InvalidMedia,
     ManagedProcess,
+    MediaError,
     MediaInfo,
     PackagerInput,
     PackagingOptions,
@@ -35,9 +36,11 @@ from mediaplane.media import (
     avc_codec_string,
     encode_ladder,
     encode_preview,
+    make_storyboard,
     plan_source_ladder,
     probe,
     read_playlist,
+    thumbnail_name,
 )
 from mediaplane.media.ffmpeg import PREVIEW_DIR
 
@@ -215,6 +218,22 @@ def store_packaged(
     for i, path in enumerate(files, start=1):
         rt.store.put_file(f"assets/{asset_id}/cmaf/{path.relative_to(out_dir).as_posix()}", path)
         on_file(i / len(files))
+
+
+def store_storyboard(
+    rt: Runtime, asset_id: str, rung: Rung, rendition: Path, duration: float, work: Path
+) -> None:
+    """Store seek-preview frames at every thumbnail grid point, made from the lowest rung;
+    when that fails only the pre-made frames are missing (the origin extracts on demand)."""
+    try:
+        frames = make_storyboard(
+            rt.toolchain, rt.settings, rendition, rung.width, duration, work / "storyboard"
+        )
+    except MediaError as exc:
+        log.warning("asset.storyboard_failed", asset_id=asset_id, error=str(exc))
+        return
+    for f in frames:
+        rt.store.put_file(f"assets/{asset_id}/{thumbnail_name(f.time_s, f.width)}", f.path)
 
 
 def package(
@@ -432,6 +451,7 @@ def process_asset(ctx: JobContext) -> None:
         store_packaged(
             rt, asset_id, work / "cmaf", lambda f: ctx.progress(PACKAGED + (99.0 - PACKAGED) * f)
         )
+        store_storyboard(rt, asset_id, lowest, outputs[lowest.name], info.duration, work)
         presentation = publish_renditions(
             rt,
             asset_id,

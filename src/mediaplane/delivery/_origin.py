@@ -1,17 +1,15 @@
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import re
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
-from starlette.concurrency import run_in_threadpool
 
 from mediaplane.catalog import (
     AssetNotFound,
@@ -23,7 +21,7 @@ from mediaplane.catalog import (
 from mediaplane.http import ApiError, runtime_dep
 from mediaplane.media import (
     Presentation,
-    extract_thumbnail,
+    Rendition,
     render_hls_master,
     render_hls_media,
     render_mpd,
@@ -54,6 +52,24 @@ class Playable:
     presentation: Presentation
     moderation: ModerationStatus
     rights: Rights | None
+    #: rendition id → its segment numbers, so a segment request is a set lookup.
+    numbers: dict[str, frozenset[int]] = field(default_factory=dict, compare=False)
+
+    def has_segment(self, rendition: Rendition, number: int) -> bool:
+        known = self.numbers.get(rendition.id)
+        if known is None:
+            known = self.numbers[rendition.id] = frozenset(s.number for s in rendition.segments)
+        return number in known
+
+
+@dataclass(frozen=True)
+class Text:
+    """A rendered manifest with its ETag and the headers it is served with."""
+
+    body: bytes
+    etag: str
+    media_type: str
+    cache: str
 
 
 class _LookupCache:
@@ -77,7 +93,8 @@ class _LookupCache:
 
 
 _lookups = _LookupCache()
-_manifests: OrderedDict[tuple[str, str, datetime], bytes] = OrderedDict()
+#: (asset, manifest name, asset version) → rendered body and its ETag (hashed once).
+_manifests: OrderedDict[tuple[str, str, datetime], tuple[bytes, str]] = OrderedDict()
 
 
 def _playable(rt: Runtime, playback_id: str, request: Request) -> Playable:
@@ -117,15 +134,16 @@ def _lookup(rt: Runtime, playback_id: str) -> Playable:
     return found
 
 
-def _manifest(p: Playable, name: str, render: Any) -> bytes:
+def _manifest(p: Playable, name: str, render: Any, media_type: str, cache: str) -> Text:
     key = (p.asset_id, name, p.updated_at)
-    body = _manifests.get(key)
-    if body is None:
+    hit = _manifests.get(key)
+    if hit is None:
         body = render().encode()
-        _manifests[key] = body
+        hit = body, '"' + hashlib.sha1(body, usedforsecurity=False).hexdigest() + '"'
+        _manifests[key] = hit
         while len(_manifests) > 4096:
             _manifests.popitem(last=False)
-    return body
+    return Text(hit[0], hit[1], media_type, _cache(p, cache))
 
 
 def _cache(p: Playable, public: str) -> str:
@@ -134,28 +152,25 @@ def _cache(p: Playable, public: str) -> str:
     return RESTRICTED_CACHE if p.rights is not None else public
 
 
-def _text(request: Request, body: bytes, media_type: str, cache: str) -> Response:
-    etag = '"' + hashlib.sha1(body, usedforsecurity=False).hexdigest() + '"'
-    headers = {"Cache-Control": cache, "ETag": etag}
-    if request.headers.get("if-none-match") == etag:
+def _text(request: Request, t: Text) -> Response:
+    headers = {"Cache-Control": t.cache, "ETag": t.etag}
+    if request.headers.get("if-none-match") == t.etag:
         return Response(status_code=304, headers=headers)
     if request.method == "HEAD":
-        headers["Content-Length"] = str(len(body))
-        return Response(status_code=200, headers=headers, media_type=media_type)
-    return Response(body, media_type=media_type, headers=headers)
+        headers["Content-Length"] = str(len(t.body))
+        return Response(status_code=200, headers=headers, media_type=t.media_type)
+    return Response(t.body, media_type=t.media_type, headers=headers)
 
 
-@router.api_route("/{playback_id}/master.m3u8", methods=["GET", "HEAD"])
-def hls_master(playback_id: str, request: Request, rt: Runtime = Depends(runtime_dep)) -> Response:
-    p = _playable(rt, playback_id, request)
-    body = _manifest(p, "master", lambda: render_hls_master(p.presentation))
+def master_text(p: Playable) -> Text:
+    """The HLS master playlist of ``p``."""
     growing = not p.presentation.complete
-    return _text(request, body, HLS_TYPE, _cache(p, GROWING_CACHE if growing else MANIFEST_CACHE))
+    cache = GROWING_CACHE if growing else MANIFEST_CACHE
+    return _manifest(p, "master", lambda: render_hls_master(p.presentation), HLS_TYPE, cache)
 
 
-@router.api_route("/{playback_id}/manifest.mpd", methods=["GET", "HEAD"])
-def dash_mpd(playback_id: str, request: Request, rt: Runtime = Depends(runtime_dep)) -> Response:
-    p = _playable(rt, playback_id, request)
+def mpd_text(p: Playable) -> Text:
+    """The DASH MPD of ``p`` (404 while only the muxed preview exists)."""
     if not p.presentation.settled:
         raise ApiError(
             404,
@@ -163,29 +178,66 @@ def dash_mpd(playback_id: str, request: Request, rt: Runtime = Depends(runtime_d
             "DASH is served once the first renditions are packaged; HLS plays already.",
             headers={"Retry-After": "5"},
         )
-    body = _manifest(p, "mpd", lambda: render_mpd(p.presentation))
     # Rungs still encoding join later: a snapshot MPD must not be cached for long.
     cache = MANIFEST_CACHE if p.presentation.complete else GROWING_CACHE
-    return _text(request, body, DASH_TYPE, _cache(p, cache))
+    return _manifest(p, "mpd", lambda: render_mpd(p.presentation), DASH_TYPE, cache)
+
+
+def _rendition(p: Playable, rendition: str) -> Rendition:
+    r = p.presentation.rendition(rendition) if RID.match(rendition) else None
+    if r is None:
+        raise ApiError(404, "not_found", "No such rendition.")
+    return r
+
+
+def media_text(p: Playable, rendition: str) -> Text:
+    """The HLS media playlist of one rendition of ``p``."""
+    r = _rendition(p, rendition)
+    return _manifest(
+        p,
+        f"media:{r.id}",
+        lambda: render_hls_media(r, p.presentation.segment_seconds),
+        HLS_TYPE,
+        MANIFEST_CACHE if r.complete else GROWING_CACHE,
+    )
+
+
+def segment_object(p: Playable, rendition: str, name: str) -> tuple[str, str, str]:
+    """(object key, media type, Cache-Control) of an init or media segment of ``p``."""
+    r = _rendition(p, rendition)
+    if name == "init.mp4":
+        media_type = "video/mp4" if r.kind == "video" else "audio/mp4"
+    else:
+        m = _SEGMENT.fullmatch(name)
+        if m is None or not p.has_segment(r, int(m.group(1))):
+            raise ApiError(404, "not_found", "No such segment.")
+        media_type = "video/iso.segment"
+    return f"assets/{p.asset_id}/cmaf/{r.id}/{name}", media_type, _cache(p, IMMUTABLE)
+
+
+# The routes below are the reference path (and the OpenAPI description); PlayOrigin
+# (:mod:`._fast`) answers the same requests without the framework when the lookup is cached.
+
+
+@router.api_route("/{playback_id}/master.m3u8", methods=["GET", "HEAD"])
+def hls_master(playback_id: str, request: Request, rt: Runtime = Depends(runtime_dep)) -> Response:
+    return _text(request, master_text(_playable(rt, playback_id, request)))
+
+
+@router.api_route("/{playback_id}/manifest.mpd", methods=["GET", "HEAD"])
+def dash_mpd(playback_id: str, request: Request, rt: Runtime = Depends(runtime_dep)) -> Response:
+    return _text(request, mpd_text(_playable(rt, playback_id, request)))
 
 
 @router.api_route("/{playback_id}/{rendition}/media.m3u8", methods=["GET", "HEAD"])
 def hls_media(
     playback_id: str, rendition: str, request: Request, rt: Runtime = Depends(runtime_dep)
 ) -> Response:
-    p = _playable(rt, playback_id, request)
-    r = p.presentation.rendition(rendition) if RID.match(rendition) else None
-    if r is None:
-        raise ApiError(404, "not_found", "No such rendition.")
-    return _text(
-        request,
-        _manifest(p, f"media:{r.id}", lambda: render_hls_media(r, p.presentation.segment_seconds)),
-        HLS_TYPE,
-        _cache(p, MANIFEST_CACHE if r.complete else GROWING_CACHE),
-    )
+    return _text(request, media_text(_playable(rt, playback_id, request), rendition))
 
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_SEGMENT = re.compile(r"(\d{1,9})\.m4s")
 
 
 def _remote(rt: Runtime, request: Request, key: str, media_type: str, cache: str) -> Response:
@@ -226,65 +278,11 @@ def segment(
     rt: Runtime = Depends(runtime_dep),
 ) -> Response:
     p = _playable(rt, playback_id, request)
-    r = p.presentation.rendition(rendition) if RID.match(rendition) else None
-    if r is None:
-        raise ApiError(404, "not_found", "No such rendition.")
-    if name == "init.mp4":
-        media_type = "video/mp4" if r.kind == "video" else "audio/mp4"
-    else:
-        m = re.fullmatch(r"(\d{1,9})\.m4s", name)
-        if m is None or not any(s.number == int(m.group(1)) for s in r.segments):
-            raise ApiError(404, "not_found", "No such segment.")
-        media_type = "video/iso.segment"
-    key = f"assets/{p.asset_id}/cmaf/{r.id}/{name}"
+    key, media_type, cache = segment_object(p, rendition, name)
     try:
         local = rt.store.local_path(key)
     except ObjectNotFound:
         raise ApiError(404, "not_found", "Segment not found.") from None
-    cache = _cache(p, IMMUTABLE)
     if local is None:
         return _remote(rt, request, key, media_type, cache)
     return FileResponse(local, media_type=media_type, headers={"Cache-Control": cache})
-
-
-@router.get("/{playback_id}/thumbnail.jpg")
-async def thumbnail(
-    playback_id: str,
-    request: Request,
-    rt: Runtime = Depends(runtime_dep),
-    time_s: float = Query(0.0, alias="time", ge=0, le=1e7),
-    width: int = Query(640, ge=16, le=1920),
-) -> Response:
-    """A JPEG frame at ``time`` seconds, ``width`` pixels wide (made once, then stored)."""
-    p = await run_in_threadpool(_playable, rt, playback_id, request)
-    pres = p.presentation
-    videos = pres.video
-    if not videos:
-        raise ApiError(404, "not_found", "This asset has no video.")
-    r = next((v for v in videos if (v.width or 0) >= width), videos[-1])
-    t = min(time_s, max(0.0, pres.duration - 0.05))
-    cache_key = f"assets/{p.asset_id}/thumbs/{int(t * 1000)}_{width}.jpg"
-    # While the ladder still grows, the frame may come from a nearer segment: keep it briefly.
-    final = pres.complete
-    headers = {"Cache-Control": _cache(p, THUMB_CACHE if final else GROWING_CACHE)}
-
-    def make() -> bytes:
-        if final:
-            with contextlib.suppress(ObjectNotFound):
-                return rt.store.get_bytes(cache_key)
-        ticks = int(t * r.timescale)
-        seg = next(
-            (s for s in r.segments if s.start <= ticks < s.start + s.duration), r.segments[-1]
-        )
-        data = rt.store.get_bytes(f"assets/{p.asset_id}/cmaf/{r.id}/init.mp4") + rt.store.get_bytes(
-            f"assets/{p.asset_id}/cmaf/{r.id}/{seg.number}.m4s"
-        )
-        jpeg = extract_thumbnail(
-            rt.toolchain, rt.settings, data, (ticks - seg.start) / r.timescale, width
-        )
-        if final:
-            rt.store.put_bytes(cache_key, jpeg)
-        return jpeg
-
-    jpeg = await run_in_threadpool(make)
-    return Response(jpeg, media_type="image/jpeg", headers=headers)

@@ -1,4 +1,5 @@
-"""Media: probe, ladder planning, one-pass ladder encode, CMAF packaging, manifests, thumbnails.
+"""Media: probe, ladder planning, one-pass ladder encode, CMAF packaging, manifests, thumbnails
+and storyboards.
 
 ``ffmpeg.py`` is the only module that builds ffmpeg/ffprobe command lines; every subprocess
 runs inside a :class:`ManagedProcess` (timeout, memory limit, killed with its parent).
@@ -35,6 +36,14 @@ from ._picture import Picture, parse_idet
 from ._presentation import Presentation, Rendition, Segment
 from ._probe import MediaInfo, parse_probe, probe
 from ._process import ManagedProcess
+from ._storyboard import (
+    MAX_FRAMES,
+    THUMBNAIL_WIDTHS,
+    StoryboardFrame,
+    make_storyboard,
+    snap_thumbnail,
+    thumbnail_name,
+)
 from ._transcode import (
     PlaylistEntry,
     concat_chunks,
@@ -49,6 +58,12 @@ from .ffmpeg import Toolchain
 
 __all__ = [
     "AAC_LC",
+    "MAX_FRAMES",
+    "THUMBNAIL_WIDTHS",
+    "StoryboardFrame",
+    "make_storyboard",
+    "snap_thumbnail",
+    "thumbnail_name",
     "Chunk",
     "concat_chunks",
     "encode_chunk",

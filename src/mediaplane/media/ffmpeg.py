@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 from ._errors import ToolMissing
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from mediaplane.config import Settings
 
     from ._ladder import Chunk, Rung
@@ -451,6 +453,40 @@ def thumbnail_argv(tools: Toolchain, seek: float, width: int) -> list[str]:
         "-c:v", "mjpeg",
         "pipe:1",
     ]  # fmt: skip
+
+
+def storyboard_argv(
+    tools: Toolchain, rendition: Path, out_dir: Path, every: int, widths: Sequence[int]
+) -> list[str]:
+    """Decode only the keyframes of one packaged-rung MP4 and write every ``every``-th one
+    as ``out_dir/<width>_<n>.jpg`` for each width (n from 1; frame n is keyframe
+    ``(n - 1) * every``). Rungs have a keyframe at every segment start and nowhere else
+    (fixed GOP, no scene cuts), so frame n shows time ``(n - 1) * every * segment seconds``.
+    """
+    chain = f"[0:v:0]select='not(mod(n\\,{every}))',split={len(widths)}"
+    chain += "".join(f"[in{w}]" for w in widths)
+    chain += "".join(f";[in{w}]scale={w}:-2[out{w}]" for w in widths)
+    argv = [
+        tools.ffmpeg,
+        "-hide_banner", "-nostdin", "-y",
+        "-loglevel", "error",
+        "-protocol_whitelist", PROTOCOLS,
+        "-format_whitelist", "mov",
+        "-skip_frame", "nokey",
+        "-f", "mp4",
+        "-i", "file:" + str(rendition),
+        "-filter_complex", chain,
+    ]  # fmt: skip
+    for w in widths:
+        argv += [
+            "-map", f"[out{w}]",
+            "-fps_mode", "passthrough",
+            "-q:v", "3",
+            "-c:v", "mjpeg",
+            "-f", "image2",
+            "file:" + str(out_dir / f"{w}_%d.jpg"),
+        ]  # fmt: skip
+    return argv
 
 
 #: chromaprint's default algorithm (TEST2, the one AcoustID uses); stored fingerprints are

@@ -150,24 +150,31 @@ class Metrics:
 
 
 class RequestMiddleware:
-    """Pure ASGI (keeps zero-copy file sends): request id, access log, latency histogram."""
+    """Pure ASGI (keeps zero-copy file sends): request id, access log, latency histogram.
+
+    Playback (``/play/…``) is what every viewer requests several times a second: a JSON line
+    for each would cost more than serving it, so those requests are counted in the histogram
+    and logged only when they fail (status >= 400); everything else is logged.
+    """
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        #: (method, route, status) → histogram child: ``labels()`` hashes and locks each time.
+        self._series: dict[tuple[str, str, int], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        rid = (
-            next(
-                (v.decode("latin-1") for k, v in scope.get("headers", []) if k == b"x-request-id"),
-                None,
-            )
-            or uuid.uuid4().hex
-        )
-        rid = rid[:64]
+        rid = None
+        for k, v in scope.get("headers", ()):
+            if k == b"x-request-id":
+                rid = v.decode("latin-1")[:64]
+                break
+        if not rid:
+            rid = uuid.uuid4().hex
+        rid_header = (b"x-request-id", rid.encode("latin-1"))
         status = 500
         started = time.perf_counter()
 
@@ -175,8 +182,7 @@ class RequestMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
+                message["headers"] = [*message.get("headers", ()), rid_header]
             await send(message)
 
         with structlog.contextvars.bound_contextvars(request_id=rid):
@@ -186,8 +192,14 @@ class RequestMiddleware:
                 elapsed = time.perf_counter() - started
                 route = scope.get("route")
                 path = getattr(route, "path", None) or "unmatched"
-                self.metrics.http.labels(scope["method"], path, str(status)).observe(elapsed)
-                if not path.startswith("/play/{playback_id}/{rendition}"):
+                series_key = (scope["method"], path, status)
+                series = self._series.get(series_key)
+                if series is None:
+                    series = self.metrics.http.labels(scope["method"], path, str(status))
+                    if len(self._series) < 4096:  # unmatched paths share one label
+                        self._series[series_key] = series
+                series.observe(elapsed)
+                if status >= 400 or not path.startswith("/play/"):
                     log.info(
                         "http.request",
                         method=scope["method"],
