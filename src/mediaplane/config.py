@@ -250,6 +250,9 @@ MEANINGS = {
     "node_modules_dir": "where the npm packages (Shaka Packager, players) are installed",
     "web_workers": "web server processes (API, origin, uploads)",
     "worker_concurrency": "parallel jobs per worker (`mediaplane worker -c`)",
+    "thumbnail_concurrency": "thumbnail extractions (ffmpeg) a web process runs at once",
+    "thumbnail_queue_seconds": "a thumbnail request waits this long for a free extraction, "
+    "then gets 503 + Retry-After",
     "x264_preset": "encoder speed/quality",
     "segment_seconds": "segment (and GOP) length of the renditions",
     "deinterlace": "interlaced sources: `frame` (25i → 25 fps) or `field` (25i → 50 fps)",
@@ -285,6 +288,7 @@ DEFAULT_TEXT = {
     "packager_path": "the one in `node_modules`",
     "node_modules_dir": "`node_modules` of the checkout",
     "worker_concurrency": "half the CPU cores, at least 2",
+    "thumbnail_concurrency": "the CPU cores",
 }
 
 

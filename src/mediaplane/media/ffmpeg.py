@@ -470,7 +470,7 @@ def storyboard_argv(
         tools.ffmpeg,
         "-hide_banner", "-nostdin", "-y",
         "-loglevel", "error",
-        "-protocol_whitelist", PROTOCOLS,
+        "-protocol_whitelist", "file",
         "-format_whitelist", "mov",
         "-skip_frame", "nokey",
         "-f", "mp4",

@@ -57,7 +57,8 @@ def test_storyboard_argv_decodes_keyframes_only() -> None:
         "-i",
         "file:/w/v240.mp4",
     ]
-    assert argv[argv.index("-protocol_whitelist") + 1] == "file,pipe"
+    assert argv[argv.index("-protocol_whitelist") + 1] == "file"
+    assert argv[argv.index("-format_whitelist") + 1] == "mov"
     graph = argv[argv.index("-filter_complex") + 1]
     assert graph == (
         "[0:v:0]select='not(mod(n\\,3))',split=2[in160][in320];"
