@@ -29,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse
 
 from mediaplane.http import ApiError
-from mediaplane.storage import ObjectNotFound
+from mediaplane.storage import StorageError
 
 from ._access import check_playback
 from ._origin import (
@@ -100,7 +100,7 @@ class PlayOrigin:
                 return True
             else:
                 return False
-        except (ApiError, ObjectNotFound, OSError):
+        except (ApiError, StorageError, OSError):
             return False  # the route answers with the error, in the usual shape
         scope["route"] = _ROUTES[route]
         await _send_text(request, send, text)
