@@ -141,6 +141,33 @@ def test_storyboard_made_with_the_ladder(
     assert _thumb_keys(thumbs_server, asset) == keys  # nothing new stored
 
 
+def test_storyboard_vtt_points_at_stored_frames(
+    thumbs_server: Server, asset: dict[str, Any], tmp_path: Path
+) -> None:
+    """storyboard.vtt: one cue per grid point, each image served from the storyboard."""
+    base = f"{thumbs_server.url}/play/{asset['playback_ids'][0]['id']}"
+    r = httpx.get(base + "/storyboard.vtt")
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "text/vtt; charset=utf-8"
+    lines = r.text.splitlines()
+    assert lines[0] == "WEBVTT"
+    cues = [(line, lines[i + 1]) for i, line in enumerate(lines) if " --> " in line]
+    assert [c[0] for c in cues[:-1]] == [
+        f"00:00:{t:02d}.000 --> 00:00:{t + 2:02d}.000" for t in range(0, 10, 2)
+    ]
+    assert cues[-1][0].startswith("00:00:10.000 --> 00:00:12")
+    assert [c[1] for c in cues] == [f"thumbnail.jpg?time={t}&width=160" for t in range(0, 12, 2)]
+    assert httpx.get(base + "/storyboard.vtt", params={"width": 300}).text.count("width=320") == 6
+    before = _metric(thumbs_server, "mediaplane_thumbnail_extractions_total")
+    for i, (_, image) in enumerate(cues):
+        got = httpx.get(f"{base}/{image}")
+        assert got.status_code == 200
+        assert _width(got.content, tmp_path, f"v{i}.jpg") == 160
+    assert _metric(thumbs_server, "mediaplane_thumbnail_extractions_total") == before
+    etag = r.headers["etag"]
+    assert httpx.get(base + "/storyboard.vtt", headers={"If-None-Match": etag}).status_code == 304
+
+
 def test_burst_is_bounded(thumbs_server: Server, asset: dict[str, Any], tmp_path: Path) -> None:
     """40 requests at distinct times and widths: at most CAP ffmpeg at once, only snapped
     keys stored, 503 + Retry-After beyond the cap, and every retried answer a JPEG of the

@@ -28,11 +28,27 @@ from prometheus_client.registry import Collector
 from starlette.concurrency import run_in_threadpool
 
 from mediaplane.http import ApiError, runtime_dep
-from mediaplane.media import extract_thumbnail, snap_thumbnail, thumbnail_name
+from mediaplane.media import (
+    STORYBOARD_WIDTHS,
+    extract_thumbnail,
+    snap_thumbnail,
+    storyboard_points,
+    thumbnail_name,
+)
 from mediaplane.runtime import Runtime
 from mediaplane.storage import ObjectNotFound
 
-from ._origin import GROWING_CACHE, THUMB_CACHE, _cache, _playable, router
+from ._origin import (
+    GROWING_CACHE,
+    MANIFEST_CACHE,
+    THUMB_CACHE,
+    Text,
+    _cache,
+    _manifest,
+    _playable,
+    _text,
+    router,
+)
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -184,3 +200,37 @@ async def thumbnail(
     else:  # nothing stored while the ladder grows
         jpeg = await limiter.run(f"{key}?growing", None, make)
     return Response(jpeg, media_type="image/jpeg", headers=headers)
+
+
+def _vtt_time(seconds: float) -> str:
+    ms = round(seconds * 1000)
+    return f"{ms // 3600000:02d}:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
+
+
+@router.api_route("/{playback_id}/storyboard.vtt", methods=["GET", "HEAD"])
+def storyboard_vtt(
+    playback_id: str,
+    request: Request,
+    rt: Runtime = Depends(runtime_dep),
+    width: int = Query(160, ge=16, le=1920),
+) -> Response:
+    """Seek previews as WebVTT (players' thumbnail tracks): one cue per storyboard grid point
+    pointing at its thumbnail, made with the ladder at 160 and 320 pixels wide."""
+    p = _playable(rt, playback_id, request)
+    pres = p.presentation
+    if not pres.video:
+        raise ApiError(404, "not_found", "This asset has no video.")
+    w = next((x for x in STORYBOARD_WIDTHS if x >= width), STORYBOARD_WIDTHS[-1])
+
+    def render() -> str:
+        points = storyboard_points(pres.duration, pres.segment_seconds)
+        ends = [*points[1:], pres.duration]
+        cues = (
+            f"{_vtt_time(t)} --> {_vtt_time(end)}\nthumbnail.jpg?time={t}&width={w}\n"
+            for t, end in zip(points, ends, strict=True)
+        )
+        return "WEBVTT\n\n" + "\n".join(cues)
+
+    cache = MANIFEST_CACHE if pres.complete else GROWING_CACHE
+    text: Text = _manifest(p, f"storyboard:{w}", render, "text/vtt; charset=utf-8", cache)
+    return _text(request, text)

@@ -38,10 +38,12 @@ from ._probe import MediaInfo, parse_probe, probe
 from ._process import ManagedProcess
 from ._storyboard import (
     MAX_FRAMES,
+    STORYBOARD_WIDTHS,
     THUMBNAIL_WIDTHS,
     StoryboardFrame,
     make_storyboard,
     snap_thumbnail,
+    storyboard_points,
     thumbnail_name,
 )
 from ._transcode import (
@@ -59,10 +61,12 @@ from .ffmpeg import Toolchain
 __all__ = [
     "AAC_LC",
     "MAX_FRAMES",
+    "STORYBOARD_WIDTHS",
     "THUMBNAIL_WIDTHS",
     "StoryboardFrame",
     "make_storyboard",
     "snap_thumbnail",
+    "storyboard_points",
     "thumbnail_name",
     "Chunk",
     "concat_chunks",

@@ -40,6 +40,7 @@ __all__ = [
     "make_storyboard",
     "snap_thumbnail",
     "storyboard_interval",
+    "storyboard_points",
     "thumbnail_name",
 ]
 
@@ -67,6 +68,12 @@ def snap_thumbnail(
     point = min(round(max(0.0, time_s) / interval), _last_point(duration, interval))
     snapped = next((w for w in THUMBNAIL_WIDTHS if w >= width), THUMBNAIL_WIDTHS[-1])
     return point * interval, snapped
+
+
+def storyboard_points(duration: float, segment_seconds: int) -> list[int]:
+    """Every grid time (whole seconds) of an asset, from 0."""
+    interval = storyboard_interval(duration, segment_seconds)
+    return [n * interval for n in range(_last_point(duration, interval) + 1)]
 
 
 def thumbnail_name(time_s: int, width: int) -> str:

@@ -102,3 +102,14 @@ def test_make_storyboard_real_frames(rung_mp4: Path, tmp_path: Path) -> None:
     # A rung narrower than 320 gets the smallest width only.
     narrow = make_storyboard(tools, settings, rung_mp4, 200, 9.0, tmp_path / "narrow")
     assert {f.width for f in narrow} == {160}
+
+
+def test_storyboard_points_match_the_snapping() -> None:
+    from mediaplane.media import storyboard_points
+
+    assert storyboard_points(12.2, 2) == [0, 2, 4, 6, 8, 10, 12]
+    assert storyboard_points(12.02, 2) == [0, 2, 4, 6, 8, 10]  # 12 is the very end
+    assert storyboard_points(12.0, 2) == [0, 2, 4, 6, 8, 10]
+    points = storyboard_points(7200.0, 2)
+    assert len(points) <= MAX_FRAMES
+    assert {snap_thumbnail(t / 3, 640, 7200.0, 2)[0] for t in range(0, 21600)} == set(points)
