@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
-import os
-import tempfile
-from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 
 from mediaplane.accounts import require_admin
 from mediaplane.http import ApiError, runtime_dep
-from mediaplane.ingest import UrlRefused, check_url
+from mediaplane.ingest import UploadError, UrlRefused, check_url, read_body, receive_form
 from mediaplane.runtime import Runtime
 
 from ._rights import (
@@ -40,6 +35,8 @@ from ._service import (
 )
 
 router = APIRouter(prefix="/api/v1", tags=["assets"], dependencies=[Depends(require_admin)])
+#: A JSON body (an import URL and a few fields) is small.
+_JSON_LIMIT = 256 * 1024
 
 
 class UrlInput(BaseModel):
@@ -98,27 +95,15 @@ def _one(rt: Runtime, asset_id: str) -> dict[str, Any]:
         )
 
 
-def _spool(rt: Runtime, upload: UploadFile) -> tuple[Path, str]:
-    """Copy the upload to a temp file, hashing it on the way: (path, sha256 hex)."""
-    tmp_root = rt.settings.data_path / "tmp"
-    tmp_root.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=tmp_root, prefix="upload-")
-    digest = hashlib.sha256()
-    with os.fdopen(fd, "wb") as out:
-        upload.file.seek(0)
-        while chunk := upload.file.read(1 << 20):
-            digest.update(chunk)
-            out.write(chunk)
-    return Path(name), digest.hexdigest()
-
-
 @router.post("/assets", status_code=201)
 async def create_asset(request: Request, rt: Runtime = Depends(runtime_dep)) -> dict[str, Any]:
     """Create an asset from a multipart upload (field ``file``) or ``{"input": {"url": …}}``."""
     ctype = request.headers.get("content-type", "")
     if ctype.startswith("application/json"):
         try:
-            body = CreateAssetJson.model_validate_json(await request.body())
+            body = CreateAssetJson.model_validate_json(await read_body(request, _JSON_LIMIT))
+        except UploadError as exc:
+            raise ApiError(exc.status, exc.code, exc.message) from None
         except ValueError as exc:
             raise ApiError(400, "invalid_request", f"Invalid JSON body: {exc}") from exc
         fields = _origin_fields(body.source_type, body.rights, body.passthrough)
@@ -134,46 +119,31 @@ async def create_asset(request: Request, rt: Runtime = Depends(runtime_dep)) -> 
             "unsupported_media_type",
             "Send multipart/form-data with a `file` field, or JSON with input.url.",
         )
-    declared = int(request.headers.get("content-length") or 0)
-    if declared > rt.settings.max_upload_bytes:
-        raise ApiError(
-            413,
-            "payload_too_large",
-            f"Uploads are limited to {rt.settings.max_upload_bytes} bytes.",
+    try:
+        received = await receive_form(
+            request, rt.settings.data_path / "tmp", rt.settings.max_upload_bytes
         )
-    async with request.form(max_files=1, max_fields=10) as form:
-        upload = form.get("file")
-        title = form.get("title")
-        if not isinstance(upload, UploadFile):
-            raise ApiError(400, "missing_file", "The multipart body needs a `file` field.")
-        if not upload.size:
-            raise ApiError(400, "empty_file", "The uploaded file is empty.")
+    except UploadError as exc:
+        raise ApiError(exc.status, exc.code, exc.message) from None
+    try:
         fields = _origin_fields(
-            _form_text(form.get("source_type"), "source_type"),
-            _form_text(form.get("rights"), "rights"),
-            _form_text(form.get("passthrough"), "passthrough"),
+            received.fields.get("source_type"),
+            received.fields.get("rights"),
+            received.fields.get("passthrough"),
             rights_text=True,
         )
-        path, content_hash = await run_in_threadpool(_spool, rt, upload)
-        try:
-            asset = await run_in_threadpool(
-                ingest_file,
-                rt,
-                path,
-                content_hash=content_hash,
-                filename=upload.filename,
-                title=title if isinstance(title, str) else "",
-                **fields,
-            )
-        finally:
-            path.unlink(missing_ok=True)
+        asset = await run_in_threadpool(
+            ingest_file,
+            rt,
+            received.path,
+            content_hash=received.sha256,
+            filename=received.filename,
+            title=received.fields.get("title", ""),
+            **fields,
+        )
+    finally:
+        received.path.unlink(missing_ok=True)
     return {"data": _one(rt, asset.id)}
-
-
-def _form_text(value: object, name: str) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    raise ApiError(400, "invalid_request", f"The form field `{name}` must be text, not a file.")
 
 
 @router.get("/assets")

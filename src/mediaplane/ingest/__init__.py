@@ -5,6 +5,8 @@ Errors::
 
     IngestError
     ├── UrlRefused          the URL's scheme or address is not allowed (client error)
+    ├── ImportFailed        a URL import cannot succeed (HTTP error, empty, redirects)
+    │   └── ImportTimedOut  it took longer than import_timeout_seconds
     ├── ImportAborted       a bulk import cannot go on (token, server or library)
     └── UploadError         a resumable-upload request cannot be served (``status``, ``code``)
         ├── UploadNotFound  404
@@ -13,11 +15,13 @@ Errors::
         ├── UploadConflict  409: a final names an unfinished or already-used partial
         ├── OffsetMismatch  409
         ├── UploadLocked    423: another request is writing to it
-        └── UploadTooLarge  413
+        ├── UploadTooLarge  413: a body passed the size limit (counted as it arrives)
+        └── InvalidForm     400: a multipart body we cannot take (``code`` says how)
 """
 
 from __future__ import annotations
 
+from ._body import ByteLimit, InvalidForm, ReceivedFile, body_chunks, read_body, receive_form
 from ._bulk import (
     BulkImporter,
     ImportAborted,
@@ -26,6 +30,7 @@ from ._bulk import (
     Reporter,
     open_library,
 )
+from ._fetch import FetchLimits, ImportFailed, ImportTimedOut, fetch_url
 from ._uploads import (
     OffsetMismatch,
     Upload,
@@ -43,15 +48,21 @@ from ._uploads import (
     get_upload,
     sweep_expired,
 )
-from ._url import IngestError, UrlRefused, address_allowed, check_url
+from ._url import IngestError, UrlRefused, address_allowed, check_url, checked_addresses
 
 __all__ = [
     "BulkImporter",
+    "ByteLimit",
+    "FetchLimits",
     "ImportAborted",
+    "ImportFailed",
     "ImportSummary",
+    "ImportTimedOut",
+    "InvalidForm",
     "IngestError",
     "LibraryFile",
     "OffsetMismatch",
+    "ReceivedFile",
     "Reporter",
     "Upload",
     "UploadConcat",
@@ -66,10 +77,15 @@ __all__ = [
     "UploadView",
     "UrlRefused",
     "address_allowed",
+    "body_chunks",
     "check_url",
+    "checked_addresses",
     "create_upload",
+    "fetch_url",
     "get_upload",
     "open_library",
+    "read_body",
+    "receive_form",
     "sweep_expired",
 ]
 

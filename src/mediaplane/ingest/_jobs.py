@@ -1,12 +1,10 @@
-"""The URL import job: fetch with redirects and size capped, every hop re-checked."""
+"""The URL import job: fetch (see ``_fetch``) into the asset's source, then process it."""
 
 from __future__ import annotations
 
-import hashlib
-import ipaddress
 import tempfile
 from pathlib import Path
-from urllib.parse import urljoin
+from typing import TYPE_CHECKING
 
 import httpx
 import structlog
@@ -14,53 +12,23 @@ import structlog
 from mediaplane.catalog import Asset, queue_fingerprint, record_content_hash, source_key
 from mediaplane.jobs import JobContext, JobType, PermanentJobError, create_job, dispatch
 
-from ._url import UrlRefused, address_allowed, check_url
+from ._fetch import FetchLimits, fetch_url
+from ._url import IngestError
+
+if TYPE_CHECKING:
+    from mediaplane.config import Settings
 
 log = structlog.get_logger("mediaplane.ingest")
 
 
-def _fetch(ctx: JobContext, url: str, dest: Path) -> tuple[int, str]:
-    """Download ``url`` to ``dest``; returns (bytes, sha256 hex of them)."""
-    s = ctx.runtime.settings
-    timeout = httpx.Timeout(30.0, read=60.0)
-    with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
-        for _ in range(s.import_max_redirects + 1):
-            try:
-                check_url(url, s.import_allow)
-            except UrlRefused as exc:
-                raise PermanentJobError(str(exc)) from exc
-            with client.stream("GET", url, headers={"User-Agent": "Mediaplane-Import/0.1"}) as r:
-                stream = r.extensions.get("network_stream")
-                peer = stream.get_extra_info("server_addr") if stream is not None else None
-                if peer and not address_allowed(ipaddress.ip_address(peer[0]), s.import_allow):
-                    raise PermanentJobError("The URL resolved to a private address; refused.")
-                if r.is_redirect:
-                    url = urljoin(url, r.headers.get("location", ""))
-                    continue
-                if r.status_code >= 400:
-                    raise PermanentJobError(
-                        f"The URL answered HTTP {r.status_code}; nothing was imported."
-                    )
-                declared = int(r.headers.get("content-length") or 0)
-                if declared > s.import_max_bytes:
-                    raise PermanentJobError("The file at the URL is larger than the import limit.")
-                size = 0
-                digest = hashlib.sha256()
-                with dest.open("wb") as f:
-                    for chunk in r.iter_bytes(1 << 20):
-                        size += len(chunk)
-                        if size > s.import_max_bytes:
-                            raise PermanentJobError(
-                                "The file at the URL is larger than the import limit."
-                            )
-                        f.write(chunk)
-                        digest.update(chunk)
-                        if declared:
-                            ctx.progress(100.0 * size / declared)
-                if size == 0:
-                    raise PermanentJobError("The URL returned an empty file.")
-                return size, digest.hexdigest()
-    raise PermanentJobError("The URL redirected too many times.")
+def _limits(s: Settings) -> FetchLimits:
+    return FetchLimits(
+        allow=tuple(s.import_allow),
+        # An import is an upload by other means: the upload limit holds for it too.
+        max_bytes=min(s.import_max_bytes, s.max_upload_bytes),
+        timeout=s.import_timeout_seconds,
+        max_redirects=s.import_max_redirects,
+    )
 
 
 def import_url(ctx: JobContext) -> None:
@@ -71,7 +39,9 @@ def import_url(ctx: JobContext) -> None:
     with tempfile.TemporaryDirectory(dir=tmp_root) as tmp:
         dest = Path(tmp) / "download"
         try:
-            size, content_hash = _fetch(ctx, url, dest)
+            size, content_hash = fetch_url(url, dest, _limits(rt.settings), ctx.progress)
+        except IngestError as exc:  # refused, too large, HTTP error, out of time
+            raise PermanentJobError(str(exc)) from exc
         except httpx.HTTPError as exc:
             raise RuntimeError(f"download failed: {exc}") from exc  # retried
         key = source_key(asset_id)

@@ -38,10 +38,12 @@ from mediaplane.accounts import require_admin
 from mediaplane.http import ApiError, runtime_dep
 from mediaplane.runtime import Runtime
 
+from ._body import ByteLimit, body_chunks
 from ._uploads import (
     UploadConcat,
     UploadError,
     UploadStatus,
+    UploadTooLarge,
     UploadView,
     acquire,
     cancel_upload,
@@ -291,15 +293,15 @@ async def _receive(request: Request, rt: Runtime, view: UploadView, token: str) 
     client disconnects mid-way. With one, nothing is recorded until the digest matches.
     """
     checksum = _checksum(request)
-    declared = request.headers.get("content-length")
     # With the length deferred, the size limit is what bounds the upload.
     room = (view.length if view.length is not None else rt.settings.max_upload_bytes) - view.offset
-    if declared is not None and declared.isdigit() and int(declared) > room:
-        raise _err(
-            413,
-            "payload_too_large",
-            f"The chunk ({declared} bytes) runs past Upload-Length; {room} bytes remain.",
-        )
+    limit = ByteLimit(
+        room, "The chunk runs past Upload-Length (or the size limit): {limit} bytes remain"
+    )
+    try:
+        limit.declared(request.headers.get("content-length"))
+    except UploadError as exc:
+        raise _from(exc) from None
     hasher = hashlib.new(checksum[0]) if checksum else None
     lease = _Lease(rt, view, token, keep=hasher is None)
     writer = await run_in_threadpool(rt.store.open_staged, view.staged_name, view.offset)
@@ -307,20 +309,12 @@ async def _receive(request: Request, rt: Runtime, view: UploadView, token: str) 
     # One batch is written in a thread while the next one is received (write-behind):
     # at most two batches are in memory.
     pending: asyncio.Future[int] | None = None
-    received, disconnected = 0, False
+    disconnected = False
     batch: list[bytes] = []
     batched = 0
     try:
         try:
-            async for chunk in request.stream():
-                received += len(chunk)
-                if received > room:
-                    raise _err(
-                        413,
-                        "payload_too_large",
-                        f"The chunk runs past Upload-Length (or the size limit): {room} bytes "
-                        "remain.",
-                    )
+            async for chunk in body_chunks(request, limit):
                 batch.append(chunk)
                 batched += len(chunk)
                 if batched < _WRITE_BATCH:
@@ -339,12 +333,19 @@ async def _receive(request: Request, rt: Runtime, view: UploadView, token: str) 
         if batch:
             await run_in_threadpool(_write_batch, writer, hasher, batch)
         durable = await run_in_threadpool(writer.close)
-    except BaseException:
+    except BaseException as exc:
         if pending is not None:
             with contextlib.suppress(Exception):
                 await pending
-        await run_in_threadpool(writer.close)  # unrecorded bytes are dropped on next open
-        raise
+        if not isinstance(exc, UploadTooLarge):
+            await run_in_threadpool(writer.close)  # unrecorded bytes are dropped on next open
+            raise
+        # A chunk past the limit leaves nothing behind: what it brought is dropped (and
+        # un-recorded), what earlier requests stored stays.
+        await run_in_threadpool(writer.abort)
+        if lease.recorded != view.offset:
+            await _call(record, rt, view.id, token, view.offset)
+        raise _from(exc) from None
     if hasher is not None and checksum is not None:
         if disconnected or hasher.digest() != checksum[1]:
             await run_in_threadpool(writer.abort)
@@ -439,10 +440,17 @@ async def create(request: Request, rt: Runtime = Depends(runtime_dep)) -> Respon
     }
     if with_body and request.headers.get("content-length", "1") != "0":
         token, view = await _call(acquire, rt, view.id, 0)
+        upload_id, refused = view.id, False
         try:
             view = await _receive(request, rt, view, token)
+        except ApiError as exc:
+            refused = exc.status == 413
+            raise
         finally:
-            await run_in_threadpool(release, rt, view.id, token)
+            await run_in_threadpool(release, rt, upload_id, token)
+            if refused:  # the client never learnt its URL: nothing of it may stay
+                with contextlib.suppress(UploadError):
+                    await run_in_threadpool(cancel_upload, rt, upload_id)
         headers.update(_headers(view))
     return Response(status_code=201, headers=headers)
 
