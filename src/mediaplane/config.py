@@ -16,7 +16,15 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-__all__ = ["Settings", "get_settings", "misspelled_env", "project_root", "settings_table"]
+__all__ = [
+    "Settings",
+    "get_settings",
+    "misspelled_env",
+    "project_root",
+    "redact",
+    "redact_url",
+    "settings_table",
+]
 
 
 def project_root() -> Path:
@@ -340,3 +348,28 @@ def settings_table() -> str:
         meaning = MEANINGS.get(name) or comments.get(name, "")
         rows.append(f"| `{prefix}{name.upper()}` | `{name}` | {_default_text(name)} | {meaning} |")
     return "\n".join(rows) + "\n"
+
+
+# The password runs to the last '@' before the path (an unescaped '@' in it included).
+_USERINFO_SECRET = re.compile(r"(//[^/@:?#\s]*):[^/?#\s]*@")
+_QUERY_SECRET = re.compile(
+    r"([?&;](?:password|passwd|pwd|secret|secret_access_key|access_token|token|api_key|"
+    r"x-amz-signature|x-amz-credential|signature|sig)=)[^&;#\s]*",
+    re.IGNORECASE,
+)
+
+
+def redact_url(url: str) -> str:
+    """``url`` fit for a log line or an error: a password (``user:pw@``) and secret query
+    values (``password=``, ``token=``, signatures) become ``***``. Never raises."""
+    return _QUERY_SECRET.sub(r"\1***", _USERINFO_SECRET.sub(r"\1:***@", url))
+
+
+def redact(text: str, *secrets: str | None) -> str:
+    """``text`` (an exception message, say) with URLs redacted and each of ``secrets``
+    (passwords or tokens of 4 characters or more) replaced by ``***``."""
+    out = redact_url(text)
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            out = out.replace(secret, "***")
+    return out

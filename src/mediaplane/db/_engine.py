@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -8,8 +10,11 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
+
+from mediaplane.config import redact, redact_url
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -34,6 +39,18 @@ def _normalise(url: str) -> str:
     return url
 
 
+def _password(url: str) -> str | None:
+    try:
+        return make_url(url).password
+    except (ArgumentError, ValueError):
+        return None
+
+
+def _scrubbed(exc: BaseException, url: str) -> str:
+    """An error's message fit to print: the URL's password never in it."""
+    return redact(str(exc), _password(url), _password(_normalise(url)))
+
+
 class Database:
     """An engine plus a session factory for one database URL."""
 
@@ -44,7 +61,10 @@ class Database:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
             kwargs.update(pool_pre_ping=True, pool_size=5, max_overflow=10)
-        self.engine: Engine = create_engine(self.url, **kwargs)
+        try:
+            self.engine: Engine = create_engine(self.url, **kwargs)
+        except ArgumentError:  # its message quotes the whole URL, password and all
+            raise DatabaseError(f"the database URL {redact_url(url)!r} is not valid") from None
         if self.url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -59,6 +79,9 @@ class Database:
             except BaseException:
                 s.rollback()
                 raise
+
+    def __repr__(self) -> str:
+        return f"Database({redact_url(self.url)!r})"
 
     def ping(self) -> None:
         with self.engine.connect() as conn:
@@ -78,8 +101,19 @@ def alembic_config(url: str) -> Config:
 def migrate(url: str) -> None:
     """Bring the schema at ``url`` up to the newest migration."""
     if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        _create_sqlite_file(Path(url.removeprefix("sqlite:///")))
     try:
         command.upgrade(alembic_config(url), "heads")
     except Exception as exc:  # alembic/SQLAlchemy raise many types; report one
-        raise DatabaseError(f"could not migrate the database at {url!r}: {exc}") from exc
+        # The message and the chain are printed and logged: neither may carry the password.
+        raise DatabaseError(
+            f"could not migrate the database at {redact_url(url)}: {_scrubbed(exc, url)}"
+        ) from None
+
+
+def _create_sqlite_file(path: Path) -> None:
+    """Create a new SQLite database file 0600 (SQLite would make it 0644, and its WAL and
+    shared-memory files take the database file's mode)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))

@@ -46,15 +46,15 @@ class ByteLimit:
     """Counts bytes as they arrive and refuses the chunk that would pass ``limit``.
 
     :param limit: the most bytes allowed, inclusive.
-    :param message: what the 413 says (the limit is appended).
+    :param message: what the 413 says; ``{limit}`` is replaced by the limit.
     """
 
     limit: int
-    message: str = "The upload is too large"
+    message: str = "The upload is larger than the limit of {limit} bytes; nothing was stored."
     seen: int = 0
 
     def _refuse(self) -> UploadTooLarge:
-        return UploadTooLarge(f"{self.message}: the limit is {self.limit} bytes.")
+        return UploadTooLarge(self.message.replace("{limit}", str(self.limit)))
 
     def declared(self, length: str | int | None) -> None:
         """Refuse early when a declared length (Content-Length) is over the limit."""
@@ -223,8 +223,11 @@ async def receive_form(
     boundary = params.get(b"boundary")
     if not boundary:
         raise InvalidForm("invalid_multipart", "The multipart body has no boundary.")
-    body = ByteLimit(max_file_bytes + FORM_OVERHEAD, "The upload is too large")
-    file_limit = ByteLimit(max_file_bytes, "The uploaded file is too large")
+    too_large = (
+        f"The file is larger than the upload limit of {max_file_bytes} bytes; nothing was stored."
+    )
+    body = ByteLimit(max_file_bytes + FORM_OVERHEAD, too_large)
+    file_limit = ByteLimit(max_file_bytes, too_large)
     form = _Form(file_field)
     parser = MultipartParser(boundary, form.callbacks())  # type: ignore[arg-type]
     path, fd = await run_in_threadpool(_open_temp, directory)
@@ -262,5 +265,5 @@ async def receive_form(
 
 async def read_body(request: Request, limit: int) -> bytes:
     """A small request body (JSON), read whole but never past ``limit`` bytes."""
-    counter = ByteLimit(limit, "The request body is too large")
+    counter = ByteLimit(limit, "The request body is larger than {limit} bytes.")
     return b"".join([chunk async for chunk in body_chunks(request, counter)])

@@ -179,7 +179,11 @@ def _save(
     deadline: _Deadline,
     progress: Callable[[float], None] | None,
 ) -> tuple[int, str]:
-    limit = ByteLimit(limits.max_bytes, "The file at the URL is larger than the import limit")
+    limit = ByteLimit(
+        limits.max_bytes,
+        "The file at the URL is larger than the import limit of {limit} bytes; "
+        "nothing was imported.",
+    )
     declared = r.headers.get("content-length")
     limit.declared(declared)
     total = int(declared) if declared and declared.isdigit() else 0

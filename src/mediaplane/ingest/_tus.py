@@ -296,7 +296,9 @@ async def _receive(request: Request, rt: Runtime, view: UploadView, token: str) 
     # With the length deferred, the size limit is what bounds the upload.
     room = (view.length if view.length is not None else rt.settings.max_upload_bytes) - view.offset
     limit = ByteLimit(
-        room, "The chunk runs past Upload-Length (or the size limit): {limit} bytes remain"
+        room,
+        "The chunk runs past Upload-Length (or the size limit): {limit} bytes remain; "
+        "nothing of it was kept.",
     )
     try:
         limit.declared(request.headers.get("content-length"))

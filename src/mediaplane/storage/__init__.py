@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from mediaplane.config import redact_url
+
 from ._base import (
     InvalidKey,
     ObjectInfo,
@@ -58,5 +60,7 @@ def open_store(url: str) -> ObjectStore:
     adapter = _ADAPTERS.get(scheme)
     if adapter is None:
         known = ", ".join(f"{name}://" for name in sorted(_ADAPTERS))
-        raise StorageError(f"unsupported storage URL {url!r}; use one of {known} or a path")
+        raise StorageError(
+            f"unsupported storage URL {redact_url(url)!r}; use one of {known} or a path"
+        )
     return adapter(url)

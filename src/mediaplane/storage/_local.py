@@ -1,4 +1,10 @@
-"""Object store on a local directory tree."""
+"""Object store on a local directory tree.
+
+Objects are created 0640 and directories 0750 (the umask may take more away, never add):
+what a creator uploaded is for the server's user and its group, not every local account.
+Every path built from a key or a staged name is resolved and checked to stay inside its
+root (the store's, or the staging area's), symlinks included.
+"""
 
 from __future__ import annotations
 
@@ -31,6 +37,23 @@ from ._base import (
 # '~' is not a key character, so a temp file can never shadow or be listed as an object.
 _TMP_PREFIX = "~tmp."
 _COPY_CHUNK = 1 << 20
+#: Modes before the umask: objects (and temp files) for the owner and its group only.
+FILE_MODE = 0o640
+DIR_MODE = 0o750
+
+
+def make_dirs(path: Path) -> None:
+    """Create ``path`` and its missing parents with :data:`DIR_MODE` (``Path.mkdir`` gives
+    parents the default 0777)."""
+    missing: list[Path] = []
+    while not path.exists():
+        missing.append(path)
+        if path.parent == path:
+            break
+        path = path.parent
+    for directory in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            directory.mkdir(DIR_MODE)
 
 
 def _etag(st: os.stat_result) -> str:
@@ -46,11 +69,11 @@ def _info(key: str, st: os.stat_result) -> ObjectInfo:
 
 
 def open_tmp(directory: Path) -> tuple[Path, IO[bytes]]:
-    """Create a fresh temp file in ``directory``, honouring the umask (unlike mkstemp)."""
+    """Create a fresh temp file in ``directory``, mode :data:`FILE_MODE` under the umask."""
     while True:
         tmp = directory / f"{_TMP_PREFIX}{secrets.token_hex(8)}"
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
         except FileExistsError:
             continue
         return tmp, os.fdopen(fd, "wb")
@@ -85,8 +108,8 @@ class _LocalStagedWriter:
         if offset < 0:
             raise ValueError(f"offset {offset} is negative")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o666)
+            make_dirs(path.parent)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE)
         except OSError as exc:
             raise StorageError(f"cannot open staged object {name!r}: {exc}") from exc
         size = os.fstat(fd).st_size
@@ -176,7 +199,7 @@ class LocalStore:
         path = self._path(key)
         tmp: Path | None = None
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(path.parent)
             tmp, out = open_tmp(path.parent)
             with out:
                 fill(out)
@@ -315,7 +338,13 @@ class LocalStore:
 
     def _staged_path(self, name: str) -> Path:
         validate_key(name)
-        return self.root / STAGED_PREFIX / name
+        area = self.root / STAGED_PREFIX.rstrip("/")
+        path = (area / name).resolve()
+        # As for keys: a staged name (built from an upload id) never leaves the staging
+        # area, not through '..' (ruled out above) nor through a symlink.
+        if not path.is_relative_to(area.resolve()) or path == area.resolve():
+            raise InvalidKey(f"staged name {name!r} resolves outside the staging area")
+        return path
 
     def open_staged(self, name: str, offset: int) -> _LocalStagedWriter:
         """Open the staged file ``name`` to append at ``offset`` (see the Protocol)."""
@@ -331,7 +360,7 @@ class LocalStore:
                 raise StorageError(f"staged object {name!r} holds {held} bytes, not {size}")
             if held > size:
                 os.truncate(src, size)
-            dest.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(dest.parent)
             st = src.stat()
             src.replace(dest)
         except FileNotFoundError:
@@ -373,7 +402,7 @@ class LocalStore:
             done = sum(1 for b in bounds if b <= held) if marker.exists() else 1
             pos = bounds[done - 1]
             os.ftruncate(fd, pos)
-            marker.touch()
+            marker.touch(FILE_MODE)
             for path, name, size in sources[done - 1 :]:
                 self._append(fd, pos, path, name, size)
                 pos += size

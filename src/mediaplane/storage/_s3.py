@@ -17,6 +17,8 @@ from obstore.exceptions import BaseError as ObstoreError
 from obstore.exceptions import NotFoundError, PermissionDeniedError, UnauthenticatedError
 from obstore.store import S3Store as _ObstoreS3
 
+from mediaplane.config import redact_url
+
 from ._base import (
     STAGED_PREFIX,
     ObjectInfo,
@@ -209,16 +211,18 @@ class S3Store:
         parts = urlsplit(url)
         usage = "use s3://bucket[/prefix][?endpoint=URL&region=NAME]"
         if parts.scheme != "s3" or not parts.hostname:
-            raise StorageError(f"invalid S3 URL {url!r}; {usage}")
+            raise StorageError(f"invalid S3 URL {redact_url(url)!r}; {usage}")
         if "@" in parts.netloc:
             raise StorageError(
-                f"invalid S3 URL {url!r}: credentials do not belong in the URL; "
+                f"invalid S3 URL {redact_url(url)!r}: credentials do not belong in the URL; "
                 "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
             )
         params = parse_qs(parts.query, keep_blank_values=True)
         unknown = set(params) - _URL_PARAMS
         if unknown or parts.fragment or any(len(v) != 1 for v in params.values()):
-            raise StorageError(f"invalid S3 URL {url!r}: unknown or repeated options; {usage}")
+            raise StorageError(
+                f"invalid S3 URL {redact_url(url)!r}: unknown or repeated options; {usage}"
+            )
         store = cls(
             parts.netloc,
             parts.path.strip("/"),
