@@ -63,7 +63,7 @@ class Database:
             kwargs.update(pool_pre_ping=True, pool_size=5, max_overflow=10)
         try:
             self.engine: Engine = create_engine(self.url, **kwargs)
-        except ArgumentError:  # its message quotes the whole URL, password and all
+        except (ArgumentError, ValueError):  # the message may quote the URL, password and all
             raise DatabaseError(f"the database URL {redact_url(url)!r} is not valid") from None
         if self.url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)

@@ -25,13 +25,62 @@ def test_objects_are_plain_files(local: LocalStore) -> None:
     assert files_under(local.root) == ["a/b/c.ts"]  # no temp file left behind
 
 
-def test_new_files_honour_the_umask(local: LocalStore) -> None:
-    old = os.umask(0o022)
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+@pytest.mark.parametrize(
+    ("umask", "file_mode", "dir_mode"), [(0o000, 0o640, 0o750), (0o077, 0o600, 0o700)]
+)
+def test_files_are_never_world_readable(
+    tmp_path: Path, umask: int, file_mode: int, dir_mode: int
+) -> None:
+    """Every file the store creates is 0640 at most and every directory 0750, whatever the
+    umask lets through (0666/0777 before)."""
+    local = LocalStore(tmp_path / "data" / "objects")
+    src = tmp_path / "src"
+    src.write_bytes(b"source")
+    old = os.umask(umask)
     try:
-        local.put_bytes("k", b"x")
+        local.put_bytes("a/b/bytes", b"x")
+        local.put_file("c/file", src)
+        writer = local.open_staged("uploads/one", 0)
+        writer.write(b"staged")
+        writer.close()
+        second = local.open_staged("uploads/two", 0)
+        second.write(b"more")
+        second.close()
+        local.commit_staged_concat([("uploads/one", 6), ("uploads/two", 4)], "d/e/source")
+        kept = local.open_staged("uploads/kept", 0)
+        kept.write(b"waiting")
+        kept.close()
+        local.download("a/b/bytes", tmp_path / "downloaded")
     finally:
         os.umask(old)
-    assert (local.root / "k").stat().st_mode & 0o777 == 0o644
+    files = [p for p in (tmp_path / "data").rglob("*") if p.is_file()]
+    dirs = [tmp_path / "data", *(p for p in (tmp_path / "data").rglob("*") if p.is_dir())]
+    assert len(files) == 4 and len(dirs) >= 8, (files, dirs)
+    assert {str(p.relative_to(local.root)): _mode(p) for p in files} == {
+        "a/b/bytes": file_mode,
+        "c/file": file_mode,
+        "d/e/source": file_mode,
+        "~staged/uploads/kept": file_mode,
+    }
+    assert {str(p): _mode(p) for p in dirs} == {str(p): dir_mode for p in dirs}
+    assert _mode(tmp_path / "downloaded") == file_mode
+
+
+def test_admin_token_file_is_owner_only(tmp_path: Path) -> None:
+    from mediaplane.accounts import ensure_admin_token
+    from mediaplane.config import Settings
+
+    old = os.umask(0)
+    try:
+        token, created = ensure_admin_token(Settings(data_dir=tmp_path / "data", admin_token=None))
+    finally:
+        os.umask(old)
+    assert created and token.startswith("mp_")
+    assert _mode(tmp_path / "data" / "admin-token") == 0o600
 
 
 def test_crash_leftovers_are_invisible(local: LocalStore) -> None:
@@ -118,3 +167,56 @@ def test_list_reports_the_same_info_as_stat(local: LocalStore) -> None:
         local.stat("p/one"),
         local.stat("p/q/two"),
     ]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../escape",
+        "uploads/../../escape",
+        "/tmp/escape",
+        "uploads/..",
+        "uploads/%2e%2e/escape",
+        "uploads\\..\\escape",
+        "uploads/a\x00b",
+        "~staged/x",
+        "",
+        "x" * 2000,
+    ],
+)
+def test_hostile_staged_names_stay_out_of_the_filesystem(
+    local: LocalStore, tmp_path: Path, name: str
+) -> None:
+    before = sorted(str(p) for p in tmp_path.rglob("*"))
+    for call in (
+        lambda: local.open_staged(name, 0),
+        lambda: local.commit_staged(name, 0, "k"),
+        lambda: local.commit_staged_concat([(name, 0), ("uploads/b", 0)], "k"),
+        lambda: local.discard_staged(name),
+    ):
+        with pytest.raises(InvalidKey):
+            call()
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == before
+
+
+def test_staging_symlink_out_of_the_staging_area_is_refused(
+    local: LocalStore, tmp_path: Path
+) -> None:
+    """A link inside ~staged (an operator's mistake, or another process) does not carry a
+    staged write, commit or discard outside the staging area."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "victim").write_bytes(b"keep me")
+    (local.root / "~staged").mkdir(parents=True)
+    (local.root / "~staged" / "uploads").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(InvalidKey, match="outside the staging area"):
+        local.open_staged("uploads/new", 0)
+    with pytest.raises(InvalidKey):
+        local.open_staged("uploads/victim", 0)
+    with pytest.raises(InvalidKey):
+        local.discard_staged("uploads/victim")
+    with pytest.raises(InvalidKey):
+        local.commit_staged("uploads/victim", 7, "stolen")
+    assert sorted(p.name for p in outside.iterdir()) == ["victim"]
+    assert (outside / "victim").read_bytes() == b"keep me"
+    assert not local.exists("stolen")
