@@ -1,8 +1,10 @@
-"""URL imports from a local HTTP server (allow-listed), redirects re-checked on every hop."""
+"""URL imports from a local HTTP server (allow-listed), redirects re-checked on every hop;
+DNS rebinding, the size limit counted as bytes arrive, and one deadline for the import."""
 
 from __future__ import annotations
 
 import http.server
+import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from mediaplane.ingest import FetchLimits, ImportTimedOut, UrlRefused, fetch_url
 from tests.support import Backend, Server, free_port, make_clip, start_server
 
 
@@ -19,6 +22,21 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             self.send_response(302)
             self.send_header("Location", f"http://[::1]:{self.server.server_port}/clip.mp4")
             self.end_headers()
+            return
+        if self.path.startswith("/endless"):  # chunked, no Content-Length, past any limit
+            self.protocol_version = "HTTP/1.1"
+            self.send_response(200)
+            self.send_header("Content-Type", "video/mp4")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            block = b"\0" * 65536
+            try:
+                for _ in range(128):  # 8 MiB
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(block), block))
+                self.wfile.write(b"0\r\n\r\n")
+            except OSError:
+                pass  # the importer stopped reading at its limit
+            self.close_connection = True
             return
         if self.path.startswith("/redirect"):
             self.send_response(302)
@@ -49,8 +67,14 @@ def media_site() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def importer(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    # The operator allow-lists 127.0.0.1 only: [::1] stays refused.
-    s = start_server(tmp_path_factory.mktemp("importer"), backend, import_allow="127.0.0.1/32")
+    # The operator allow-lists 127.0.0.1 only: [::1] stays refused. A 2 MiB upload limit
+    # holds for imports too (import_max_bytes is 20 GiB).
+    s = start_server(
+        tmp_path_factory.mktemp("importer"),
+        backend,
+        import_allow="127.0.0.1/32",
+        max_upload_bytes=str(2 << 20),
+    )
     yield s
     s.stop()
 
@@ -85,6 +109,18 @@ def test_import_404_and_junk(importer: Server, media_site: str) -> None:
     junk = _create(importer, media_site + "/broken.mp4")
     assert junk["status"] == "errored"
     assert "not a video" in " ".join(junk["errors"]["messages"])
+
+
+def test_import_past_the_limit_stores_nothing(importer: Server, media_site: str) -> None:
+    """A chunked response (no Content-Length to trust) is counted as it arrives and cut at
+    the upload limit: the asset errors, no source object, no download left in tmp."""
+    asset = _create(importer, media_site + "/endless")
+    assert asset["status"] == "errored", asset
+    message = " ".join(asset["errors"]["messages"])
+    assert "larger than the import limit" in message and str(2 << 20) in message
+    assert not importer.store().exists(f"assets/{asset['id']}/source")
+    tmp = importer.data_dir / "tmp"
+    assert not tmp.exists() or list(tmp.iterdir()) == []
 
 
 def test_cli_ingest(importer: Server, tmp_path: Path) -> None:
@@ -137,3 +173,151 @@ def test_cli_ingest(importer: Server, tmp_path: Path) -> None:
         check=False,
     )
     assert bad.returncode == 1 and "not valid" in bad.stderr
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    """Answers every GET with ``body``; records each request's path and Host header."""
+
+    body = b""
+    seen: list[tuple[str, str]]
+
+    def do_GET(self) -> None:
+        type(self).seen.append((self.path, self.headers.get("Host", "")))
+        if self.path.startswith("/hop"):
+            self.send_response(302)
+            self.send_header("Location", self.path.removeprefix("/hop"))
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def _serve(host: str, port: int, body: bytes) -> tuple[Any, list[tuple[str, str]]]:
+    seen: list[tuple[str, str]] = []
+    handler = type("Handler", (_Recorder,), {"body": body, "seen": seen})
+    httpd = http.server.ThreadingHTTPServer((host, port), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd, seen
+
+
+@pytest.fixture
+def two_hosts() -> Iterator[tuple[int, list[tuple[str, str]], list[tuple[str, str]]]]:
+    """The media host on 127.0.0.1 and an internal service on 127.0.0.2, same port."""
+    port = free_port()
+    media, media_seen = _serve("127.0.0.1", port, b"the media file")
+    internal, internal_seen = _serve("127.0.0.2", port, b"internal secrets")
+    yield port, media_seen, internal_seen
+    media.shutdown()
+    internal.shutdown()
+
+
+def _rebinding(monkeypatch: pytest.MonkeyPatch, name: str, *answers: str) -> list[str]:
+    """The process's resolver answers ``name`` with ``answers[0]`` the first time and
+    ``answers[-1]`` every time after (a DNS server with a zero TTL doing rebinding)."""
+    real = socket.getaddrinfo
+    given: list[str] = []
+
+    def resolver(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host != name:
+            return real(host, port, *args, **kwargs)
+        addr = answers[min(len(given), len(answers) - 1)]
+        given.append(addr)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (addr, int(port or 80)))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    return given
+
+
+LIMITS = FetchLimits(allow=("127.0.0.1/32",), max_bytes=1 << 20, timeout=30, max_redirects=3)
+
+
+def test_rebinding_never_reaches_the_second_address(
+    two_hosts: tuple[int, list[Any], list[Any]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The name is checked once (127.0.0.1, allowed) and that address is the one connected
+    to: the rebound answer (127.0.0.2, not allowed) is never used, and the request still
+    names the host."""
+    port, media_seen, internal_seen = two_hosts
+    given = _rebinding(monkeypatch, "media.rebind.test", "127.0.0.1", "127.0.0.2")
+    size, _ = fetch_url(f"http://media.rebind.test:{port}/clip.mp4", tmp_path / "d", LIMITS)
+    assert (tmp_path / "d").read_bytes() == b"the media file" and size == 14
+    assert internal_seen == []
+    assert media_seen == [("/clip.mp4", f"media.rebind.test:{port}")]
+    assert given == ["127.0.0.1"]  # resolved once
+
+
+def test_rebinding_on_a_redirect_hop(
+    two_hosts: tuple[int, list[Any], list[Any]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A hop to another name is resolved and checked on its own; once refused, nothing
+    is sent to it."""
+    port, media_seen, internal_seen = two_hosts
+    _rebinding(monkeypatch, "evil.rebind.test", "127.0.0.2")
+    with pytest.raises(UrlRefused, match="127.0.0.2"):
+        fetch_url(
+            f"http://127.0.0.1:{port}/hophttp://evil.rebind.test:{port}/x",
+            tmp_path / "d",
+            LIMITS,
+        )
+    assert internal_seen == []
+    assert [path for path, _ in media_seen] == [f"/hophttp://evil.rebind.test:{port}/x"]
+
+
+def test_first_answer_refused_sends_nothing(
+    two_hosts: tuple[int, list[Any], list[Any]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    port, media_seen, internal_seen = two_hosts
+    _rebinding(monkeypatch, "media.rebind.test", "127.0.0.2", "127.0.0.1")
+    with pytest.raises(UrlRefused, match="private or reserved"):
+        fetch_url(f"http://media.rebind.test:{port}/clip.mp4", tmp_path / "d", LIMITS)
+    assert internal_seen == [] and media_seen == []
+
+
+@pytest.fixture
+def slow_site() -> Iterator[str]:
+    """/drip sends a byte every 50 ms for a minute; /stall sends headers and waits."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve(conn: socket.socket) -> None:
+        with conn:
+            request = conn.recv(65536)
+            if b"/stall" in request.split(b"\r\n", 1)[0]:
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nabc")
+                stop.wait(60)
+                return
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1200\r\n\r\n")
+            for _ in range(1200):
+                if stop.wait(0.05):
+                    return
+                try:
+                    conn.sendall(b"x")
+                except OSError:
+                    return
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    stop.set()
+    listener.close()
+
+
+@pytest.mark.parametrize("path", ["/drip", "/stall"])
+def test_import_timeout_bounds_the_whole_import(slow_site: str, path: str, tmp_path: Path) -> None:
+    """import_timeout_seconds is one deadline for the import: a server that drips a byte
+    now and then (never idle long enough for a read timeout) or stalls is cut off."""
+    limits = FetchLimits(allow=("127.0.0.1/32",), timeout=1.5)
+    with pytest.raises(ImportTimedOut, match="import time limit"):
+        fetch_url(slow_site + path, tmp_path / "d", limits)

@@ -28,6 +28,7 @@ from ._url import IngestError, checked_addresses, parse_import_url
 _CONNECT_TIMEOUT = 30.0
 _READ_TIMEOUT = 60.0
 _CHUNK = 1 << 20
+_DEADLINE_SLACK = 0.25
 
 
 class ImportFailed(IngestError):
@@ -57,14 +58,17 @@ class _Deadline:
         self.seconds = seconds
         self.at = time.monotonic() + seconds
 
+    def timed_out(self) -> ImportTimedOut:
+        return ImportTimedOut(
+            f"The download took longer than the import time limit ({self.seconds:g} s); "
+            "nothing was imported."
+        )
+
     def bound(self, timeout: float | None) -> float:
         """``timeout`` cut to what is left; raises :class:`ImportTimedOut` when none is."""
         left = self.at - time.monotonic()
         if left <= 0:
-            raise ImportTimedOut(
-                f"The download took longer than the import time limit ({self.seconds:g} s); "
-                "nothing was imported."
-            )
+            raise self.timed_out()
         return left if timeout is None else min(timeout, left)
 
 
@@ -154,21 +158,27 @@ def fetch_url(
     deadline = _Deadline(limits.timeout)
     backend = GuardedBackend(limits.allow, deadline)
     timeout = httpx.Timeout(_CONNECT_TIMEOUT, read=_READ_TIMEOUT)
-    with httpx.Client(
-        transport=GuardedTransport(backend), timeout=timeout, follow_redirects=False
-    ) as client:
-        for _ in range(limits.max_redirects + 1):
-            parse_import_url(url)
-            headers = {"User-Agent": "Mediaplane-Import/0.1", "Accept-Encoding": "identity"}
-            with client.stream("GET", url, headers=headers) as r:
-                if r.is_redirect:
-                    url = urljoin(url, r.headers.get("location", ""))
-                    continue
-                if r.status_code >= 400:
-                    raise ImportFailed(
-                        f"The URL answered HTTP {r.status_code}; nothing was imported."
-                    )
-                return _save(r, dest, limits, deadline, progress)
+    try:
+        with httpx.Client(
+            transport=GuardedTransport(backend), timeout=timeout, follow_redirects=False
+        ) as client:
+            for _ in range(limits.max_redirects + 1):
+                parse_import_url(url)
+                headers = {"User-Agent": "Mediaplane-Import/0.1", "Accept-Encoding": "identity"}
+                with client.stream("GET", url, headers=headers) as r:
+                    if r.is_redirect:
+                        url = urljoin(url, r.headers.get("location", ""))
+                        continue
+                    if r.status_code >= 400:
+                        raise ImportFailed(
+                            f"The URL answered HTTP {r.status_code}; nothing was imported."
+                        )
+                    return _save(r, dest, limits, deadline, progress)
+    except httpx.TimeoutException:
+        # A socket timeout cut short by the deadline is the whole import out of time.
+        if deadline.at - time.monotonic() < _DEADLINE_SLACK:
+            raise deadline.timed_out() from None
+        raise
     raise ImportFailed("The URL redirected too many times.")
 
 
