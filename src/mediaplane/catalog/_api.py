@@ -103,7 +103,7 @@ async def create_asset(request: Request, rt: Runtime = Depends(runtime_dep)) -> 
         try:
             body = CreateAssetJson.model_validate_json(await read_body(request, _JSON_LIMIT))
         except UploadError as exc:
-            raise ApiError(exc.status, exc.code, exc.message) from None
+            raise ApiError(exc.status, exc.code, exc.message, dict(exc.headers)) from None
         except ValueError as exc:
             raise ApiError(400, "invalid_request", f"Invalid JSON body: {exc}") from exc
         fields = _origin_fields(body.source_type, body.rights, body.passthrough)
@@ -124,7 +124,7 @@ async def create_asset(request: Request, rt: Runtime = Depends(runtime_dep)) -> 
             request, rt.settings.data_path / "tmp", rt.settings.max_upload_bytes
         )
     except UploadError as exc:
-        raise ApiError(exc.status, exc.code, exc.message) from None
+        raise ApiError(exc.status, exc.code, exc.message, dict(exc.headers)) from None
     try:
         fields = _origin_fields(
             received.fields.get("source_type"),

@@ -85,7 +85,9 @@ def _err(status: int, code: str, message: str, **headers: str) -> ApiError:
 
 
 def _from(exc: UploadError) -> ApiError:
-    headers = {"Upload-Offset": str(exc.offset)} if exc.offset is not None else {}
+    headers = dict(exc.headers)
+    if exc.offset is not None:
+        headers["Upload-Offset"] = str(exc.offset)
     return _err(exc.status, exc.code, exc.message, **headers)
 
 

@@ -105,6 +105,8 @@ class UploadError(IngestError):
 
     status = 400
     code = "invalid_upload"
+    #: Headers the HTTP answer carries besides the JSON error.
+    headers: dict[str, str] = {}  # never mutated: replaced per class
 
     def __init__(self, message: str, *, offset: int | None = None) -> None:
         super().__init__(message)
@@ -131,7 +133,11 @@ class UploadLocked(UploadError):
 
 
 class UploadTooLarge(UploadError):
+    """413. The rest of the body is never read: the connection cannot carry another
+    request, so the answer says it closes."""
+
     status, code = 413, "payload_too_large"
+    headers = {"Connection": "close"}
 
 
 class UploadConflict(UploadError):
