@@ -381,3 +381,49 @@ def test_cli_ingest_resumes_after_interruption(server: Server, tmp_path: Path, c
     up = _upload_json(server, url)
     assert up["status"] == "asset_created"
     assert server.store().get_bytes(f"assets/{up['asset_id']}/source") == big.read_bytes()
+
+
+HOSTILE_IDS = [
+    "..",
+    "..%2F..%2Fetc%2Fpasswd",
+    "%2e%2e%2f%2e%2e%2fadmin-token",
+    "~staged",
+    "uploads%2F..%2F..%2Fmediaplane.sqlite",
+    "%00",
+    "A" * 300,
+    "abc%5C..%5C..",
+]
+
+
+def _tree(root: Path) -> dict[str, int]:
+    return {
+        str(p.relative_to(root)): p.stat().st_size
+        for p in root.rglob("*")
+        if p.is_file() and not p.name.startswith(("server.log", "mediaplane.sqlite", "broker"))
+    }
+
+
+@pytest.mark.parametrize("upload_id", HOSTILE_IDS)
+def test_hostile_upload_ids(server: Server, upload_id: str) -> None:
+    """An upload id is a name the server made: anything else a request names is 404 (or
+    another 4xx JSON answer), and no file appears, moves or grows anywhere."""
+    before = _tree(server.data_dir)
+    h = {**TUS, **OCTETS, "Upload-Offset": "0"}
+    url = f"/api/v1/uploads/{upload_id}"
+    with server.client() as c:
+        answers = [
+            c.head(url, headers=TUS),
+            c.get(url),
+            c.patch(url, headers=h, content=b"x" * 100),
+            c.post(url, headers={**h, "X-HTTP-Method-Override": "PATCH"}, content=b"x" * 100),
+            c.delete(url, headers=TUS),
+        ]
+        final = c.post(
+            "/api/v1/uploads",
+            headers={**TUS, "Upload-Concat": f"final;{server.url}/api/v1/uploads/{upload_id}"},
+        )
+    for r in [*answers, final]:
+        assert 400 <= r.status_code < 500, (r.request.method, r.status_code, r.text)
+        if r.request.method != "HEAD":
+            assert "error" in r.json()
+    assert _tree(server.data_dir) == before

@@ -22,7 +22,6 @@ import binascii
 import contextlib
 import functools
 import hashlib
-import re
 import time
 from datetime import UTC
 from email.utils import format_datetime
@@ -40,6 +39,7 @@ from mediaplane.runtime import Runtime
 
 from ._body import ByteLimit, body_chunks
 from ._uploads import (
+    UPLOAD_ID,
     UploadConcat,
     UploadError,
     UploadStatus,
@@ -74,7 +74,6 @@ _MAX_METADATA = 8192
 _MAX_CONCAT = 64 * 1024
 #: How many partial uploads one final upload may name.
 MAX_PARTIALS = 1000
-_UPLOAD_ID = re.compile(r"[a-z0-9]{1,32}")
 
 router = APIRouter(prefix="/api/v1", tags=["uploads"])
 _auth = [Depends(require_admin)]
@@ -177,7 +176,7 @@ def parse_concat(
             or parts.query
             or parts.fragment
             or head not in prefixes
-            or not _UPLOAD_ID.fullmatch(upload_id)
+            or not UPLOAD_ID.fullmatch(upload_id)
         ):
             raise _err(
                 400,

@@ -18,6 +18,7 @@ a server that dies before publishing it finishes it on the next HEAD like any up
 from __future__ import annotations
 
 import enum
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -39,6 +40,9 @@ if TYPE_CHECKING:
 log = structlog.get_logger("mediaplane.ingest")
 
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+#: What an upload id can be; anything else a request names is no upload (and never
+#: reaches a query or a staged path).
+UPLOAD_ID = re.compile(r"[a-z0-9]{1,32}")
 _SWEEP_BATCH = 20
 #: A pessimistic speed for publishing a finished upload: S3 copies its parts into one
 #: object inside the server (UploadPartCopy), but small parts, or a store without static
@@ -417,9 +421,9 @@ def create_final(
 
 
 def _load(s: Session, upload_id: str) -> Upload:
-    upload = s.get(Upload, upload_id)
+    upload = s.get(Upload, upload_id) if UPLOAD_ID.fullmatch(upload_id) else None
     if upload is None:
-        raise UploadNotFound(f"No upload with id {upload_id!r}.")
+        raise UploadNotFound(f"No upload with id {upload_id[:40]!r}.")
     return upload
 
 
@@ -469,6 +473,8 @@ def acquire(
     PostgreSQL. The loser learns why: 409 (offset moved on), 423 (locked), 410 or 404,
     403 for a final upload (it takes no bytes) unless ``final`` (to publish it).
     """
+    if not UPLOAD_ID.fullmatch(upload_id):  # never a NUL or 300 characters into SQL
+        raise UploadNotFound(f"No upload with id {upload_id[:40]!r}.")
     token = secrets.token_hex(16)
     now = utcnow()
     until = now + timedelta(seconds=runtime.settings.upload_lock_seconds)
