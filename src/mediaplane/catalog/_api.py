@@ -121,7 +121,10 @@ async def create_asset(request: Request, rt: Runtime = Depends(runtime_dep)) -> 
         )
     try:
         received = await receive_form(
-            request, rt.settings.data_path / "tmp", rt.settings.max_upload_bytes
+            request,
+            rt.settings.data_path / "tmp",
+            rt.settings.max_upload_bytes,
+            text_fields=("title", "source_type", "rights", "passthrough"),
         )
     except UploadError as exc:
         raise ApiError(exc.status, exc.code, exc.message, dict(exc.headers)) from None

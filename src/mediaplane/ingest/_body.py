@@ -13,7 +13,7 @@ import contextlib
 import hashlib
 import os
 import secrets
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -115,8 +115,10 @@ class _Form:
     """python-multipart callbacks: text fields into memory (bounded), the one file part
     into batches the caller writes out."""
 
-    def __init__(self, file_field: str) -> None:
+    def __init__(self, file_field: str, text_fields: Collection[str]) -> None:
         self.file_field = file_field
+        self.text_fields = text_fields
+        self._discard = False
         self.fields: dict[str, str] = {}
         self.filename: str | None = None
         self.file_seen = False
@@ -145,7 +147,7 @@ class _Form:
     def _part_begin(self) -> None:
         self._disposition = b""
         self._text = bytearray()
-        self.in_file = self._skip = False
+        self.in_file = self._skip = self._discard = False
 
     def _header_field(self, data: bytes, start: int, end: int) -> None:
         self._header_name += data[start:end]
@@ -167,11 +169,14 @@ class _Form:
             raise InvalidForm("invalid_multipart", "A multipart part has no field name.")
         self._name = name.decode("utf-8", "replace")
         if b"filename" in options:
-            if self._name != self.file_field:
+            if self._name in self.text_fields:
                 raise InvalidForm(
                     "invalid_request",
                     f"The form field `{self._name}` must be text, not a file.",
                 )
+            if self._name != self.file_field:
+                self._discard = True  # a file we did not ask for: read past, never kept
+                return
             if self.file_seen:
                 raise InvalidForm("too_many_files", "Send one file per request.")
             self.file_seen = self.in_file = True
@@ -184,6 +189,8 @@ class _Form:
         self._skip = self._name in self.fields
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._discard:
+            return
         if self.in_file:
             chunk = data[start:end]
             self.pending.append(chunk)
@@ -197,7 +204,7 @@ class _Form:
             )
 
     def _part_end(self) -> None:
-        if not self.in_file and not self._skip:
+        if not self.in_file and not self._skip and not self._discard:
             self.fields[self._name] = self._text.decode("utf-8", "replace")
         self.in_file = False
 
@@ -211,9 +218,17 @@ def _write_out(fd: int, digest: Any, batch: list[bytes]) -> None:
 
 
 async def receive_form(
-    request: Request, directory: Path, max_file_bytes: int, *, file_field: str = "file"
+    request: Request,
+    directory: Path,
+    max_file_bytes: int,
+    *,
+    file_field: str = "file",
+    text_fields: Collection[str] = (),
 ) -> ReceivedFile:
     """Parse a ``multipart/form-data`` body into a temp file under ``directory``.
+
+    The file is the part named ``file_field``; a file sent as one of ``text_fields`` is
+    refused, one under any other name is read past and dropped.
 
     The body is counted as it arrives (``max_file_bytes`` plus :data:`FORM_OVERHEAD`) and
     so is the file part (``max_file_bytes``): past either, :class:`UploadTooLarge`, and
@@ -228,7 +243,7 @@ async def receive_form(
     )
     body = ByteLimit(max_file_bytes + FORM_OVERHEAD, too_large)
     file_limit = ByteLimit(max_file_bytes, too_large)
-    form = _Form(file_field)
+    form = _Form(file_field, text_fields)
     parser = MultipartParser(boundary, form.callbacks())  # type: ignore[arg-type]
     path, fd = await run_in_threadpool(_open_temp, directory)
     digest = hashlib.sha256()
