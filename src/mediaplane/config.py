@@ -43,12 +43,13 @@ class Settings(BaseSettings):
     #: Public base URL printed in playback URLs; defaults to http://host:port.
     public_url: str | None = None
 
-    database_url: str | None = None  # default: sqlite:///<data_dir>/mediaplane.sqlite
-    broker_url: str | None = None  # default: embedded sqla+sqlite broker under data_dir
+    # Out of repr (a traceback or a log of the settings): these may carry passwords.
+    database_url: str | None = Field(default=None, repr=False)  # default: sqlite:///…
+    broker_url: str | None = Field(default=None, repr=False)  # default: embedded broker
     storage_url: str | None = None  # default: <data_dir>/objects (local store)
     queue_namespace: str = "mediaplane"
 
-    admin_token: str | None = None
+    admin_token: str | None = Field(default=None, repr=False)
     log_level: str = "INFO"
     #: "auto": readable lines on a terminal, JSON lines otherwise; or always "console"/"json".
     log_format: Literal["auto", "console", "json"] = "auto"

@@ -10,6 +10,7 @@ import httpx
 import structlog
 
 from mediaplane.catalog import Asset, queue_fingerprint, record_content_hash, source_key
+from mediaplane.config import redact
 from mediaplane.jobs import JobContext, JobType, PermanentJobError, create_job, dispatch
 
 from ._fetch import FetchLimits, fetch_url
@@ -43,7 +44,7 @@ def import_url(ctx: JobContext) -> None:
         except IngestError as exc:  # refused, too large, HTTP error, out of time
             raise PermanentJobError(str(exc)) from exc
         except httpx.HTTPError as exc:
-            raise RuntimeError(f"download failed: {exc}") from exc  # retried
+            raise RuntimeError(f"download failed: {redact(str(exc))}") from None  # retried
         key = source_key(asset_id)
         rt.store.put_file(key, dest)
     with rt.db.session() as s:

@@ -108,3 +108,15 @@ def test_storage_url_errors_mask_secrets(url: str) -> None:
     with pytest.raises(StorageError) as info:
         open_store(url)
     assert PASSWORD not in str(info.value)
+
+
+def test_settings_repr_hides_credentials(tmp_path: Path) -> None:
+    from mediaplane.config import Settings
+
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=f"postgresql://u:{PASSWORD}@h/db",
+        broker_url=f"amqp://u:{PASSWORD}@h//",
+        admin_token=f"mp_{PASSWORD}",
+    )
+    assert PASSWORD not in repr(settings) and PASSWORD not in str(settings)
