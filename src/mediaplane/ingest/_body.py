@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 FORM_OVERHEAD = 64 * 1024
 _MAX_FIELD_BYTES = 16 * 1024
 _MAX_FIELDS = 10
+#: File bytes gathered before one write (in a thread): memory stays under this plus a chunk.
+_WRITE_BATCH = 1 << 20
 
 
 class InvalidForm(UploadError):
@@ -247,13 +249,16 @@ async def receive_form(
     parser = MultipartParser(boundary, form.callbacks())  # type: ignore[arg-type]
     path, fd = await run_in_threadpool(_open_temp, directory)
     digest = hashlib.sha256()
+    counted = 0  # of form.pending_bytes, already added to file_limit
     try:
         try:
             async for chunk in body_chunks(request, body):
                 parser.write(chunk)
-                if form.pending:
-                    file_limit.add(form.pending_bytes)
+                file_limit.add(form.pending_bytes - counted)
+                counted = form.pending_bytes
+                if counted >= _WRITE_BATCH:
                     batch, form.pending, form.pending_bytes = form.pending, [], 0
+                    counted = 0
                     await run_in_threadpool(_write_out, fd, digest, batch)
             parser.finalize()
         except FormParserError as exc:
@@ -261,7 +266,6 @@ async def receive_form(
                 "invalid_multipart", f"The multipart body is not valid: {exc}"
             ) from exc
         if form.pending:
-            file_limit.add(form.pending_bytes)
             await run_in_threadpool(_write_out, fd, digest, form.pending)
     except BaseException:
         os.close(fd)
