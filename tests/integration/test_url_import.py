@@ -149,7 +149,8 @@ def test_cli_ingest(importer: Server, tmp_path: Path) -> None:
         check=False,
     )
     assert out.returncode == 0, out.stderr
-    assert "uploading" in out.stderr and "processing" in out.stderr
+    # The bar reads "processing" until the ladder is planned, then "renditions n/m".
+    assert "uploading" in out.stderr and "renditions" in out.stderr
     lines = dict(line.split(":", 1) for line in out.stdout.strip().splitlines())
     assert lines["HLS"].strip().endswith("/master.m3u8")
     assert lines["DASH"].strip().endswith("/manifest.mpd")
