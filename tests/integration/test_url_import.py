@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import http.server
 import socket
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from mediaplane.ingest import FetchLimits, ImportTimedOut, UrlRefused, fetch_url
@@ -322,3 +324,71 @@ def test_import_timeout_bounds_the_whole_import(slow_site: str, path: str, tmp_p
     limits = FetchLimits(allow=("127.0.0.1/32",), timeout=1.5)
     with pytest.raises(ImportTimedOut, match="import time limit"):
         fetch_url(slow_site + path, tmp_path / "d", limits)
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A throwaway certificate for media.rebind.test (no CA of ours is trusted)."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=media.rebind.test",
+            "-addext",
+            "subjectAltName=DNS:media.rebind.test",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return cert, key
+
+
+def test_tls_to_the_pinned_address_still_names_the_host(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """https to a pinned address: the TLS handshake sends the name (SNI) and the
+    certificate is checked against the name, not the address (here it is self-signed, so
+    verification fails: no byte of the request is sent)."""
+    import ssl
+
+    cert, key = _self_signed(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    names: list[str | None] = []
+    context.sni_callback = lambda _sock, name, _ctx: names.append(name)  # type: ignore[assignment,misc,return-value]
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    received: list[bytes] = []
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            try:
+                with context.wrap_socket(conn, server_side=True) as tls:
+                    received.append(tls.recv(65536))
+            except (ssl.SSLError, OSError):
+                pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    _rebinding(monkeypatch, "media.rebind.test", "127.0.0.1", "127.0.0.2")
+    with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+        fetch_url(f"https://media.rebind.test:{port}/clip.mp4", tmp_path / "d", LIMITS)
+    thread.join(10)
+    listener.close()
+    assert names == ["media.rebind.test"]
+    assert received == []
