@@ -1,6 +1,12 @@
 """Ingest: getting sources in — URL imports with SSRF protection, and tus 1.0 resumable
 uploads on /api/v1/uploads (state in the database, bytes straight into the object store).
 
+Every upload body — multipart POST /api/v1/assets, tus PATCH, a URL import's download — is
+read through one counter (``_body.ByteLimit``): bytes are counted as they arrive, never
+trusting Content-Length, and the chunk that would pass the limit is refused before it is
+stored (413, nothing kept). A URL import resolves each host once, checks every address,
+and connects to a checked one (``_fetch``), within one ``import_timeout_seconds`` deadline.
+
 Errors::
 
     IngestError
