@@ -10,6 +10,7 @@ import traceback
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from mediaplane.db import Database, DatabaseError, migrate
 from mediaplane.storage import StorageError, open_store
@@ -120,3 +121,22 @@ def test_settings_repr_hides_credentials(tmp_path: Path) -> None:
         admin_token=f"mp_{PASSWORD}",
     )
     assert PASSWORD not in repr(settings) and PASSWORD not in str(settings)
+
+
+def test_new_sqlite_database_is_owner_only(tmp_path: Path) -> None:
+    """The database holds upload state and job payloads (import URLs): 0600, and SQLite's
+    WAL and shared-memory files follow the database file's mode."""
+    path = tmp_path / "data" / "mediaplane.sqlite"
+    old = os.umask(0)
+    try:
+        migrate(f"sqlite:///{path}")
+        db = Database(f"sqlite:///{path}")
+        with db.session() as s:
+            s.execute(text("CREATE TABLE t (x INTEGER)"))
+            s.execute(text("INSERT INTO t VALUES (1)"))
+            modes = {p.name: p.stat().st_mode & 0o777 for p in path.parent.iterdir()}
+        db.dispose()
+    finally:
+        os.umask(old)
+    assert modes == {name: 0o600 for name in modes} and path.name in modes, modes
+    assert f"{path.name}-wal" in modes
