@@ -16,63 +16,15 @@ import m3u8
 import pytest
 from mpegdash.parser import MPEGDASHParser
 
-from tests.support import MEDIA_CACHE, Server, ffprobe_json, probe_decodes
-
-SECONDS = 2
-VIDEO = ["-f", "lavfi", "-t", str(SECONDS), "-i", "testsrc2=size=320x180:rate=30"]
-H264 = ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
-#: Amplitudes of the tones (sine peaks); an RMS level is 20·log10(peak / √2) dBFS.
-CENTRE = 0.5
-#: The languages clip: one tone level per stream, so each rendition can be told apart.
-TRACKS = [  # (language, title, disposition, peak)
-    ("eng", "English", "default", 0.5),
-    ("fre", "Français", "0", 0.25),
-    ("eng", "Director's commentary", "comment", 0.125),
-    ("eng", None, "visual_impaired", 0.0625),
-]
-
-
-def _source(name: str, inputs: list[str], output: list[str]) -> Path:
-    """A generated source, made once and cached beside the other test media."""
-    MEDIA_CACHE.mkdir(parents=True, exist_ok=True)
-    path = MEDIA_CACHE / name
-    if not path.exists():
-        tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-        base = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y"]
-        subprocess.run([*base, *inputs, *output, str(tmp)], check=True, timeout=120)
-        tmp.replace(path)
-    return path
-
-
-def _tone(peak: float, freq: int, layout: str = "mono") -> list[str]:
-    expr = f"{peak}*sin(2*PI*{freq}*t)"
-    return ["-f", "lavfi", "-t", str(SECONDS), "-i", f"aevalsrc={expr}:c={layout}:s=48000"]
-
-
-def surround_clip() -> Path:
-    """5.1 (side): a 2 kHz tone in the centre channel only, a 60 Hz tone in the LFE only."""
-    exprs = f"0|0|{CENTRE}*sin(2*PI*2000*t)|0.5*sin(2*PI*60*t)|0|0"
-    audio = ["-f", "lavfi", "-t", str(SECONDS), "-i", f"aevalsrc={exprs}:c=5.1(side):s=48000"]
-    return _source("audio-5.1-2s.mp4", [*VIDEO, *audio], [*H264, "-c:a", "aac"])
-
-
-def languages_clip() -> Path:
-    """Matroska with four audio streams: English (default), French, an English director's
-    commentary and an English audio description (the broadcast/streaming release shape)."""
-    inputs, output = list(VIDEO), [*H264, "-map", "0:v"]
-    for i, (lang, title, disposition, peak) in enumerate(TRACKS):
-        inputs += _tone(peak, 440)
-        output += ["-map", f"{i + 1}:a", f"-metadata:s:a:{i}", f"language={lang}"]
-        if title:
-            output += [f"-metadata:s:a:{i}", f"title={title}"]
-        output += [f"-disposition:a:{i}", disposition]
-    return _source("audio-languages-2s.mkv", inputs, [*output, "-c:a", "aac"])
-
-
-def audio_only_clip(suffix: str) -> Path:
-    codec = {"m4a": ["-c:a", "aac"], "mp3": ["-c:a", "libmp3lame"], "wav": ["-c:a", "pcm_s16le"]}
-    return _source(f"audio-only-2s.{suffix}", _tone(0.5, 330), codec[suffix])
-
+from tests.audio_media import (
+    CENTRE,
+    SECONDS,
+    TRACKS,
+    audio_only_clip,
+    languages_clip,
+    surround_clip,
+)
+from tests.support import Server, ffprobe_json, probe_decodes
 
 AUDIO_ONLY = ("m4a", "mp3", "wav")
 
@@ -86,10 +38,13 @@ def assets(server: Server) -> dict[str, dict[str, Any]]:
         **{kind: audio_only_clip(kind) for kind in AUDIO_ONLY},
     }
     uploaded = {kind: server.upload(path, title=kind)["id"] for kind, path in sources.items()}
-    done = {kind: server.wait(asset_id) for kind, asset_id in uploaded.items()}
-    for kind, asset in done.items():
-        assert asset["status"] == "ready", (kind, asset)
-    return done
+    return {kind: server.wait(asset_id) for kind, asset_id in uploaded.items()}
+
+
+def _ready(assets: dict[str, dict[str, Any]], kind: str) -> dict[str, Any]:
+    asset = assets[kind]
+    assert asset["status"] == "ready", asset
+    return asset
 
 
 def _base(server: Server, asset: dict[str, Any]) -> str:
@@ -133,7 +88,7 @@ def _db(peak: float) -> float:
 def test_surround_downmix_levels(
     server: Server, assets: dict[str, dict[str, Any]], tmp_path: Path
 ) -> None:
-    asset = assets["surround"]
+    asset = _ready(assets, "surround")
     (audio,) = [t for t in asset["tracks"] if t["type"] == "audio"]
     assert (audio["channels"], audio["sample_rate"], audio["codec"]) == (2, 48000, "aac")
     data = _rendition_bytes(_base(server, asset), "audio")
@@ -151,7 +106,7 @@ def test_surround_downmix_levels(
 
 
 def test_languages_hls(server: Server, assets: dict[str, dict[str, Any]], tmp_path: Path) -> None:
-    base = _base(server, assets["languages"])
+    base = _base(server, _ready(assets, "languages"))
     master = m3u8.loads(httpx.get(base + "/master.m3u8").text, uri=base + "/master.m3u8")
     media = [m for m in master.media if m.type == "AUDIO"]
     assert [m.uri for m in media] == [f"audio{n}/media.m3u8" for n in ("", "2", "3", "4")]
@@ -178,7 +133,7 @@ def test_languages_hls(server: Server, assets: dict[str, dict[str, Any]], tmp_pa
 
 
 def test_languages_dash(server: Server, assets: dict[str, dict[str, Any]]) -> None:
-    base = _base(server, assets["languages"])
+    base = _base(server, _ready(assets, "languages"))
     mpd = MPEGDASHParser.parse(httpx.get(base + "/manifest.mpd").text)
     sets = [a for a in mpd.periods[0].adaptation_sets if a.content_type == "audio"]
     assert [a.representations[0].id for a in sets] == ["audio", "audio2", "audio3", "audio4"]
@@ -196,7 +151,7 @@ def test_languages_dash(server: Server, assets: dict[str, dict[str, Any]]) -> No
 
 
 def test_languages_api_tracks(server: Server, assets: dict[str, dict[str, Any]]) -> None:
-    asset = assets["languages"]
+    asset = _ready(assets, "languages")
     assert asset["max_resolution"] == "180p"
     audio = [t for t in asset["tracks"] if t["type"] == "audio"]
     assert [(t["id"], t["language"], t["default"], t["role"]) for t in audio] == [
@@ -216,7 +171,7 @@ def test_languages_api_tracks(server: Server, assets: dict[str, dict[str, Any]])
 def test_audio_only_asset(
     server: Server, assets: dict[str, dict[str, Any]], kind: str, tmp_path: Path
 ) -> None:
-    asset = assets[kind]
+    asset = _ready(assets, kind)
     assert asset["errors"] is None
     assert asset["max_resolution"] is None and asset["aspect_ratio"] is None
     assert asset["max_frame_rate"] is None
