@@ -153,19 +153,19 @@ def _audio_streams(streams: list[dict[str, Any]]) -> tuple[AudioStream, ...]:
     one stream of the result has ``default`` set.
     """
     found: list[AudioStream] = []
-    for s in streams:
+    for position, s in enumerate(streams):
         if s.get("codec_type") != "audio" or not s.get("codec_name"):
             continue
         try:
             channels = int(s.get("channels") or 0)
-            index = int(s["index"]) if "index" in s else len(found)
+            index = int(s.get("index", position))  # ffprobe lists streams in index order
             rate = int(s["sample_rate"]) if s.get("sample_rate") else None
         except (TypeError, ValueError):
             continue
         if channels <= 0:
             continue
         tags = {str(k).lower(): str(v) for k, v in (s.get("tags") or {}).items()}
-        language = tags.get("language", "").strip() or None
+        language = tags.get("language", "").strip().lower() or None
         layout = str(s.get("channel_layout") or "") or None
         found.append(
             AudioStream(
