@@ -155,3 +155,16 @@ def test_watch_page_plays_audio_only(
     assert page.evaluate("window.mediaplane.loaded").endswith("manifest.mpd")
     assert page.locator("#player-error").is_hidden(), console
     assert page.locator("#audio-choice").is_hidden()  # one track: no menu
+
+
+def test_hlsjs_plays_audio_only_hls(
+    page: Page, console: Console, sqlite_server: Server, assets: dict[str, dict[str, Any]]
+) -> None:
+    """The audio-only master (one STREAM-INF, CODECS="mp4a.40.2", no RESOLUTION) in hls.js."""
+    page.goto(f"{sqlite_server.url}/healthz")
+    page.add_script_tag(url=f"{sqlite_server.url}/static/vendor/hls.min.js")
+    src = f"{sqlite_server.url}/play/{_pid(assets['podcast'])}/master.m3u8"
+    assert page.evaluate(HLSJS, src) == []  # one audio track: no alternatives
+    _played_past(page, 1.5, console)
+    state = page.evaluate(STATE)
+    assert state["error"] is None and state["result"]["fatal"] == [], f"{state}\n{console}"
