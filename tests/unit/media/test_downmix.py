@@ -36,7 +36,8 @@ def _source(tmp: Path, layout: str, channels: int, lit: int) -> Path:
 def _levels(tmp: Path, source: Path) -> list[float]:
     """Encode the source's audio as the ladder does, then RMS dBFS of each output channel."""
     info = probe(TOOLS, source, Settings())
-    argv = ff.encode_ladder_argv(TOOLS, source, tmp, [], audio=info.audio, progress=False)
+    src = ff.Source(source, info.demuxer)  # "wav"
+    argv = ff.encode_ladder_argv(TOOLS, src, tmp, [], audio=info.audio, progress=False)
     subprocess.run(argv, check=True, timeout=60)
     out = subprocess.run(
         ["ffmpeg", "-hide_banner", "-nostdin", "-i", str(tmp / "audio.mp4"), "-af",
