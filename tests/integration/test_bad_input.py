@@ -132,27 +132,18 @@ def test_truncated_mp4_with_index(server: Server, tmp_path: Path) -> None:
     assert "truncated" in _message(_errored(server, cut))
 
 
-def test_no_video_stream(server: Server, tmp_path: Path) -> None:
-    audio = tmp_path / "song.m4a"
+def test_no_video_or_audio_stream(server: Server, tmp_path: Path) -> None:
+    """A Matroska file holding only subtitles. (Audio-only files are assets now:
+    tests/integration/test_source_audio.py.)"""
+    srt = tmp_path / "subs.srt"
+    srt.write_text("1\n00:00:00,000 --> 00:00:01,000\nHello\n")
+    subs = tmp_path / "subs.mkv"
     subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-t",
-            "1",
-            "-i",
-            "sine",
-            "-c:a",
-            "aac",
-            str(audio),
-        ],
+        ["ffmpeg", "-v", "error", "-i", str(srt), "-c:s", "srt", str(subs)],
         check=True,
         timeout=60,
     )
-    assert "no video track" in _message(_errored(server, audio))
+    assert "no video or audio track" in _message(_errored(server, subs))
 
 
 def _raw_mkv_with_size(side: int, tmp_path: Path) -> Path:

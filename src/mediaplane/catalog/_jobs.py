@@ -33,6 +33,7 @@ from mediaplane.media import (
     Rung,
     Segment,
     ShakaPackager,
+    audio_tracks,
     avc_codec_string,
     encode_ladder,
     encode_preview,
@@ -41,10 +42,12 @@ from mediaplane.media import (
     probe,
     read_playlist,
     thumbnail_name,
+    waveform_image,
 )
 from mediaplane.media.ffmpeg import PREVIEW_DIR
 
 from ._models import Asset, AssetStatus
+from ._service import poster_key
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -126,14 +129,18 @@ def _tracks(p: Presentation) -> list[dict[str, Any]]:
                 ],
             }
         )
-    for a in p.audio:
+    for i, a in enumerate(p.audio):
         tracks.append(
             {
                 "type": "audio",
+                "id": a.id,
                 "codec": "aac",
                 "channels": a.channels,
                 "sample_rate": a.sample_rate,
                 "language": a.language,
+                "name": a.name,
+                "default": i == 0,
+                "role": a.role,
             }
         )
     return tracks
@@ -147,7 +154,8 @@ def update_presentation(
 
     ``change`` gets the current presentation (None before the first) and returns the new
     one, or None to write nothing. The asset turns ``ready`` when the presentation first
-    lists a video rendition; ``tracks`` follows the listed renditions. Returns what was
+    becomes playable (a video rendition listed, or an audio-only asset's audio packaged:
+    :attr:`Presentation.playable`); ``tracks`` follows the listed renditions. Returns what was
     written, or None when nothing was (also when the asset is gone or errored).
     """
     for attempt in range(100):
@@ -163,7 +171,7 @@ def update_presentation(
                 "presentation_rev": row.presentation_rev + 1,
                 "tracks": _tracks(new),
             }
-            playable = row.status is AssetStatus.PREPARING and bool(new.video)
+            playable = row.status is AssetStatus.PREPARING and new.playable
             if playable:
                 values.update(status=AssetStatus.READY, ready_at=utcnow(), errors=None)
             done = s.execute(
@@ -350,6 +358,9 @@ def process_asset(ctx: JobContext) -> None:
             info = probe(tools, source, rt.settings)
         except InvalidMedia as exc:
             raise PermanentJobError(str(exc)) from exc
+        if not info.has_video:
+            published = _process_audio_only(ctx, asset_id, source, info, work)
+            return
         rungs = plan_source_ladder(
             info, rt.settings.segment_seconds, field_rate=rt.settings.deinterlace == "field"
         )
@@ -401,7 +412,7 @@ def process_asset(ctx: JobContext) -> None:
                     tools,
                     rt.settings,
                     source,
-                    replace(info, has_audio=False),
+                    replace(info, audio=()),
                     upper,
                     work / "encoded",
                     lambda f: progress("ladder", f),
@@ -441,8 +452,7 @@ def process_asset(ctx: JobContext) -> None:
             PackagerInput(path=outputs[r.name], kind="video", rendition_id=r.name, frame_rate=fps)
             for r in [*upper, lowest]
         ]
-        if "audio" in outputs:
-            inputs.append(PackagerInput(path=outputs["audio"], kind="audio", rendition_id="audio"))
+        inputs += _audio_inputs(info, outputs)
         packaged = package(rt, inputs, work / "cmaf", info.duration)
         ctx.progress(PACKAGED, force=True)
         if not ctx.still_owned():
@@ -475,6 +485,80 @@ def process_asset(ctx: JobContext) -> None:
             if gone:
                 rt.store.delete_prefix(f"assets/{asset_id}/")
                 drop_cached_source(rt, asset_id)
+
+
+def _audio_inputs(info: MediaInfo, outputs: dict[str, Path]) -> list[PackagerInput]:
+    """One packager input per audio stream encoded, labelled for the manifests."""
+    return [
+        PackagerInput(
+            path=outputs[t.rendition_id],
+            kind="audio",
+            rendition_id=t.rendition_id,
+            language=t.language,
+            name=t.name,
+            default=t.default,
+            role=t.role,
+        )
+        for t in audio_tracks(info)
+    ]
+
+
+def _process_audio_only(
+    ctx: JobContext, asset_id: str, source: Path, info: MediaInfo, work: Path
+) -> bool:
+    """An audio-only source (podcast, music): every audio stream encoded in one run,
+    packaged, a waveform stored as its poster, published. Returns whether it was.
+
+    No preview: AAC encodes run at many times real time, so the packaged audio is the
+    first thing playable."""
+    rt = ctx.runtime
+    with rt.db.session() as s:
+        row = s.get(Asset, asset_id)
+        if row is None:
+            return False
+        row.duration, row.width, row.height, row.frame_rate = info.duration, None, None, None
+    ctx.progress(PROBED, force=True)
+    update_presentation(
+        rt,
+        asset_id,
+        lambda current: (
+            None
+            if current is not None
+            else Presentation(duration=info.duration, segment_seconds=rt.settings.segment_seconds)
+        ),
+    )
+    try:
+        outputs = encode_ladder(
+            rt.toolchain,
+            rt.settings,
+            source,
+            info,
+            [],
+            work / "encoded",
+            lambda f: ctx.progress(PROBED + (ENCODED - PROBED) * f),
+        )
+        poster = waveform_image(rt.toolchain, rt.settings, source, info)
+    except InvalidMedia as exc:
+        raise PermanentJobError(str(exc)) from exc
+    ctx.progress(ENCODED, force=True)
+    packaged = package(rt, _audio_inputs(info, outputs), work / "cmaf", info.duration)
+    ctx.progress(PACKAGED, force=True)
+    if not ctx.still_owned():
+        log.warning("asset.publish_skipped_not_owner", asset_id=asset_id)
+        return False
+    rt.store.put_bytes(poster_key(asset_id), poster)
+    store_packaged(
+        rt, asset_id, work / "cmaf", lambda f: ctx.progress(PACKAGED + (99.0 - PACKAGED) * f)
+    )
+    presentation = publish_renditions(rt, asset_id, packaged.renditions, base=True)
+    if presentation is not None:
+        log.info(
+            "asset.ready",
+            asset_id=asset_id,
+            published="audio",
+            renditions=[r.id for r in presentation.audio],
+        )
+    return presentation is not None
 
 
 def asset_gave_up(ctx: JobContext, message: str, *, permanent: bool) -> None:

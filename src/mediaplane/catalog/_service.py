@@ -57,6 +57,11 @@ def source_key(asset_id: str) -> str:
     return f"assets/{asset_id}/source"
 
 
+def poster_key(asset_id: str) -> str:
+    """Where an audio-only asset's poster (its waveform, a JPEG) is stored."""
+    return f"assets/{asset_id}/poster.jpg"
+
+
 #: A content hash as the API takes it: sha256, lowercase hex.
 CONTENT_HASH = re.compile(r"[0-9a-f]{64}")
 

@@ -27,6 +27,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.concurrency import run_in_threadpool
 
+from mediaplane.catalog import poster_key
 from mediaplane.http import ApiError, runtime_dep
 from mediaplane.media import (
     STORYBOARD_WIDTHS,
@@ -42,6 +43,7 @@ from ._origin import (
     GROWING_CACHE,
     MANIFEST_CACHE,
     THUMB_CACHE,
+    Playable,
     Text,
     _cache,
     _manifest,
@@ -150,6 +152,19 @@ def _limiter(app: FastAPI, rt: Runtime) -> ThumbnailLimiter:
     return limiter
 
 
+def _audio_poster(rt: Runtime, p: Playable) -> Response:
+    """The one stored poster (a waveform, made by the asset job) of an audio-only asset,
+    whatever time or width was asked for."""
+    if not p.presentation.audio_only:
+        raise ApiError(404, "not_found", "This asset has no video.")
+    try:
+        jpeg = rt.store.get_bytes(poster_key(p.asset_id))
+    except ObjectNotFound:
+        raise ApiError(404, "not_found", "This asset has no poster.") from None
+    headers = {"Cache-Control": _cache(p, THUMB_CACHE)}
+    return Response(jpeg, media_type="image/jpeg", headers=headers)
+
+
 @router.get("/{playback_id}/thumbnail.jpg")
 async def thumbnail(
     playback_id: str,
@@ -166,8 +181,8 @@ async def thumbnail(
     pres = p.presentation
     videos = pres.video
     if not videos:
-        # No picture to take a frame from (audio-only assets).
-        raise ApiError(404, "not_found", "This asset has no video.")
+        # No picture to take a frame from: an audio-only asset's poster is its waveform.
+        return await run_in_threadpool(_audio_poster, rt, p)
     t, w = snap_thumbnail(time_s, width, pres.duration, pres.segment_seconds)
     r = next((v for v in videos if (v.width or 0) >= w), videos[-1])
     key = f"assets/{p.asset_id}/{thumbnail_name(t, w)}"

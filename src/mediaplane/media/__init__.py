@@ -18,6 +18,7 @@ Errors::
 
 from __future__ import annotations
 
+from ._audio import AudioTrack, audio_tracks, language_tag
 from ._errors import (
     HostCause,
     HostFailure,
@@ -33,8 +34,8 @@ from ._manifests import render_hls_master, render_hls_media, render_mpd
 from ._mp4 import AAC_LC, avc_codec_string
 from ._package import Packager, PackagerInput, PackagingOptions, ShakaPackager, find_packager
 from ._picture import Picture, parse_idet
-from ._presentation import Presentation, Rendition, Segment
-from ._probe import MediaInfo, parse_probe, probe
+from ._presentation import AudioRole, Presentation, Rendition, Segment
+from ._probe import AudioStream, MediaInfo, parse_probe, probe
 from ._process import ManagedProcess
 from ._storyboard import (
     MAX_FRAMES,
@@ -55,6 +56,7 @@ from ._transcode import (
     encode_timeout,
     extract_thumbnail,
     read_playlist,
+    waveform_image,
 )
 from .ffmpeg import Toolchain
 
@@ -68,6 +70,12 @@ __all__ = [
     "snap_thumbnail",
     "storyboard_points",
     "thumbnail_name",
+    "AudioRole",
+    "AudioStream",
+    "AudioTrack",
+    "audio_tracks",
+    "language_tag",
+    "waveform_image",
     "Chunk",
     "concat_chunks",
     "encode_chunk",

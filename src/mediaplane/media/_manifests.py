@@ -30,40 +30,97 @@ def _q(value: str) -> str:
 START_AT_BEGINNING = "#EXT-X-START:TIME-OFFSET=0,PRECISE=YES"
 
 
-def render_hls_master(p: Presentation) -> str:
-    """The multivariant playlist: video variants, audio as one rendition group.
+#: HLS CHARACTERISTICS of an audio description track (Apple's media characteristic tag).
+DESCRIBES_VIDEO = "public.accessibility.describes-video"
+#: DASH descriptors: the Role scheme, and the DVB audio-purpose scheme for description.
+DASH_ROLE = "urn:mpeg:dash:role:2011"
+DASH_AUDIO_PURPOSE = "urn:tva:metadata:cs:AudioPurposeCS:2007"
+AUDIO_PURPOSE_VISUALLY_IMPAIRED = "1"
 
+
+def _audio_names(audio: list[Rendition]) -> list[str]:
+    """One NAME per audio rendition, unique in the group (RFC 8216 requires it)."""
+    names: list[str] = []
+    for i, a in enumerate(audio, start=1):
+        base = a.name or a.language or ("Default" if i == 1 else f"Audio {i}")
+        name, n = base, 2
+        while name in names:
+            name, n = f"{base} ({n})", n + 1
+        names.append(name)
+    return names
+
+
+def _audio_media(audio: list[Rendition], *, in_variant: bool) -> list[str]:
+    """EXT-X-MEDIA lines of the one audio group; ``audio[0]`` is the DEFAULT=YES one.
+
+    ``in_variant``: the default rendition's media is the variant's own playlist (an
+    audio-only master), so its tag has no URI (RFC 8216 §4.3.4.1).
+    """
+    lines = []
+    for i, (a, name) in enumerate(zip(audio, _audio_names(audio), strict=True)):
+        default = i == 0
+        attrs = [
+            "TYPE=AUDIO",
+            f"GROUP-ID={_q(AUDIO_GROUP)}",
+            f"NAME={_q(name)}",
+            f"DEFAULT={'YES' if default else 'NO'}",
+            # A commentary is never picked for a viewer by language preference alone.
+            f"AUTOSELECT={'YES' if default or a.role != 'commentary' else 'NO'}",
+        ]
+        if a.language:
+            attrs.append(f"LANGUAGE={_q(a.language)}")
+        if a.role == "description":
+            attrs.append(f"CHARACTERISTICS={_q(DESCRIBES_VIDEO)}")
+        if a.channels:
+            attrs.append(f"CHANNELS={_q(str(a.channels))}")
+        if not (default and in_variant):
+            attrs.append(f"URI={_q(a.id + '/media.m3u8')}")
+        lines.append("#EXT-X-MEDIA:" + ",".join(attrs))
+    return lines
+
+
+def render_hls_master(p: Presentation) -> str:
+    """The multivariant playlist: video variants, every audio rendition in one group.
+
+    An audio-only presentation gets one audio variant (CODECS of the audio, no
+    RESOLUTION): the default audio's playlist, the other languages in the group.
     While renditions are still growing, players are told to start at the beginning
     (EXT-X-START) rather than at the live edge of the EVENT playlists.
     """
     lines = ["#EXTM3U", f"#EXT-X-VERSION:{HLS_VERSION}", "#EXT-X-INDEPENDENT-SEGMENTS"]
-    if not all(r.complete for r in p.video + p.audio):
+    audio = p.audio
+    if not all(r.complete for r in p.video + audio):
         lines.append(START_AT_BEGINNING)
-    audio = p.audio[0] if p.audio else None
-    if audio is not None:
-        attrs = [
-            "TYPE=AUDIO",
-            f"GROUP-ID={_q(AUDIO_GROUP)}",
-            f"NAME={_q(audio.language or 'Default')}",
-            "DEFAULT=YES",
-            "AUTOSELECT=YES",
-        ]
-        if audio.language:
-            attrs.append(f"LANGUAGE={_q(audio.language)}")
-        if audio.channels:
-            attrs.append(f"CHANNELS={_q(str(audio.channels))}")
-        attrs.append(f"URI={_q(audio.id + '/media.m3u8')}")
-        lines.append("#EXT-X-MEDIA:" + ",".join(attrs))
+    if not p.video:
+        if audio:
+            main = audio[0]
+            attrs = [
+                f"BANDWIDTH={max(a.peak_bandwidth for a in audio)}",
+                f"AVERAGE-BANDWIDTH={max(a.average_bandwidth for a in audio)}",
+                f"CODECS={_q(main.codecs)}",
+            ]
+            if len(audio) > 1:
+                lines += _audio_media(audio, in_variant=True)
+                attrs.append(f"AUDIO={_q(AUDIO_GROUP)}")
+            lines.append("#EXT-X-STREAM-INF:" + ",".join(attrs))
+            lines.append(f"{main.id}/media.m3u8")
+        return "\n".join(lines) + "\n"
+    lines += _audio_media(audio, in_variant=False)
+    # BANDWIDTH covers whichever rendition of the group a player may pick (RFC 8216).
+    audio_peak = max((a.peak_bandwidth for a in audio), default=0)
+    audio_avg = max((a.average_bandwidth for a in audio), default=0)
     for v in p.video:
-        peak = v.peak_bandwidth + (audio.peak_bandwidth if audio else 0)
-        avg = v.average_bandwidth + (audio.average_bandwidth if audio else 0)
-        codecs = v.codecs + ("," + audio.codecs if audio else "")
-        attrs = [f"BANDWIDTH={peak}", f"AVERAGE-BANDWIDTH={avg}", f"CODECS={_q(codecs)}"]
+        codecs = v.codecs + ("," + audio[0].codecs if audio else "")
+        attrs = [
+            f"BANDWIDTH={v.peak_bandwidth + audio_peak}",
+            f"AVERAGE-BANDWIDTH={v.average_bandwidth + audio_avg}",
+            f"CODECS={_q(codecs)}",
+        ]
         if v.width and v.height:
             attrs.append(f"RESOLUTION={v.width}x{v.height}")
         if v.fps:
             attrs.append(f"FRAME-RATE={_fps_decimal(v)}")
-        if audio is not None:
+        if audio:
             attrs.append(f"AUDIO={_q(AUDIO_GROUP)}")
         lines.append("#EXT-X-STREAM-INF:" + ",".join(attrs))
         lines.append(f"{v.id}/media.m3u8")
@@ -184,7 +241,9 @@ def render_mpd(p: Presentation) -> str:
                 f = Fraction(v.fps)
                 rep.set("frameRate", str(f) if f.denominator != 1 else str(f.numerator))
             _template(rep, v)
-    for i, a in enumerate(p.audio, start=1):
+    audio = p.audio
+    for i, (a, name) in enumerate(zip(audio, _audio_names(audio), strict=True), start=1):
+        # One AdaptationSet per audio rendition (language, or role within a language).
         aset = ET.SubElement(
             period,
             "AdaptationSet",
@@ -196,6 +255,17 @@ def render_mpd(p: Presentation) -> str:
         )
         if a.language:
             aset.set("lang", a.language)
+        if a.name:
+            ET.SubElement(aset, "Label").text = name
+        if a.role == "description":
+            ET.SubElement(
+                aset,
+                "Accessibility",
+                schemeIdUri=DASH_AUDIO_PURPOSE,
+                value=AUDIO_PURPOSE_VISUALLY_IMPAIRED,
+            )
+        role = a.role or ("main" if i == 1 else "alternate")
+        ET.SubElement(aset, "Role", schemeIdUri=DASH_ROLE, value=role)
         rep = ET.SubElement(
             aset,
             "Representation",

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 from xml.etree import ElementTree as ET
 
 from ._errors import MediaError, ToolMissing
-from ._presentation import Presentation, Rendition, Segment
+from ._presentation import AudioRole, Presentation, Rendition, Segment
 from ._process import ManagedProcess
 
 if TYPE_CHECKING:
@@ -34,7 +34,11 @@ class PackagerInput:
     kind: Literal["video", "audio"]
     rendition_id: str
     frame_rate: str | None = None
-    language: str | None = None
+    language: str | None = None  # BCP 47; also written into the track (mdhd)
+    #: Audio: the label, default flag and role the rendition carries into the manifests.
+    name: str | None = None
+    default: bool = False
+    role: AudioRole | None = None
 
 
 @dataclass(frozen=True)
@@ -187,6 +191,9 @@ def read_packager_mpd(
                 sample_rate=_int_or_none(attr("audioSamplingRate")),
                 channels=int(channels.get("value", "2")) if channels is not None else None,
                 language=inp.language,
+                name=inp.name,
+                default=inp.default,
+                role=inp.role,
             )
             longest = max(longest, rendition.duration)
             renditions.append(rendition)

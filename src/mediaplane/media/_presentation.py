@@ -6,6 +6,8 @@ from fractions import Fraction
 from typing import Any, Literal
 
 Kind = Literal["video", "audio"]
+#: What an audio rendition is for (the DASH Role scheme ``urn:mpeg:dash:role:2011``).
+AudioRole = Literal["main", "alternate", "commentary", "description"]
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,12 @@ class Rendition:
     frame_rate: str | None = None  # "30" or "30000/1001"
     sample_rate: int | None = None
     channels: int | None = None
-    language: str | None = None
+    language: str | None = None  # BCP 47 ("en", "fr"), as in HLS LANGUAGE and DASH @lang
+    #: An audio rendition's label in players' track menus ("English", "Director's commentary").
+    name: str | None = None
+    #: The audio rendition played unless the viewer picks another (one per presentation).
+    default: bool = False
+    role: AudioRole | None = None
     #: False while segments are still being added (HLS EVENT playlist, no ENDLIST).
     complete: bool = True
     #: False for a rendition kept only for players already using it (not in new manifests).
@@ -98,7 +105,20 @@ class Presentation:
 
     @property
     def audio(self) -> list[Rendition]:
-        return [r for r in self.renditions if r.kind == "audio" and r.listed]
+        """Listed audio renditions, the default one first (the first listed when none is
+        marked, as in presentations packaged before several audio tracks were kept)."""
+        listed = [r for r in self.renditions if r.kind == "audio" and r.listed]
+        return sorted(listed, key=lambda r: (not r.default, len(r.id), r.id))
+
+    @property
+    def audio_only(self) -> bool:
+        """No video is listed or coming: an audio-only asset (podcast, music)."""
+        return bool(self.audio) and not self.video and not self.pending
+
+    @property
+    def playable(self) -> bool:
+        """A player can start: a video rendition is listed, or an audio-only asset's audio."""
+        return bool(self.video) or self.audio_only
 
     @property
     def complete(self) -> bool:

@@ -53,8 +53,28 @@ def _demuxer(format_name: str) -> str | None:
 
 
 @dataclass(frozen=True)
+class AudioStream:
+    """One audio stream of a source, as ffprobe lists it."""
+
+    index: int  # ffprobe's stream index in the file (``-map 0:<index>``)
+    codec: str
+    channels: int
+    channel_layout: str | None  # ffmpeg's layout name ("5.1(side)"), None when unknown
+    sample_rate: int | None
+    language: str | None  # the tag as written (ISO 639-2 usually: "eng", "fre"); no "und"
+    title: str | None
+    default: bool  # disposition flags
+    comment: bool
+    visual_impaired: bool
+
+
+@dataclass(frozen=True)
 class MediaInfo:
-    """What the transcoder needs to know about a source, from ffprobe."""
+    """What the transcoder needs to know about a source, from ffprobe.
+
+    An audio-only source (podcast, music) has ``width == height == 0``, ``video_codec``
+    None and ``has_video`` False.
+    """
 
     container: str
     #: The allow-listed demuxer every later command opens the source with (``-f``).
@@ -63,10 +83,9 @@ class MediaInfo:
     width: int  # display width: square pixels (sample aspect ratio applied), after rotation
     height: int
     fps: Fraction
-    video_codec: str
-    has_audio: bool
-    audio_codec: str | None
-    audio_channels: int | None
+    video_codec: str | None
+    #: Every decodable audio stream, the one to play by default first (see ``_audio_streams``).
+    audio: tuple[AudioStream, ...]
     bit_rate: int | None
     picture: Picture = field(default_factory=Picture)
 
@@ -79,6 +98,22 @@ class MediaInfo:
             "frame_rate": f"{self.fps.numerator}/{self.fps.denominator}",
             **self.picture.to_json(),
         }
+
+    @property
+    def has_video(self) -> bool:
+        return self.video_codec is not None
+
+    @property
+    def has_audio(self) -> bool:
+        return bool(self.audio)
+
+    @property
+    def audio_codec(self) -> str | None:
+        return self.audio[0].codec if self.audio else None
+
+    @property
+    def audio_channels(self) -> int | None:
+        return self.audio[0].channels if self.audio else None
 
 
 def _fraction(value: Any) -> Fraction:
@@ -103,6 +138,57 @@ def _rotation(stream: dict[str, Any]) -> int:
         return 0
 
 
+#: At most this many audio streams become renditions (each is one more AAC encode).
+MAX_AUDIO_STREAMS = 8
+
+
+def _flag(stream: dict[str, Any], name: str) -> bool:
+    return bool((stream.get("disposition") or {}).get(name))
+
+
+def _audio_streams(streams: list[dict[str, Any]]) -> tuple[AudioStream, ...]:
+    """The decodable audio streams, the default one first, then in file order.
+
+    The default is the first stream flagged ``default`` (else the first stream); exactly
+    one stream of the result has ``default`` set.
+    """
+    found: list[AudioStream] = []
+    for position, s in enumerate(streams):
+        if s.get("codec_type") != "audio" or not s.get("codec_name"):
+            continue
+        try:
+            channels = int(s.get("channels") or 0)
+            index = int(s.get("index", position))  # ffprobe lists streams in index order
+            rate = int(s["sample_rate"]) if s.get("sample_rate") else None
+        except (TypeError, ValueError):
+            continue
+        if channels <= 0:
+            continue
+        tags = {str(k).lower(): str(v) for k, v in (s.get("tags") or {}).items()}
+        language = tags.get("language", "").strip().lower() or None
+        layout = str(s.get("channel_layout") or "") or None
+        found.append(
+            AudioStream(
+                index=index,
+                codec=str(s["codec_name"]),
+                channels=channels,
+                channel_layout=layout,
+                sample_rate=rate,
+                language=None if language in (None, "und", "zxx", "mis") else language,
+                title=tags.get("title", "").strip()[:200] or None,
+                default=_flag(s, "default"),
+                comment=_flag(s, "comment"),
+                visual_impaired=_flag(s, "visual_impaired"),
+            )
+        )
+    if not found:
+        return ()
+    found = found[:MAX_AUDIO_STREAMS]
+    main = next((a for a in found if a.default), found[0])
+    rest = [replace(a, default=False) for a in found if a is not main]
+    return (replace(main, default=True), *rest)
+
+
 def parse_probe(data: dict[str, Any], settings: Settings) -> MediaInfo:
     """Turn ffprobe JSON into MediaInfo, refusing what we cannot or will not transcode."""
     fmt = data.get("format") or {}
@@ -118,14 +204,18 @@ def parse_probe(data: dict[str, Any], settings: Settings) -> MediaInfo:
         ),
         None,
     )
-    if video is None:
-        raise InvalidMedia(
-            "The file has no video track. Upload a video; audio-only files are not supported yet."
-        )
+    audio = _audio_streams(streams)
     container = str(fmt.get("format_name", ""))
     demuxer = _demuxer(container)
     if demuxer is None:
         raise InvalidMedia(_refusal(container))
+    if video is None:
+        if not audio:
+            raise InvalidMedia(
+                "The file has no video or audio track we can read. Upload a video or an audio "
+                "file (such as MP4, MOV, MKV, WebM, M4A, MP3, WAV or FLAC)."
+            )
+        return _audio_only(fmt, container, demuxer, audio, settings)
     width, height = int(video.get("width") or 0), int(video.get("height") or 0)
     limit = settings.max_input_side
     if width <= 0 or height <= 0:
@@ -161,11 +251,6 @@ def parse_probe(data: dict[str, Any], settings: Settings) -> MediaInfo:
         fps = _fraction(video.get("r_frame_rate"))
     if fps <= 0 or fps > 240:
         fps = Fraction(30)
-    audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
-    try:
-        bit_rate = int(fmt["bit_rate"]) if fmt.get("bit_rate") else None
-    except ValueError:
-        bit_rate = None
     return MediaInfo(
         container=container,
         demuxer=demuxer,
@@ -174,11 +259,53 @@ def parse_probe(data: dict[str, Any], settings: Settings) -> MediaInfo:
         height=height,
         fps=fps,
         video_codec=str(video.get("codec_name", "unknown")),
-        has_audio=audio is not None,
-        audio_codec=str(audio.get("codec_name")) if audio else None,
-        audio_channels=int(audio.get("channels") or 0) if audio else None,
-        bit_rate=bit_rate,
+        audio=audio,
+        bit_rate=_bit_rate(fmt),
         picture=picture,
+    )
+
+
+def _bit_rate(fmt: dict[str, Any]) -> int | None:
+    try:
+        return int(fmt["bit_rate"]) if fmt.get("bit_rate") else None
+    except ValueError:
+        return None
+
+
+def _duration(fmt: dict[str, Any], stream: dict[str, Any], settings: Settings) -> float:
+    """The source's duration in seconds, refusing none and too long."""
+    try:
+        duration = float(fmt.get("duration") or stream.get("duration") or 0)
+    except ValueError:
+        duration = 0.0
+    if duration <= 0:
+        raise InvalidMedia("The file has no duration; it may be truncated or damaged.")
+    if duration > settings.max_input_seconds:
+        raise InvalidMedia(
+            f"The file is {duration / 3600:.1f} hours long; the maximum is "
+            f"{settings.max_input_seconds / 3600:.0f} hours."
+        )
+    return duration
+
+
+def _audio_only(
+    fmt: dict[str, Any],
+    container: str,
+    demuxer: str,
+    audio: tuple[AudioStream, ...],
+    settings: Settings,
+) -> MediaInfo:
+    """An audio-only source (podcast, music): no picture, every audio stream kept."""
+    return MediaInfo(
+        container=container,
+        demuxer=demuxer,
+        duration=_duration(fmt, {}, settings),
+        width=0,
+        height=0,
+        fps=Fraction(0),
+        video_codec=None,
+        audio=audio,
+        bit_rate=_bit_rate(fmt),
     )
 
 
@@ -206,7 +333,5 @@ def probe(tools: ffmpeg.Toolchain, source: Path, settings: Settings) -> MediaInf
     except json.JSONDecodeError as exc:
         raise InvalidMedia(UNREADABLE) from exc
     info = parse_probe(data, settings)
-    picture = detect_interlace(
-        tools, ffmpeg.Source(source, info.demuxer), settings, info.picture
-    )
+    picture = detect_interlace(tools, ffmpeg.Source(source, info.demuxer), settings, info.picture)
     return info if picture is info.picture else replace(info, picture=picture)

@@ -26,6 +26,12 @@ UNDECODABLE = (
 )
 
 
+UNDECODABLE_AUDIO = (
+    "The audio could not be decoded; the file may be truncated or damaged. Upload the "
+    "complete original file, or export it again (M4A with AAC, or MP3, plays everywhere)."
+)
+
+
 def encode_timeout(duration: float, settings: Settings) -> float:
     """Seconds an encode of ``duration`` seconds of source may take: grows with the work
     (``encode_timeout_factor`` seconds per source second), never past
@@ -85,7 +91,7 @@ def _encode(
     try:
         done = proc.run()
     except ProcessFailed as exc:
-        raise classify(exc, UNDECODABLE) from exc
+        raise classify(exc, UNDECODABLE if info.has_video else UNDECODABLE_AUDIO) from exc
     host = _host_error_on_success(name, argv, done.stderr_tail)
     if host is not None:
         raise host
@@ -115,7 +121,8 @@ def encode_ladder(
     nice: int = 0,
     process: list[ManagedProcess] | None = None,
 ) -> dict[str, Path]:
-    """Encode every rung (and the audio) in one ffmpeg run; returns rendition id → MP4 path.
+    """Encode every rung (and each audio stream of ``info.audio``) in one ffmpeg run;
+    returns rendition id → MP4 path. No rungs: only the audio (an audio-only source).
 
     :param on_progress: called with a fraction 0..1 of the source duration encoded.
     :param process: receives the ManagedProcess, so another thread can cancel it.
@@ -126,7 +133,7 @@ def encode_ladder(
         ffmpeg.Source(source, info.demuxer),
         out_dir,
         rungs,
-        has_audio=info.has_audio,
+        audio=info.audio,
         preset=settings.x264_preset,
         picture=info.picture,
         field_rate=settings.deinterlace == "field",
@@ -141,9 +148,13 @@ def encode_ladder(
         process=process,
     )
     outputs = {r.name: out_dir / f"{r.name}.mp4" for r in rungs}
-    if info.has_audio:
-        outputs["audio"] = out_dir / "audio.mp4"
+    outputs.update(_audio_outputs(info, out_dir))
     return _check_outputs(outputs)
+
+
+def _audio_outputs(info: MediaInfo, out_dir: Path) -> dict[str, Path]:
+    names = (ffmpeg.audio_name(i) for i in range(len(info.audio)))
+    return {name: out_dir / f"{name}.mp4" for name in names}
 
 
 def encode_chunk(
@@ -162,7 +173,7 @@ def encode_chunk(
     end = info.duration if chunk.frames is None else start + chunk.frames / float(rung.fps)
     if start >= info.duration:
         raise InvalidMedia(f"chunk {chunk.index} starts past the end of the source")
-    span = replace(info, duration=min(end, info.duration) - start, has_audio=False)
+    span = replace(info, duration=min(end, info.duration) - start, audio=())
     out.parent.mkdir(parents=True, exist_ok=True)
     argv = ffmpeg.chunk_argv(
         tools,
@@ -235,8 +246,9 @@ def encode_preview(
     on_progress: Callable[[float], None] | None = None,
     on_segments: Callable[[list[PlaylistEntry]], None] | None = None,
 ) -> dict[str, Path]:
-    """Encode the lowest rung once into playable segments as it goes (``work_dir/preview``)
-    and into MP4s for final packaging; returns rendition id → MP4 path.
+    """Encode the lowest rung once into playable segments as it goes (``work_dir/preview``,
+    with the default audio) and into MP4s for final packaging, with every audio stream;
+    returns rendition id → MP4 path.
 
     :param on_segments: called (from the progress thread) with the whole list of finished
         preview segments each time it grows, and once more at the end.
@@ -260,7 +272,7 @@ def encode_preview(
         tools,
         ffmpeg.Source(source, info.demuxer),
         rung,
-        has_audio=info.has_audio,
+        audio=info.audio,
         segment_seconds=settings.segment_seconds,
         preset=settings.x264_preset,
         picture=info.picture,
@@ -270,9 +282,29 @@ def encode_preview(
     if on_segments is not None:
         on_segments(read_playlist(playlist)[0])
     outputs = {rung.name: work_dir / f"{rung.name}.mp4"}
-    if info.has_audio:
-        outputs["audio"] = work_dir / "audio.mp4"
+    outputs.update(_audio_outputs(info, work_dir))
     return _check_outputs(outputs)
+
+
+def waveform_image(
+    tools: ffmpeg.Toolchain, settings: Settings, source: Path, info: MediaInfo
+) -> bytes:
+    """A JPEG of the default audio stream's waveform: the poster of an audio-only asset."""
+    if not info.audio:
+        raise InvalidMedia("the source has no audio to draw")
+    argv = ffmpeg.waveform_argv(tools, ffmpeg.Source(source, info.demuxer), info.audio[0].index)
+    try:
+        done = ManagedProcess(
+            argv,
+            timeout=encode_timeout(info.duration, settings),
+            memory_bytes=min(settings.subprocess_memory_bytes, 2 * 1024**3),
+            name="ffmpeg-waveform",
+        ).run()
+    except ProcessFailed as exc:
+        raise classify(exc, UNDECODABLE_AUDIO) from exc
+    if not done.stdout:
+        raise InvalidMedia(UNDECODABLE_AUDIO)
+    return done.stdout
 
 
 def extract_thumbnail(

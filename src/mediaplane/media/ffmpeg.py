@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from ._ladder import Chunk, Rung
     from ._picture import Picture
+    from ._probe import AudioStream
 
 #: The demuxers an upload may be read with, by the names ``ffmpeg -demuxers`` lists (5.1).
 #: Each reads only the bytes it is given. Left out on purpose: every demuxer that opens the
@@ -256,25 +257,28 @@ def encode_ladder_argv(
     out_dir: Path,
     rungs: list[Rung],
     *,
-    has_audio: bool,
+    audio: Sequence[AudioStream] = (),
     preset: str = "veryfast",
     progress: bool = True,
     picture: Picture | None = None,
     field_rate: bool = False,
 ) -> list[str]:
-    """Decode once, split, scale and encode every rung (plus one AAC track) in one ffmpeg run.
+    """Decode once, split, scale and encode every rung (plus one AAC track per audio
+    stream) in one ffmpeg run; with no rungs (an audio-only source) only the audio.
 
     Every rung gets the same frame rate and a constant keyframe interval of ``rung.gop``
     frames with closed GOPs and no scene-cut keyframes, so segment boundaries align.
-    Outputs: ``out_dir/<rung.name>.mp4`` and ``out_dir/audio.mp4``.
+    Outputs: ``out_dir/<rung.name>.mp4`` and ``out_dir/<audio_name(i)>.mp4``.
     """
-    n = len(rungs)
-    labels = "".join(f"[s{i}]" for i in range(n))
-    chain = picture_chain(picture, rungs[0].fps, field_rate=field_rate)
-    graph = [f"[0:v:0]{chain},split={n}{labels}"]
-    graph += [f"[s{i}]{_scale(r)}[v{i}]" for i, r in enumerate(rungs)]
     argv = _ffmpeg(tools, progress=progress)
-    argv += [*source_input(source), "-filter_complex", ";".join(graph)]
+    argv += source_input(source)
+    if rungs:
+        n = len(rungs)
+        labels = "".join(f"[s{i}]" for i in range(n))
+        chain = picture_chain(picture, rungs[0].fps, field_rate=field_rate)
+        graph = [f"[0:v:0]{chain},split={n}{labels}"]
+        graph += [f"[s{i}]{_scale(r)}[v{i}]" for i, r in enumerate(rungs)]
+        argv += ["-filter_complex", ";".join(graph)]
     for i, r in enumerate(rungs):
         argv += [
             "-map",
@@ -289,11 +293,12 @@ def encode_ladder_argv(
             "mp4",
             "file:" + str(out_dir / f"{r.name}.mp4"),
         ]
-    if has_audio:
+    for i, stream in enumerate(audio):
+        argv += ["-map", f"0:{stream.index}", *_aac()]
+        mix = downmix_filter(stream.channels, stream.channel_layout)
+        if mix is not None:
+            argv += ["-filter:a", mix]
         argv += [
-            "-map",
-            "0:a:0",
-            *_aac(),
             "-vn",
             "-sn",
             "-dn",
@@ -301,7 +306,7 @@ def encode_ladder_argv(
             "-1",
             "-f",
             "mp4",
-            "file:" + str(out_dir / "audio.mp4"),
+            "file:" + str(out_dir / f"{audio_name(i)}.mp4"),
         ]
     return argv
 
@@ -385,6 +390,95 @@ def _aac() -> list[str]:
     return ["-c:a", "aac", "-b:a", str(AUDIO_BITRATE), "-ac", "2", "-ar", str(AUDIO_RATE)]
 
 
+def audio_name(position: int) -> str:
+    """The rendition id (and output file stem) of the ``position``-th audio stream of
+    :attr:`MediaInfo.audio`: ``audio`` for the default one, then ``audio2``, ``audio3``…"""
+    return "audio" if position == 0 else f"audio{position + 1}"
+
+
+#: ffmpeg's standard layouts (``ffmpeg -layouts``): decoders output channels in this order.
+LAYOUTS: dict[str, tuple[str, ...]] = {
+    name: tuple(spec.split("+"))
+    for name, spec in {
+        "mono": "FC",
+        "stereo": "FL+FR",
+        "2.1": "FL+FR+LFE",
+        "3.0": "FL+FR+FC",
+        "3.0(back)": "FL+FR+BC",
+        "4.0": "FL+FR+FC+BC",
+        "quad": "FL+FR+BL+BR",
+        "quad(side)": "FL+FR+SL+SR",
+        "3.1": "FL+FR+FC+LFE",
+        "5.0": "FL+FR+FC+BL+BR",
+        "5.0(side)": "FL+FR+FC+SL+SR",
+        "4.1": "FL+FR+FC+LFE+BC",
+        "5.1": "FL+FR+FC+LFE+BL+BR",
+        "5.1(side)": "FL+FR+FC+LFE+SL+SR",
+        "6.0": "FL+FR+FC+BC+SL+SR",
+        "6.0(front)": "FL+FR+FLC+FRC+SL+SR",
+        "hexagonal": "FL+FR+FC+BL+BR+BC",
+        "6.1": "FL+FR+FC+LFE+BC+SL+SR",
+        "6.1(back)": "FL+FR+FC+LFE+BL+BR+BC",
+        "6.1(front)": "FL+FR+LFE+FLC+FRC+SL+SR",
+        "7.0": "FL+FR+FC+BL+BR+SL+SR",
+        "7.0(front)": "FL+FR+FC+FLC+FRC+SL+SR",
+        "7.1": "FL+FR+FC+LFE+BL+BR+SL+SR",
+        "7.1(wide)": "FL+FR+FC+LFE+BL+BR+FLC+FRC",
+        "7.1(wide-side)": "FL+FR+FC+LFE+FLC+FRC+SL+SR",
+        "octagonal": "FL+FR+FC+BL+BR+BC+SL+SR",
+    }.items()
+}
+#: The layout ffmpeg assumes for a channel count when the stream names none.
+DEFAULT_LAYOUTS = {
+    1: "mono", 2: "stereo", 3: "2.1", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"
+}  # fmt: skip
+#: −3 dB (ITU-R BS.775): the gain of the centre and surround channels in a stereo downmix.
+MINUS_3DB = 0.7071
+#: (gain into left, gain into right) of each channel; LFE is dropped (BS.775 leaves it out:
+#: the main channels already carry the programme, and bass summed into L/R muddies it).
+_DOWNMIX_GAINS: dict[str, tuple[float, float]] = {
+    "FL": (1.0, 0.0),
+    "FR": (0.0, 1.0),
+    "FC": (MINUS_3DB, MINUS_3DB),
+    "BC": (MINUS_3DB, MINUS_3DB),
+    **dict.fromkeys(("BL", "SL", "FLC", "WL", "SDL"), (MINUS_3DB, 0.0)),
+    **dict.fromkeys(("BR", "SR", "FRC", "WR", "SDR"), (0.0, MINUS_3DB)),
+    "LFE": (0.0, 0.0),
+}
+
+
+def downmix_filter(channels: int, layout: str | None) -> str | None:
+    """The audio filter that makes the stereo of every AAC rendition from a source stream
+    of ``channels`` channels in ``layout`` (ffmpeg's layout name); None for stereo.
+
+    Every rendition is stereo, so switching audio tracks never changes the decoder set-up
+    and a mono source sounds the same in both ears (both channels carry it at unity).
+    Surround is downmixed ITU-R BS.775 style, ``L = FL + 0.707·FC + 0.707·BL``, LFE dropped,
+    with the gains divided by their sum so a full-scale signal in every channel cannot clip.
+    Why an explicit ``pan`` and not ``-ac 2``: the coefficients are ours, written here and
+    tested, not whatever a given ffmpeg build's swresample defaults and normalisation are.
+    Layouts we do not know fall back to ``-ac 2`` (swresample's own matrix, also −3 dB
+    centre and surrounds, LFE dropped, normalised).
+    """
+    if channels == 2:
+        return None
+    if channels == 1:
+        return "pan=stereo|c0=c0|c1=c0"
+    names = LAYOUTS.get(layout or "") or LAYOUTS.get(DEFAULT_LAYOUTS.get(channels, ""))
+    if names is None or len(names) != channels:
+        return None
+    gains = [_DOWNMIX_GAINS.get(name, (0.0, 0.0)) for name in names]
+    total = max(sum(g[0] for g in gains), sum(g[1] for g in gains))
+    if total <= 0:
+        return None
+
+    def side(k: int) -> str:
+        terms = [f"{g[k] / total:.4f}*c{i}" for i, g in enumerate(gains) if g[k] > 0]
+        return "+".join(terms)
+
+    return f"pan=stereo|c0={side(0)}|c1={side(1)}"
+
+
 PREVIEW_DIR = "preview"
 
 
@@ -393,33 +487,37 @@ def preview_argv(
     source: Source,
     rung: Rung,
     *,
-    has_audio: bool,
+    audio: Sequence[AudioStream] = (),
     segment_seconds: int,
     preset: str = "veryfast",
     picture: Picture | None = None,
     field_rate: bool = False,
 ) -> list[str]:
-    """Encode one rung (plus AAC) once and write it three ways through the tee muxer.
+    """Encode one rung (plus one AAC per audio stream) once and write it through the tee
+    muxer.
 
     Run with the work directory as cwd (tee output names are relative, so no path needs
-    escaping): ``preview/`` gets a growing HLS EVENT playlist of muxed CMAF segments that can
-    be played at once, ``<rung.name>.mp4`` and ``audio.mp4`` are the same encode for the
-    final packaging step, so this rung is never encoded twice.
+    escaping): ``preview/`` gets a growing HLS EVENT playlist of muxed CMAF segments (the
+    rung and the default audio, ``audio[0]``) that can be played at once;
+    ``<rung.name>.mp4`` and ``<audio_name(i)>.mp4`` are the same encodes for the final
+    packaging step, so this rung and the audio are never encoded twice.
     """
-    hls_opts = ":".join(
-        [
-            "f=hls",
-            f"hls_time={segment_seconds}",
-            "hls_segment_type=fmp4",
-            "hls_fmp4_init_filename=init.mp4",
-            f"hls_segment_filename={PREVIEW_DIR}/%d.m4s",
-            "hls_playlist_type=event",
-            "hls_flags=independent_segments+temp_file",
-        ]
-    )
-    outputs = [f"[{hls_opts}]{PREVIEW_DIR}/media.m3u8", f"[select=\\'v:0\\':f=mp4]{rung.name}.mp4"]
-    if has_audio:
-        outputs.append("[select=\\'a:0\\':f=mp4]audio.mp4")
+    hls_opts = [
+        "f=hls",
+        f"hls_time={segment_seconds}",
+        "hls_segment_type=fmp4",
+        "hls_fmp4_init_filename=init.mp4",
+        f"hls_segment_filename={PREVIEW_DIR}/%d.m4s",
+        "hls_playlist_type=event",
+        "hls_flags=independent_segments+temp_file",
+    ]
+    if audio:
+        hls_opts.append("select=\\'v:0,a:0\\'")
+    outputs = [
+        f"[{':'.join(hls_opts)}]{PREVIEW_DIR}/media.m3u8",
+        f"[select=\\'v:0\\':f=mp4]{rung.name}.mp4",
+    ]
+    outputs += [f"[select=\\'a:{i}\\':f=mp4]{audio_name(i)}.mp4" for i in range(len(audio))]
     argv = [
         *_ffmpeg(tools, progress=True),
         *source_input(source),
@@ -427,11 +525,15 @@ def preview_argv(
         f"[0:v:0]{picture_chain(picture, rung.fps, field_rate=field_rate)},{_scale(rung)}[v0]",
         "-map", "[v0]",
     ]  # fmt: skip
-    if has_audio:
-        argv += ["-map", "0:a:0"]
+    for stream in audio:
+        argv += ["-map", f"0:{stream.index}"]
     argv += _x264(rung, preset)
-    if has_audio:
+    if audio:
         argv += _aac()
+    for i, stream in enumerate(audio):
+        mix = downmix_filter(stream.channels, stream.channel_layout)
+        if mix is not None:
+            argv += [f"-filter:a:{i}", mix]
     argv += ["-sn", "-dn", "-map_metadata", "-1", "-f", "tee", "|".join(outputs)]
     return argv
 
@@ -487,6 +589,35 @@ def storyboard_argv(
             "file:" + str(out_dir / f"{w}_%d.jpg"),
         ]  # fmt: skip
     return argv
+
+
+#: The poster of an audio-only asset: a waveform picture this size (16:9, like a video).
+WAVEFORM_SIZE = (1280, 720)
+WAVEFORM_RATE = 2000  # samples per second drawn
+
+
+def waveform_argv(tools: Toolchain, source: Source, stream: int) -> list[str]:
+    """Draw the waveform of audio stream ``stream`` (ffprobe index) of ``source`` as one
+    JPEG on stdout: the poster frame of an audio-only asset."""
+    width, height = WAVEFORM_SIZE
+    # One picture of the whole stream, on black (showwavespic's transparent background).
+    # showwavespic holds every sample until the end: mono at WAVEFORM_RATE keeps that to
+    # ~14 MB an hour, and an envelope 1280 columns wide needs no more detail.
+    graph = (
+        f"[0:{stream}]aformat=channel_layouts=mono,aresample={WAVEFORM_RATE},"
+        f"showwavespic=s={width}x{height}:colors=0x4da3ff,format=yuvj420p[out]"
+    )
+    return [
+        *_ffmpeg(tools, progress=False),
+        *source_input(source),
+        "-filter_complex", graph,
+        "-map", "[out]",
+        "-frames:v", "1",
+        "-q:v", "3",
+        "-f", "image2pipe",
+        "-c:v", "mjpeg",
+        "pipe:1",
+    ]  # fmt: skip
 
 
 #: chromaprint's default algorithm (TEST2, the one AcoustID uses); stored fingerprints are

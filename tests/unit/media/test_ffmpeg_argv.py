@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from mediaplane.media import Chunk, Toolchain, plan_ladder
+from mediaplane.media import AudioStream, Chunk, Toolchain, plan_ladder
 from mediaplane.media import ffmpeg as ff
 
 TOOLS = Toolchain(
@@ -16,6 +16,24 @@ MP4 = ff.Source(Path("/in.mp4"), "mov")
 
 def _after(argv: list[str], flag: str) -> list[str]:
     return [argv[i + 1] for i, a in enumerate(argv) if a == flag]
+
+
+def _stream(index: int, channels: int = 2, layout: str | None = "stereo") -> AudioStream:
+    return AudioStream(
+        index=index,
+        codec="aac",
+        channels=channels,
+        channel_layout=layout,
+        sample_rate=48000,
+        language=None,
+        title=None,
+        default=index == 1,
+        comment=False,
+        visual_impaired=False,
+    )
+
+
+STEREO = (_stream(1),)
 
 
 def _reads_only(argv: list[str], source: ff.Source) -> None:
@@ -69,13 +87,14 @@ def test_probe_argv_whitelists_protocols_and_demuxers() -> None:
 def test_ladder_argv_one_pass() -> None:
     rungs = plan_ladder(1920, 1080, Fraction(30))
     src = ff.Source(Path("/in.mov"), "mov")
-    argv = ff.encode_ladder_argv(TOOLS, src, Path("/out"), rungs, has_audio=True)
+    argv = ff.encode_ladder_argv(TOOLS, src, Path("/out"), rungs, audio=STEREO)
     assert argv.count("-i") == 1  # decode once
     _reads_only(argv, src)
     graph = _after(argv, "-filter_complex")[0]
     assert graph.startswith("[0:v:0]fps=30/1,format=yuv420p,split=4[s0][s1][s2][s3]")
     assert "[s0]scale=1920:1080:flags=bicubic,setsar=1[v0]" in graph
-    assert _after(argv, "-map") == ["[v0]", "[v1]", "[v2]", "[v3]", "0:a:0"]
+    assert _after(argv, "-map") == ["[v0]", "[v1]", "[v2]", "[v3]", "0:1"]
+    assert "-filter:a" not in argv  # stereo is encoded as it is
     assert _after(argv, "-c:v") == ["libx264"] * 4
     assert _after(argv, "-g") == ["60"] * 4
     assert _after(argv, "-keyint_min") == ["60"] * 4
@@ -97,9 +116,7 @@ def test_ladder_argv_one_pass() -> None:
 
 def test_ladder_argv_without_audio_or_progress() -> None:
     rungs = plan_ladder(640, 360, Fraction(25))
-    argv = ff.encode_ladder_argv(
-        TOOLS, MP4, Path("/o"), rungs, has_audio=False, preset="medium", progress=False
-    )
+    argv = ff.encode_ladder_argv(TOOLS, MP4, Path("/o"), rungs, preset="medium", progress=False)
     assert "-c:a" not in argv and "0:a:0" not in argv
     assert "-progress" not in argv
     assert set(_after(argv, "-preset")) == {"medium"}
@@ -190,7 +207,7 @@ def test_concat_argv_copies_without_reencoding() -> None:
 def test_preview_argv_reads_the_source_with_its_demuxer() -> None:
     rung = plan_ladder(640, 360, Fraction(25))[-1]
     src = ff.Source(Path("/up/clip"), "mpegts")
-    argv = ff.preview_argv(TOOLS, src, rung, has_audio=True, segment_seconds=2)
+    argv = ff.preview_argv(TOOLS, src, rung, audio=STEREO, segment_seconds=2)
     assert argv.count("-i") == 1
     _reads_only(argv, src)
 
@@ -199,11 +216,128 @@ def test_every_input_of_an_upload_goes_through_source_input() -> None:
     """No builder emits ``-i`` for an upload without the forced demuxer and allow-list."""
     rung = plan_ladder(640, 360, Fraction(25))[-1]
     built = [
-        ff.encode_ladder_argv(TOOLS, MP4, Path("/o"), [rung], has_audio=True),
+        ff.encode_ladder_argv(TOOLS, MP4, Path("/o"), [rung], audio=STEREO),
         ff.chunk_argv(TOOLS, MP4, Path("/c.mp4"), rung, Chunk(1, 250, 250)),
-        ff.preview_argv(TOOLS, MP4, rung, has_audio=False, segment_seconds=2),
+        ff.preview_argv(TOOLS, MP4, rung, segment_seconds=2),
+        ff.waveform_argv(TOOLS, MP4, 1),
         ff.chromaprint_argv(TOOLS, MP4, seconds=10),
     ]
     for argv in built:
         i = argv.index("-i")
         assert argv[i - 6 : i + 2] == ff.source_input(MP4), argv
+
+
+MKV = ff.Source(Path("/in.mkv"), "matroska")
+MP3 = ff.Source(Path("/in.mp3"), "mp3")
+
+
+def test_ladder_argv_one_aac_per_audio_stream_in_the_same_run() -> None:
+    rungs = plan_ladder(640, 360, Fraction(25))
+    audio = (_stream(2, 6, "5.1(side)"), _stream(1), _stream(3, 1, "mono"))
+    argv = ff.encode_ladder_argv(TOOLS, MKV, Path("/o"), rungs, audio=audio)
+    assert argv.count("-i") == 1
+    assert _after(argv, "-map")[len(rungs) :] == ["0:2", "0:1", "0:3"]  # ffprobe indexes
+    assert _after(argv, "-c:a") == ["aac"] * 3 and _after(argv, "-ac") == ["2"] * 3
+    assert _after(argv, "-filter:a") == [
+        ff.downmix_filter(6, "5.1(side)"),
+        "pan=stereo|c0=c0|c1=c0",
+    ]
+    outs = [a for a in argv if a.startswith("file:/o/audio")]
+    assert outs == ["file:/o/audio.mp4", "file:/o/audio2.mp4", "file:/o/audio3.mp4"]
+    # Each audio output carries only its own stream: no video, subtitles or data.
+    last = argv[argv.index("0:3") :]
+    assert {"-vn", "-sn", "-dn"} <= set(last)
+
+
+def test_audio_only_encode_has_no_video_graph() -> None:
+    argv = ff.encode_ladder_argv(TOOLS, MP3, Path("/o"), [], audio=STEREO)
+    assert "-filter_complex" not in argv and "-c:v" not in argv
+    assert _after(argv, "-map") == ["0:1"]
+    assert argv[-1] == "file:/o/audio.mp4"
+
+
+def _gains(pan: str) -> list[dict[int, float]]:
+    """pan=stereo|c0=0.4142*c0+…|c1=… → per output channel {input channel: gain}."""
+    layout, *outs = pan.removeprefix("pan=").split("|")
+    assert layout == "stereo"
+    rows = []
+    for n, out in enumerate(outs):
+        name, expr = out.split("=")
+        assert name == f"c{n}"
+        row = {}
+        for term in expr.split("+"):
+            gain, _, ch = term.partition("*")
+            row[int(ch.removeprefix("c"))] = float(gain)
+        rows.append(row)
+    return rows
+
+
+def test_downmix_5_1_is_bs775_lfe_dropped_normalised() -> None:
+    for layout in ("5.1", "5.1(side)", None):  # None: a 6-channel stream without a layout
+        pan = ff.downmix_filter(6, layout)
+        assert pan is not None
+        left, right = _gains(pan)
+        total = 1 + 2 * 0.7071
+        assert left == pytest.approx({0: 1 / total, 2: 0.7071 / total, 4: 0.7071 / total}, abs=1e-4)
+        assert right == pytest.approx(
+            {1: 1 / total, 2: 0.7071 / total, 5: 0.7071 / total}, abs=1e-4
+        )
+        assert 3 not in left and 3 not in right  # LFE
+        assert sum(left.values()) <= 1.0001 and sum(right.values()) <= 1.0001  # cannot clip
+
+
+def test_downmix_7_1_surrounds_and_backs_at_minus_3db() -> None:
+    pan = ff.downmix_filter(8, "7.1")
+    assert pan is not None
+    left, right = _gains(pan)
+    total = 1 + 3 * 0.7071
+    # FL FR FC LFE BL BR SL SR
+    assert left == pytest.approx(
+        {0: 1 / total, 2: 0.7071 / total, 4: 0.7071 / total, 6: 0.7071 / total}, abs=1e-4
+    )
+    assert right == pytest.approx(
+        {1: 1 / total, 2: 0.7071 / total, 5: 0.7071 / total, 7: 0.7071 / total}, abs=1e-4
+    )
+
+
+def test_downmix_mono_stereo_and_unknown() -> None:
+    assert ff.downmix_filter(1, "mono") == "pan=stereo|c0=c0|c1=c0"  # both ears, unity
+    assert ff.downmix_filter(2, "stereo") is None
+    assert ff.downmix_filter(2, None) is None
+    # More channels than any layout we know: swresample's matrix through -ac 2.
+    assert ff.downmix_filter(12, None) is None
+    assert ff.downmix_filter(6, "7.1") is None  # a layout that disagrees with the count
+
+
+def test_preview_argv_muxes_default_audio_and_writes_every_stream() -> None:
+    rung = plan_ladder(640, 360, Fraction(30))[-1]
+    audio = (_stream(3, 6, "5.1"), _stream(1))
+    argv = ff.preview_argv(TOOLS, MKV, rung, audio=audio, segment_seconds=2)
+    assert _after(argv, "-map") == ["[v0]", "0:3", "0:1"]
+    assert _after(argv, "-filter:a:0") == [ff.downmix_filter(6, "5.1")]
+    assert "-filter:a:1" not in argv
+    tee = _after(argv, "-f")[-1]
+    assert tee == "tee"
+    outputs = argv[-1].split("|")
+    assert "select=\\'v:0,a:0\\'" in outputs[0]  # the preview carries the default audio only
+    assert outputs[2:] == [
+        "[select=\\'a:0\\':f=mp4]audio.mp4",
+        "[select=\\'a:1\\':f=mp4]audio2.mp4",
+    ]
+
+
+def test_preview_argv_without_audio() -> None:
+    rung = plan_ladder(640, 360, Fraction(30))[-1]
+    argv = ff.preview_argv(TOOLS, MP4, rung, segment_seconds=2)
+    assert _after(argv, "-map") == ["[v0]"] and "-c:a" not in argv
+    assert "select=\\'v:0,a:0\\'" not in argv[-1]
+
+
+def test_waveform_argv_one_jpeg_of_one_stream() -> None:
+    argv = ff.waveform_argv(TOOLS, MP3, 2)
+    _reads_only(argv, MP3)
+    graph = _after(argv, "-filter_complex")[0]
+    assert graph.startswith("[0:2]aformat=channel_layouts=mono,aresample=2000,showwavespic=")
+    assert "s=1280x720" in graph
+    assert _after(argv, "-frames:v") == ["1"] and _after(argv, "-c:v") == ["mjpeg"]
+    assert argv[-1] == "pipe:1"

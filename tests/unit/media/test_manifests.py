@@ -210,3 +210,152 @@ def test_a_listed_muxed_preview_is_not_settled(presentation: Presentation) -> No
         done=["v360"],
     )
     assert hidden.settled and hidden.complete
+
+
+def _audio(rid: str, **kw: object) -> Rendition:
+    return _rendition(
+        rid,
+        "audio",
+        48000,
+        [96256, 96256, 47488],
+        kw.pop("size", 30_000),  # type: ignore[arg-type]
+        codecs="mp4a.40.2",
+        sample_rate=48000,
+        channels=2,
+        **kw,
+    )
+
+
+@pytest.fixture
+def languages(presentation: Presentation) -> Presentation:
+    """Video plus four audio renditions: English (default), French, commentary, description."""
+    video = [r for r in presentation.renditions if r.kind == "video"]
+    return Presentation(
+        duration=5.0,
+        segment_seconds=2,
+        renditions=[
+            *video,
+            _audio("audio3", language="en", name="Director's commentary", role="commentary"),
+            _audio("audio2", language="fr", name="Français", role="alternate", size=60_000),
+            _audio("audio", language="en", name="English", default=True, role="main"),
+            _audio("audio4", language="en", name="English", role="description"),
+        ],
+    )
+
+
+def test_master_one_media_tag_per_audio_rendition(languages: Presentation) -> None:
+    text = render_hls_master(languages)
+    pl = m3u8.loads(text)
+    audio = [m for m in pl.media if m.type == "AUDIO"]
+    assert [m.uri for m in audio] == [
+        "audio/media.m3u8",
+        "audio2/media.m3u8",
+        "audio3/media.m3u8",
+        "audio4/media.m3u8",
+    ]
+    assert {m.group_id for m in audio} == {"audio"}
+    assert [m.default for m in audio] == ["YES", "NO", "NO", "NO"]  # exactly one default
+    assert [m.language for m in audio] == ["en", "fr", "en", "en"]
+    names = [m.name for m in audio]
+    assert names[:3] == ["English", "Français", "Director's commentary"]
+    assert len(set(names)) == 4  # NAME is unique in the group (two were "English")
+    assert [m.autoselect for m in audio] == ["YES", "YES", "NO", "YES"]
+    assert [m.characteristics for m in audio] == [
+        None,
+        None,
+        None,
+        "public.accessibility.describes-video",
+    ]
+    # BANDWIDTH holds the richest audio of the group (French: twice the bytes).
+    french = languages.rendition("audio2")
+    v720 = languages.rendition("v720")
+    assert french and v720
+    top = pl.playlists[1].stream_info
+    assert top.bandwidth == v720.peak_bandwidth + french.peak_bandwidth
+    assert all(p.stream_info.audio == "audio" for p in pl.playlists)
+
+
+def test_mpd_one_adaptation_set_per_audio_rendition(languages: Presentation) -> None:
+    mpd = MPEGDASHParser.parse(render_mpd(languages))
+    sets = mpd.periods[0].adaptation_sets
+    audio = [a for a in sets if a.content_type == "audio"]
+    assert [a.representations[0].id for a in audio] == ["audio", "audio2", "audio3", "audio4"]
+    assert [a.lang for a in audio] == ["en", "fr", "en", "en"]
+    roles = [[(r.scheme_id_uri, r.value) for r in a.roles] for a in audio]
+    scheme = "urn:mpeg:dash:role:2011"
+    assert roles == [
+        [(scheme, "main")],
+        [(scheme, "alternate")],
+        [(scheme, "commentary")],
+        [(scheme, "description")],
+    ]
+    assert [len(a.accessibilities or []) for a in audio] == [0, 0, 0, 1]
+    described = audio[3].accessibilities[0]
+    assert (described.scheme_id_uri, described.value) == (
+        "urn:tva:metadata:cs:AudioPurposeCS:2007",
+        "1",
+    )
+    assert len({a.id for a in sets}) == len(sets)
+
+
+def test_audio_only_master_and_mpd() -> None:
+    p = Presentation(duration=5.0, segment_seconds=2, renditions=[_audio("audio", default=True)])
+    assert p.audio_only and p.playable
+    pl = m3u8.loads(render_hls_master(p))
+    assert pl.media == [] or len(pl.media) == 0
+    (variant,) = pl.playlists
+    assert variant.uri == "audio/media.m3u8"
+    assert variant.stream_info.codecs == "mp4a.40.2"
+    assert variant.stream_info.resolution is None
+    assert variant.stream_info.bandwidth == p.audio[0].peak_bandwidth
+    mpd = MPEGDASHParser.parse(render_mpd(p))
+    (aset,) = mpd.periods[0].adaptation_sets
+    assert aset.content_type == "audio"
+
+
+def test_audio_only_with_two_languages() -> None:
+    p = Presentation(
+        duration=5.0,
+        segment_seconds=2,
+        renditions=[
+            _audio("audio", language="en", name="English", default=True),
+            _audio("audio2", language="fr", name="Français"),
+        ],
+    )
+    pl = m3u8.loads(render_hls_master(p))
+    (variant,) = pl.playlists
+    assert variant.uri == "audio/media.m3u8" and variant.stream_info.audio == "audio"
+    # The default's media is the variant itself: its tag has no URI (RFC 8216 4.3.4.1).
+    assert [(m.language, m.default, m.uri) for m in pl.media] == [
+        ("en", "YES", None),
+        ("fr", "NO", "audio2/media.m3u8"),
+    ]
+
+
+def test_video_presentation_without_audio_is_not_audio_only(presentation: Presentation) -> None:
+    video = [r for r in presentation.renditions if r.kind == "video"]
+    p = Presentation(5.0, 2, video)
+    assert not p.audio_only and p.playable
+    empty = Presentation(5.0, 2, [], pending=["v360"])
+    assert not empty.playable
+    # Audio packaged while video is still pending is not playable on its own.
+    waiting = Presentation(5.0, 2, [_audio("audio", default=True)], pending=["v360"])
+    assert not waiting.audio_only and not waiting.playable
+    assert "#EXT-X-MEDIA" not in render_hls_master(p)
+
+
+def test_old_presentations_without_audio_labels_still_render(presentation: Presentation) -> None:
+    """Presentations stored before audio labels existed: one audio, no name/default/role."""
+    data = presentation.to_dict()
+    for r in data["renditions"]:
+        for key in ("name", "default", "role"):
+            r.pop(key)
+    old = Presentation.from_dict(data)
+    media = m3u8.loads(render_hls_master(old)).media
+    assert [(m.name, m.default) for m in media] == [("Default", "YES")]
+    (aset,) = [
+        a
+        for a in MPEGDASHParser.parse(render_mpd(old)).periods[0].adaptation_sets
+        if a.content_type == "audio"
+    ]
+    assert aset.roles[0].value == "main"

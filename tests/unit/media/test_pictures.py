@@ -286,12 +286,8 @@ def test_every_graph_starts_with_the_same_chain_and_tags_bt709() -> None:
     rungs = plan_source_ladder(info)
     chain = ff.picture_chain(info.picture, rungs[0].fps)
     src = ff.Source(Path("/s.ts"), "mpegts")
-    ladder = ff.encode_ladder_argv(
-        TOOLS, src, Path("/o"), rungs, has_audio=False, picture=info.picture
-    )
-    preview = ff.preview_argv(
-        TOOLS, src, rungs[-1], has_audio=False, segment_seconds=2, picture=info.picture
-    )
+    ladder = ff.encode_ladder_argv(TOOLS, src, Path("/o"), rungs, picture=info.picture)
+    preview = ff.preview_argv(TOOLS, src, rungs[-1], segment_seconds=2, picture=info.picture)
     chunk = ff.chunk_argv(
         TOOLS, src, Path("/c.mp4"), rungs[0], Chunk(1, 50, 50), picture=info.picture
     )
