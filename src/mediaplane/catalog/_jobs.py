@@ -327,6 +327,21 @@ class _PreviewPublisher:
             update_presentation(rt, self.asset_id, change)
 
 
+def _first_presentation(rt: Runtime, asset_id: str, duration: float, pending: list[str]) -> None:
+    """Write the asset's first (empty) presentation, unless an earlier attempt did."""
+    update_presentation(
+        rt,
+        asset_id,
+        lambda current: (
+            None
+            if current is not None
+            else Presentation(
+                duration=duration, segment_seconds=rt.settings.segment_seconds, pending=pending
+            )
+        ),
+    )
+
+
 def _resumable(asset: Asset | None) -> bool:
     """Whether a processing attempt should run: not deleted, not errored, not finished."""
     if asset is None or asset.status is AssetStatus.ERRORED or not asset.source_key:
@@ -374,19 +389,7 @@ def process_asset(ctx: JobContext) -> None:
         ctx.progress(PROBED, force=True)
         lowest, upper = rungs[-1], rungs[:-1]
         if earlier is None:  # the first attempt: every rung pending
-            update_presentation(
-                rt,
-                asset_id,
-                lambda current: (
-                    None
-                    if current is not None
-                    else Presentation(
-                        duration=info.duration,
-                        segment_seconds=rt.settings.segment_seconds,
-                        pending=[r.name for r in rungs],
-                    )
-                ),
-            )
+            _first_presentation(rt, asset_id, info.duration, pending=[r.name for r in rungs])
         if rt.settings.chunked and upper:
             from ._chunked import start_chunk_jobs
 
@@ -518,15 +521,7 @@ def _process_audio_only(
             return False
         row.duration, row.width, row.height, row.frame_rate = info.duration, None, None, None
     ctx.progress(PROBED, force=True)
-    update_presentation(
-        rt,
-        asset_id,
-        lambda current: (
-            None
-            if current is not None
-            else Presentation(duration=info.duration, segment_seconds=rt.settings.segment_seconds)
-        ),
-    )
+    _first_presentation(rt, asset_id, info.duration, pending=[])
     try:
         outputs = encode_ladder(
             rt.toolchain,

@@ -235,17 +235,7 @@ def parse_probe(data: dict[str, Any], settings: Settings) -> MediaInfo:
     width = max(2, round(width * picture.sample_aspect))
     if abs(rotation) % 180 == 90:
         width, height = height, width
-    try:
-        duration = float(fmt.get("duration") or video.get("duration") or 0)
-    except ValueError:
-        duration = 0.0
-    if duration <= 0:
-        raise InvalidMedia("The video has no duration; the file may be truncated or damaged.")
-    if duration > settings.max_input_seconds:
-        raise InvalidMedia(
-            f"The video is {duration / 3600:.1f} hours long; the maximum is "
-            f"{settings.max_input_seconds / 3600:.0f} hours."
-        )
+    duration = _duration(fmt, video, settings)
     fps = _fraction(video.get("avg_frame_rate"))
     if fps <= 0 or fps > 240:
         fps = _fraction(video.get("r_frame_rate"))
