@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -83,6 +84,20 @@ def make_clip(
     subprocess.run(argv, check=True, timeout=300)
     Path(str(path) + ".tmp" + path.suffix).replace(path)
     return path
+
+
+def worst_psnr(a: Path, b: Path) -> float:
+    """The lowest per-frame PSNR between two videos of equal frame count."""
+    out = subprocess.run(
+        ["ffmpeg", "-hide_banner", "-nostdin", "-i", str(a), "-i", str(b)]
+        + ["-lavfi", "[0:v][1:v]psnr=stats_file=-", "-f", "null", "-"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    values = [float(v) for v in re.findall(r"psnr_avg:(\S+)", out) if v != "inf"]
+    return min(values, default=float("inf"))
 
 
 @dataclass

@@ -4,7 +4,6 @@ master playlist gains the rungs one by one, on both backends."""
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -27,26 +26,20 @@ from mediaplane.media import (
     plan_chunks,
     probe,
 )
-from tests.support import Backend, Server, ffprobe_json, make_clip, probe_decodes, start_server
+from tests.support import (
+    Backend,
+    Server,
+    ffprobe_json,
+    make_clip,
+    probe_decodes,
+    start_server,
+    worst_psnr,
+)
 
 
 def _frames(path: Path) -> int:
     info = ffprobe_json(path, "-count_frames", "-select_streams", "v:0")
     return int(info["streams"][0]["nb_read_frames"])
-
-
-def _worst_psnr(a: Path, b: Path) -> float:
-    """The lowest per-frame PSNR between two videos of equal frame count."""
-    out = subprocess.run(
-        ["ffmpeg", "-hide_banner", "-nostdin", "-i", str(a), "-i", str(b)]
-        + ["-lavfi", "[0:v][1:v]psnr=stats_file=-", "-f", "null", "-"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    ).stdout
-    values = [float(v) for v in re.findall(r"psnr_avg:(\S+)", out) if v != "inf"]
-    return min(values, default=float("inf"))
 
 
 def test_chunks_join_into_the_frames_of_a_one_pass_encode(tmp_path: Path) -> None:
@@ -70,7 +63,7 @@ def test_chunks_join_into_the_frames_of_a_one_pass_encode(tmp_path: Path) -> Non
     # The same source frame at every position. Rate control restarts in every chunk, so
     # equal frames differ by coding noise (worst 34–35 dB measured); a frame off by one
     # scores 20–25 dB here.
-    assert _worst_psnr(joined, one_pass) > 30
+    assert worst_psnr(joined, one_pass) > 30
     keyframes = subprocess.run(
         ["ffprobe", "-v", "error", "-select_streams", "v:0", "-skip_frame", "nokey"]
         + ["-show_entries", "frame=pts_time", "-of", "csv=p=0", str(joined)],
