@@ -62,6 +62,10 @@ PROBED, ENCODED, PACKAGED = 2.0, 92.0, 96.0
 LADDER_NICE = 10
 #: Preview segment durations come from ffmpeg's playlist in seconds; store them in µs.
 PREVIEW_TIMESCALE = 1_000_000
+#: Segments the preview holds before it is listed. A player reloads a growing playlist about
+#: once per target duration: with one segment listed it reaches that segment's end before the
+#: reload shows the next one and stalls; with two it has a whole reload interval in hand.
+PREVIEW_START_SEGMENTS = 2
 
 
 def _work_dir(ctx: JobContext) -> Path:
@@ -298,7 +302,7 @@ class _PreviewPublisher:
         with self.lock:
             rt = self.ctx.runtime
             new = entries[len(self.segments) :]
-            if not new and not complete:
+            if not complete and (not new or len(entries) < PREVIEW_START_SEGMENTS):
                 return
             if not self.ctx.still_owned():
                 return

@@ -11,11 +11,19 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from urllib.parse import urlsplit
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+#: Seconds one host name lookup may take. getaddrinfo has no timeout of its own: a resolver
+#: that never answers would hold the request (and its client) for as long as it liked.
+RESOLVE_TIMEOUT = 5.0
+#: Lookups run here so a stuck one costs a thread, never the request; a full pool makes the
+#: next lookup wait its turn within the same timeout (bounded either way).
+_RESOLVER = ThreadPoolExecutor(max_workers=8, thread_name_prefix="resolve")
 
 
 class IngestError(Exception):
@@ -75,14 +83,29 @@ def parse_import_url(url: str) -> tuple[str, int]:
     return host, port or (443 if parts.scheme == "https" else 80)
 
 
-def resolve(host: str, port: int) -> list[IPAddress]:
-    """Every address ``host`` resolves to, in the resolver's order (an IP literal as is)."""
+def is_loopback_name(host: str) -> bool:
+    """``localhost`` and every name under ``.localhost`` are loopback by definition
+    (RFC 6761 §6.3), whatever a resolver would answer."""
+    name = host.lower().rstrip(".")
+    return name == "localhost" or name.endswith(".localhost")
+
+
+def resolve(host: str, port: int, timeout: float = RESOLVE_TIMEOUT) -> list[IPAddress]:
+    """Every address ``host`` resolves to, in the resolver's order (an IP literal as is).
+
+    :param timeout: seconds the lookup may take before the URL is refused.
+    """
     try:
         return [ipaddress.ip_address(host)]
     except ValueError:
         pass
+    if is_loopback_name(host):
+        return [ipaddress.IPv4Address("127.0.0.1"), ipaddress.IPv6Address("::1")]
+    lookup = _RESOLVER.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = lookup.result(timeout=timeout)
+    except FutureTimeout as exc:
+        raise UrlRefused(f"The host {host!r} did not resolve within {timeout:g} s.") from exc
     except OSError as exc:
         raise UrlRefused(f"The host {host!r} could not be resolved.") from exc
     out: list[IPAddress] = []

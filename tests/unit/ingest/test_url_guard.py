@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
 from typing import Any
 
 import pytest
 
 from mediaplane.ingest import UrlRefused, address_allowed, check_url, checked_addresses
+from mediaplane.ingest._url import resolve
 
 
 @pytest.mark.parametrize(
@@ -153,3 +155,33 @@ def test_allow_listed_name_skips_the_address_check(monkeypatch: pytest.MonkeyPat
     assert checked_addresses("nas.lan", 80, ["nas.lan"]) == [ipaddress.ip_address("192.168.1.20")]
     with pytest.raises(UrlRefused):
         checked_addresses("nas.lan", 80, ["other.lan"])
+
+
+@pytest.mark.parametrize("host", ["localhost", "LOCALHOST.", "media.localhost"])
+def test_localhost_names_are_loopback_without_a_lookup(
+    monkeypatch: pytest.MonkeyPatch, host: str
+) -> None:
+    """RFC 6761: refused by name, so a resolver that is slow or lies never decides it."""
+
+    def no_lookup(*_a: Any, **_k: Any) -> Any:
+        raise AssertionError("localhost must not be looked up")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_lookup)
+    with pytest.raises(UrlRefused, match="private or reserved"):
+        check_url(f"http://{host}:9/v.mp4")
+    assert checked_addresses(host, 9, [host])[0] == ipaddress.ip_address("127.0.0.1")
+
+
+def test_a_resolver_that_never_answers_is_cut_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    release = threading.Event()
+
+    def stuck(*_a: Any, **_k: Any) -> Any:
+        release.wait(10)
+        raise socket.gaierror("released")
+
+    monkeypatch.setattr(socket, "getaddrinfo", stuck)
+    try:
+        with pytest.raises(UrlRefused, match="did not resolve within 0.2 s"):
+            resolve("slow.example", 80, timeout=0.2)
+    finally:
+        release.set()
