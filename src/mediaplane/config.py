@@ -254,8 +254,7 @@ MEANINGS = {
     "storage_url": "`s3://bucket/prefix?endpoint=…&region=…` (credentials from `AWS_*`)",
     "queue_namespace": "prefix of the job queues (several installs on one broker)",
     "admin_token": "the admin API token, instead of the generated `<data-dir>/admin-token`",
-    "secret_key": "signs access tokens for apps, instead of the generated "
-    "`<data-dir>/secret-key`",
+    "secret_key": "signs access tokens for apps, instead of the generated `<data-dir>/secret-key`",
     "access_token_seconds": "lifetime of an app's access token (JWT)",
     "refresh_token_seconds": "lifetime of a refresh token (each use rotates it)",
     "log_level": "DEBUG, INFO, WARNING or ERROR",

@@ -50,9 +50,11 @@ async def _json(request: Request, model: type[_M]) -> _M:
     try:
         return model.model_validate_json(await read_small_body(request, _JSON_LIMIT))
     except ValidationError as exc:
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ())) or "body"
-        raise ApiError(400, "invalid_request", f"{where}: {first.get('msg', 'invalid')}") from None
+        errors = exc.errors()
+        if not errors:
+            raise ApiError(400, "invalid_request", "The JSON body is not valid.") from None
+        where = ".".join(str(p) for p in errors[0]["loc"]) or "body"
+        raise ApiError(400, "invalid_request", f"{where}: {errors[0]['msg']}") from None
 
 
 def _policy(rt: Runtime) -> TokenPolicy:
