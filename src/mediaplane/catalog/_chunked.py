@@ -14,16 +14,13 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from dataclasses import asdict
-from fractions import Fraction
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import structlog
 from sqlalchemy.exc import IntegrityError
 
-from mediaplane.jobs import JobContext, JobType, PermanentJobError, create_job, dispatch
+from mediaplane.jobs import JobContext, PermanentJobError, create_job, dispatch
 from mediaplane.media import (
-    Chunk,
     InvalidMedia,
     PackagerInput,
     Presentation,
@@ -44,6 +41,7 @@ from ._jobs import (
     store_packaged,
 )
 from ._models import Asset
+from ._payloads import EncodeChunk, StitchRung
 
 if TYPE_CHECKING:
     from mediaplane.media import MediaInfo
@@ -66,14 +64,6 @@ def _job_id(asset_id: str, *parts: object) -> str:
     return uuid.uuid5(uuid.NAMESPACE_URL, name).hex
 
 
-def _rung_json(rung: Rung) -> dict[str, Any]:
-    return {**asdict(rung), "fps": str(rung.fps)}
-
-
-def _rung(data: dict[str, Any]) -> Rung:
-    return Rung(**{**data, "fps": Fraction(data["fps"])})
-
-
 def start_chunk_jobs(ctx: JobContext, asset_id: str, info: MediaInfo, upper: list[Rung]) -> None:
     """Queue the chunk jobs of every rung in ``upper`` (once per asset), lowest rung first."""
     rt = ctx.runtime
@@ -87,13 +77,7 @@ def start_chunk_jobs(ctx: JobContext, asset_id: str, info: MediaInfo, upper: lis
                 for chunk in chunks:
                     job = create_job(
                         s,
-                        JobType.ENCODE_CHUNK,
-                        {
-                            "asset_id": asset_id,
-                            "rung": _rung_json(rung),
-                            "chunk": asdict(chunk),
-                            "chunks": len(chunks),
-                        },
+                        EncodeChunk(asset_id=asset_id, rung=rung, chunk=chunk, chunks=len(chunks)),
                         subject_id=asset_id,
                         job_id=_job_id(asset_id, "chunk", rung.name, chunk.index),
                     )
@@ -102,7 +86,7 @@ def start_chunk_jobs(ctx: JobContext, asset_id: str, info: MediaInfo, upper: lis
         log.info("asset.chunks_exist", asset_id=asset_id)  # an earlier attempt queued them
         return
     for job_id in created:
-        dispatch(rt, job_id, JobType.ENCODE_CHUNK)
+        dispatch(rt, job_id, EncodeChunk.job_type)
     log.info("asset.chunks_queued", asset_id=asset_id, jobs=len(created))
 
 
@@ -127,12 +111,12 @@ def _forget_if_deleted(rt: Runtime, asset_id: str) -> None:
         drop_cached_source(rt, asset_id)
 
 
-def encode_chunk_job(ctx: JobContext) -> None:
+def encode_chunk_job(ctx: JobContext, payload: EncodeChunk) -> None:
     """Encode one chunk of one rung and store it; the last chunk of a rung queues its stitch."""
     rt = ctx.runtime
-    asset_id = ctx.payload["asset_id"]
-    rung, chunk = _rung(ctx.payload["rung"]), Chunk(**ctx.payload["chunk"])
-    count = int(ctx.payload["chunks"])
+    asset_id = payload.asset_id
+    rung, chunk = payload.rung, payload.chunk
+    count = payload.chunks
     asset = _load(rt, asset_id)
     if asset is None or asset.source_key is None:
         return
@@ -167,30 +151,29 @@ def encode_chunk_job(ctx: JobContext) -> None:
     # One listing per check, not one request per chunk (a long source has hundreds).
     stored = {info.key for info in rt.store.list(_chunk_prefix(asset_id, rung.name))}
     if all(chunk_key(asset_id, rung.name, i) in stored for i in range(count)):
-        _queue_stitch(rt, asset_id, ctx.payload["rung"], count)
+        _queue_stitch(rt, asset_id, rung, count)
 
 
-def _queue_stitch(rt: Runtime, asset_id: str, rung: dict[str, Any], count: int) -> None:
-    job_id = _job_id(asset_id, "stitch", rung["name"])
+def _queue_stitch(rt: Runtime, asset_id: str, rung: Rung, count: int) -> None:
+    job_id = _job_id(asset_id, "stitch", rung.name)
     try:
         with rt.db.session() as s:
             create_job(
                 s,
-                JobType.STITCH_RUNG,
-                {"asset_id": asset_id, "rung": rung, "chunks": count},
+                StitchRung(asset_id=asset_id, rung=rung, chunks=count),
                 subject_id=asset_id,
                 job_id=job_id,
             )
     except IntegrityError:
         return
-    dispatch(rt, job_id, JobType.STITCH_RUNG)
+    dispatch(rt, job_id, StitchRung.job_type)
 
 
-def stitch_rung_job(ctx: JobContext) -> None:
+def stitch_rung_job(ctx: JobContext, payload: StitchRung) -> None:
     """Join a rung's chunks, package the rung and add it to the asset's manifests."""
     rt = ctx.runtime
-    asset_id = ctx.payload["asset_id"]
-    rung, count = _rung(ctx.payload["rung"]), int(ctx.payload["chunks"])
+    asset_id = payload.asset_id
+    rung, count = payload.rung, payload.chunks
     asset = _load(rt, asset_id)
     if asset is None:
         return

@@ -57,6 +57,7 @@ from mediaplane.media import InvalidMedia, ManagedProcess, ProcessFailed, classi
 from mediaplane.media import ffmpeg as ff
 
 from ._models import Asset, FingerprintStatus
+from ._payloads import FingerprintAudio
 from ._service import record_content_hash, sha256_file
 
 if TYPE_CHECKING:
@@ -209,7 +210,7 @@ def audio_fingerprint(
 
 
 def _compute(
-    ctx: JobContext, key: str, content_hash: str | None
+    ctx: JobContext, asset_id: str, key: str, content_hash: str | None
 ) -> tuple[FingerprintStatus, bytes]:
     """Fetch the source when it is remote, fingerprint it; the status says what was found."""
     rt = ctx.runtime
@@ -226,7 +227,7 @@ def _compute(
             # A source stored by a path that did not hash it (e.g. a resumable upload).
             digest = sha256_file(source)
             with rt.db.session() as s:
-                row = s.get(Asset, ctx.payload["asset_id"])
+                row = s.get(Asset, asset_id)
                 if row is not None and row.content_hash is None:
                     record_content_hash(s, row, digest)
         try:
@@ -253,10 +254,10 @@ def _compute(
     return FingerprintStatus.READY, fp
 
 
-def fingerprint_asset(ctx: JobContext) -> None:
+def fingerprint_asset(ctx: JobContext, payload: FingerprintAudio) -> None:
     """Job ``asset.fingerprint``: fingerprint the asset's audio and link matching assets."""
     rt = ctx.runtime
-    asset_id = ctx.payload["asset_id"]
+    asset_id = payload.asset_id
     with rt.db.session() as s:
         asset = s.get(Asset, asset_id)
         if asset is None or not asset.source_key:
@@ -272,7 +273,7 @@ def fingerprint_asset(ctx: JobContext) -> None:
         ):
             # The same bytes give the same fingerprint: no need to decode them again.
             reused = (original.fingerprint_status, original.audio_fingerprint or b"")
-    status, fp = reused or _compute(ctx, key, content_hash)
+    status, fp = reused or _compute(ctx, asset_id, key, content_hash)
     with rt.db.session() as s:
         row = s.get(Asset, asset_id)
         if row is None:
@@ -339,9 +340,11 @@ def link_audio_matches(ctx: JobContext, asset_id: str, fp: Fingerprint) -> str |
     return found
 
 
-def fingerprint_gave_up(ctx: JobContext, message: str, *, permanent: bool) -> None:
+def fingerprint_gave_up(
+    ctx: JobContext, payload: FingerprintAudio, message: str, *, permanent: bool
+) -> None:
     """The fingerprint job will not be retried: mark it failed; the asset itself is fine."""
-    asset_id = ctx.payload["asset_id"]
+    asset_id = payload.asset_id
     with ctx.runtime.db.session() as s:
         row = s.get(Asset, asset_id)
         if row is not None:

@@ -47,6 +47,7 @@ from mediaplane.media import (
 from mediaplane.media.ffmpeg import PREVIEW_DIR
 
 from ._models import Asset, AssetStatus
+from ._payloads import AssetJob, ProcessAsset
 from ._service import poster_key
 
 if TYPE_CHECKING:
@@ -353,12 +354,12 @@ def _resumable(asset: Asset | None) -> bool:
     return not (asset.presentation and Presentation.from_dict(asset.presentation).complete)
 
 
-def process_asset(ctx: JobContext) -> None:
+def process_asset(ctx: JobContext, payload: ProcessAsset) -> None:
     """Probe; encode the lowest rung first (playable within seconds) while the rest of the
     ladder encodes — beside it at lower priority in one pass, or as chunk jobs across the
     fleet (:mod:`._chunked`); package one set of CMAF segments; publish."""
     rt = ctx.runtime
-    asset_id = ctx.payload["asset_id"]
+    asset_id = payload.asset_id
     with rt.db.session() as s:
         asset = s.get(Asset, asset_id)
         if not _resumable(asset):
@@ -560,9 +561,9 @@ def _process_audio_only(
     return presentation is not None
 
 
-def asset_gave_up(ctx: JobContext, message: str, *, permanent: bool) -> None:
+def asset_gave_up(ctx: JobContext, payload: AssetJob, message: str, *, permanent: bool) -> None:
     """A job for this asset will not be retried: the asset is errored, saying why."""
-    asset_id = ctx.payload["asset_id"]
+    asset_id = payload.asset_id
     with ctx.runtime.db.session() as s:
         row = s.get(Asset, asset_id)
         if row is None:
