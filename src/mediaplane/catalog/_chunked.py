@@ -1,11 +1,11 @@
 """A chunked ladder: the upper rungs encoded as many small jobs across the worker fleet.
 
 The processing job (:func:`._jobs.process_asset`) encodes the preview — lowest rung and
-audio — itself and queues one :data:`JobType.ENCODE_CHUNK` job per (rung, span of the
+audio — itself and queues one :class:`EncodeChunk` job per (rung, span of the
 source), lowest rung first. A chunk holds whole GOPs of the global keyframe grid, so the
 chunks of a rung concatenate without re-encoding into exactly what a one-pass encode makes.
 The chunk job that finds every chunk of its rung stored queues that rung's
-:data:`JobType.STITCH_RUNG` job (a deterministic job id makes that happen once), which joins
+:class:`StitchRung` job (a deterministic job id makes that happen once), which joins
 the chunks, packages the rung and adds it to the manifests: the master playlist gains the
 rungs one by one as they complete.
 """

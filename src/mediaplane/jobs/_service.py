@@ -103,6 +103,10 @@ def dispatch(runtime: Runtime, job_id: str, type: str, countdown: float = 0) -> 
 class _AtLimit(Exception):
     """The job's type runs at its concurrency limit: the job stays PENDING for later."""
 
+    def __init__(self, type: str) -> None:
+        super().__init__(type)
+        self.type = type
+
 
 def _claim_lock(session: Session, type: str) -> None:
     """Serialise claims of one type on PostgreSQL, so the running count a claim checks
@@ -111,6 +115,19 @@ def _claim_lock(session: Session, type: str) -> None:
         digest = hashlib.blake2b(f"mediaplane.jobs.claim:{type}".encode(), digest_size=8)
         key = int.from_bytes(digest.digest(), "big", signed=True)
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
+def _below_limit(session: Session, type: str, limit: int) -> Any:
+    """A condition for the claiming UPDATE: fewer than ``limit`` jobs of ``type`` run."""
+    _claim_lock(session, type)
+    other = aliased(Job)
+    running = (
+        select(func.count())
+        .select_from(other)
+        .where(other.type == type, other.state == JobState.RUNNING)
+        .scalar_subquery()
+    )
+    return running < limit
 
 
 def _claim(runtime: Runtime, job_id: str, worker: str) -> Job | None:
@@ -127,15 +144,7 @@ def _claim(runtime: Runtime, job_id: str, worker: str) -> Job | None:
         check_transition(job.state, JobState.RUNNING)
         where = [Job.id == job_id, Job.state == JobState.PENDING, Job.attempts == job.attempts]
         if spec.concurrency is not None:
-            _claim_lock(s, job.type)
-            other = aliased(Job)
-            running = (
-                select(func.count())
-                .select_from(other)
-                .where(other.type == job.type, other.state == JobState.RUNNING)
-                .scalar_subquery()
-            )
-            where.append(running < spec.concurrency)
+            where.append(_below_limit(s, job.type, spec.concurrency))
         res = s.execute(
             update(Job)
             .where(*where)
@@ -222,11 +231,9 @@ def run_job(runtime: Runtime, job_id: str, worker: str) -> JobState | None:
     (or its type is at its concurrency limit: then it is sent again a little later)."""
     try:
         job = _claim(runtime, job_id, worker)
-    except _AtLimit:
+    except _AtLimit as at_limit:
         log.info("job.deferred", job_id=job_id, countdown=DEFER_SECONDS)
-        with runtime.db.session() as s:
-            type = s.get_one(Job, job_id).type
-        dispatch(runtime, job_id, type, countdown=DEFER_SECONDS)
+        dispatch(runtime, job_id, at_limit.type, countdown=DEFER_SECONDS)
         return None
     if job is None:
         log.info("job.not_claimed", job_id=job_id)
