@@ -156,9 +156,13 @@ def postgres_database() -> tuple[str, Any]:
 
 
 @contextlib.contextmanager
-def migrated_runtime(database: str, data_dir: Path, **settings: Any) -> Iterator[Any]:
+def migrated_runtime(
+    database: str, data_dir: Path, *, job_table: Any = None, **settings: Any
+) -> Iterator[Any]:
     """A Runtime on a fresh, migrated ``database`` ("sqlite" in ``data_dir``, or a new
-    PostgreSQL database dropped afterwards), with ``settings`` on top of the defaults."""
+    PostgreSQL database dropped afterwards), with ``settings`` on top of the defaults and
+    the app's job table (or ``job_table``: a function of the settings)."""
+    from mediaplane.app import job_table as app_job_table
     from mediaplane.config import Settings
     from mediaplane.db import migrate
     from mediaplane.runtime import Runtime
@@ -169,7 +173,10 @@ def migrated_runtime(database: str, data_dir: Path, **settings: Any) -> Iterator
     else:
         url, drop = postgres_database()
     migrate(url)
-    rt = Runtime(Settings(data_dir=data_dir, database_url=url, **settings))
+    rt = Runtime(
+        Settings(data_dir=data_dir, database_url=url, **settings),
+        job_table=job_table or app_job_table,
+    )
     try:
         yield rt
     finally:

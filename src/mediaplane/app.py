@@ -1,4 +1,5 @@
-"""ASGI app factory: mounts each domain's router on one FastAPI app."""
+"""Composition root: the job table (every job type, its handler and limits, in one place)
+and the ASGI app factory that mounts each domain's router on one FastAPI app."""
 
 from __future__ import annotations
 
@@ -17,22 +18,98 @@ from starlette.concurrency import run_in_threadpool
 
 from mediaplane import __version__
 from mediaplane.accounts import api_router, ensure_admin_token
+from mediaplane.catalog import (
+    EncodeChunk,
+    FingerprintAudio,
+    ImportUrl,
+    ProcessAsset,
+    StitchRung,
+)
 from mediaplane.config import Settings, get_settings
 from mediaplane.http import install_error_handlers
+from mediaplane.ingest import import_url, sweep_expired
+from mediaplane.jobs import JobSpec, JobTable, Watchdog
+from mediaplane.pipeline import (
+    asset_gave_up,
+    encode_chunk_job,
+    fingerprint_asset,
+    fingerprint_gave_up,
+    process_asset,
+    stitch_rung_job,
+)
 from mediaplane.runtime import Runtime
 
 log = structlog.get_logger("mediaplane.app")
 
+#: What a URL import may take beyond its download deadline: storing the file it fetched.
+IMPORT_STORE_SECONDS = 600.0
+#: What processing may take beyond its longest encode: probing, packaging, publishing.
+PROCESS_MARGIN_SECONDS = 3600.0
 
-async def _watchdog(runtime: Runtime) -> None:
-    from mediaplane.ingest import sweep_expired
-    from mediaplane.jobs import sweep
 
+def job_table(settings: Settings) -> JobTable:
+    """Every job type of Mediaplane, one row each; the web app and the worker both run
+    with it (``Runtime(settings, job_table=job_table)``)."""
+    attempts = settings.job_max_attempts
+    encode = settings.encode_timeout_max_seconds
+    return JobTable(
+        [
+            JobSpec(
+                ImportUrl,
+                import_url,
+                asset_gave_up,
+                queue="io",
+                attempts=attempts,
+                timeout_seconds=settings.import_timeout_seconds + IMPORT_STORE_SECONDS,
+            ),
+            JobSpec(
+                ProcessAsset,
+                process_asset,
+                asset_gave_up,
+                queue="media",
+                attempts=attempts,
+                timeout_seconds=encode + PROCESS_MARGIN_SECONDS,
+            ),
+            # Duplicate detection only: giving up never errors the asset, it marks the
+            # fingerprint.
+            JobSpec(
+                FingerprintAudio,
+                fingerprint_asset,
+                fingerprint_gave_up,
+                queue="media",
+                attempts=attempts,
+                timeout_seconds=3600,
+            ),
+            # A chunked ladder: one rung over one span of the source per job, on any worker.
+            JobSpec(
+                EncodeChunk,
+                encode_chunk_job,
+                asset_gave_up,
+                queue="media",
+                attempts=attempts,
+                timeout_seconds=3600,
+            ),
+            # Joins a rung's chunks, packages the rung and adds it to the asset's manifests.
+            # Its own queue: a rung whose chunks are done is published next, not after every
+            # queued chunk.
+            JobSpec(
+                StitchRung,
+                stitch_rung_job,
+                asset_gave_up,
+                queue="package",
+                attempts=attempts,
+                timeout_seconds=3600,
+            ),
+        ]
+    )
+
+
+async def _watchdog(watchdog: Watchdog) -> None:
+    """Tick the deployment's watchdog (it sweeps only where it holds the lease)."""
     while True:
-        await asyncio.sleep(runtime.settings.watchdog_interval_seconds)
+        await asyncio.sleep(watchdog.runtime.settings.watchdog_interval_seconds)
         try:
-            await run_in_threadpool(sweep, runtime)
-            await run_in_threadpool(sweep_expired, runtime)
+            await run_in_threadpool(watchdog.tick)
         except Exception:  # keep watching; the next pass retries
             log.exception("watchdog.error")
 
@@ -82,14 +159,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     settings = settings or get_settings()
     ops.configure_logging(settings.log_level, settings.log_format)
-    runtime = Runtime.get(settings)
+    runtime = Runtime.get(settings, job_table=job_table)
+    watchdog = Watchdog(runtime, passes=[sweep_expired])
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with asyncio.TaskGroup() as tg:
-            task = tg.create_task(_watchdog(runtime))
+            task = tg.create_task(_watchdog(watchdog))
             yield
             task.cancel()
+        await run_in_threadpool(watchdog.release)  # another web process takes over at once
         runtime.db.dispose()
 
     app = FastAPI(title="Mediaplane", version=__version__, lifespan=lifespan)

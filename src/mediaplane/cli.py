@@ -190,6 +190,7 @@ class _WorkerSupervisor(threading.Thread):
 def _demo(settings: Settings) -> str:
     """Ingest a generated 12 s clip once, so a fresh install has something to play; return
     its asset id."""
+    from mediaplane.app import job_table
     from mediaplane.catalog import ingest_file
     from mediaplane.media import ManagedProcess
     from mediaplane.runtime import Runtime
@@ -232,7 +233,10 @@ def _demo(settings: Settings) -> str:
             name="demo-clip",
         ).run()
         asset = ingest_file(
-            Runtime.get(settings), clip, filename="demo.mp4", title="Demo: test pattern"
+            Runtime.get(settings, job_table=job_table),
+            clip,
+            filename="demo.mp4",
+            title="Demo: test pattern",
         )
     marker.write_text(asset.id + "\n")
     return asset.id
@@ -444,8 +448,10 @@ def worker_cmd(
     ready_fd: Annotated[int | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Run a worker: joins the fleet on MEDIAPLANE_BROKER_URL (or the embedded broker)."""
+    from mediaplane.app import job_table
     from mediaplane.jobs import run_worker
     from mediaplane.ops import configure_logging
+    from mediaplane.runtime import Runtime
 
     settings = _settings(data_dir=data_dir)
     if ready_fd is None:
@@ -453,7 +459,10 @@ def worker_cmd(
     else:  # the embedded pool of `up`, which reported the environment already
         configure_logging(settings.log_level, settings.log_format)
     _check_tools(settings)
-    run_worker(settings, concurrency, ready_fd=ready_fd)
+    runtime = Runtime.get(settings, job_table=job_table)
+    # Resolve and check ffmpeg/packager once per pool process, before the first job.
+    warm = lambda: Runtime.get().toolchain  # noqa: E731
+    run_worker(runtime, concurrency, ready_fd=ready_fd, warm=warm)
 
 
 @app.command("migrate")

@@ -1,67 +1,85 @@
-"""The per-process runtime: settings plus the database, object store and job broker they name.
+"""The per-process runtime: settings plus the database, object store, job broker and job
+table they name.
 
-Built once per process (and again after a fork, so no connection crosses a fork).
+Built once per process (and again after a fork, so no connection crosses a fork). The job
+table comes from the app's wiring (``mediaplane.app.job_table``), passed in by whoever
+starts the process; a runtime rebuilt after a fork keeps it.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING, ClassVar
 
 from mediaplane.config import Settings, get_settings
 from mediaplane.db import Database
+from mediaplane.jobs import JobTable, make_celery
+from mediaplane.media import Toolchain
+from mediaplane.storage import ObjectStore, open_store
 
 if TYPE_CHECKING:
     from celery import Celery
 
-    from mediaplane.media import Toolchain
-    from mediaplane.storage import ObjectStore
+__all__ = ["JobTableFactory", "Runtime"]
 
-__all__ = ["Runtime"]
+#: Builds the job table for a configuration (rows read attempts and timeouts from it).
+JobTableFactory = Callable[[Settings], JobTable]
 
 
 class Runtime:
-    """Settings and the adapters they choose; cheap to build, lazy to connect."""
+    """Settings and the adapters they choose; cheap to build, lazy to connect.
+
+    :param job_table: the job types this process dispatches and runs; without one, every
+        dispatch fails with UnknownJobType.
+    """
 
     _current: ClassVar[Runtime | None] = None
     _lock: ClassVar[threading.Lock] = threading.Lock()
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, job_table: JobTableFactory | None = None) -> None:
         self.settings = settings
         self.pid = os.getpid()
         self.db = Database(settings.effective_database_url)
+        self.job_table = job_table
+
+    @cached_property
+    def jobs(self) -> JobTable:
+        return self.job_table(self.settings) if self.job_table is not None else JobTable()
 
     @cached_property
     def store(self) -> ObjectStore:
-        from mediaplane.storage import open_store
-
         return open_store(self.settings.effective_storage_url)
 
     @cached_property
     def celery(self) -> Celery:
-        from mediaplane.jobs import make_celery
-
-        return make_celery(self.settings)
+        return make_celery(self.settings, type(self).get)
 
     @cached_property
     def toolchain(self) -> Toolchain:
-        from mediaplane.media import Toolchain
-
         return Toolchain.discover(self.settings)
 
     @classmethod
-    def get(cls, settings: Settings | None = None) -> Runtime:
-        """This process's runtime, built from ``settings`` or the environment on first use."""
+    def get(
+        cls, settings: Settings | None = None, *, job_table: JobTableFactory | None = None
+    ) -> Runtime:
+        """This process's runtime, built from ``settings`` or the environment on first use
+        (and after a fork, from the same settings and job table)."""
         with cls._lock:
             cur = cls._current
             if (
                 cur is None
                 or cur.pid != os.getpid()
                 or (settings is not None and cur.settings is not settings)
+                or (job_table is not None and cur.job_table is not job_table)
             ):
-                cur = cls(settings or get_settings())
+                if settings is None:
+                    settings = cur.settings if cur is not None else get_settings()
+                if job_table is None and cur is not None:
+                    job_table = cur.job_table
+                cur = cls(settings, job_table)
                 cls._current = cur
             return cur
 

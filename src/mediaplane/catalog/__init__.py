@@ -19,6 +19,14 @@ from ._models import (
     PlaybackPolicy,
     SourceType,
 )
+from ._payloads import (
+    AssetJob,
+    EncodeChunk,
+    FingerprintAudio,
+    ImportUrl,
+    ProcessAsset,
+    StitchRung,
+)
 from ._rights import (
     COUNTRY_CODES,
     InvalidAssetInput,
@@ -60,17 +68,23 @@ from ._service import (
 __all__ = [
     "COUNTRY_CODES",
     "Asset",
+    "AssetJob",
     "AssetNotFound",
     "AssetStatus",
     "CatalogError",
+    "EncodeChunk",
+    "FingerprintAudio",
     "FingerprintStatus",
+    "ImportUrl",
     "InvalidAssetInput",
     "ModerationStatus",
     "PlaybackId",
     "PlaybackPolicy",
+    "ProcessAsset",
     "Refusal",
     "Rights",
     "SourceType",
+    "StitchRung",
     "TerritoryTable",
     "TerritoryTableError",
     "asset_for_playback",

@@ -12,7 +12,7 @@ import structlog
 from sqlalchemy import func, select, update
 
 from mediaplane.db import utcnow
-from mediaplane.jobs import Job, JobState, JobType, create_job, dispatch
+from mediaplane.jobs import Job, JobState, create_job, dispatch
 from mediaplane.media import Presentation
 
 from ._models import (
@@ -25,6 +25,7 @@ from ._models import (
     SourceType,
     new_id,
 )
+from ._payloads import EncodeChunk, FingerprintAudio, ImportUrl, ProcessAsset
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -107,7 +108,7 @@ def queue_fingerprint(session: Session, asset: Asset) -> Job:
     """Add the ``asset.fingerprint`` job for an asset whose source is stored (dispatch it
     after commit); it finds assets with the same audio (see ``pipeline._fingerprint``)."""
     asset.fingerprint_status = FingerprintStatus.PENDING
-    return create_job(session, JobType.FINGERPRINT_AUDIO, {"asset_id": asset.id}, asset.id)
+    return create_job(session, FingerprintAudio(asset_id=asset.id), asset.id)
 
 
 def initial_moderation(source_type: SourceType, hold: list[str]) -> ModerationStatus:
@@ -230,7 +231,7 @@ def ingest_source(
             )
             if content_hash:
                 record_content_hash(s, asset, content_hash)
-            job = create_job(s, JobType.PROCESS_ASSET, {"asset_id": asset_id}, subject_id=asset_id)
+            job = create_job(s, ProcessAsset(asset_id=asset_id), subject_id=asset_id)
             fingerprint = queue_fingerprint(s, asset)
     except BaseException:
         runtime.store.delete(key)
@@ -260,9 +261,7 @@ def ingest_url(
             filename=url.rsplit("/", 1)[-1].split("?", 1)[0],
             input_url=url,
         )
-        job = create_job(
-            s, JobType.IMPORT_URL, {"asset_id": asset.id, "url": url}, subject_id=asset.id
-        )
+        job = create_job(s, ImportUrl(asset_id=asset.id, url=url), subject_id=asset.id)
     dispatch(runtime, job.id, job.type)
     log.info("asset.created", asset_id=asset.id, source="url")
     return asset
@@ -368,7 +367,7 @@ def progress_of(session: Session, assets: list[Asset]) -> dict[str, float]:
     media: dict[str, list[float]] = {}
     for subject, jtype, state, progress in rows:
         done = 100.0 if state is JobState.SUCCEEDED else float(progress)
-        if jtype is JobType.IMPORT_URL:
+        if jtype == ImportUrl.job_type:
             imported[str(subject)] = done
         else:
             media.setdefault(str(subject), []).append(done)
@@ -414,7 +413,7 @@ def _aspect(width: int | None, height: int | None, video: dict[str, Any] | None)
 
 
 #: Jobs whose progress makes up an asset's: the import, processing and ladder chunks.
-PROGRESS_JOBS = (JobType.IMPORT_URL, JobType.PROCESS_ASSET, JobType.ENCODE_CHUNK)
+PROGRESS_JOBS = (ImportUrl.job_type, ProcessAsset.job_type, EncodeChunk.job_type)
 
 
 def _growing(asset: Asset) -> bool:

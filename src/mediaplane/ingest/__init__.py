@@ -37,6 +37,7 @@ from ._bulk import (
     open_library,
 )
 from ._fetch import FetchLimits, ImportFailed, ImportTimedOut, fetch_url
+from ._jobs import import_url
 from ._uploads import (
     OffsetMismatch,
     Upload,
@@ -89,6 +90,7 @@ __all__ = [
     "create_upload",
     "fetch_url",
     "get_upload",
+    "import_url",
     "open_library",
     "read_body",
     "receive_form",

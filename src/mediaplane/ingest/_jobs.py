@@ -9,9 +9,16 @@ from typing import TYPE_CHECKING
 import httpx
 import structlog
 
-from mediaplane.catalog import Asset, queue_fingerprint, record_content_hash, source_key
+from mediaplane.catalog import (
+    Asset,
+    ImportUrl,
+    ProcessAsset,
+    queue_fingerprint,
+    record_content_hash,
+    source_key,
+)
 from mediaplane.config import redact
-from mediaplane.jobs import JobContext, JobType, PermanentJobError, create_job, dispatch
+from mediaplane.jobs import JobContext, PermanentJobError, create_job, dispatch
 
 from ._fetch import FetchLimits, fetch_url
 from ._url import IngestError
@@ -32,9 +39,9 @@ def _limits(s: Settings) -> FetchLimits:
     )
 
 
-def import_url(ctx: JobContext) -> None:
+def import_url(ctx: JobContext, payload: ImportUrl) -> None:
     rt = ctx.runtime
-    asset_id, url = ctx.payload["asset_id"], ctx.payload["url"]
+    asset_id, url = payload.asset_id, payload.url
     tmp_root = rt.settings.data_path / "tmp"
     tmp_root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=tmp_root) as tmp:
@@ -54,7 +61,7 @@ def import_url(ctx: JobContext) -> None:
             return
         asset.source_key, asset.source_size = key, size
         record_content_hash(s, asset, content_hash)
-        job = create_job(s, JobType.PROCESS_ASSET, {"asset_id": asset_id}, subject_id=asset_id)
+        job = create_job(s, ProcessAsset(asset_id=asset_id), subject_id=asset_id)
         fingerprint = queue_fingerprint(s, asset)
     dispatch(rt, job.id, job.type)
     dispatch(rt, fingerprint.id, fingerprint.type)

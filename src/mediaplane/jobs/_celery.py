@@ -6,24 +6,45 @@ import socket
 import sys
 import threading
 import warnings
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import structlog
 from celery import Celery
 from celery.signals import worker_process_init, worker_ready
 
-from ._registry import JOB_SPECS
+from ._service import TASK_NAME, run_job
 
 if TYPE_CHECKING:
     from mediaplane.config import Settings
+    from mediaplane.runtime import Runtime
 
 
 EMBEDDED_POLL_SECONDS = 0.2
+#: Connecting to the broker, and (Redis) waiting for its reply: a stalled broker costs this
+#: long per try, never forever (redis-py waits forever by default).
+BROKER_CONNECT_SECONDS = 4.0
+BROKER_REPLY_SECONDS = 10.0
 log = structlog.get_logger("mediaplane.worker")
 
 
-def make_celery(settings: Settings) -> Celery:
-    """The Celery app for this configuration; the broker is embedded unless a URL is set."""
+def _transport_options(broker_url: str) -> dict[str, Any]:
+    # The SQL transport hands its options to create_engine(): none for it.
+    if urlsplit(broker_url).scheme in ("redis", "rediss"):
+        return {
+            "socket_connect_timeout": BROKER_CONNECT_SECONDS,
+            "socket_timeout": BROKER_REPLY_SECONDS,
+        }
+    return {}
+
+
+def make_celery(settings: Settings, current: Callable[[], Runtime]) -> Celery:
+    """The Celery app for this configuration; the broker is embedded unless a URL is set.
+
+    :param current: this process's runtime, for the task that runs a job (a pool process
+        has its own, built after the fork).
+    """
     if settings.embedded_broker:
         settings.data_path.mkdir(parents=True, exist_ok=True)
     app = Celery("mediaplane", broker=settings.effective_broker_url, set_as_current=False)
@@ -35,6 +56,8 @@ def make_celery(settings: Settings) -> Celery:
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
         broker_connection_retry_on_startup=True,
+        broker_connection_timeout=BROKER_CONNECT_SECONDS,
+        broker_transport_options=_transport_options(settings.effective_broker_url),
         task_default_queue=f"{settings.queue_namespace}.default",
         task_serializer="json",
         accept_content=["json"],
@@ -45,14 +68,18 @@ def make_celery(settings: Settings) -> Celery:
         from kombu.transport import sqlalchemy as kombu_sql
 
         kombu_sql.Transport.polling_interval = EMBEDDED_POLL_SECONDS
-    from ._worker import run_job_task
 
-    app.task(name="mediaplane.run_job", bind=True)(run_job_task)
+    def run_job_task(task: Any, job_id: str) -> None:
+        """The single Celery task: look the job up and run it in this worker process."""
+        run_job(current(), job_id, worker=f"{socket.gethostname()}:{os.getpid()}")
+
+    app.task(name=TASK_NAME, bind=True)(run_job_task)
     return app
 
 
-def queues(settings: Settings) -> list[str]:
-    return sorted({f"{settings.queue_namespace}.{spec.queue}" for spec in JOB_SPECS.values()})
+def queues(runtime: Runtime) -> list[str]:
+    """The broker queues of every type in the runtime's job table."""
+    return [f"{runtime.settings.queue_namespace}.{q}" for q in runtime.jobs.queues()]
 
 
 def _quiet_root_warning() -> None:
@@ -86,22 +113,22 @@ def _stdout_to_log() -> None:
 
 
 def run_worker(
-    settings: Settings, concurrency: int | None = None, *, ready_fd: int | None = None
+    runtime: Runtime,
+    concurrency: int | None = None,
+    *,
+    ready_fd: int | None = None,
+    warm: Callable[[], object] | None = None,
 ) -> None:
-    """Run a Celery worker consuming every Mediaplane queue (blocks).
+    """Run a Celery worker consuming the queues of the runtime's job table (blocks).
 
     :param ready_fd: a pipe to write one byte to (then close) once the worker consumes jobs.
+    :param warm: run once in each pool process before its first job (e.g. resolve tools).
     """
-    from mediaplane.runtime import Runtime
+    settings = runtime.settings
+    if warm is not None:
+        worker_process_init.connect(lambda **_: warm(), weak=False)
 
-    runtime = Runtime.get(settings)
-
-    @worker_process_init.connect(weak=False)  # type: ignore[untyped-decorator]
-    def _warm(**_: object) -> None:
-        # Resolve and check ffmpeg/packager once per pool process, before the first job.
-        Runtime.get().toolchain  # noqa: B018
-
-    names = queues(settings)
+    names = queues(runtime)
     workers = concurrency or settings.worker_concurrency
     # Unique per process: two workers on one host must not share a control queue.
     hostname = f"mediaplane-{os.getpid()}@{socket.gethostname()}"

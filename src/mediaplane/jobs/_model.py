@@ -11,14 +11,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 from mediaplane.db import Base, str_enum, utcnow
 
 
-class JobType(enum.StrEnum):
-    IMPORT_URL = "asset.import_url"
-    PROCESS_ASSET = "asset.process"
-    FINGERPRINT_AUDIO = "asset.fingerprint"
-    ENCODE_CHUNK = "asset.encode_chunk"
-    STITCH_RUNG = "asset.stitch_rung"
-
-
 class JobState(enum.StrEnum):
     PENDING = "pending"
     RUNNING = "running"
@@ -43,7 +35,8 @@ class Job(Base):
     __tablename__ = "jobs"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=_job_id)
-    type: Mapped[JobType] = mapped_column(str_enum(JobType, 40))
+    #: The job type's name (a row of the job table the app wires, e.g. "asset.process").
+    type: Mapped[str] = mapped_column(String(40))
     state: Mapped[JobState] = mapped_column(
         str_enum(JobState, 16), default=JobState.PENDING, index=True
     )
@@ -61,3 +54,13 @@ class Job(Base):
     finished_at: Mapped[datetime | None]
     #: Seconds the last attempt ran (for the transcode-seconds metric).
     run_seconds: Mapped[float | None] = mapped_column(Float)
+
+
+class JobLease(Base):
+    """A named lease one process of the deployment holds at a time (e.g. the watchdog's)."""
+
+    __tablename__ = "job_leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime]

@@ -1,42 +1,43 @@
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
-from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy import func, select, update
+from kombu.exceptions import KombuError
+from pydantic import ValidationError
+from sqlalchemy import func, select, text, update
+from sqlalchemy.orm import aliased
 
 from mediaplane.db import utcnow
 
-from ._model import TRANSITIONS, Job, JobState, JobType
-from ._registry import JOB_SPECS
+from ._context import JobContext
+from ._errors import InvalidTransition, PermanentJobError
+from ._model import TRANSITIONS, Job, JobState
 
 if TYPE_CHECKING:
-    from celery import Celery
     from sqlalchemy.orm import Session
 
     from mediaplane.runtime import Runtime
 
+    from ._table import JobPayload, JobSpec
+
 log = structlog.get_logger("mediaplane.jobs")
 
 HEARTBEAT_SECONDS = 5.0
-PROGRESS_WRITE_SECONDS = 0.5
 TASK_NAME = "mediaplane.run_job"
-
-
-class JobError(Exception):
-    """Root of job errors."""
-
-
-class PermanentJobError(JobError):
-    """The input can never succeed; the message is shown to the creator as is."""
-
-
-class InvalidTransition(JobError):
-    """A state change the job state machine does not allow."""
+#: A job claimed while its type runs at its concurrency limit is sent again this much later.
+DEFER_SECONDS = 5.0
+#: Publishing a message: retried twice at most (a dropped connection), never waited on
+#: forever; a message that could not be sent is re-sent by the watchdog.
+PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.5,
+    "interval_max": 1.0,
+}
 
 
 def check_transition(old: JobState, new: JobState) -> None:
@@ -46,21 +47,21 @@ def check_transition(old: JobState, new: JobState) -> None:
 
 def create_job(
     session: Session,
-    type: JobType,
-    payload: dict[str, Any],
+    payload: JobPayload,
     subject_id: str | None = None,
     *,
     job_id: str | None = None,
 ) -> Job:
-    """Add a PENDING job to ``session``; dispatch it with :func:`dispatch` after commit.
-    (Its ``max_attempts`` is set when it is first claimed, from the job table and settings.)
+    """Add a PENDING job of ``payload``'s type to ``session``; dispatch it with
+    :func:`dispatch` after commit. (Its ``max_attempts`` is set when it is first claimed,
+    from the job table.)
 
     :param job_id: a deterministic id makes creation idempotent: a second job with the same
         id fails with an IntegrityError at flush.
     """
     job = Job(
-        type=type,
-        payload=payload,
+        type=payload.job_type,
+        payload=payload.model_dump(mode="json"),
         subject_id=subject_id,
         state=JobState.PENDING,
     )
@@ -71,77 +72,86 @@ def create_job(
     return job
 
 
-def queue_name(runtime: Runtime, type: JobType) -> str:
-    return f"{runtime.settings.queue_namespace}.{JOB_SPECS[type].queue}"
+def queue_name(runtime: Runtime, type: str) -> str:
+    return f"{runtime.settings.queue_namespace}.{runtime.jobs[type].queue}"
 
 
-def dispatch(runtime: Runtime, job_id: str, type: JobType, countdown: float = 0) -> None:
-    """Send the job's message to the broker (call after the job row is committed)."""
-    celery: Celery = runtime.celery
-    celery.send_task(
-        TASK_NAME, args=[job_id], queue=queue_name(runtime, type), countdown=countdown or None
-    )
+def dispatch(runtime: Runtime, job_id: str, type: str, countdown: float = 0) -> bool:
+    """Send the job's message to the broker (call after the job row is committed).
+
+    Bounded in time: a broker that refuses or stalls costs a few seconds, is logged, and
+    returns False; the job stays undispatched and the watchdog sends it again later.
+    """
+    try:
+        runtime.celery.send_task(
+            TASK_NAME,
+            args=[job_id],
+            queue=queue_name(runtime, type),
+            countdown=countdown or None,
+            retry=True,
+            retry_policy=PUBLISH_RETRY_POLICY,
+        )
+    except (KombuError, OSError) as exc:  # refused, timed out, dropped: the broker's state
+        log.error("job.dispatch_failed", job_id=job_id, job_type=type, error=str(exc))
+        return False
     with runtime.db.session() as s:
         s.execute(update(Job).where(Job.id == job_id).values(dispatched_at=utcnow()))
-    log.info("job.dispatched", job_id=job_id, job_type=str(type))
+    log.info("job.dispatched", job_id=job_id, job_type=type)
+    return True
 
 
-@dataclass
-class JobContext:
-    """What a job handler gets: its payload, the process runtime and a progress callback."""
+class _AtLimit(Exception):
+    """The job's type runs at its concurrency limit: the job stays PENDING for later."""
 
-    runtime: Runtime
-    job_id: str
-    type: JobType
-    payload: dict[str, Any]
-    subject_id: str | None
-    attempt: int
-    _last_write: float = field(default=0.0, repr=False)
+    def __init__(self, type: str) -> None:
+        super().__init__(type)
+        self.type = type
 
-    def _owned(self) -> Any:
-        # Fencing: a stalled attempt that wakes up after being re-queued writes nothing.
-        return (
-            (Job.id == self.job_id)
-            & (Job.attempts == self.attempt)
-            & (Job.state == JobState.RUNNING)
-        )
 
-    def progress(self, percent: float, *, force: bool = False) -> None:
-        """Record progress (0–100) and heartbeat; writes at most twice a second."""
-        now = time.monotonic()
-        if not force and now - self._last_write < PROGRESS_WRITE_SECONDS:
-            return
-        self._last_write = now
-        with self.runtime.db.session() as s:
-            s.execute(
-                update(Job)
-                .where(self._owned())
-                .values(progress=max(0.0, min(100.0, percent)), heartbeat_at=utcnow())
-            )
+def _claim_lock(session: Session, type: str) -> None:
+    """Serialise claims of one type on PostgreSQL, so the running count a claim checks
+    cannot change under it. (SQLite runs one writer at a time: the UPDATE is enough.)"""
+    if session.get_bind().dialect.name == "postgresql":
+        digest = hashlib.blake2b(f"mediaplane.jobs.claim:{type}".encode(), digest_size=8)
+        key = int.from_bytes(digest.digest(), "big", signed=True)
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
-    def heartbeat(self) -> None:
-        with self.runtime.db.session() as s:
-            s.execute(update(Job).where(self._owned()).values(heartbeat_at=utcnow()))
 
-    def still_owned(self) -> bool:
-        with self.runtime.db.session() as s:
-            return s.scalar(select(func.count()).select_from(Job).where(self._owned())) == 1
+def _below_limit(session: Session, type: str, limit: int) -> Any:
+    """A condition for the claiming UPDATE: fewer than ``limit`` jobs of ``type`` run."""
+    _claim_lock(session, type)
+    other = aliased(Job)
+    running = (
+        select(func.count())
+        .select_from(other)
+        .where(other.type == type, other.state == JobState.RUNNING)
+        .scalar_subquery()
+    )
+    return running < limit
 
 
 def _claim(runtime: Runtime, job_id: str, worker: str) -> Job | None:
+    """Take a PENDING job for this attempt in one conditional UPDATE; None: not ours to run.
+
+    :raises _AtLimit: its type already runs as many jobs as its concurrency allows.
+    """
     now = utcnow()
     with runtime.db.session() as s:
         job = s.get(Job, job_id)
         if job is None or job.state is not JobState.PENDING:
             return None
+        spec = runtime.jobs[job.type]
         check_transition(job.state, JobState.RUNNING)
+        where = [Job.id == job_id, Job.state == JobState.PENDING, Job.attempts == job.attempts]
+        if spec.concurrency is not None:
+            where.append(_below_limit(s, job.type, spec.concurrency))
         res = s.execute(
             update(Job)
-            .where(Job.id == job_id, Job.state == JobState.PENDING, Job.attempts == job.attempts)
+            .where(*where)
             .values(
                 state=JobState.RUNNING,
                 attempts=job.attempts + 1,
-                max_attempts=JOB_SPECS[job.type].attempts(runtime.settings),
+                max_attempts=spec.attempts,
                 worker=worker,
                 started_at=now,
                 heartbeat_at=now,
@@ -149,13 +159,24 @@ def _claim(runtime: Runtime, job_id: str, worker: str) -> Job | None:
                 error=None,
             )
         )
-        if res.rowcount != 1:  # type: ignore[attr-defined]
-            return None
+        claimed = res.rowcount == 1  # type: ignore[attr-defined]
+    if not claimed and spec.concurrency is not None and _still_pending(runtime, job):
+        raise _AtLimit(job.type)
+    if not claimed:
+        return None
     with runtime.db.session() as s:
         return s.get(Job, job_id)
 
 
-def _finish(ctx: JobContext, state: JobState, error: str | None, started: float) -> bool:
+def _still_pending(runtime: Runtime, job: Job) -> bool:
+    """Whether nobody else claimed or finished ``job`` since it was read."""
+    with runtime.db.session() as s:
+        now = s.get(Job, job.id)
+        return now is not None and now.state is JobState.PENDING and now.attempts == job.attempts
+
+
+def finish(ctx: JobContext, state: JobState, error: str | None, started: float) -> bool:
+    """End this attempt in ``state`` unless it lost the job meanwhile; whether it did."""
     check_transition(JobState.RUNNING, state)
     values: dict[str, Any] = {
         "state": state,
@@ -170,6 +191,17 @@ def _finish(ctx: JobContext, state: JobState, error: str | None, started: float)
     with ctx.runtime.db.session() as s:
         res = s.execute(update(Job).where(ctx._owned()).values(**values))
         return bool(res.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def parse_payload(spec: JobSpec[Any], job: Job) -> JobPayload | None:
+    """The job's payload as its type's model; None (logged) when the stored JSON does not
+    fit it, which no retry can change."""
+    try:
+        payload: JobPayload = spec.payload.model_validate(job.payload)
+    except ValidationError:
+        log.error("job.payload_invalid", job_id=job.id, job_type=job.type, exc_info=True)
+        return None
+    return payload
 
 
 class _Heartbeat(threading.Thread):
@@ -188,102 +220,81 @@ class _Heartbeat(threading.Thread):
                 log.warning("job.heartbeat_failed", job_id=self.ctx.job_id, exc_info=True)
 
 
+INTERNAL_ERROR = (
+    "Processing failed repeatedly because of an internal error, not because of your file; "
+    "please try again later."
+)
+
+
 def run_job(runtime: Runtime, job_id: str, worker: str) -> JobState | None:
-    """Claim and run one job; returns its new state, or None when it was not ours to run."""
-    job = _claim(runtime, job_id, worker)
+    """Claim and run one job; returns its new state, or None when it was not ours to run
+    (or its type is at its concurrency limit: then it is sent again a little later)."""
+    try:
+        job = _claim(runtime, job_id, worker)
+    except _AtLimit as at_limit:
+        log.info("job.deferred", job_id=job_id, countdown=DEFER_SECONDS)
+        dispatch(runtime, job_id, at_limit.type, countdown=DEFER_SECONDS)
+        return None
     if job is None:
         log.info("job.not_claimed", job_id=job_id)
         return None
-    spec = JOB_SPECS[job.type]
-    ctx = JobContext(runtime, job.id, job.type, dict(job.payload), job.subject_id, job.attempts)
-    bound = structlog.contextvars.bound_contextvars(job_id=job.id, job_type=str(job.type))
-    started = time.monotonic()
-    beat = _Heartbeat(ctx)
-    with bound:
+    ctx = JobContext(runtime, job.id, job.type, job.subject_id, job.attempts)
+    with structlog.contextvars.bound_contextvars(job_id=job.id, job_type=job.type):
         log.info("job.started", attempt=job.attempts)
-        beat.start()
-        try:
-            spec.resolve("handler")(ctx)
-        except PermanentJobError as exc:
-            log.info("job.failed", error=str(exc), permanent=True)
-            if _finish(ctx, JobState.FAILED, str(exc), started):
-                spec.resolve("on_give_up")(ctx, str(exc), permanent=True)
-            return JobState.FAILED
-        except Exception as exc:
-            # Not the input's fault (that is PermanentJobError): the host, a service or a
-            # bug. Retried; the error (with a media tool's stderr tail) goes to the log.
-            retry = job.attempts < job.max_attempts
-            log.exception(
-                "job.error",
-                attempt=job.attempts,
-                max_attempts=job.max_attempts,
-                will_retry=retry,
-                error=f"{type(exc).__name__}: {exc}",
-            )
-            if not retry:
-                message = (
-                    "Processing failed repeatedly because of an internal error, not because "
-                    "of your file; please try again later."
-                )
-                if _finish(ctx, JobState.FAILED, f"{type(exc).__name__}: {exc}", started):
-                    spec.resolve("on_give_up")(ctx, message, permanent=False)
-                return JobState.FAILED
-            if _finish(ctx, JobState.PENDING, f"{type(exc).__name__}: {exc}", started):
-                dispatch(runtime, job.id, job.type, countdown=2.0 * job.attempts)
-            return JobState.PENDING
-        finally:
-            beat.stopped.set()
-        _finish(ctx, JobState.SUCCEEDED, None, started)
-        log.info("job.succeeded", seconds=round(time.monotonic() - started, 3))
-        return JobState.SUCCEEDED
+        return _attempt(runtime.jobs[job.type], ctx, job)
 
 
-def sweep(runtime: Runtime) -> list[str]:
-    """Watchdog pass: re-queue stalled jobs, give up on exhausted ones, re-send lost messages.
+def _attempt(spec: JobSpec[Any], ctx: JobContext, job: Job) -> JobState:
+    """Run the handler once, then record the outcome: done, retry, or give up."""
+    started = time.monotonic()
+    payload = parse_payload(spec, job)
+    if payload is None:
+        finish(ctx, JobState.FAILED, f"the payload is not a {spec.payload.__name__}", started)
+        return JobState.FAILED
+    beat = _Heartbeat(ctx)
+    beat.start()
+    try:
+        spec.handler(ctx, payload)
+    except PermanentJobError as exc:
+        log.info("job.failed", error=str(exc), permanent=True)
+        if finish(ctx, JobState.FAILED, str(exc), started):
+            spec.on_give_up(ctx, payload, str(exc), permanent=True)
+        return JobState.FAILED
+    except Exception as exc:
+        # Not the input's fault (that is PermanentJobError): the host, a service or a
+        # bug. Retried; the error (with a media tool's stderr tail) goes to the log.
+        return _failed(spec, ctx, job, payload, exc, started)
+    finally:
+        beat.stopped.set()
+    finish(ctx, JobState.SUCCEEDED, None, started)
+    log.info("job.succeeded", seconds=round(time.monotonic() - started, 3))
+    return JobState.SUCCEEDED
 
-    Returns the ids of the jobs it acted on.
-    """
-    settings = runtime.settings
-    now = utcnow()
-    stall = now - timedelta(seconds=settings.job_stall_seconds)
-    acted: list[str] = []
-    with runtime.db.session() as s:
-        stalled = s.scalars(
-            select(Job).where(Job.state == JobState.RUNNING, Job.heartbeat_at < stall)
-        ).all()
-        lost = s.scalars(
-            select(Job).where(
-                Job.state == JobState.PENDING,
-                Job.created_at < now - timedelta(seconds=30),
-                (Job.dispatched_at.is_(None))
-                | (
-                    Job.dispatched_at
-                    < now - timedelta(seconds=max(1800, settings.job_stall_seconds))
-                ),
-            )
-        ).all()
-    for job in stalled:
-        ctx = JobContext(runtime, job.id, job.type, dict(job.payload), job.subject_id, job.attempts)
-        give_up = job.attempts >= job.max_attempts
-        new_state = JobState.FAILED if give_up else JobState.PENDING
-        message = f"The worker processing this job stopped responding ({job.attempts} attempts)."
-        if not _finish(ctx, new_state, message, time.monotonic()):
-            continue  # it beat or finished in the meantime
-        acted.append(job.id)
-        log.warning("job.stalled", job_id=job.id, attempts=job.attempts, gave_up=give_up)
-        if give_up:
-            JOB_SPECS[job.type].resolve("on_give_up")(
-                ctx,
-                "Processing stopped unexpectedly several times; please try again.",
-                permanent=False,
-            )
-        else:
-            dispatch(runtime, job.id, job.type)
-    for job in lost:
-        acted.append(job.id)
-        log.warning("job.redispatch", job_id=job.id)
-        dispatch(runtime, job.id, job.type)
-    return acted
+
+def _failed(
+    spec: JobSpec[Any],
+    ctx: JobContext,
+    job: Job,
+    payload: JobPayload,
+    exc: Exception,
+    started: float,
+) -> JobState:
+    retry = job.attempts < job.max_attempts
+    error = f"{type(exc).__name__}: {exc}"
+    log.exception(
+        "job.error",
+        attempt=job.attempts,
+        max_attempts=job.max_attempts,
+        will_retry=retry,
+        error=error,
+    )
+    if not retry:
+        if finish(ctx, JobState.FAILED, error, started):
+            spec.on_give_up(ctx, payload, INTERNAL_ERROR, permanent=False)
+        return JobState.FAILED
+    if finish(ctx, JobState.PENDING, error, started):
+        dispatch(ctx.runtime, job.id, job.type, countdown=2.0 * job.attempts)
+    return JobState.PENDING
 
 
 def jobs_by_state(session: Session) -> dict[JobState, int]:

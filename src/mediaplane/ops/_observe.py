@@ -16,8 +16,9 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mediaplane.catalog import ProcessAsset
 from mediaplane.http import ApiError, runtime_dep
-from mediaplane.jobs import Job, JobState, JobType, jobs_by_state
+from mediaplane.jobs import Job, JobState, jobs_by_state
 from mediaplane.runtime import Runtime
 
 router = APIRouter(tags=["ops"])
@@ -128,7 +129,7 @@ class _DbCollector(Collector):
                 jobs.add_metric([str(state)], n)
             count, total = s.execute(
                 select(func.count(), func.coalesce(func.sum(Job.run_seconds), 0.0)).where(
-                    Job.type == JobType.PROCESS_ASSET, Job.state == JobState.SUCCEEDED
+                    Job.type == ProcessAsset.job_type, Job.state == JobState.SUCCEEDED
                 )
             ).one()
         transcode.add_metric([], count_value=count, sum_value=float(total or 0.0))

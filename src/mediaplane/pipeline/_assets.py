@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from mediaplane.catalog import Asset, AssetStatus
+from mediaplane.catalog import Asset, AssetJob, AssetStatus
 from mediaplane.jobs import JobContext, PermanentJobError
 from mediaplane.media import InvalidMedia, Presentation
 
@@ -49,9 +49,9 @@ def invalid_input_is_permanent() -> Iterator[None]:
         raise PermanentJobError(str(exc)) from exc
 
 
-def asset_gave_up(ctx: JobContext, message: str, *, permanent: bool) -> None:
+def asset_gave_up(ctx: JobContext, payload: AssetJob, message: str, *, permanent: bool) -> None:
     """A job for this asset will not be retried: the asset is errored, saying why."""
-    asset_id = ctx.payload["asset_id"]
+    asset_id = payload.asset_id
     with ctx.runtime.db.session() as s:
         row = s.get(Asset, asset_id)
         if row is None:

@@ -1,11 +1,11 @@
 """A chunked ladder: the upper rungs encoded as many small jobs across the worker fleet.
 
 The processing job (:func:`._vod.process_asset`) encodes the preview — lowest rung and
-audio — itself and queues one :data:`JobType.ENCODE_CHUNK` job per (rung, span of the
+audio — itself and queues one :class:`EncodeChunk` job per (rung, span of the
 source), lowest rung first. A chunk holds whole GOPs of the global keyframe grid, so the
 chunks of a rung concatenate without re-encoding into exactly what a one-pass encode makes.
 The chunk job that finds every chunk of its rung stored queues that rung's
-:data:`JobType.STITCH_RUNG` job (a deterministic job id makes that happen once), which joins
+:class:`StitchRung` job (a deterministic job id makes that happen once), which joins
 the chunks, packages the rung and adds it to the manifests: the master playlist gains the
 rungs one by one as they complete.
 """
@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from dataclasses import asdict
-from fractions import Fraction
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import structlog
 from sqlalchemy.exc import IntegrityError
 
-from mediaplane.jobs import JobContext, JobType, create_job, dispatch
+from mediaplane.catalog import EncodeChunk, StitchRung
+from mediaplane.jobs import JobContext, create_job, dispatch
 from mediaplane.media import (
     Chunk,
     PackagerInput,
@@ -70,14 +69,6 @@ def _job_id(asset_id: str, *parts: object) -> str:
     return uuid.uuid5(uuid.NAMESPACE_URL, name).hex
 
 
-def _rung_json(rung: Rung) -> dict[str, Any]:
-    return {**asdict(rung), "fps": str(rung.fps)}
-
-
-def _rung(data: dict[str, Any]) -> Rung:
-    return Rung(**{**data, "fps": Fraction(data["fps"])})
-
-
 # -- planning and queueing ------------------------------------------------------------------
 
 
@@ -94,14 +85,9 @@ def _create_chunk_jobs(
     for rung in reversed(upper):
         chunks = plan_rung_chunks(settings, info, rung)
         for chunk in chunks:
-            payload = {
-                "asset_id": asset_id,
-                "rung": _rung_json(rung),
-                "chunk": asdict(chunk),
-                "chunks": len(chunks),
-            }
+            payload = EncodeChunk(asset_id=asset_id, rung=rung, chunk=chunk, chunks=len(chunks))
             job_id = _job_id(asset_id, "chunk", rung.name, chunk.index)
-            job = create_job(s, JobType.ENCODE_CHUNK, payload, subject_id=asset_id, job_id=job_id)
+            job = create_job(s, payload, subject_id=asset_id, job_id=job_id)
             created.append(job.id)
     return created
 
@@ -115,7 +101,7 @@ def start_chunk_jobs(rt: Runtime, asset_id: str, info: MediaInfo, upper: list[Ru
         log.info("asset.chunks_exist", asset_id=asset_id)  # an earlier attempt queued them
         return
     for job_id in created:
-        dispatch(rt, job_id, JobType.ENCODE_CHUNK)
+        dispatch(rt, job_id, EncodeChunk.job_type)
     log.info("asset.chunks_queued", asset_id=asset_id, jobs=len(created))
 
 
@@ -162,12 +148,11 @@ def _rung_encoded(store: ObjectStore, asset_id: str, rung: str, count: int) -> b
     return all(chunk_key(asset_id, rung, i) in stored for i in range(count))
 
 
-def encode_chunk_job(ctx: JobContext) -> None:
+def encode_chunk_job(ctx: JobContext, payload: EncodeChunk) -> None:
     """Encode one chunk of one rung and store it; the last chunk of a rung queues its stitch."""
     rt = ctx.runtime
-    asset_id = ctx.payload["asset_id"]
-    rung, chunk = _rung(ctx.payload["rung"]), Chunk(**ctx.payload["chunk"])
-    count = int(ctx.payload["chunks"])
+    asset_id = payload.asset_id
+    rung, chunk, count = payload.rung, payload.chunk, payload.chunks
     asset = load_pending(rt, asset_id)
     if asset is None or asset.source_key is None:
         return
@@ -178,23 +163,22 @@ def encode_chunk_job(ctx: JobContext) -> None:
         forget_if_deleted(rt, asset_id)
     ctx.progress(100.0, force=True)
     if _rung_encoded(rt.store, asset_id, rung.name, count):
-        _queue_stitch(rt, asset_id, ctx.payload["rung"], count)
+        _queue_stitch(rt, asset_id, rung, count)
 
 
-def _queue_stitch(rt: Runtime, asset_id: str, rung: dict[str, Any], count: int) -> None:
-    job_id = _job_id(asset_id, "stitch", rung["name"])
+def _queue_stitch(rt: Runtime, asset_id: str, rung: Rung, count: int) -> None:
+    job_id = _job_id(asset_id, "stitch", rung.name)
     try:
         with rt.db.session() as s:
             create_job(
                 s,
-                JobType.STITCH_RUNG,
-                {"asset_id": asset_id, "rung": rung, "chunks": count},
+                StitchRung(asset_id=asset_id, rung=rung, chunks=count),
                 subject_id=asset_id,
                 job_id=job_id,
             )
     except IntegrityError:
         return
-    dispatch(rt, job_id, JobType.STITCH_RUNG)
+    dispatch(rt, job_id, StitchRung.job_type)
 
 
 # -- one rung -------------------------------------------------------------------------------
@@ -249,11 +233,11 @@ def _finish_rung(rt: Runtime, asset_id: str, rung: str, presentation: Presentati
         drop_cached_source(rt, asset_id)
 
 
-def stitch_rung_job(ctx: JobContext) -> None:
+def stitch_rung_job(ctx: JobContext, payload: StitchRung) -> None:
     """Join a rung's chunks, package the rung and add it to the asset's manifests."""
     rt = ctx.runtime
-    asset_id = ctx.payload["asset_id"]
-    rung, count = _rung(ctx.payload["rung"]), int(ctx.payload["chunks"])
+    asset_id = payload.asset_id
+    rung, count = payload.rung, payload.chunks
     asset = load_pending(rt, asset_id)
     if asset is None:
         return

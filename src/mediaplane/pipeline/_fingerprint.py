@@ -19,7 +19,13 @@ from typing import TYPE_CHECKING
 import structlog
 from sqlalchemy import func, select, update
 
-from mediaplane.catalog import Asset, FingerprintStatus, record_content_hash, sha256_file
+from mediaplane.catalog import (
+    Asset,
+    FingerprintAudio,
+    FingerprintStatus,
+    record_content_hash,
+    sha256_file,
+)
 from mediaplane.jobs import JobContext, PermanentJobError
 from mediaplane.media import InvalidMedia, ProcessFailed, classify
 from mediaplane.media import ffmpeg as ff
@@ -72,7 +78,7 @@ def _fingerprint_audio(rt: Runtime, source: Path, info: MediaInfo) -> bytes:
 
 
 def _compute(
-    ctx: JobContext, key: str, content_hash: str | None
+    ctx: JobContext, asset_id: str, key: str, content_hash: str | None
 ) -> tuple[FingerprintStatus, bytes]:
     """Fetch the source when it is remote, fingerprint it; the status says what was found."""
     rt = ctx.runtime
@@ -84,7 +90,7 @@ def _compute(
             rt.store.download(key, source)
         ctx.progress(40.0, force=True)
         if content_hash is None:
-            _hash_if_missing(rt, ctx.payload["asset_id"], source)
+            _hash_if_missing(rt, asset_id, source)
         with invalid_input_is_permanent():  # the processing job tells the creator
             info = probe_source(rt, source)
         if not info.has_audio:
@@ -110,10 +116,10 @@ def _store(rt: Runtime, asset_id: str, status: FingerprintStatus, fp: bytes) -> 
     return True
 
 
-def fingerprint_asset(ctx: JobContext) -> None:
+def fingerprint_asset(ctx: JobContext, payload: FingerprintAudio) -> None:
     """Job ``asset.fingerprint``: fingerprint the asset's audio and link matching assets."""
     rt = ctx.runtime
-    asset_id = ctx.payload["asset_id"]
+    asset_id = payload.asset_id
     with rt.db.session() as s:
         asset = s.get(Asset, asset_id)
         if asset is None or not asset.source_key:
@@ -125,7 +131,7 @@ def fingerprint_asset(ctx: JobContext) -> None:
         if original is not None and original.fingerprint_status in _REUSABLE:
             # The same bytes give the same fingerprint: no need to decode them again.
             reused = (original.fingerprint_status, original.audio_fingerprint or b"")
-    status, fp = reused or _compute(ctx, key, content_hash)
+    status, fp = reused or _compute(ctx, asset_id, key, content_hash)
     if _store(rt, asset_id, status, fp) and status is FingerprintStatus.READY:
         on_progress = span(ctx.progress, 70.0, 99.0)
         link_audio_matches(rt, asset_id, Fingerprint.from_bytes(fp), on_progress)
@@ -197,9 +203,11 @@ def link_audio_matches(
     return found
 
 
-def fingerprint_gave_up(ctx: JobContext, message: str, *, permanent: bool) -> None:
+def fingerprint_gave_up(
+    ctx: JobContext, payload: FingerprintAudio, message: str, *, permanent: bool
+) -> None:
     """The fingerprint job will not be retried: mark it failed; the asset itself is fine."""
-    asset_id = ctx.payload["asset_id"]
+    asset_id = payload.asset_id
     with ctx.runtime.db.session() as s:
         row = s.get(Asset, asset_id)
         if row is not None:

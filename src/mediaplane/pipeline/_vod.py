@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from mediaplane.catalog import poster_key
+from mediaplane.catalog import ProcessAsset, poster_key
 from mediaplane.jobs import JobContext
 from mediaplane.media import MediaInfo, PackagerInput, Presentation, Rung, waveform_image
 
@@ -53,12 +53,12 @@ class _Attempt:
     earlier: Presentation | None
 
 
-def process_asset(ctx: JobContext) -> None:
+def process_asset(ctx: JobContext, payload: ProcessAsset) -> None:
     """Probe; encode the lowest rung first (playable within seconds) while the rest of the
     ladder encodes — beside it at lower priority in one pass, or as chunk jobs across the
     fleet (:mod:`._chunked`); package one set of CMAF segments; publish."""
     rt = ctx.runtime
-    asset_id = ctx.payload["asset_id"]
+    asset_id = payload.asset_id
     asset = load_pending(rt, asset_id)
     if asset is None or asset.source_key is None:
         return
