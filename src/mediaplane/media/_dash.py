@@ -394,6 +394,14 @@ class AdaptationSet:
     max_frame_rate: str | None = None
     par: str | None = None
     lang: str | None = None
+    #: Common to every representation of the set (RepresentationBase attributes).
+    codecs: str | None = None
+    width: int | None = None
+    height: int | None = None
+    sar: str | None = None
+    frame_rate: str | None = None
+    audio_sampling_rate: str | None = None
+    audio_channels: tuple[Descriptor, ...] = ()
     label: str | None = None
     content_protection: tuple[ContentProtection, ...] = ()
     accessibility: tuple[Descriptor, ...] = ()
@@ -414,6 +422,12 @@ class AdaptationSet:
             ("maxFrameRate", self.max_frame_rate),
             ("par", self.par),
             ("lang", self.lang),
+            ("codecs", self.codecs),
+            ("width", _s(self.width)),
+            ("height", _s(self.height)),
+            ("sar", self.sar),
+            ("frameRate", self.frame_rate),
+            ("audioSamplingRate", self.audio_sampling_rate),
         ]
         el = _element("AdaptationSet", attrs, self.extra)
         children: list[ET.Element] = []
@@ -421,6 +435,7 @@ class AdaptationSet:
             label = ET.Element("Label")
             label.text = self.label
             children.append(label)
+        children += [c.element("AudioChannelConfiguration") for c in self.audio_channels]
         children += [c.element() for c in self.content_protection]
         children += [a.element("Accessibility") for a in self.accessibility]
         children += [a.element("Role") for a in self.roles]
@@ -433,7 +448,7 @@ class AdaptationSet:
     @classmethod
     def of(cls, el: ET.Element) -> AdaptationSet:
         r = _Reader(el)
-        names = ("Label", "ContentProtection", "Accessibility", "Role")
+        names = ("Label", "AudioChannelConfiguration", "ContentProtection", "Accessibility", "Role")
         k: dict[str, list[ET.Element]] = {n: [] for n in (*names, "SegmentTemplate")}
         k["Representation"] = []
         nodes = _children(el, k)
@@ -450,6 +465,13 @@ class AdaptationSet:
             max_frame_rate=r.get("maxFrameRate"),
             par=r.get("par"),
             lang=r.get("lang"),
+            codecs=r.get("codecs"),
+            width=r.int("width"),
+            height=r.int("height"),
+            sar=r.get("sar"),
+            frame_rate=r.get("frameRate"),
+            audio_sampling_rate=r.get("audioSamplingRate"),
+            audio_channels=tuple(Descriptor.of(c) for c in k["AudioChannelConfiguration"]),
             label=None if label is None else (label.text or ""),
             content_protection=tuple(ContentProtection.of(c) for c in k["ContentProtection"]),
             accessibility=tuple(Descriptor.of(c) for c in k["Accessibility"]),
@@ -646,13 +668,16 @@ def _xml(data: str | bytes, max_bytes: int) -> ET.Element:
         raise ManifestError(f"MPD larger than {max_bytes} bytes")
     if _DECLARATION.search(raw):
         raise ManifestError("MPD has a DTD declaration (refused)")
-    parser = ET.XMLPullParser(events=("start", "end"))
+    parser: ET.XMLPullParser[ET.Element] = ET.XMLPullParser(events=("start", "end"))
     depth = 0
     root: ET.Element | None = None
     try:
         parser.feed(raw)
         parser.close()
-        for event, el in parser.read_events():
+        for item in parser.read_events():
+            event, el = item[0], item[-1]
+            if not isinstance(el, ET.Element):
+                continue
             depth += 1 if event == "start" else -1
             if event == "start" and not str(el.tag).startswith("{"):
                 raise ManifestError(f"MPD element <{str(el.tag)[:40]}> is in no namespace")

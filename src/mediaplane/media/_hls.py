@@ -386,9 +386,7 @@ class PreloadHint:
         kind = r.raw("TYPE")
         if kind not in ("PART", "MAP"):
             raise ManifestError("EXT-X-PRELOAD-HINT TYPE must be PART or MAP")
-        return cls(
-            kind, r.need("URI"), r.integer("BYTERANGE-START"), r.integer("BYTERANGE-LENGTH")
-        )
+        return cls(kind, r.need("URI"), r.integer("BYTERANGE-START"), r.integer("BYTERANGE-LENGTH"))
 
 
 @dataclass(frozen=True)
@@ -985,4 +983,3 @@ __all__ = [
     "parse_attributes",
     "parse_playlist",
 ]
-

@@ -262,7 +262,9 @@ def dash_mpd(p: Presentation) -> MPD:
     sets = [_video_set(p.video)] if p.video else []
     audio = p.audio
     names = _audio_names(audio)
-    sets += [_audio_set(i, a, n) for i, (a, n) in enumerate(zip(audio, names), start=1)]
+    sets += [
+        _audio_set(i, a, n) for i, (a, n) in enumerate(zip(audio, names, strict=True), start=1)
+    ]
     return MPD(
         type="static",
         profiles=DASH_PROFILES,
