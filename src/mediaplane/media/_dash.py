@@ -29,7 +29,14 @@ DASH_NS = "urn:mpeg:dash:schema:mpd:2011"
 CENC_NS = "urn:mpeg:cenc:2013"
 XLINK_NS = "http://www.w3.org/1999/xlink"
 SCTE35_NS = "http://www.scte.org/schemas/35/2016"
-for _prefix, _uri in (("cenc", CENC_NS), ("xlink", XLINK_NS), ("scte35", SCTE35_NS)):
+CLEARKEY_NS = "http://dashif.org/guidelines/clearKey"
+#: Prefixes written for the namespaces MPDs share (ElementTree's registry is process-wide).
+for _prefix, _uri in (
+    ("cenc", CENC_NS),
+    ("xlink", XLINK_NS),
+    ("scte35", SCTE35_NS),
+    ("clearkey", CLEARKEY_NS),
+):
     ET.register_namespace(_prefix, _uri)
 
 MAX_MPD_BYTES = 16 * 1024 * 1024

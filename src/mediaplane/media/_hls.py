@@ -40,6 +40,16 @@ def _q(value: str) -> str:
     return '"' + value.replace('"', "'").replace("\n", " ").replace("\r", " ") + '"'
 
 
+def _one_line(value: str) -> str:
+    """Text that stays on its line: a tag value or title cannot start a new tag."""
+    return value.replace("\n", " ").replace("\r", " ")
+
+
+def _uri_line(uri: str) -> str:
+    """A URI line: line breaks percent-encoded (no URI may hold them raw)."""
+    return uri.replace("\r", "%0D").replace("\n", "%0A")
+
+
 def parse_attributes(text: str) -> Attrs:
     """``NAME=value,NAME="quoted, string"`` → pairs (raw values, quotes kept)."""
     pairs: list[tuple[str, str]] = []
@@ -62,13 +72,15 @@ def parse_attributes(text: str) -> Attrs:
         else:
             comma = text.find(",", j)
             j = n if comma < 0 else comma
-        pairs.append((name, text[eq + 1 : j]))
+        raw = text[eq + 1 : j]
+        pairs.append((name, raw if raw.startswith('"') else raw.strip()))
         i = j + 1
     return tuple(pairs)
 
 
 def _render_attrs(pairs: list[tuple[str, str]]) -> str:
-    return ",".join(f"{k}={v}" for k, v in pairs)
+    """``NAME=value,…``; raw values (enumerations, ``extra``) are kept on one line too."""
+    return _one_line(",".join(f"{k}={v}" for k, v in pairs))
 
 
 class _Reader:
@@ -189,7 +201,8 @@ class Tag:
     value: str | None = None
 
     def render(self) -> str:
-        return "#" + self.name + ("" if self.value is None else ":" + self.value)
+        text = self.name + ("" if self.value is None else ":" + self.value)
+        return "#" + _one_line(text)
 
 
 @dataclass(frozen=True)
@@ -501,16 +514,16 @@ class MediaSegment:
         out += [d.render() for d in self.dateranges]
         out += [t.render() for t in self.tags]
         if self.byterange is not None:
-            out.append("#EXT-X-BYTERANGE:" + self.byterange)
+            out.append("#EXT-X-BYTERANGE:" + _one_line(self.byterange))
         if self.gap:
             out.append("#EXT-X-GAP")
         if self.bitrate is not None:
             out.append(f"#EXT-X-BITRATE:{self.bitrate}")
         out += [p.render() for p in self.parts]
         if self.duration is not None:
-            out.append(f"#EXTINF:{self.duration:.6f},{self.title}")
+            out.append(f"#EXTINF:{self.duration:.6f},{_one_line(self.title)}")
         if self.uri is not None:
-            out.append(self.uri)
+            out.append(_uri_line(self.uri))
         return out
 
 
@@ -547,7 +560,7 @@ class MediaPlaylist:
         if self.discontinuity_sequence is not None:
             lines.append(f"#EXT-X-DISCONTINUITY-SEQUENCE:{self.discontinuity_sequence}")
         if self.playlist_type is not None:
-            lines.append(f"#EXT-X-PLAYLIST-TYPE:{self.playlist_type}")
+            lines.append(f"#EXT-X-PLAYLIST-TYPE:{_one_line(self.playlist_type)}")
         if self.independent_segments:
             lines.append("#EXT-X-INDEPENDENT-SEGMENTS")
         if self.start is not None:
@@ -675,7 +688,8 @@ class Variant:
         _put_q(attrs, "VIDEO", self.video)
         _put_q(attrs, "SUBTITLES", self.subtitles)
         _put(attrs, "CLOSED-CAPTIONS", self.closed_captions)
-        return ["#EXT-X-STREAM-INF:" + _render_attrs([*attrs, *self.extra]), self.uri]
+        line = "#EXT-X-STREAM-INF:" + _render_attrs([*attrs, *self.extra])
+        return [line, _uri_line(self.uri)]
 
     @classmethod
     def parse(cls, value: str, uri: str) -> Variant:
