@@ -5,7 +5,8 @@ and storyboards.
 subprocess runs inside a :class:`ManagedProcess` (timeout, memory limit, killed with its parent).
 
 Formats are models with ``parse()`` and ``render()`` and no I/O: HLS playlists in ``_hls.py``
-(:class:`MasterPlaylist`, :class:`MediaPlaylist`), DASH MPDs in ``_dash.py`` (:class:`MPD`).
+(:class:`MasterPlaylist`, :class:`MediaPlaylist`; their tags in ``_hls_tags.py``), DASH MPDs
+in ``_dash.py`` (:class:`MPD`).
 ``_manifests.py`` builds them from a :class:`Presentation` (:func:`hls_master`,
 :func:`hls_media`, :func:`dash_mpd`; ``render_*`` give the text).
 
@@ -51,14 +52,12 @@ from ._errors import (
     ToolMissing,
     classify,
 )
-from ._hls import (
+from ._hls import MasterPlaylist, MediaPlaylist, MediaSegment, parse_playlist
+from ._hls_tags import (
     DateRange,
     Key,
     Map,
-    MasterPlaylist,
     Media,
-    MediaPlaylist,
-    MediaSegment,
     Part,
     PreloadHint,
     RenditionReport,
@@ -67,7 +66,6 @@ from ._hls import (
     Start,
     Tag,
     Variant,
-    parse_playlist,
 )
 from ._ladder import Chunk, Rung, plan_chunks, plan_ladder, plan_source_ladder, source_fps
 from ._manifests import (
@@ -79,7 +77,7 @@ from ._manifests import (
     render_mpd,
 )
 from ._mp4 import AAC_LC, avc_codec_string
-from ._package import Packager, PackagerInput, PackagingOptions, ShakaPackager, find_packager
+from ._package import Packager, PackagerInput, PackagingOptions, ShakaPackager
 from ._picture import Picture, parse_idet
 from ._presentation import AudioRole, Presentation, Rendition, Segment
 from ._probe import AudioStream, MediaInfo, parse_probe, probe
@@ -105,7 +103,7 @@ from ._transcode import (
     read_playlist,
     waveform_image,
 )
-from .ffmpeg import Toolchain
+from .ffmpeg import Toolchain, find_packager
 
 __all__ = [
     "MPD",

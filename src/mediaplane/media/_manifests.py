@@ -19,7 +19,8 @@ from ._dash import (
     TimelineEntry,
     iso_duration,
 )
-from ._hls import Map, MasterPlaylist, Media, MediaPlaylist, MediaSegment, Start, Variant
+from ._hls import MasterPlaylist, MediaPlaylist, MediaSegment
+from ._hls_tags import Map, Media, Start, Variant
 from ._presentation import Presentation, Rendition
 
 HLS_VERSION = 7

@@ -24,9 +24,6 @@ INTERNAL_MPD = "packager.mpd"
 #: The packager's own MPD is ours, but still bounded like any MPD (a 24-hour ladder is ~2 MB).
 MAX_PACKAGER_MPD_BYTES = 64 * 1024 * 1024
 
-#: Kept importable from here: it moved to :mod:`.ffmpeg` with the packager's argv.
-find_packager = ffmpeg.find_packager
-
 
 @dataclass(frozen=True)
 class PackagerInput:
