@@ -180,3 +180,7 @@ def classify(failed: ProcessFailed, creator_message: str | None) -> InvalidMedia
     if creator_message is None:
         return HostFailure(HostCause.UNKNOWN, f"{failed.name} failed", failed)
     return InvalidMedia(creator_message)
+
+
+class ManifestError(MediaError, ValueError):
+    """A playlist or MPD that cannot be read: malformed, too large, or not of that kind."""

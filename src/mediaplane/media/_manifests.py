@@ -1,34 +1,33 @@
-"""Render HLS playlists and the DASH MPD from a Presentation (pure functions, no I/O)."""
+"""Build the HLS playlists and the DASH MPD of a Presentation as models (pure, no I/O).
+
+What we serve is decided here; how a playlist or MPD is written is the models' own
+:meth:`render` (:mod:`._hls`, :mod:`._dash`). ``render_*`` are the two steps in one.
+"""
 
 from __future__ import annotations
 
 import math
 from fractions import Fraction
-from xml.etree import ElementTree as ET
 
+from ._dash import (
+    MPD,
+    AdaptationSet,
+    Descriptor,
+    Period,
+    Representation,
+    SegmentTemplate,
+    TimelineEntry,
+    iso_duration,
+)
+from ._hls import MasterPlaylist, MediaPlaylist, MediaSegment
+from ._hls_tags import Map, Media, Start, Variant
 from ._presentation import Presentation, Rendition
 
 HLS_VERSION = 7
 AUDIO_GROUP = "audio"
 DASH_PROFILES = "urn:mpeg:dash:profile:isoff-live:2011,urn:mpeg:dash:profile:cmaf:2019"
-
-
-def _round_half_up(x: float) -> int:
-    return int(math.floor(x + 0.5))
-
-
-def _fps_decimal(r: Rendition) -> str:
-    fps = r.fps
-    return f"{float(fps):.3f}" if fps else ""
-
-
-def _q(value: str) -> str:
-    """An HLS quoted-string: no quotes or line breaks may appear inside it."""
-    return '"' + value.replace('"', "'").replace("\n", " ").replace("\r", " ") + '"'
-
-
-START_AT_BEGINNING = "#EXT-X-START:TIME-OFFSET=0,PRECISE=YES"
-
+#: While renditions still grow, players start at the beginning, not the live edge.
+START_AT_BEGINNING = Start(time_offset=0, precise=True)
 
 #: HLS CHARACTERISTICS of an audio description track (Apple's media characteristic tag).
 DESCRIBES_VIDEO = "public.accessibility.describes-video"
@@ -36,6 +35,11 @@ DESCRIBES_VIDEO = "public.accessibility.describes-video"
 DASH_ROLE = "urn:mpeg:dash:role:2011"
 DASH_AUDIO_PURPOSE = "urn:tva:metadata:cs:AudioPurposeCS:2007"
 AUDIO_PURPOSE_VISUALLY_IMPAIRED = "1"
+AUDIO_CHANNELS = "urn:mpeg:dash:23003:3:audio_channel_configuration:2011"
+
+
+def _round_half_up(x: float) -> int:
+    return int(math.floor(x + 0.5))
 
 
 def _audio_names(audio: list[Rendition]) -> list[str]:
@@ -50,36 +54,67 @@ def _audio_names(audio: list[Rendition]) -> list[str]:
     return names
 
 
-def _audio_media(audio: list[Rendition], *, in_variant: bool) -> list[str]:
-    """EXT-X-MEDIA lines of the one audio group; ``audio[0]`` is the DEFAULT=YES one.
+def _audio_media(audio: list[Rendition], *, in_variant: bool) -> list[Media]:
+    """The EXT-X-MEDIA of the one audio group; ``audio[0]`` is the DEFAULT=YES one.
 
     ``in_variant``: the default rendition's media is the variant's own playlist (an
     audio-only master), so its tag has no URI (RFC 8216 §4.3.4.1).
     """
-    lines = []
+    media = []
     for i, (a, name) in enumerate(zip(audio, _audio_names(audio), strict=True)):
         default = i == 0
-        attrs = [
-            "TYPE=AUDIO",
-            f"GROUP-ID={_q(AUDIO_GROUP)}",
-            f"NAME={_q(name)}",
-            f"DEFAULT={'YES' if default else 'NO'}",
-            # A commentary is never picked for a viewer by language preference alone.
-            f"AUTOSELECT={'YES' if default or a.role != 'commentary' else 'NO'}",
-        ]
-        if a.language:
-            attrs.append(f"LANGUAGE={_q(a.language)}")
-        if a.role == "description":
-            attrs.append(f"CHARACTERISTICS={_q(DESCRIBES_VIDEO)}")
-        if a.channels:
-            attrs.append(f"CHANNELS={_q(str(a.channels))}")
-        if not (default and in_variant):
-            attrs.append(f"URI={_q(a.id + '/media.m3u8')}")
-        lines.append("#EXT-X-MEDIA:" + ",".join(attrs))
-    return lines
+        media.append(
+            Media(
+                type="AUDIO",
+                group_id=AUDIO_GROUP,
+                name=name,
+                default=default,
+                # A commentary is never picked for a viewer by language preference alone.
+                autoselect=default or a.role != "commentary",
+                language=a.language or None,
+                characteristics=DESCRIBES_VIDEO if a.role == "description" else None,
+                channels=str(a.channels) if a.channels else None,
+                uri=None if default and in_variant else a.id + "/media.m3u8",
+            )
+        )
+    return media
 
 
-def render_hls_master(p: Presentation) -> str:
+def _audio_only_variants(audio: list[Rendition]) -> tuple[list[Media], list[Variant]]:
+    if not audio:
+        return [], []
+    main = audio[0]
+    variant = Variant(
+        uri=f"{main.id}/media.m3u8",
+        bandwidth=max(a.peak_bandwidth for a in audio),
+        average_bandwidth=max(a.average_bandwidth for a in audio),
+        codecs=main.codecs,
+        audio=AUDIO_GROUP if len(audio) > 1 else None,
+    )
+    media = _audio_media(audio, in_variant=True) if len(audio) > 1 else []
+    return media, [variant]
+
+
+def _video_variants(p: Presentation) -> list[Variant]:
+    audio = p.audio
+    # BANDWIDTH covers whichever rendition of the group a player may pick (RFC 8216).
+    audio_peak = max((a.peak_bandwidth for a in audio), default=0)
+    audio_avg = max((a.average_bandwidth for a in audio), default=0)
+    return [
+        Variant(
+            uri=f"{v.id}/media.m3u8",
+            bandwidth=v.peak_bandwidth + audio_peak,
+            average_bandwidth=v.average_bandwidth + audio_avg,
+            codecs=v.codecs + ("," + audio[0].codecs if audio else ""),
+            resolution=(v.width, v.height) if v.width and v.height else None,
+            frame_rate=float(v.fps) if v.fps else None,
+            audio=AUDIO_GROUP if audio else None,
+        )
+        for v in p.video
+    ]
+
+
+def hls_master(p: Presentation) -> MasterPlaylist:
     """The multivariant playlist: video variants, every audio rendition in one group.
 
     An audio-only presentation gets one audio variant (CODECS of the audio, no
@@ -87,47 +122,22 @@ def render_hls_master(p: Presentation) -> str:
     While renditions are still growing, players are told to start at the beginning
     (EXT-X-START) rather than at the live edge of the EVENT playlists.
     """
-    lines = ["#EXTM3U", f"#EXT-X-VERSION:{HLS_VERSION}", "#EXT-X-INDEPENDENT-SEGMENTS"]
     audio = p.audio
-    if not all(r.complete for r in p.video + audio):
-        lines.append(START_AT_BEGINNING)
-    if not p.video:
-        if audio:
-            main = audio[0]
-            attrs = [
-                f"BANDWIDTH={max(a.peak_bandwidth for a in audio)}",
-                f"AVERAGE-BANDWIDTH={max(a.average_bandwidth for a in audio)}",
-                f"CODECS={_q(main.codecs)}",
-            ]
-            if len(audio) > 1:
-                lines += _audio_media(audio, in_variant=True)
-                attrs.append(f"AUDIO={_q(AUDIO_GROUP)}")
-            lines.append("#EXT-X-STREAM-INF:" + ",".join(attrs))
-            lines.append(f"{main.id}/media.m3u8")
-        return "\n".join(lines) + "\n"
-    lines += _audio_media(audio, in_variant=False)
-    # BANDWIDTH covers whichever rendition of the group a player may pick (RFC 8216).
-    audio_peak = max((a.peak_bandwidth for a in audio), default=0)
-    audio_avg = max((a.average_bandwidth for a in audio), default=0)
-    for v in p.video:
-        codecs = v.codecs + ("," + audio[0].codecs if audio else "")
-        attrs = [
-            f"BANDWIDTH={v.peak_bandwidth + audio_peak}",
-            f"AVERAGE-BANDWIDTH={v.average_bandwidth + audio_avg}",
-            f"CODECS={_q(codecs)}",
-        ]
-        if v.width and v.height:
-            attrs.append(f"RESOLUTION={v.width}x{v.height}")
-        if v.fps:
-            attrs.append(f"FRAME-RATE={_fps_decimal(v)}")
-        if audio:
-            attrs.append(f"AUDIO={_q(AUDIO_GROUP)}")
-        lines.append("#EXT-X-STREAM-INF:" + ",".join(attrs))
-        lines.append(f"{v.id}/media.m3u8")
-    return "\n".join(lines) + "\n"
+    if p.video:
+        media, variants = _audio_media(audio, in_variant=False), _video_variants(p)
+    else:
+        media, variants = _audio_only_variants(audio)
+    growing = not all(r.complete for r in p.video + audio)
+    return MasterPlaylist(
+        variants=tuple(variants),
+        media=tuple(media),
+        version=HLS_VERSION,
+        independent_segments=True,
+        start=START_AT_BEGINNING if growing else None,
+    )
 
 
-def render_hls_media(r: Rendition, segment_seconds: int = 2) -> str:
+def hls_media(r: Rendition, segment_seconds: int = 2) -> MediaPlaylist:
     """A media playlist of fMP4 segments (paths relative to the rendition's folder).
 
     VOD when the rendition is complete; a growing EVENT playlist (no ENDLIST) while it is
@@ -137,149 +147,144 @@ def render_hls_media(r: Rendition, segment_seconds: int = 2) -> str:
     target = max((_round_half_up(d) for d in durations), default=segment_seconds)
     if not r.complete:
         target = max(target, segment_seconds)
-    lines = [
-        "#EXTM3U",
-        f"#EXT-X-VERSION:{HLS_VERSION}",
-        f"#EXT-X-TARGETDURATION:{max(1, target)}",
-        "#EXT-X-MEDIA-SEQUENCE:0",
-        f"#EXT-X-PLAYLIST-TYPE:{'VOD' if r.complete else 'EVENT'}",
-        "#EXT-X-INDEPENDENT-SEGMENTS",
+    segments = [
+        MediaSegment(uri=f"{seg.number}.m4s", duration=d)
+        for seg, d in zip(r.segments, durations, strict=True)
     ]
-    if not r.complete:
-        lines.append(START_AT_BEGINNING)
-    lines.append('#EXT-X-MAP:URI="init.mp4"')
-    for seg, d in zip(r.segments, durations, strict=True):
-        lines.append(f"#EXTINF:{d:.6f},")
-        lines.append(f"{seg.number}.m4s")
-    if r.complete:
-        lines.append("#EXT-X-ENDLIST")
-    return "\n".join(lines) + "\n"
+    init = Map("init.mp4")
+    if segments:
+        segments[0] = MediaSegment(segments[0].uri, segments[0].duration, map=init)
+    else:  # EXT-X-MAP with no segment after it yet: an open entry carries it
+        segments = [MediaSegment(None, map=init)]
+    return MediaPlaylist(
+        target_duration=max(1, target),
+        segments=tuple(segments),
+        version=HLS_VERSION,
+        media_sequence=0,
+        playlist_type="VOD" if r.complete else "EVENT",
+        independent_segments=True,
+        start=None if r.complete else START_AT_BEGINNING,
+        endlist=r.complete,
+    )
 
 
-def _iso_duration(seconds: float) -> str:
-    return f"PT{seconds:.3f}S"
-
-
-def _timeline(parent: ET.Element, r: Rendition) -> None:
-    tl = ET.SubElement(parent, "SegmentTimeline")
+def _timeline(r: Rendition) -> tuple[TimelineEntry, ...]:
+    """``S`` entries: a run of contiguous equal durations is one entry with ``r``."""
+    entries: list[TimelineEntry] = []
     expected: int | None = None
-    last: ET.Element | None = None
-    repeat = 0
     prev_d: int | None = None
     for s in r.segments:
         contiguous = expected is not None and s.start == expected
-        if last is not None and contiguous and s.duration == prev_d:
-            repeat += 1
-            last.set("r", str(repeat))
+        if entries and contiguous and s.duration == prev_d:
+            last = entries[-1]
+            entries[-1] = TimelineEntry(last.d, last.t, (last.r or 0) + 1)
         else:
-            last = ET.SubElement(tl, "S")
-            if not contiguous:
-                last.set("t", str(s.start))
-            last.set("d", str(s.duration))
-            repeat = 0
+            entries.append(TimelineEntry(s.duration, None if contiguous else s.start))
         prev_d = s.duration
         expected = s.start + s.duration
+    return tuple(entries)
 
 
-def _template(parent: ET.Element, r: Rendition) -> None:
-    first = r.segments[0].number if r.segments else 1
-    st = ET.SubElement(
-        parent,
-        "SegmentTemplate",
-        timescale=str(r.timescale),
+def _template(r: Rendition) -> SegmentTemplate:
+    return SegmentTemplate(
+        timescale=r.timescale,
         initialization="$RepresentationID$/init.mp4",
         media="$RepresentationID$/$Number$.m4s",
-        startNumber=str(first),
+        start_number=r.segments[0].number if r.segments else 1,
+        timeline=_timeline(r),
     )
-    _timeline(st, r)
+
+
+def _rate(fps: Fraction) -> str:
+    return str(fps) if fps.denominator != 1 else str(fps.numerator)
+
+
+def _video_set(videos: list[Rendition]) -> AdaptationSet:
+    maxw = max(v.width or 0 for v in videos)
+    maxh = max(v.height or 0 for v in videos)
+    g = math.gcd(maxw, maxh) if maxw and maxh else 0
+    fps = videos[0].fps
+    reps = [
+        Representation(
+            id=v.id,
+            bandwidth=v.peak_bandwidth,
+            codecs=v.codecs,
+            width=v.width,
+            height=v.height,
+            sar="1:1",
+            frame_rate=_rate(v.fps) if v.fps else None,
+            segment_template=_template(v),
+        )
+        for v in videos
+    ]
+    return AdaptationSet(
+        id="0",
+        content_type="video",
+        mime_type="video/mp4",
+        segment_alignment="true",
+        start_with_sap="1",
+        max_width=maxw,
+        max_height=maxh,
+        max_frame_rate=_rate(fps) if fps else None,
+        par=f"{maxw // g}:{maxh // g}" if g else None,
+        representations=tuple(reps),
+    )
+
+
+def _audio_set(i: int, a: Rendition, name: str) -> AdaptationSet:
+    """One AdaptationSet per audio rendition (language, or role within a language)."""
+    described = a.role == "description"
+    rep = Representation(
+        id=a.id,
+        bandwidth=a.peak_bandwidth,
+        codecs=a.codecs,
+        audio_sampling_rate=str(a.sample_rate or 48000),
+        audio_channels=(Descriptor(AUDIO_CHANNELS, str(a.channels or 2)),),
+        segment_template=_template(a),
+    )
+    return AdaptationSet(
+        id=str(i),
+        content_type="audio",
+        mime_type="audio/mp4",
+        segment_alignment="true",
+        start_with_sap="1",
+        lang=a.language or None,
+        label=name if a.name else None,
+        accessibility=(
+            (Descriptor(DASH_AUDIO_PURPOSE, AUDIO_PURPOSE_VISUALLY_IMPAIRED),) if described else ()
+        ),
+        roles=(Descriptor(DASH_ROLE, a.role or ("main" if i == 1 else "alternate")),),
+        representations=(rep,),
+    )
+
+
+def dash_mpd(p: Presentation) -> MPD:
+    """A static MPD (isoff-live + CMAF profiles) with SegmentTemplate and SegmentTimeline."""
+    sets = [_video_set(p.video)] if p.video else []
+    audio = p.audio
+    names = _audio_names(audio)
+    sets += [
+        _audio_set(i, a, n) for i, (a, n) in enumerate(zip(audio, names, strict=True), start=1)
+    ]
+    return MPD(
+        type="static",
+        profiles=DASH_PROFILES,
+        min_buffer_time=iso_duration(p.segment_seconds),
+        media_presentation_duration=iso_duration(p.duration),
+        periods=(Period(id="0", start="PT0S", adaptation_sets=tuple(sets)),),
+    )
+
+
+def render_hls_master(p: Presentation) -> str:
+    """The multivariant playlist text of ``p`` (:func:`hls_master`, rendered)."""
+    return hls_master(p).render()
+
+
+def render_hls_media(r: Rendition, segment_seconds: int = 2) -> str:
+    """The media playlist text of ``r`` (:func:`hls_media`, rendered)."""
+    return hls_media(r, segment_seconds).render()
 
 
 def render_mpd(p: Presentation) -> str:
-    """A static MPD (isoff-live + CMAF profiles) with SegmentTemplate and SegmentTimeline."""
-    mpd = ET.Element(
-        "MPD",
-        xmlns="urn:mpeg:dash:schema:mpd:2011",
-        type="static",
-        profiles=DASH_PROFILES,
-        minBufferTime=_iso_duration(p.segment_seconds),
-        mediaPresentationDuration=_iso_duration(p.duration),
-    )
-    period = ET.SubElement(mpd, "Period", id="0", start="PT0S")
-    videos = p.video
-    if videos:
-        maxw = max(v.width or 0 for v in videos)
-        maxh = max(v.height or 0 for v in videos)
-        aset = ET.SubElement(
-            period,
-            "AdaptationSet",
-            id="0",
-            contentType="video",
-            mimeType="video/mp4",
-            segmentAlignment="true",
-            startWithSAP="1",
-            maxWidth=str(maxw),
-            maxHeight=str(maxh),
-        )
-        fps = videos[0].fps
-        if fps:
-            aset.set("maxFrameRate", str(fps) if fps.denominator != 1 else str(fps.numerator))
-        if maxw and maxh:
-            g = math.gcd(maxw, maxh)
-            aset.set("par", f"{maxw // g}:{maxh // g}")
-        for v in videos:
-            rep = ET.SubElement(
-                aset,
-                "Representation",
-                id=v.id,
-                bandwidth=str(v.peak_bandwidth),
-                codecs=v.codecs,
-                width=str(v.width),
-                height=str(v.height),
-                sar="1:1",
-            )
-            if v.fps:
-                f = Fraction(v.fps)
-                rep.set("frameRate", str(f) if f.denominator != 1 else str(f.numerator))
-            _template(rep, v)
-    audio = p.audio
-    for i, (a, name) in enumerate(zip(audio, _audio_names(audio), strict=True), start=1):
-        # One AdaptationSet per audio rendition (language, or role within a language).
-        aset = ET.SubElement(
-            period,
-            "AdaptationSet",
-            id=str(i),
-            contentType="audio",
-            mimeType="audio/mp4",
-            segmentAlignment="true",
-            startWithSAP="1",
-        )
-        if a.language:
-            aset.set("lang", a.language)
-        if a.name:
-            ET.SubElement(aset, "Label").text = name
-        if a.role == "description":
-            ET.SubElement(
-                aset,
-                "Accessibility",
-                schemeIdUri=DASH_AUDIO_PURPOSE,
-                value=AUDIO_PURPOSE_VISUALLY_IMPAIRED,
-            )
-        role = a.role or ("main" if i == 1 else "alternate")
-        ET.SubElement(aset, "Role", schemeIdUri=DASH_ROLE, value=role)
-        rep = ET.SubElement(
-            aset,
-            "Representation",
-            id=a.id,
-            bandwidth=str(a.peak_bandwidth),
-            codecs=a.codecs,
-            audioSamplingRate=str(a.sample_rate or 48000),
-        )
-        ET.SubElement(
-            rep,
-            "AudioChannelConfiguration",
-            schemeIdUri="urn:mpeg:dash:23003:3:audio_channel_configuration:2011",
-            value=str(a.channels or 2),
-        )
-        _template(rep, a)
-    ET.indent(mpd)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(mpd, encoding="unicode") + "\n"
+    """The MPD text of ``p`` (:func:`dash_mpd`, rendered)."""
+    return dash_mpd(p).render()

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from . import ffmpeg
 from ._errors import HostCause, HostFailure, InvalidMedia, ProcessFailed, classify, host_cause
+from ._hls import MediaPlaylist
 from ._process import ManagedProcess
 
 if TYPE_CHECKING:
@@ -219,21 +220,19 @@ class PlaylistEntry:
 
 
 def read_playlist(path: Path) -> tuple[list[PlaylistEntry], bool]:
-    """Segments (and whether it has ENDLIST) of a media playlist ffmpeg is writing."""
+    """Segments (and whether it has ENDLIST) of a media playlist ffmpeg is writing: the file
+    read here, its text parsed by :class:`MediaPlaylist` (ManifestError if malformed)."""
     try:
-        text = path.read_text()
+        text = path.read_bytes()
     except FileNotFoundError:
         return [], False
-    entries: list[PlaylistEntry] = []
-    duration: float | None = None
-    for line in text.splitlines():
-        line = line.strip()
-        if line.startswith("#EXTINF:"):
-            duration = float(line[8:].split(",", 1)[0])
-        elif line and not line.startswith("#") and duration is not None:
-            entries.append(PlaylistEntry(line, duration))
-            duration = None
-    return entries, "#EXT-X-ENDLIST" in text
+    playlist = MediaPlaylist.parse(text)
+    entries = [
+        PlaylistEntry(s.uri, s.duration)
+        for s in playlist.segments
+        if s.uri is not None and s.duration is not None
+    ]
+    return entries, playlist.endlist
 
 
 def encode_preview(

@@ -1,4 +1,5 @@
-"""The only place that builds ffmpeg and ffprobe command lines.
+"""The only place that builds ffmpeg, ffprobe and Shaka Packager command lines, and where
+the three programs are found and checked (:meth:`Toolchain.discover`).
 
 Every builder returns ``list[str]`` (never a shell string). Inputs are read only through the
 ``file`` and ``pipe`` protocols, and an upload only by a container demuxer from
@@ -10,6 +11,8 @@ demuxer the probe named (``-f``) — so ffmpeg never follows a URL or path named
 from __future__ import annotations
 
 import math
+import os
+import platform
 import re
 import shutil
 import subprocess
@@ -18,7 +21,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ._errors import ToolMissing
+from ._errors import MediaError, ToolMissing
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -26,6 +29,7 @@ if TYPE_CHECKING:
     from mediaplane.config import Settings
 
     from ._ladder import Chunk, Rung
+    from ._package import PackagerInput
     from ._picture import Picture
     from ._probe import AudioStream
 
@@ -48,6 +52,8 @@ AUDIO_BITRATE = 128_000
 AUDIO_RATE = 48_000
 REQUIRED_ENCODERS = ("libx264", "aac")
 MIN_VERSION = (5, 1)
+#: Shaka Packager: the pinned npm package ships 3.4; 3.0 is the first with the options used.
+MIN_PACKAGER_VERSION = (3, 0)
 
 
 @dataclass(frozen=True)
@@ -58,9 +64,12 @@ class Toolchain:
     ffprobe: str
     packager: str
     ffmpeg_version: str
+    packager_version: str = ""
 
     @classmethod
     def discover(cls, settings: Settings) -> Toolchain:
+        """Find the three programs and check their versions (and ffmpeg's encoders);
+        :class:`ToolMissing` says what to install or set when one is missing or too old."""
         ffmpeg = shutil.which(settings.ffmpeg_path)
         ffprobe = shutil.which(settings.ffprobe_path)
         if not ffmpeg or not ffprobe:
@@ -81,9 +90,104 @@ class Toolchain:
         missing = [e for e in REQUIRED_ENCODERS if not re.search(rf"\s{e}\s", encoders)]
         if missing:
             raise ToolMissing(f"ffmpeg at {ffmpeg} lacks encoders: {', '.join(missing)}")
-        from ._package import find_packager
+        packager = find_packager(settings)
+        return cls(ffmpeg, ffprobe, packager, version, check_packager(packager))
 
-        return cls(ffmpeg, ffprobe, find_packager(settings), version)
+
+def find_packager(settings: Settings) -> str:
+    """Path of the Shaka Packager binary: the setting, or the one inside the npm package."""
+    if settings.packager_path:
+        found = shutil.which(settings.packager_path)
+        if not found:
+            raise ToolMissing(f"MEDIAPLANE_PACKAGER_PATH={settings.packager_path} is not a program")
+        return found
+    system = {"Linux": "linux", "Darwin": "osx"}.get(platform.system(), "")
+    arch = {"x86_64": "x64", "amd64": "x64", "aarch64": "arm64", "arm64": "arm64"}.get(
+        platform.machine().lower(), ""
+    )
+    binary = (
+        settings.effective_node_modules / "shaka-packager" / "bin" / f"packager-{system}-{arch}"
+    )
+    if not binary.is_file():
+        raise ToolMissing(
+            f"Shaka Packager not found at {binary}: run `npm ci` in the checkout "
+            "(it ships in the pinned shaka-packager npm package) or set MEDIAPLANE_PACKAGER_PATH"
+        )
+    if not os.access(binary, os.X_OK):
+        binary.chmod(0o755)
+    return str(binary)
+
+
+def packager_version_argv(packager: str) -> list[str]:
+    return [packager, "--version"]
+
+
+def parse_packager_version(output: str) -> tuple[int, int, int] | None:
+    """``packager version v3.4.2-c819dea-release`` → (3, 4, 2); None if it says no version."""
+    m = re.search(r"packager(?:\.exe)? version v?(\d+)\.(\d+)(?:\.(\d+))?", output)
+    if m is None:
+        return None
+    return int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
+
+
+def check_packager(packager: str) -> str:
+    """The version of the packager at ``packager`` (``3.4.2``); :class:`ToolMissing` when it
+    cannot run, prints no version, or is older than :data:`MIN_PACKAGER_VERSION`."""
+    hint = "run `npm ci` in the checkout or set MEDIAPLANE_PACKAGER_PATH"
+    try:
+        done = subprocess.run(
+            packager_version_argv(packager), capture_output=True, text=True, timeout=20
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise ToolMissing(f"Shaka Packager at {packager} does not run ({exc}): {hint}") from exc
+    found = parse_packager_version(done.stdout + done.stderr)
+    if found is None:
+        raise ToolMissing(f"{packager} reports no Shaka Packager version: {hint}")
+    version = ".".join(map(str, found))
+    if found[:2] < MIN_PACKAGER_VERSION:
+        need = ".".join(map(str, MIN_PACKAGER_VERSION))
+        raise ToolMissing(
+            f"Shaka Packager {version} at {packager} is too old: Mediaplane needs {need} or "
+            f"newer ({hint})"
+        )
+    return version
+
+
+def packager_argv(
+    packager: str,
+    inputs: Sequence[PackagerInput],
+    out_dir: Path,
+    *,
+    segment_seconds: int,
+    mpd_output: Path,
+) -> list[str]:
+    """Package encoded MP4 tracks into CMAF: ``out_dir/<rendition>/init.mp4`` and
+    ``out_dir/<rendition>/<n>.m4s`` (n from 1), plus an MPD at ``mpd_output`` that describes
+    them (read back into a Presentation, never served).
+
+    One stream descriptor per input (``in=…,stream=…,…``): the packager splits descriptors
+    on ``,`` and ``=``, so a path holding either is refused rather than misread.
+    """
+    argv = [packager]
+    for inp in inputs:
+        if "," in str(inp.path) or "=" in str(inp.path):
+            raise MediaError(f"packager input path may not contain ',' or '=': {inp.path}")
+        d = out_dir / inp.rendition_id
+        desc = [
+            f"in={inp.path}",
+            f"stream={inp.kind}",
+            f"init_segment={d / 'init.mp4'}",
+            f"segment_template={d / '$Number$.m4s'}",
+        ]
+        if inp.language:
+            desc.append(f"language={inp.language}")
+        argv.append(",".join(desc))
+    argv += [
+        "--segment_duration", str(segment_seconds),
+        "--mpd_output", str(mpd_output),
+        "--quiet",
+    ]  # fmt: skip
+    return argv
 
 
 @dataclass(frozen=True)
