@@ -29,6 +29,7 @@ from sqlalchemy import JSON, BigInteger, String, Text, and_, or_, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mediaplane.db import Base, str_enum, utcnow
+from mediaplane.errors import NotFound
 
 from ._staging import staging_for
 from ._url import IngestError
@@ -119,7 +120,7 @@ class UploadError(IngestError):
         self.offset = offset
 
 
-class UploadNotFound(UploadError):
+class UploadNotFound(UploadError, NotFound):
     status, code = 404, "not_found"
 
 
