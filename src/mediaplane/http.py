@@ -1,4 +1,9 @@
-"""Shared HTTP plumbing: the JSON error shape and the runtime dependency."""
+"""Shared HTTP plumbing: the JSON error shape and the runtime dependency.
+
+Routers raise :class:`ApiError` for what they refuse themselves; a domain's "not found"
+(any :class:`mediaplane.errors.NotFound`) reaches the client as a 404 through the one
+handler installed here.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from mediaplane.errors import NotFound
 from mediaplane.runtime import Runtime
 
 __all__ = ["ApiError", "error_body", "install_error_handlers", "read_small_body", "runtime_dep"]
@@ -47,6 +53,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(error_body(exc.code, exc.message), exc.status, headers=exc.headers)
+
+    @app.exception_handler(NotFound)
+    async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
+        return JSONResponse(error_body(exc.code, exc.message), 404, headers=dict(exc.headers))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

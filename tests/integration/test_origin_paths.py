@@ -17,7 +17,7 @@ import pytest
 
 from tests.support import Server, make_clip
 
-LOOKUP_TTL = 5.0  # delivery._origin.LOOKUP_TTL
+LOOKUP_TTL = 5.0  # delivery._service.LOOKUP_TTL
 VOLATILE = {"date", "x-request-id"}
 
 

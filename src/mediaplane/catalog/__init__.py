@@ -3,7 +3,7 @@
 Errors::
 
     CatalogError
-    ├── AssetNotFound
+    ├── AssetNotFound       (also a mediaplane.errors.NotFound: 404)
     ├── InvalidAssetInput   (source type, rights, passthrough; has an API ``code``)
     └── TerritoryTableError (the operator's CIDR→country file)
 """
@@ -64,6 +64,7 @@ from ._service import (
     source_key,
     update_asset,
 )
+from ._views import PlaybackView, asset_views, playback_view
 
 __all__ = [
     "COUNTRY_CODES",
@@ -80,6 +81,7 @@ __all__ = [
     "ModerationStatus",
     "PlaybackId",
     "PlaybackPolicy",
+    "PlaybackView",
     "ProcessAsset",
     "Refusal",
     "Rights",
@@ -89,6 +91,7 @@ __all__ = [
     "TerritoryTableError",
     "asset_for_playback",
     "asset_to_api",
+    "asset_views",
     "delete_asset",
     "find_by_content_hash",
     "get_asset",
@@ -105,6 +108,7 @@ __all__ = [
     "parse_rights_text",
     "parse_source_type",
     "playback_urls",
+    "playback_view",
     "poster_key",
     "progress_of",
     "queue_fingerprint",

@@ -1,7 +1,10 @@
-"""REST API for assets: /api/v1/assets."""
+"""REST API for assets: /api/v1/assets. Each route parses the request, calls one service
+function (in a thread: they are blocking) and shapes the answer; an unknown asset is a
+:class:`~._service.AssetNotFound`, answered 404 by :mod:`mediaplane.http`."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -21,17 +24,14 @@ from ._rights import (
     parse_rights_text,
     parse_source_type,
 )
-from ._service import (
-    AssetNotFound,
-    asset_to_api,
-    delete_asset,
-    get_asset,
-    ingest_file,
-    ingest_url,
-    list_assets,
-    moderate_asset,
-    progress_of,
-    update_asset,
+from ._service import delete_asset
+from ._views import (
+    asset_view,
+    asset_views,
+    decide_moderation,
+    edit_asset,
+    import_asset,
+    upload_asset,
 )
 
 router = APIRouter(prefix="/api/v1", tags=["assets"], dependencies=[Depends(require_admin)])
@@ -84,35 +84,12 @@ def _origin_fields(
         raise ApiError(400, exc.code, exc.message) from None
 
 
-def _one(rt: Runtime, asset_id: str) -> dict[str, Any]:
-    with rt.db.session() as s:
-        try:
-            asset = get_asset(s, asset_id)
-        except AssetNotFound:
-            raise ApiError(404, "not_found", f"No asset with id {asset_id!r}.") from None
-        return asset_to_api(
-            asset, progress_of(s, [asset]).get(asset.id), rt.settings.effective_public_url
-        )
-
-
 @router.post("/assets", status_code=201)
 async def create_asset(request: Request, rt: Runtime = Depends(runtime_dep)) -> dict[str, Any]:
     """Create an asset from a multipart upload (field ``file``) or ``{"input": {"url": …}}``."""
     ctype = request.headers.get("content-type", "")
     if ctype.startswith("application/json"):
-        try:
-            body = CreateAssetJson.model_validate_json(await read_body(request, _JSON_LIMIT))
-        except UploadError as exc:
-            raise ApiError(exc.status, exc.code, exc.message, dict(exc.headers)) from None
-        except ValueError as exc:
-            raise ApiError(400, "invalid_request", f"Invalid JSON body: {exc}") from exc
-        fields = _origin_fields(body.source_type, body.rights, body.passthrough)
-        try:
-            await run_in_threadpool(check_url, body.input.url, rt.settings.import_allow)
-        except UrlRefused as exc:
-            raise ApiError(400, "url_refused", str(exc)) from exc
-        asset = await run_in_threadpool(ingest_url, rt, body.input.url, title=body.title, **fields)
-        return {"data": _one(rt, asset.id)}
+        return await _create_from_url(request, rt)
     if not ctype.startswith("multipart/form-data"):
         raise ApiError(
             415,
@@ -135,18 +112,38 @@ async def create_asset(request: Request, rt: Runtime = Depends(runtime_dep)) -> 
             received.fields.get("passthrough"),
             rights_text=True,
         )
-        asset = await run_in_threadpool(
-            ingest_file,
-            rt,
-            received.path,
-            content_hash=received.sha256,
-            filename=received.filename,
-            title=received.fields.get("title", ""),
-            **fields,
+        data = await run_in_threadpool(
+            functools.partial(
+                upload_asset,
+                rt,
+                received.path,
+                content_hash=received.sha256,
+                filename=received.filename,
+                title=received.fields.get("title", ""),
+                **fields,
+            )
         )
     finally:
         received.path.unlink(missing_ok=True)
-    return {"data": _one(rt, asset.id)}
+    return {"data": data}
+
+
+async def _create_from_url(request: Request, rt: Runtime) -> dict[str, Any]:
+    try:
+        body = CreateAssetJson.model_validate_json(await read_body(request, _JSON_LIMIT))
+    except UploadError as exc:
+        raise ApiError(exc.status, exc.code, exc.message, dict(exc.headers)) from None
+    except ValueError as exc:
+        raise ApiError(400, "invalid_request", f"Invalid JSON body: {exc}") from exc
+    fields = _origin_fields(body.source_type, body.rights, body.passthrough)
+    try:
+        await run_in_threadpool(check_url, body.input.url, rt.settings.import_allow)
+    except UrlRefused as exc:
+        raise ApiError(400, "url_refused", str(exc)) from exc
+    data = await run_in_threadpool(
+        functools.partial(import_asset, rt, body.input.url, title=body.title, **fields)
+    )
+    return {"data": data}
 
 
 @router.get("/assets")
@@ -162,25 +159,18 @@ def list_(
 ) -> dict[str, Any]:
     """List assets, newest first; ``content_hash`` finds copies of a file before uploading it."""
     digest = content_hash.lower() if content_hash else None
-    with rt.db.session() as s:
-        rows, total = list_assets(s, limit=limit, page=page, content_hash=digest)
-        progress = progress_of(s, rows)
-        base = rt.settings.effective_public_url
-        data = [asset_to_api(a, progress.get(a.id), base) for a in rows]
+    data, total = asset_views(rt, limit=limit, page=page, content_hash=digest)
     return {"data": data, "pagination": {"page": page, "limit": limit, "total": total}}
 
 
 @router.get("/assets/{asset_id}")
 def get_(asset_id: str, rt: Runtime = Depends(runtime_dep)) -> dict[str, Any]:
-    return {"data": _one(rt, asset_id)}
+    return {"data": asset_view(rt, asset_id)}
 
 
 @router.delete("/assets/{asset_id}", status_code=204)
 def delete_(asset_id: str, rt: Runtime = Depends(runtime_dep)) -> Response:
-    try:
-        delete_asset(rt, asset_id)
-    except AssetNotFound:
-        raise ApiError(404, "not_found", f"No asset with id {asset_id!r}.") from None
+    delete_asset(rt, asset_id)
     return Response(status_code=204)
 
 
@@ -197,11 +187,7 @@ def update_(
             changes["rights"] = parse_rights(body.rights) if body.rights is not None else None
         except InvalidAssetInput as exc:
             raise ApiError(400, exc.code, exc.message) from None
-    try:
-        update_asset(rt, asset_id, **changes)
-    except AssetNotFound:
-        raise ApiError(404, "not_found", f"No asset with id {asset_id!r}.") from None
-    return {"data": _one(rt, asset_id)}
+    return {"data": edit_asset(rt, asset_id, **changes)}
 
 
 @router.post("/assets/{asset_id}/moderation")
@@ -209,8 +195,4 @@ def moderate_(
     asset_id: str, body: ModerationJson, rt: Runtime = Depends(runtime_dep)
 ) -> dict[str, Any]:
     """Approve (playable) or reject (refused with 403 ``moderation_rejected``) an asset."""
-    try:
-        moderate_asset(rt, asset_id, approve=body.decision == "approve")
-    except AssetNotFound:
-        raise ApiError(404, "not_found", f"No asset with id {asset_id!r}.") from None
-    return {"data": _one(rt, asset_id)}
+    return {"data": decide_moderation(rt, asset_id, approve=body.decision == "approve")}

@@ -12,6 +12,7 @@ import structlog
 from sqlalchemy import func, select, update
 
 from mediaplane.db import utcnow
+from mediaplane.errors import NotFound
 from mediaplane.jobs import Job, JobState, create_job, dispatch
 from mediaplane.media import Presentation
 
@@ -41,8 +42,8 @@ class CatalogError(Exception):
     """Root of catalog errors."""
 
 
-class AssetNotFound(CatalogError):
-    """No asset (or playback id) by that id."""
+class AssetNotFound(CatalogError, NotFound):
+    """No asset (or playback id) by that id (404 ``not_found``)."""
 
 
 def clean_filename(name: str | None) -> str | None:
@@ -270,14 +271,14 @@ def ingest_url(
 def get_asset(session: Session, asset_id: str) -> Asset:
     asset = session.get(Asset, asset_id)
     if asset is None:
-        raise AssetNotFound(asset_id)
+        raise AssetNotFound(f"No asset with id {asset_id!r}.")
     return asset
 
 
 def asset_for_playback(session: Session, playback_id: str) -> tuple[Asset, PlaybackId]:
     pid = session.get(PlaybackId, playback_id)
     if pid is None:
-        raise AssetNotFound(playback_id)
+        raise AssetNotFound("No such playback id.")
     return pid.asset, pid
 
 

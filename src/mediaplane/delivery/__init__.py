@@ -3,7 +3,14 @@
 caching headers and CORS, and thumbnails on a bounded grid (:mod:`._thumbs`); the lean
 path for cached playback requests is :mod:`._fast`.
 
-Errors are 4xx JSON responses through :class:`mediaplane.http.ApiError`.
+Routes (:mod:`._origin`, :mod:`._thumbs`) → the playback service (:mod:`._service`:
+lookup, render, serve) → database, store, ffmpeg. Errors::
+
+    DeliveryError
+    └── PlaybackNotFound   404 (a mediaplane.errors.NotFound; ``code`` not_found or
+        └── NotReady       asset_errored), asset_not_ready with Retry-After
+
+Refusals (moderation, window, territory) are 403 :class:`mediaplane.http.ApiError`.
 """
 
 from __future__ import annotations
@@ -11,6 +18,15 @@ from __future__ import annotations
 from ._access import check_playback
 from ._fast import PlayOrigin
 from ._origin import router
+from ._service import DeliveryError, NotReady, PlaybackNotFound
 from ._thumbs import ThumbnailLimiter
 
-__all__ = ["PlayOrigin", "ThumbnailLimiter", "check_playback", "router"]
+__all__ = [
+    "DeliveryError",
+    "NotReady",
+    "PlayOrigin",
+    "PlaybackNotFound",
+    "ThumbnailLimiter",
+    "check_playback",
+    "router",
+]

@@ -9,7 +9,7 @@ answers them in the event loop from what is already in memory:
 * the playback lookup comes from the origin's short-lived cache (a miss, a refusal, an error
   or a growing presentation falls through to the FastAPI route, which does the database work
   in a thread, fills the cache and answers with the usual error shape);
-* manifests are rendered once per asset version with their ETag (:func:`._origin.master_text`,
+* manifests are rendered once per asset version with their ETag (:func:`._service.master_text`,
   shared with the routes, so bodies, headers, 304s and HEAD are the same);
 * a segment in the local store goes to Granian's file path (``http.response.pathsend``) after
   one ``stat`` in the loop (metadata of a local file: cheaper than a thread hop); ranges,
@@ -28,19 +28,13 @@ from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import FileResponse
 
+from mediaplane.errors import NotFound
 from mediaplane.http import ApiError
 from mediaplane.storage import StorageError
 
 from ._access import check_playback
-from ._origin import (
-    Text,
-    _lookups,
-    master_text,
-    media_text,
-    mpd_text,
-    router,
-    segment_object,
-)
+from ._origin import router
+from ._service import Text, cached_playable, master_text, media_text, mpd_text, segment
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Receive, Scope, Send
@@ -71,7 +65,7 @@ class PlayOrigin:
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> bool:
         """Answer the request and return True, or return False having sent nothing."""
         parts = scope["path"][6:].split("/")
-        p = _lookups.get(parts[0])
+        p = cached_playable(parts[0])
         if p is None:
             return False
         rt: Runtime = scope["app"].state.runtime
@@ -85,22 +79,21 @@ class PlayOrigin:
             elif len(parts) == 3 and parts[2] == "media.m3u8":
                 route, text = "hls_media", media_text(p, parts[1])
             elif len(parts) == 3:
-                key, media_type, cache = segment_object(p, parts[1], parts[2])
-                local = rt.store.local_path(key)
-                if local is None:
+                seg = segment(rt, p, parts[1], parts[2])
+                if seg.local is None:
                     return False  # a remote store: the route streams it
                 response = FileResponse(
-                    local,
-                    media_type=media_type,
-                    headers={"Cache-Control": cache},
-                    stat_result=local.stat(),
+                    seg.local,
+                    media_type=seg.media_type,
+                    headers={"Cache-Control": seg.cache},
+                    stat_result=seg.local.stat(),
                 )
                 scope["route"] = _ROUTES["segment"]
                 await response(scope, receive, send)
                 return True
             else:
                 return False
-        except (ApiError, StorageError, OSError):
+        except (ApiError, NotFound, StorageError, OSError):
             return False  # the route answers with the error, in the usual shape
         scope["route"] = _ROUTES[route]
         await _send_text(request, send, text)
@@ -108,7 +101,7 @@ class PlayOrigin:
 
 
 async def _send_text(request: Request, send: Send, t: Text) -> None:
-    """Send ``t`` as :func:`._origin._text` would: 304 on a matching ETag, HEAD bodiless."""
+    """Send ``t`` as :func:`._origin.send_text` would: 304 on a matching ETag, HEAD bodiless."""
     headers: list[tuple[bytes, bytes]] = [
         (b"cache-control", t.cache.encode()),
         (b"etag", t.etag.encode()),

@@ -18,7 +18,7 @@ The counts are Prometheus metrics (``mediaplane_thumbnail_extractions_in_flight`
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -27,29 +27,19 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.concurrency import run_in_threadpool
 
-from mediaplane.catalog import poster_key
 from mediaplane.http import ApiError, runtime_dep
-from mediaplane.media import (
-    STORYBOARD_WIDTHS,
-    extract_thumbnail,
-    snap_thumbnail,
-    storyboard_points,
-    thumbnail_name,
-)
 from mediaplane.runtime import Runtime
-from mediaplane.storage import ObjectNotFound
 
-from ._origin import (
-    GROWING_CACHE,
-    MANIFEST_CACHE,
+from ._origin import router, send_text
+from ._service import (
     THUMB_CACHE,
-    Playable,
-    Text,
-    _cache,
-    _manifest,
-    _playable,
-    _text,
-    router,
+    audio_poster,
+    cache_control,
+    make_thumbnail,
+    plan_thumbnail,
+    playable,
+    stored_thumbnail,
+    storyboard_text,
 )
 
 if TYPE_CHECKING:
@@ -152,19 +142,6 @@ def _limiter(app: FastAPI, rt: Runtime) -> ThumbnailLimiter:
     return limiter
 
 
-def _audio_poster(rt: Runtime, p: Playable) -> Response:
-    """The one stored poster (a waveform, made by the asset job) of an audio-only asset,
-    whatever time or width was asked for."""
-    if not p.presentation.audio_only:
-        raise ApiError(404, "not_found", "This asset has no video.")
-    try:
-        jpeg = rt.store.get_bytes(poster_key(p.asset_id))
-    except ObjectNotFound:
-        raise ApiError(404, "not_found", "This asset has no poster.") from None
-    headers = {"Cache-Control": _cache(p, THUMB_CACHE)}
-    return Response(jpeg, media_type="image/jpeg", headers=headers)
-
-
 @router.get("/{playback_id}/thumbnail.jpg")
 async def thumbnail(
     playback_id: str,
@@ -177,49 +154,22 @@ async def thumbnail(
     asset's storyboard grid (whole segments, at most 100 points), the width up to one of
     160, 320, 640 or 1280 (the response is that wide)."""
     limiter = _limiter(request.app, rt)
-    p = await run_in_threadpool(_playable, rt, playback_id, request)
-    pres = p.presentation
-    videos = pres.video
-    if not videos:
+    p = await run_in_threadpool(playable, rt, playback_id, request)
+    if not p.presentation.video:
         # No picture to take a frame from: an audio-only asset's poster is its waveform.
-        return await run_in_threadpool(_audio_poster, rt, p)
-    t, w = snap_thumbnail(time_s, width, pres.duration, pres.segment_seconds)
-    r = next((v for v in videos if (v.width or 0) >= w), videos[-1])
-    key = f"assets/{p.asset_id}/{thumbnail_name(t, w)}"
-    # While the ladder still grows, the frame may come from a nearer segment: keep it briefly.
-    final = pres.complete
-    headers = {"Cache-Control": _cache(p, THUMB_CACHE if final else GROWING_CACHE)}
-
-    def stored() -> bytes | None:
-        with contextlib.suppress(ObjectNotFound):
-            return rt.store.get_bytes(key)
-        return None
-
-    def make() -> bytes:
-        ticks = t * r.timescale
-        seg = next(
-            (s for s in r.segments if s.start <= ticks < s.start + s.duration), r.segments[-1]
-        )
-        prefix = f"assets/{p.asset_id}/cmaf/{r.id}"
-        data = rt.store.get_bytes(f"{prefix}/init.mp4") + rt.store.get_bytes(
-            f"{prefix}/{seg.number}.m4s"
-        )
-        seek = max(0.0, (ticks - seg.start) / r.timescale)
-        jpeg = extract_thumbnail(rt.toolchain, rt.settings, data, seek, w)
-        if final:
-            rt.store.put_bytes(key, jpeg)
-        return jpeg
-
-    if final:
-        jpeg = await limiter.run(key, stored, make)
+        jpeg = await run_in_threadpool(audio_poster, rt, p)
+        return _jpeg(jpeg, cache_control(p, THUMB_CACHE))
+    thumb = plan_thumbnail(p, time_s, width)
+    make = functools.partial(make_thumbnail, rt, p, thumb)
+    if thumb.final:
+        jpeg = await limiter.run(thumb.key, functools.partial(stored_thumbnail, rt, thumb), make)
     else:  # nothing stored while the ladder grows
-        jpeg = await limiter.run(f"{key}?growing", None, make)
-    return Response(jpeg, media_type="image/jpeg", headers=headers)
+        jpeg = await limiter.run(f"{thumb.key}?growing", None, make)
+    return _jpeg(jpeg, thumb.cache)
 
 
-def _vtt_time(seconds: float) -> str:
-    ms = round(seconds * 1000)
-    return f"{ms // 3600000:02d}:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
+def _jpeg(jpeg: bytes, cache: str) -> Response:
+    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": cache})
 
 
 @router.api_route("/{playback_id}/storyboard.vtt", methods=["GET", "HEAD"])
@@ -231,21 +181,4 @@ def storyboard_vtt(
 ) -> Response:
     """Seek previews as WebVTT (players' thumbnail tracks): one cue per storyboard grid point
     pointing at its thumbnail, made with the ladder at 160 and 320 pixels wide."""
-    p = _playable(rt, playback_id, request)
-    pres = p.presentation
-    if not pres.video:
-        raise ApiError(404, "not_found", "This asset has no video.")
-    w = next((x for x in STORYBOARD_WIDTHS if x >= width), STORYBOARD_WIDTHS[-1])
-
-    def render() -> str:
-        points = storyboard_points(pres.duration, pres.segment_seconds)
-        ends = [*points[1:], pres.duration]
-        cues = (
-            f"{_vtt_time(t)} --> {_vtt_time(end)}\nthumbnail.jpg?time={t}&width={w}\n"
-            for t, end in zip(points, ends, strict=True)
-        )
-        return "WEBVTT\n\n" + "\n".join(cues)
-
-    cache = MANIFEST_CACHE if pres.complete else GROWING_CACHE
-    text: Text = _manifest(p, f"storyboard:{w}", render, "text/vtt; charset=utf-8", cache)
-    return _text(request, text)
+    return send_text(request, storyboard_text(playable(rt, playback_id, request), width))

@@ -1,5 +1,8 @@
 """Ingest: getting sources in — URL imports with SSRF protection, and tus 1.0 resumable
-uploads on /api/v1/uploads (state in the database, bytes straight into the object store).
+uploads on /api/v1/uploads: the router (``_tus``) parses and answers HTTP, the upload
+service (``_uploads``: the record and its lock; ``_receive``: a chunk's bytes) does the
+work, and ``_staging`` keeps the bytes in the object store until they become an asset's
+source (files appended in place on a local store, part objects composed on S3).
 
 Every upload body — multipart POST /api/v1/assets, tus PATCH, a URL import's download — is
 read through one counter (``_body.ByteLimit``): bytes are counted as they arrive, never
@@ -14,14 +17,18 @@ Errors::
     ├── ImportFailed        a URL import cannot succeed (HTTP error, empty, redirects)
     │   └── ImportTimedOut  it took longer than import_timeout_seconds
     ├── ImportAborted       a bulk import cannot go on (token, server or library)
+    ├── BodyCut             the client left before its request body ended
     └── UploadError         a resumable-upload request cannot be served (``status``, ``code``)
-        ├── UploadNotFound  404
+        ├── UploadNotFound  404 (also a mediaplane.errors.NotFound)
         ├── UploadGone      410: expired, cancelled or failed
         ├── UploadForbidden 403: PATCH on a final (concatenated) upload
         ├── UploadConflict  409: a final names an unfinished or already-used partial
         ├── OffsetMismatch  409
         ├── UploadLocked    423: another request is writing to it
         ├── UploadTooLarge  413: a body passed the size limit (counted as it arrives)
+        ├── ChecksumMismatch 460: the chunk's digest is not Upload-Checksum's (discarded)
+        ├── IncompleteChunk 400: a chunk sent with a checksum was cut off (discarded)
+        ├── BadChecksum     400: an Upload-Checksum we cannot check (``code`` says how)
         └── InvalidForm     400: a multipart body we cannot take (``code`` says how)
 """
 

@@ -13,7 +13,7 @@ import contextlib
 import hashlib
 import os
 import secrets
-from collections.abc import AsyncIterator, Collection, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,8 +21,10 @@ from typing import TYPE_CHECKING, Any
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from ._uploads import UploadError, UploadTooLarge
+from ._url import IngestError
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -75,6 +77,30 @@ class ByteLimit:
         """``source``'s chunks, counted; the one that passes the limit is not yielded."""
         for chunk in source:
             self.add(len(chunk))
+            yield chunk
+
+
+class BodyCut(IngestError):
+    """The client went away before its request body ended."""
+
+
+async def request_stream(request: Request) -> AsyncIterator[bytes]:
+    """The request body's chunks as they arrive; :class:`BodyCut` when the client leaves."""
+    try:
+        async for chunk in request.stream():
+            yield chunk
+    except ClientDisconnect:
+        raise BodyCut("the client disconnected mid-body") from None
+
+
+async def counted(
+    chunks: AsyncIterable[bytes], limit: ByteLimit, declared: str | int | None = None
+) -> AsyncIterator[bytes]:
+    """Non-empty ``chunks``, counted against ``limit`` (after the ``declared`` length)."""
+    limit.declared(declared)
+    async for chunk in chunks:
+        if chunk:
+            limit.add(len(chunk))
             yield chunk
 
 

@@ -4,25 +4,21 @@ Extensions: creation, creation-with-upload, creation-defer-length (``Upload-Defe
 1``, the length sent on a later PATCH), termination, checksum (sha1, md5, sha256, sha512;
 a mismatch is 460 and the chunk is discarded), expiration, concatenation (``Upload-Concat:
 partial`` uploads, then ``final;<url> <url>``: the final upload is published from the
-partials' stored bytes without a PATCH, and only it becomes an asset). The request body
-streams into the object store's staged object in 4 MiB batches, each written in a thread
-while the next one arrives (plus one S3 part buffered by the writer), so memory stays
-flat whatever the upload's size. Status codes: 409 offset mismatch, 410 expired or
-cancelled, 412 wrong Tus-Resumable, 413 too large, 415 wrong Content-Type, 423 another
-request is writing, 460 checksum mismatch; for concatenation 400 (not a partial upload of
-this server, named twice), 403 (PATCH on a final upload), 404 (unknown partial), 409
-(partial unfinished or already used).
+partials' stored bytes without a PATCH, and only it becomes an asset). This module parses
+and answers HTTP; the upload service (:mod:`._uploads`, :mod:`._receive`) does the work,
+streaming each body into the upload's staged object (:mod:`._staging`). Status codes:
+409 offset mismatch, 410 expired or cancelled, 412 wrong Tus-Resumable, 413 too large,
+415 wrong Content-Type, 423 another request is writing, 460 checksum mismatch; for
+concatenation 400 (not a partial upload of this server, named twice), 403 (PATCH on a
+final upload), 404 (unknown partial), 409 (partial unfinished or already used).
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
-import contextlib
 import functools
-import hashlib
-import time
+from collections.abc import Awaitable
 from datetime import UTC
 from email.utils import format_datetime
 from typing import Any
@@ -31,29 +27,25 @@ from urllib.parse import urlsplit
 import structlog
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import ClientDisconnect
 
 from mediaplane.accounts import require_admin
 from mediaplane.http import ApiError, runtime_dep
 from mediaplane.runtime import Runtime
 
-from ._body import ByteLimit, body_chunks
+from ._body import request_stream
+from ._receive import CHECKSUMS, append, append_first
 from ._uploads import (
     UPLOAD_ID,
     UploadConcat,
     UploadError,
     UploadStatus,
-    UploadTooLarge,
     UploadView,
-    acquire,
     cancel_upload,
     complete,
     create_final,
     create_upload,
-    declare_length,
     finish_if_due,
     get_upload,
-    record,
     release,
     writable,
 )
@@ -65,11 +57,7 @@ EXTENSIONS = (
     "creation,creation-with-upload,creation-defer-length,termination,checksum,expiration,"
     "concatenation"
 )
-CHECKSUMS = ("sha1", "md5", "sha256", "sha512")
 OCTETS = "application/offset+octet-stream"
-_WRITE_BATCH = 4 << 20
-#: Seconds between recording the durable offset (and refreshing the lock) mid-PATCH.
-_RECORD_EVERY = 1.0
 _MAX_METADATA = 8192
 _MAX_CONCAT = 64 * 1024
 #: How many partial uploads one final upload may name.
@@ -209,25 +197,6 @@ def _concat_header(request: Request, rt: Runtime, view: UploadView) -> str | Non
     return None
 
 
-def _checksum(request: Request) -> tuple[str, bytes] | None:
-    raw = request.headers.get("upload-checksum")
-    if raw is None:
-        return None
-    algo, _, digest = raw.strip().partition(" ")
-    algo = algo.lower()
-    if algo not in CHECKSUMS:
-        raise _err(
-            400,
-            "unsupported_checksum",
-            f"Checksum algorithm {algo!r} is not supported; use one of {', '.join(CHECKSUMS)}.",
-        )
-    try:
-        expected = base64.b64decode(digest.strip(), validate=True)
-    except binascii.Error:
-        raise _err(400, "invalid_checksum", "Upload-Checksum's digest is not base64.") from None
-    return algo, expected
-
-
 def _http_date(view: UploadView) -> str:
     # PostgreSQL hands back a fixed +00:00 zone; the HTTP date wants datetime.UTC itself.
     return format_datetime(view.expires_at.astimezone(UTC), usegmt=True)
@@ -257,119 +226,11 @@ async def _call(fn: Any, *args: Any) -> Any:
         raise _from(exc) from exc
 
 
-def _write_batch(writer: Any, hasher: Any, batch: list[bytes]) -> int:
-    durable: int = writer.durable
-    for data in batch:
-        if hasher is not None:
-            hasher.update(data)
-        durable = writer.write(data)
-    return durable
-
-
-class _Lease:
-    """Keeps this request's claim on the upload: before bytes are written it re-checks and
-    extends the lock (at most every ``_RECORD_EVERY`` seconds), recording the durable
-    offset at the same time. A request that stalled past the lock's lifetime finds the
-    lock gone here and stops before it could overwrite another writer's bytes."""
-
-    def __init__(self, rt: Runtime, view: UploadView, token: str, *, keep: bool) -> None:
-        self.rt, self.view, self.token, self.keep = rt, view, token, keep
-        self.recorded = view.offset
-        self.last = time.monotonic()
-
-    async def renew(self, durable: int, *, force: bool = False) -> None:
-        if not force and time.monotonic() - self.last < _RECORD_EVERY:
-            return
-        offset = durable if self.keep and durable != self.recorded else None
-        await _call(record, self.rt, self.view.id, self.token, offset)
-        self.last = time.monotonic()
-        if offset is not None:
-            self.recorded = offset
-
-
-async def _receive(request: Request, rt: Runtime, view: UploadView, token: str) -> UploadView:
-    """Stream the body into the staged object at ``view.offset``; record what is stored.
-
-    Without a checksum, bytes are recorded as they become durable and kept when the
-    client disconnects mid-way. With one, nothing is recorded until the digest matches.
-    """
-    checksum = _checksum(request)
-    # With the length deferred, the size limit is what bounds the upload.
-    room = (view.length if view.length is not None else rt.settings.max_upload_bytes) - view.offset
-    limit = ByteLimit(
-        room,
-        "The chunk runs past Upload-Length (or the size limit): {limit} bytes remain; "
-        "nothing of it was kept.",
-    )
+async def _append(awaitable: Awaitable[UploadView]) -> UploadView:
     try:
-        limit.declared(request.headers.get("content-length"))
+        return await awaitable
     except UploadError as exc:
         raise _from(exc) from None
-    hasher = hashlib.new(checksum[0]) if checksum else None
-    lease = _Lease(rt, view, token, keep=hasher is None)
-    writer = await run_in_threadpool(rt.store.open_staged, view.staged_name, view.offset)
-    loop = asyncio.get_running_loop()
-    # One batch is written in a thread while the next one is received (write-behind):
-    # at most two batches are in memory.
-    pending: asyncio.Future[int] | None = None
-    disconnected = False
-    batch: list[bytes] = []
-    batched = 0
-    try:
-        try:
-            async for chunk in body_chunks(request, limit):
-                batch.append(chunk)
-                batched += len(chunk)
-                if batched < _WRITE_BATCH:
-                    continue
-                durable = await pending if pending is not None else writer.durable
-                pending = None
-                await lease.renew(durable)
-                pending = loop.run_in_executor(None, _write_batch, writer, hasher, batch)
-                batch, batched = [], 0
-        except ClientDisconnect:
-            disconnected = True
-        if pending is not None:
-            await pending
-            pending = None
-        await lease.renew(writer.durable, force=True)  # still ours before the last flush
-        if batch:
-            await run_in_threadpool(_write_batch, writer, hasher, batch)
-        durable = await run_in_threadpool(writer.close)
-    except BaseException as exc:
-        if pending is not None:
-            with contextlib.suppress(Exception):
-                await pending
-        if not isinstance(exc, UploadTooLarge):
-            await run_in_threadpool(writer.close)  # unrecorded bytes are dropped on next open
-            raise
-        # A chunk past the limit leaves nothing behind: what it brought is dropped (and
-        # un-recorded), what earlier requests stored stays.
-        await run_in_threadpool(writer.abort)
-        if lease.recorded != view.offset:
-            await _call(record, rt, view.id, token, view.offset)
-        raise _from(exc) from None
-    if hasher is not None and checksum is not None:
-        if disconnected or hasher.digest() != checksum[1]:
-            await run_in_threadpool(writer.abort)
-            if disconnected:
-                raise _err(400, "incomplete_chunk", "The chunk was cut off; it was discarded.")
-            raise _err(
-                460,
-                "checksum_mismatch",
-                f"The chunk's {checksum[0]} digest does not match Upload-Checksum; "
-                "it was discarded. Send it again.",
-                **{"Upload-Offset": str(view.offset)},
-            )
-    lease.keep = True
-    await lease.renew(durable, force=True)
-    if disconnected:
-        log.info("upload.interrupted", upload_id=view.id, offset=durable)
-    if durable == view.length:
-        done: UploadView = await _call(complete, rt, view.id, token)
-        return done
-    current: UploadView = await _call(get_upload, rt, view.id)
-    return current
 
 
 async def _patch(request: Request, rt: Runtime, upload_id: str) -> Response:
@@ -379,13 +240,17 @@ async def _patch(request: Request, rt: Runtime, upload_id: str) -> Response:
         raise _err(415, "unsupported_media_type", f"PATCH bodies must be {OCTETS}.")
     offset = _int_header(request, "upload-offset")
     length = _int_header(request, "upload-length") if "upload-length" in request.headers else None
-    token, view = await _call(acquire, rt, upload_id, offset)
-    try:
-        if length is not None:
-            view = await _call(declare_length, rt, upload_id, token, length)
-        view = await _receive(request, rt, view, token)
-    finally:
-        await run_in_threadpool(release, rt, upload_id, token)
+    view = await _append(
+        append(
+            rt,
+            upload_id,
+            offset,
+            request_stream(request),
+            length=length,
+            declared=request.headers.get("content-length"),
+            checksum=request.headers.get("upload-checksum"),
+        )
+    )
     return Response(status_code=204, headers=_headers(view))
 
 
@@ -442,18 +307,15 @@ async def create(request: Request, rt: Runtime = Depends(runtime_dep)) -> Respon
         "Upload-Expires": _http_date(view),
     }
     if with_body and request.headers.get("content-length", "1") != "0":
-        token, view = await _call(acquire, rt, view.id, 0)
-        upload_id, refused = view.id, False
-        try:
-            view = await _receive(request, rt, view, token)
-        except ApiError as exc:
-            refused = exc.status == 413
-            raise
-        finally:
-            await run_in_threadpool(release, rt, upload_id, token)
-            if refused:  # the client never learnt its URL: nothing of it may stay
-                with contextlib.suppress(UploadError):
-                    await run_in_threadpool(cancel_upload, rt, upload_id)
+        view = await _append(
+            append_first(
+                rt,
+                view,
+                request_stream(request),
+                declared=request.headers.get("content-length"),
+                checksum=request.headers.get("upload-checksum"),
+            )
+        )
         headers.update(_headers(view))
     return Response(status_code=201, headers=headers)
 

@@ -29,7 +29,9 @@ from sqlalchemy import JSON, BigInteger, String, Text, and_, or_, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mediaplane.db import Base, str_enum, utcnow
+from mediaplane.errors import NotFound
 
+from ._staging import staging_for
 from ._url import IngestError
 
 if TYPE_CHECKING:
@@ -118,7 +120,7 @@ class UploadError(IngestError):
         self.offset = offset
 
 
-class UploadNotFound(UploadError):
+class UploadNotFound(UploadError, NotFound):
     status, code = 404, "not_found"
 
 
@@ -142,6 +144,19 @@ class UploadTooLarge(UploadError):
 
     status, code = 413, "payload_too_large"
     headers = {"Connection": "close"}
+
+
+class ChecksumMismatch(UploadError):
+    """460 (tus checksum): the chunk's digest is not the one the client sent; it was
+    discarded."""
+
+    status, code = 460, "checksum_mismatch"
+
+
+class IncompleteChunk(UploadError):
+    """A chunk sent with a checksum was cut off: it cannot be checked, so it was dropped."""
+
+    status, code = 400, "incomplete_chunk"
 
 
 class UploadConflict(UploadError):
@@ -433,7 +448,7 @@ def _expire(runtime: Runtime, s: Session, upload: Upload) -> None:
         upload.error = "The partial upload expired before a final upload used it."
     else:
         upload.error = "The upload expired before it was finished; start a new one."
-    runtime.store.discard_staged(upload.staged_name)
+    staging_for(runtime.store).discard(upload.staged_name)
     log.info("upload.expired", upload_id=upload.id, offset=upload.offset)
 
 
@@ -602,7 +617,7 @@ def complete(runtime: Runtime, upload_id: str, token: str) -> UploadView:
     try:
         asset = ingest_source(
             runtime,
-            lambda key: runtime.store.commit_staged_concat(sources, key).size,
+            lambda key: staging_for(runtime.store).commit_concat(sources, key).size,
             filename=view.filename,
             title=view.title,
             source_type=parse_source_type(view.source_type),
@@ -659,7 +674,7 @@ def _fail(runtime: Runtime, upload_id: str, message: str) -> UploadView:
         staged = [part.staged_name for part in parts]
         view = UploadView.of(upload)
     for name in staged:
-        runtime.store.discard_staged(name)
+        staging_for(runtime.store).discard(name)
     return view
 
 
@@ -700,7 +715,7 @@ def cancel_upload(runtime: Runtime, upload_id: str) -> None:
         upload.status = UploadStatus.CANCELLED
         upload.expires_at = min(upload.expires_at, now)
         staged = upload.staged_name
-    runtime.store.discard_staged(staged)
+    staging_for(runtime.store).discard(staged)
     log.info("upload.cancelled", upload_id=upload_id)
 
 

@@ -2,7 +2,10 @@
 
 :func:`open_store` picks the adapter from a URL: ``file:///abs/dir`` or a plain path
 gives a :class:`LocalStore`, ``s3://bucket/prefix?endpoint=...&region=...`` an
-:class:`S3Store`.
+:class:`S3Store`. A store holds objects only: put, get (whole, a range, streamed), stat,
+list, delete, compose (concatenation inside the backend) and areas (hidden sibling stores
+for work in progress). What an upload does with them (staging, resuming) is
+:mod:`mediaplane.ingest`'s.
 
 Errors::
 
@@ -22,22 +25,24 @@ from ._base import (
     ObjectInfo,
     ObjectNotFound,
     ObjectStore,
-    StagedWriter,
     StorageError,
     validate_key,
 )
-from ._local import LocalStore
+from ._local import DIR_MODE, FILE_MODE, LocalStore, append_file, make_dirs
 from ._s3 import S3Store
 
 __all__ = [
+    "DIR_MODE",
+    "FILE_MODE",
     "InvalidKey",
     "LocalStore",
     "ObjectInfo",
     "ObjectNotFound",
     "ObjectStore",
     "S3Store",
-    "StagedWriter",
     "StorageError",
+    "append_file",
+    "make_dirs",
     "open_store",
     "validate_key",
 ]

@@ -41,33 +41,9 @@ class ObjectInfo:
     modified: datetime
 
 
-#: Staged objects live under this reserved prefix; ``~`` is not a key character, so no
-#: key can name them and no listing shows them.
-STAGED_PREFIX = "~staged/"
-
-
-class StagedWriter(Protocol):
-    """Appends to one staged object; see :meth:`ObjectStore.open_staged`.
-
-    Not thread-safe: one writer per staged object at a time (the caller holds a lock).
-    """
-
-    @property
-    def durable(self) -> int:
-        """Bytes of the staged object stored so far; they survive this process dying."""
-        ...
-
-    def write(self, data: bytes | bytearray | memoryview) -> int:
-        """Append ``data`` (may be buffered); return :attr:`durable` afterwards."""
-        ...
-
-    def close(self) -> int:
-        """Store whatever is buffered and return the final :attr:`durable` size."""
-        ...
-
-    def abort(self) -> None:
-        """Drop everything this writer appended, back to the offset it was opened at."""
-        ...
+#: Areas (see :meth:`ObjectStore.area`) live under prefixes starting with this mark; ``~``
+#: is not a key character, so no key can name an area's objects and no listing shows them.
+AREA_MARK = "~"
 
 
 @runtime_checkable
@@ -129,28 +105,28 @@ class ObjectStore(Protocol):
         """
         ...
 
-    def open_staged(self, name: str, offset: int) -> StagedWriter:
-        """Open the staged object ``name`` (key rules apply) to append at byte ``offset``.
+    def compose(
+        self, key: str, sources: Sequence[tuple[str, int]], *, source: ObjectStore | None = None
+    ) -> ObjectInfo:
+        """Store under ``key`` the objects ``(key, size)`` of ``source`` (this store by
+        default, or one of its :meth:`area` stores) one after the other; the sources stay.
+        ``size`` is each object's size (as :meth:`list` gives it): it plans the parts.
+        Inside the backend where it can (S3: one multipart upload of part copies), else
+        read back through this process.
 
-        A staged object is invisible (no get, stat or list) until :meth:`commit_staged`.
-        Bytes it holds past ``offset`` are dropped (a write that was never recorded);
-        fewer than ``offset`` raises :class:`StorageError`. Offset 0 starts a new one.
+        No sources make an empty object. Raises :class:`StorageError` when a source is
+        missing or holds fewer bytes.
         """
         ...
 
-    def commit_staged(self, name: str, size: int, key: str) -> ObjectInfo:
-        """Publish the first ``size`` bytes of staged object ``name`` as ``key``; the staged
-        object is gone afterwards. Raises :class:`StorageError` if it holds fewer bytes."""
-        ...
+    def area(self, name: str) -> ObjectStore:
+        """A store for work in progress beside this one, under the reserved prefix
+        ``~name/`` (the same directory tree or bucket, so :meth:`compose` from it stays
+        inside the backend). Its objects are invisible to this store: no key reaches them
+        and no listing shows them.
 
-    def commit_staged_concat(self, parts: Sequence[tuple[str, int]], key: str) -> ObjectInfo:
-        """Publish the staged objects ``(name, size)``, the first ``size`` bytes of each,
-        one after the other as ``key``; they are gone afterwards. Raises
-        :class:`StorageError` if one holds fewer bytes. Safe to retry after a crash."""
-        ...
-
-    def discard_staged(self, name: str) -> None:
-        """Delete the staged object ``name``; a missing one is not an error."""
+        :param name: one segment of key characters (``staged``).
+        """
         ...
 
 
@@ -196,3 +172,11 @@ def check_range(start: int, end: int | None) -> None:
         raise ValueError(f"range start {start} is negative")
     if end is not None and end < start:
         raise ValueError(f"range end {end} is before its start {start}")
+
+
+def validate_area(name: str) -> str:
+    """Return ``name`` if it can name an area (one key segment), else raise :class:`InvalidKey`."""
+    validate_key(name)
+    if "/" in name:
+        raise InvalidKey(f"area name {name!r} must be one segment")
+    return name

@@ -2,8 +2,9 @@
 
 Objects are created 0640 and directories 0750 (the umask may take more away, never add):
 what a creator uploaded is for the server's user and its group, not every local account.
-Every path built from a key or a staged name is resolved and checked to stay inside its
-root (the store's, or the staging area's), symlinks included.
+Every path built from a key is resolved and checked to stay inside the store's root,
+symlinks included. An area (:meth:`LocalStore.area`) is a store on the directory ``~name``
+under the root; names starting with ``~`` are never listed as objects.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import asyncio
 import contextlib
 import errno
 import hashlib
-import itertools
 import os
 import secrets
 import shutil
@@ -24,12 +24,14 @@ from typing import IO
 from urllib.parse import unquote, urlsplit
 
 from ._base import (
-    STAGED_PREFIX,
+    AREA_MARK,
     InvalidKey,
     ObjectInfo,
     ObjectNotFound,
+    ObjectStore,
     StorageError,
     check_range,
+    validate_area,
     validate_key,
     validate_prefix,
 )
@@ -92,68 +94,39 @@ def _copy_range(src: int, dst: int, count: int, src_pos: int, dst_pos: int) -> i
             if exc.errno not in _NO_COPY_RANGE:
                 raise
     chunk = os.pread(src, min(count, _COPY_CHUNK * 8), src_pos)
-    view = memoryview(chunk)
-    while view:
-        n = os.pwrite(dst, view, dst_pos)
-        dst_pos += n
-        view = view[n:]
+    _pwrite_all(dst, chunk, dst_pos)
     return len(chunk)
 
 
-class _LocalStagedWriter:
-    """Appends to one file; every write is durable once the kernel has it (no fsync: a
-    crashed process loses nothing, a crashed host may lose the tail, as with put_file)."""
+def _pwrite_all(fd: int, data: bytes, pos: int) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, pos)
+        pos += n
+        view = view[n:]
 
-    def __init__(self, path: Path, name: str, offset: int) -> None:
-        if offset < 0:
-            raise ValueError(f"offset {offset} is negative")
-        try:
-            make_dirs(path.parent)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE)
-        except OSError as exc:
-            raise StorageError(f"cannot open staged object {name!r}: {exc}") from exc
-        size = os.fstat(fd).st_size
-        if size < offset:
-            os.close(fd)
-            raise StorageError(
-                f"staged object {name!r} holds {size} bytes, fewer than the {offset} recorded"
-            )
-        if size > offset:
-            os.ftruncate(fd, offset)
-        self._fd: int | None = fd
-        self._name = name
-        self._start = offset
-        self._pos = offset
 
-    @property
-    def durable(self) -> int:
-        return self._pos
-
-    def write(self, data: bytes | bytearray | memoryview) -> int:
-        if self._fd is None:
-            raise StorageError(f"staged writer for {self._name!r} is closed")
-        view = memoryview(data)
-        try:
-            while view:
-                n = os.pwrite(self._fd, view, self._pos)
-                self._pos += n
-                view = view[n:]
-        except OSError as exc:
-            raise StorageError(f"cannot write staged object {self._name!r}: {exc}") from exc
-        return self._pos
-
-    def close(self) -> int:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-        return self._pos
-
-    def abort(self) -> None:
-        if self._fd is not None:
-            with contextlib.suppress(OSError):
-                os.ftruncate(self._fd, self._start)
-            self._pos = self._start
-        self.close()
+def append_file(
+    fd: int, pos: int, path: Path, name: str, size: int, *, what: str = "object"
+) -> None:
+    """Copy the first ``size`` bytes of the file ``path`` (the ``what`` called ``name``,
+    for messages) to the open file ``fd`` at ``pos``, inside the kernel where it can."""
+    try:
+        src = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        raise StorageError(f"no {what} {name!r}") from None
+    try:
+        held = os.fstat(src).st_size
+        if held < size:
+            raise StorageError(f"{what} {name!r} holds {held} bytes, not {size}")
+        copied = 0
+        while copied < size:
+            n = _copy_range(src, fd, size - copied, copied, pos + copied)
+            if n == 0:
+                raise StorageError(f"{what} {name!r} ended early")
+            copied += n
+    finally:
+        os.close(src)
 
 
 class LocalStore:
@@ -336,115 +309,45 @@ class LocalStore:
         self._stat(key, path)
         return path
 
-    def _staged_path(self, name: str) -> Path:
-        validate_key(name)
-        area = self.root / STAGED_PREFIX.rstrip("/")
-        path = (area / name).resolve()
-        # As for keys: a staged name (built from an upload id) never leaves the staging
-        # area, not through '..' (ruled out above) nor through a symlink.
-        if not path.is_relative_to(area.resolve()) or path == area.resolve():
-            raise InvalidKey(f"staged name {name!r} resolves outside the staging area")
-        return path
-
-    def open_staged(self, name: str, offset: int) -> _LocalStagedWriter:
-        """Open the staged file ``name`` to append at ``offset`` (see the Protocol)."""
-        return _LocalStagedWriter(self._staged_path(name), name, offset)
-
-    def commit_staged(self, name: str, size: int, key: str) -> ObjectInfo:
-        """Rename the staged file onto ``key`` (no copy), cut to ``size`` bytes."""
-        src = self._staged_path(name)
+    def move_file(self, key: str, path: Path) -> ObjectInfo:
+        """Store the local file ``path`` under ``key`` by renaming it (no copy): it must be on
+        the store's filesystem, and it is gone afterwards. Its mode stays as it was made."""
         dest = self._path(key)
         try:
-            held = src.stat().st_size
-            if held < size:
-                raise StorageError(f"staged object {name!r} holds {held} bytes, not {size}")
-            if held > size:
-                os.truncate(src, size)
             make_dirs(dest.parent)
-            st = src.stat()
-            src.replace(dest)
-        except FileNotFoundError:
-            raise StorageError(f"no staged object {name!r} in {self.url}") from None
+            st = path.stat()  # mtime and inode survive the rename
+            path.replace(dest)
         except OSError as exc:
-            raise StorageError(f"cannot publish {name!r} as {key!r}: {exc}") from exc
+            raise StorageError(
+                f"cannot move {str(path)!r} to {key!r} in {self.url}: {exc}"
+            ) from exc
         return _info(key, st)
 
-    def commit_staged_concat(self, parts: Sequence[tuple[str, int]], key: str) -> ObjectInfo:
-        """Append the other staged files onto the first (an in-kernel copy_file_range) and
-        rename it onto ``key``: the first one's bytes are never copied.
+    def compose(
+        self, key: str, sources: Sequence[tuple[str, int]], *, source: ObjectStore | None = None
+    ) -> ObjectInfo:
+        """Write the sources' first bytes one after the other into ``key`` (an in-kernel
+        copy_file_range from files, a read-back from a remote source)."""
+        origin: ObjectStore = self if source is None else source
 
-        A marker file beside the first says appending has begun, so a retry after a crash
-        knows the bytes past its size are appended ones: it keeps the whole sources it
-        finds there and appends the rest again. The sources are deleted only at the end.
-        """
-        if not parts:
-            raise StorageError("nothing to concatenate: no staged objects given")
-        if len(parts) == 1:
-            return self.commit_staged(parts[0][0], parts[0][1], key)
-        head_name, head_size = parts[0]
-        head = self._staged_path(head_name)
-        marker = head.with_name(head.name + ".concat")
-        bounds = list(itertools.accumulate(size for _, size in parts))
-        sources = [(self._staged_path(name), name, size) for name, size in parts[1:]]
-        try:
-            fd = os.open(head, os.O_WRONLY)
-        except FileNotFoundError:
-            raise StorageError(f"no staged object {head_name!r} in {self.url}") from None
-        except OSError as exc:
-            raise StorageError(f"cannot open staged object {head_name!r}: {exc}") from exc
-        try:
-            held = os.fstat(fd).st_size
-            if held < head_size:
-                raise StorageError(
-                    f"staged object {head_name!r} holds {held} bytes, not {head_size}"
-                )
-            # Without the marker, bytes past head_size are a tail nobody recorded.
-            done = sum(1 for b in bounds if b <= held) if marker.exists() else 1
-            pos = bounds[done - 1]
-            os.ftruncate(fd, pos)
-            marker.touch(FILE_MODE)
-            for path, name, size in sources[done - 1 :]:
-                self._append(fd, pos, path, name, size)
+        def fill(out: IO[bytes]) -> None:
+            pos = 0
+            for name, size in sources:
+                local = origin.local_path(name)
+                if local is not None:
+                    append_file(out.fileno(), pos, local, name, size)
+                else:
+                    data = origin.get_bytes(name, 0, size)
+                    if len(data) < size:
+                        raise StorageError(f"object {name!r} holds {len(data)} bytes, not {size}")
+                    _pwrite_all(out.fileno(), data, pos)
                 pos += size
-        except OSError as exc:
-            raise StorageError(f"cannot concatenate staged objects into {key!r}: {exc}") from exc
-        finally:
-            os.close(fd)
-        info = self.commit_staged(head_name, bounds[-1], key)
-        for path, _, _ in sources:
-            path.unlink(missing_ok=True)
-        marker.unlink(missing_ok=True)
-        return info
 
-    @staticmethod
-    def _append(fd: int, pos: int, path: Path, name: str, size: int) -> None:
-        """Copy the first ``size`` bytes of the file ``path`` to ``fd`` at ``pos``."""
-        try:
-            src = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
-            raise StorageError(f"no staged object {name!r}") from None
-        try:
-            if os.fstat(src).st_size < size:
-                raise StorageError(
-                    f"staged object {name!r} holds {os.fstat(src).st_size} bytes, not {size}"
-                )
-            copied = 0
-            while copied < size:
-                n = _copy_range(src, fd, size - copied, copied, pos + copied)
-                if n == 0:
-                    raise StorageError(f"staged object {name!r} ended early")
-                copied += n
-        finally:
-            os.close(src)
+        return self._write(key, fill)
 
-    def discard_staged(self, name: str) -> None:
-        """Delete the staged file ``name``."""
-        path = self._staged_path(name)
-        try:
-            path.unlink(missing_ok=True)
-            path.with_name(path.name + ".concat").unlink(missing_ok=True)
-        except OSError as exc:
-            raise StorageError(f"cannot delete staged object {name!r}: {exc}") from exc
+    def area(self, name: str) -> LocalStore:
+        """A store on the directory ``~name`` under the root (hidden from listings)."""
+        return LocalStore(self.root / f"{AREA_MARK}{validate_area(name)}")
 
     async def iter_range(
         self, key: str, start: int = 0, end: int | None = None, chunk_size: int = 1 << 20

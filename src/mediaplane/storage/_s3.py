@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import os
 import threading
@@ -20,11 +21,13 @@ from obstore.store import S3Store as _ObstoreS3
 from mediaplane.config import redact_url
 
 from ._base import (
-    STAGED_PREFIX,
+    AREA_MARK,
     ObjectInfo,
     ObjectNotFound,
+    ObjectStore,
     StorageError,
     check_range,
+    validate_area,
     validate_key,
     validate_prefix,
 )
@@ -48,9 +51,8 @@ log = structlog.get_logger("mediaplane.storage")
 _URL_PARAMS = frozenset({"endpoint", "region"})
 _LIST_CHUNK = 1000  # S3's own page size
 _DOWNLOAD_CHUNK = 1 << 20
-#: A staged object is a run of part objects of at least this size (bar the last of a
-#: write), each named by its start offset; so one part is held in memory per writer.
-STAGED_PART_SIZE = 8 << 20
+#: Bytes buffered per part when a composition is read back through this process.
+_COMPOSE_BUFFER = 8 << 20
 _COMPOSE_CONCURRENCY = 4
 _DEFAULT_REGION = "us-east-1"
 _AUTH_ERRORS = (PermissionDeniedError, UnauthenticatedError)
@@ -98,61 +100,6 @@ def _multipart_args(
     return endpoint, bucket, region, Credentials(access_key_id, secret_access_key, token)
 
 
-def _part_key(name: str, offset: int) -> str:
-    return f"{STAGED_PREFIX}{name}/{offset:020d}"
-
-
-class _S3StagedWriter:
-    """Buffers up to :data:`STAGED_PART_SIZE`, then stores the buffer as one part object."""
-
-    def __init__(self, store: S3Store, name: str, offset: int) -> None:
-        if offset < 0:
-            raise ValueError(f"offset {offset} is negative")
-        self._store = store
-        self._name = name
-        covered = 0
-        for part_offset, size, path in store.staged_parts(name):
-            if part_offset >= offset:  # written but never recorded: drop it
-                store.delete_raw(path)
-            elif part_offset == covered:
-                covered += size
-        if covered != offset:
-            raise StorageError(
-                f"staged object {name!r} holds {covered} bytes in a row, not the {offset} recorded"
-            )
-        self._pos = offset
-        self._buf = bytearray()
-        self._written: list[str] = []
-
-    @property
-    def durable(self) -> int:
-        return self._pos
-
-    def _flush(self) -> None:
-        key = _part_key(self._name, self._pos)
-        self._store.put_raw(key, bytes(self._buf))
-        self._written.append(key)
-        self._pos += len(self._buf)
-        self._buf.clear()
-
-    def write(self, data: bytes | bytearray | memoryview) -> int:
-        self._buf += data
-        if len(self._buf) >= STAGED_PART_SIZE:
-            self._flush()
-        return self._pos
-
-    def close(self) -> int:
-        if self._buf:
-            self._flush()
-        return self._pos
-
-    def abort(self) -> None:
-        self._buf.clear()
-        for key in self._written:
-            self._store.delete_raw(key)
-        self._written.clear()
-
-
 class S3Store:
     """Objects in ``bucket`` under an optional key ``prefix``.
 
@@ -188,11 +135,13 @@ class S3Store:
         if access_key_id is not None and secret_access_key is not None:
             config["access_key_id"] = access_key_id
             config["secret_access_key"] = secret_access_key
+        self._config, self._client = config, client
         self._multipart_args = _multipart_args(
             bucket, endpoint, region, access_key_id, secret_access_key
         )
         self._multipart: MultipartClient | None = None
         self._multipart_lock = threading.Lock()
+        self._areas: dict[str, S3Store] = {}
         try:
             self._store = _ObstoreS3(
                 bucket, prefix=prefix or None, config=config, client_options=client
@@ -252,7 +201,11 @@ class S3Store:
     def _put(self, key: str, data: IO[bytes] | bytes) -> ObjectInfo:
         validate_key(key)
         try:
-            obstore.put(self._store, key, data)
+            # Bytes already in memory go in one PUT (S3 takes up to 5 GiB so); a file
+            # streams as a multipart upload when it is big.
+            obstore.put(
+                self._store, key, data, use_multipart=False if isinstance(data, bytes) else None
+            )
         except (*_NOT_FOUND, ObstoreError) as exc:
             self._fail(exc, "write", key)
         return self.stat(key)
@@ -383,54 +336,71 @@ class S3Store:
         try:
             for batch in obstore.list(self._store, prefix or None, chunk_size=_LIST_CHUNK):
                 for meta in batch:
-                    if not prefix and meta["path"].startswith(STAGED_PREFIX):
-                        continue
+                    if not prefix and meta["path"].startswith(AREA_MARK):
+                        continue  # an area's objects (see area())
                     yield _info(meta["path"], meta)
         except (*_NOT_FOUND, ObstoreError) as exc:
             self._fail(exc, "list", prefix)
 
-    # -- staged objects: part objects under ~staged/<name>/<start offset> ----------------
+    # -- areas and composition ------------------------------------------------------------
 
-    def put_raw(self, path: str, data: bytes) -> None:
-        """Store ``data`` at a path the key rules do not cover (staged parts)."""
+    def area(self, name: str) -> S3Store:
+        """A store under ``<prefix>/~name/`` in the same bucket (hidden from listings)."""
+        validate_area(name)
+        with self._multipart_lock:
+            found = self._areas.get(name)
+            if found is None:
+                found = copy.copy(self)
+                found.prefix = (
+                    f"{self.prefix}/{AREA_MARK}{name}" if self.prefix else AREA_MARK + name
+                )
+                found.url = f"{self.url} (area {name})"
+                found._areas = {}
+                found._multipart_lock = threading.Lock()
+                found._multipart = None
+                try:
+                    found._store = _ObstoreS3(
+                        self.bucket,
+                        prefix=found.prefix,
+                        config=self._config,
+                        client_options=self._client,
+                    )
+                except (ObstoreError, ValueError) as exc:
+                    raise StorageError(f"cannot configure S3 store {found.url}: {exc}") from exc
+                self._areas[name] = found
+            return found
+
+    def _relative(self, source: S3Store, key: str) -> str:
+        """The path, relative to this store's prefix, of ``source``'s object ``key``."""
+        validate_key(key)
+        full = source._full_key(key)
+        mine = f"{self.prefix}/" if self.prefix else ""
+        if source.bucket != self.bucket or not full.startswith(mine):
+            raise StorageError(f"{source.url} is not beside {self.url}: compose from its area")
+        return full[len(mine) :]
+
+    def compose(
+        self, key: str, sources: Sequence[tuple[str, int]], *, source: ObjectStore | None = None
+    ) -> ObjectInfo:
+        """Concatenate the sources into ``key`` inside S3 (see :meth:`compose_parts`): no
+        byte is read back, bar sources under 5 MiB that a multipart upload cannot copy.
+        ``source`` is this store or one of its areas (or another store in the bucket)."""
+        validate_key(key)
+        origin = self if source is None else source
+        if not isinstance(origin, S3Store):
+            raise StorageError(f"cannot compose into {self.url} from {origin.url}")
+        chain = [(self._relative(origin, name), size) for name, size in sources]
         try:
-            obstore.put(self._store, path, data, use_multipart=False)
+            self.compose_parts(chain, key)
         except (*_NOT_FOUND, ObstoreError) as exc:
-            self._fail(exc, "write", path)
-
-    def delete_raw(self, path: str) -> None:
-        try:
-            obstore.delete(self._store, path)
-        except _NOT_FOUND:
-            return
-        except ObstoreError as exc:
-            self._fail(exc, "delete", path)
-
-    def staged_parts(self, name: str) -> tuple[tuple[int, int, str], ...]:
-        """The part objects of staged object ``name``: (start offset, size, path), in order."""
-        validate_key(name)
-        prefix = f"{STAGED_PREFIX}{name}/"
-        parts = []
-        try:
-            for batch in obstore.list(self._store, prefix, chunk_size=_LIST_CHUNK):
-                for meta in batch:
-                    tail = meta["path"][len(prefix) :]
-                    if tail.isdigit():
-                        parts.append((int(tail), meta["size"], meta["path"]))
-        except (*_NOT_FOUND, ObstoreError) as exc:
-            self._fail(exc, "list", prefix)
-        return tuple(sorted(parts))
-
-    def open_staged(self, name: str, offset: int) -> _S3StagedWriter:
-        """Open staged object ``name`` to append at ``offset`` (see the Protocol)."""
-        validate_key(name)
-        return _S3StagedWriter(self, name, offset)
+            self._fail(exc, "write", key)
+        return self.stat(key)
 
     def _compose(self, paths: Iterable[str], key: str) -> None:
         # A buffered writer does the multipart upload; reading part by part keeps a few
         # parts in memory at most (obstore.put with a Python iterator cannot read obstore).
         writer = obstore.open_writer(
-            self._store, key, buffer_size=STAGED_PART_SIZE, max_concurrency=_COMPOSE_CONCURRENCY
+            self._store, key, buffer_size=_COMPOSE_BUFFER, max_concurrency=_COMPOSE_CONCURRENCY
         )
         try:
             for path in paths:
@@ -439,7 +409,7 @@ class S3Store:
         except BaseException:
             with contextlib.suppress(Exception):
                 writer.close()  # cannot abort through obstore; the key is overwritten below
-            self.delete_raw(key)
+            self.delete(key)
             raise
         writer.close()
 
@@ -498,52 +468,6 @@ class S3Store:
             log.warning("s3.no_upload_part_copy", store=self.url, error=str(exc))
             self._multipart_args = None
             self._compose([path for path, _ in chain], key)
-
-    def _chain(self, name: str, size: int) -> tuple[tuple[str, int], ...]:
-        """The part objects ``(path, size)`` holding the first ``size`` bytes of ``name``."""
-        chain: tuple[tuple[str, int], ...] = ()
-        covered = 0
-        for part_offset, part_size, path in self.staged_parts(name):
-            if part_offset == covered and covered < size:
-                chain += ((path, part_size),)
-                covered += part_size
-        if covered != size:
-            raise StorageError(f"staged object {name!r} holds {covered} bytes, not {size}")
-        return chain
-
-    def commit_staged(self, name: str, size: int, key: str) -> ObjectInfo:
-        """Concatenate the parts into ``key`` inside S3 (see :meth:`compose_parts`): no
-        byte is read back, bar parts under 5 MiB that a multipart upload cannot copy."""
-        validate_key(key)
-        chain = self._chain(name, size)
-        try:
-            self.compose_parts(chain, key)
-        except (*_NOT_FOUND, ObstoreError) as exc:
-            self._fail(exc, "write", key)
-        self.discard_staged(name)
-        return self.stat(key)
-
-    def commit_staged_concat(self, parts: Sequence[tuple[str, int]], key: str) -> ObjectInfo:
-        """Concatenate several staged objects into ``key`` inside S3, in one multipart
-        upload over all their part objects (see :meth:`compose_parts`)."""
-        validate_key(key)
-        if not parts:
-            raise StorageError("nothing to concatenate: no staged objects given")
-        chain: tuple[tuple[str, int], ...] = ()
-        for name, size in parts:
-            chain += self._chain(name, size)
-        try:
-            self.compose_parts(chain, key)
-        except (*_NOT_FOUND, ObstoreError) as exc:
-            self._fail(exc, "write", key)
-        for name, _ in parts:
-            self.discard_staged(name)
-        return self.stat(key)
-
-    def discard_staged(self, name: str) -> None:
-        """Delete every part of staged object ``name``."""
-        for _, _, path in self.staged_parts(name):
-            self.delete_raw(path)
 
     def local_path(self, key: str) -> Path | None:
         """Always None: objects are remote; stream them with :meth:`iter_range`."""

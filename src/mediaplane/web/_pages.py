@@ -1,3 +1,6 @@
+"""Server-rendered pages: the asset list, the upload page and the watch page. Each page
+calls one service function (its routes are plain ``def``: they run in a thread)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,15 +10,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from mediaplane.catalog import (
-    AssetNotFound,
-    Rights,
-    asset_for_playback,
-    asset_to_api,
-    list_assets,
-    progress_of,
-)
+from mediaplane.catalog import AssetNotFound, asset_views, playback_view
 from mediaplane.delivery import check_playback
+from mediaplane.errors import NotFound
 from mediaplane.http import ApiError, runtime_dep
 from mediaplane.runtime import Runtime
 
@@ -33,10 +30,7 @@ VENDOR = {
 
 
 def _assets(rt: Runtime, page: int) -> dict[str, Any]:
-    with rt.db.session() as s:
-        rows, total = list_assets(s, limit=50, page=page)
-        progress = progress_of(s, rows)
-        items = [asset_to_api(a, progress.get(a.id), "") for a in rows]
+    items, total = asset_views(rt, limit=50, page=page, base_url="")
     return {
         "assets": items,
         "total": total,
@@ -68,16 +62,13 @@ def upload(request: Request, rt: Runtime = Depends(runtime_dep)) -> Any:
 
 @router.get("/watch/{playback_id}", response_class=HTMLResponse)
 def watch(request: Request, playback_id: str, rt: Runtime = Depends(runtime_dep)) -> Any:
-    with rt.db.session() as s:
-        try:
-            asset, _ = asset_for_playback(s, playback_id)
-        except AssetNotFound:
-            raise ApiError(404, "not_found", "No such video.") from None
-        data = asset_to_api(asset, progress_of(s, [asset]).get(asset.id), "")
-        rights = Rights.from_json(asset.rights) if asset.rights else None
-        moderation = asset.moderation
+    try:
+        view = playback_view(rt, playback_id)
+    except AssetNotFound:
+        raise AssetNotFound("No such video.") from None  # a viewer's words, not an API's
+    data = view.asset
     try:  # the same decision the origin makes: say it on the page instead of a player error
-        check_playback(request, rt.settings, moderation=moderation, rights=rights)
+        check_playback(request, rt.settings, moderation=view.moderation, rights=view.rights)
     except ApiError as refusal:
         return templates.TemplateResponse(
             request,
@@ -95,7 +86,7 @@ def vendor(name: str, rt: Runtime = Depends(runtime_dep)) -> FileResponse:
     rel = VENDOR.get(name)
     path = rt.settings.effective_node_modules / rel if rel else None
     if path is None or not path.is_file():
-        raise ApiError(404, "not_found", f"{name} is not installed: run `npm ci`.")
+        raise NotFound(f"{name} is not installed: run `npm ci`.")
     return FileResponse(
         path, media_type="text/javascript", headers={"Cache-Control": "public, max-age=3600"}
     )
@@ -105,5 +96,5 @@ def vendor(name: str, rt: Runtime = Depends(runtime_dep)) -> FileResponse:
 def static(name: str) -> FileResponse:
     path = STATIC / name
     if "/" in name or name.startswith(".") or not path.is_file():
-        raise ApiError(404, "not_found", "Not found.")
+        raise NotFound("Not found.")
     return FileResponse(path, headers={"Cache-Control": "public, max-age=3600"})

@@ -11,7 +11,6 @@ import httpx
 import pytest
 
 from mediaplane.storage import S3Store, StorageError, open_store
-from mediaplane.storage._s3 import STAGED_PART_SIZE
 from mediaplane.storage._s3_multipart import (
     EMPTY_SHA256,
     MIN_PART,
@@ -171,51 +170,11 @@ def s3_store(s3_env: SeaweedS3, s3_prefix: str) -> S3Store:
     return store
 
 
-def _write(store: S3Store, name: str, offset: int, data: bytes, step: int = MIB) -> None:
-    w = store.open_staged(name, offset)
-    for i in range(0, len(data), step):
-        w.write(data[i : i + step])
-    assert w.close() == offset + len(data)
-
-
-@pytest.mark.services
-def test_commit_copies_parts_inside_s3(s3_store: S3Store) -> None:
-    """An upload interrupted once: parts of 8, 1, 8 and 2 MiB. The result is byte-exact
-    and is a 3-part multipart object (copy, read-back part, copied tail)."""
-    first, second = os.urandom(9 * MIB), os.urandom(10 * MIB)
-    _write(s3_store, "uploads/mixed", 0, first)  # 8 MiB flushed + a 1 MiB tail on close
-    _write(s3_store, "uploads/mixed", len(first), second)  # 8 MiB + 2 MiB
-    sizes = [size for _, size, _ in s3_store.staged_parts("uploads/mixed")]
-    assert sizes == [STAGED_PART_SIZE, MIB, STAGED_PART_SIZE, 2 * MIB]
-    info = s3_store.commit_staged("uploads/mixed", len(first) + len(second), "assets/m/source")
-    assert info.size == len(first) + len(second)
-    assert info.etag.endswith("-3"), info.etag  # S3 counts the parts in the etag
-    assert s3_store.get_bytes("assets/m/source") == first + second
-    assert s3_store.staged_parts("uploads/mixed") == ()
-
-
-@pytest.mark.services
-def test_commit_of_small_patches_and_of_a_small_file(s3_store: S3Store) -> None:
-    data = os.urandom(11 * MIB + 5)
-    w_offset = 0
-    for i in range(0, len(data), 512 * 1024):  # one PATCH (writer) per 512 KiB
-        _write(s3_store, "uploads/small", w_offset, data[i : i + 512 * 1024])
-        w_offset = min(i + 512 * 1024, len(data))
-    info = s3_store.commit_staged("uploads/small", len(data), "small-patches")
-    assert info.etag.endswith("-3"), info.etag  # 5 MiB, 5 MiB, 1 MiB + 5 bytes
-    assert s3_store.get_bytes("small-patches") == data
-    tiny = os.urandom(3 * MIB)  # under 5 MiB in two parts: read back in one PUT
-    _write(s3_store, "uploads/tiny", 0, tiny[: 2 * MIB])
-    _write(s3_store, "uploads/tiny", 2 * MIB, tiny[2 * MIB :])
-    assert s3_store.commit_staged("uploads/tiny", len(tiny), "tiny").size == len(tiny)
-    assert s3_store.get_bytes("tiny") == tiny
-
-
 @pytest.mark.services
 def test_failed_part_copy_aborts_the_multipart_upload(
     s3_env: SeaweedS3, s3_store: S3Store, boto: Any
 ) -> None:
-    s3_store.put_raw("~staged/uploads/f/00000000000000000000", os.urandom(MIN_PART))
+    s3_store.area("staged").put_bytes("uploads/f/00000000000000000000", os.urandom(MIN_PART))
     key = f"{s3_store.prefix}/assets/f/source"
     client = MultipartClient(
         s3_env.endpoint,

@@ -283,3 +283,33 @@ def test_modified_is_utc(store: ObjectStore) -> None:
     info = store.put_bytes("t/k", b"x")
     assert info.modified.tzinfo is not None
     assert info.modified.astimezone(UTC) == info.modified
+
+
+def test_compose(store: ObjectStore) -> None:
+    store.put_bytes("c/a", b"abc")
+    store.put_bytes("c/b", b"de")
+    info = store.compose("c/out", [("c/a", 3), ("c/b", 2)])
+    check_info(info, "c/out", 5)
+    assert store.get_bytes("c/out") == b"abcde"
+    assert store.get_bytes("c/a") == b"abc"  # the sources stay
+    with pytest.raises(StorageError):
+        store.compose("c/missing", [("c/a", 3), ("c/none", 1)])
+
+
+def test_area_is_hidden_and_composes_into_its_store(store: ObjectStore) -> None:
+    area = store.area("work")
+    assert isinstance(area, ObjectStore)
+    area.put_bytes("x/1", b"12")
+    area.put_bytes("x/2", b"345")
+    assert list(store.list("")) == []  # no listing of the store shows an area
+    assert not store.exists("x/1")
+    assert sorted(o.key for o in area.list("")) == ["x/1", "x/2"]
+    info = store.compose("out", [("x/1", 2), ("x/2", 3)], source=area)
+    assert info.size == 5
+    assert store.get_bytes("out") == b"12345"
+    assert store.compose("one", [("x/2", 3)], source=area).size == 3
+    assert store.area("work").get_bytes("x/1") == b"12"
+    with pytest.raises(InvalidKey):
+        store.area("a/b")
+    with pytest.raises(InvalidKey):
+        store.area("~x")

@@ -36,7 +36,7 @@ def test_files_are_never_world_readable(
     tmp_path: Path, umask: int, file_mode: int, dir_mode: int
 ) -> None:
     """Every file the store creates is 0640 at most and every directory 0750, whatever the
-    umask lets through (0666/0777 before)."""
+    umask lets through (0666/0777 before). (Staged uploads: tests/unit/ingest/test_staging.py.)"""
     local = LocalStore(tmp_path / "data" / "objects")
     src = tmp_path / "src"
     src.write_bytes(b"source")
@@ -44,16 +44,8 @@ def test_files_are_never_world_readable(
     try:
         local.put_bytes("a/b/bytes", b"x")
         local.put_file("c/file", src)
-        writer = local.open_staged("uploads/one", 0)
-        writer.write(b"staged")
-        writer.close()
-        second = local.open_staged("uploads/two", 0)
-        second.write(b"more")
-        second.close()
-        local.commit_staged_concat([("uploads/one", 6), ("uploads/two", 4)], "d/e/source")
-        kept = local.open_staged("uploads/kept", 0)
-        kept.write(b"waiting")
-        kept.close()
+        local.compose("d/e/source", [("a/b/bytes", 1), ("c/file", 6)])
+        local.area("work").put_bytes("f/kept", b"waiting")
         local.download("a/b/bytes", tmp_path / "downloaded")
     finally:
         os.umask(old)
@@ -64,7 +56,7 @@ def test_files_are_never_world_readable(
         "a/b/bytes": file_mode,
         "c/file": file_mode,
         "d/e/source": file_mode,
-        "~staged/uploads/kept": file_mode,
+        "~work/f/kept": file_mode,
     }
     assert {str(p): _mode(p) for p in dirs} == {str(p): dir_mode for p in dirs}
     assert _mode(tmp_path / "downloaded") == file_mode
@@ -167,56 +159,3 @@ def test_list_reports_the_same_info_as_stat(local: LocalStore) -> None:
         local.stat("p/one"),
         local.stat("p/q/two"),
     ]
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        "../escape",
-        "uploads/../../escape",
-        "/tmp/escape",
-        "uploads/..",
-        "uploads/%2e%2e/escape",
-        "uploads\\..\\escape",
-        "uploads/a\x00b",
-        "~staged/x",
-        "",
-        "x" * 2000,
-    ],
-)
-def test_hostile_staged_names_stay_out_of_the_filesystem(
-    local: LocalStore, tmp_path: Path, name: str
-) -> None:
-    before = sorted(str(p) for p in tmp_path.rglob("*"))
-    for call in (
-        lambda: local.open_staged(name, 0),
-        lambda: local.commit_staged(name, 0, "k"),
-        lambda: local.commit_staged_concat([(name, 0), ("uploads/b", 0)], "k"),
-        lambda: local.discard_staged(name),
-    ):
-        with pytest.raises(InvalidKey):
-            call()
-    assert sorted(str(p) for p in tmp_path.rglob("*")) == before
-
-
-def test_staging_symlink_out_of_the_staging_area_is_refused(
-    local: LocalStore, tmp_path: Path
-) -> None:
-    """A link inside ~staged (an operator's mistake, or another process) does not carry a
-    staged write, commit or discard outside the staging area."""
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    (outside / "victim").write_bytes(b"keep me")
-    (local.root / "~staged").mkdir(parents=True)
-    (local.root / "~staged" / "uploads").symlink_to(outside, target_is_directory=True)
-    with pytest.raises(InvalidKey, match="outside the staging area"):
-        local.open_staged("uploads/new", 0)
-    with pytest.raises(InvalidKey):
-        local.open_staged("uploads/victim", 0)
-    with pytest.raises(InvalidKey):
-        local.discard_staged("uploads/victim")
-    with pytest.raises(InvalidKey):
-        local.commit_staged("uploads/victim", 7, "stolen")
-    assert sorted(p.name for p in outside.iterdir()) == ["victim"]
-    assert (outside / "victim").read_bytes() == b"keep me"
-    assert not local.exists("stolen")

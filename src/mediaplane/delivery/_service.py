@@ -1,0 +1,409 @@
+"""The playback service: what the origin's routes (:mod:`._origin`, :mod:`._thumbs`) and its
+lean path (:mod:`._fast`) call.
+
+* lookup — playback id → :class:`Playable` (database, then a few seconds in memory), checked
+  against the viewer (:func:`._access.check_playback`);
+* render — manifests rendered once per asset version with their ETag (:class:`Text`);
+* serve — segments as local files or byte ranges of remote objects; thumbnails from stored
+  frames or extracted with ffmpeg (the caller bounds how many at once).
+
+Errors::
+
+    DeliveryError
+    └── PlaybackNotFound   404 (also a mediaplane.errors.NotFound), ``code`` not_found,
+        │                  asset_errored
+        └── NotReady       404 asset_not_ready with Retry-After
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import re
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from mediaplane.catalog import (
+    AssetStatus,
+    ModerationStatus,
+    Rights,
+    asset_for_playback,
+    poster_key,
+)
+from mediaplane.errors import NotFound
+from mediaplane.media import (
+    STORYBOARD_WIDTHS,
+    Presentation,
+    Rendition,
+    extract_thumbnail,
+    render_hls_master,
+    render_hls_media,
+    render_mpd,
+    snap_thumbnail,
+    storyboard_points,
+    thumbnail_name,
+)
+from mediaplane.storage import ObjectNotFound
+
+from ._access import check_playback
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from starlette.requests import Request
+
+    from mediaplane.runtime import Runtime
+
+IMMUTABLE = "public, max-age=31536000, immutable"
+MANIFEST_CACHE = "public, max-age=60"
+#: A playlist that gains segments: caches may hold it for about one segment at most.
+GROWING_CACHE = "public, max-age=1"
+RESTRICTED_CACHE = "private, max-age=60"
+THUMB_CACHE = "public, max-age=86400"
+HLS_TYPE = "application/vnd.apple.mpegurl"
+DASH_TYPE = "application/dash+xml"
+RID = re.compile(r"^[a-z0-9_]{1,32}$")
+LOOKUP_TTL = 5.0
+_SEGMENT = re.compile(r"(\d{1,9})\.m4s")
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+class DeliveryError(Exception):
+    """Root of the playback service's errors."""
+
+
+class PlaybackNotFound(DeliveryError, NotFound):
+    """No such playback id, rendition, segment or picture, or an asset that failed."""
+
+    def __init__(self, message: str, code: str = "not_found") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class NotReady(PlaybackNotFound):
+    """Not playable yet; the client may retry after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message, "asset_not_ready")
+        self.headers = {"Retry-After": str(retry_after)}
+
+
+@dataclass(frozen=True)
+class Playable:
+    asset_id: str
+    updated_at: datetime
+    presentation: Presentation
+    moderation: ModerationStatus
+    rights: Rights | None
+    #: rendition id → its segment numbers, so a segment request is a set lookup.
+    numbers: dict[str, frozenset[int]] = field(default_factory=dict, compare=False)
+
+    def has_segment(self, rendition: Rendition, number: int) -> bool:
+        known = self.numbers.get(rendition.id)
+        if known is None:
+            known = self.numbers[rendition.id] = frozenset(s.number for s in rendition.segments)
+        return number in known
+
+
+@dataclass(frozen=True)
+class Text:
+    """A rendered manifest with its ETag and the headers it is served with."""
+
+    body: bytes
+    etag: str
+    media_type: str
+    cache: str
+
+
+class _LookupCache:
+    """playback id → Playable for a few seconds, so segment requests skip the database."""
+
+    def __init__(self, size: int = 2048) -> None:
+        self.items: OrderedDict[str, tuple[float, Playable]] = OrderedDict()
+        self.size = size
+
+    def get(self, key: str) -> Playable | None:
+        hit = self.items.get(key)
+        if hit is None or hit[0] < time.monotonic():
+            return None
+        return hit[1]
+
+    def put(self, key: str, value: Playable) -> None:
+        self.items[key] = (time.monotonic() + LOOKUP_TTL, value)
+        self.items.move_to_end(key)
+        while len(self.items) > self.size:
+            self.items.popitem(last=False)
+
+
+_lookups = _LookupCache()
+#: (asset, manifest name, asset version) → rendered body and its ETag (hashed once).
+_manifests: OrderedDict[tuple[str, str, datetime], tuple[bytes, str]] = OrderedDict()
+
+
+# -- lookup --------------------------------------------------------------------------------
+
+
+#: What the lookup cache holds for a playback id now (no I/O), or None: the lean path's
+#: lookup (the cache's own method, so it costs no extra call).
+cached_playable = _lookups.get
+
+
+def playable(rt: Runtime, playback_id: str, request: Request) -> Playable:
+    """The asset behind ``playback_id`` if this viewer may play it now (else 403/404)."""
+    p = lookup(rt, playback_id)
+    check_playback(request, rt.settings, moderation=p.moderation, rights=p.rights)
+    return p
+
+
+def lookup(rt: Runtime, playback_id: str) -> Playable:
+    """The playable asset behind ``playback_id``: cached, else read from the database
+    (and cached once its presentation is complete)."""
+    hit = _lookups.get(playback_id)
+    if hit is not None:
+        return hit
+    with rt.db.session() as s:
+        asset, _ = asset_for_playback(s, playback_id)
+        if asset.status is AssetStatus.ERRORED:
+            raise PlaybackNotFound("This asset failed to process.", "asset_errored")
+        if asset.status is not AssetStatus.READY or not asset.presentation:
+            raise NotReady("This asset is still being prepared.", retry_after=2)
+        found = Playable(
+            asset.id,
+            asset.updated_at,
+            Presentation.from_dict(asset.presentation),
+            asset.moderation,
+            Rights.from_json(asset.rights) if asset.rights else None,
+        )
+    if found.presentation.complete:  # a growing presentation changes with every segment
+        _lookups.put(playback_id, found)
+    return found
+
+
+# -- render --------------------------------------------------------------------------------
+
+
+def _manifest(
+    p: Playable, name: str, render: Callable[[], str], media_type: str, cache: str
+) -> Text:
+    key = (p.asset_id, name, p.updated_at)
+    hit = _manifests.get(key)
+    if hit is None:
+        body = render().encode()
+        hit = body, '"' + hashlib.sha1(body, usedforsecurity=False).hexdigest() + '"'
+        _manifests[key] = hit
+        while len(_manifests) > 4096:
+            _manifests.popitem(last=False)
+    return Text(hit[0], hit[1], media_type, cache_control(p, cache))
+
+
+def cache_control(p: Playable, public: str) -> str:
+    """Media under rights (territories, a window) must not be shared by caches between
+    viewers or outlive the window: private and short for those, ``public`` for the rest."""
+    return RESTRICTED_CACHE if p.rights is not None else public
+
+
+def master_text(p: Playable) -> Text:
+    """The HLS master playlist of ``p``."""
+    growing = not p.presentation.complete
+    cache = GROWING_CACHE if growing else MANIFEST_CACHE
+    return _manifest(p, "master", lambda: render_hls_master(p.presentation), HLS_TYPE, cache)
+
+
+def mpd_text(p: Playable) -> Text:
+    """The DASH MPD of ``p`` (404 while only the muxed preview exists)."""
+    if not p.presentation.settled:
+        raise NotReady(
+            "DASH is served once the first renditions are packaged; HLS plays already.",
+            retry_after=5,
+        )
+    # Rungs still encoding join later: a snapshot MPD must not be cached for long.
+    cache = MANIFEST_CACHE if p.presentation.complete else GROWING_CACHE
+    return _manifest(p, "mpd", lambda: render_mpd(p.presentation), DASH_TYPE, cache)
+
+
+def _rendition(p: Playable, rendition: str) -> Rendition:
+    r = p.presentation.rendition(rendition) if RID.match(rendition) else None
+    if r is None:
+        raise PlaybackNotFound("No such rendition.")
+    return r
+
+
+def media_text(p: Playable, rendition: str) -> Text:
+    """The HLS media playlist of one rendition of ``p``."""
+    r = _rendition(p, rendition)
+    return _manifest(
+        p,
+        f"media:{r.id}",
+        lambda: render_hls_media(r, p.presentation.segment_seconds),
+        HLS_TYPE,
+        MANIFEST_CACHE if r.complete else GROWING_CACHE,
+    )
+
+
+def _vtt_time(seconds: float) -> str:
+    ms = round(seconds * 1000)
+    return f"{ms // 3600000:02d}:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
+
+
+def storyboard_text(p: Playable, width: int) -> Text:
+    """Seek previews as WebVTT: one cue per storyboard grid point, pointing at its
+    thumbnail at the storyboard width nearest above ``width``."""
+    pres = p.presentation
+    if not pres.video:
+        raise PlaybackNotFound("This asset has no video.")
+    w = next((x for x in STORYBOARD_WIDTHS if x >= width), STORYBOARD_WIDTHS[-1])
+
+    def render() -> str:
+        points = storyboard_points(pres.duration, pres.segment_seconds)
+        ends = [*points[1:], pres.duration]
+        cues = (
+            f"{_vtt_time(t)} --> {_vtt_time(end)}\nthumbnail.jpg?time={t}&width={w}\n"
+            for t, end in zip(points, ends, strict=True)
+        )
+        return "WEBVTT\n\n" + "\n".join(cues)
+
+    cache = MANIFEST_CACHE if pres.complete else GROWING_CACHE
+    return _manifest(p, f"storyboard:{w}", render, "text/vtt; charset=utf-8", cache)
+
+
+# -- serve: segments -----------------------------------------------------------------------
+
+
+def segment_object(p: Playable, rendition: str, name: str) -> tuple[str, str, str]:
+    """(object key, media type, Cache-Control) of an init or media segment of ``p``."""
+    r = _rendition(p, rendition)
+    if name == "init.mp4":
+        media_type = "video/mp4" if r.kind == "video" else "audio/mp4"
+    else:
+        m = _SEGMENT.fullmatch(name)
+        if m is None or not p.has_segment(r, int(m.group(1))):
+            raise PlaybackNotFound("No such segment.")
+        media_type = "video/iso.segment"
+    return f"assets/{p.asset_id}/cmaf/{r.id}/{name}", media_type, cache_control(p, IMMUTABLE)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A segment to send: its object, headers and, in a local store, its file."""
+
+    key: str
+    media_type: str
+    cache: str
+    local: Path | None
+
+
+def segment(rt: Runtime, p: Playable, rendition: str, name: str) -> Segment:
+    """The init or media segment ``name`` of one rendition of ``p``."""
+    key, media_type, cache = segment_object(p, rendition, name)
+    try:
+        local = rt.store.local_path(key)
+    except ObjectNotFound:
+        raise PlaybackNotFound("Segment not found.") from None
+    return Segment(key, media_type, cache, local)
+
+
+@dataclass(frozen=True)
+class ByteRange:
+    """The part of a remote segment to send: bytes ``[start, end)`` with ``status`` (200,
+    206, or 416 with nothing to send) and the headers that describe them."""
+
+    status: int
+    headers: dict[str, str]
+    start: int = 0
+    end: int = 0
+
+
+def segment_range(rt: Runtime, seg: Segment, range_header: str) -> ByteRange:
+    """What to send of a remote segment for a ``Range`` header (``""``: all of it)."""
+    try:
+        info = rt.store.stat(seg.key)
+    except ObjectNotFound:
+        raise PlaybackNotFound("Segment not found.") from None
+    headers = {"Cache-Control": seg.cache, "ETag": f'"{info.etag}"', "Accept-Ranges": "bytes"}
+    start, end, status = 0, info.size, 200
+    m = _RANGE.match(range_header.strip())
+    if m and (m.group(1) or m.group(2)):
+        if m.group(1):
+            start = int(m.group(1))
+            end = min(info.size, int(m.group(2)) + 1) if m.group(2) else info.size
+        else:
+            start, end = max(0, info.size - int(m.group(2))), info.size
+        if start >= end or start >= info.size:
+            return ByteRange(416, {"Content-Range": f"bytes */{info.size}"})
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{end - 1}/{info.size}"
+    headers["Content-Length"] = str(end - start)
+    return ByteRange(status, headers, start, end)
+
+
+def segment_bytes(rt: Runtime, seg: Segment, span: ByteRange) -> AsyncIterator[bytes]:
+    """The bytes of ``span`` of a remote segment, streamed from the store."""
+    return rt.store.iter_range(seg.key, span.start, span.end)
+
+
+# -- serve: pictures -----------------------------------------------------------------------
+
+
+def audio_poster(rt: Runtime, p: Playable) -> bytes:
+    """The one stored poster (a waveform JPEG, made by the asset job) of an audio-only
+    asset, whatever time or width was asked for."""
+    if not p.presentation.audio_only:
+        raise PlaybackNotFound("This asset has no video.")
+    try:
+        return rt.store.get_bytes(poster_key(p.asset_id))
+    except ObjectNotFound:
+        raise PlaybackNotFound("This asset has no poster.") from None
+
+
+@dataclass(frozen=True)
+class Thumbnail:
+    """A thumbnail snapped to the grid: its object key, the rendition and grid point it
+    comes from, and whether it is final (kept in the store, cached long)."""
+
+    key: str
+    rendition: Rendition
+    time: int
+    width: int
+    final: bool
+    cache: str
+
+
+def plan_thumbnail(p: Playable, time_s: float, width: int) -> Thumbnail:
+    """Snap a request for a frame near ``time_s`` seconds, ``width`` pixels wide, to the
+    asset's storyboard grid (the asset has video)."""
+    pres = p.presentation
+    videos = pres.video
+    t, w = snap_thumbnail(time_s, width, pres.duration, pres.segment_seconds)
+    r = next((v for v in videos if (v.width or 0) >= w), videos[-1])
+    # While the ladder still grows, the frame may come from a nearer segment: keep it briefly.
+    final = pres.complete
+    cache = cache_control(p, THUMB_CACHE if final else GROWING_CACHE)
+    return Thumbnail(f"assets/{p.asset_id}/{thumbnail_name(t, w)}", r, t, w, final, cache)
+
+
+def stored_thumbnail(rt: Runtime, thumb: Thumbnail) -> bytes | None:
+    """The thumbnail's JPEG if an earlier extraction (or the storyboard) stored it."""
+    with contextlib.suppress(ObjectNotFound):
+        return rt.store.get_bytes(thumb.key)
+    return None
+
+
+def make_thumbnail(rt: Runtime, p: Playable, thumb: Thumbnail) -> bytes:
+    """Extract the thumbnail's frame with ffmpeg from the segment that holds it (stored
+    when final)."""
+    r = thumb.rendition
+    ticks = thumb.time * r.timescale
+    seg = next((s for s in r.segments if s.start <= ticks < s.start + s.duration), r.segments[-1])
+    prefix = f"assets/{p.asset_id}/cmaf/{r.id}"
+    data = rt.store.get_bytes(f"{prefix}/init.mp4") + rt.store.get_bytes(
+        f"{prefix}/{seg.number}.m4s"
+    )
+    seek = max(0.0, (ticks - seg.start) / r.timescale)
+    jpeg = extract_thumbnail(rt.toolchain, rt.settings, data, seek, thumb.width)
+    if thumb.final:
+        rt.store.put_bytes(thumb.key, jpeg)
+    return jpeg

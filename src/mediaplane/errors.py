@@ -1,0 +1,24 @@
+"""Errors every domain shares, below all of them (imports nothing of Mediaplane).
+
+:class:`NotFound` is the base of each domain's "no such thing" (``catalog.AssetNotFound``,
+``ingest.UploadNotFound``, ``delivery.PlaybackNotFound``, …): one handler in
+:mod:`mediaplane.http` answers every one of them with 404 and the usual JSON body, so no
+router translates them itself.
+"""
+
+from __future__ import annotations
+
+__all__ = ["NotFound"]
+
+
+class NotFound(Exception):
+    """What a request named does not exist (or not yet): HTTP 404 with ``code`` and
+    ``message`` (said to the client, so it names no internals) and ``headers``."""
+
+    code = "not_found"
+    #: Headers the 404 carries (``Retry-After`` for what will exist soon).
+    headers: dict[str, str] = {}  # never mutated: replaced per class or instance
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
