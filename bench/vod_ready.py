@@ -72,6 +72,7 @@ from typing import Any
 import httpx
 import structlog
 
+from mediaplane.clips import Clip, picture, sine
 from mediaplane.config import Settings
 from mediaplane.media import Rung, Toolchain, plan_ladder, probe
 from mediaplane.media.ffmpeg import Source, encode_ladder_argv
@@ -257,22 +258,18 @@ def wait_quiet(max_wait: float, cores_busy: float = 0.2) -> float:
 
 def make_source(seconds: int) -> Path:
     """The 1080p30 test clip, generated once and cached outside git."""
-    CACHE.mkdir(parents=True, exist_ok=True)
     path = CACHE / f"src-1080p30-{seconds}s-crf18.mp4"
-    if path.exists():
-        return path
-    tmp = path.with_suffix(".tmp.mp4")
-    print(f"generating {path.name} (one-time) ...", flush=True)
-    subprocess.run(
-        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
-         "-f", "lavfi", "-t", str(seconds), "-i", "testsrc2=size=1920x1080:rate=30",
-         "-f", "lavfi", "-t", str(seconds), "-i", "sine=frequency=440:sample_rate=48000",
-         "-c:v", "libx264", "-preset", "ultrafast", "-crf", "18", "-pix_fmt", "yuv420p",
-         "-c:a", "aac", "-b:a", "128k", "-shortest", "-movflags", "+faststart", str(tmp)],
-        check=True, timeout=1800,
-    )  # fmt: skip
-    tmp.replace(path)
-    return path
+    if not path.exists():
+        print(f"generating {path.name} (one-time) ...", flush=True)
+    clip = Clip(
+        seconds=seconds,
+        video=picture("1920x1080", 30),
+        audio=(sine(440, 48000),),
+        codecs=("-c:v", "libx264", "-preset", "ultrafast", "-crf", "18", "-pix_fmt", "yuv420p")
+        + ("-c:a", "aac", "-b:a", "128k"),
+        extra=("-shortest", "-movflags", "+faststart"),
+    )
+    return clip.make(path, timeout=1800)
 
 
 # --------------------------------------------------------------------------- baseline
