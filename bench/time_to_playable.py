@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from mediaplane.clips import Clip, picture, sine  # noqa: E402
 from mediaplane.config import Settings  # noqa: E402
-from mediaplane.media import Toolchain, plan_ladder  # noqa: E402
+from mediaplane.media import Toolchain, plan_ladder, probe  # noqa: E402
 from mediaplane.media import ffmpeg as ff  # noqa: E402
 from tests.support import embedded_backend, start_server  # noqa: E402
 
@@ -63,6 +63,7 @@ def source(seconds: int) -> Path:
 def baseline_360p(src: Path) -> float:
     """Raw ffmpeg encoding only the 360p rung of the ladder, into a temp dir."""
     tools = Toolchain.discover(Settings())
+    audio = probe(tools, src, Settings()).audio
     rung = next(r for r in plan_ladder(1920, 1080, Fraction(30)) if r.height == 360)
     with tempfile.TemporaryDirectory() as tmp:
         argv = ff.encode_ladder_argv(
@@ -70,7 +71,7 @@ def baseline_360p(src: Path) -> float:
             ff.Source(src, "mov"),  # the source clip is MP4
             Path(tmp),
             [rung],
-            has_audio=True,
+            audio=audio,
             preset=PRESET,
             progress=False,
         )

@@ -74,7 +74,7 @@ import structlog
 
 from mediaplane.clips import Clip, picture, sine
 from mediaplane.config import Settings
-from mediaplane.media import Rung, Toolchain, plan_ladder, probe
+from mediaplane.media import AudioStream, Rung, Toolchain, plan_ladder, probe
 from mediaplane.media.ffmpeg import Source, encode_ladder_argv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -286,7 +286,7 @@ def run_baseline(
     tools: Toolchain,
     source: Path,
     rungs: list[Rung],
-    has_audio: bool,
+    audio: tuple[AudioStream, ...],
     preset: str,
     keep: bool,
     quiet_wait: float,
@@ -298,7 +298,7 @@ def run_baseline(
         Source(source, "mov"),  # make_source writes MP4, as the server's probe names it
         out,
         rungs,
-        has_audio=has_audio,
+        audio=audio,
         preset=preset,
         progress=False,
     )
@@ -312,7 +312,7 @@ def run_baseline(
         ours = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
         cpu = window.end({"tools": ours}, set())
         size = sum(p.stat().st_size for p in out.iterdir())
-        expected = len(rungs) + (1 if has_audio else 0)
+        expected = len(rungs) + len(audio)
         if len(list(out.iterdir())) != expected or size == 0:
             raise RuntimeError(f"baseline produced {sorted(p.name for p in out.iterdir())}")
         return BaselineResult(seconds, size, cpu)
@@ -824,7 +824,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"round {i + 1}/{args.rounds}: {side} ...", flush=True)
             if side == "baseline":
                 bres = run_baseline(
-                    tools, source, rungs, info.has_audio, args.preset, args.keep, args.quiet_wait
+                    tools, source, rungs, info.audio, args.preset, args.keep, args.quiet_wait
                 )
                 baselines.append(bres)
                 print(f"  raw ffmpeg: {bres.seconds:.2f} s", flush=True)
