@@ -97,6 +97,11 @@ def test_an_interrupted_upload_resumes_where_it_stopped(
     asset = mp.wait(upload["asset_id"] or "", timeout=180)
     assert asset["status"] == "ready", asset
     assert asset["content_hash"] == hashlib.sha256(clip.read_bytes()).hexdigest()
+    assert mp.update_asset(asset["id"], title="renamed")["title"] == "renamed"
+    mp.delete_asset(asset["id"])
+    with pytest.raises(RequestFailed) as gone:
+        mp.get_asset(asset["id"])
+    assert gone.value.status == 404
 
 
 def test_wait_returns_the_whole_ladder(mp: Client, uploaded: tuple[str, list[int]]) -> None:
@@ -120,6 +125,9 @@ def test_a_4xx_is_a_typed_error_with_the_apis_code_and_message(
     with pytest.raises(RequestFailed) as bad:
         mp.list_assets(content_hash="abc")
     assert bad.value.status == 400 and bad.value.code == "invalid_request"
+    with pytest.raises(RequestFailed) as refused_url:
+        mp.import_url("http://127.0.0.1/private.mp4")  # loopback: not a place to fetch from
+    assert refused_url.value.status == 400 and refused_url.value.code == "url_refused"
     with Client(sqlite_server.url, "wrong") as stranger, pytest.raises(TokenRefused) as refused:
         stranger.list_assets()
     assert refused.value.status == 401 and refused.value.code == "unauthorized"
