@@ -16,7 +16,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
 from mediaplane import __version__
-from mediaplane.accounts import ensure_admin_token
+from mediaplane.accounts import api_router, ensure_admin_token
 from mediaplane.config import Settings, get_settings
 from mediaplane.http import install_error_handlers
 from mediaplane.runtime import Runtime
@@ -100,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(catalog.api_router())  # type: ignore[arg-type]
     app.include_router(ingest.uploads_router())  # type: ignore[arg-type]
+    app.include_router(api_router())
     app.include_router(delivery.router)
     app.include_router(ops.router)
     app.include_router(web.router)

@@ -712,6 +712,32 @@ def token_cmd(data_dir: DataDir = None) -> None:
     typer.echo(ensure_admin_token(_settings(data_dir=data_dir))[0])
 
 
+admin_app = typer.Typer(help="Accounts: users and roles.", no_args_is_help=True)
+app.add_typer(admin_app, name="admin")
+
+
+@admin_app.command("create-user")
+def create_user_cmd(
+    email: Annotated[str, typer.Argument(help="The account's e-mail address")],
+    role: Annotated[str, typer.Option(help="viewer, creator, moderator or admin")] = "viewer",
+    password_stdin: Annotated[bool, typer.Option(help="Read the password from stdin")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Create a local account (on a fresh install, the first admin: --role admin)."""
+    from mediaplane.accounts import AccountsError, create_user_command
+    from mediaplane.db import DatabaseError
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        user = create_user_command(_settings(data_dir=data_dir), email, password, role)
+    except (AccountsError, DatabaseError) as exc:
+        _fatal(str(exc))
+    typer.echo(f"created {user.role} {user.email} (id {user.id})")
+
+
 @app.command()
 def version() -> None:
     """Print the version."""

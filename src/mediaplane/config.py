@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     queue_namespace: str = "mediaplane"
 
     admin_token: str | None = Field(default=None, repr=False)
+    secret_key: str | None = Field(default=None, repr=False)
+    access_token_seconds: int = Field(default=900, ge=30)
+    refresh_token_seconds: int = Field(default=30 * 86400, ge=60)
     log_level: str = "INFO"
     #: "auto": readable lines on a terminal, JSON lines otherwise; or always "console"/"json".
     log_format: Literal["auto", "console", "json"] = "auto"
@@ -251,6 +254,9 @@ MEANINGS = {
     "storage_url": "`s3://bucket/prefix?endpoint=…&region=…` (credentials from `AWS_*`)",
     "queue_namespace": "prefix of the job queues (several installs on one broker)",
     "admin_token": "the admin API token, instead of the generated `<data-dir>/admin-token`",
+    "secret_key": "signs access tokens for apps, instead of the generated `<data-dir>/secret-key`",
+    "access_token_seconds": "lifetime of an app's access token (JWT)",
+    "refresh_token_seconds": "lifetime of a refresh token (each use rotates it)",
     "log_level": "DEBUG, INFO, WARNING or ERROR",
     "log_format": "`auto`: readable lines on a terminal, JSON lines otherwise; `console`; `json`",
     "ffmpeg_path": "the ffmpeg binary",
@@ -294,6 +300,7 @@ DEFAULT_TEXT = {
     "storage_url": "`<data-dir>/objects`",
     "public_url": "`http://host:port`",
     "admin_token": "generated",
+    "secret_key": "generated",
     "packager_path": "the one in `node_modules`",
     "node_modules_dir": "`node_modules` of the checkout",
     "worker_concurrency": "half the CPU cores, at least 2",

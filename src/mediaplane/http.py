@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mediaplane.runtime import Runtime
 
-__all__ = ["ApiError", "error_body", "install_error_handlers", "runtime_dep"]
+__all__ = ["ApiError", "error_body", "install_error_handlers", "read_small_body", "runtime_dep"]
 
 log = structlog.get_logger("mediaplane.http")
 
@@ -72,3 +72,25 @@ def install_error_handlers(app: FastAPI) -> None:
 def runtime_dep(request: Request) -> Runtime:
     rt: Runtime = request.app.state.runtime
     return rt
+
+
+async def read_small_body(request: Request, limit: int) -> bytes:
+    """A small request body (JSON), read whole but never past ``limit`` bytes: a declared
+    Content-Length over it is refused before reading, and so is the first chunk past it
+    (413, the connection closes)."""
+    too_large = ApiError(
+        413,
+        "payload_too_large",
+        f"The request body is larger than {limit} bytes.",
+        headers={"Connection": "close"},
+    )
+    declared = request.headers.get("content-length", "").strip()
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    seen, chunks = 0, []
+    async for chunk in request.stream():
+        seen += len(chunk)
+        if seen > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)

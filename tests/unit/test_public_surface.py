@@ -15,6 +15,7 @@ PACKAGES = [
     "mediaplane.jobs",
     "mediaplane.media",
     "mediaplane.ops",
+    "mediaplane.pipeline",
     "mediaplane.storage",
     "mediaplane.web",
 ]

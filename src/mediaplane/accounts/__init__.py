@@ -1,10 +1,144 @@
-"""Accounts: API tokens (an admin token today; users, roles and OIDC come later).
+"""Accounts: users and sign-in, API keys, tokens for apps, and signed-playback keys.
 
-Errors are HTTP 401s raised through :class:`mediaplane.http.ApiError`.
+Users have a role (viewer, creator, moderator, admin) and an argon2id password hash (or
+none: OpenID Connect later). Servers use scoped API keys (``read`` < ``write`` < ``admin``),
+stored hashed; the configured admin token is the install's first admin key. Apps trade a
+password for a short-lived JWT access token and a rotating refresh token. Signed playback
+follows Mux's scheme: RSA signing keys, RS256 playback tokens checked by
+:func:`verify_playback_token`.
+
+Errors::
+
+    AccountsError                   every error here; ``code`` is stable for clients
+    ├── InvalidAccountInput         a bad e-mail address, password, role or scope
+    ├── EmailTaken                  the address has an account already
+    ├── AuthenticationFailed        wrong credentials or a disabled account (one message)
+    ├── ApiKeyInvalid               unknown, revoked, retired admin token, owner disabled
+    ├── InsufficientScope           a valid key whose scope is too narrow
+    ├── TokenInvalid                an access or refresh token that is not (or no longer) good
+    │   └── RefreshTokenReused      a spent refresh token again: its family is revoked
+    ├── NotFound                    no such user, API key or signing key
+    └── PlaybackTokenRejected       ``code`` is one of REJECTION_REASONS
+
+The HTTP dependencies turn key errors into 401/403 :class:`mediaplane.http.ApiError` s.
 """
 
 from __future__ import annotations
 
-from ._tokens import ensure_admin_token, require_admin
+from ._admin import create_user_command
+from ._api import api_router
+from ._api_keys import (
+    NewApiKey,
+    adopt_admin_token,
+    create_api_key,
+    list_api_keys,
+    revoke_api_key,
+    verify_api_key,
+)
+from ._app_tokens import (
+    AccessClaims,
+    TokenPair,
+    TokenPolicy,
+    issue_access_token,
+    refresh_tokens,
+    revoke_family,
+    sign_in_tokens,
+    verify_access_token,
+)
+from ._errors import (
+    AccountsError,
+    ApiKeyInvalid,
+    AuthenticationFailed,
+    EmailTaken,
+    InsufficientScope,
+    InvalidAccountInput,
+    NotFound,
+    PlaybackTokenRejected,
+    RefreshTokenReused,
+    TokenInvalid,
+)
+from ._models import ApiKey, Identity, KeySource, RefreshToken, Role, Scope, SigningKey, User
+from ._signing import (
+    AUDIENCES,
+    REJECTION_REASONS,
+    CachedKeys,
+    KeyLookup,
+    NewSigningKey,
+    PlaybackGrant,
+    PublicKey,
+    create_signing_key,
+    list_signing_keys,
+    revoke_signing_key,
+    session_lookup,
+    verify_playback_token,
+)
+from ._tokens import ensure_admin_token, ensure_secret_key, require_admin, require_scope
+from ._users import (
+    authenticate,
+    create_user,
+    find_user,
+    get_user,
+    hash_password,
+    normalise_email,
+    set_disabled,
+)
 
-__all__ = ["ensure_admin_token", "require_admin"]
+__all__ = [
+    "AUDIENCES",
+    "REJECTION_REASONS",
+    "AccessClaims",
+    "AccountsError",
+    "ApiKey",
+    "ApiKeyInvalid",
+    "AuthenticationFailed",
+    "CachedKeys",
+    "EmailTaken",
+    "Identity",
+    "InsufficientScope",
+    "InvalidAccountInput",
+    "KeyLookup",
+    "KeySource",
+    "NewApiKey",
+    "NewSigningKey",
+    "NotFound",
+    "PlaybackGrant",
+    "PlaybackTokenRejected",
+    "PublicKey",
+    "RefreshToken",
+    "RefreshTokenReused",
+    "Role",
+    "Scope",
+    "SigningKey",
+    "TokenInvalid",
+    "TokenPair",
+    "TokenPolicy",
+    "User",
+    "adopt_admin_token",
+    "api_router",
+    "authenticate",
+    "create_api_key",
+    "create_signing_key",
+    "create_user",
+    "create_user_command",
+    "ensure_admin_token",
+    "ensure_secret_key",
+    "find_user",
+    "get_user",
+    "hash_password",
+    "issue_access_token",
+    "list_api_keys",
+    "list_signing_keys",
+    "normalise_email",
+    "refresh_tokens",
+    "require_admin",
+    "require_scope",
+    "revoke_api_key",
+    "revoke_family",
+    "revoke_signing_key",
+    "session_lookup",
+    "set_disabled",
+    "sign_in_tokens",
+    "verify_access_token",
+    "verify_api_key",
+    "verify_playback_token",
+]

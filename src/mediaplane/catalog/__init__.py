@@ -1,4 +1,4 @@
-"""Catalog: assets and playback ids, the asset REST API and the asset-processing job.
+"""Catalog: assets and playback ids, their rights, and the asset REST API.
 
 Errors::
 

@@ -106,7 +106,7 @@ class Asset(Base):
     fingerprint_status: Mapped[FingerprintStatus | None] = mapped_column(
         str_enum(FingerprintStatus, 16), index=True
     )
-    #: An older asset whose audio matches this one's (see catalog._dedupe).
+    #: An older asset whose audio matches this one's (see pipeline._fingerprint).
     audio_match_of: Mapped[str | None] = mapped_column(String(32))
 
     playback_ids: Mapped[list[PlaybackId]] = relationship(

@@ -105,7 +105,7 @@ def record_content_hash(session: Session, asset: Asset, content_hash: str) -> st
 
 def queue_fingerprint(session: Session, asset: Asset) -> Job:
     """Add the ``asset.fingerprint`` job for an asset whose source is stored (dispatch it
-    after commit); it finds assets with the same audio (see ``catalog._dedupe``)."""
+    after commit); it finds assets with the same audio (see ``pipeline._fingerprint``)."""
     asset.fingerprint_status = FingerprintStatus.PENDING
     return create_job(session, JobType.FINGERPRINT_AUDIO, {"asset_id": asset.id}, asset.id)
 

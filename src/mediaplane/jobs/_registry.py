@@ -38,30 +38,30 @@ class JobSpec:
 JOB_SPECS: dict[JobType, JobSpec] = {
     JobType.IMPORT_URL: JobSpec(
         handler="mediaplane.ingest._jobs:import_url",
-        on_give_up="mediaplane.catalog._jobs:asset_gave_up",
+        on_give_up="mediaplane.pipeline:asset_gave_up",
         queue="io",
         max_attempts=None,
         timeout_seconds=3600,
     ),
     JobType.PROCESS_ASSET: JobSpec(
-        handler="mediaplane.catalog._jobs:process_asset",
-        on_give_up="mediaplane.catalog._jobs:asset_gave_up",
+        handler="mediaplane.pipeline:process_asset",
+        on_give_up="mediaplane.pipeline:asset_gave_up",
         queue="media",
         max_attempts=None,
         timeout_seconds=6 * 3600,
     ),
     # Duplicate detection only: giving up never errors the asset, it marks the fingerprint.
     JobType.FINGERPRINT_AUDIO: JobSpec(
-        handler="mediaplane.catalog._dedupe:fingerprint_asset",
-        on_give_up="mediaplane.catalog._dedupe:fingerprint_gave_up",
+        handler="mediaplane.pipeline:fingerprint_asset",
+        on_give_up="mediaplane.pipeline:fingerprint_gave_up",
         queue="media",
         max_attempts=None,
         timeout_seconds=3600,
     ),
     # A chunked ladder: one rung over one span of the source per job, on any worker.
     JobType.ENCODE_CHUNK: JobSpec(
-        handler="mediaplane.catalog._chunked:encode_chunk_job",
-        on_give_up="mediaplane.catalog._jobs:asset_gave_up",
+        handler="mediaplane.pipeline:encode_chunk_job",
+        on_give_up="mediaplane.pipeline:asset_gave_up",
         queue="media",
         max_attempts=None,
         timeout_seconds=3600,
@@ -69,8 +69,8 @@ JOB_SPECS: dict[JobType, JobSpec] = {
     # Joins a rung's chunks, packages the rung and adds it to the asset's manifests. Its own
     # queue: a rung whose chunks are done is published next, not after every queued chunk.
     JobType.STITCH_RUNG: JobSpec(
-        handler="mediaplane.catalog._chunked:stitch_rung_job",
-        on_give_up="mediaplane.catalog._jobs:asset_gave_up",
+        handler="mediaplane.pipeline:stitch_rung_job",
+        on_give_up="mediaplane.pipeline:asset_gave_up",
         queue="package",
         max_attempts=None,
         timeout_seconds=3600,

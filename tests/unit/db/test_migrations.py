@@ -10,6 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 
+import mediaplane.accounts  # noqa: F401  (registers tables)
 import mediaplane.catalog  # noqa: F401  (registers tables)
 import mediaplane.ingest._uploads  # noqa: F401
 import mediaplane.jobs  # noqa: F401

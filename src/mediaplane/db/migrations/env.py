@@ -3,6 +3,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
+import mediaplane.accounts  # noqa: F401  (registers tables)
 import mediaplane.catalog  # noqa: F401  (registers tables)
 import mediaplane.ingest  # noqa: F401
 import mediaplane.jobs  # noqa: F401

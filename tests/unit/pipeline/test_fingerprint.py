@@ -1,10 +1,9 @@
-"""Duplicate detection: content hashes, fingerprint comparison, and the fingerprint job run
-against real ffmpeg and SQLite."""
+"""Audio duplicate detection: fingerprint comparison, and the fingerprint job run against
+real ffmpeg and SQLite (content hashes: tests/unit/catalog/test_content_hash.py)."""
 
 from __future__ import annotations
 
 import array
-import hashlib
 import random
 import shutil
 from collections.abc import Iterator
@@ -15,15 +14,17 @@ import pytest
 from mediaplane.catalog import (
     Asset,
     FingerprintStatus,
-    delete_asset,
-    find_by_content_hash,
-    list_assets,
     queue_fingerprint,
     record_content_hash,
     sha256_file,
     source_key,
 )
-from mediaplane.catalog._dedupe import (
+from mediaplane.clips import H264, Clip, picture
+from mediaplane.config import Settings
+from mediaplane.jobs import JobState, run_job
+from mediaplane.media import Toolchain, probe
+from mediaplane.media.ffmpeg import Source
+from mediaplane.pipeline._chromaprint import (
     MIN_OVERLAP,
     Fingerprint,
     audio_fingerprint,
@@ -31,11 +32,6 @@ from mediaplane.catalog._dedupe import (
     compare,
     parse_raw,
 )
-from mediaplane.clips import H264, Clip, picture
-from mediaplane.config import Settings
-from mediaplane.jobs import JobState, run_job
-from mediaplane.media import Toolchain, probe
-from mediaplane.media.ffmpeg import Source
 from mediaplane.runtime import Runtime
 from tests.support import MEDIA_CACHE, migrated_runtime
 
@@ -59,16 +55,6 @@ def _flip(words: list[int], share: float, seed: int) -> list[int]:
                 mask |= 1 << bit
         out.append(w ^ mask)
     return out
-
-
-# -- content hash ---------------------------------------------------------------------------
-
-
-def test_sha256_file(tmp_path: Path) -> None:
-    path = tmp_path / "f.bin"
-    data = b"x" * (3 << 20) + b"tail"  # more than one read chunk
-    path.write_bytes(data)
-    assert sha256_file(path) == hashlib.sha256(data).hexdigest()
 
 
 # -- fingerprints and their comparison ------------------------------------------------------
@@ -297,23 +283,3 @@ def test_fingerprint_job_links_matches_in_either_order(runtime: Runtime) -> None
     row = _asset(runtime, late)
     assert row.content_hash == sha256_file(melody)
     assert row.duplicate_of == older
-
-
-def test_content_hash_lookup_and_delete_relinks(runtime: Runtime, tmp_path: Path) -> None:
-    clip = tmp_path / "a.mp4"
-    clip.write_bytes(b"same bytes")
-    first, second, third = (_add(runtime, clip, f"copy {i}") for i in range(3))
-    digest = hashlib.sha256(b"same bytes").hexdigest()
-    with runtime.db.session() as s:
-        found = find_by_content_hash(s, digest)
-        assert found is not None and found.id == first
-        rows, total = list_assets(s, limit=10, page=1, content_hash=digest)
-        assert total == 3 and {r.id for r in rows} == {first, second, third}
-        assert list_assets(s, limit=10, page=1, content_hash="0" * 64) == ([], 0)
-        with pytest.raises(ValueError, match="sha256"):
-            record_content_hash(s, rows[0], "not-a-hash")
-    assert _asset(runtime, second).duplicate_of == first
-    assert _asset(runtime, third).duplicate_of == first
-    delete_asset(runtime, first)
-    assert _asset(runtime, second).duplicate_of is None  # now the oldest copy
-    assert _asset(runtime, third).duplicate_of == second

@@ -1,13 +1,9 @@
-"""Audio duplicate detection: chromaprint fingerprints and their comparison.
+"""Chromaprint audio fingerprints: computed by ffmpeg's chromaprint muxer, and compared.
 
 Exact duplicates (the same bytes) are found at ingest by the source's sha256
-(``_service.record_content_hash``). This module finds the *same audio in a different file* —
-another container, another video track, another audio bitrate or codec: the
-``asset.fingerprint`` job fingerprints the first :data:`FINGERPRINT_SECONDS` of the first
-audio track with ffmpeg's chromaprint muxer, stores the raw fingerprint on the asset and
-compares it with every other stored fingerprint. When two assets match, the newer one gets
-``audio_match_of = <the older one>`` — whichever of the two jobs finishes last sets it, so
-two uploads fingerprinted at the same time still find each other.
+(``catalog.record_content_hash``). A fingerprint finds the *same audio in a different file* —
+another container, another video track, another audio bitrate or codec (the job that uses
+it: :mod:`._fingerprint`). No database here: data in, data out.
 
 How two fingerprints are compared (:func:`compare`): a chromaprint fingerprint is a run of
 32-bit words, about 8 a second, each bit one comparison of chroma (pitch class) energies.
@@ -40,29 +36,17 @@ from __future__ import annotations
 
 import array
 import functools
-import shutil
 import statistics
 import sys
-import tempfile
 from dataclasses import dataclass
-from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-import structlog
-from sqlalchemy import func, select, update
-
-from mediaplane.jobs import JobContext, PermanentJobError
-from mediaplane.media import InvalidMedia, ManagedProcess, ProcessFailed, classify, probe
+from mediaplane.jobs import PermanentJobError
+from mediaplane.media import ManagedProcess
 from mediaplane.media import ffmpeg as ff
-
-from ._models import Asset, FingerprintStatus
-from ._service import record_content_hash, sha256_file
 
 if TYPE_CHECKING:
     from mediaplane.media import Toolchain
-
-log = structlog.get_logger("mediaplane.catalog")
 
 #: Audio fingerprinted per asset, from the start: enough to identify a recording (AcoustID
 #: uses 120 s too) while bounding the work for a 12-hour source.
@@ -206,144 +190,3 @@ def audio_fingerprint(
         name="chromaprint",
     ).run()
     return parse_raw(done.stdout)
-
-
-def _compute(
-    ctx: JobContext, key: str, content_hash: str | None
-) -> tuple[FingerprintStatus, bytes]:
-    """Fetch the source when it is remote, fingerprint it; the status says what was found."""
-    rt = ctx.runtime
-    root = rt.settings.data_path / "work"
-    root.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f"{ctx.job_id}-fp-", dir=root))
-    try:
-        source = rt.store.local_path(key)
-        if source is None:
-            source = work / "source"
-            rt.store.download(key, source)
-        ctx.progress(40.0, force=True)
-        if content_hash is None:
-            # A source stored by a path that did not hash it (e.g. a resumable upload).
-            digest = sha256_file(source)
-            with rt.db.session() as s:
-                row = s.get(Asset, ctx.payload["asset_id"])
-                if row is not None and row.content_hash is None:
-                    record_content_hash(s, row, digest)
-        try:
-            info = probe(rt.toolchain, source, rt.settings)
-        except InvalidMedia as exc:  # the processing job tells the creator; nothing to do here
-            raise PermanentJobError(str(exc)) from exc
-        if not info.has_audio:
-            return FingerprintStatus.NO_AUDIO, b""
-        try:
-            memory = min(rt.settings.subprocess_memory_bytes, FINGERPRINT_MEMORY_BYTES)
-            fp = audio_fingerprint(
-                rt.toolchain, ff.Source(source, info.demuxer), memory_bytes=memory
-            )
-        except ProcessFailed as exc:
-            failure = classify(exc, "The audio track could not be decoded.")
-            if isinstance(failure, InvalidMedia):
-                raise PermanentJobError(str(failure)) from exc
-            raise failure from exc  # the host's problem: retried
-        ctx.progress(70.0, force=True)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    if len(fp) // 4 < MIN_OVERLAP:
-        return FingerprintStatus.TOO_SHORT, fp
-    return FingerprintStatus.READY, fp
-
-
-def fingerprint_asset(ctx: JobContext) -> None:
-    """Job ``asset.fingerprint``: fingerprint the asset's audio and link matching assets."""
-    rt = ctx.runtime
-    asset_id = ctx.payload["asset_id"]
-    with rt.db.session() as s:
-        asset = s.get(Asset, asset_id)
-        if asset is None or not asset.source_key:
-            log.info("fingerprint.skip", asset_id=asset_id)
-            return
-        key, content_hash = asset.source_key, asset.content_hash
-        reused: tuple[FingerprintStatus, bytes] | None = None
-        original = s.get(Asset, asset.duplicate_of) if asset.duplicate_of else None
-        if original is not None and original.fingerprint_status in (
-            FingerprintStatus.READY,
-            FingerprintStatus.NO_AUDIO,
-            FingerprintStatus.TOO_SHORT,
-        ):
-            # The same bytes give the same fingerprint: no need to decode them again.
-            reused = (original.fingerprint_status, original.audio_fingerprint or b"")
-    status, fp = reused or _compute(ctx, key, content_hash)
-    with rt.db.session() as s:
-        row = s.get(Asset, asset_id)
-        if row is None:
-            return
-        row.fingerprint_status = status
-        row.audio_fingerprint = fp or None
-    log.info("fingerprint.stored", asset_id=asset_id, status=str(status), words=len(fp) // 4)
-    if status is FingerprintStatus.READY:
-        link_audio_matches(ctx, asset_id, Fingerprint.from_bytes(fp))
-
-
-def link_audio_matches(ctx: JobContext, asset_id: str, fp: Fingerprint) -> str | None:
-    """Compare ``fp`` with every other stored fingerprint and link matching pairs.
-
-    This asset gets ``audio_match_of`` = its best-matching older asset; newer matching
-    assets that have no match yet get this one. Returns this asset's match, if any.
-    """
-    rt = ctx.runtime
-    with rt.db.session() as s:
-        me = s.get(Asset, asset_id)
-        if me is None:
-            return None
-        mine = (me.created_at, me.id)
-        best: tuple[float, datetime, str] | None = None  # (ber, created_at, id)
-        newer: list[str] = []
-        others = (Asset.fingerprint_status == FingerprintStatus.READY) & (Asset.id != asset_id)
-        total = s.scalar(select(func.count()).select_from(Asset).where(others)) or 1
-        rows = s.execute(
-            select(Asset.id, Asset.created_at, Asset.audio_fingerprint, Asset.audio_match_of)
-            .where(others)
-            .execution_options(yield_per=256)
-        )
-        # ~100 µs per comparison of two 2-minute fingerprints: 10 000 assets take about 1 s.
-        for n, (other_id, created, blob, match_of) in enumerate(rows, start=1):
-            ctx.progress(70.0 + 29.0 * min(1.0, n / total))  # writes at most twice a second
-            if not blob:
-                continue
-            match = compare(fp, Fingerprint.from_bytes(blob))
-            if match is None:
-                continue
-            log.info(
-                "fingerprint.match",
-                asset_id=asset_id,
-                other=other_id,
-                ber=round(match.ber, 3),
-                baseline=round(match.baseline, 3),
-                offset_s=round(match.offset_seconds, 2),
-            )
-            if (created, other_id) < mine:
-                if best is None or (match.ber, created, other_id) < best:
-                    best = (match.ber, created, other_id)
-            elif match_of is None:
-                newer.append(other_id)
-    found = best[2] if best is not None else None
-    with rt.db.session() as s:
-        if found is not None:
-            s.execute(update(Asset).where(Asset.id == asset_id).values(audio_match_of=found))
-        for other_id in newer:
-            s.execute(
-                update(Asset)
-                .where(Asset.id == other_id, Asset.audio_match_of.is_(None))
-                .values(audio_match_of=asset_id)
-            )
-    return found
-
-
-def fingerprint_gave_up(ctx: JobContext, message: str, *, permanent: bool) -> None:
-    """The fingerprint job will not be retried: mark it failed; the asset itself is fine."""
-    asset_id = ctx.payload["asset_id"]
-    with ctx.runtime.db.session() as s:
-        row = s.get(Asset, asset_id)
-        if row is not None:
-            row.fingerprint_status = FingerprintStatus.FAILED
-    log.info("fingerprint.failed", asset_id=asset_id, message=message, permanent=permanent)

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from mediaplane.catalog import Asset, AssetStatus
-from mediaplane.catalog._jobs import publish_renditions, update_presentation
 from mediaplane.media import Presentation, Rendition, Segment, render_hls_master
+from mediaplane.pipeline import publish_renditions, update_presentation
 from mediaplane.runtime import Runtime
 from tests.support import migrated_runtime
 
