@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     rungs = plan_ladder(info.width, info.height, info.fps, settings.segment_seconds)
 
     print(f"source {source.name}: {info.duration:.1f} s, ladder {[r.name for r in rungs]}")
-    base = run_baseline(tools, source, rungs, info.has_audio, args.preset, False, 30)
+    base = run_baseline(tools, source, rungs, info.audio, args.preset, False, 30)
     print(f"raw ffmpeg one-command ladder   {base.seconds:7.2f} s")
     one = run_server(source, rungs, {"chunked_encoding": "off"}, args.preset)
     print(

@@ -53,6 +53,8 @@ from pathlib import Path
 
 import httpx
 
+from mediaplane.clips import AAC, Clip, picture, sine
+
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache" / "bench"
 SEGMENT_TARGET = int(1.2 * 1024 * 1024)
@@ -66,21 +68,14 @@ def free_port() -> int:
 
 
 def make_clip(seconds: int) -> Path:
-    CACHE.mkdir(parents=True, exist_ok=True)
-    path = CACHE / f"origin-1080p-{seconds}s.mp4"
-    if not path.exists():
-        tmp = path.with_suffix(".tmp.mp4")
-        subprocess.run(
-            ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
-             "-f", "lavfi", "-t", str(seconds), "-i", "testsrc2=size=1920x1080:rate=30",
-             "-f", "lavfi", "-t", str(seconds), "-i", "sine=frequency=440:sample_rate=48000",
-             "-c:v", "libx264", "-preset", "ultrafast", "-crf", "18", "-pix_fmt", "yuv420p",
-             "-c:a", "aac", str(tmp)],
-            check=True,
-            timeout=600,
-        )  # fmt: skip
-        tmp.replace(path)
-    return path
+    clip = Clip(
+        seconds=seconds,
+        video=picture("1920x1080", 30),
+        audio=(sine(440, 48000),),
+        codecs=("-c:v", "libx264", "-preset", "ultrafast", "-crf", "18", "-pix_fmt", "yuv420p")
+        + AAC,
+    )
+    return clip.make(CACHE / f"origin-1080p-{seconds}s.mp4", timeout=600)
 
 
 @dataclass

@@ -36,8 +36,9 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from mediaplane.clips import Clip, picture, sine  # noqa: E402
 from mediaplane.config import Settings  # noqa: E402
-from mediaplane.media import Toolchain, plan_ladder  # noqa: E402
+from mediaplane.media import Toolchain, plan_ladder, probe  # noqa: E402
 from mediaplane.media import ffmpeg as ff  # noqa: E402
 from tests.support import embedded_backend, start_server  # noqa: E402
 
@@ -47,51 +48,22 @@ PRESET = "veryfast"
 
 
 def source(seconds: int) -> Path:
-    CACHE.mkdir(parents=True, exist_ok=True)
     path = CACHE / f"ttp-1080p30-{seconds}s.mp4"
     if not path.exists():
         print(f"generating {path.name} …", flush=True)
-        tmp = path.with_suffix(".tmp.mp4")
-        subprocess.run(
-            [
-                "ffmpeg",
-                "-hide_banner",
-                "-loglevel",
-                "error",
-                "-nostdin",
-                "-y",
-                "-f",
-                "lavfi",
-                "-t",
-                str(seconds),
-                "-i",
-                "testsrc2=size=1920x1080:rate=30",
-                "-f",
-                "lavfi",
-                "-t",
-                str(seconds),
-                "-i",
-                "sine=frequency=440:sample_rate=48000",
-                "-c:v",
-                "libx264",
-                "-preset",
-                "ultrafast",
-                "-crf",
-                "18",
-                "-c:a",
-                "aac",
-                str(tmp),
-            ],
-            check=True,
-            timeout=3600,
-        )
-        tmp.replace(path)
-    return path
+    clip = Clip(
+        seconds=seconds,
+        video=picture("1920x1080", 30),
+        audio=(sine(440, 48000),),
+        codecs=("-c:v", "libx264", "-preset", "ultrafast", "-crf", "18", "-c:a", "aac"),
+    )
+    return clip.make(path, timeout=3600)
 
 
 def baseline_360p(src: Path) -> float:
     """Raw ffmpeg encoding only the 360p rung of the ladder, into a temp dir."""
     tools = Toolchain.discover(Settings())
+    audio = probe(tools, src, Settings()).audio
     rung = next(r for r in plan_ladder(1920, 1080, Fraction(30)) if r.height == 360)
     with tempfile.TemporaryDirectory() as tmp:
         argv = ff.encode_ladder_argv(
@@ -99,7 +71,7 @@ def baseline_360p(src: Path) -> float:
             ff.Source(src, "mov"),  # the source clip is MP4
             Path(tmp),
             [rung],
-            has_audio=True,
+            audio=audio,
             preset=PRESET,
             progress=False,
         )

@@ -72,8 +72,9 @@ from typing import Any
 import httpx
 import structlog
 
+from mediaplane.clips import Clip, picture, sine
 from mediaplane.config import Settings
-from mediaplane.media import Rung, Toolchain, plan_ladder, probe
+from mediaplane.media import AudioStream, Rung, Toolchain, plan_ladder, probe
 from mediaplane.media.ffmpeg import Source, encode_ladder_argv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -257,22 +258,18 @@ def wait_quiet(max_wait: float, cores_busy: float = 0.2) -> float:
 
 def make_source(seconds: int) -> Path:
     """The 1080p30 test clip, generated once and cached outside git."""
-    CACHE.mkdir(parents=True, exist_ok=True)
     path = CACHE / f"src-1080p30-{seconds}s-crf18.mp4"
-    if path.exists():
-        return path
-    tmp = path.with_suffix(".tmp.mp4")
-    print(f"generating {path.name} (one-time) ...", flush=True)
-    subprocess.run(
-        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
-         "-f", "lavfi", "-t", str(seconds), "-i", "testsrc2=size=1920x1080:rate=30",
-         "-f", "lavfi", "-t", str(seconds), "-i", "sine=frequency=440:sample_rate=48000",
-         "-c:v", "libx264", "-preset", "ultrafast", "-crf", "18", "-pix_fmt", "yuv420p",
-         "-c:a", "aac", "-b:a", "128k", "-shortest", "-movflags", "+faststart", str(tmp)],
-        check=True, timeout=1800,
-    )  # fmt: skip
-    tmp.replace(path)
-    return path
+    if not path.exists():
+        print(f"generating {path.name} (one-time) ...", flush=True)
+    clip = Clip(
+        seconds=seconds,
+        video=picture("1920x1080", 30),
+        audio=(sine(440, 48000),),
+        codecs=("-c:v", "libx264", "-preset", "ultrafast", "-crf", "18", "-pix_fmt", "yuv420p")
+        + ("-c:a", "aac", "-b:a", "128k"),
+        extra=("-shortest", "-movflags", "+faststart"),
+    )
+    return clip.make(path, timeout=1800)
 
 
 # --------------------------------------------------------------------------- baseline
@@ -289,7 +286,7 @@ def run_baseline(
     tools: Toolchain,
     source: Path,
     rungs: list[Rung],
-    has_audio: bool,
+    audio: tuple[AudioStream, ...],
     preset: str,
     keep: bool,
     quiet_wait: float,
@@ -301,7 +298,7 @@ def run_baseline(
         Source(source, "mov"),  # make_source writes MP4, as the server's probe names it
         out,
         rungs,
-        has_audio=has_audio,
+        audio=audio,
         preset=preset,
         progress=False,
     )
@@ -315,7 +312,7 @@ def run_baseline(
         ours = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
         cpu = window.end({"tools": ours}, set())
         size = sum(p.stat().st_size for p in out.iterdir())
-        expected = len(rungs) + (1 if has_audio else 0)
+        expected = len(rungs) + len(audio)
         if len(list(out.iterdir())) != expected or size == 0:
             raise RuntimeError(f"baseline produced {sorted(p.name for p in out.iterdir())}")
         return BaselineResult(seconds, size, cpu)
@@ -827,7 +824,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"round {i + 1}/{args.rounds}: {side} ...", flush=True)
             if side == "baseline":
                 bres = run_baseline(
-                    tools, source, rungs, info.has_audio, args.preset, args.keep, args.quiet_wait
+                    tools, source, rungs, info.audio, args.preset, args.keep, args.quiet_wait
                 )
                 baselines.append(bres)
                 print(f"  raw ffmpeg: {bres.seconds:.2f} s", flush=True)

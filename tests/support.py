@@ -21,6 +21,8 @@ from typing import Any
 import httpx
 import pytest
 
+from mediaplane.clips import Clip, picture, sine
+
 ROOT = Path(__file__).resolve().parents[1]
 MEDIA_CACHE = ROOT / ".cache" / "test-media"
 REQUIRE_SERVICES = os.environ.get("MEDIAPLANE_REQUIRE_SERVICES") == "1"
@@ -56,34 +58,15 @@ def make_clip(
     audio: bool = True,
     extra: list[str] | None = None,
 ) -> Path:
-    """A lavfi test clip (testsrc2 + sine), made once and cached outside git."""
-    MEDIA_CACHE.mkdir(parents=True, exist_ok=True)
-    path = MEDIA_CACHE / name
-    if path.exists():
-        return path
-    argv = [
-        "ffmpeg",
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-nostdin",
-        "-y",
-        "-f",
-        "lavfi",
-        "-t",
-        str(seconds),
-        "-i",
-        f"testsrc2=size={size}:rate={rate}",
-    ]
-    if audio:
-        argv += ["-f", "lavfi", "-t", str(seconds), "-i", "sine=frequency=440:sample_rate=44100"]
-    argv += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
-    if audio:
-        argv += ["-c:a", "aac"]
-    argv += [*(extra or []), str(path) + ".tmp" + path.suffix]
-    subprocess.run(argv, check=True, timeout=300)
-    Path(str(path) + ".tmp" + path.suffix).replace(path)
-    return path
+    """A lavfi test clip (testsrc2 + a 440 Hz sine at 44.1 kHz), made once and cached
+    outside git."""
+    clip = Clip(
+        seconds=seconds,
+        video=picture(size, rate),
+        audio=(sine(440, 44100),) if audio else (),
+        extra=tuple(extra or ()),
+    )
+    return clip.make(MEDIA_CACHE / name, timeout=300)
 
 
 def worst_psnr(a: Path, b: Path) -> float:

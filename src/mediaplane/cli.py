@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import json
 import os
 import signal
 import socket
@@ -13,12 +11,9 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
-from urllib.parse import urljoin
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
-import httpx
 import structlog
 import typer
 from rich.console import Console
@@ -34,7 +29,23 @@ from rich.progress import (
 )
 
 from mediaplane import __version__
+from mediaplane.client import (
+    Asset,
+    Client,
+    ClientError,
+    RequestFailed,
+    TokenRefused,
+    Unreachable,
+    Upload,
+    UploadStalled,
+    UploadState,
+    ladder_done,
+)
+from mediaplane.clips import Clip, picture, sine
 from mediaplane.config import Settings
+
+if TYPE_CHECKING:
+    from mediaplane.ingest import ImportAborted
 
 app = typer.Typer(
     help="Mediaplane: upload a video, get adaptive HLS and DASH.", no_args_is_help=True
@@ -187,51 +198,33 @@ class _WorkerSupervisor(threading.Thread):
             self.proc.wait(timeout=10)
 
 
+#: The demo: 12 s of 720p30 test pattern with a 440 Hz tone.
+DEMO_CLIP = Clip(
+    seconds=12,
+    video=picture("1280x720", 30),
+    audio=(sine(440, 48000),),
+    codecs=("-c:v", "libx264", "-preset", "veryfast", "-c:a", "aac"),
+    extra=("-shortest",),
+)
+
+
 def _demo(settings: Settings) -> str:
     """Ingest a generated 12 s clip once, so a fresh install has something to play; return
     its asset id."""
     from mediaplane.app import job_table
     from mediaplane.catalog import ingest_file
-    from mediaplane.media import ManagedProcess
     from mediaplane.runtime import Runtime
 
     marker = settings.data_path / "demo-ingested"
     if marker.exists():
         return marker.read_text().strip()
     with tempfile.TemporaryDirectory() as tmp:
-        clip = Path(tmp) / "demo.mp4"
-        ManagedProcess(
-            [
-                settings.ffmpeg_path,
-                "-hide_banner",
-                "-loglevel",
-                "error",
-                "-nostdin",
-                "-f",
-                "lavfi",
-                "-t",
-                "12",
-                "-i",
-                "testsrc2=size=1280x720:rate=30",
-                "-f",
-                "lavfi",
-                "-t",
-                "12",
-                "-i",
-                "sine=frequency=440:sample_rate=48000",
-                "-c:v",
-                "libx264",
-                "-preset",
-                "veryfast",
-                "-c:a",
-                "aac",
-                "-shortest",
-                str(clip),
-            ],
+        clip = DEMO_CLIP.make(
+            Path(tmp) / "demo.mp4",
+            ffmpeg=settings.ffmpeg_path,
             timeout=120,
             memory_bytes=settings.subprocess_memory_bytes,
-            name="demo-clip",
-        ).run()
+        )
         asset = ingest_file(
             Runtime.get(settings, job_table=job_table),
             clip,
@@ -489,7 +482,6 @@ def _token(settings: Settings, token: str | None) -> str:
     raise typer.Exit(2)
 
 
-_TUS = {"Tus-Resumable": "1.0.0"}
 _SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 
 
@@ -507,145 +499,87 @@ def _parse_size(value: str) -> int:
     return size
 
 
-class _UploadState:
-    """Upload URLs of unfinished `ingest` runs, keyed by server + file identity, in
-    ``$XDG_CACHE_HOME/mediaplane/uploads.json`` (else ``~/.cache``)."""
-
-    def __init__(self) -> None:
-        root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-        self.path = Path(root) / "mediaplane" / "uploads.json"
-
-    def _load(self) -> dict[str, str]:
-        with contextlib.suppress(OSError, ValueError):
-            data = json.loads(self.path.read_text())
-            if isinstance(data, dict):
-                return {str(k): str(v) for k, v in data.items()}
-        return {}
-
-    def get(self, key: str) -> str | None:
-        return self._load().get(key)
-
-    def set(self, key: str, url: str | None) -> None:
-        data = self._load()
-        if url is None:
-            data.pop(key, None)
-        else:
-            data[key] = url
-        with contextlib.suppress(OSError):  # resuming is a convenience, never a failure
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
-            tmp.write_text(json.dumps(data, indent=1))
-            tmp.replace(self.path)
+def _fail(exc: RequestFailed) -> NoReturn:
+    """Print the API's error (its message and code) and exit 1."""
+    if exc.code is not None:
+        console.print(f"[red]error {exc.status}:[/] {exc.message} ({exc.code})")
+    else:
+        console.print(f"[red]error {exc.status}:[/] {exc.message}")
+    raise typer.Exit(1)
 
 
-def _file_key(base: str, file: Path) -> str:
-    st = file.stat()
-    return f"{base}|{file.resolve()}|{st.st_size}|{st.st_mtime_ns}"
-
-
-def _chunk(
-    f: Any, offset: int, n: int, progress: Progress, task: Any, rate: int | None
-) -> Iterator[bytes]:
-    """Yield ``n`` bytes of ``f`` from ``offset`` in 256 KiB pieces, at most ``rate`` B/s."""
-    f.seek(offset)
-    sent, t0 = 0, time.monotonic()
-    while sent < n:
-        piece = f.read(min(256 * 1024, n - sent))
-        if not piece:
-            raise OSError("the file shrank while it was being uploaded")
-        sent += len(piece)
-        yield piece
-        progress.update(task, completed=offset + sent)
-        if rate:
-            ahead = sent / rate - (time.monotonic() - t0)
-            if ahead > 0:
-                time.sleep(ahead)
-
-
-def _tus_upload(
-    client: httpx.Client,
-    base: str,
-    file: Path,
-    *,
-    title: str,
-    chunk_size: int,
-    rate: int | None,
-) -> dict[str, Any]:
-    """Upload ``file`` with tus, resuming a run that was cut off; return the upload JSON."""
-    state, key = _UploadState(), _file_key(base, file)
-    size = file.stat().st_size
-    url, offset = state.get(key), 0
-    if url is not None:
-        r = client.head(url, headers=_TUS)
-        if r.status_code in (401, 403):
-            _fail(client.get(url))
-        if r.status_code == 200 and "upload-offset" in r.headers:
-            offset = int(r.headers["upload-offset"])
-            console.print(f"resuming upload at {offset} of {size} bytes")
-        else:
-            url = None  # expired, cancelled or unknown there: start again
-    if url is None:
-        meta = {"filename": file.name, "title": title}
-        r = client.post(
-            f"{base}/api/v1/uploads",
-            headers={
-                **_TUS,
-                "Upload-Length": str(size),
-                "Upload-Metadata": ",".join(
-                    f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in meta.items()
-                ),
-            },
+def _upload(mp: Client, file: Path, *, title: str, chunk_size: int, rate: int | None) -> Upload:
+    """Upload ``file`` with tus under one bar, resuming a run that was cut off."""
+    tus = mp.start_upload(file, title=title, state=UploadState())
+    if tus.resumed:
+        console.print(f"resuming upload at {tus.offset} of {tus.size} bytes")
+    with Progress(*_transfer_columns(), console=console) as progress:
+        task = progress.add_task("uploading", total=tus.size, completed=tus.offset)
+        upload = tus.send(
+            chunk_size=chunk_size,
+            rate=rate,
+            on_progress=lambda done, _total: progress.update(task, completed=done),
         )
-        if r.status_code != 201:
-            _fail(r)
-        url = urljoin(base + "/", r.headers["location"])
-        state.set(key, url)
-    columns = _transfer_columns()
-    failures = 0
-    with Progress(*columns, console=console) as progress, file.open("rb") as f:
-        task = progress.add_task("uploading", total=size, completed=offset)
-        while offset < size:
-            n = min(chunk_size, size - offset)
-            headers = {
-                **_TUS,
-                "Content-Type": "application/offset+octet-stream",
-                "Upload-Offset": str(offset),
-                "Content-Length": str(n),
-            }
-            try:
-                r = client.patch(
-                    url, content=_chunk(f, offset, n, progress, task, rate), headers=headers
-                )
-            except httpx.TransportError as exc:
-                reason = str(exc)
-            else:
-                if r.status_code == 204:
-                    offset, failures = int(r.headers["upload-offset"]), 0
-                    continue
-                if r.status_code not in (409, 423) and r.status_code < 500:
-                    _fail(r)
-                reason = f"HTTP {r.status_code}"
-            failures += 1
-            if failures > 8:
-                console.print(
-                    f"[red]error:[/] the upload keeps failing ({reason}); "
-                    "run the same command again to resume"
-                )
-                raise typer.Exit(1)
-            time.sleep(min(0.5 * 2**failures, 10.0))
-            with contextlib.suppress(httpx.TransportError):
-                head = client.head(url, headers=_TUS)
-                if head.status_code == 200:
-                    offset = int(head.headers["upload-offset"])
-                elif head.status_code != 423:
-                    _fail(client.get(url))  # a HEAD has no body to explain itself
-        progress.update(task, completed=size)
-    r = client.get(url, headers={"Accept": "application/json"})
-    if r.status_code >= 400:
-        _fail(r)
-    upload: dict[str, Any] = r.json()["data"]
-    state.set(key, None)
     return upload
+
+
+def _ladder_line(asset: Asset) -> str:
+    renditions = asset.get("renditions") or []
+    done = sum(r.get("status") == "ready" for r in renditions)
+    if asset["status"] == "preparing" or not renditions:
+        return "processing"
+    return f"renditions {done}/{len(renditions)}"
+
+
+def _wait(mp: Client, asset_id: str) -> Asset:
+    """Wait for the whole ladder under a bar of the asset's ``progress``; say once when the
+    first rendition plays."""
+    playable_said = False
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        console=console,
+    ) as progress:
+        task = progress.add_task("processing", total=100)
+
+        def show(asset: Asset) -> None:
+            nonlocal playable_said
+            progress.update(
+                task, completed=asset.get("progress") or 0, description=_ladder_line(asset)
+            )
+            if asset["status"] == "ready" and not ladder_done(asset) and not playable_said:
+                playable_said = True
+                watch = (asset.get("playback") or {}).get("watch")
+                progress.console.print(f"playable now (the rest of the ladder follows): {watch}")
+
+        return mp.wait(asset_id, on_update=show)
+
+
+def _ingest(
+    mp: Client, file: Path, *, title: str, chunk_size: int, rate: int | None, wait: bool
+) -> Asset:
+    """Upload, then wait (or read the asset once); exits on any failure."""
+    try:
+        upload = _upload(mp, file, title=title, chunk_size=chunk_size, rate=rate)
+    except Unreachable as exc:
+        console.print(f"[red]error:[/] cannot reach {mp.base_url}: {exc}")
+        raise typer.Exit(1) from None
+    except UploadStalled as exc:
+        console.print(
+            f"[red]error:[/] the upload keeps failing ({exc}); run the same command again to resume"
+        )
+        raise typer.Exit(1) from None
+    asset_id = upload.get("asset_id")
+    if upload["status"] != "asset_created" or not asset_id:
+        console.print(f"[red]upload failed:[/] {upload.get('error') or upload['status']}")
+        raise typer.Exit(1)
+    console.print(f"asset [bold]{asset_id}[/] created")
+    try:
+        return _wait(mp, asset_id) if wait else mp.get_asset(asset_id)
+    except Unreachable as exc:
+        console.print(f"[red]error:[/] cannot reach {mp.base_url}: {exc}")
+        raise typer.Exit(1) from None
 
 
 @app.command()
@@ -668,102 +602,31 @@ def ingest(
     """Upload FILE to a running server (tus, resumable), show progress, print the playback
     URLs. Run the same command again after an interruption to resume where it stopped."""
     settings = _settings(data_dir=data_dir)
-    base = (server or settings.effective_public_url).rstrip("/")
-    headers = {"Authorization": f"Bearer {_token(settings, token)}"}
+    base = server or settings.effective_public_url
+    api_token = _token(settings, token)
     if file.stat().st_size == 0:
         console.print(f"[red]error:[/] {file} is empty")
         raise typer.Exit(2)
     chunk = _parse_size(chunk_size)
     rate = _parse_size(limit_rate) if limit_rate else None
-    with httpx.Client(timeout=httpx.Timeout(60.0, write=None), headers=headers) as client:
+    with Client(base, api_token) as mp:
         try:
-            upload = _tus_upload(
-                client, base, file, title=title or file.stem, chunk_size=chunk, rate=rate
+            asset = _ingest(
+                mp, file, title=title or file.stem, chunk_size=chunk, rate=rate, wait=wait
             )
-        except httpx.HTTPError as exc:
-            console.print(f"[red]error:[/] cannot reach {base}: {exc}")
-            raise typer.Exit(1) from None
-        if upload["status"] != "asset_created" or not upload.get("asset_id"):
-            console.print(f"[red]upload failed:[/] {upload.get('error') or upload['status']}")
-            raise typer.Exit(1)
-        asset: dict[str, Any] = {"id": upload["asset_id"], "status": "preparing"}
-        console.print(f"asset [bold]{asset['id']}[/] created")
-        if wait:
-            asset = _wait(client, base, asset["id"])
-        else:
-            r = client.get(f"{base}/api/v1/assets/{asset['id']}")
-            if r.status_code >= 400:
-                _fail(r)
-            asset = r.json()["data"]
+        except RequestFailed as exc:
+            _fail(exc)
     if asset["status"] == "errored":
         msgs = " ".join((asset.get("errors") or {}).get("messages", []))
         console.print(f"[red]processing failed:[/] {msgs}")
         raise typer.Exit(1)
-    urls = asset.get("playback", {})
+    urls = asset.get("playback") or {}
     if wait:
         ids = [r["id"] for r in asset.get("renditions") or []]
         typer.echo(f"Ready: {len(ids)} renditions ({', '.join(ids)})")
     typer.echo(f"HLS:   {urls.get('hls')}")
     typer.echo(f"DASH:  {urls.get('dash')}")
     typer.echo(f"Watch: {urls.get('watch')}")
-
-
-def _fail(r: httpx.Response) -> None:
-    try:
-        err = r.json()["error"]
-        console.print(f"[red]error {r.status_code}:[/] {err['message']} ({err['code']})")
-    except (ValueError, KeyError, TypeError):
-        console.print(f"[red]error {r.status_code}:[/] {r.text[:500]}")
-    raise typer.Exit(1)
-
-
-def _ladder_done(asset: dict[str, Any]) -> bool:
-    """Processing is over: the asset errored, or it is ready with every rendition ready
-    (``ready`` alone means its first rendition plays while the rest encode)."""
-    if asset["status"] == "errored":
-        return True
-    renditions = asset.get("renditions") or []
-    return (
-        asset["status"] == "ready"
-        and (asset.get("progress") or 0) >= 100
-        and all(r.get("status") == "ready" for r in renditions)
-    )
-
-
-def _ladder_line(asset: dict[str, Any]) -> str:
-    renditions = asset.get("renditions") or []
-    done = sum(r.get("status") == "ready" for r in renditions)
-    if asset["status"] == "preparing" or not renditions:
-        return "processing"
-    return f"renditions {done}/{len(renditions)}"
-
-
-def _wait(client: httpx.Client, base: str, asset_id: str) -> dict[str, Any]:
-    """Poll the asset until its whole ladder is ready (or it errored); the bar is the
-    asset's ``progress``, which reaches 100 only when every rendition is published."""
-    playable_said = False
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        console=console,
-    ) as progress:
-        task = progress.add_task("processing", total=100)
-        while True:
-            r = client.get(f"{base}/api/v1/assets/{asset_id}")
-            if r.status_code >= 400:
-                _fail(r)
-            asset: dict[str, Any] = r.json()["data"]
-            progress.update(
-                task, completed=asset.get("progress") or 0, description=_ladder_line(asset)
-            )
-            if _ladder_done(asset):
-                return asset
-            if asset["status"] == "ready" and not playable_said:
-                playable_said = True
-                watch = (asset.get("playback") or {}).get("watch")
-                progress.console.print(f"playable now (the rest of the ladder follows): {watch}")
-            time.sleep(0.5)
 
 
 class _ImportBar:
@@ -789,6 +652,17 @@ class _ImportBar:
         self.progress.update(self.task, description=f"done {self.files} files")
 
 
+def _import_error(exc: ClientError | ImportAborted, base: str) -> str:
+    """Why a bulk import stopped, in the words `mediaplane import` prints."""
+    if isinstance(exc, TokenRefused):
+        return f"the server refused the API token: {exc}"
+    if isinstance(exc, RequestFailed):
+        return f"the server answered {exc}"
+    if isinstance(exc, Unreachable):
+        return f"cannot reach {base}: {exc}"
+    return str(exc)
+
+
 @app.command("import")
 def import_cmd(
     source: Annotated[
@@ -808,26 +682,24 @@ def import_cmd(
 
     Exits non-zero when any file failed to import.
     """
-    from mediaplane.ingest import BulkImporter, ImportAborted, open_library
+    from mediaplane.ingest import ImportAborted, open_library
 
     settings = _settings(data_dir=data_dir)
     base = (server or settings.effective_public_url).rstrip("/")
-    headers = {"Authorization": f"Bearer {_token(settings, token)}"}
+    api_token = _token(settings, token)
     try:
         library = open_library(source)
     except ImportAborted as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
-    columns = _transfer_columns()
-    timeout = httpx.Timeout(60.0, write=None)
-    with httpx.Client(base_url=base, timeout=timeout, headers=headers) as client:
+    with Client(base, api_token) as mp:
         try:
-            with Progress(*columns, console=console) as progress:
+            with Progress(*_transfer_columns(), console=console) as progress:
                 bar = _ImportBar(progress)
-                summary = BulkImporter(client, library, bar).run()
+                summary = mp.import_library(library, bar)
                 bar.finish()
-        except ImportAborted as exc:
-            console.print(f"[red]error:[/] {exc}")
+        except (ClientError, ImportAborted) as exc:
+            console.print(f"[red]error:[/] {_import_error(exc, base)}")
             raise typer.Exit(1) from None
     for name, reason in summary.failed:
         typer.echo(f"failed: {name}: {reason}")

@@ -9,7 +9,10 @@ from typing import Any
 import httpx
 import pytest
 
+from mediaplane.clips import Clip, picture
 from tests.support import MEDIA_CACHE, Server, make_clip
+
+RAW_YUV420 = ("-c:v", "rawvideo", "-pix_fmt", "yuv420p")
 
 
 def _errored(server: Server, path: Path, filename: str | None = None) -> dict[str, Any]:
@@ -49,14 +52,14 @@ def test_not_media(server: Server, bystander: dict[str, Any], tmp_path: Path) ->
 
 def _outside_clip(tmp_path: Path, name: str, *extra: str) -> Path:
     """A playable clip in the test's own folder: outside the server's data dir."""
-    clip = tmp_path / name
-    subprocess.run(
-        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"]
-        + ["-t", "2", "-c:v", "libx264", "-preset", "ultrafast", *extra, str(clip)],
-        check=True,
-        timeout=60,
+    clip = Clip(
+        seconds=2,
+        video=picture("320x240", 25),
+        audio=(),
+        codecs=("-c:v", "libx264", "-preset", "ultrafast"),
+        extra=extra,
     )
-    return clip
+    return clip.make(tmp_path / name, timeout=60)
 
 
 def _hls_pointing_at(target: Path) -> bytes:
@@ -149,28 +152,8 @@ def test_no_video_or_audio_stream(server: Server, tmp_path: Path) -> None:
 def _raw_mkv_with_size(side: int, tmp_path: Path) -> Path:
     """A real rawvideo Matroska file whose header claims side×side frames."""
     src = MEDIA_CACHE / "raw-640x360.mkv"
-    if not src.exists():
-        subprocess.run(
-            [
-                "ffmpeg",
-                "-v",
-                "error",
-                "-y",
-                "-f",
-                "lavfi",
-                "-t",
-                "0.2",
-                "-i",
-                "testsrc2=size=640x360:rate=5",
-                "-c:v",
-                "rawvideo",
-                "-pix_fmt",
-                "yuv420p",
-                str(src),
-            ],
-            check=True,
-            timeout=60,
-        )
+    raw = Clip(seconds=0.2, video=picture("640x360", 5), audio=(), codecs=RAW_YUV420)
+    raw.make(src, timeout=60)
     data = src.read_bytes()
     w, h = b"\xb0\x82\x02\x80", b"\xba\x82\x01\x68"  # EBML PixelWidth=640, PixelHeight=360
     assert data.count(w) == 1 and data.count(h) == 1

@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from mediaplane.clips import H264, Clip, picture
 from tests.seaweed import SeaweedS3
 from tests.support import MEDIA_CACHE, Server, make_clip
 
@@ -23,19 +24,10 @@ OTHER_MELODY = "sin(2*PI*(520+180*sin(1.7*t))*t)*(0.6+0.4*sin(3*t))"
 def av_clip(name: str, *, audio: str, video: str = "testsrc2", extra: tuple[str, ...] = ()) -> Path:
     """An 8 s 96×64 clip (cached): lavfi ``video`` plus lavfi ``audio``. Chromaprint needs
     several seconds of audio, so these are longer than most test clips."""
-    MEDIA_CACHE.mkdir(parents=True, exist_ok=True)
-    path = MEDIA_CACHE / name
-    if path.exists():
-        return path
-    sep = ":" if "=" in video else "="
-    argv = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y"]
-    argv += ["-f", "lavfi", "-t", "8", "-i", f"{video}{sep}size=96x64:rate=10"]
-    argv += ["-f", "lavfi", "-t", "8", "-i", audio]
-    argv += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", *extra]
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    subprocess.run([*argv, str(tmp)], check=True, timeout=120)
-    tmp.replace(path)
-    return path
+    clip = Clip(
+        seconds=8, video=picture("96x64", 10, video), audio=(audio,), codecs=H264, extra=extra
+    )
+    return clip.make(MEDIA_CACHE / name, timeout=120)
 
 
 def unique_copy(src: Path, dest: Path) -> Path:

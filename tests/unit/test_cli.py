@@ -1,13 +1,11 @@
-"""The `mediaplane` command's help and its `ingest --wait` rule."""
+"""The `mediaplane` command's help."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
-from mediaplane.cli import _ladder_done, app
+from mediaplane.cli import app
 
 
 @pytest.mark.parametrize(
@@ -29,18 +27,3 @@ def test_worker_help_shows_the_concurrency_variable() -> None:
     result = CliRunner().invoke(app, ["worker", "--help"], env={"COLUMNS": "200"})
     assert "MEDIAPLANE_WORKER_CONCURRENCY" in result.output
     assert "--ready-fd" not in result.output  # internal to `up`
-
-
-def _asset(status: str, progress: float, *states: str) -> dict[str, Any]:
-    return {
-        "status": status,
-        "progress": progress,
-        "renditions": [{"id": f"r{i}", "status": s} for i, s in enumerate(states)],
-    }
-
-
-def test_wait_ends_with_the_whole_ladder_not_the_first_rung() -> None:
-    assert not _ladder_done(_asset("preparing", 10, "preparing"))
-    assert not _ladder_done(_asset("ready", 40, "ready", "preparing", "preparing"))
-    assert _ladder_done(_asset("ready", 100, "ready", "ready", "ready"))
-    assert _ladder_done(_asset("errored", 30))

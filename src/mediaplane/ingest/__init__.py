@@ -16,7 +16,7 @@ Errors::
     ├── UrlRefused          the URL's scheme or address is not allowed (client error)
     ├── ImportFailed        a URL import cannot succeed (HTTP error, empty, redirects)
     │   └── ImportTimedOut  it took longer than import_timeout_seconds
-    ├── ImportAborted       a bulk import cannot go on (token, server or library)
+    ├── ImportAborted       a bulk import's library cannot be read (not a folder, listing)
     ├── BodyCut             the client left before its request body ended
     └── UploadError         a resumable-upload request cannot be served (``status``, ``code``)
         ├── UploadNotFound  404 (also a mediaplane.errors.NotFound)
@@ -35,14 +35,7 @@ Errors::
 from __future__ import annotations
 
 from ._body import ByteLimit, InvalidForm, ReceivedFile, body_chunks, read_body, receive_form
-from ._bulk import (
-    BulkImporter,
-    ImportAborted,
-    ImportSummary,
-    LibraryFile,
-    Reporter,
-    open_library,
-)
+from ._bulk import ImportAborted, LibraryFile, open_library
 from ._fetch import FetchLimits, ImportFailed, ImportTimedOut, fetch_url
 from ._jobs import import_url
 from ._uploads import (
@@ -65,19 +58,16 @@ from ._uploads import (
 from ._url import IngestError, UrlRefused, address_allowed, check_url, checked_addresses
 
 __all__ = [
-    "BulkImporter",
     "ByteLimit",
     "FetchLimits",
     "ImportAborted",
     "ImportFailed",
-    "ImportSummary",
     "ImportTimedOut",
     "InvalidForm",
     "IngestError",
     "LibraryFile",
     "OffsetMismatch",
     "ReceivedFile",
-    "Reporter",
     "Upload",
     "UploadConcat",
     "UploadConflict",

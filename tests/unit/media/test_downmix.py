@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from mediaplane.clips import Clip
 from mediaplane.config import Settings
 from mediaplane.media import Toolchain, probe
 from mediaplane.media import ffmpeg as ff
@@ -23,14 +24,8 @@ SOURCE_DB = 20 * math.log10(PEAK / math.sqrt(2))
 def _source(tmp: Path, layout: str, channels: int, lit: int) -> Path:
     """A 1 s WAV in ``layout`` with a 1 kHz tone in channel ``lit`` only."""
     exprs = "|".join(f"{PEAK}*sin(2*PI*1000*t)" if i == lit else "0" for i in range(channels))
-    path = tmp / f"{layout}-{lit}.wav"
-    subprocess.run(
-        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-f", "lavfi",
-         "-t", "1", "-i", f"aevalsrc={exprs}:c={layout}:s=48000", str(path)],
-        check=True,
-        timeout=60,
-    )  # fmt: skip
-    return path
+    clip = Clip(seconds=1, video=None, audio=(f"aevalsrc={exprs}:c={layout}:s=48000",), codecs=())
+    return clip.make(tmp / f"{layout}-{lit}.wav", timeout=60)
 
 
 def _levels(tmp: Path, source: Path) -> list[float]:

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from mediaplane.clips import Clip, picture
 from mediaplane.config import Settings
 from mediaplane.media import (
     MAX_FRAMES,
@@ -72,20 +72,13 @@ def test_storyboard_argv_decodes_keyframes_only() -> None:
 @pytest.fixture(scope="module")
 def rung_mp4() -> Path:
     """A lowest-rung-like MP4: 240p, 9 s, a keyframe every 2 s and nowhere else."""
-    MEDIA_CACHE.mkdir(parents=True, exist_ok=True)
-    path = MEDIA_CACHE / "storyboard-rung-240p-9s.mp4"
-    if not path.exists():
-        tmp = path.with_suffix(".tmp.mp4")
-        subprocess.run(
-            ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
-             "-f", "lavfi", "-i", "testsrc2=size=426x240:rate=30", "-t", "9",
-             "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
-             "-g", "60", "-keyint_min", "60", "-sc_threshold", "0", str(tmp)],
-            check=True,
-            timeout=120,
-        )  # fmt: skip
-        tmp.replace(path)
-    return path
+    clip = Clip(
+        seconds=9,
+        video=picture("426x240", 30),
+        audio=(),
+        extra=("-g", "60", "-keyint_min", "60", "-sc_threshold", "0"),
+    )
+    return clip.make(MEDIA_CACHE / "storyboard-rung-240p-9s.mp4", timeout=120)
 
 
 def test_make_storyboard_real_frames(rung_mp4: Path, tmp_path: Path) -> None:

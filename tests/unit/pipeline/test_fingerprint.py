@@ -6,7 +6,6 @@ from __future__ import annotations
 import array
 import random
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from mediaplane.catalog import (
     sha256_file,
     source_key,
 )
+from mediaplane.clips import H264, Clip, picture
 from mediaplane.config import Settings
 from mediaplane.jobs import JobState, run_job
 from mediaplane.media import Toolchain, probe
@@ -135,20 +135,14 @@ def av_clip(
     name: str, *, audio: str | None, video: str = "testsrc2", extra: tuple[str, ...] = ()
 ) -> Path:
     """An 8 s 64×64 clip (cached): lavfi ``video`` plus lavfi ``audio`` (None: silent file)."""
-    MEDIA_CACHE.mkdir(parents=True, exist_ok=True)
-    path = MEDIA_CACHE / name
-    if path.exists():
-        return path
-    argv = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y"]
-    sep = ":" if "=" in video else "="
-    argv += ["-f", "lavfi", "-t", "8", "-i", f"{video}{sep}size=64x64:rate=10"]
-    if audio is not None:
-        argv += ["-f", "lavfi", "-t", "8", "-i", audio]
-    argv += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", *extra]
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    subprocess.run([*argv, str(tmp)], check=True, timeout=120)
-    tmp.replace(path)
-    return path
+    clip = Clip(
+        seconds=8,
+        video=picture("64x64", 10, video),
+        audio=(audio,) if audio is not None else (),
+        codecs=H264,
+        extra=extra,
+    )
+    return clip.make(MEDIA_CACHE / name, timeout=120)
 
 
 def _source(tools: Toolchain, path: Path) -> Source:
