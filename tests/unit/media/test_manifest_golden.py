@@ -2,7 +2,7 @@
 
 The files under ``golden/`` were written by the renderers before playlists and MPDs became
 models; players and the browser tests depend on these bytes, so any change must be deliberate
-(regenerate with ``MEDIAPLANE_WRITE_GOLDEN=1`` and review the diff).
+(regenerate with ``MEDIAPLANE_TEST_WRITE_GOLDEN=1`` and review the diff).
 """
 
 from __future__ import annotations
@@ -143,6 +143,6 @@ def _renders() -> list[tuple[str, str]]:
 @pytest.mark.parametrize(("name", "text"), _renders(), ids=[n for n, _ in _renders()])
 def test_rendered_bytes_unchanged(name: str, text: str) -> None:
     path = GOLDEN / name
-    if os.environ.get("MEDIAPLANE_WRITE_GOLDEN") == "1":
+    if os.environ.get("MEDIAPLANE_TEST_WRITE_GOLDEN") == "1":
         path.write_bytes(text.encode())
     assert text.encode() == path.read_bytes()
