@@ -10,6 +10,8 @@ Errors::
 
 from __future__ import annotations
 
+from mediaplane.config import SourceType
+
 from ._models import (
     Asset,
     AssetStatus,
@@ -17,7 +19,6 @@ from ._models import (
     ModerationStatus,
     PlaybackId,
     PlaybackPolicy,
-    SourceType,
 )
 from ._payloads import (
     AssetJob,

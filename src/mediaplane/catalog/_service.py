@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from sqlalchemy import func, select, update
 
+from mediaplane.config import SourceType
 from mediaplane.db import utcnow
 from mediaplane.errors import NotFound
 from mediaplane.jobs import Job, JobState, create_job, dispatch
@@ -23,7 +24,6 @@ from ._models import (
     ModerationStatus,
     PlaybackId,
     PlaybackPolicy,
-    SourceType,
     new_id,
 )
 from ._payloads import EncodeChunk, FingerprintAudio, ImportUrl, ProcessAsset
