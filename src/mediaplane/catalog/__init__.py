@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from mediaplane.config import SourceType
 
+from ._api import router
 from ._models import (
     Asset,
     AssetStatus,
@@ -114,17 +115,8 @@ __all__ = [
     "progress_of",
     "queue_fingerprint",
     "record_content_hash",
+    "router",
     "sha256_file",
     "source_key",
     "update_asset",
 ]
-
-
-def api_router() -> object:
-    """The /api/v1/assets router (imported lazily: it pulls in FastAPI and accounts)."""
-    from ._api import router
-
-    return router
-
-
-__all__ += ["api_router"]

@@ -46,6 +46,7 @@ from mediaplane.intake import (
 from ._bulk import ImportAborted, LibraryFile, open_library
 from ._fetch import FetchLimits, ImportFailed, ImportTimedOut, fetch_url
 from ._jobs import import_url
+from ._tus import router
 from ._uploads import (
     OffsetMismatch,
     Upload,
@@ -89,15 +90,6 @@ __all__ = [
     "get_upload",
     "import_url",
     "open_library",
+    "router",
     "sweep_expired",
 ]
-
-
-def uploads_router() -> object:
-    """The /api/v1/uploads tus router (imported lazily: it pulls in FastAPI and accounts)."""
-    from ._tus import router
-
-    return router
-
-
-__all__ += ["uploads_router"]
