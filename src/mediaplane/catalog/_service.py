@@ -5,6 +5,7 @@ import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
+from math import gcd
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -407,8 +408,6 @@ def _aspect(width: int | None, height: int | None, video: dict[str, Any] | None)
         return str(video["display_aspect_ratio"])
     if not width or not height:
         return None
-    from math import gcd
-
     g = gcd(width, height)
     return f"{width // g}:{height // g}"
 
