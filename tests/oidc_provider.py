@@ -237,8 +237,9 @@ def _app(provider: Provider) -> flask.Flask:
             except Exception as exc:  # an invalid request: the error page a provider shows
                 return f"invalid request: {exc}", 400
             return _FORM
-        sub = flask.request.form.get("sub", "")
-        return server.create_authorization_response(grant_user=User(sub) if sub else None)
+        user = User(sub) if (sub := flask.request.form.get("sub", "")) else None
+        grant = server.get_consent_grant(end_user=user)
+        return server.create_authorization_response(grant_user=user, grant=grant)
 
     @app.post("/token")
     def token() -> Any:

@@ -206,9 +206,7 @@ def test_an_unverified_email_never_links_to_an_existing_account(
         _error(_sign_in(srv, "mallory-sub"), 409, "oidc_email_unverified")
     assert _identities(srv, "mallory-sub") == []
     with _db(srv) as s:
-        assert s.scalars(select(User.id).where(User.email == "carol@example.com")).all() == [
-            local
-        ]
+        assert s.scalars(select(User.id).where(User.email == "carol@example.com")).all() == [local]
 
 
 def test_an_unverified_new_address_gets_an_unverified_account(
