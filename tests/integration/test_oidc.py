@@ -203,20 +203,18 @@ def test_an_unverified_email_never_links_to_an_existing_account(
     local = _create_local(srv, "carol@example.com")
     for claims in ({"email_verified": False}, {}, {"email_verified": "true"}):
         provider.users["mallory-sub"] = {"email": "carol@example.com", **claims}
-        _error(_sign_in(srv, "mallory-sub"), 409, "oidc_email_unverified")
+        _error(_sign_in(srv, "mallory-sub"), 403, "oidc_email_unverified")
     assert _identities(srv, "mallory-sub") == []
     with _db(srv) as s:
         assert s.scalars(select(User.id).where(User.email == "carol@example.com")).all() == [local]
 
 
-def test_an_unverified_new_address_gets_an_unverified_account(
-    srv: Server, provider: Provider
-) -> None:
+def test_an_unverified_new_address_makes_no_account(srv: Server, provider: Provider) -> None:
     provider.users["dave-sub"] = {"email": "dave@example.com", "email_verified": False}
-    data = _user_of(_sign_in(srv, "dave-sub"))
+    _error(_sign_in(srv, "dave-sub"), 403, "oidc_email_unverified")
     with _db(srv) as s:
-        user = s.get(User, data["user"]["id"])
-        assert user is not None and not user.email_verified
+        assert s.scalars(select(User).where(User.email == "dave@example.com")).all() == []
+    assert _identities(srv, "dave-sub") == []
 
 
 def test_a_trusted_provider_links_by_email_without_the_claim(

@@ -6,9 +6,11 @@ flow's state, nonce and PKCE verifier kept in a signed, HttpOnly cookie that liv
 minutes. ``GET /auth/oidc/{provider}/callback`` checks ``state`` against it, trades the
 code (and verifier) for tokens, validates the ID token (signature against the provider's
 JWKS, ``iss``, ``aud``, ``exp``, ``nonce``), finds or creates the user and signs them in
-(:func:`sign_in_user`). A user is found by ``iss`` + ``sub`` first; else by e-mail, but only
+(:func:`sign_in_user`). A user is found by ``iss`` + ``sub`` first; else by e-mail, and only
 when the provider vouches for the address (``email_verified: true``, or ``trust_email`` in
-its settings): an unverified address never reaches an existing account.
+its settings) and the account's own address is verified too; else a new user is made, again
+only from a vouched-for address. An unverified address never reaches an existing account,
+and makes none.
 
 Every request to a provider is bounded in time (``oidc_timeout_seconds``) and size; the
 provider's URL is operator configuration, so loopback and private addresses are allowed.
@@ -74,7 +76,8 @@ class OidcError(AccountsError):
     ``oidc_code_rejected``, ``oidc_provider_unavailable``, ``oidc_provider_invalid``,
     ``oidc_bad_signature``, ``oidc_wrong_issuer``, ``oidc_wrong_audience``,
     ``oidc_token_expired``, ``oidc_nonce_mismatch``, ``oidc_invalid_id_token``,
-    ``oidc_no_email``, ``oidc_email_unverified``, ``invalid_next``.
+    ``oidc_no_email``, ``oidc_email_unverified``, ``oidc_account_unverified``,
+    ``invalid_next``.
     """
 
     code = "oidc_error"
@@ -311,9 +314,10 @@ def _pick_key(jwks: dict[str, Any], kid: object, alg: str) -> Any:
 
 
 def link_user(s: Session, provider: OidcProvider, claims: dict[str, Any]) -> User:
-    """The user these ID-token claims sign in: by ``iss`` + ``sub``; else by e-mail, when
-    the provider vouches for it; else a new user. An unverified address that an account
-    has already is refused (:class:`OidcError` 409), never linked.
+    """The user these ID-token claims sign in: by ``iss`` + ``sub``; else by an e-mail the
+    provider vouches for (to an account whose address is verified, or a new one). Refused
+    with :class:`OidcError`: no address (400), an unverified one (403), an account whose
+    own address was never verified (409).
 
     :raises AuthenticationFailed: the user is disabled.
     """
@@ -355,18 +359,26 @@ def _by_email(s: Session, provider: OidcProvider, claims: dict[str, Any]) -> Use
         email = normalise_email(raw)
     except AccountsError:
         raise OidcError(400, "oidc_no_email", "The provider's e-mail address is not one.") from None
-    verified = claims.get("email_verified") is True or provider.trust_email
+    if claims.get("email_verified") is not True and not provider.trust_email:
+        # Neither linked nor created: an account made from an address nobody verified would
+        # squat it, and keep its maker's identity once the real owner takes it over.
+        raise OidcError(
+            403,
+            "oidc_email_unverified",
+            f"Provider {provider.name!r} has not verified your e-mail address; verify it "
+            "there, or sign in another way.",
+        )
     user = find_user(s, email)
     if user is None:
-        return create_user(s, email, None, email_verified=verified)
-    if not verified:
+        return create_user(s, email, None, email_verified=True)
+    if not user.email_verified:
+        # Whoever made that account never proved the address: it may be a squatter's.
         raise OidcError(
             409,
-            "oidc_email_unverified",
-            "An account with this e-mail address exists, and the provider has not verified "
-            "the address: sign in to that account another way.",
+            "oidc_account_unverified",
+            "An account with this e-mail address exists but its address was never "
+            "verified: verify it (or reset its password) first, then sign in here.",
         )
-    user.email_verified = True
     return user
 
 
@@ -472,6 +484,10 @@ def _provider(rt: Runtime, name: str) -> OidcProvider:
     raise ApiError(404, "not_found", f"No sign-in provider is called {name!r}.")
 
 
+def _https(request: Request, settings: Settings) -> bool:
+    return request.url.scheme == "https" or settings.effective_public_url.startswith("https:")
+
+
 def _callback_url(settings: Settings, name: str) -> str:
     return f"{settings.effective_public_url}/auth/oidc/{name}/callback"
 
@@ -541,7 +557,7 @@ def oidc_router(client: OidcClient | None = None) -> APIRouter:
             encode_flow(ensure_secret_key(rt.settings), flow),
             max_age=FLOW_SECONDS,
             path="/auth/oidc",
-            secure=request.url.scheme == "https",
+            secure=_https(request, rt.settings),
             httponly=True,
             samesite="lax",  # the provider's redirect back is a top-level GET: Lax sends it
         )

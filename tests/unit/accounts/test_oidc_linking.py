@@ -1,5 +1,5 @@
 """Which user an OpenID Connect sign-in reaches: by iss + sub, by a vouched-for e-mail, or a
-new one; never an existing account through an unverified address (SQLite and PostgreSQL)."""
+new one; an unverified address reaches no account and makes none (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -76,28 +76,43 @@ def test_the_same_sub_at_another_issuer_is_another_identity(session: Session) ->
 
 
 def test_a_verified_address_links_to_the_local_account(session: Session) -> None:
-    local = create_user(session, _email(), "a-password-1")
+    local = create_user(session, _email(), "a-password-1", email_verified=True)
     user = link_user(session, _provider(), _claims(local.email))
     assert user.id == local.id and user.email_verified
 
 
-@pytest.mark.parametrize("verified", [False, None, "true", 1])
-def test_an_unverified_address_never_links(session: Session, verified: object) -> None:
+def test_a_verified_address_never_links_to_an_unverified_account(session: Session) -> None:
+    # That account's maker never proved the address: it may be a squatter waiting for the
+    # owner's first sign-in.
     local = create_user(session, _email(), "a-password-1")
-    claims = _claims(local.email, verified)
+    claims = _claims(local.email)
     with pytest.raises(OidcError) as caught:
         link_user(session, _provider(), claims)
-    assert caught.value.code == "oidc_email_unverified" and caught.value.status == 409
+    assert caught.value.code == "oidc_account_unverified" and caught.value.status == 409
     assert _identities(session, claims["sub"]) == []
 
 
-def test_an_unverified_new_address_makes_an_unverified_user(session: Session) -> None:
-    user = link_user(session, _provider(), _claims(_email(), False))
-    assert not user.email_verified
+@pytest.mark.parametrize("verified", [False, None, "true", 1])
+def test_an_unverified_address_never_links(session: Session, verified: object) -> None:
+    local = create_user(session, _email(), "a-password-1", email_verified=True)
+    claims = _claims(local.email, verified)
+    with pytest.raises(OidcError) as caught:
+        link_user(session, _provider(), claims)
+    assert caught.value.code == "oidc_email_unverified" and caught.value.status == 403
+    assert _identities(session, claims["sub"]) == []
+
+
+def test_an_unverified_new_address_makes_no_user(session: Session) -> None:
+    # It would squat the address, and keep its maker's identity when the owner takes it over.
+    email = _email()
+    with pytest.raises(OidcError) as caught:
+        link_user(session, _provider(), _claims(email, False))
+    assert caught.value.code == "oidc_email_unverified"
+    assert session.scalars(select(User).where(User.email == email)).all() == []
 
 
 def test_a_trusted_provider_vouches_for_its_addresses(session: Session) -> None:
-    local = create_user(session, _email(), "a-password-1")
+    local = create_user(session, _email(), "a-password-1", email_verified=True)
     user = link_user(session, _provider(trust_email=True), _claims(local.email, None))
     assert user.id == local.id
 
