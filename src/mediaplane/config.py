@@ -6,6 +6,7 @@ Values come from ``MEDIAPLANE_*`` environment variables (and CLI flags that set 
 from __future__ import annotations
 
 import difflib
+import enum
 import os
 import re
 from collections.abc import Mapping
@@ -19,6 +20,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 __all__ = [
     "OidcProvider",
     "Settings",
+    "SourceType",
     "get_settings",
     "misspelled_env",
     "project_root",
@@ -26,6 +28,19 @@ __all__ = [
     "redact_url",
     "settings_table",
 ]
+
+
+class SourceType(enum.StrEnum):
+    """Where an asset's content comes from (moderation policy is chosen per source type).
+
+    Defined here, below the catalog that stores it, because the settings name source
+    types too (``moderation_hold``)."""
+
+    CREATOR_UPLOAD = "creator_upload"
+    UGC = "ugc"
+    VOD_LIBRARY = "vod_library"
+    LICENSED = "licensed"
+    LIVE_RECORDING = "live_recording"
 
 
 def project_root() -> Path:
@@ -171,8 +186,6 @@ class Settings(BaseSettings):
     @field_validator("moderation_hold", mode="before")
     @classmethod
     def _source_types(cls, value: object) -> object:
-        from mediaplane.catalog import SourceType
-
         if isinstance(value, str):
             value = [v.strip().lower() for v in value.split(",") if v.strip()]
         if isinstance(value, list):
