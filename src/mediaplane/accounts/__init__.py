@@ -5,7 +5,8 @@ none: OpenID Connect later). Servers use scoped API keys (``read`` < ``write`` <
 stored hashed; the configured admin token is the install's first admin key. Apps trade a
 password for a short-lived JWT access token and a rotating refresh token. Signed playback
 follows Mux's scheme: RSA signing keys, RS256 playback tokens checked by
-:func:`verify_playback_token`.
+:func:`verify_playback_token`. :func:`entitle` is the one entitlement decision (may this
+viewer play this asset now, at what maximum height), with a reason code when not.
 
 Errors::
 
@@ -45,6 +46,7 @@ from ._app_tokens import (
     sign_in_tokens,
     verify_access_token,
 )
+from ._entitle import ENTITLEMENT_REASONS, Decision, Terms, Viewer, entitle, grant_max_height
 from ._errors import (
     AccountsError,
     ApiKeyInvalid,
@@ -85,6 +87,7 @@ from ._users import (
 
 __all__ = [
     "AUDIENCES",
+    "ENTITLEMENT_REASONS",
     "REJECTION_REASONS",
     "AccessClaims",
     "AccountsError",
@@ -92,6 +95,7 @@ __all__ = [
     "ApiKeyInvalid",
     "AuthenticationFailed",
     "CachedKeys",
+    "Decision",
     "EmailTaken",
     "Identity",
     "InsufficientScope",
@@ -109,10 +113,12 @@ __all__ = [
     "Role",
     "Scope",
     "SigningKey",
+    "Terms",
     "TokenInvalid",
     "TokenPair",
     "TokenPolicy",
     "User",
+    "Viewer",
     "adopt_admin_token",
     "api_router",
     "authenticate",
@@ -121,9 +127,11 @@ __all__ = [
     "create_user",
     "create_user_command",
     "ensure_admin_token",
+    "entitle",
     "ensure_secret_key",
     "find_user",
     "get_user",
+    "grant_max_height",
     "hash_password",
     "issue_access_token",
     "list_api_keys",

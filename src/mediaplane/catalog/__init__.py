@@ -30,6 +30,7 @@ from ._payloads import (
 from ._rights import (
     COUNTRY_CODES,
     InvalidAssetInput,
+    PlaybackTerms,
     Refusal,
     Rights,
     TerritoryTable,
@@ -40,6 +41,7 @@ from ._rights import (
     parse_rights,
     parse_rights_text,
     parse_source_type,
+    playback_refusal,
 )
 from ._service import (
     AssetNotFound,
@@ -81,6 +83,7 @@ __all__ = [
     "ModerationStatus",
     "PlaybackId",
     "PlaybackPolicy",
+    "PlaybackTerms",
     "PlaybackView",
     "ProcessAsset",
     "Refusal",
@@ -107,6 +110,7 @@ __all__ = [
     "parse_rights",
     "parse_rights_text",
     "parse_source_type",
+    "playback_refusal",
     "playback_urls",
     "playback_view",
     "poster_key",

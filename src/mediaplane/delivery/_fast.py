@@ -34,7 +34,15 @@ from mediaplane.storage import StorageError
 
 from ._access import check_playback
 from ._origin import router
-from ._service import Text, cached_playable, master_text, media_text, mpd_text, segment
+from ._service import (
+    Text,
+    cached_playable,
+    carried_query,
+    master_text,
+    media_text,
+    mpd_text,
+    segment,
+)
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Receive, Scope, Send
@@ -69,6 +77,11 @@ class PlayOrigin:
         if p is None:
             return False
         rt: Runtime = scope["app"].state.runtime
+        query = ""
+        if p.signed:  # only media playlists and segments, with a good carry token
+            query = carried_query(rt, p, scope["query_string"], parts[1]) if len(parts) == 3 else ""
+            if not query:
+                return False  # the route answers: admission, or the refusal's reason
         request = Request(scope)
         try:
             check_playback(request, rt.settings, moderation=p.moderation, rights=p.rights)
@@ -77,7 +90,7 @@ class PlayOrigin:
             elif len(parts) == 2 and parts[1] == "manifest.mpd":
                 route, text = "dash_mpd", mpd_text(p)
             elif len(parts) == 3 and parts[2] == "media.m3u8":
-                route, text = "hls_media", media_text(p, parts[1])
+                route, text = "hls_media", media_text(p, parts[1], query)
             elif len(parts) == 3:
                 seg = segment(rt, p, parts[1], parts[2])
                 if seg.local is None:
