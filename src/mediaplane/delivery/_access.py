@@ -73,7 +73,7 @@ class CarryToken:
         self._key = hmac.new(secret.encode(), _CARRY_CONTEXT, hashlib.sha256).digest()
 
     def _sign(self, playback_id: str, body: str) -> str:
-        mac = hmac.new(self._key, f"{playback_id}.{body}".encode(), hashlib.sha256).digest()
+        mac = hmac.digest(self._key, f"{playback_id}.{body}".encode(), "sha256")
         return base64.urlsafe_b64encode(mac[:18]).decode()
 
     def issue(self, playback_id: str, max_height: int | None, now: float) -> str:
