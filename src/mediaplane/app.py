@@ -17,7 +17,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
 from mediaplane import __version__
-from mediaplane.accounts import api_router, ensure_admin_token
+from mediaplane.accounts import api_router, ensure_admin_token, oidc_router
 from mediaplane.catalog import (
     EncodeChunk,
     FingerprintAudio,
@@ -180,6 +180,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(catalog.api_router())  # type: ignore[arg-type]
     app.include_router(ingest.uploads_router())  # type: ignore[arg-type]
     app.include_router(api_router())
+    app.include_router(oidc_router())
     app.include_router(delivery.router)
     app.include_router(ops.router)
     app.include_router(web.router)

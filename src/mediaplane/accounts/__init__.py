@@ -1,12 +1,14 @@
 """Accounts: users and sign-in, API keys, tokens for apps, and signed-playback keys.
 
 Users have a role (viewer, creator, moderator, admin) and an argon2id password hash (or
-none: OpenID Connect later). Servers use scoped API keys (``read`` < ``write`` < ``admin``),
+none: OpenID Connect only). Servers use scoped API keys (``read`` < ``write`` < ``admin``),
 stored hashed; the configured admin token is the install's first admin key. Apps trade a
 password for a short-lived JWT access token and a rotating refresh token. Signed playback
 follows Mux's scheme: RSA signing keys, RS256 playback tokens checked by
-:func:`verify_playback_token`. :func:`entitle` is the one entitlement decision (may this
-viewer play this asset now, at what maximum height), with a reason code when not.
+:func:`verify_playback_token`. Users may also sign in through the OpenID Connect providers
+in the settings (:func:`oidc_router`), linked by ``iss`` + ``sub`` or a verified e-mail.
+:func:`entitle` is the one entitlement decision (may this viewer play this asset now, at what
+maximum height), with a reason code when not.
 
 Errors::
 
@@ -19,6 +21,7 @@ Errors::
     ├── TokenInvalid                an access or refresh token that is not (or no longer) good
     │   └── RefreshTokenReused      a spent refresh token again: its family is revoked
     ├── NotFound                    no such user, API key or signing key
+    ├── OidcError                   an OpenID Connect sign-in that cannot go on (``status``)
     └── PlaybackTokenRejected       ``code`` is one of REJECTION_REASONS
 
 The HTTP dependencies turn key errors into 401/403 :class:`mediaplane.http.ApiError` s.
@@ -60,6 +63,15 @@ from ._errors import (
     TokenInvalid,
 )
 from ._models import ApiKey, Identity, KeySource, RefreshToken, Role, Scope, SigningKey, User
+from ._oidc import (
+    OidcClient,
+    OidcError,
+    link_user,
+    oidc_router,
+    safe_next,
+    sign_in_user,
+    validate_id_token,
+)
 from ._signing import (
     AUDIENCES,
     REJECTION_REASONS,
@@ -86,6 +98,13 @@ from ._users import (
 )
 
 __all__ = [
+    "validate_id_token",
+    "sign_in_user",
+    "safe_next",
+    "oidc_router",
+    "link_user",
+    "OidcError",
+    "OidcClient",
     "AUDIENCES",
     "ENTITLEMENT_REASONS",
     "REJECTION_REASONS",
