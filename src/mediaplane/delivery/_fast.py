@@ -14,6 +14,9 @@ answers them in the event loop from what is already in memory:
 * a segment in the local store goes to Granian's file path (``http.response.pathsend``) after
   one ``stat`` in the loop (metadata of a local file: cheaper than a thread hop); ranges,
   HEAD and remote stores take the same :class:`FileResponse` / route code as before.
+* a signed playback id's media playlists and segments are answered here when their carry
+  token checks (:func:`._service.carried_query`: one HMAC); its master playlist and MPD take
+  the route (the playback token's signing key may need a database read).
 
 It sits inside the CORS middleware (CORS headers unchanged) and inside the request
 middleware (request ids, latency histogram): ``scope["route"]`` is set to the route it
@@ -77,11 +80,9 @@ class PlayOrigin:
         if p is None:
             return False
         rt: Runtime = scope["app"].state.runtime
-        query = ""
-        if p.signed:  # only media playlists and segments, with a good carry token
-            query = carried_query(rt, p, scope["query_string"], parts[1]) if len(parts) == 3 else ""
-            if not query:
-                return False  # the route answers: admission, or the refusal's reason
+        query = ""  # signed ids: media playlists and segments with a good carry token only
+        if p.signed and not (query := carried_query(rt, p, scope["query_string"], parts)):
+            return False  # the route answers: admission, or the refusal's reason
         request = Request(scope)
         try:
             check_playback(request, rt.settings, moderation=p.moderation, rights=p.rights)

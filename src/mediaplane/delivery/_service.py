@@ -250,20 +250,25 @@ def carried(
     """A media playlist's or segment's asset and the query its URLs carry (else 403/404):
     a signed playback id's carry token (``?st=``) is checked without the database."""
     p = lookup(rt, playback_id)
+    query = ""
+    if p.signed:  # the token first: the asset's own refusals are for entitled viewers
+        value = request.query_params.get("st")
+        cap = origin_auth(rt).carry.verify(value, playback_id, time.time())
+        if not _within(p, rendition, cap):
+            raise refused("token_max_resolution", "This rendition is above the token's cap.")
+        query = "?st=" + (value or "")
     check_playback(request, rt.settings, moderation=p.moderation, rights=p.rights)
-    if not p.signed:
-        return p, ""
-    value = request.query_params.get("st")
-    cap = origin_auth(rt).carry.verify(value, playback_id, time.time())
-    if not _within(p, rendition, cap):
-        raise refused("token_max_resolution", "This rendition is above the token's resolution.")
-    return p, "?st=" + (value or "")
+    return p, query
 
 
-def carried_query(rt: Runtime, p: Playable, query_string: bytes, rendition: str) -> str:
-    """The lean path's :func:`carried` for a cached signed ``p``: the query to render with,
-    or ``""`` when the carry token is missing, bad or expired, or the rendition is above its
-    cap (the route then answers with the reason)."""
+def carried_query(rt: Runtime, p: Playable, query_string: bytes, parts: list[str]) -> str:
+    """The lean path's :func:`carried` for a cached signed ``p`` and the request path's
+    ``parts`` after /play/: the query to render with, or ``""`` when it is not a media
+    playlist or segment, or the carry token is missing, bad or expired, or the rendition is
+    above its cap (the route then answers, with the reason)."""
+    if len(parts) != 3:
+        return ""
+    rendition = parts[1]
     for part in query_string.split(b"&"):
         if part.startswith(b"st="):
             value = part[3:].decode("latin-1")
