@@ -7,6 +7,8 @@ password for a short-lived JWT access token and a rotating refresh token. Signed
 follows Mux's scheme: RSA signing keys, RS256 playback tokens checked by
 :func:`verify_playback_token`. Users may also sign in through the OpenID Connect providers
 in the settings (:func:`oidc_router`), linked by ``iss`` + ``sub`` or a verified e-mail.
+:func:`entitle` is the one entitlement decision (may this viewer play this asset now, at what
+maximum height), with a reason code when not.
 
 Errors::
 
@@ -47,6 +49,7 @@ from ._app_tokens import (
     sign_in_tokens,
     verify_access_token,
 )
+from ._entitle import ENTITLEMENT_REASONS, Decision, Terms, Viewer, entitle, grant_max_height
 from ._errors import (
     AccountsError,
     ApiKeyInvalid,
@@ -103,6 +106,7 @@ __all__ = [
     "OidcError",
     "OidcClient",
     "AUDIENCES",
+    "ENTITLEMENT_REASONS",
     "REJECTION_REASONS",
     "AccessClaims",
     "AccountsError",
@@ -110,6 +114,7 @@ __all__ = [
     "ApiKeyInvalid",
     "AuthenticationFailed",
     "CachedKeys",
+    "Decision",
     "EmailTaken",
     "Identity",
     "InsufficientScope",
@@ -127,10 +132,12 @@ __all__ = [
     "Role",
     "Scope",
     "SigningKey",
+    "Terms",
     "TokenInvalid",
     "TokenPair",
     "TokenPolicy",
     "User",
+    "Viewer",
     "adopt_admin_token",
     "api_router",
     "authenticate",
@@ -139,9 +146,11 @@ __all__ = [
     "create_user",
     "create_user_command",
     "ensure_admin_token",
+    "entitle",
     "ensure_secret_key",
     "find_user",
     "get_user",
+    "grant_max_height",
     "hash_password",
     "issue_access_token",
     "list_api_keys",

@@ -11,10 +11,11 @@ Errors::
 from __future__ import annotations
 
 from ._api import router
-from ._models import Asset, AssetStatus, FingerprintStatus, ModerationStatus
+from ._models import Asset, AssetStatus, FingerprintStatus, ModerationStatus, PlaybackPolicy
 from ._payloads import AssetJob, EncodeChunk, FingerprintAudio, ImportUrl, ProcessAsset, StitchRung
 from ._rights import (
     InvalidAssetInput,
+    PlaybackTerms,
     Refusal,
     Rights,
     TerritoryTableError,
@@ -22,6 +23,7 @@ from ._rights import (
     normalize_territory,
     parse_passthrough,
     parse_source_type,
+    playback_refusal,
 )
 from ._service import (
     AssetNotFound,
@@ -51,6 +53,8 @@ __all__ = [
     "ImportUrl",
     "InvalidAssetInput",
     "ModerationStatus",
+    "PlaybackPolicy",
+    "PlaybackTerms",
     "ProcessAsset",
     "Refusal",
     "Rights",
@@ -65,6 +69,7 @@ __all__ = [
     "normalize_territory",
     "parse_passthrough",
     "parse_source_type",
+    "playback_refusal",
     "playback_urls",
     "playback_view",
     "poster_key",

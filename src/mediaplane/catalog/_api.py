@@ -16,6 +16,8 @@ from mediaplane.http import ApiError, runtime_dep
 from mediaplane.intake import UploadError, UrlRefused, check_url, read_body, receive_form
 from mediaplane.runtime import Runtime
 
+from ._models import PlaybackPolicy
+from ._playback_ids import add_playback_id, remove_playback_id
 from ._rights import (
     InvalidAssetInput,
     Rights,
@@ -58,6 +60,11 @@ class UpdateAssetJson(BaseModel):
     model_config = ConfigDict(extra="forbid")
     title: str | None = Field(default=None, max_length=500)
     rights: Any = None  # an object replaces the rights; null removes them
+
+
+class PlaybackIdJson(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    policy: PlaybackPolicy = PlaybackPolicy.PUBLIC
 
 
 class ModerationJson(BaseModel):
@@ -196,3 +203,21 @@ def moderate_(
 ) -> dict[str, Any]:
     """Approve (playable) or reject (refused with 403 ``moderation_rejected``) an asset."""
     return {"data": decide_moderation(rt, asset_id, approve=body.decision == "approve")}
+
+
+@router.post("/assets/{asset_id}/playback-ids", status_code=201)
+def add_playback_id_(
+    asset_id: str, body: PlaybackIdJson, rt: Runtime = Depends(runtime_dep)
+) -> dict[str, Any]:
+    """Add a playback id: ``public`` plays for anyone, ``signed`` only with a playback token
+    (an RS256 JWT from a signing key, ``?token=`` on the playback URL)."""
+    return {"data": add_playback_id(rt, asset_id, body.policy)}
+
+
+@router.delete("/assets/{asset_id}/playback-ids/{playback_id}", status_code=204)
+def remove_playback_id_(
+    asset_id: str, playback_id: str, rt: Runtime = Depends(runtime_dep)
+) -> Response:
+    """Remove a playback id (it stops playing within a few seconds)."""
+    remove_playback_id(rt, asset_id, playback_id)
+    return Response(status_code=204)

@@ -11,6 +11,7 @@ import csv
 import functools
 import ipaddress
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,11 +19,13 @@ from typing import Any, NamedTuple
 
 from mediaplane.config import SourceType
 
+from ._models import ModerationStatus
 from ._service import CatalogError
 
 __all__ = [
     "COUNTRY_CODES",
     "InvalidAssetInput",
+    "PlaybackTerms",
     "Refusal",
     "Rights",
     "TerritoryTable",
@@ -30,6 +33,7 @@ __all__ = [
     "load_territory_table",
     "normalize_territory",
     "parse_passthrough",
+    "playback_refusal",
     "parse_rights",
     "parse_rights_text",
     "parse_source_type",
@@ -184,6 +188,56 @@ class Rights:
             ads_allowed=bool(data.get("ads_allowed")),
             download_allowed=bool(data.get("download_allowed")),
         )
+
+
+_MODERATION_REFUSALS = {
+    ModerationStatus.PENDING: Refusal(
+        "pending_moderation", "This video is waiting for moderation and cannot be played yet."
+    ),
+    ModerationStatus.REJECTED: Refusal(
+        "moderation_rejected", "This video was rejected by moderation and cannot be played."
+    ),
+}
+
+
+def playback_refusal(
+    moderation: ModerationStatus,
+    rights: Rights | None,
+    territory: Callable[[], str | None],
+    now: datetime,
+) -> Refusal | None:
+    """Why the catalog refuses playback, or None: moderation first, then the availability
+    window, then the territory.
+
+    :param territory: returns the viewer's ISO 3166-1 alpha-2 code (None: unknown); called
+        only when the rights restrict territories.
+    :param now: the current time, timezone-aware.
+    """
+    refused = _MODERATION_REFUSALS.get(moderation)
+    if refused is not None or rights is None:
+        return refused
+    refused = rights.window_refusal(now)
+    if refused is not None or not rights.restricts_territory:
+        return refused
+    return rights.territory_refusal(territory())
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybackTerms:
+    """An asset's moderation and rights as the entitlement function weighs them
+    (:class:`mediaplane.accounts.Terms`)."""
+
+    moderation: ModerationStatus
+    rights: Rights | None
+
+    @property
+    def restricted(self) -> bool:
+        """False when nothing can refuse playback (no rights, no moderation hold)."""
+        return self.rights is not None or self.moderation in _MODERATION_REFUSALS
+
+    def refusal(self, territory: Callable[[], str | None], now: datetime) -> Refusal | None:
+        """:func:`playback_refusal` of these terms."""
+        return playback_refusal(self.moderation, self.rights, territory, now)
 
 
 def _bad(message: str) -> InvalidAssetInput:

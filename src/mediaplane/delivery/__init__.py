@@ -10,7 +10,9 @@ lookup, render, serve) → database, store, ffmpeg. Errors::
     └── PlaybackNotFound   404 (a mediaplane.errors.NotFound; ``code`` not_found or
         └── NotReady       asset_errored), asset_not_ready with Retry-After
 
-Refusals (moderation, window, territory) are 403 :class:`mediaplane.http.ApiError`.
+Refusals (moderation, window, territory; a signed playback id's missing or bad token) are
+403 :class:`mediaplane.http.ApiError` with the reason as ``code``; the decision is
+:func:`mediaplane.accounts.entitle` (:mod:`._access`).
 """
 
 from __future__ import annotations

@@ -1,23 +1,35 @@
-"""The playback access check: moderation hold, availability window, territory.
+"""The playback access check: the entitlement decision at the origin, and the carry token.
 
-Called by the origin on every playback request (manifests, segments, thumbnails) with what
-its short-lived lookup cache holds about the asset; the window is evaluated against the
-current time on each request, never at cache time. The viewer's territory is looked up only
-when the asset's rights restrict territories.
+Every playback request (manifests, segments, thumbnails) is checked against the asset's
+catalog terms (moderation hold, availability window, territory) with what the origin's
+short-lived lookup cache holds; the window is judged against the current time on each
+request, never at cache time. The viewer's territory is looked up only when the asset's
+rights restrict territories. The decision is :func:`mediaplane.accounts.entitle`.
+
+Signed playback ids: the master playlist and the MPD (and thumbnails, storyboards) need a
+playback token (``?token=``, RS256, checked with the signing keys cached a few seconds);
+the URLs they render carry a :class:`CarryToken` (``?st=``): an HMAC, keyed by the server
+secret, over the playback id, an expiry and the height cap. Media playlists and segments
+check it in O(1) — no database, no RSA — so a CDN edge could check it too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import base64
+import hashlib
+import hmac
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
+from weakref import WeakKeyDictionary
 
+from mediaplane.accounts import CachedKeys, Viewer, ensure_secret_key, entitle
 from mediaplane.catalog import (
     ModerationStatus,
-    Refusal,
+    PlaybackTerms,
     Rights,
     load_territory_table,
     normalize_territory,
+    playback_refusal,
 )
 from mediaplane.http import ApiError
 
@@ -25,38 +37,98 @@ if TYPE_CHECKING:
     from fastapi import Request
 
     from mediaplane.config import Settings
+    from mediaplane.runtime import Runtime
 
-__all__ = ["check_playback", "playback_refusal", "viewer_territory"]
+__all__ = [
+    "CARRY_SECONDS",
+    "CarryToken",
+    "OriginAuth",
+    "check_playback",
+    "origin_auth",
+    "playback_refusal",
+    "refused",
+    "viewer_territory",
+]
 
-_MODERATION_REFUSALS = {
-    ModerationStatus.PENDING: Refusal(
-        "pending_moderation", "This video is waiting for moderation and cannot be played yet."
-    ),
-    ModerationStatus.REJECTED: Refusal(
-        "moderation_rejected", "This video was rejected by moderation and cannot be played."
-    ),
-}
+#: How long a carry token lets media playlists and segments play after the master was
+#: fetched (a long film plus pauses), rounded up to :data:`CARRY_BUCKET` so that the
+#: rendered master stays the same (and cacheable) for a while.
+CARRY_SECONDS = 4 * 3600
+CARRY_BUCKET = 600
+_CARRY_CONTEXT = b"mediaplane/carry-token/v1"
+_NO_STORE = {"Cache-Control": "no-store"}
+_HELD = frozenset({ModerationStatus.PENDING, ModerationStatus.REJECTED})
 
 
-def playback_refusal(
-    moderation: ModerationStatus,
-    rights: Rights | None,
-    territory: Callable[[], str | None],
-    now: datetime,
-) -> Refusal | None:
-    """Why playback is refused, or None: moderation first, then the window, then territory.
+def refused(code: str, message: str) -> ApiError:
+    """The 403 of a refusal: it depends on the viewer and the clock, so no cache keeps it."""
+    return ApiError(403, code, message, headers=_NO_STORE)
 
-    :param territory: returns the viewer's ISO 3166-1 alpha-2 code (None: unknown); called
-        only when the rights restrict territories.
-    :param now: the current time, timezone-aware.
-    """
-    refused = _MODERATION_REFUSALS.get(moderation)
-    if refused is not None or rights is None:
-        return refused
-    refused = rights.window_refusal(now)
-    if refused is not None or not rights.restricts_territory:
-        return refused
-    return rights.territory_refusal(territory())
+
+class CarryToken:
+    """``<expiry>.<max height, 0: none>.<signature>``: what the master's URLs carry."""
+
+    def __init__(self, secret: str) -> None:
+        # A key of its own, derived from the server secret (which also signs access tokens).
+        self._key = hmac.new(secret.encode(), _CARRY_CONTEXT, hashlib.sha256).digest()
+
+    def _sign(self, playback_id: str, body: str) -> str:
+        mac = hmac.digest(self._key, f"{playback_id}.{body}".encode(), "sha256")
+        return base64.urlsafe_b64encode(mac[:18]).decode()
+
+    def issue(self, playback_id: str, max_height: int | None, now: float) -> str:
+        """A token for ``playback_id`` valid ``CARRY_SECONDS`` (at least) from ``now``
+        (Unix seconds), capping video at ``max_height`` pixels."""
+        expires = (int(now) + CARRY_SECONDS) // CARRY_BUCKET * CARRY_BUCKET + CARRY_BUCKET
+        body = f"{expires}.{max_height or 0}"
+        return f"{body}.{self._sign(playback_id, body)}"
+
+    def check(self, value: str, playback_id: str, now: float) -> int | None:
+        """The height cap (0: none) of ``value`` if it is good for ``playback_id`` at
+        ``now``, else None. Constant work: a split, two integers, one HMAC."""
+        expires, _, rest = value.partition(".")
+        height, _, signature = rest.partition(".")
+        if not (0 < len(expires) <= 12 and expires.isdigit()):
+            return None
+        if not (0 < len(height) <= 5 and height.isdigit()) or int(expires) <= now:
+            return None
+        good = self._sign(playback_id, f"{expires}.{height}")
+        return int(height) if hmac.compare_digest(good, signature) else None
+
+    def verify(self, value: str | None, playback_id: str, now: float) -> int:
+        """:meth:`check`, raising the 403 that says why for a missing, expired or bad token."""
+        if not value:
+            raise refused("token_missing", "This URL needs its playback token (?st=).")
+        cap = self.check(value, playback_id, now)
+        if cap is not None:
+            return cap
+        expires = value.partition(".")[0]
+        if (
+            expires.isdigit()
+            and int(expires) <= now
+            and self.check(value, playback_id, 0) is not None
+        ):
+            raise refused("token_expired", "The playback token of this URL has expired.")
+        raise refused("token_signature", "The playback token of this URL is not valid.")
+
+
+class OriginAuth:
+    """What the origin checks signed playback with: the carry token and the signing keys."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.carry = CarryToken(ensure_secret_key(rt.settings))
+        self.keys = CachedKeys(rt.db)
+
+
+_auth: WeakKeyDictionary[Runtime, OriginAuth] = WeakKeyDictionary()
+
+
+def origin_auth(rt: Runtime) -> OriginAuth:
+    """The runtime's :class:`OriginAuth`, made on first use (reads the secret once)."""
+    found = _auth.get(rt)
+    if found is None:
+        found = _auth[rt] = OriginAuth(rt)
+    return found
 
 
 def viewer_territory(request: Request, settings: Settings) -> str | None:
@@ -78,12 +150,12 @@ def check_playback(
     moderation: ModerationStatus,
     rights: Rights | None,
 ) -> None:
-    """Raise a 403 :class:`ApiError` with the refusal's code when playback is not allowed."""
-    if rights is None and moderation not in _MODERATION_REFUSALS:
+    """Raise a 403 :class:`ApiError` with the refusal's code when playback is not allowed
+    (a public playback id: no token)."""
+    if rights is None and moderation not in _HELD:
         return  # the common case: nothing to check
-    refused = playback_refusal(
-        moderation, rights, lambda: viewer_territory(request, settings), datetime.now(UTC)
-    )
-    if refused is not None:
-        # A refusal depends on the viewer and the clock: no shared cache may keep it.
-        raise ApiError(403, refused.code, refused.message, headers={"Cache-Control": "no-store"})
+    terms = PlaybackTerms(moderation, rights)
+    viewer = Viewer(lambda: viewer_territory(request, settings))
+    decision = entitle(terms, viewer, signed=False, now=datetime.now(UTC))
+    if not decision.allowed:
+        raise refused(decision.reason or "forbidden", decision.message)

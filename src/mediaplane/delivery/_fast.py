@@ -14,6 +14,9 @@ answers them in the event loop from what is already in memory:
 * a segment in the local store goes to Granian's file path (``http.response.pathsend``) after
   one ``stat`` in the loop (metadata of a local file: cheaper than a thread hop); ranges,
   HEAD and remote stores take the same :class:`FileResponse` / route code as before.
+* a signed playback id's media playlists and segments are answered here when their carry
+  token checks (:func:`._service.carried_query`: one HMAC); its master playlist and MPD take
+  the route (the playback token's signing key may need a database read).
 
 It sits inside the CORS middleware (CORS headers unchanged) and inside the request
 middleware (request ids, latency histogram): ``scope["route"]`` is set to the route it
@@ -34,7 +37,15 @@ from mediaplane.storage import StorageError
 
 from ._access import check_playback
 from ._origin import router
-from ._service import Text, cached_playable, master_text, media_text, mpd_text, segment
+from ._service import (
+    Text,
+    cached_playable,
+    carried_query,
+    master_text,
+    media_text,
+    mpd_text,
+    segment,
+)
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Receive, Scope, Send
@@ -69,6 +80,9 @@ class PlayOrigin:
         if p is None:
             return False
         rt: Runtime = scope["app"].state.runtime
+        query = ""  # signed ids: media playlists and segments with a good carry token only
+        if p.signed and not (query := carried_query(rt, p, scope["query_string"], parts)):
+            return False  # the route answers: admission, or the refusal's reason
         request = Request(scope)
         try:
             check_playback(request, rt.settings, moderation=p.moderation, rights=p.rights)
@@ -77,7 +91,7 @@ class PlayOrigin:
             elif len(parts) == 2 and parts[1] == "manifest.mpd":
                 route, text = "dash_mpd", mpd_text(p)
             elif len(parts) == 3 and parts[2] == "media.m3u8":
-                route, text = "hls_media", media_text(p, parts[1])
+                route, text = "hls_media", media_text(p, parts[1], query)
             elif len(parts) == 3:
                 seg = segment(rt, p, parts[1], parts[2])
                 if seg.local is None:

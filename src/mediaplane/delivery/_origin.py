@@ -13,10 +13,11 @@ from mediaplane.runtime import Runtime
 
 from ._service import (
     Text,
+    admitted,
+    carried,
     master_text,
     media_text,
     mpd_text,
-    playable,
     segment_bytes,
     segment_range,
 )
@@ -38,19 +39,20 @@ def send_text(request: Request, t: Text) -> Response:
 
 @router.api_route("/{playback_id}/master.m3u8", methods=["GET", "HEAD"])
 def hls_master(playback_id: str, request: Request, rt: Runtime = Depends(runtime_dep)) -> Response:
-    return send_text(request, master_text(playable(rt, playback_id, request)))
+    return send_text(request, master_text(*admitted(rt, playback_id, request)))
 
 
 @router.api_route("/{playback_id}/manifest.mpd", methods=["GET", "HEAD"])
 def dash_mpd(playback_id: str, request: Request, rt: Runtime = Depends(runtime_dep)) -> Response:
-    return send_text(request, mpd_text(playable(rt, playback_id, request)))
+    return send_text(request, mpd_text(*admitted(rt, playback_id, request)))
 
 
 @router.api_route("/{playback_id}/{rendition}/media.m3u8", methods=["GET", "HEAD"])
 def hls_media(
     playback_id: str, rendition: str, request: Request, rt: Runtime = Depends(runtime_dep)
 ) -> Response:
-    return send_text(request, media_text(playable(rt, playback_id, request), rendition))
+    p, query = carried(rt, playback_id, request, rendition)
+    return send_text(request, media_text(p, rendition, query))
 
 
 @router.api_route("/{playback_id}/{rendition}/{name}", methods=["GET", "HEAD"])
@@ -61,7 +63,7 @@ def segment(
     request: Request,
     rt: Runtime = Depends(runtime_dep),
 ) -> Response:
-    seg = find_segment(rt, playable(rt, playback_id, request), rendition, name)
+    seg = find_segment(rt, carried(rt, playback_id, request, rendition)[0], rendition, name)
     if seg.local is not None:
         return FileResponse(
             seg.local, media_type=seg.media_type, headers={"Cache-Control": seg.cache}

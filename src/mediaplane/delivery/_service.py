@@ -2,7 +2,8 @@
 lean path (:mod:`._fast`) call.
 
 * lookup — playback id → :class:`Playable` (database, then a few seconds in memory), checked
-  against the viewer (:func:`._access.check_playback`);
+  against the viewer (:func:`._access.check_playback`; for a signed playback id,
+  :func:`admitted` checks the playback token and :func:`carried` the carry token);
 * render — manifests rendered once per asset version with their ETag (:class:`Text`);
 * serve — segments as local files or byte ranges of remote objects; thumbnails from stored
   frames or extracted with ffmpeg (the caller bounds how many at once).
@@ -23,13 +24,16 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from mediaplane.accounts import PlaybackTokenRejected, Viewer, entitle, verify_playback_token
 from mediaplane.catalog import (
     AssetStatus,
     ModerationStatus,
+    PlaybackPolicy,
+    PlaybackTerms,
     Rights,
     asset_for_playback,
     poster_key,
@@ -49,7 +53,7 @@ from mediaplane.media import (
 )
 from mediaplane.storage import ObjectNotFound
 
-from ._access import check_playback
+from ._access import check_playback, origin_auth, refused, viewer_territory
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -99,6 +103,11 @@ class Playable:
     presentation: Presentation
     moderation: ModerationStatus
     rights: Rights | None
+    playback_id: str = ""
+    #: A signed playback id: plays with a playback token (see :func:`admitted`).
+    signed: bool = False
+    #: Under rights or signed: caches must not share its responses between viewers.
+    private: bool = False
     #: rendition id → its segment numbers, so a segment request is a set lookup.
     numbers: dict[str, frozenset[int]] = field(default_factory=dict, compare=False)
 
@@ -152,11 +161,10 @@ _manifests: OrderedDict[tuple[str, str, datetime], tuple[bytes, str]] = OrderedD
 cached_playable = _lookups.get
 
 
-def playable(rt: Runtime, playback_id: str, request: Request) -> Playable:
-    """The asset behind ``playback_id`` if this viewer may play it now (else 403/404)."""
-    p = lookup(rt, playback_id)
-    check_playback(request, rt.settings, moderation=p.moderation, rights=p.rights)
-    return p
+def playable(rt: Runtime, playback_id: str, request: Request, aud: str = "v") -> Playable:
+    """The asset behind ``playback_id`` if this viewer may play it now (else 403/404);
+    ``aud`` is the use a signed playback id's token must be for (``v``, ``t``, ``s``)."""
+    return admitted(rt, playback_id, request, aud)[0]
 
 
 def lookup(rt: Runtime, playback_id: str) -> Playable:
@@ -166,21 +174,130 @@ def lookup(rt: Runtime, playback_id: str) -> Playable:
     if hit is not None:
         return hit
     with rt.db.session() as s:
-        asset, _ = asset_for_playback(s, playback_id)
+        asset, pid = asset_for_playback(s, playback_id)
         if asset.status is AssetStatus.ERRORED:
             raise PlaybackNotFound("This asset failed to process.", "asset_errored")
         if asset.status is not AssetStatus.READY or not asset.presentation:
             raise NotReady("This asset is still being prepared.", retry_after=2)
+        signed = pid.policy is PlaybackPolicy.SIGNED
         found = Playable(
             asset.id,
             asset.updated_at,
             Presentation.from_dict(asset.presentation),
             asset.moderation,
             Rights.from_json(asset.rights) if asset.rights else None,
+            playback_id,
+            signed,
+            signed or asset.rights is not None,
         )
     if found.presentation.complete:  # a growing presentation changes with every segment
         _lookups.put(playback_id, found)
     return found
+
+
+# -- signed playback -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Access:
+    """What an admitted request renders with: the query its URLs carry (``""`` for a public
+    playback id, else ``?st=<carry token>``) and the cap on video height (None: none)."""
+
+    query: str = ""
+    max_height: int | None = None
+
+
+PUBLIC = Access()
+
+
+def admitted(
+    rt: Runtime, playback_id: str, request: Request, aud: str = "v"
+) -> tuple[Playable, Access]:
+    """The asset behind ``playback_id`` and what this viewer may render of it (else 403/404):
+    for a signed playback id, the playback token (``?token=``, for use ``aud``) is checked
+    and the entitlement decided; a public one is checked as it always was."""
+    p = lookup(rt, playback_id)
+    if not p.signed:
+        check_playback(request, rt.settings, moderation=p.moderation, rights=p.rights)
+        return p, PUBLIC
+    try:
+        return p, _admit_signed(rt, p, request, aud)
+    except PlaybackTokenRejected as exc:
+        raise refused(exc.code, exc.message) from None
+
+
+def _admit_signed(rt: Runtime, p: Playable, request: Request, aud: str) -> Access:
+    auth = origin_auth(rt)
+    token = request.query_params.get("token")
+    carry = request.query_params.get("st")
+    if not token and carry and aud == "t":  # a thumbnail a storyboard points at
+        cap = auth.carry.verify(carry, p.playback_id, time.time())
+        check_playback(request, rt.settings, moderation=p.moderation, rights=p.rights)
+        return Access("", cap or None)
+    grant = verify_playback_token(token, p.playback_id, aud, auth.keys) if token else None
+    viewer = Viewer(lambda: viewer_territory(request, rt.settings), grant)
+    terms = PlaybackTerms(p.moderation, p.rights)
+    decision = entitle(terms, viewer, signed=True, now=datetime.now(UTC))
+    if not decision.allowed:
+        raise refused(decision.reason or "forbidden", decision.message)
+    carried_token = auth.carry.issue(p.playback_id, decision.max_height, time.time())
+    return Access("?st=" + carried_token, decision.max_height)
+
+
+def carried(
+    rt: Runtime, playback_id: str, request: Request, rendition: str
+) -> tuple[Playable, str]:
+    """A media playlist's or segment's asset and the query its URLs carry (else 403/404):
+    a signed playback id's carry token (``?st=``) is checked without the database."""
+    p = lookup(rt, playback_id)
+    query = ""
+    if p.signed:  # the token first: the asset's own refusals are for entitled viewers
+        value = request.query_params.get("st")
+        cap = origin_auth(rt).carry.verify(value, playback_id, time.time())
+        if not _within(p, rendition, cap):
+            raise refused("token_max_resolution", "This rendition is above the token's cap.")
+        query = "?st=" + (value or "")
+    check_playback(request, rt.settings, moderation=p.moderation, rights=p.rights)
+    return p, query
+
+
+def carried_query(rt: Runtime, p: Playable, query_string: bytes, parts: list[str]) -> str:
+    """The lean path's :func:`carried` for a cached signed ``p`` and the request path's
+    ``parts`` after /play/: the query to render with, or ``""`` when it is not a media
+    playlist or segment, or the carry token is missing, bad or expired, or the rendition is
+    above its cap (the route then answers, with the reason)."""
+    if len(parts) != 3:
+        return ""
+    rendition = parts[1]
+    for part in query_string.split(b"&"):
+        if part.startswith(b"st="):
+            value = part[3:].decode("latin-1")
+            cap = origin_auth(rt).carry.check(value, p.playback_id, time.time())
+            if cap is not None and _within(p, rendition, cap):
+                return "?st=" + value
+            return ""
+    return ""
+
+
+def _within(p: Playable, rendition: str, cap: int) -> bool:
+    """Whether ``rendition`` is under the height cap (0: no cap); unknown ids pass (404 later)."""
+    if not cap:
+        return True
+    r = p.presentation.rendition(rendition)
+    return r is None or r.kind != "video" or (r.height or 0) <= cap
+
+
+def _capped(pres: Presentation, cap: int | None) -> Presentation:
+    """``pres`` without the video renditions above ``cap`` pixels high (the lowest stays)."""
+    if cap is None:
+        return pres
+    videos = pres.video
+    keep = {r.id for r in videos if (r.height or 0) <= cap}
+    if videos and not keep:
+        keep = {videos[0].id}
+    return replace(
+        pres, renditions=[r for r in pres.renditions if r.kind != "video" or r.id in keep]
+    )
 
 
 # -- render --------------------------------------------------------------------------------
@@ -201,20 +318,27 @@ def _manifest(
 
 
 def cache_control(p: Playable, public: str) -> str:
-    """Media under rights (territories, a window) must not be shared by caches between
-    viewers or outlive the window: private and short for those, ``public`` for the rest."""
-    return RESTRICTED_CACHE if p.rights is not None else public
+    """Media under rights (territories, a window) or signed must not be shared by caches
+    between viewers or outlive the window: private and short for those, ``public`` for
+    the rest."""
+    return RESTRICTED_CACHE if p.private else public
 
 
-def master_text(p: Playable) -> Text:
-    """The HLS master playlist of ``p``."""
+def master_text(p: Playable, access: Access = PUBLIC) -> Text:
+    """The HLS master playlist of ``p`` (its URLs carrying ``access.query``)."""
     growing = not p.presentation.complete
     cache = GROWING_CACHE if growing else MANIFEST_CACHE
-    return _manifest(p, "master", lambda: render_hls_master(p.presentation), HLS_TYPE, cache)
+    if access is PUBLIC:
+        return _manifest(p, "master", lambda: render_hls_master(p.presentation), HLS_TYPE, cache)
+    pres = _capped(p.presentation, access.max_height)
+    return _manifest(
+        p, "master" + access.query, lambda: render_hls_master(pres, access.query), HLS_TYPE, cache
+    )
 
 
-def mpd_text(p: Playable) -> Text:
-    """The DASH MPD of ``p`` (404 while only the muxed preview exists)."""
+def mpd_text(p: Playable, access: Access = PUBLIC) -> Text:
+    """The DASH MPD of ``p`` (404 while only the muxed preview exists), its segment URLs
+    carrying ``access.query``."""
     if not p.presentation.settled:
         raise NotReady(
             "DASH is served once the first renditions are packaged; HLS plays already.",
@@ -222,7 +346,12 @@ def mpd_text(p: Playable) -> Text:
         )
     # Rungs still encoding join later: a snapshot MPD must not be cached for long.
     cache = MANIFEST_CACHE if p.presentation.complete else GROWING_CACHE
-    return _manifest(p, "mpd", lambda: render_mpd(p.presentation), DASH_TYPE, cache)
+    if access is PUBLIC:
+        return _manifest(p, "mpd", lambda: render_mpd(p.presentation), DASH_TYPE, cache)
+    pres = _capped(p.presentation, access.max_height)
+    return _manifest(
+        p, "mpd" + access.query, lambda: render_mpd(pres, access.query), DASH_TYPE, cache
+    )
 
 
 def _rendition(p: Playable, rendition: str) -> Rendition:
@@ -232,13 +361,13 @@ def _rendition(p: Playable, rendition: str) -> Rendition:
     return r
 
 
-def media_text(p: Playable, rendition: str) -> Text:
-    """The HLS media playlist of one rendition of ``p``."""
+def media_text(p: Playable, rendition: str, query: str = "") -> Text:
+    """The HLS media playlist of one rendition of ``p`` (its URLs carrying ``query``)."""
     r = _rendition(p, rendition)
     return _manifest(
         p,
-        f"media:{r.id}",
-        lambda: render_hls_media(r, p.presentation.segment_seconds),
+        f"media:{r.id}{query}",
+        lambda: render_hls_media(r, p.presentation.segment_seconds, query),
         HLS_TYPE,
         MANIFEST_CACHE if r.complete else GROWING_CACHE,
     )
@@ -249,25 +378,26 @@ def _vtt_time(seconds: float) -> str:
     return f"{ms // 3600000:02d}:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
 
 
-def storyboard_text(p: Playable, width: int) -> Text:
+def storyboard_text(p: Playable, width: int, access: Access = PUBLIC) -> Text:
     """Seek previews as WebVTT: one cue per storyboard grid point, pointing at its
-    thumbnail at the storyboard width nearest above ``width``."""
+    thumbnail at the storyboard width nearest above ``width`` (carrying ``access.query``)."""
     pres = p.presentation
     if not pres.video:
         raise PlaybackNotFound("This asset has no video.")
     w = next((x for x in STORYBOARD_WIDTHS if x >= width), STORYBOARD_WIDTHS[-1])
+    carry = "&" + access.query[1:] if access.query else ""
 
     def render() -> str:
         points = storyboard_points(pres.duration, pres.segment_seconds)
         ends = [*points[1:], pres.duration]
         cues = (
-            f"{_vtt_time(t)} --> {_vtt_time(end)}\nthumbnail.jpg?time={t}&width={w}\n"
+            f"{_vtt_time(t)} --> {_vtt_time(end)}\nthumbnail.jpg?time={t}&width={w}{carry}\n"
             for t, end in zip(points, ends, strict=True)
         )
         return "WEBVTT\n\n" + "\n".join(cues)
 
     cache = MANIFEST_CACHE if pres.complete else GROWING_CACHE
-    return _manifest(p, f"storyboard:{w}", render, "text/vtt; charset=utf-8", cache)
+    return _manifest(p, f"storyboard:{w}{carry}", render, "text/vtt; charset=utf-8", cache)
 
 
 # -- serve: segments -----------------------------------------------------------------------

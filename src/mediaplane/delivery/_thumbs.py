@@ -33,6 +33,7 @@ from mediaplane.runtime import Runtime
 from ._origin import router, send_text
 from ._service import (
     THUMB_CACHE,
+    admitted,
     audio_poster,
     cache_control,
     make_thumbnail,
@@ -154,7 +155,7 @@ async def thumbnail(
     asset's storyboard grid (whole segments, at most 100 points), the width up to one of
     160, 320, 640 or 1280 (the response is that wide)."""
     limiter = _limiter(request.app, rt)
-    p = await run_in_threadpool(playable, rt, playback_id, request)
+    p = await run_in_threadpool(playable, rt, playback_id, request, "t")
     if not p.presentation.video:
         # No picture to take a frame from: an audio-only asset's poster is its waveform.
         jpeg = await run_in_threadpool(audio_poster, rt, p)
@@ -181,4 +182,5 @@ def storyboard_vtt(
 ) -> Response:
     """Seek previews as WebVTT (players' thumbnail tracks): one cue per storyboard grid point
     pointing at its thumbnail, made with the ladder at 160 and 320 pixels wide."""
-    return send_text(request, storyboard_text(playable(rt, playback_id, request), width))
+    p, access = admitted(rt, playback_id, request, "s")
+    return send_text(request, storyboard_text(p, width, access))

@@ -54,7 +54,7 @@ def _audio_names(audio: list[Rendition]) -> list[str]:
     return names
 
 
-def _audio_media(audio: list[Rendition], *, in_variant: bool) -> list[Media]:
+def _audio_media(audio: list[Rendition], *, in_variant: bool, query: str = "") -> list[Media]:
     """The EXT-X-MEDIA of the one audio group; ``audio[0]`` is the DEFAULT=YES one.
 
     ``in_variant``: the default rendition's media is the variant's own playlist (an
@@ -74,35 +74,37 @@ def _audio_media(audio: list[Rendition], *, in_variant: bool) -> list[Media]:
                 language=a.language or None,
                 characteristics=DESCRIBES_VIDEO if a.role == "description" else None,
                 channels=str(a.channels) if a.channels else None,
-                uri=None if default and in_variant else a.id + "/media.m3u8",
+                uri=None if default and in_variant else a.id + "/media.m3u8" + query,
             )
         )
     return media
 
 
-def _audio_only_variants(audio: list[Rendition]) -> tuple[list[Media], list[Variant]]:
+def _audio_only_variants(
+    audio: list[Rendition], query: str = ""
+) -> tuple[list[Media], list[Variant]]:
     if not audio:
         return [], []
     main = audio[0]
     variant = Variant(
-        uri=f"{main.id}/media.m3u8",
+        uri=f"{main.id}/media.m3u8{query}",
         bandwidth=max(a.peak_bandwidth for a in audio),
         average_bandwidth=max(a.average_bandwidth for a in audio),
         codecs=main.codecs,
         audio=AUDIO_GROUP if len(audio) > 1 else None,
     )
-    media = _audio_media(audio, in_variant=True) if len(audio) > 1 else []
+    media = _audio_media(audio, in_variant=True, query=query) if len(audio) > 1 else []
     return media, [variant]
 
 
-def _video_variants(p: Presentation) -> list[Variant]:
+def _video_variants(p: Presentation, query: str = "") -> list[Variant]:
     audio = p.audio
     # BANDWIDTH covers whichever rendition of the group a player may pick (RFC 8216).
     audio_peak = max((a.peak_bandwidth for a in audio), default=0)
     audio_avg = max((a.average_bandwidth for a in audio), default=0)
     return [
         Variant(
-            uri=f"{v.id}/media.m3u8",
+            uri=f"{v.id}/media.m3u8{query}",
             bandwidth=v.peak_bandwidth + audio_peak,
             average_bandwidth=v.average_bandwidth + audio_avg,
             codecs=v.codecs + ("," + audio[0].codecs if audio else ""),
@@ -114,19 +116,21 @@ def _video_variants(p: Presentation) -> list[Variant]:
     ]
 
 
-def hls_master(p: Presentation) -> MasterPlaylist:
+def hls_master(p: Presentation, query: str = "") -> MasterPlaylist:
     """The multivariant playlist: video variants, every audio rendition in one group.
 
     An audio-only presentation gets one audio variant (CODECS of the audio, no
     RESOLUTION): the default audio's playlist, the other languages in the group.
     While renditions are still growing, players are told to start at the beginning
-    (EXT-X-START) rather than at the live edge of the EVENT playlists.
+    (EXT-X-START) rather than at the live edge of the EVENT playlists. ``query`` (like
+    ``"?st=…"``) is appended to every playlist URI (signed playback carries a token so).
     """
     audio = p.audio
     if p.video:
-        media, variants = _audio_media(audio, in_variant=False), _video_variants(p)
+        media = _audio_media(audio, in_variant=False, query=query)
+        variants = _video_variants(p, query)
     else:
-        media, variants = _audio_only_variants(audio)
+        media, variants = _audio_only_variants(audio, query)
     growing = not all(r.complete for r in p.video + audio)
     return MasterPlaylist(
         variants=tuple(variants),
@@ -137,8 +141,9 @@ def hls_master(p: Presentation) -> MasterPlaylist:
     )
 
 
-def hls_media(r: Rendition, segment_seconds: int = 2) -> MediaPlaylist:
-    """A media playlist of fMP4 segments (paths relative to the rendition's folder).
+def hls_media(r: Rendition, segment_seconds: int = 2, query: str = "") -> MediaPlaylist:
+    """A media playlist of fMP4 segments (paths relative to the rendition's folder, with
+    ``query`` appended).
 
     VOD when the rendition is complete; a growing EVENT playlist (no ENDLIST) while it is
     still being encoded, which becomes the same VOD list when it completes.
@@ -148,10 +153,10 @@ def hls_media(r: Rendition, segment_seconds: int = 2) -> MediaPlaylist:
     if not r.complete:
         target = max(target, segment_seconds)
     segments = [
-        MediaSegment(uri=f"{seg.number}.m4s", duration=d)
+        MediaSegment(uri=f"{seg.number}.m4s{query}", duration=d)
         for seg, d in zip(r.segments, durations, strict=True)
     ]
-    init = Map("init.mp4")
+    init = Map("init.mp4" + query)
     if segments:
         segments[0] = MediaSegment(segments[0].uri, segments[0].duration, map=init)
     else:  # EXT-X-MAP with no segment after it yet: an open entry carries it
@@ -185,11 +190,11 @@ def _timeline(r: Rendition) -> tuple[TimelineEntry, ...]:
     return tuple(entries)
 
 
-def _template(r: Rendition) -> SegmentTemplate:
+def _template(r: Rendition, query: str) -> SegmentTemplate:
     return SegmentTemplate(
         timescale=r.timescale,
-        initialization="$RepresentationID$/init.mp4",
-        media="$RepresentationID$/$Number$.m4s",
+        initialization="$RepresentationID$/init.mp4" + query,
+        media="$RepresentationID$/$Number$.m4s" + query,
         start_number=r.segments[0].number if r.segments else 1,
         timeline=_timeline(r),
     )
@@ -199,7 +204,7 @@ def _rate(fps: Fraction) -> str:
     return str(fps) if fps.denominator != 1 else str(fps.numerator)
 
 
-def _video_set(videos: list[Rendition]) -> AdaptationSet:
+def _video_set(videos: list[Rendition], query: str) -> AdaptationSet:
     maxw = max(v.width or 0 for v in videos)
     maxh = max(v.height or 0 for v in videos)
     g = math.gcd(maxw, maxh) if maxw and maxh else 0
@@ -213,7 +218,7 @@ def _video_set(videos: list[Rendition]) -> AdaptationSet:
             height=v.height,
             sar="1:1",
             frame_rate=_rate(v.fps) if v.fps else None,
-            segment_template=_template(v),
+            segment_template=_template(v, query),
         )
         for v in videos
     ]
@@ -231,7 +236,7 @@ def _video_set(videos: list[Rendition]) -> AdaptationSet:
     )
 
 
-def _audio_set(i: int, a: Rendition, name: str) -> AdaptationSet:
+def _audio_set(i: int, a: Rendition, name: str, query: str) -> AdaptationSet:
     """One AdaptationSet per audio rendition (language, or role within a language)."""
     described = a.role == "description"
     rep = Representation(
@@ -240,7 +245,7 @@ def _audio_set(i: int, a: Rendition, name: str) -> AdaptationSet:
         codecs=a.codecs,
         audio_sampling_rate=str(a.sample_rate or 48000),
         audio_channels=(Descriptor(AUDIO_CHANNELS, str(a.channels or 2)),),
-        segment_template=_template(a),
+        segment_template=_template(a, query),
     )
     return AdaptationSet(
         id=str(i),
@@ -258,13 +263,15 @@ def _audio_set(i: int, a: Rendition, name: str) -> AdaptationSet:
     )
 
 
-def dash_mpd(p: Presentation) -> MPD:
-    """A static MPD (isoff-live + CMAF profiles) with SegmentTemplate and SegmentTimeline."""
-    sets = [_video_set(p.video)] if p.video else []
+def dash_mpd(p: Presentation, query: str = "") -> MPD:
+    """A static MPD (isoff-live + CMAF profiles) with SegmentTemplate and SegmentTimeline;
+    ``query`` is appended to the segment templates."""
+    sets = [_video_set(p.video, query)] if p.video else []
     audio = p.audio
     names = _audio_names(audio)
     sets += [
-        _audio_set(i, a, n) for i, (a, n) in enumerate(zip(audio, names, strict=True), start=1)
+        _audio_set(i, a, n, query)
+        for i, (a, n) in enumerate(zip(audio, names, strict=True), start=1)
     ]
     return MPD(
         type="static",
@@ -275,16 +282,16 @@ def dash_mpd(p: Presentation) -> MPD:
     )
 
 
-def render_hls_master(p: Presentation) -> str:
+def render_hls_master(p: Presentation, query: str = "") -> str:
     """The multivariant playlist text of ``p`` (:func:`hls_master`, rendered)."""
-    return hls_master(p).render()
+    return hls_master(p, query).render()
 
 
-def render_hls_media(r: Rendition, segment_seconds: int = 2) -> str:
+def render_hls_media(r: Rendition, segment_seconds: int = 2, query: str = "") -> str:
     """The media playlist text of ``r`` (:func:`hls_media`, rendered)."""
-    return hls_media(r, segment_seconds).render()
+    return hls_media(r, segment_seconds, query).render()
 
 
-def render_mpd(p: Presentation) -> str:
+def render_mpd(p: Presentation, query: str = "") -> str:
     """The MPD text of ``p`` (:func:`dash_mpd`, rendered)."""
-    return dash_mpd(p).render()
+    return dash_mpd(p, query).render()
