@@ -15,6 +15,7 @@ import structlog
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mediaplane import __version__, catalog, delivery, ingest, ops, web
 from mediaplane.accounts import api_router, ensure_admin_token, oidc_router
@@ -153,6 +154,65 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     return _valid_openapi(spec)
 
 
+#: The CORS policy: any origin may play and upload (no credentials: bearer tokens).
+CORS: dict[str, Any] = {
+    "allow_origins": ["*"],
+    "allow_methods": ["GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"],
+    "allow_headers": ["*"],
+    "expose_headers": [
+        "Content-Length",
+        "Content-Range",
+        "Accept-Ranges",
+        "ETag",
+        "X-Request-Id",
+        # tus resumable uploads (a browser client reads these)
+        "Location",
+        "Upload-Offset",
+        "Upload-Length",
+        "Upload-Metadata",
+        "Upload-Expires",
+        "Upload-Concat",
+        "Upload-Defer-Length",
+        "Tus-Resumable",
+        "Tus-Version",
+        "Tus-Extension",
+        "Tus-Max-Size",
+        "Tus-Checksum-Algorithm",
+    ],
+    "max_age": 86400,
+}
+
+
+def _cors_simple_headers() -> list[tuple[bytes, bytes]]:
+    """The headers the CORS middleware adds to an answer to a request with an ``Origin``
+    (with every origin allowed and no credentials it names no origin, so they are fixed)."""
+    cors = CORSMiddleware(_no_app, **CORS)
+    return [(k.lower().encode(), v.encode()) for k, v in cors.simple_headers.items()]
+
+
+async def _no_app(scope: Scope, receive: Receive, send: Send) -> None:
+    raise NotImplementedError  # only CORSMiddleware's configuration is read
+
+
+class _App(FastAPI):
+    """FastAPI with ``front`` in front of all of it (its per-request telemetry check and its
+    middleware stack, error handling included): ``front`` answers what it can and passes the
+    rest to :meth:`framework`."""
+
+    front: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.front is None:
+            await self.framework(scope, receive, send)
+        else:
+            scope["app"] = self
+            await self.front(scope, receive, send)
+
+    async def framework(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """FastAPI itself."""
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app for ``settings`` (default: from MEDIAPLANE_* environment variables)."""
     settings = settings or get_settings()
@@ -169,7 +229,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await run_in_threadpool(watchdog.release)  # another web process takes over at once
         runtime.db.dispose()
 
-    app = FastAPI(title="Mediaplane", version=__version__, lifespan=lifespan)
+    app = _App(title="Mediaplane", version=__version__, lifespan=lifespan)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.state.runtime = runtime
     app.state.admin_token, _ = ensure_admin_token(settings)
@@ -182,33 +242,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(delivery.router)
     app.include_router(ops.router)
     app.include_router(web.router)
-    app.add_middleware(delivery.PlayOrigin)  # inside CORS: the lean path for playback
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=["*"],
-        allow_methods=["GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"],
-        allow_headers=["*"],
-        expose_headers=[
-            "Content-Length",
-            "Content-Range",
-            "Accept-Ranges",
-            "ETag",
-            "X-Request-Id",
-            # tus resumable uploads (a browser client reads these)
-            "Location",
-            "Upload-Offset",
-            "Upload-Length",
-            "Upload-Metadata",
-            "Upload-Expires",
-            "Upload-Concat",
-            "Upload-Defer-Length",
-            "Tus-Resumable",
-            "Tus-Version",
-            "Tus-Extension",
-            "Tus-Max-Size",
-            "Tus-Checksum-Algorithm",
-        ],
-        max_age=86400,
-    )
-    app.add_middleware(ops.RequestMiddleware, metrics=app.state.metrics)
+    observer = ops.RequestObserver(app.state.metrics)
+    app.add_middleware(CORSMiddleware, **CORS)
+    app.add_middleware(ops.RequestMiddleware, observer=observer)
+    # In front of the whole stack: playback answers what the layers above would add.
+    app.front = delivery.PlayOrigin(app.framework, observer, _cors_simple_headers())
     return app

@@ -3,6 +3,20 @@ metrics, health and readiness."""
 
 from __future__ import annotations
 
-from ._observe import Metrics, RequestMiddleware, configure_logging, renders_json, router
+from ._observe import (
+    Metrics,
+    RequestMiddleware,
+    RequestObserver,
+    configure_logging,
+    renders_json,
+    router,
+)
 
-__all__ = ["Metrics", "RequestMiddleware", "configure_logging", "renders_json", "router"]
+__all__ = [
+    "Metrics",
+    "RequestMiddleware",
+    "RequestObserver",
+    "configure_logging",
+    "renders_json",
+    "router",
+]

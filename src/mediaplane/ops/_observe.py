@@ -150,16 +150,14 @@ class Metrics:
         self.registry.register(_DbCollector(runtime))
 
 
-class RequestMiddleware:
-    """Pure ASGI (keeps zero-copy file sends): request id, access log, latency histogram.
+class RequestObserver:
+    """Per-process request bookkeeping shared by every path that answers HTTP requests: request
+    ids and the latency histogram (``route`` is the route's path template, or "unmatched").
 
-    Playback (``/play/…``) is what every viewer requests several times a second: a JSON line
-    for each would cost more than serving it, so those requests are counted in the histogram
-    and logged only when they fail (status >= 400); everything else is logged.
+    Called from the event loop only (ASGI), so its caches need no lock.
     """
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
+    def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
         #: (method, route, status) → histogram child: ``labels()`` hashes and locks each time.
         self._series: dict[tuple[str, str, int], Any] = {}
@@ -168,18 +166,42 @@ class RequestMiddleware:
         self._rid_prefix = os.urandom(8).hex()
         self._rid_next = itertools.count()
 
+    def request_id(self, scope: Scope) -> bytes:
+        """The request's X-Request-Id (at most 64 characters), or a new one."""
+        for k, v in scope.get("headers", ()):
+            if k == b"x-request-id" and v:
+                return bytes(v[:64])
+        return f"{self._rid_prefix}{next(self._rid_next) & 0xFFFFFFFFFFFFFFFF:016x}".encode()
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one answered request in the latency histogram."""
+        key = (method, route, status)
+        series = self._series.get(key)
+        if series is None:
+            series = self.metrics.http.labels(method, route, str(status))
+            if len(self._series) < 4096:  # unmatched paths share one label
+                self._series[key] = series
+        series.observe(seconds)
+
+
+class RequestMiddleware:
+    """Pure ASGI (keeps zero-copy file sends): request id, access log, latency histogram.
+
+    Playback (``/play/…``) is what every viewer requests several times a second: a JSON line
+    for each would cost more than serving it, so those requests are counted in the histogram
+    and logged only when they fail (status >= 400); everything else is logged.
+    """
+
+    def __init__(self, app: ASGIApp, observer: RequestObserver) -> None:
+        self.app = app
+        self.observer = observer
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        rid = None
-        for k, v in scope.get("headers", ()):
-            if k == b"x-request-id":
-                rid = v.decode("latin-1")[:64]
-                break
-        if not rid:
-            rid = f"{self._rid_prefix}{next(self._rid_next) & 0xFFFFFFFFFFFFFFFF:016x}"
-        rid_header = (b"x-request-id", rid.encode("latin-1"))
+        rid_bytes = self.observer.request_id(scope)
+        rid_header = (b"x-request-id", rid_bytes)
         status = 500
         started = time.perf_counter()
 
@@ -191,7 +213,7 @@ class RequestMiddleware:
             await send(message)
 
         # bind/reset by token: bound_contextvars() copies every bound variable each time.
-        tokens = structlog.contextvars.bind_contextvars(request_id=rid)
+        tokens = structlog.contextvars.bind_contextvars(request_id=rid_bytes.decode("latin-1"))
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
@@ -199,13 +221,7 @@ class RequestMiddleware:
                 elapsed = time.perf_counter() - started
                 route = scope.get("route")
                 path = getattr(route, "path", None) or "unmatched"
-                series_key = (scope["method"], path, status)
-                series = self._series.get(series_key)
-                if series is None:
-                    series = self.metrics.http.labels(scope["method"], path, str(status))
-                    if len(self._series) < 4096:  # unmatched paths share one label
-                        self._series[series_key] = series
-                series.observe(elapsed)
+                self.observer.observe(scope["method"], path, status, elapsed)
                 if status >= 400 or not path.startswith("/play/"):
                     log.info(
                         "http.request",
