@@ -149,6 +149,8 @@ async def _create_from_url(request: Request, rt: Runtime, principal: Principal) 
     except ValueError as exc:
         raise ApiError(400, "invalid_request", f"Invalid JSON body: {exc}") from exc
     fields = _origin_fields(body.source_type, body.rights, body.passthrough)
+    # The channel before the URL: whether the caller may is said before what is wrong.
+    await run_in_threadpool(target_channel, rt, principal, body.channel_id)
     try:
         await run_in_threadpool(check_url, body.input.url, rt.settings.import_allow)
     except UrlRefused as exc:

@@ -535,6 +535,7 @@ def asset_to_api(asset: Asset, progress: float | None, base_url: str) -> dict[st
         "renditions": _renditions(asset),
         "source_type": str(asset.source_type),
         "moderation": str(asset.moderation),
+        "channel_id": asset.channel_id,
         "rights": asset.rights,
         "passthrough": asset.passthrough,
         "source": {"video": asset.source_video},
