@@ -1,11 +1,12 @@
 """Accounts: users and sign-in, API keys, tokens for apps, and signed-playback keys.
 
 Users have a role (viewer, creator, moderator, admin) and an argon2id password hash (or
-none: OpenID Connect later). Servers use scoped API keys (``read`` < ``write`` < ``admin``),
+none: OpenID Connect only). Servers use scoped API keys (``read`` < ``write`` < ``admin``),
 stored hashed; the configured admin token is the install's first admin key. Apps trade a
 password for a short-lived JWT access token and a rotating refresh token. Signed playback
 follows Mux's scheme: RSA signing keys, RS256 playback tokens checked by
-:func:`verify_playback_token`.
+:func:`verify_playback_token`. Users may also sign in through the OpenID Connect providers
+in the settings (:func:`oidc_router`), linked by ``iss`` + ``sub`` or a verified e-mail.
 
 Errors::
 
@@ -18,6 +19,7 @@ Errors::
     ├── TokenInvalid                an access or refresh token that is not (or no longer) good
     │   └── RefreshTokenReused      a spent refresh token again: its family is revoked
     ├── NotFound                    no such user, API key or signing key
+    ├── OidcError                   an OpenID Connect sign-in that cannot go on (``status``)
     └── PlaybackTokenRejected       ``code`` is one of REJECTION_REASONS
 
 Who asks is one :class:`Principal` per request (:func:`current_principal`: the admin
@@ -76,6 +78,15 @@ from ._errors import (
     TokenInvalid,
 )
 from ._models import ApiKey, Identity, KeySource, RefreshToken, Role, Scope, SigningKey, User
+from ._oidc import (
+    OidcClient,
+    OidcError,
+    link_user,
+    oidc_router,
+    safe_next,
+    sign_in_user,
+    validate_id_token,
+)
 from ._principal import (
     ANONYMOUS,
     INSTALL,
@@ -114,6 +125,13 @@ from ._users import (
 
 __all__ = [
     "ANONYMOUS",
+    "validate_id_token",
+    "sign_in_user",
+    "safe_next",
+    "oidc_router",
+    "link_user",
+    "OidcError",
+    "OidcClient",
     "AUDIENCES",
     "INSTALL",
     "REJECTION_REASONS",

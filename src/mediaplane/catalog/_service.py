@@ -6,6 +6,7 @@ import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
+from math import gcd
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,7 @@ import structlog
 from sqlalchemy import ColumnElement, false, func, or_, select, true, update
 
 from mediaplane.accounts import ChannelRole, Principal, Role, member_channel_ids, role_in
+from mediaplane.config import SourceType
 from mediaplane.db import utcnow
 from mediaplane.errors import Forbidden, NotFound
 from mediaplane.jobs import Job, JobState, create_job, dispatch
@@ -25,7 +27,6 @@ from ._models import (
     ModerationStatus,
     PlaybackId,
     PlaybackPolicy,
-    SourceType,
     new_id,
 )
 from ._payloads import EncodeChunk, FingerprintAudio, ImportUrl, ProcessAsset
@@ -471,8 +472,6 @@ def _aspect(width: int | None, height: int | None, video: dict[str, Any] | None)
         return str(video["display_aspect_ratio"])
     if not width or not height:
         return None
-    from math import gcd
-
     g = gcd(width, height)
     return f"{width // g}:{height // g}"
 
