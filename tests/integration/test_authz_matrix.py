@@ -31,8 +31,9 @@ import httpx
 import pytest
 
 from mediaplane.accounts import Channel, ChannelMember, ChannelRole, create_user, set_disabled
-from mediaplane.catalog import Asset, ModerationStatus, PlaybackId, SourceType
-from mediaplane.config import Settings
+from mediaplane.catalog import Asset, ModerationStatus
+from mediaplane.catalog._models import PlaybackId
+from mediaplane.config import Settings, SourceType
 from mediaplane.db import Database
 from tests.support import Server, embedded_backend, start_server
 
