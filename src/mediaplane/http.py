@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from mediaplane.errors import NotFound
+from mediaplane.errors import Forbidden, NotFound
 from mediaplane.runtime import Runtime
 
 __all__ = ["ApiError", "error_body", "install_error_handlers", "read_small_body", "runtime_dep"]
@@ -57,6 +57,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(NotFound)
     async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
         return JSONResponse(error_body(exc.code, exc.message), 404, headers=dict(exc.headers))
+
+    @app.exception_handler(Forbidden)
+    async def _forbidden(_: Request, exc: Forbidden) -> JSONResponse:
+        return JSONResponse(error_body(exc.code, exc.message), 403)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -24,7 +24,12 @@ Errors::
     ├── OidcError                   an OpenID Connect sign-in that cannot go on (``status``)
     └── PlaybackTokenRejected       ``code`` is one of REJECTION_REASONS
 
-The HTTP dependencies turn key errors into 401/403 :class:`mediaplane.http.ApiError` s.
+Who asks is one :class:`Principal` per request (:func:`current_principal`: the admin
+token, an API key, a JWT access token, a web session, or anonymous); the dependencies
+:func:`authenticated`, :func:`require_role` and :func:`require_admin` answer 401 for missing
+or bad credentials and 403 (:class:`mediaplane.errors.Forbidden`) for a too narrow scope or
+role. Channels (``_channels``) have members with a :class:`ChannelRole`; a channel the
+caller is no member of answers 404 (:class:`ChannelNotFound`).
 """
 
 from __future__ import annotations
@@ -49,6 +54,19 @@ from ._app_tokens import (
     sign_in_tokens,
     verify_access_token,
 )
+from ._channels import (
+    Channel,
+    ChannelMember,
+    ChannelNotFound,
+    ChannelRole,
+    check_channel_role,
+    create_channel,
+    list_channels,
+    member_channel_ids,
+    role_in,
+    set_member,
+    upload_channel,
+)
 from ._entitle import ENTITLEMENT_REASONS, Decision, Terms, Viewer, entitle, grant_max_height
 from ._errors import (
     AccountsError,
@@ -72,6 +90,17 @@ from ._oidc import (
     sign_in_user,
     validate_id_token,
 )
+from ._principal import (
+    ANONYMOUS,
+    INSTALL,
+    Principal,
+    authenticated,
+    check_scope,
+    current_principal,
+    require_admin,
+    require_role,
+    require_scope,
+)
 from ._signing import (
     AUDIENCES,
     REJECTION_REASONS,
@@ -86,7 +115,7 @@ from ._signing import (
     session_lookup,
     verify_playback_token,
 )
-from ._tokens import ensure_admin_token, ensure_secret_key, require_admin, require_scope
+from ._tokens import ensure_admin_token, ensure_secret_key
 from ._users import (
     authenticate,
     create_user,
@@ -98,6 +127,7 @@ from ._users import (
 )
 
 __all__ = [
+    "ANONYMOUS",
     "validate_id_token",
     "sign_in_user",
     "safe_next",
@@ -107,6 +137,7 @@ __all__ = [
     "OidcClient",
     "AUDIENCES",
     "ENTITLEMENT_REASONS",
+    "INSTALL",
     "REJECTION_REASONS",
     "AccessClaims",
     "AccountsError",
@@ -115,6 +146,10 @@ __all__ = [
     "AuthenticationFailed",
     "CachedKeys",
     "Decision",
+    "Channel",
+    "ChannelMember",
+    "ChannelNotFound",
+    "ChannelRole",
     "EmailTaken",
     "Identity",
     "InsufficientScope",
@@ -126,6 +161,7 @@ __all__ = [
     "NotFound",
     "PlaybackGrant",
     "PlaybackTokenRejected",
+    "Principal",
     "PublicKey",
     "RefreshToken",
     "RefreshTokenReused",
@@ -141,10 +177,15 @@ __all__ = [
     "adopt_admin_token",
     "api_router",
     "authenticate",
+    "authenticated",
+    "check_channel_role",
+    "check_scope",
     "create_api_key",
+    "create_channel",
     "create_signing_key",
     "create_user",
     "create_user_command",
+    "current_principal",
     "ensure_admin_token",
     "entitle",
     "ensure_secret_key",
@@ -154,17 +195,23 @@ __all__ = [
     "hash_password",
     "issue_access_token",
     "list_api_keys",
+    "list_channels",
     "list_signing_keys",
+    "member_channel_ids",
     "normalise_email",
     "refresh_tokens",
     "require_admin",
+    "require_role",
     "require_scope",
     "revoke_api_key",
     "revoke_family",
     "revoke_signing_key",
+    "role_in",
     "session_lookup",
     "set_disabled",
+    "set_member",
     "sign_in_tokens",
+    "upload_channel",
     "verify_access_token",
     "verify_api_key",
     "verify_playback_token",

@@ -1,4 +1,5 @@
-"""REST API: /api/v1/signing-keys, /api/v1/api-keys (admin), /api/v1/auth/token and /refresh."""
+"""REST API: /api/v1/signing-keys, /api/v1/api-keys (admin), /api/v1/auth/token and /refresh;
+the channels router (``_channels_api``) is mounted beside them."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ from mediaplane.runtime import Runtime
 
 from ._api_keys import create_api_key, list_api_keys, revoke_api_key
 from ._app_tokens import TokenPair, TokenPolicy, refresh_tokens, sign_in_tokens
+from ._channels_api import router as channels_router
 from ._errors import AccountsError, AuthenticationFailed, NotFound, TokenInvalid
 from ._models import ApiKey, Scope, SigningKey
+from ._principal import require_admin
 from ._signing import create_signing_key, list_signing_keys, revoke_signing_key
-from ._tokens import ensure_secret_key, require_admin
+from ._tokens import ensure_secret_key
 from ._users import MAX_PASSWORD, authenticate
 
 keys_router = APIRouter(prefix="/api/v1", tags=["keys"], dependencies=[Depends(require_admin)])
@@ -214,4 +217,5 @@ def api_router() -> APIRouter:
     router = APIRouter()
     router.include_router(keys_router)
     router.include_router(auth_router)
+    router.include_router(channels_router)
     return router

@@ -1,5 +1,4 @@
-"""Server secrets kept on disk (the admin token, the token-signing secret) and the bearer
-authorisation dependencies of the API."""
+"""Server secrets kept on disk: the admin token and the token-signing secret."""
 
 from __future__ import annotations
 
@@ -9,17 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fastapi import Depends, Request
-
-from mediaplane.http import ApiError, runtime_dep
-
-from ._api_keys import verify_api_key
-from ._errors import ApiKeyInvalid, InsufficientScope
-from ._models import ApiKey, Scope
-
 if TYPE_CHECKING:
     from mediaplane.config import Settings
-    from mediaplane.runtime import Runtime
 
 
 def _file_secret(path: Path, make: Callable[[], str]) -> tuple[str, bool]:
@@ -54,39 +44,3 @@ def ensure_secret_key(settings: Settings) -> str:
     if settings.secret_key:
         return settings.secret_key
     return _file_secret(settings.data_path / "secret-key", lambda: secrets.token_urlsafe(48))[0]
-
-
-def _unauthorized(message: str) -> ApiError:
-    return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
-
-
-def _authorise(request: Request, rt: Runtime, scope: Scope) -> ApiKey:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        raise _unauthorized("Send an API token: Authorization: Bearer <token>.")
-    admin_token: str = request.app.state.admin_token
-    if len(token) > max(512, len(admin_token)):  # no key is this long: do not hash it
-        raise _unauthorized("The API token is not valid.")
-    try:
-        with rt.db.session() as s:
-            return verify_api_key(s, token, scope, admin_token=admin_token)
-    except ApiKeyInvalid as exc:
-        raise _unauthorized(exc.message) from None
-    except InsufficientScope as exc:
-        raise ApiError(403, exc.code, exc.message) from None
-
-
-def require_scope(scope: Scope) -> Callable[..., ApiKey]:
-    """A dependency: the request bears an API key (or the admin token) covering ``scope``."""
-
-    def dependency(request: Request, rt: Runtime = Depends(runtime_dep)) -> ApiKey:
-        return _authorise(request, rt, scope)
-
-    return dependency
-
-
-def require_admin(request: Request, rt: Runtime = Depends(runtime_dep)) -> None:
-    """Dependency: ``Authorization: Bearer <admin token or an admin-scoped API key>``."""
-    _authorise(request, rt, Scope.ADMIN)

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from mediaplane.accounts import require_admin
+from mediaplane.accounts import Principal, Scope, authenticated
 from mediaplane.http import ApiError, runtime_dep
 from mediaplane.intake import UploadError, UrlRefused, check_url, read_body, receive_form
 from mediaplane.runtime import Runtime
@@ -26,17 +26,22 @@ from ._rights import (
     parse_rights_text,
     parse_source_type,
 )
-from ._service import delete_asset
 from ._views import (
     asset_view,
     asset_views,
     decide_moderation,
     edit_asset,
     import_asset,
+    remove_asset,
+    target_channel,
     upload_asset,
 )
 
-router = APIRouter(prefix="/api/v1", tags=["assets"], dependencies=[Depends(require_admin)])
+router = APIRouter(prefix="/api/v1", tags=["assets"])
+#: Who may call what; which assets they see and change is the service's (``visible_to``).
+_read = authenticated(Scope.READ)
+_write = authenticated(Scope.WRITE)
+
 #: A JSON body (an import URL and a few fields) is small.
 _JSON_LIMIT = 256 * 1024
 
@@ -50,6 +55,7 @@ class CreateAssetJson(BaseModel):
     model_config = ConfigDict(extra="forbid")
     input: UrlInput
     title: str = Field(default="", max_length=500)
+    channel_id: str | None = Field(default=None, max_length=32)
     # Checked by parse_source_type / parse_rights / parse_passthrough for clearer messages.
     source_type: Any = None
     rights: Any = None
@@ -92,11 +98,16 @@ def _origin_fields(
 
 
 @router.post("/assets", status_code=201)
-async def create_asset(request: Request, rt: Runtime = Depends(runtime_dep)) -> dict[str, Any]:
-    """Create an asset from a multipart upload (field ``file``) or ``{"input": {"url": …}}``."""
+async def create_asset(
+    request: Request, rt: Runtime = Depends(runtime_dep), principal: Principal = Depends(_write)
+) -> dict[str, Any]:
+    """Create an asset from a multipart upload (field ``file``) or ``{"input": {"url": …}}``,
+    in ``channel_id`` (default: the caller's first channel they edit; none for admins)."""
     ctype = request.headers.get("content-type", "")
+    # Refused before any body is read when the caller has no channel to upload into.
+    await run_in_threadpool(target_channel, rt, principal, None)
     if ctype.startswith("application/json"):
-        return await _create_from_url(request, rt)
+        return await _create_from_url(request, rt, principal)
     if not ctype.startswith("multipart/form-data"):
         raise ApiError(
             415,
@@ -108,7 +119,7 @@ async def create_asset(request: Request, rt: Runtime = Depends(runtime_dep)) -> 
             request,
             rt.settings.data_path / "tmp",
             rt.settings.max_upload_bytes,
-            text_fields=("title", "source_type", "rights", "passthrough"),
+            text_fields=("title", "source_type", "rights", "passthrough", "channel_id"),
         )
     except UploadError as exc:
         raise ApiError(exc.status, exc.code, exc.message, dict(exc.headers)) from None
@@ -123,7 +134,9 @@ async def create_asset(request: Request, rt: Runtime = Depends(runtime_dep)) -> 
             functools.partial(
                 upload_asset,
                 rt,
+                principal,
                 received.path,
+                received.fields.get("channel_id") or None,
                 content_hash=received.sha256,
                 filename=received.filename,
                 title=received.fields.get("title", ""),
@@ -135,7 +148,7 @@ async def create_asset(request: Request, rt: Runtime = Depends(runtime_dep)) -> 
     return {"data": data}
 
 
-async def _create_from_url(request: Request, rt: Runtime) -> dict[str, Any]:
+async def _create_from_url(request: Request, rt: Runtime, principal: Principal) -> dict[str, Any]:
     try:
         body = CreateAssetJson.model_validate_json(await read_body(request, _JSON_LIMIT))
     except UploadError as exc:
@@ -143,12 +156,16 @@ async def _create_from_url(request: Request, rt: Runtime) -> dict[str, Any]:
     except ValueError as exc:
         raise ApiError(400, "invalid_request", f"Invalid JSON body: {exc}") from exc
     fields = _origin_fields(body.source_type, body.rights, body.passthrough)
+    # The channel before the URL: whether the caller may is said before what is wrong.
+    await run_in_threadpool(target_channel, rt, principal, body.channel_id)
     try:
         await run_in_threadpool(check_url, body.input.url, rt.settings.import_allow)
     except UrlRefused as exc:
         raise ApiError(400, "url_refused", str(exc)) from exc
     data = await run_in_threadpool(
-        functools.partial(import_asset, rt, body.input.url, title=body.title, **fields)
+        functools.partial(
+            import_asset, rt, principal, body.input.url, body.channel_id, title=body.title, **fields
+        )
     )
     return {"data": data}
 
@@ -156,6 +173,7 @@ async def _create_from_url(request: Request, rt: Runtime) -> dict[str, Any]:
 @router.get("/assets")
 def list_(
     rt: Runtime = Depends(runtime_dep),
+    principal: Principal = Depends(_read),
     limit: int = Query(25, ge=1, le=100),
     page: int = Query(1, ge=1),
     content_hash: str | None = Query(
@@ -164,26 +182,34 @@ def list_(
         description="Only assets whose source has this sha256 (hex)",
     ),
 ) -> dict[str, Any]:
-    """List assets, newest first; ``content_hash`` finds copies of a file before uploading it."""
+    """List the assets the caller may see, newest first; ``content_hash`` finds copies of a
+    file before uploading it."""
     digest = content_hash.lower() if content_hash else None
-    data, total = asset_views(rt, limit=limit, page=page, content_hash=digest)
+    data, total = asset_views(rt, principal=principal, limit=limit, page=page, content_hash=digest)
     return {"data": data, "pagination": {"page": page, "limit": limit, "total": total}}
 
 
 @router.get("/assets/{asset_id}")
-def get_(asset_id: str, rt: Runtime = Depends(runtime_dep)) -> dict[str, Any]:
-    return {"data": asset_view(rt, asset_id)}
+def get_(
+    asset_id: str, rt: Runtime = Depends(runtime_dep), principal: Principal = Depends(_read)
+) -> dict[str, Any]:
+    return {"data": asset_view(rt, principal, asset_id)}
 
 
 @router.delete("/assets/{asset_id}", status_code=204)
-def delete_(asset_id: str, rt: Runtime = Depends(runtime_dep)) -> Response:
-    delete_asset(rt, asset_id)
+def delete_(
+    asset_id: str, rt: Runtime = Depends(runtime_dep), principal: Principal = Depends(_write)
+) -> Response:
+    remove_asset(rt, principal, asset_id)
     return Response(status_code=204)
 
 
 @router.patch("/assets/{asset_id}")
 def update_(
-    asset_id: str, body: UpdateAssetJson, rt: Runtime = Depends(runtime_dep)
+    asset_id: str,
+    body: UpdateAssetJson,
+    rt: Runtime = Depends(runtime_dep),
+    principal: Principal = Depends(_write),
 ) -> dict[str, Any]:
     """Change the title and/or replace the rights (``"rights": null`` removes them)."""
     changes: dict[str, Any] = {}
@@ -194,30 +220,41 @@ def update_(
             changes["rights"] = parse_rights(body.rights) if body.rights is not None else None
         except InvalidAssetInput as exc:
             raise ApiError(400, exc.code, exc.message) from None
-    return {"data": edit_asset(rt, asset_id, **changes)}
+    return {"data": edit_asset(rt, principal, asset_id, **changes)}
 
 
 @router.post("/assets/{asset_id}/moderation")
 def moderate_(
-    asset_id: str, body: ModerationJson, rt: Runtime = Depends(runtime_dep)
+    asset_id: str,
+    body: ModerationJson,
+    rt: Runtime = Depends(runtime_dep),
+    principal: Principal = Depends(_write),
 ) -> dict[str, Any]:
-    """Approve (playable) or reject (refused with 403 ``moderation_rejected``) an asset."""
-    return {"data": decide_moderation(rt, asset_id, approve=body.decision == "approve")}
+    """Approve (playable) or reject (refused with 403 ``moderation_rejected``) an asset
+    (moderators and admins)."""
+    approve = body.decision == "approve"
+    return {"data": decide_moderation(rt, principal, asset_id, approve=approve)}
 
 
 @router.post("/assets/{asset_id}/playback-ids", status_code=201)
 def add_playback_id_(
-    asset_id: str, body: PlaybackIdJson, rt: Runtime = Depends(runtime_dep)
+    asset_id: str,
+    body: PlaybackIdJson,
+    rt: Runtime = Depends(runtime_dep),
+    principal: Principal = Depends(_write),
 ) -> dict[str, Any]:
     """Add a playback id: ``public`` plays for anyone, ``signed`` only with a playback token
     (an RS256 JWT from a signing key, ``?token=`` on the playback URL)."""
-    return {"data": add_playback_id(rt, asset_id, body.policy)}
+    return {"data": add_playback_id(rt, principal, asset_id, body.policy)}
 
 
 @router.delete("/assets/{asset_id}/playback-ids/{playback_id}", status_code=204)
 def remove_playback_id_(
-    asset_id: str, playback_id: str, rt: Runtime = Depends(runtime_dep)
+    asset_id: str,
+    playback_id: str,
+    rt: Runtime = Depends(runtime_dep),
+    principal: Principal = Depends(_write),
 ) -> Response:
     """Remove a playback id (it stops playing within a few seconds)."""
-    remove_playback_id(rt, asset_id, playback_id)
+    remove_playback_id(rt, principal, asset_id, playback_id)
     return Response(status_code=204)

@@ -85,6 +85,11 @@ class Asset(Base):
     moderated_at: Mapped[datetime | None]
     #: Licensed-content rights in the canonical form of ``Rights.to_json()`` (None: unrestricted).
     rights: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: The channel that owns the asset (``accounts.Channel``); None: the install's (assets
+    #: from before channels, those admins create, those of a deleted channel).
+    channel_id: Mapped[str | None] = mapped_column(
+        ForeignKey("channels.id", ondelete="SET NULL"), index=True
+    )
     #: Opaque client string, returned as given (e.g. in webhooks).
     passthrough: Mapped[str | None] = mapped_column(String(255))
 

@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from ._models import PlaybackId, PlaybackPolicy
-from ._service import AssetNotFound, get_asset
+from ._service import AssetAction, AssetNotFound, authorized_asset
 
 if TYPE_CHECKING:
+    from mediaplane.accounts import Principal
     from mediaplane.runtime import Runtime
 
 __all__ = ["add_playback_id", "remove_playback_id"]
@@ -21,10 +22,13 @@ __all__ = ["add_playback_id", "remove_playback_id"]
 log = structlog.get_logger("mediaplane.catalog")
 
 
-def add_playback_id(runtime: Runtime, asset_id: str, policy: PlaybackPolicy) -> dict[str, Any]:
-    """Give the asset a new playback id with ``policy``; its API shape (404 unknown asset)."""
+def add_playback_id(
+    runtime: Runtime, principal: Principal, asset_id: str, policy: PlaybackPolicy
+) -> dict[str, Any]:
+    """Give the asset a new playback id with ``policy``; its API shape (404 for an asset the
+    caller cannot see, 403 without the editor role in its channel)."""
     with runtime.db.session() as s:
-        asset = get_asset(s, asset_id)
+        asset = authorized_asset(s, principal, asset_id, AssetAction.EDIT)
         pid = PlaybackId(policy=policy)
         asset.playback_ids.append(pid)
         s.flush()
@@ -33,10 +37,12 @@ def add_playback_id(runtime: Runtime, asset_id: str, policy: PlaybackPolicy) -> 
     return data
 
 
-def remove_playback_id(runtime: Runtime, asset_id: str, playback_id: str) -> None:
+def remove_playback_id(
+    runtime: Runtime, principal: Principal, asset_id: str, playback_id: str
+) -> None:
     """Remove one playback id of the asset (404 when the asset has no such id)."""
     with runtime.db.session() as s:
-        asset = get_asset(s, asset_id)
+        asset = authorized_asset(s, principal, asset_id, AssetAction.EDIT)
         pid = next((p for p in asset.playback_ids if p.id == playback_id), None)
         if pid is None:
             raise AssetNotFound(f"The asset has no playback id {playback_id!r}.")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import enum
 import hashlib
 import re
 import unicodedata
@@ -10,11 +11,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, false, func, or_, select, true, update
 
+from mediaplane.accounts import ChannelRole, Principal, Role, member_channel_ids, role_in
 from mediaplane.config import SourceType
 from mediaplane.db import utcnow
-from mediaplane.errors import NotFound
+from mediaplane.errors import Forbidden, NotFound
 from mediaplane.jobs import Job, JobState, create_job, dispatch
 from mediaplane.media import Presentation
 
@@ -169,6 +171,7 @@ def ingest_file(
     rights: Rights | None = None,
     passthrough: str | None = None,
     content_hash: str | None = None,
+    channel_id: str | None = None,
 ) -> Asset:
     """Store a received file as a new asset's source and queue its processing.
 
@@ -193,6 +196,7 @@ def ingest_file(
         rights=rights,
         passthrough=passthrough,
         content_hash=digest,
+        channel_id=channel_id,
     )
 
 
@@ -206,6 +210,7 @@ def ingest_source(
     rights: Rights | None = None,
     passthrough: str | None = None,
     content_hash: str | None = None,
+    channel_id: str | None = None,
 ) -> Asset:
     """Like :func:`ingest_file`, for a source the caller puts in the store itself (a
     finished resumable upload is renamed or composed there: no second copy).
@@ -230,6 +235,7 @@ def ingest_source(
                 origin=origin,
                 source_key=key,
                 source_size=size,
+                channel_id=channel_id,
             )
             if content_hash:
                 record_content_hash(s, asset, content_hash)
@@ -252,6 +258,7 @@ def ingest_url(
     source_type: SourceType = SourceType.CREATOR_UPLOAD,
     rights: Rights | None = None,
     passthrough: str | None = None,
+    channel_id: str | None = None,
 ) -> Asset:
     """Create an asset whose source is fetched from ``url`` by an import job."""
     origin = _origin(runtime, source_type, rights, passthrough)
@@ -262,6 +269,7 @@ def ingest_url(
             title=title or url.rsplit("/", 1)[-1] or "Untitled",
             filename=url.rsplit("/", 1)[-1].split("?", 1)[0],
             input_url=url,
+            channel_id=channel_id,
         )
         job = create_job(s, ImportUrl(asset_id=asset.id, url=url), subject_id=asset.id)
     dispatch(runtime, job.id, job.type)
@@ -283,11 +291,67 @@ def asset_for_playback(session: Session, playback_id: str) -> tuple[Asset, Playb
     return pid.asset, pid
 
 
+def visible_to(principal: Principal) -> ColumnElement[bool]:
+    """A WHERE clause: the assets ``principal`` may read. Admins: every asset; members of
+    a channel: its assets; moderators besides: every asset that needs moderation (the
+    queue and its decisions); anyone else: none."""
+    if principal.sees_everything:
+        return true()
+    if principal.user_id is None:
+        return false()
+    clauses: list[ColumnElement[bool]] = [Asset.channel_id.in_(member_channel_ids(principal))]
+    if principal.role is Role.MODERATOR:
+        clauses.append(Asset.moderation != ModerationStatus.NOT_REQUIRED)
+    return or_(*clauses)
+
+
+class AssetAction(enum.StrEnum):
+    """What a caller may do with an asset they can see."""
+
+    READ = "read"
+    EDIT = "edit"  # change, delete, add playback ids: the channel's editors and owners
+    MODERATE = "moderate"  # approve or reject: moderators and admins
+
+
+def authorized_asset(
+    session: Session, principal: Principal, asset_id: str, action: AssetAction
+) -> Asset:
+    """The asset, when ``principal`` may do ``action`` with it.
+
+    :raises AssetNotFound: no such asset, or one the caller may not see (404, not 403:
+        another channel's assets do not exist for them).
+    :raises Forbidden: visible, but the caller lacks the role (``insufficient_role``,
+        ``insufficient_channel_role``).
+    """
+    asset = session.scalars(
+        select(Asset).where(Asset.id == asset_id, visible_to(principal))
+    ).one_or_none()
+    if asset is None:
+        raise AssetNotFound(f"No asset with id {asset_id!r}.")
+    if action is AssetAction.MODERATE:
+        if principal.role not in (Role.MODERATOR, Role.ADMIN):
+            raise Forbidden("Only moderators and admins decide moderation.", "insufficient_role")
+    elif action is AssetAction.EDIT and not principal.sees_everything:
+        role = role_in(session, principal, asset.channel_id) if asset.channel_id else None
+        if role is None or not role.covers(ChannelRole.EDITOR):
+            raise Forbidden(
+                "Changing an asset needs the editor or owner role in its channel.",
+                "insufficient_channel_role",
+            )
+    return asset
+
+
 def list_assets(
-    session: Session, *, limit: int, page: int, content_hash: str | None = None
+    session: Session,
+    *,
+    principal: Principal,
+    limit: int,
+    page: int,
+    content_hash: str | None = None,
 ) -> tuple[list[Asset], int]:
-    """A page of assets, newest first; only those with ``content_hash`` when given."""
-    query = select(Asset)
+    """A page of the assets ``principal`` may see, newest first; only those with
+    ``content_hash`` when given."""
+    query = select(Asset).where(visible_to(principal))
     if content_hash is not None:
         query = query.where(Asset.content_hash == content_hash)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
@@ -470,6 +534,7 @@ def asset_to_api(asset: Asset, progress: float | None, base_url: str) -> dict[st
         "renditions": _renditions(asset),
         "source_type": str(asset.source_type),
         "moderation": str(asset.moderation),
+        "channel_id": asset.channel_id,
         "rights": asset.rights,
         "passthrough": asset.passthrough,
         "source": {"video": asset.source_video},

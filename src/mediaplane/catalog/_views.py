@@ -7,11 +7,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from mediaplane.accounts import upload_channel
+
 from ._models import ModerationStatus
 from ._rights import Rights
 from ._service import (
+    AssetAction,
     asset_for_playback,
     asset_to_api,
+    authorized_asset,
+    delete_asset,
     get_asset,
     ingest_file,
     ingest_url,
@@ -24,6 +29,7 @@ from ._service import (
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from mediaplane.accounts import Principal
     from mediaplane.runtime import Runtime
 
 __all__ = [
@@ -34,16 +40,28 @@ __all__ = [
     "edit_asset",
     "import_asset",
     "playback_view",
+    "remove_asset",
+    "target_channel",
     "upload_asset",
 ]
 
 
-def asset_view(runtime: Runtime, asset_id: str, base_url: str | None = None) -> dict[str, Any]:
-    """The API shape of one asset (404 :class:`AssetNotFound`), with its progress.
+def asset_view(
+    runtime: Runtime, principal: Principal, asset_id: str, base_url: str | None = None
+) -> dict[str, Any]:
+    """The API shape of one asset ``principal`` may see (404 :class:`AssetNotFound`
+    otherwise), with its progress.
 
     :param base_url: what playback URLs start with; the public URL when None.
     """
     base = runtime.settings.effective_public_url if base_url is None else base_url
+    with runtime.db.session() as s:
+        asset = authorized_asset(s, principal, asset_id, AssetAction.READ)
+        return asset_to_api(asset, progress_of(s, [asset]).get(asset.id), base)
+
+
+def _created_view(runtime: Runtime, asset_id: str) -> dict[str, Any]:
+    base = runtime.settings.effective_public_url
     with runtime.db.session() as s:
         asset = get_asset(s, asset_id)
         return asset_to_api(asset, progress_of(s, [asset]).get(asset.id), base)
@@ -52,39 +70,73 @@ def asset_view(runtime: Runtime, asset_id: str, base_url: str | None = None) -> 
 def asset_views(
     runtime: Runtime,
     *,
+    principal: Principal,
     limit: int,
     page: int,
     content_hash: str | None = None,
     base_url: str | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
-    """A page of assets in the API shape, newest first, and how many there are in all."""
+    """A page of the assets ``principal`` may see in the API shape, newest first, and how
+    many of them there are in all."""
     base = runtime.settings.effective_public_url if base_url is None else base_url
     with runtime.db.session() as s:
-        rows, total = list_assets(s, limit=limit, page=page, content_hash=content_hash)
+        rows, total = list_assets(
+            s, principal=principal, limit=limit, page=page, content_hash=content_hash
+        )
         progress = progress_of(s, rows)
         return [asset_to_api(a, progress.get(a.id), base) for a in rows], total
 
 
-def upload_asset(runtime: Runtime, path: Path, **fields: Any) -> dict[str, Any]:
-    """:func:`ingest_file`, answered in the API shape."""
-    return asset_view(runtime, ingest_file(runtime, path, **fields).id)
+def target_channel(runtime: Runtime, principal: Principal, channel_id: str | None) -> str | None:
+    """The channel a new asset of ``principal``'s goes into (``accounts.upload_channel``):
+    404 for a channel they are no member of, 403 without the editor role or any channel."""
+    with runtime.db.session() as s:
+        return upload_channel(s, principal, channel_id)
 
 
-def import_asset(runtime: Runtime, url: str, **fields: Any) -> dict[str, Any]:
-    """:func:`ingest_url`, answered in the API shape."""
-    return asset_view(runtime, ingest_url(runtime, url, **fields).id)
+def upload_asset(
+    runtime: Runtime, principal: Principal, path: Path, channel_id: str | None, **fields: Any
+) -> dict[str, Any]:
+    """:func:`ingest_file` into the caller's channel, answered in the API shape."""
+    channel = target_channel(runtime, principal, channel_id)
+    return _created_view(runtime, ingest_file(runtime, path, channel_id=channel, **fields).id)
 
 
-def edit_asset(runtime: Runtime, asset_id: str, **changes: Any) -> dict[str, Any]:
-    """:func:`update_asset`, answered in the API shape."""
+def import_asset(
+    runtime: Runtime, principal: Principal, url: str, channel_id: str | None, **fields: Any
+) -> dict[str, Any]:
+    """:func:`ingest_url` into the caller's channel, answered in the API shape."""
+    channel = target_channel(runtime, principal, channel_id)
+    return _created_view(runtime, ingest_url(runtime, url, channel_id=channel, **fields).id)
+
+
+def _authorize(runtime: Runtime, principal: Principal, asset_id: str, action: AssetAction) -> None:
+    with runtime.db.session() as s:
+        authorized_asset(s, principal, asset_id, action)
+
+
+def edit_asset(
+    runtime: Runtime, principal: Principal, asset_id: str, **changes: Any
+) -> dict[str, Any]:
+    """:func:`update_asset` (the channel's editors), answered in the API shape."""
+    _authorize(runtime, principal, asset_id, AssetAction.EDIT)
     update_asset(runtime, asset_id, **changes)
-    return asset_view(runtime, asset_id)
+    return asset_view(runtime, principal, asset_id)
 
 
-def decide_moderation(runtime: Runtime, asset_id: str, *, approve: bool) -> dict[str, Any]:
-    """:func:`moderate_asset`, answered in the API shape."""
+def remove_asset(runtime: Runtime, principal: Principal, asset_id: str) -> None:
+    """:func:`delete_asset` (the channel's editors)."""
+    _authorize(runtime, principal, asset_id, AssetAction.EDIT)
+    delete_asset(runtime, asset_id)
+
+
+def decide_moderation(
+    runtime: Runtime, principal: Principal, asset_id: str, *, approve: bool
+) -> dict[str, Any]:
+    """:func:`moderate_asset` (moderators and admins), answered in the API shape."""
+    _authorize(runtime, principal, asset_id, AssetAction.MODERATE)
     moderate_asset(runtime, asset_id, approve=approve)
-    return asset_view(runtime, asset_id)
+    return _created_view(runtime, asset_id)
 
 
 @dataclass(frozen=True)

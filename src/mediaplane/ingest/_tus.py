@@ -28,7 +28,7 @@ import structlog
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from mediaplane.accounts import require_admin
+from mediaplane.accounts import Principal, Scope, authenticated, upload_channel
 from mediaplane.http import ApiError, runtime_dep
 from mediaplane.intake import UploadError, request_stream
 from mediaplane.runtime import Runtime
@@ -37,6 +37,7 @@ from ._receive import CHECKSUMS, append, append_first
 from ._uploads import (
     UPLOAD_ID,
     UploadConcat,
+    UploadNotFound,
     UploadStatus,
     UploadView,
     cancel_upload,
@@ -63,7 +64,43 @@ _MAX_CONCAT = 64 * 1024
 MAX_PARTIALS = 1000
 
 router = APIRouter(prefix="/api/v1", tags=["uploads"])
-_auth = [Depends(require_admin)]
+_write = authenticated(Scope.WRITE)
+
+
+def _sees(principal: Principal, view: UploadView) -> bool:
+    """Only its creator and admins see an upload (another user's answers 404)."""
+    return principal.sees_everything or (
+        view.owner_id is not None and view.owner_id == principal.user_id
+    )
+
+
+async def _visible(rt: Runtime, principal: Principal, upload_id: str) -> None:
+    view: UploadView = await _call(get_upload, rt, upload_id)
+    if not _sees(principal, view):
+        raise UploadNotFound(f"No upload with id {upload_id[:40]!r}.")
+
+
+async def _readable_upload(
+    upload_id: str,
+    rt: Runtime = Depends(runtime_dep),
+    principal: Principal = Depends(authenticated(Scope.READ)),
+) -> None:
+    await _visible(rt, principal, upload_id)
+
+
+async def _writable_upload(
+    upload_id: str, rt: Runtime = Depends(runtime_dep), principal: Principal = Depends(_write)
+) -> None:
+    await _visible(rt, principal, upload_id)
+
+
+def _owner(
+    rt: Runtime, principal: Principal, channel_id: str | None
+) -> tuple[str | None, str | None]:
+    """(user id, channel id) of a new upload: the channel is checked now, as for
+    POST /api/v1/assets (404 not a member, 403 not an editor or no channel)."""
+    with rt.db.session() as s:
+        return principal.user_id, upload_channel(s, principal, channel_id or None)
 
 
 def _err(status: int, code: str, message: str, **headers: str) -> ApiError:
@@ -276,13 +313,17 @@ def options(rt: Runtime = Depends(runtime_dep)) -> Response:
     return Response(status_code=204, headers=headers)
 
 
-@router.post("/uploads", status_code=201, dependencies=_auth)
-async def create(request: Request, rt: Runtime = Depends(runtime_dep)) -> Response:
-    """tus creation (and creation-with-upload when the body is an octet stream)."""
+@router.post("/uploads", status_code=201)
+async def create(
+    request: Request, rt: Runtime = Depends(runtime_dep), principal: Principal = Depends(_write)
+) -> Response:
+    """tus creation (and creation-with-upload when the body is an octet stream); the
+    metadata key ``channel_id`` names the asset's channel (default: the caller's first)."""
     _require_tus(request)
     concat = parse_concat(request.headers.get("upload-concat"), *_our_urls(request, rt))
     header = request.headers.get("upload-metadata")
     meta = parse_metadata(header)
+    owner = await run_in_threadpool(_owner, rt, principal, meta.get("channel_id"))
     with_body = request.headers.get("content-type", "").split(";", 1)[0].strip() == OCTETS
     if concat is not None and concat[0] is UploadConcat.FINAL:
         if "upload-length" in request.headers or "upload-defer-length" in request.headers:
@@ -293,10 +334,16 @@ async def create(request: Request, rt: Runtime = Depends(runtime_dep)) -> Respon
             )
         if with_body and request.headers.get("content-length", "1") != "0":
             raise _err(400, "invalid_concat", "A final upload takes no body.")
-        return await _create_final(request, rt, concat[1], meta, header)
+        return await _create_final(request, rt, concat[1], meta, header, owner)
     length = _length(request, rt)
     view: UploadView = await _call(
-        functools.partial(create_upload, meta=meta, meta_header=header, partial=concat is not None),
+        functools.partial(
+            create_upload,
+            meta=meta,
+            meta_header=header,
+            partial=concat is not None,
+            owner=owner,
+        ),
         rt,
         length,
     )
@@ -346,10 +393,13 @@ async def _create_final(
     partial_ids: list[str],
     meta: dict[str, str | None],
     header: str | None,
+    owner: tuple[str | None, str | None],
 ) -> Response:
     """Create the final upload, claim its partials and publish it as an asset."""
     token, view = await _call(
-        functools.partial(create_final, meta=meta, meta_header=header), rt, partial_ids
+        functools.partial(create_final, meta=meta, meta_header=header, owner=owner),
+        rt,
+        partial_ids,
     )
     if token is None:  # a retry: finish the earlier final upload if it is due
         view = await _call(finish_if_due, rt, view)
@@ -375,7 +425,7 @@ async def _create_final(
     return Response(status_code=201, headers=headers)
 
 
-@router.head("/uploads/{upload_id}", dependencies=_auth)
+@router.head("/uploads/{upload_id}", dependencies=[Depends(_readable_upload)])
 async def head(upload_id: str, request: Request, rt: Runtime = Depends(runtime_dep)) -> Response:
     """tus: the stored offset to resume from."""
     _require_tus(request)
@@ -398,7 +448,7 @@ async def head(upload_id: str, request: Request, rt: Runtime = Depends(runtime_d
     return Response(status_code=200, headers=headers)
 
 
-@router.get("/uploads/{upload_id}", dependencies=_auth)
+@router.get("/uploads/{upload_id}", dependencies=[Depends(_readable_upload)])
 async def get(upload_id: str, rt: Runtime = Depends(runtime_dep)) -> dict[str, Any]:
     """The upload's status as JSON: waiting, asset_created, errored or cancelled."""
     view: UploadView = await _call(get_upload, rt, upload_id)
@@ -406,19 +456,19 @@ async def get(upload_id: str, rt: Runtime = Depends(runtime_dep)) -> dict[str, A
     return {"data": view.to_api()}
 
 
-@router.patch("/uploads/{upload_id}", dependencies=_auth)
+@router.patch("/uploads/{upload_id}", dependencies=[Depends(_writable_upload)])
 async def patch(upload_id: str, request: Request, rt: Runtime = Depends(runtime_dep)) -> Response:
     """tus core: append a chunk at Upload-Offset."""
     return await _patch(request, rt, upload_id)
 
 
-@router.delete("/uploads/{upload_id}", dependencies=_auth)
+@router.delete("/uploads/{upload_id}", dependencies=[Depends(_writable_upload)])
 async def delete(upload_id: str, request: Request, rt: Runtime = Depends(runtime_dep)) -> Response:
     """tus termination: cancel the upload and delete its bytes."""
     return await _delete(request, rt, upload_id)
 
 
-@router.post("/uploads/{upload_id}", dependencies=_auth)
+@router.post("/uploads/{upload_id}", dependencies=[Depends(_writable_upload)])
 async def override(
     upload_id: str, request: Request, rt: Runtime = Depends(runtime_dep)
 ) -> Response:

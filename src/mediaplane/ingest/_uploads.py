@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy import JSON, BigInteger, String, Text, and_, or_, select, update
+from sqlalchemy import JSON, BigInteger, ForeignKey, String, Text, and_, or_, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mediaplane.catalog import (
@@ -112,6 +112,10 @@ class Upload(Base):
     concat_parts: Mapped[list[str] | None] = mapped_column(JSON)
     #: The final upload that claimed this partial one.
     final_id: Mapped[str | None] = mapped_column(String(32))
+    #: Who created it (a user id; None: the install) — only they and admins see it.
+    owner_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    #: The channel its asset goes into (checked when the upload was created).
+    channel_id: Mapped[str | None] = mapped_column(ForeignKey("channels.id", ondelete="SET NULL"))
 
 
 class UploadNotFound(UploadError, NotFound):
@@ -178,6 +182,8 @@ class UploadView:
     concat: UploadConcat | None = None
     concat_parts: tuple[str, ...] = ()
     final_id: str | None = None
+    owner_id: str | None = None
+    channel_id: str | None = None
 
     @classmethod
     def of(cls, u: Upload) -> UploadView:
@@ -199,6 +205,8 @@ class UploadView:
             u.concat,
             tuple(u.concat_parts or ()),
             u.final_id,
+            owner_id=u.owner_id,
+            channel_id=u.channel_id,
         )
 
     @property
@@ -254,7 +262,11 @@ def _check_length(runtime: Runtime, length: int) -> None:
 
 
 def _new_upload(
-    runtime: Runtime, length: int | None, meta: dict[str, str | None], meta_header: str | None
+    runtime: Runtime,
+    length: int | None,
+    meta: dict[str, str | None],
+    meta_header: str | None,
+    owner: tuple[str | None, str | None] = (None, None),
 ) -> Upload:
     """An unsaved upload row; validates the metadata the asset will use."""
     try:
@@ -276,6 +288,8 @@ def _new_upload(
         meta_header=meta_header,
         expires_at=now + timedelta(seconds=runtime.settings.upload_expiry_seconds),
         created_at=now,
+        owner_id=owner[0],
+        channel_id=owner[1],
     )
     upload.staged_name = f"uploads/{upload.id}"
     if upload.filename is not None:
@@ -290,6 +304,7 @@ def create_upload(
     meta: dict[str, str | None],
     meta_header: str | None,
     partial: bool = False,
+    owner: tuple[str | None, str | None] = (None, None),
 ) -> UploadView:
     """Record a new upload of ``length`` bytes; validates the metadata the asset will use.
 
@@ -297,10 +312,11 @@ def create_upload(
     :param meta: the decoded Upload-Metadata pairs (``filename``, ``title``,
         ``source_type``, ``passthrough``; other keys are kept as given).
     :param partial: a tus partial upload: it becomes part of a final upload, not an asset.
+    :param owner: (user id, channel id): who may see the upload, and where its asset goes.
     """
     if length is not None:
         _check_length(runtime, length)
-    upload = _new_upload(runtime, length, meta, meta_header)
+    upload = _new_upload(runtime, length, meta, meta_header, owner)
     if partial:
         upload.concat = UploadConcat.PARTIAL
     sweep_expired(runtime)
@@ -351,6 +367,7 @@ def create_final(
     *,
     meta: dict[str, str | None],
     meta_header: str | None,
+    owner: tuple[str | None, str | None] = (None, None),
 ) -> tuple[str | None, UploadView]:
     """Record a final upload made of the finished ``partial_ids``, in order, and claim
     them, in one transaction; returns (lock token, snapshot) for :func:`complete`.
@@ -365,13 +382,13 @@ def create_final(
     twice = sorted({i for i in partial_ids if partial_ids.count(i) > 1})
     if twice:
         raise UploadError(f"Upload-Concat: final names {', '.join(twice)} more than once.")
-    upload = _new_upload(runtime, None, meta, meta_header)
+    upload = _new_upload(runtime, None, meta, meta_header, owner)
     token = secrets.token_hex(16)
     now = utcnow()
     with runtime.db.session() as s:
         rows = {u.id: u for u in s.scalars(select(Upload).where(Upload.id.in_(partial_ids)))}
-        for pid in partial_ids:
-            if pid not in rows:
+        for pid in partial_ids:  # another user's partial upload does not exist for this one
+            if pid not in rows or (owner[0] is not None and rows[pid].owner_id != owner[0]):
                 raise _unknown_partial(pid)
         owners = {rows[pid].final_id for pid in partial_ids}
         if len(owners) == 1 and None not in owners:
@@ -603,6 +620,7 @@ def complete(runtime: Runtime, upload_id: str, token: str) -> UploadView:
             title=view.title,
             source_type=parse_source_type(view.source_type),
             passthrough=view.passthrough,
+            channel_id=view.channel_id,
         )
     except (CatalogError, StorageError) as exc:
         log.warning("upload.failed", upload_id=upload_id, error=str(exc))

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from mediaplane.accounts import INSTALL
 from mediaplane.catalog import AssetNotFound, asset_views, playback_view
 from mediaplane.delivery import check_playback
 from mediaplane.errors import NotFound
@@ -30,7 +31,8 @@ VENDOR = {
 
 
 def _assets(rt: Runtime, page: int) -> dict[str, Any]:
-    items, total = asset_views(rt, limit=50, page=page, base_url="")
+    # The pages list every asset, as before; webauth: the session's principal goes here.
+    items, total = asset_views(rt, principal=INSTALL, limit=50, page=page, base_url="")
     return {
         "assets": items,
         "total": total,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from mediaplane.accounts import INSTALL
 from mediaplane.catalog import Asset, record_content_hash, sha256_file, source_key
 from mediaplane.catalog._service import delete_asset, find_by_content_hash, list_assets
 from mediaplane.runtime import Runtime
@@ -56,9 +57,9 @@ def test_content_hash_lookup_and_delete_relinks(runtime: Runtime, tmp_path: Path
     with runtime.db.session() as s:
         found = find_by_content_hash(s, digest)
         assert found is not None and found.id == first
-        rows, total = list_assets(s, limit=10, page=1, content_hash=digest)
+        rows, total = list_assets(s, principal=INSTALL, limit=10, page=1, content_hash=digest)
         assert total == 3 and {r.id for r in rows} == {first, second, third}
-        assert list_assets(s, limit=10, page=1, content_hash="0" * 64) == ([], 0)
+        assert list_assets(s, principal=INSTALL, limit=10, page=1, content_hash="0" * 64) == ([], 0)
         with pytest.raises(ValueError, match="sha256"):
             record_content_hash(s, rows[0], "not-a-hash")
     assert _asset(runtime, second).duplicate_of == first
