@@ -18,7 +18,16 @@ Errors::
     ├── TokenInvalid                an access or refresh token that is not (or no longer) good
     │   └── RefreshTokenReused      a spent refresh token again: its family is revoked
     ├── NotFound                    no such user, API key or signing key
-    └── PlaybackTokenRejected       ``code`` is one of REJECTION_REASONS
+    ├── PlaybackTokenRejected       ``code`` is one of REJECTION_REASONS
+    ├── MailNotSent                 the SMTP server refused or could not be reached
+    ├── SignInThrottled             too many failed sign-ins: ``retry_after`` seconds
+    └── SignUpClosed                sign-up is switched off
+    (AuthenticationFailed ── EmailNotVerified: right password, address not verified yet)
+
+Browsers: sign-up, sign-in, reset (:mod:`._local`) open server-side sessions behind an
+``HttpOnly`` cookie (:mod:`._sessions`; :func:`session_user` resolves one); forms carry a
+CSRF token; sign-in is braked per account and per address (:mod:`._limits`); account mail
+goes to SMTP or the log (:mod:`._mail`).
 
 The HTTP dependencies turn key errors into 401/403 :class:`mediaplane.http.ApiError` s.
 """
@@ -45,6 +54,14 @@ from ._app_tokens import (
     sign_in_tokens,
     verify_access_token,
 )
+from ._email_tokens import (
+    EmailPurpose,
+    EmailToken,
+    issue_email_token,
+    peek_email_token,
+    reset_password,
+    verify_email,
+)
 from ._errors import (
     AccountsError,
     ApiKeyInvalid,
@@ -57,7 +74,41 @@ from ._errors import (
     RefreshTokenReused,
     TokenInvalid,
 )
+from ._limits import InProcessLimiter, Limiter, SignInGuard
+from ._local import (
+    DEFAULT_NEXT,
+    EmailNotVerified,
+    SignInThrottled,
+    SignUpClosed,
+    WebPolicy,
+    finish_reset,
+    request_reset,
+    safe_next,
+    sign_in_session,
+    sign_up,
+)
+from ._mail import LogMailer, Mail, Mailer, MailNotSent, SmtpMailer, mailer_for
 from ._models import ApiKey, Identity, KeySource, RefreshToken, Role, Scope, SigningKey, User
+from ._sessions import (
+    ANON_COOKIE,
+    CSRF_FIELD,
+    CSRF_HEADER,
+    SESSION_COOKIE,
+    NewSession,
+    WebSession,
+    clear_cookie,
+    create_session,
+    csrf_for,
+    csrf_ok,
+    end_all_sessions,
+    end_session,
+    find_session,
+    is_https,
+    list_sessions,
+    session_api_key,
+    session_user,
+    set_cookie,
+)
 from ._signing import (
     AUDIENCES,
     REJECTION_REASONS,
@@ -84,21 +135,36 @@ from ._users import (
 )
 
 __all__ = [
+    "DEFAULT_NEXT",
+    "ANON_COOKIE",
     "AUDIENCES",
+    "CSRF_FIELD",
+    "CSRF_HEADER",
     "REJECTION_REASONS",
+    "SESSION_COOKIE",
     "AccessClaims",
     "AccountsError",
     "ApiKey",
     "ApiKeyInvalid",
     "AuthenticationFailed",
     "CachedKeys",
+    "EmailNotVerified",
+    "EmailPurpose",
     "EmailTaken",
+    "EmailToken",
     "Identity",
+    "InProcessLimiter",
     "InsufficientScope",
     "InvalidAccountInput",
     "KeyLookup",
     "KeySource",
+    "Limiter",
+    "LogMailer",
+    "Mail",
+    "MailNotSent",
+    "Mailer",
     "NewApiKey",
+    "NewSession",
     "NewSigningKey",
     "NotFound",
     "PlaybackGrant",
@@ -108,37 +174,65 @@ __all__ = [
     "RefreshTokenReused",
     "Role",
     "Scope",
+    "SignInGuard",
+    "SignInThrottled",
+    "SignUpClosed",
     "SigningKey",
+    "SmtpMailer",
     "TokenInvalid",
     "TokenPair",
     "TokenPolicy",
     "User",
+    "WebPolicy",
+    "WebSession",
     "adopt_admin_token",
     "api_router",
     "authenticate",
+    "clear_cookie",
     "create_api_key",
+    "create_session",
     "create_signing_key",
     "create_user",
     "create_user_command",
+    "csrf_for",
+    "csrf_ok",
+    "end_all_sessions",
+    "end_session",
     "ensure_admin_token",
     "ensure_secret_key",
+    "find_session",
     "find_user",
+    "finish_reset",
     "get_user",
     "hash_password",
+    "is_https",
     "issue_access_token",
+    "issue_email_token",
     "list_api_keys",
+    "list_sessions",
     "list_signing_keys",
+    "mailer_for",
     "normalise_email",
+    "peek_email_token",
     "refresh_tokens",
+    "request_reset",
     "require_admin",
     "require_scope",
+    "reset_password",
     "revoke_api_key",
     "revoke_family",
     "revoke_signing_key",
+    "safe_next",
+    "session_api_key",
     "session_lookup",
+    "session_user",
+    "set_cookie",
     "set_disabled",
+    "sign_in_session",
     "sign_in_tokens",
+    "sign_up",
     "verify_access_token",
     "verify_api_key",
+    "verify_email",
     "verify_playback_token",
 ]

@@ -16,6 +16,7 @@ from mediaplane.http import ApiError, runtime_dep
 from ._api_keys import verify_api_key
 from ._errors import ApiKeyInvalid, InsufficientScope
 from ._models import ApiKey, Scope
+from ._sessions import SESSION_COOKIE, session_api_key
 
 if TYPE_CHECKING:
     from mediaplane.config import Settings
@@ -64,6 +65,8 @@ def _authorise(request: Request, rt: Runtime, scope: Scope) -> ApiKey:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     token = token.strip()
+    if not header and SESSION_COOKIE in request.cookies:  # a signed-in browser
+        return session_api_key(request, scope)
     if scheme.lower() != "bearer" or not token:
         raise _unauthorized("Send an API token: Authorization: Bearer <token>.")
     admin_token: str = request.app.state.admin_token
