@@ -18,7 +18,14 @@ from mediaplane.db import Database
 from tests.support import Server, embedded_backend, start_server
 
 PASSWORD = "correct horse battery"
-FORMS = ["/signup", "/signin", "/signout", "/reset", "/reset/confirm", "/profile/signout-everywhere"]
+FORMS = [
+    "/signup",
+    "/signin",
+    "/signout",
+    "/reset",
+    "/reset/confirm",
+    "/profile/signout-everywhere",
+]
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +185,9 @@ def test_hostile_form_bodies_are_refused(srv: Server, path: str) -> None:
         ("", ""),
     ],
 )
-def test_sign_up_refuses_bad_fields_and_escapes_them(srv: Server, email: str, password: str) -> None:
+def test_sign_up_refuses_bad_fields_and_escapes_them(
+    srv: Server, email: str, password: str
+) -> None:
     with _browser(srv) as c:
         r = _post(c, "/signup", _csrf(c, "/signup"), email=email, password=password)
         assert r.status_code == 400, r.text

@@ -277,5 +277,3 @@ def test_sign_in_is_braked_before_the_password_is_checked(session: Session) -> N
     assert sign_in_session(session, POLICY, g, "braked@example.org", PASSWORD, **kw).token
     # success forgets the failures
     assert g.retry_after("braked@example.org", "10.0.0.7") == 0
-
-
