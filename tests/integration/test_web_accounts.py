@@ -119,6 +119,11 @@ def test_sign_up_verify_sign_in_profile_and_sign_out(srv: Server) -> None:
         session_value = c.cookies["mp_session"]
         r = c.get("/profile")
         assert r.status_code == 200 and email in r.text and "TestBrowser/1.0" in r.text
+        # signing in again from the same browser replaces its session, it does not add one
+        r = _post(c, "/signin", _csrf(c), email=email, password=PASSWORD)
+        assert r.status_code == 303 and c.cookies["mp_session"] != session_value
+        assert c.get("/profile").text.count("TestBrowser/1.0") == 1
+        session_value = c.cookies["mp_session"]
         r = _post(c, "/signout", _csrf(c, "/profile"))
         assert r.status_code == 303 and r.headers["location"] == "/signin"
         assert c.get("/profile").status_code == 303

@@ -260,6 +260,7 @@ async def signin_submit(request: Request, rt: Runtime = Depends(runtime_dep)) ->
                 s, policy, brakes, email, form.get("password", ""),
                 address=_address(request), user_agent=agent,
             )  # fmt: skip
+            end_session(s, request.cookies.get(SESSION_COOKIE))  # one browser, one session
             log.info("accounts.signed_in", user_id=new.row.user_id, session_id=new.row.id)
             return new.token
 
