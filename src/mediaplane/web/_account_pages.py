@@ -122,7 +122,7 @@ async def _form(request: Request) -> dict[str, str]:
     try:
         raw = (await read_small_body(request, _FORM_LIMIT)).decode("utf-8")
         fields = parse_qs(raw, keep_blank_values=True, max_num_fields=16)
-    except ApiError as exc:
+    except ApiError as exc:  # 413: the rest of the body is unread, so the connection closes
         raise BadForm("The form is too large.", exc.status) from None
     except (UnicodeDecodeError, ValueError):
         raise BadForm("The form could not be read.") from None
@@ -147,8 +147,9 @@ def page(
 ) -> Response:
     """Render an account page (no-store, CSRF token in ``csrf``, anonymous cookie set)."""
     token, fresh = _csrf(request)
+    headers = _HEADERS | ({"Connection": "close"} if status == 413 else {})
     response = templates.TemplateResponse(
-        request, name, {"csrf": token, **(context or {})}, status_code=status, headers=_HEADERS
+        request, name, {"csrf": token, **(context or {})}, status_code=status, headers=headers
     )
     if fresh:
         set_cookie(request, response, ANON_COOKIE, fresh, _ANON_SECONDS)
