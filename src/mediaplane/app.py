@@ -16,8 +16,8 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
-from mediaplane import __version__
-from mediaplane.accounts import api_router, ensure_admin_token
+from mediaplane import __version__, catalog, delivery, ingest, ops, web
+from mediaplane.accounts import api_router, ensure_admin_token, oidc_router
 from mediaplane.catalog import (
     EncodeChunk,
     FingerprintAudio,
@@ -155,8 +155,6 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app for ``settings`` (default: from MEDIAPLANE_* environment variables)."""
-    from mediaplane import catalog, delivery, ingest, ops, web
-
     settings = settings or get_settings()
     ops.configure_logging(settings.log_level, settings.log_format)
     runtime = Runtime.get(settings, job_table=job_table)
@@ -177,9 +175,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.admin_token, _ = ensure_admin_token(settings)
     app.state.metrics = ops.Metrics(runtime)
     install_error_handlers(app)
-    app.include_router(catalog.api_router())  # type: ignore[arg-type]
-    app.include_router(ingest.uploads_router())  # type: ignore[arg-type]
+    app.include_router(catalog.router)
+    app.include_router(ingest.router)
     app.include_router(api_router())
+    app.include_router(oidc_router())
     app.include_router(delivery.router)
     app.include_router(ops.router)
     app.include_router(web.router)

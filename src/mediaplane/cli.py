@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import structlog
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
@@ -42,7 +43,8 @@ from mediaplane.client import (
     ladder_done,
 )
 from mediaplane.clips import Clip, picture, sine
-from mediaplane.config import Settings
+from mediaplane.config import Settings, misspelled_env
+from mediaplane.media import Toolchain, ToolMissing
 
 if TYPE_CHECKING:
     from mediaplane.ingest import ImportAborted
@@ -99,8 +101,6 @@ Token = Annotated[
 
 def _settings(**overrides: Any) -> Settings:
     """Settings from the environment; flags override and are exported for child processes."""
-    from pydantic import ValidationError
-
     for key, value in overrides.items():
         if value is not None:
             os.environ[f"MEDIAPLANE_{key.upper()}"] = str(value)
@@ -116,7 +116,7 @@ def _settings(**overrides: Any) -> Settings:
 def _start_logging(settings: Settings) -> None:
     """Log lines for a long-running command (`up`, `worker`), and a warning for each
     MEDIAPLANE_* variable that nothing reads (a typo silently falls back to a default)."""
-    from mediaplane.config import misspelled_env
+    # imported here, not at the top: `mediaplane --help` stays fast
     from mediaplane.ops import configure_logging
 
     configure_logging(settings.log_level, settings.log_format)
@@ -130,8 +130,6 @@ def _fatal(message: str) -> NoReturn:
 
 
 def _check_tools(settings: Settings) -> None:
-    from mediaplane.media import Toolchain, ToolMissing
-
     try:
         Toolchain.discover(settings)
     except ToolMissing as exc:
@@ -211,6 +209,7 @@ DEMO_CLIP = Clip(
 def _demo(settings: Settings) -> str:
     """Ingest a generated 12 s clip once, so a fresh install has something to play; return
     its asset id."""
+    # imported here, not at the top: `mediaplane --help` stays fast
     from mediaplane.app import job_table
     from mediaplane.catalog import ingest_file
     from mediaplane.runtime import Runtime
@@ -264,6 +263,7 @@ def _ingest_hint(settings: Settings) -> str:
 
 
 def _ready_block(settings: Settings, token_source: str, demo: bool) -> dict[str, str]:
+    # third-party and heavy (Celery's kombu), needed by `up` only: `--help` stays fast
     from kombu.utils.url import maybe_sanitize_url
 
     url = settings.effective_public_url
@@ -341,6 +341,7 @@ class _Announcer(threading.Thread):
 
     def watch_demo(self, asset_id: str) -> None:
         """Read the demo asset from the database (polling our own API would log requests)."""
+        # imported here, not at the top: `mediaplane --help` stays fast
         from mediaplane.catalog import AssetStatus, get_asset, playback_urls
         from mediaplane.runtime import Runtime
 
@@ -380,9 +381,11 @@ def up(
     Every MEDIAPLANE_* setting applies (README lists them); MEDIAPLANE_LOG_FORMAT=json gives
     JSON log lines on a terminal too (they are JSON whenever stderr is not a terminal).
     """
+    # third-party and heavy (the HTTP server), needed by `up` only: `--help` stays fast
     from granian import Granian
     from granian.constants import Interfaces
 
+    # imported here, not at the top: `mediaplane --help` stays fast
     from mediaplane.accounts import ensure_admin_token
     from mediaplane.db import DatabaseError, migrate
     from mediaplane.ops import renders_json
@@ -398,6 +401,7 @@ def up(
     except DatabaseError as exc:
         _fatal(str(exc))
     if settings.territory_cidr_file is not None:
+        # imported here, not at the top: `mediaplane --help` stays fast
         from mediaplane.catalog import TerritoryTableError, load_territory_table
 
         try:  # fail at start, not on the first restricted playback
@@ -441,6 +445,7 @@ def worker_cmd(
     ready_fd: Annotated[int | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Run a worker: joins the fleet on MEDIAPLANE_BROKER_URL (or the embedded broker)."""
+    # imported here, not at the top: `mediaplane --help` stays fast
     from mediaplane.app import job_table
     from mediaplane.jobs import run_worker
     from mediaplane.ops import configure_logging
@@ -461,6 +466,7 @@ def worker_cmd(
 @app.command("migrate")
 def migrate_cmd(data_dir: DataDir = None) -> None:
     """Create or upgrade the database schema."""
+    # imported here, not at the top: `mediaplane --help` stays fast
     from mediaplane.db import migrate
 
     settings = _settings(data_dir=data_dir)
@@ -682,6 +688,7 @@ def import_cmd(
 
     Exits non-zero when any file failed to import.
     """
+    # imported here, not at the top: `mediaplane --help` stays fast
     from mediaplane.ingest import ImportAborted, open_library
 
     settings = _settings(data_dir=data_dir)
@@ -716,6 +723,7 @@ def import_cmd(
 @app.command("token")
 def token_cmd(data_dir: DataDir = None) -> None:
     """Print the admin API token (creating it if needed)."""
+    # imported here, not at the top: `mediaplane --help` stays fast
     from mediaplane.accounts import ensure_admin_token
 
     typer.echo(ensure_admin_token(_settings(data_dir=data_dir))[0])
@@ -733,6 +741,7 @@ def create_user_cmd(
     data_dir: DataDir = None,
 ) -> None:
     """Create a local account (on a fresh install, the first admin: --role admin)."""
+    # imported here, not at the top: `mediaplane --help` stays fast
     from mediaplane.accounts import AccountsError, create_user_command
     from mediaplane.db import DatabaseError
 

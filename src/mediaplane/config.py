@@ -6,6 +6,7 @@ Values come from ``MEDIAPLANE_*`` environment variables (and CLI flags that set 
 from __future__ import annotations
 
 import difflib
+import enum
 import os
 import re
 from collections.abc import Mapping
@@ -13,11 +14,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = [
+    "OidcProvider",
     "Settings",
+    "SourceType",
     "get_settings",
     "misspelled_env",
     "project_root",
@@ -27,9 +30,51 @@ __all__ = [
 ]
 
 
+class SourceType(enum.StrEnum):
+    """Where an asset's content comes from (moderation policy is chosen per source type).
+
+    Defined here, below the catalog that stores it, because the settings name source
+    types too (``moderation_hold``)."""
+
+    CREATOR_UPLOAD = "creator_upload"
+    UGC = "ugc"
+    VOD_LIBRARY = "vod_library"
+    LICENSED = "licensed"
+    LIVE_RECORDING = "live_recording"
+
+
 def project_root() -> Path:
     """The checkout this package runs from (where ``node_modules`` lives in a dev install)."""
     return Path(__file__).resolve().parents[2]
+
+
+class OidcProvider(BaseModel):
+    """One OpenID Connect provider users may sign in with (Entra ID / Azure AD B2C, Google,
+    Keycloak, Auth0, …). Its callback is ``<public-url>/auth/oidc/<name>/callback``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: In the sign-in URLs: lowercase letters, digits, ``-`` and ``_``.
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")
+    #: The ``…/.well-known/openid-configuration`` URL.
+    discovery_url: str = Field(pattern=r"^https?://\S+$", max_length=2000)
+    client_id: str = Field(min_length=1, max_length=500)
+    client_secret: SecretStr = Field(repr=False)
+    scopes: list[str] = Field(default_factory=lambda: ["openid", "email", "profile"])
+    #: Shown on the sign-in button; default: ``name``.
+    title: str | None = Field(default=None, max_length=100)
+    #: The provider verifies every address it hands out although it sends no
+    #: ``email_verified`` claim (Azure AD B2C with e-mail sign-up, say): link by e-mail.
+    trust_email: bool = False
+
+    @field_validator("scopes")
+    @classmethod
+    def _openid_scope(cls, value: list[str]) -> list[str]:
+        if "openid" not in value:
+            raise ValueError("scopes must include 'openid'")
+        if any(not re.fullmatch(r"[\x21\x23-\x5b\x5d-\x7e]+", s) for s in value):
+            raise ValueError("a scope is a word of printable characters, no quotes or spaces")
+        return value
 
 
 class Settings(BaseSettings):
@@ -67,6 +112,10 @@ class Settings(BaseSettings):
     smtp_user: str | None = None
     smtp_password: str | None = Field(default=None, repr=False)
     smtp_starttls: bool = True
+    #: JSON list of OpenID Connect providers (see OidcProvider).
+    oidc_providers: list[OidcProvider] = Field(default_factory=list, repr=False)
+    #: Each request to a provider (discovery, keys, code exchange) gets this long.
+    oidc_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     log_level: str = "INFO"
     #: "auto": readable lines on a terminal, JSON lines otherwise; or always "console"/"json".
     log_format: Literal["auto", "console", "json"] = "auto"
@@ -133,6 +182,14 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(default=3, ge=1)
     watchdog_interval_seconds: float = 10.0
 
+    @field_validator("oidc_providers")
+    @classmethod
+    def _unique_names(cls, value: list[OidcProvider]) -> list[OidcProvider]:
+        names = [p.name for p in value]
+        if len(set(names)) != len(names):
+            raise ValueError(f"OIDC provider names must be unique: {names}")
+        return value
+
     @field_validator("import_allow", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
@@ -143,8 +200,6 @@ class Settings(BaseSettings):
     @field_validator("moderation_hold", mode="before")
     @classmethod
     def _source_types(cls, value: object) -> object:
-        from mediaplane.catalog import SourceType
-
         if isinstance(value, str):
             value = [v.strip().lower() for v in value.split(",") if v.strip()]
         if isinstance(value, list):
@@ -286,6 +341,9 @@ MEANINGS = {
     "smtp_user": "SMTP login (none: send without authenticating)",
     "smtp_password": "SMTP password",
     "smtp_starttls": "upgrade the SMTP connection with STARTTLS before logging in",
+    "oidc_providers": "OpenID Connect sign-in: JSON list of `{name, discovery_url, client_id, "
+    "client_secret, scopes?, title?, trust_email?}`",
+    "oidc_timeout_seconds": "time each request to an OpenID Connect provider gets",
     "log_level": "DEBUG, INFO, WARNING or ERROR",
     "log_format": "`auto`: readable lines on a terminal, JSON lines otherwise; `console`; `json`",
     "ffmpeg_path": "the ffmpeg binary",

@@ -12,6 +12,7 @@ PACKAGES = [
     "mediaplane.db",
     "mediaplane.delivery",
     "mediaplane.ingest",
+    "mediaplane.intake",
     "mediaplane.jobs",
     "mediaplane.media",
     "mediaplane.ops",

@@ -1,11 +1,12 @@
 """Accounts: users and sign-in, API keys, tokens for apps, and signed-playback keys.
 
 Users have a role (viewer, creator, moderator, admin) and an argon2id password hash (or
-none: OpenID Connect later). Servers use scoped API keys (``read`` < ``write`` < ``admin``),
+none: OpenID Connect only). Servers use scoped API keys (``read`` < ``write`` < ``admin``),
 stored hashed; the configured admin token is the install's first admin key. Apps trade a
 password for a short-lived JWT access token and a rotating refresh token. Signed playback
 follows Mux's scheme: RSA signing keys, RS256 playback tokens checked by
-:func:`verify_playback_token`.
+:func:`verify_playback_token`. Users may also sign in through the OpenID Connect providers
+in the settings (:func:`oidc_router`), linked by ``iss`` + ``sub`` or a verified e-mail.
 
 Errors::
 
@@ -18,6 +19,7 @@ Errors::
     ├── TokenInvalid                an access or refresh token that is not (or no longer) good
     │   └── RefreshTokenReused      a spent refresh token again: its family is revoked
     ├── NotFound                    no such user, API key or signing key
+    ├── OidcError                   an OpenID Connect sign-in that cannot go on (``status``)
     ├── PlaybackTokenRejected       ``code`` is one of REJECTION_REASONS
     ├── MailNotSent                 the SMTP server refused or could not be reached
     ├── SignInThrottled             too many failed sign-ins: ``retry_after`` seconds
@@ -82,13 +84,22 @@ from ._local import (
     SignUpClosed,
     WebPolicy,
     finish_reset,
+    local_next,
     request_reset,
-    safe_next,
     sign_in_session,
     sign_up,
 )
 from ._mail import LogMailer, Mail, Mailer, MailNotSent, SmtpMailer, mailer_for
 from ._models import ApiKey, Identity, KeySource, RefreshToken, Role, Scope, SigningKey, User
+from ._oidc import (
+    OidcClient,
+    OidcError,
+    link_user,
+    oidc_router,
+    safe_next,
+    sign_in_user,
+    validate_id_token,
+)
 from ._sessions import (
     ANON_COOKIE,
     CSRF_FIELD,
@@ -135,11 +146,11 @@ from ._users import (
 )
 
 __all__ = [
-    "DEFAULT_NEXT",
     "ANON_COOKIE",
     "AUDIENCES",
     "CSRF_FIELD",
     "CSRF_HEADER",
+    "DEFAULT_NEXT",
     "REJECTION_REASONS",
     "SESSION_COOKIE",
     "AccessClaims",
@@ -167,6 +178,8 @@ __all__ = [
     "NewSession",
     "NewSigningKey",
     "NotFound",
+    "OidcClient",
+    "OidcError",
     "PlaybackGrant",
     "PlaybackTokenRejected",
     "PublicKey",
@@ -208,11 +221,14 @@ __all__ = [
     "is_https",
     "issue_access_token",
     "issue_email_token",
+    "link_user",
     "list_api_keys",
     "list_sessions",
     "list_signing_keys",
+    "local_next",
     "mailer_for",
     "normalise_email",
+    "oidc_router",
     "peek_email_token",
     "refresh_tokens",
     "request_reset",
@@ -230,7 +246,9 @@ __all__ = [
     "set_disabled",
     "sign_in_session",
     "sign_in_tokens",
+    "sign_in_user",
     "sign_up",
+    "validate_id_token",
     "verify_access_token",
     "verify_api_key",
     "verify_email",

@@ -171,7 +171,7 @@ def _local_path(value: str) -> bool:
     return not parts.scheme and not parts.netloc
 
 
-def safe_next(value: str | None) -> str:
+def local_next(value: str | None) -> str:
     """``value`` when it is a path on this site (``/watch/x?t=1``), else :data:`DEFAULT_NEXT`.
 
     Refused: absolute URLs, scheme-relative ``//host``, ``/\\host``, control characters, and

@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from mediaplane.accounts import require_admin
 from mediaplane.http import ApiError, runtime_dep
-from mediaplane.ingest import UploadError, UrlRefused, check_url, read_body, receive_form
+from mediaplane.intake import UploadError, UrlRefused, check_url, read_body, receive_form
 from mediaplane.runtime import Runtime
 
 from ._rights import (

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from mediaplane.config import SourceType
 from mediaplane.db import Base, str_enum, utcnow
 
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
@@ -27,16 +28,6 @@ class AssetStatus(enum.StrEnum):
 class PlaybackPolicy(enum.StrEnum):
     PUBLIC = "public"
     SIGNED = "signed"
-
-
-class SourceType(enum.StrEnum):
-    """Where an asset's content comes from (moderation policy is chosen per source type)."""
-
-    CREATOR_UPLOAD = "creator_upload"
-    UGC = "ugc"
-    VOD_LIBRARY = "vod_library"
-    LICENSED = "licensed"
-    LIVE_RECORDING = "live_recording"
 
 
 class ModerationStatus(enum.StrEnum):

@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ._models import SourceType
+from mediaplane.config import SourceType
+
 from ._service import CatalogError
 
 __all__ = [

@@ -5,12 +5,14 @@ import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
+from math import gcd
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
 from sqlalchemy import func, select, update
 
+from mediaplane.config import SourceType
 from mediaplane.db import utcnow
 from mediaplane.errors import NotFound
 from mediaplane.jobs import Job, JobState, create_job, dispatch
@@ -23,7 +25,6 @@ from ._models import (
     ModerationStatus,
     PlaybackId,
     PlaybackPolicy,
-    SourceType,
     new_id,
 )
 from ._payloads import EncodeChunk, FingerprintAudio, ImportUrl, ProcessAsset
@@ -407,8 +408,6 @@ def _aspect(width: int | None, height: int | None, video: dict[str, Any] | None)
         return str(video["display_aspect_ratio"])
     if not width or not height:
         return None
-    from math import gcd
-
     g = gcd(width, height)
     return f"{width // g}:{height // g}"
 

@@ -4,13 +4,13 @@ service (``_uploads``: the record and its lock; ``_receive``: a chunk's bytes) d
 work, and ``_staging`` keeps the bytes in the object store until they become an asset's
 source (files appended in place on a local store, part objects composed on S3).
 
-Every upload body — multipart POST /api/v1/assets, tus PATCH, a URL import's download — is
-read through one counter (``_body.ByteLimit``): bytes are counted as they arrive, never
-trusting Content-Length, and the chunk that would pass the limit is refused before it is
-stored (413, nothing kept). A URL import resolves each host once, checks every address,
-and connects to a checked one (``_fetch``), within one ``import_timeout_seconds`` deadline.
+Every upload body is read through :mod:`mediaplane.intake`'s one counter (bytes counted
+as they arrive; the chunk that would pass the limit is refused before it is stored), and a
+URL import passes its SSRF guard: it resolves each host once, checks every address, and
+connects to a checked one (``_fetch``), within one ``import_timeout_seconds`` deadline.
 
-Errors::
+Errors (``IngestError``, ``UrlRefused``, ``BodyCut``, ``UploadError``, ``UploadTooLarge`` and
+``InvalidForm`` are defined in :mod:`mediaplane.intake` and re-exported here)::
 
     IngestError
     ├── UrlRefused          the URL's scheme or address is not allowed (client error)
@@ -34,31 +34,37 @@ Errors::
 
 from __future__ import annotations
 
-from ._body import ByteLimit, InvalidForm, ReceivedFile, body_chunks, read_body, receive_form
+from mediaplane.intake import (
+    BodyCut,
+    IngestError,
+    InvalidForm,
+    UploadError,
+    UploadTooLarge,
+    UrlRefused,
+)
+
 from ._bulk import ImportAborted, LibraryFile, open_library
 from ._fetch import FetchLimits, ImportFailed, ImportTimedOut, fetch_url
 from ._jobs import import_url
+from ._tus import router
 from ._uploads import (
     OffsetMismatch,
     Upload,
     UploadConcat,
     UploadConflict,
-    UploadError,
     UploadForbidden,
     UploadGone,
     UploadLocked,
     UploadNotFound,
     UploadStatus,
-    UploadTooLarge,
     UploadView,
     create_upload,
     get_upload,
     sweep_expired,
 )
-from ._url import IngestError, UrlRefused, address_allowed, check_url, checked_addresses
 
 __all__ = [
-    "ByteLimit",
+    "BodyCut",
     "FetchLimits",
     "ImportAborted",
     "ImportFailed",
@@ -67,7 +73,6 @@ __all__ = [
     "IngestError",
     "LibraryFile",
     "OffsetMismatch",
-    "ReceivedFile",
     "Upload",
     "UploadConcat",
     "UploadConflict",
@@ -80,26 +85,11 @@ __all__ = [
     "UploadTooLarge",
     "UploadView",
     "UrlRefused",
-    "address_allowed",
-    "body_chunks",
-    "check_url",
-    "checked_addresses",
     "create_upload",
     "fetch_url",
     "get_upload",
     "import_url",
     "open_library",
-    "read_body",
-    "receive_form",
+    "router",
     "sweep_expired",
 ]
-
-
-def uploads_router() -> object:
-    """The /api/v1/uploads tus router (imported lazily: it pulls in FastAPI and accounts)."""
-    from ._tus import router
-
-    return router
-
-
-__all__ += ["uploads_router"]

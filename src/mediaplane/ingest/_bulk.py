@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from mediaplane.intake import IngestError
 from mediaplane.storage import ObjectStore, StorageError, open_store
-
-from ._url import IngestError
 
 if TYPE_CHECKING:
     from collections.abc import Callable

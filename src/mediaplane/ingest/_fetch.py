@@ -22,8 +22,7 @@ from urllib.parse import urljoin
 import httpcore
 import httpx
 
-from ._body import ByteLimit
-from ._url import IngestError, checked_addresses, parse_import_url
+from mediaplane.intake import ByteLimit, IngestError, checked_addresses, parse_import_url
 
 _CONNECT_TIMEOUT = 30.0
 _READ_TIMEOUT = 60.0
@@ -150,7 +149,7 @@ def fetch_url(
     """Download ``url`` into the file ``dest``; returns (bytes, sha256 hex of them).
 
     Raises :class:`UrlRefused` (an address not allowed, at any hop),
-    :class:`~mediaplane.ingest.UploadTooLarge` (past ``limits.max_bytes``, counted as
+    :class:`~mediaplane.intake.UploadTooLarge` (past ``limits.max_bytes``, counted as
     bytes arrive), :class:`ImportFailed` (HTTP error, empty, too many redirects, the
     deadline); ``httpx.HTTPError`` for network trouble worth a retry. ``dest`` holds
     nothing usable after an error; the caller removes it.

@@ -18,10 +18,10 @@ from mediaplane.catalog import (
     source_key,
 )
 from mediaplane.config import redact
+from mediaplane.intake import IngestError
 from mediaplane.jobs import JobContext, PermanentJobError, create_job, dispatch
 
 from ._fetch import FetchLimits, fetch_url
-from ._url import IngestError
 
 if TYPE_CHECKING:
     from mediaplane.config import Settings

@@ -5,7 +5,7 @@ The body is written in 4 MiB batches, each in a thread while the next one arrive
 one part buffered by a part-staging writer), so memory stays flat whatever the upload's
 size. Without a checksum, bytes are recorded as they become durable and kept when the
 client disconnects mid-way; with one, nothing is recorded until the digest matches.
-Every refusal is an :class:`~._uploads.UploadError` (the HTTP layer maps it).
+Every refusal is an :class:`~mediaplane.intake.UploadError` (the HTTP layer maps it).
 """
 
 from __future__ import annotations
@@ -22,13 +22,12 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from starlette.concurrency import run_in_threadpool
 
-from ._body import BodyCut, ByteLimit, counted
+from mediaplane.intake import BodyCut, ByteLimit, UploadError, UploadTooLarge, counted
+
 from ._staging import StagedWriter, staging_for
 from ._uploads import (
     ChecksumMismatch,
     IncompleteChunk,
-    UploadError,
-    UploadTooLarge,
     UploadView,
     acquire,
     cancel_upload,

@@ -30,14 +30,13 @@ from starlette.concurrency import run_in_threadpool
 
 from mediaplane.accounts import require_admin
 from mediaplane.http import ApiError, runtime_dep
+from mediaplane.intake import UploadError, request_stream
 from mediaplane.runtime import Runtime
 
-from ._body import request_stream
 from ._receive import CHECKSUMS, append, append_first
 from ._uploads import (
     UPLOAD_ID,
     UploadConcat,
-    UploadError,
     UploadStatus,
     UploadView,
     cancel_upload,

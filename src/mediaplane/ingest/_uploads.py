@@ -28,11 +28,19 @@ import structlog
 from sqlalchemy import JSON, BigInteger, String, Text, and_, or_, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
+from mediaplane.catalog import (
+    CatalogError,
+    InvalidAssetInput,
+    ingest_source,
+    parse_passthrough,
+    parse_source_type,
+)
 from mediaplane.db import Base, str_enum, utcnow
 from mediaplane.errors import NotFound
+from mediaplane.intake import UploadError, UploadTooLarge
+from mediaplane.storage import StorageError
 
 from ._staging import staging_for
-from ._url import IngestError
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -106,20 +114,6 @@ class Upload(Base):
     final_id: Mapped[str | None] = mapped_column(String(32))
 
 
-class UploadError(IngestError):
-    """Root of resumable-upload errors; ``status`` and ``code`` are the HTTP answer."""
-
-    status = 400
-    code = "invalid_upload"
-    #: Headers the HTTP answer carries besides the JSON error.
-    headers: dict[str, str] = {}  # never mutated: replaced per class
-
-    def __init__(self, message: str, *, offset: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.offset = offset
-
-
 class UploadNotFound(UploadError, NotFound):
     status, code = 404, "not_found"
 
@@ -136,14 +130,6 @@ class OffsetMismatch(UploadError):
 
 class UploadLocked(UploadError):
     status, code = 423, "upload_locked"
-
-
-class UploadTooLarge(UploadError):
-    """413. The rest of the body is never read: the connection cannot carry another
-    request, so the answer says it closes."""
-
-    status, code = 413, "payload_too_large"
-    headers = {"Connection": "close"}
 
 
 class ChecksumMismatch(UploadError):
@@ -271,8 +257,6 @@ def _new_upload(
     runtime: Runtime, length: int | None, meta: dict[str, str | None], meta_header: str | None
 ) -> Upload:
     """An unsaved upload row; validates the metadata the asset will use."""
-    from mediaplane.catalog import InvalidAssetInput, parse_passthrough, parse_source_type
-
     try:
         source_type = parse_source_type(meta.get("source_type"))
         passthrough = parse_passthrough(meta.get("passthrough"))
@@ -595,9 +579,6 @@ def complete(runtime: Runtime, upload_id: str, token: str) -> UploadView:
     is renamed (local store) or composed inside S3 (multipart UploadPartCopy) onto
     ``assets/<id>/source``: no copy through this process's memory.
     """
-    from mediaplane.catalog import CatalogError, ingest_source, parse_source_type
-    from mediaplane.storage import StorageError
-
     with runtime.db.session() as s:
         upload = _load(s, upload_id)
         if upload.lock_token != token or upload.offset != upload.length:

@@ -7,8 +7,12 @@ subprocess runs inside a :class:`ManagedProcess` (timeout, memory limit, killed 
 Formats are models with ``parse()`` and ``render()`` and no I/O: HLS playlists in ``_hls.py``
 (:class:`MasterPlaylist`, :class:`MediaPlaylist`; their tags in ``_hls_tags.py``), DASH MPDs
 in ``_dash.py`` (:class:`MPD`).
-``_manifests.py`` builds them from a :class:`Presentation` (:func:`hls_master`,
-:func:`hls_media`, :func:`dash_mpd`; ``render_*`` give the text).
+``_manifests.py`` builds them from a :class:`Presentation` (``hls_master``, ``hls_media``,
+``dash_mpd``; the exported :func:`render_hls_master`, :func:`render_hls_media` and
+:func:`render_mpd` give the text).
+
+``__all__`` is what other packages use; media's own tests import the rest (the tag and MPD
+node models, parsers' helpers) from the private modules.
 
 Errors::
 
@@ -25,24 +29,9 @@ Errors::
 
 from __future__ import annotations
 
-from ._audio import AudioTrack, audio_tracks, language_tag
-from ._dash import (
-    MPD,
-    AdaptationSet,
-    ContentProtection,
-    Descriptor,
-    Event,
-    EventStream,
-    Node,
-    Period,
-    Representation,
-    SegmentTemplate,
-    TimelineEntry,
-    iso_duration,
-    parse_iso_duration,
-)
+from ._audio import audio_tracks
+from ._dash import MPD
 from ._errors import (
-    HostCause,
     HostFailure,
     InvalidMedia,
     ManifestError,
@@ -52,41 +41,18 @@ from ._errors import (
     ToolMissing,
     classify,
 )
-from ._hls import MasterPlaylist, MediaPlaylist, MediaSegment, parse_playlist
-from ._hls_tags import (
-    DateRange,
-    Key,
-    Map,
-    Media,
-    Part,
-    PreloadHint,
-    RenditionReport,
-    ServerControl,
-    Skip,
-    Start,
-    Tag,
-    Variant,
-)
-from ._ladder import Chunk, Rung, plan_chunks, plan_ladder, plan_source_ladder, source_fps
-from ._manifests import (
-    dash_mpd,
-    hls_master,
-    hls_media,
-    render_hls_master,
-    render_hls_media,
-    render_mpd,
-)
+from ._hls import MasterPlaylist, MediaPlaylist, parse_playlist
+from ._ladder import Chunk, Rung, plan_chunks, plan_ladder, plan_source_ladder
+from ._manifests import render_hls_master, render_hls_media, render_mpd
 from ._mp4 import AAC_LC, avc_codec_string
-from ._package import Packager, PackagerInput, PackagingOptions, ShakaPackager
-from ._picture import Picture, parse_idet
-from ._presentation import AudioRole, Presentation, Rendition, Segment
-from ._probe import AudioStream, MediaInfo, parse_probe, probe
+from ._package import PackagerInput, PackagingOptions, ShakaPackager
+from ._presentation import Presentation, Rendition, Segment
+from ._probe import AudioStream, MediaInfo, probe
 from ._process import ManagedProcess
 from ._storyboard import (
     MAX_FRAMES,
     STORYBOARD_WIDTHS,
     THUMBNAIL_WIDTHS,
-    StoryboardFrame,
     make_storyboard,
     snap_thumbnail,
     storyboard_points,
@@ -98,101 +64,65 @@ from ._transcode import (
     encode_chunk,
     encode_ladder,
     encode_preview,
-    encode_timeout,
     extract_thumbnail,
     read_playlist,
     waveform_image,
 )
-from .ffmpeg import Toolchain, find_packager
+from .ffmpeg import PREVIEW_DIR, Source, Toolchain, chromaprint_argv, has_muxer, muxers_argv
 
 __all__ = [
-    "MPD",
-    "AdaptationSet",
-    "ContentProtection",
-    "DateRange",
-    "Descriptor",
-    "Event",
-    "EventStream",
-    "Key",
-    "ManifestError",
-    "Map",
-    "MasterPlaylist",
-    "Media",
-    "MediaPlaylist",
-    "MediaSegment",
-    "Node",
-    "Part",
-    "Period",
-    "PreloadHint",
-    "RenditionReport",
-    "Representation",
-    "SegmentTemplate",
-    "ServerControl",
-    "Skip",
-    "Start",
-    "Tag",
-    "TimelineEntry",
-    "Variant",
-    "dash_mpd",
-    "hls_master",
-    "hls_media",
-    "iso_duration",
-    "parse_iso_duration",
-    "parse_playlist",
     "AAC_LC",
-    "MAX_FRAMES",
-    "STORYBOARD_WIDTHS",
-    "THUMBNAIL_WIDTHS",
-    "StoryboardFrame",
-    "make_storyboard",
-    "snap_thumbnail",
-    "storyboard_points",
-    "thumbnail_name",
-    "AudioRole",
     "AudioStream",
-    "AudioTrack",
-    "audio_tracks",
-    "language_tag",
-    "waveform_image",
     "Chunk",
-    "concat_chunks",
-    "encode_chunk",
-    "plan_chunks",
-    "PlaylistEntry",
-    "avc_codec_string",
-    "encode_preview",
-    "HostCause",
     "HostFailure",
-    "classify",
-    "read_playlist",
     "InvalidMedia",
+    "MAX_FRAMES",
+    "MPD",
     "ManagedProcess",
+    "ManifestError",
+    "MasterPlaylist",
     "MediaError",
     "MediaInfo",
-    "Picture",
-    "parse_idet",
-    "plan_source_ladder",
-    "source_fps",
-    "Packager",
+    "MediaPlaylist",
+    "PREVIEW_DIR",
     "PackagerInput",
     "PackagingOptions",
+    "PlaylistEntry",
     "Presentation",
     "ProcessFailed",
     "ProcessTimeout",
     "Rendition",
     "Rung",
+    "STORYBOARD_WIDTHS",
     "Segment",
     "ShakaPackager",
-    "Toolchain",
+    "Source",
+    "THUMBNAIL_WIDTHS",
     "ToolMissing",
+    "Toolchain",
+    "audio_tracks",
+    "avc_codec_string",
+    "chromaprint_argv",
+    "classify",
+    "concat_chunks",
+    "encode_chunk",
     "encode_ladder",
-    "encode_timeout",
+    "encode_preview",
     "extract_thumbnail",
-    "find_packager",
-    "parse_probe",
+    "has_muxer",
+    "make_storyboard",
+    "muxers_argv",
+    "parse_playlist",
+    "plan_chunks",
     "plan_ladder",
+    "plan_source_ladder",
     "probe",
+    "read_playlist",
     "render_hls_master",
     "render_hls_media",
     "render_mpd",
+    "snap_thumbnail",
+    "storyboard_points",
+    "thumbnail_name",
+    "waveform_image",
 ]

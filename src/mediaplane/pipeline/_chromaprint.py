@@ -42,8 +42,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mediaplane.jobs import PermanentJobError
-from mediaplane.media import ManagedProcess
-from mediaplane.media import ffmpeg as ff
+from mediaplane.media import ManagedProcess, Source, chromaprint_argv, has_muxer, muxers_argv
 
 if TYPE_CHECKING:
     from mediaplane.media import Toolchain
@@ -165,13 +164,13 @@ def compare(a: Fingerprint, b: Fingerprint) -> AudioMatch | None:
 @functools.cache
 def _chromaprint_available(tools: Toolchain) -> bool:
     done = ManagedProcess(
-        ff.muxers_argv(tools), timeout=30, memory_bytes=FINGERPRINT_MEMORY_BYTES, name="ffmpeg"
+        muxers_argv(tools), timeout=30, memory_bytes=FINGERPRINT_MEMORY_BYTES, name="ffmpeg"
     ).run()
-    return ff.has_muxer(done.stdout.decode("utf-8", "replace"), "chromaprint")
+    return has_muxer(done.stdout.decode("utf-8", "replace"), "chromaprint")
 
 
 def audio_fingerprint(
-    tools: Toolchain, source: ff.Source, *, memory_bytes: int = FINGERPRINT_MEMORY_BYTES
+    tools: Toolchain, source: Source, *, memory_bytes: int = FINGERPRINT_MEMORY_BYTES
 ) -> bytes:
     """Fingerprint the first :data:`FINGERPRINT_SECONDS` of ``source``'s first audio track
     (opened with the demuxer its probe named).
@@ -184,7 +183,7 @@ def audio_fingerprint(
             "detection is off (Debian/Ubuntu's ffmpeg package has it)."
         )
     done = ManagedProcess(
-        ff.chromaprint_argv(tools, source, seconds=FINGERPRINT_SECONDS),
+        chromaprint_argv(tools, source, seconds=FINGERPRINT_SECONDS),
         timeout=FINGERPRINT_TIMEOUT_SECONDS,
         memory_bytes=memory_bytes,
         name="chromaprint",

@@ -11,6 +11,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from mediaplane.media import (
+    PREVIEW_DIR,
     ManagedProcess,
     MediaInfo,
     PlaylistEntry,
@@ -19,7 +20,6 @@ from mediaplane.media import (
     encode_preview,
     read_playlist,
 )
-from mediaplane.media.ffmpeg import PREVIEW_DIR
 
 if TYPE_CHECKING:
     from collections.abc import Callable

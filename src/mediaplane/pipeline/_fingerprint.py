@@ -27,8 +27,7 @@ from mediaplane.catalog import (
     sha256_file,
 )
 from mediaplane.jobs import JobContext, PermanentJobError
-from mediaplane.media import InvalidMedia, ProcessFailed, classify
-from mediaplane.media import ffmpeg as ff
+from mediaplane.media import InvalidMedia, ProcessFailed, Source, classify
 
 from ._assets import invalid_input_is_permanent
 from ._chromaprint import (
@@ -69,7 +68,7 @@ def _fingerprint_audio(rt: Runtime, source: Path, info: MediaInfo) -> bytes:
     a failure of the host is retried."""
     try:
         memory = min(rt.settings.subprocess_memory_bytes, FINGERPRINT_MEMORY_BYTES)
-        return audio_fingerprint(rt.toolchain, ff.Source(source, info.demuxer), memory_bytes=memory)
+        return audio_fingerprint(rt.toolchain, Source(source, info.demuxer), memory_bytes=memory)
     except ProcessFailed as exc:
         failure = classify(exc, "The audio track could not be decoded.")
         if isinstance(failure, InvalidMedia):

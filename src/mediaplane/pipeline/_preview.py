@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from mediaplane.media import (
     AAC_LC,
+    PREVIEW_DIR,
     MediaInfo,
     PlaylistEntry,
     Presentation,
@@ -15,7 +16,6 @@ from mediaplane.media import (
     Segment,
     avc_codec_string,
 )
-from mediaplane.media.ffmpeg import PREVIEW_DIR
 
 from ._publish import cmaf_prefix, update_presentation
 

@@ -16,6 +16,7 @@ from sqlalchemy import update
 from mediaplane.catalog import Asset, AssetStatus
 from mediaplane.db import utcnow
 from mediaplane.media import (
+    PREVIEW_DIR,
     MediaError,
     Presentation,
     Rendition,
@@ -23,7 +24,6 @@ from mediaplane.media import (
     make_storyboard,
     thumbnail_name,
 )
-from mediaplane.media.ffmpeg import PREVIEW_DIR
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -44,10 +44,10 @@ from mediaplane.accounts import (
     find_session,
     finish_reset,
     list_sessions,
+    local_next,
     mailer_for,
     peek_email_token,
     request_reset,
-    safe_next,
     set_cookie,
     sign_in_session,
     sign_up,
@@ -235,8 +235,13 @@ def verify(request: Request, token: str = "", rt: Runtime = Depends(runtime_dep)
 
 
 @router.get("/signin", response_class=HTMLResponse)
-def signin_page(request: Request, next: str = "") -> Response:  # noqa: A002 (the parameter)
-    return page(request, "signin.html", {"next": safe_next(next)})
+def signin_page(
+    request: Request,
+    next: str = "",  # noqa: A002 (the parameter)
+    rt: Runtime = Depends(runtime_dep),
+) -> Response:
+    ctx = {"next": local_next(next), "providers": rt.settings.oidc_providers}
+    return page(request, "signin.html", ctx)
 
 
 def _address(request: Request) -> str:
@@ -249,7 +254,7 @@ async def signin_submit(request: Request, rt: Runtime = Depends(runtime_dep)) ->
         form = await _checked_form(request)
     except BadForm as exc:
         return page(request, "signin.html", {"error": exc.message, "next": "/"}, exc.status)
-    target = safe_next(form.get("next"))
+    target = local_next(form.get("next"))
     email = form.get("email", "")
     policy = WebPolicy.from_settings(rt.settings)
     brakes = guard(request)

@@ -31,9 +31,9 @@ from mediaplane.accounts import (
     finish_reset,
     issue_email_token,
     list_sessions,
+    local_next,
     peek_email_token,
     request_reset,
-    safe_next,
     set_disabled,
     sign_in_session,
     sign_up,
@@ -132,12 +132,12 @@ def test_the_guard_brakes_per_account_and_per_address() -> None:
     ],
 )
 def test_next_refuses_anything_that_leaves_the_site(value: str) -> None:
-    assert safe_next(value) == DEFAULT_NEXT
+    assert local_next(value) == DEFAULT_NEXT
 
 
 @pytest.mark.parametrize("value", ["/", "/profile", "/watch/abc?t=10#x", "/upload?a=%20b"])
 def test_next_keeps_paths_on_this_site(value: str) -> None:
-    assert safe_next(value) == value
+    assert local_next(value) == value
 
 
 # --- e-mail tokens ------------------------------------------------------------------------

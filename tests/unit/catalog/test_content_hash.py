@@ -9,15 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from mediaplane.catalog import (
-    Asset,
-    delete_asset,
-    find_by_content_hash,
-    list_assets,
-    record_content_hash,
-    sha256_file,
-    source_key,
-)
+from mediaplane.catalog import Asset, record_content_hash, sha256_file, source_key
+from mediaplane.catalog._service import delete_asset, find_by_content_hash, list_assets
 from mediaplane.runtime import Runtime
 from tests.support import migrated_runtime
 

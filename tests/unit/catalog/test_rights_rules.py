@@ -10,21 +10,22 @@ import pytest
 from starlette.requests import Request
 
 from mediaplane.catalog import (
-    COUNTRY_CODES,
     InvalidAssetInput,
     ModerationStatus,
     Rights,
-    SourceType,
-    TerritoryTable,
     TerritoryTableError,
-    initial_moderation,
     normalize_territory,
     parse_passthrough,
-    parse_rights,
-    parse_rights_text,
     parse_source_type,
 )
-from mediaplane.config import Settings
+from mediaplane.catalog._rights import (
+    COUNTRY_CODES,
+    TerritoryTable,
+    parse_rights,
+    parse_rights_text,
+)
+from mediaplane.catalog._service import initial_moderation
+from mediaplane.config import Settings, SourceType
 from mediaplane.delivery._access import check_playback, playback_refusal, viewer_territory
 from mediaplane.http import ApiError
 

@@ -6,7 +6,8 @@ from fractions import Fraction
 
 import pytest
 
-from mediaplane.media import AudioStream, MediaInfo, audio_tracks, language_tag
+from mediaplane.media import AudioStream, MediaInfo, audio_tracks
+from mediaplane.media._audio import language_tag
 
 
 def _stream(index: int, **kw: object) -> AudioStream:

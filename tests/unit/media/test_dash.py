@@ -8,19 +8,15 @@ from pathlib import Path
 import pytest
 from mpegdash.parser import MPEGDASHParser
 
-from mediaplane.media import (
-    MPD,
+from mediaplane.media import MPD, ManifestError, MediaError, PackagerInput, PackagingOptions
+from mediaplane.media._dash import (
+    SCTE35_NS,
     ContentProtection,
-    ManifestError,
-    MediaError,
     Node,
-    PackagerInput,
-    PackagingOptions,
     SegmentTemplate,
     TimelineEntry,
     parse_iso_duration,
 )
-from mediaplane.media._dash import SCTE35_NS
 from mediaplane.media._package import read_packager_mpd
 
 HERE = Path(__file__).parent

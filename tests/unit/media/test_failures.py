@@ -12,17 +12,16 @@ import pytest
 
 from mediaplane.config import Settings
 from mediaplane.media import (
-    HostCause,
     HostFailure,
     InvalidMedia,
     ManagedProcess,
     ProcessFailed,
     Toolchain,
     classify,
-    encode_timeout,
     probe,
 )
-from mediaplane.media._transcode import _host_error_on_success
+from mediaplane.media._errors import HostCause
+from mediaplane.media._transcode import _host_error_on_success, encode_timeout
 from tests.support import make_clip
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="no ffmpeg")

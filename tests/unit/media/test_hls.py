@@ -9,13 +9,17 @@ import m3u8
 import pytest
 
 from mediaplane.media import (
-    DateRange,
-    Key,
     ManifestError,
-    Map,
     MasterPlaylist,
     MediaPlaylist,
-    MediaSegment,
+    parse_playlist,
+    read_playlist,
+)
+from mediaplane.media._hls import MediaSegment
+from mediaplane.media._hls_tags import (
+    DateRange,
+    Key,
+    Map,
     Part,
     PreloadHint,
     RenditionReport,
@@ -23,8 +27,6 @@ from mediaplane.media import (
     Skip,
     Tag,
     Variant,
-    parse_playlist,
-    read_playlist,
 )
 
 VOD = """\

@@ -11,18 +11,11 @@ from typing import Any
 import pytest
 
 from mediaplane.config import Settings
-from mediaplane.media import (
-    Chunk,
-    MediaInfo,
-    Picture,
-    Toolchain,
-    parse_idet,
-    parse_probe,
-    plan_ladder,
-    plan_source_ladder,
-    source_fps,
-)
+from mediaplane.media import Chunk, MediaInfo, Toolchain, plan_ladder, plan_source_ladder
 from mediaplane.media import ffmpeg as ff
+from mediaplane.media._ladder import source_fps
+from mediaplane.media._picture import Picture, parse_idet
+from mediaplane.media._probe import parse_probe
 
 S = Settings()
 TOOLS = Toolchain(

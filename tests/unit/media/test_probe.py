@@ -6,8 +6,8 @@ from typing import Any
 import pytest
 
 from mediaplane.config import Settings
-from mediaplane.media import InvalidMedia, parse_probe
-from mediaplane.media._probe import MAX_AUDIO_STREAMS
+from mediaplane.media import InvalidMedia
+from mediaplane.media._probe import MAX_AUDIO_STREAMS, parse_probe
 
 S = Settings()
 

@@ -22,8 +22,7 @@ from mediaplane.catalog import (
 from mediaplane.clips import H264, Clip, picture
 from mediaplane.config import Settings
 from mediaplane.jobs import JobState, run_job
-from mediaplane.media import Toolchain, probe
-from mediaplane.media.ffmpeg import Source
+from mediaplane.media import Source, Toolchain, probe
 from mediaplane.pipeline._chromaprint import (
     MIN_OVERLAP,
     Fingerprint,

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from starlette.requests import Request
 
-from mediaplane.ingest import ByteLimit, InvalidForm, UploadTooLarge, read_body, receive_form
+from mediaplane.intake import ByteLimit, InvalidForm, UploadTooLarge, read_body, receive_form
 
 B = "bnd"
 

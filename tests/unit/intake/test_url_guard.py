@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from mediaplane.ingest import UrlRefused, address_allowed, check_url, checked_addresses
-from mediaplane.ingest._url import resolve
+from mediaplane.intake import UrlRefused, address_allowed, check_url, checked_addresses
+from mediaplane.intake._url import resolve
 
 
 @pytest.mark.parametrize(

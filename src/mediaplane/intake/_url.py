@@ -15,6 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from urllib.parse import urlsplit
 
+from ._errors import IngestError
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
@@ -24,10 +26,6 @@ RESOLVE_TIMEOUT = 5.0
 #: Lookups run here so a stuck one costs a thread, never the request; a full pool makes the
 #: next lookup wait its turn within the same timeout (bounded either way).
 _RESOLVER = ThreadPoolExecutor(max_workers=8, thread_name_prefix="resolve")
-
-
-class IngestError(Exception):
-    """Root of ingest errors."""
 
 
 class UrlRefused(IngestError):

@@ -23,8 +23,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from ._uploads import UploadError, UploadTooLarge
-from ._url import IngestError
+from ._errors import IngestError, UploadError, UploadTooLarge
 
 if TYPE_CHECKING:
     from starlette.requests import Request
