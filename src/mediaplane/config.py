@@ -98,6 +98,20 @@ class Settings(BaseSettings):
     secret_key: str | None = Field(default=None, repr=False)
     access_token_seconds: int = Field(default=900, ge=30)
     refresh_token_seconds: int = Field(default=30 * 86400, ge=60)
+    web_session_seconds: int = Field(default=14 * 86400, ge=60)
+    signup_open: bool = True
+    signin_requires_verified_email: bool = True
+    verify_token_seconds: int = Field(default=2 * 86400, ge=60)
+    reset_token_seconds: int = Field(default=3600, ge=60)
+    signin_failures_per_account: int = Field(default=5, ge=1)
+    signin_failures_per_address: int = Field(default=20, ge=1)
+    signin_lockout_seconds: float = Field(default=30.0, gt=0)
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_from: str = "mediaplane@localhost"
+    smtp_user: str | None = None
+    smtp_password: str | None = Field(default=None, repr=False)
+    smtp_starttls: bool = True
     #: JSON list of OpenID Connect providers (see OidcProvider).
     oidc_providers: list[OidcProvider] = Field(default_factory=list, repr=False)
     #: Each request to a provider (discovery, keys, code exchange) gets this long.
@@ -312,6 +326,21 @@ MEANINGS = {
     "secret_key": "signs access tokens for apps, instead of the generated `<data-dir>/secret-key`",
     "access_token_seconds": "lifetime of an app's access token (JWT)",
     "refresh_token_seconds": "lifetime of a refresh token (each use rotates it)",
+    "web_session_seconds": "lifetime of a signed-in browser session (cookie and server row)",
+    "signup_open": "anyone may create an account on the sign-up page",
+    "signin_requires_verified_email": "a local account signs in only once its address is verified",
+    "verify_token_seconds": "lifetime of an e-mail verification link",
+    "reset_token_seconds": "lifetime of a password-reset link (each works once)",
+    "signin_failures_per_account": "failed sign-ins on one account before it is locked out a while",
+    "signin_failures_per_address": "failed sign-ins from one client address before it waits",
+    "signin_lockout_seconds": "first lockout after too many failures; each further failure doubles "
+    "it (at most an hour)",
+    "smtp_host": "SMTP server for verification and reset mail; none: the links go to the log",
+    "smtp_port": "SMTP port (587 submission, 25 relay)",
+    "smtp_from": "sender address of account mail",
+    "smtp_user": "SMTP login (none: send without authenticating)",
+    "smtp_password": "SMTP password",
+    "smtp_starttls": "upgrade the SMTP connection with STARTTLS before logging in",
     "oidc_providers": "OpenID Connect sign-in: JSON list of `{name, discovery_url, client_id, "
     "client_secret, scopes?, title?, trust_email?}`",
     "oidc_timeout_seconds": "time each request to an OpenID Connect provider gets",

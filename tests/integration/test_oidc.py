@@ -236,6 +236,9 @@ def test_next_redirects_after_sign_in_and_an_open_redirect_is_refused(
     provider.users["frank-sub"] = {"email": "frank@example.com", "email_verified": True}
     r = _sign_in(srv, "frank-sub", next="/me?tab=history")
     assert r.status_code == 303 and r.headers["location"] == "/me?tab=history"
+    # a browser sign-in opens a web session, like a local one (HttpOnly, SameSite=Lax)
+    cookie = r.headers["set-cookie"]
+    assert "mp_session=" in cookie and "HttpOnly" in cookie and "SameSite=lax" in cookie
     assert len(_identities(srv, "frank-sub")) == 1
     with _app(srv) as app:
         for bad in ("https://evil.example/", "//evil.example", "/\\evil.example", "me"):

@@ -22,7 +22,16 @@ Errors::
     │   └── RefreshTokenReused      a spent refresh token again: its family is revoked
     ├── NotFound                    no such user, API key or signing key
     ├── OidcError                   an OpenID Connect sign-in that cannot go on (``status``)
-    └── PlaybackTokenRejected       ``code`` is one of REJECTION_REASONS
+    ├── PlaybackTokenRejected       ``code`` is one of REJECTION_REASONS
+    ├── MailNotSent                 the SMTP server refused or could not be reached
+    ├── SignInThrottled             too many failed sign-ins: ``retry_after`` seconds
+    └── SignUpClosed                sign-up is switched off
+    (AuthenticationFailed ── EmailNotVerified: right password, address not verified yet)
+
+Browsers: sign-up, sign-in, reset (:mod:`._local`) open server-side sessions behind an
+``HttpOnly`` cookie (:mod:`._sessions`; :func:`session_user` resolves one); forms carry a
+CSRF token; sign-in is braked per account and per address (:mod:`._limits`); account mail
+goes to SMTP or the log (:mod:`._mail`).
 
 Who asks is one :class:`Principal` per request (:func:`current_principal`: the admin
 token, an API key, a JWT access token, a web session, or anonymous); the dependencies
@@ -67,6 +76,14 @@ from ._channels import (
     set_member,
     upload_channel,
 )
+from ._email_tokens import (
+    EmailPurpose,
+    EmailToken,
+    issue_email_token,
+    peek_email_token,
+    reset_password,
+    verify_email,
+)
 from ._entitle import ENTITLEMENT_REASONS, Decision, Terms, Viewer, entitle, grant_max_height
 from ._errors import (
     AccountsError,
@@ -80,6 +97,20 @@ from ._errors import (
     RefreshTokenReused,
     TokenInvalid,
 )
+from ._limits import InProcessLimiter, Limiter, SignInGuard
+from ._local import (
+    DEFAULT_NEXT,
+    EmailNotVerified,
+    SignInThrottled,
+    SignUpClosed,
+    WebPolicy,
+    finish_reset,
+    local_next,
+    request_reset,
+    sign_in_session,
+    sign_up,
+)
+from ._mail import LogMailer, Mail, Mailer, MailNotSent, SmtpMailer, mailer_for
 from ._models import ApiKey, Identity, KeySource, RefreshToken, Role, Scope, SigningKey, User
 from ._oidc import (
     OidcClient,
@@ -100,6 +131,26 @@ from ._principal import (
     require_admin,
     require_role,
     require_scope,
+)
+from ._sessions import (
+    ANON_COOKIE,
+    CSRF_FIELD,
+    CSRF_HEADER,
+    SESSION_COOKIE,
+    NewSession,
+    WebSession,
+    clear_cookie,
+    create_session,
+    csrf_for,
+    csrf_ok,
+    end_all_sessions,
+    end_session,
+    find_session,
+    is_https,
+    list_sessions,
+    session_for_api,
+    session_user,
+    set_cookie,
 )
 from ._signing import (
     AUDIENCES,
@@ -138,7 +189,12 @@ __all__ = [
     "AUDIENCES",
     "ENTITLEMENT_REASONS",
     "INSTALL",
+    "ANON_COOKIE",
+    "CSRF_FIELD",
+    "CSRF_HEADER",
+    "DEFAULT_NEXT",
     "REJECTION_REASONS",
+    "SESSION_COOKIE",
     "AccessClaims",
     "AccountsError",
     "ApiKey",
@@ -150,13 +206,23 @@ __all__ = [
     "ChannelMember",
     "ChannelNotFound",
     "ChannelRole",
+    "EmailNotVerified",
+    "EmailPurpose",
     "EmailTaken",
+    "EmailToken",
     "Identity",
+    "InProcessLimiter",
     "InsufficientScope",
     "InvalidAccountInput",
     "KeyLookup",
     "KeySource",
+    "Limiter",
+    "LogMailer",
+    "Mail",
+    "MailNotSent",
+    "Mailer",
     "NewApiKey",
+    "NewSession",
     "NewSigningKey",
     "NotFound",
     "PlaybackGrant",
@@ -167,8 +233,12 @@ __all__ = [
     "RefreshTokenReused",
     "Role",
     "Scope",
+    "SignInGuard",
+    "SignInThrottled",
+    "SignUpClosed",
     "SigningKey",
     "Terms",
+    "SmtpMailer",
     "TokenInvalid",
     "TokenPair",
     "TokenPolicy",
@@ -186,33 +256,57 @@ __all__ = [
     "create_user",
     "create_user_command",
     "current_principal",
+    "WebPolicy",
+    "WebSession",
+    "clear_cookie",
+    "create_session",
+    "csrf_for",
+    "csrf_ok",
+    "end_all_sessions",
+    "end_session",
     "ensure_admin_token",
     "entitle",
     "ensure_secret_key",
+    "find_session",
     "find_user",
+    "finish_reset",
     "get_user",
     "grant_max_height",
     "hash_password",
+    "is_https",
     "issue_access_token",
+    "issue_email_token",
     "list_api_keys",
     "list_channels",
     "list_signing_keys",
     "member_channel_ids",
+    "list_sessions",
+    "local_next",
+    "mailer_for",
     "normalise_email",
+    "peek_email_token",
     "refresh_tokens",
+    "request_reset",
     "require_admin",
     "require_role",
     "require_scope",
+    "reset_password",
     "revoke_api_key",
     "revoke_family",
     "revoke_signing_key",
     "role_in",
+    "session_for_api",
     "session_lookup",
+    "session_user",
+    "set_cookie",
     "set_disabled",
     "set_member",
     "sign_in_tokens",
     "upload_channel",
+    "sign_in_session",
+    "sign_up",
     "verify_access_token",
     "verify_api_key",
+    "verify_email",
     "verify_playback_token",
 ]

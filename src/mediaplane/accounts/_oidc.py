@@ -47,6 +47,7 @@ from mediaplane.runtime import Runtime
 from ._app_tokens import TokenPolicy, sign_in_tokens
 from ._errors import AccountsError, AuthenticationFailed
 from ._models import Identity, User
+from ._sessions import SESSION_COOKIE, create_session, set_cookie
 from ._tokens import ensure_secret_key
 from ._users import create_user, find_user, normalise_email
 
@@ -454,9 +455,17 @@ def sign_in_user(request: Request, user: User, next_url: str | None = None) -> R
     The one place the OIDC callback hands a user over; the web session cookie goes here.
     Runs blocking database work: call it from a thread.
     """
-    if next_url is not None:
-        return RedirectResponse(next_url, status_code=303)
     rt: Runtime = request.app.state.runtime
+    if next_url is not None:  # a browser: a web session, as a local sign-in opens
+        with rt.db.session() as s:
+            row = s.get(User, user.id)
+            if row is None or row.disabled:
+                raise AuthenticationFailed("This account is disabled.")
+            seconds = rt.settings.web_session_seconds
+            new = create_session(s, row, request.headers.get("user-agent", ""), seconds)
+        response = RedirectResponse(next_url, status_code=303)
+        set_cookie(request, response, SESSION_COOKIE, new.token, seconds)
+        return response
     with rt.db.session() as s:
         row = s.get(User, user.id)
         if row is None or row.disabled:

@@ -30,6 +30,7 @@ from ._api_keys import KEY_PREFIX, verify_api_key
 from ._app_tokens import TokenPolicy, verify_access_token
 from ._errors import ApiKeyInvalid, TokenInvalid
 from ._models import KeySource, Role, Scope, User
+from ._sessions import SESSION_COOKIE, session_for_api
 from ._tokens import ensure_secret_key
 
 if TYPE_CHECKING:
@@ -138,20 +139,19 @@ def _is_access_token(token: str, admin_token: str) -> bool:
     return not token.startswith(KEY_PREFIX) and token.count(".") == 2
 
 
-def _session_principal(request: Request, rt: Runtime) -> Principal | None:
-    """The web session's user, or None.
-
-    INTEGRATOR: plug the web sessions in here (helper "webauth", accounts/_sessions.py):
-    ``user = session_user(request)`` and, when it is not None,
-    ``return _for_user(user, Scope.ADMIN, "session")``. Until then no request has a session.
-    """
-    return None
+def _session_principal(request: Request) -> Principal | None:
+    """The signed-in browser's user (with the session's CSRF token), or None without a
+    session cookie."""
+    if SESSION_COOKIE not in request.cookies:
+        return None
+    user, scope = session_for_api(request)
+    return _for_user(user, scope, "session")
 
 
 def _resolve(request: Request, rt: Runtime) -> Principal:
     token = _bearer(request)
     if token is None:
-        return _session_principal(request, rt) or ANONYMOUS
+        return _session_principal(request) or ANONYMOUS
     admin_token: str = request.app.state.admin_token
     if len(token) > max(4096, len(admin_token)):  # no key or token is this long
         raise _unauthorized("The API token is not valid.")

@@ -1,7 +1,15 @@
-"""Web: server-rendered pages (Jinja2 + htmx) and the vendored player JS from node_modules."""
+"""Web: server-rendered pages (Jinja2 + htmx), the account pages, and the vendored player JS
+from node_modules."""
 
 from __future__ import annotations
 
-from ._pages import router
+from fastapi import APIRouter
+
+from ._account_pages import router as _accounts
+from ._pages import router as _pages
+
+router = APIRouter(include_in_schema=False)
+router.include_router(_pages)
+router.include_router(_accounts)
 
 __all__ = ["router"]

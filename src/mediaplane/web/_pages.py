@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from mediaplane.accounts import INSTALL
+from mediaplane.accounts import INSTALL, SESSION_COOKIE, csrf_for, session_user
 from mediaplane.catalog import AssetNotFound, asset_views, playback_view
 from mediaplane.delivery import check_playback
 from mediaplane.errors import NotFound
@@ -56,9 +56,15 @@ def assets_partial(
 
 @router.get("/upload", response_class=HTMLResponse)
 def upload(request: Request, rt: Runtime = Depends(runtime_dep)) -> Any:
-    """Resumable uploads from the browser (tus-js-client against /api/v1/uploads)."""
+    """Resumable uploads from the browser (tus-js-client against /api/v1/uploads): signed
+    in, with the session (its CSRF token in a header); else with a pasted API token."""
+    user = session_user(request)
+    csrf = csrf_for(request.cookies[SESSION_COOKIE]) if user is not None else None
     return templates.TemplateResponse(
-        request, "upload.html", {"max_bytes": rt.settings.max_upload_bytes}
+        request,
+        "upload.html",
+        {"max_bytes": rt.settings.max_upload_bytes, "user": user, "csrf": csrf},
+        headers={"Cache-Control": "no-store"} if csrf else None,
     )
 
 

@@ -2,8 +2,14 @@
 // (tus-js-client remembers upload URLs in localStorage, keyed by the file's fingerprint).
 (function () {
   const $ = (id) => document.getElementById(id);
-  const token = $("token");
-  token.value = localStorage.getItem("mediaplane.token") || "";
+  // Signed in: the session cookie goes along by itself, its CSRF token in a header.
+  // Otherwise: a pasted API token (remembered in localStorage).
+  const session = $("signed-in");
+  const token = $("token") || { value: "" };
+  if (!session) token.value = localStorage.getItem("mediaplane.token") || "";
+  const auth = () => session
+    ? { "X-CSRF-Token": session.dataset.csrf }
+    : { Authorization: "Bearer " + token.value };
   let upload = null;
 
   const fmt = (n) => (n / 1048576).toFixed(1) + " MB";
@@ -12,7 +18,7 @@
 
   async function poll(uploadUrl) {
     // The upload resource says which asset it became; then follow the asset's processing.
-    const headers = { Authorization: "Bearer " + token.value, Accept: "application/json" };
+    const headers = { ...auth(), Accept: "application/json" };
     for (let i = 0; i < 600; i++) {
       const r = await fetch(uploadUrl, { headers });
       if (r.ok) {
@@ -43,11 +49,11 @@
   }
 
   function start(file) {
-    localStorage.setItem("mediaplane.token", token.value);
+    if (!session) localStorage.setItem("mediaplane.token", token.value);
     $("status").hidden = false;
     upload = new tus.Upload(file, {
       endpoint: "/api/v1/uploads",
-      headers: { Authorization: "Bearer " + token.value },
+      headers: auth(),
       parallelUploads: parallelUploads(),
       chunkSize: Number(document.body.dataset.chunkSize || 8 * 1048576),
       retryDelays: [0, 1000, 3000, 5000],
@@ -80,7 +86,7 @@
 
   $("start").addEventListener("click", () => {
     const file = $("file").files[0];
-    if (!file || !token.value) { show("Choose a file and enter your API token."); return; }
+    if (!file || (!session && !token.value)) { show("Choose a file and enter your API token."); return; }
     start(file);
   });
   $("pause").addEventListener("click", () => {
