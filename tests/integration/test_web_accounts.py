@@ -347,7 +347,10 @@ def test_the_browser_calls_the_api_with_its_session_and_csrf_header(srv: Server)
     v = _sign_in(srv, "viewer-web@example.org")
     vcsrf = re.search(r'data-csrf="([^"]+)"', v.get("/upload").text)
     assert vcsrf
-    r = v.get("/api/v1/assets", headers={"X-CSRF-Token": vcsrf.group(1)})
+    vheaders = {"X-CSRF-Token": vcsrf.group(1)}
+    r = v.get("/api/v1/assets", headers=vheaders)  # a viewer sees only what they may watch
+    assert r.status_code == 200 and r.json()["pagination"]["total"] == 0
+    r = v.get("/api/v1/api-keys", headers=vheaders)
     assert r.status_code == 403 and r.json()["error"]["code"] == "insufficient_scope"
     # signed out, the same header is worth nothing
     _post(c, "/signout", _csrf(c, "/profile"))
