@@ -50,3 +50,16 @@ def media_dir() -> Path:
 
     MEDIA_CACHE.mkdir(parents=True, exist_ok=True)
     return MEDIA_CACHE
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
+    """A failed test that used a server shows the tail of that server's log (CI keeps
+    nothing else of a run)."""
+    report = yield
+    if report.failed:
+        servers = [v for v in getattr(item, "funcargs", {}).values() if isinstance(v, Server)]
+        for server in servers:
+            lines = [line for line in server.log().splitlines() if '"level": "debug"' not in line]
+            report.sections.append((f"server log {server.url}", "\n".join(lines[-40:])))
+    return report

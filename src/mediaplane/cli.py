@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 import signal
 import socket
@@ -422,6 +423,11 @@ def up(
             demo_id,
             renders_json(settings.log_format),
         ).start()
+        # Web workers start as fresh interpreters, not forks: this process runs threads
+        # (the announcer, the worker supervisor) that may hold an import or I/O lock at
+        # the moment of a fork, and the forked worker would wait on it forever (seen as
+        # a first getaddrinfo that never returned).
+        multiprocessing.set_start_method("spawn", force=True)
         Granian(
             "mediaplane.app:create_app",
             factory=True,
