@@ -75,6 +75,7 @@ from ._channels import (
     role_in,
     set_member,
     upload_channel,
+    upload_channels,
 )
 from ._email_tokens import (
     EmailPurpose,
@@ -121,6 +122,7 @@ from ._oidc import (
     sign_in_user,
     validate_id_token,
 )
+from ._page_keys import PAGE_TOKEN_SECONDS, page_key_id, sign_page_tokens
 from ._principal import (
     ANONYMOUS,
     INSTALL,
@@ -131,6 +133,7 @@ from ._principal import (
     require_admin,
     require_role,
     require_scope,
+    user_principal,
 )
 from ._sessions import (
     ANON_COOKIE,
@@ -173,8 +176,10 @@ from ._users import (
     find_user,
     get_user,
     hash_password,
+    list_users,
     normalise_email,
     set_disabled,
+    set_role,
 )
 
 __all__ = [
@@ -303,6 +308,13 @@ __all__ = [
     "set_member",
     "sign_in_tokens",
     "upload_channel",
+    "upload_channels",
+    "PAGE_TOKEN_SECONDS",
+    "page_key_id",
+    "sign_page_tokens",
+    "user_principal",
+    "list_users",
+    "set_role",
     "sign_in_session",
     "sign_up",
     "verify_access_token",
