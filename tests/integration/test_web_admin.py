@@ -5,12 +5,15 @@ and API key stop at once."""
 
 from __future__ import annotations
 
+import base64
 import re
+import time
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
 
 import httpx
+import jwt
 import pytest
 
 from mediaplane.accounts import ApiKey, KeySource, create_user, find_user
@@ -346,14 +349,37 @@ def test_the_watch_page_of_a_signed_playback_id(
     asset_id, _ = channel_asset
     done = site.srv.wait(asset_id, playable=True)
     assert done["status"] == "ready", done
-    signed = next(p["id"] for p in done["playback_ids"] if p["policy"] == "signed")
+    with site.srv.client() as c:
+        r = c.post(f"/api/v1/assets/{asset_id}/playback-ids", json={"policy": "signed"})
+        assert r.status_code == 201, r.text
+    signed = r.json()["data"]["id"]
+    with site.srv.client() as c:
+        key = c.post("/api/v1/signing-keys").json()["data"]
+    pem = base64.b64decode(key["private_key"])
+
+    def token_for(sub: str, aud: str = "v", ttl: int = 600) -> str:
+        claims = {"sub": sub, "aud": aud, "exp": int(time.time()) + ttl}
+        return jwt.encode(claims, pem, algorithm="RS256", headers={"kid": key["id"]})
+
+    given = token_for(signed)
     with httpx.Client(base_url=site.srv.url, timeout=60) as anonymous:
         r = anonymous.get(f"/watch/{signed}")
         assert r.status_code == 403 and "playback token" in r.text
-        r = anonymous.get(f"/watch/{signed}", params={"token": "given.by.someone"})
-        assert r.status_code == 200 and "manifest.mpd?token=given.by.someone" in r.text
+        r = anonymous.get(f"/watch/{signed}", params={"token": given})
+        assert r.status_code == 200 and f"manifest.mpd?token={given}" in r.text
         assert r.headers["cache-control"] == "no-store"
+        assert r.headers["referrer-policy"] == "no-referrer"
         assert "poster=" not in r.text  # the token is for the video, not the thumbnail
+        bad = {
+            "token_expired": token_for(signed, ttl=-60),
+            "another video": token_for("someotherplaybackid"),
+            "another use": token_for(signed, aud="t"),
+            "not a JWT": "given.by.someone",
+        }
+        for why, token in bad.items():
+            r = anonymous.get(f"/watch/{signed}", params={"token": token})
+            assert r.status_code == 403 and 'id="refusal"' in r.text, why
+            assert "manifest.mpd" not in r.text, why
     with closing(_sign_in(site, VIEWER)) as v:  # signed in, but no member of the channel
         assert v.get(f"/watch/{signed}").status_code == 403
     r = creator.get(f"/watch/{signed}")

@@ -12,12 +12,15 @@ from fastapi.templating import Jinja2Templates
 
 from mediaplane.accounts import (
     SESSION_COOKIE,
+    PlaybackTokenRejected,
     Principal,
     csrf_for,
+    session_lookup,
     session_user,
     sign_page_tokens,
     upload_channels,
     user_principal,
+    verify_playback_token,
 )
 from mediaplane.catalog import AssetNotFound, may_read, playback_view, public_asset_views
 from mediaplane.delivery import check_playback
@@ -131,12 +134,23 @@ def page_tokens(
         return sign_page_tokens(s, rt.settings, playback_id, principal.user_id)
 
 
+def _check_token(rt: Runtime, token: str, playback_id: str) -> None:
+    """The origin's check of a playback token, made here so that the page says why a token
+    will not play (expired, another video's, …) instead of showing a player error."""
+    with rt.db.session() as s:
+        try:
+            verify_playback_token(token, playback_id, "v", session_lookup(s))
+        except PlaybackTokenRejected as exc:
+            raise ApiError(403, exc.code, exc.message) from None
+
+
 def _signed_tokens(
     request: Request, rt: Runtime, asset_id: str, playback_id: str, token: str
 ) -> dict[str, str]:
     """The playback tokens the page's URLs carry for a signed playback id (``v``: video,
     ``t``: thumbnails), or a 403 :class:`ApiError` saying why it cannot play."""
     if token:
+        _check_token(rt, token, playback_id)
         return {"v": token}
     user = session_user(request)
     if user is not None:
