@@ -197,8 +197,12 @@ def test_a_disabled_users_session_refresh_token_access_token_and_api_key_stop_at
     csrf = _csrf(browser, "/profile")
     with site.srv.client() as c:
         key = c.post("/api/v1/api-keys", json={"scope": "write", "user_id": uid}).json()["data"]
-        pair = c.post("/api/v1/auth/token", json={"email": email, "password": PASSWORD}).json()
-    access, refresh = pair["data"]["access_token"], pair["data"]["refresh_token"]
+        pairs = [
+            c.post("/api/v1/auth/token", json={"email": email, "password": PASSWORD}).json()
+            for _ in range(2)  # two apps: one tries while disabled, one only afterwards
+        ]
+    access, refresh = pairs[0]["data"]["access_token"], pairs[0]["data"]["refresh_token"]
+    other_app = pairs[1]["data"]["refresh_token"]
     api = httpx.Client(base_url=site.srv.url, timeout=60)
 
     def bearer(token: str) -> dict[str, str]:
@@ -218,6 +222,13 @@ def test_a_disabled_users_session_refresh_token_access_token_and_api_key_stop_at
     r = api.post("/api/v1/auth/refresh", json={"refresh_token": refresh})
     assert r.status_code == 401
     r = api.post("/api/v1/auth/token", json={"email": email, "password": PASSWORD})
+    assert r.status_code == 401
+    # Enabled again: the API key works again (an admin manages it on its page); the session
+    # and the app's refresh token stay ended, so a thief's copy does not come back with it.
+    assert _post(admin, f"/admin/users/{uid}/enable", "/admin/users").status_code == 303
+    assert api.get("/api/v1/assets", headers=bearer(key["key"])).status_code == 200
+    assert browser.get("/api/v1/assets", headers={"X-CSRF-Token": csrf}).status_code == 401
+    r = api.post("/api/v1/auth/refresh", json={"refresh_token": other_app})
     assert r.status_code == 401
     browser.close()
     api.close()

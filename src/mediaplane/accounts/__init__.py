@@ -60,6 +60,7 @@ from ._app_tokens import (
     issue_access_token,
     refresh_tokens,
     revoke_family,
+    revoke_user_tokens,
     sign_in_tokens,
     verify_access_token,
 )
@@ -298,6 +299,7 @@ __all__ = [
     "reset_password",
     "revoke_api_key",
     "revoke_family",
+    "revoke_user_tokens",
     "revoke_signing_key",
     "role_in",
     "session_for_api",

@@ -40,6 +40,7 @@ from mediaplane.accounts import (
     page_key_id,
     revoke_api_key,
     revoke_signing_key,
+    revoke_user_tokens,
     session_user,
     set_disabled,
     set_role,
@@ -189,6 +190,7 @@ async def _set_disabled(user_id: str, request: Request, rt: Runtime, disabled: b
             set_disabled(s, user_id, disabled)
             if disabled:  # they stop at once anyway; re-enabling must not revive them
                 end_all_sessions(s, user_id)
+                revoke_user_tokens(s, user_id)
 
     try:
         await run_in_threadpool(work)
