@@ -259,10 +259,22 @@ def test_admin_creates_lists_and_revokes_api_keys(site: Site, admin: httpx.Clien
     assert r.status_code == 400 and "MEDIAPLANE_ADMIN_TOKEN" in r.text
     with site.srv.client() as c:
         assert c.get("/api/v1/assets").status_code == 200  # the admin token still works
-    for bad in ({"scope": "root"}, {"scope": "read", "owner": "nobody@example.org"}):
+    hostile = (
+        {"scope": "root"},
+        {"scope": "read", "owner": "nobody@example.org"},
+        {"scope": "read", "name": "x" * 201},
+        {"scope": "read", "owner": "<script>@x"},
+    )
+    for bad in hostile:
         r = _post(admin, "/admin/api-keys", "/admin/api-keys", **bad)
         assert r.status_code == 400 and 'id="new-key"' not in r.text, bad
     assert _post(admin, "/admin/api-keys/nope/revoke", "/admin/api-keys").status_code == 404
+    r = admin.post(
+        "/admin/api-keys",
+        content=b"csrf_token=" + b"x" * 20000,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert r.status_code == 413
 
 
 def test_admin_creates_lists_and_revokes_signing_keys(site: Site, admin: httpx.Client) -> None:
@@ -287,6 +299,8 @@ def test_admin_creates_lists_and_revokes_signing_keys(site: Site, admin: httpx.C
 @pytest.fixture(scope="module")
 def channel_asset(site: Site, creator: httpx.Client) -> tuple[str, str]:
     """(asset id, channel id): the creator's upload into a channel made in the studio."""
+    for bad in ("", "   ", "x" * 201):
+        assert _post(creator, "/studio/channels", "/studio", name=bad).status_code == 400
     r = _post(creator, "/studio/channels", "/studio", name="Maker's channel")
     assert r.status_code == 303, r.text
     channel = re.search(r'data-channel-id="([a-z0-9]+)"', creator.get("/studio").text)
@@ -350,6 +364,8 @@ def test_the_upload_page_offers_the_users_channels_instead_of_a_token(
     with closing(_sign_in(site, VIEWER)) as v:
         page = v.get("/upload").text
         assert 'id="no-channel"' in page and 'id="start" type="button" disabled' in page
+        assert 'id="new-channel"' not in v.get("/studio").text  # viewers make no channels
+        assert _post(v, "/studio/channels", "/studio", name="Mine now").status_code == 403
     with httpx.Client(base_url=site.srv.url, timeout=60) as anonymous:
         assert 'id="token"' in anonymous.get("/upload").text  # an operator's pasted key
 
