@@ -365,7 +365,7 @@ def test_the_upload_page_offers_the_users_channels_instead_of_a_token(
         page = v.get("/upload").text
         assert 'id="no-channel"' in page and 'id="start" type="button" disabled' in page
         assert 'id="new-channel"' not in v.get("/studio").text  # viewers make no channels
-        assert _post(v, "/studio/channels", "/studio", name="Mine now").status_code == 403
+        assert _post(v, "/studio/channels", "/profile", name="Mine now").status_code == 403
     with httpx.Client(base_url=site.srv.url, timeout=60) as anonymous:
         assert 'id="token"' in anonymous.get("/upload").text  # an operator's pasted key
 
