@@ -1,5 +1,7 @@
-"""Web: server-rendered pages (Jinja2 + htmx), the account pages, and the vendored player JS
-from node_modules."""
+"""Web: server-rendered pages (Jinja2 + htmx): the public list, upload and watch pages, the
+account pages, a creator's studio (:mod:`._studio_pages`), the admin pages
+(:mod:`._admin_pages`; :data:`ADMIN_NAV` is their menu, which other admin page modules
+extend), and the vendored player JS from node_modules."""
 
 from __future__ import annotations
 
