@@ -60,6 +60,7 @@ from ._app_tokens import (
     issue_access_token,
     refresh_tokens,
     revoke_family,
+    revoke_user_tokens,
     sign_in_tokens,
     verify_access_token,
 )
@@ -75,6 +76,7 @@ from ._channels import (
     role_in,
     set_member,
     upload_channel,
+    upload_channels,
 )
 from ._email_tokens import (
     EmailPurpose,
@@ -121,6 +123,7 @@ from ._oidc import (
     sign_in_user,
     validate_id_token,
 )
+from ._page_keys import PAGE_TOKEN_SECONDS, page_key_id, sign_page_tokens
 from ._principal import (
     ANONYMOUS,
     INSTALL,
@@ -131,6 +134,7 @@ from ._principal import (
     require_admin,
     require_role,
     require_scope,
+    user_principal,
 )
 from ._sessions import (
     ANON_COOKIE,
@@ -173,8 +177,10 @@ from ._users import (
     find_user,
     get_user,
     hash_password,
+    list_users,
     normalise_email,
     set_disabled,
+    set_role,
 )
 
 __all__ = [
@@ -293,6 +299,7 @@ __all__ = [
     "reset_password",
     "revoke_api_key",
     "revoke_family",
+    "revoke_user_tokens",
     "revoke_signing_key",
     "role_in",
     "session_for_api",
@@ -303,6 +310,13 @@ __all__ = [
     "set_member",
     "sign_in_tokens",
     "upload_channel",
+    "upload_channels",
+    "PAGE_TOKEN_SECONDS",
+    "page_key_id",
+    "sign_page_tokens",
+    "user_principal",
+    "list_users",
+    "set_role",
     "sign_in_session",
     "sign_up",
     "verify_access_token",

@@ -122,6 +122,15 @@ def revoke_family(s: Session, family_id: str) -> None:
     )
 
 
+def revoke_user_tokens(s: Session, user_id: str) -> None:
+    """Revoke every refresh token of the user (their apps must sign in again)."""
+    s.execute(
+        update(RefreshToken)
+        .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+
+
 def refresh_tokens(s: Session, policy: TokenPolicy, token: str) -> TokenPair:
     """Rotate: spend ``token`` and return a new pair in the same family.
 

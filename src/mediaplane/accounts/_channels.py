@@ -165,6 +165,19 @@ def list_channels(s: Session, principal: Principal) -> list[Channel]:
     return list(s.scalars(query))
 
 
+def upload_channels(s: Session, principal: Principal) -> list[Channel]:
+    """The channels ``principal`` may upload into (editor or owner; every one for admins),
+    oldest first."""
+    if principal.sees_everything:
+        return list_channels(s, principal)
+    editable = select(ChannelMember.channel_id).where(
+        ChannelMember.user_id == principal.user_id,
+        ChannelMember.role.in_([ChannelRole.OWNER, ChannelRole.EDITOR]),
+    )
+    query = select(Channel).where(Channel.id.in_(editable))
+    return list(s.scalars(query.order_by(Channel.created_at, Channel.id)))
+
+
 def rename_channel(s: Session, principal: Principal, channel_id: str, name: str) -> Channel:
     channel = get_channel(s, principal, channel_id, ChannelRole.OWNER)
     channel.name = _name(name)

@@ -30,7 +30,7 @@ from ._api_keys import KEY_PREFIX, verify_api_key
 from ._app_tokens import TokenPolicy, verify_access_token
 from ._errors import ApiKeyInvalid, TokenInvalid
 from ._models import KeySource, Role, Scope, User
-from ._sessions import SESSION_COOKIE, session_for_api
+from ._sessions import ROLE_SCOPES, SESSION_COOKIE, session_for_api
 from ._tokens import ensure_secret_key
 
 if TYPE_CHECKING:
@@ -48,6 +48,7 @@ __all__ = [
     "require_admin",
     "require_role",
     "require_scope",
+    "user_principal",
 ]
 
 
@@ -90,6 +91,12 @@ class Principal:
 ANONYMOUS = Principal(None, None, None, "anonymous")
 #: The install acting for itself (the admin token): what CLI commands and jobs act as.
 INSTALL = Principal(None, Role.ADMIN, Scope.ADMIN, "admin_token")
+
+
+def user_principal(user: User) -> Principal:
+    """The principal of a signed-in browser (what the pages act as): the user with the
+    scope their role grants a session."""
+    return Principal(user.id, user.role, ROLE_SCOPES[user.role], "session")
 
 
 def _unauthorized(message: str) -> ApiError:

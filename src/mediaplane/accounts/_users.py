@@ -7,7 +7,7 @@ from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -99,6 +99,35 @@ def set_disabled(s: Session, user_id: str, disabled: bool = True) -> User:
     user = get_user(s, user_id)
     user.disabled = disabled
     return user
+
+
+def set_role(s: Session, user_id: str, role: Role | str) -> User:
+    """Change a user's role; it takes effect on their next request (every credential reads
+    the user row)."""
+    try:
+        role = Role(role)
+    except ValueError:
+        raise InvalidAccountInput(
+            f"Unknown role {role!r}; use one of {', '.join(Role)}.", "invalid_role"
+        ) from None
+    user = get_user(s, user_id)
+    user.role = role
+    return user
+
+
+def list_users(
+    s: Session, *, email_contains: str = "", limit: int = 50, page: int = 1
+) -> tuple[list[User], int]:
+    """A page of users by e-mail address (those whose address contains ``email_contains``,
+    case-insensitively), and how many match in all."""
+    query = select(User)
+    needle = email_contains.strip().lower()[:254]
+    if needle:
+        escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(User.email.like(f"%{escaped}%", escape="\\"))
+    total = s.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = s.scalars(query.order_by(User.email).limit(limit).offset((page - 1) * limit))
+    return list(rows), total
 
 
 def authenticate(s: Session, email: str, password: str) -> User:

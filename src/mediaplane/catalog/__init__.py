@@ -39,7 +39,13 @@ from ._service import (
     sha256_file,
     source_key,
 )
-from ._views import asset_views, playback_view
+from ._views import (
+    asset_views,
+    may_read,
+    own_asset_views,
+    playback_view,
+    public_asset_views,
+)
 
 __all__ = [
     "Asset",
@@ -71,7 +77,10 @@ __all__ = [
     "parse_source_type",
     "playback_refusal",
     "playback_urls",
+    "may_read",
+    "own_asset_views",
     "playback_view",
+    "public_asset_views",
     "poster_key",
     "queue_fingerprint",
     "record_content_hash",

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy import ColumnElement, false, func, or_, select, true, update
+from sqlalchemy import ColumnElement, and_, false, func, or_, select, true, update
 
 from mediaplane.accounts import ChannelRole, Principal, Role, member_channel_ids, role_in
 from mediaplane.config import SourceType
@@ -305,6 +305,34 @@ def visible_to(principal: Principal) -> ColumnElement[bool]:
     return or_(*clauses)
 
 
+def publicly_listed() -> ColumnElement[bool]:
+    """A WHERE clause: the assets an anonymous viewer may find in the public list — with a
+    public playback id, not held by moderation, not errored (those still preparing are
+    listed with their progress: they play once ready).
+
+    Visibility hook: when assets carry ``visibility``, add ``Asset.visibility == "public"``
+    here (unlisted and private assets stay out of the list)."""
+    public_pid = (
+        select(PlaybackId.id)
+        .where(PlaybackId.asset_id == Asset.id, PlaybackId.policy == PlaybackPolicy.PUBLIC)
+        .exists()
+    )
+    return and_(
+        public_pid,
+        Asset.status != AssetStatus.ERRORED,
+        Asset.moderation.not_in([ModerationStatus.PENDING, ModerationStatus.REJECTED]),
+    )
+
+
+def owned_by(principal: Principal) -> ColumnElement[bool]:
+    """A WHERE clause: the assets of the channels ``principal`` is a member of (a creator's
+    own videos); for admins also the install's (no channel)."""
+    if principal.user_id is None and not principal.sees_everything:
+        return false()
+    mine = Asset.channel_id.in_(member_channel_ids(principal))
+    return or_(mine, Asset.channel_id.is_(None)) if principal.sees_everything else mine
+
+
 class AssetAction(enum.StrEnum):
     """What a caller may do with an asset they can see."""
 
@@ -348,10 +376,13 @@ def list_assets(
     limit: int,
     page: int,
     content_hash: str | None = None,
+    where: ColumnElement[bool] | None = None,
 ) -> tuple[list[Asset], int]:
     """A page of the assets ``principal`` may see, newest first; only those with
-    ``content_hash`` when given."""
+    ``content_hash`` when given, and only those matching ``where`` when given."""
     query = select(Asset).where(visible_to(principal))
+    if where is not None:
+        query = query.where(where)
     if content_hash is not None:
         query = query.where(Asset.content_hash == content_hash)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0

@@ -7,12 +7,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mediaplane.accounts import upload_channel
+from mediaplane.accounts import INSTALL, upload_channel
 
 from ._models import ModerationStatus
 from ._rights import Rights
 from ._service import (
     AssetAction,
+    AssetNotFound,
     asset_for_playback,
     asset_to_api,
     authorized_asset,
@@ -22,7 +23,9 @@ from ._service import (
     ingest_url,
     list_assets,
     moderate_asset,
+    owned_by,
     progress_of,
+    publicly_listed,
     update_asset,
 )
 
@@ -39,6 +42,9 @@ __all__ = [
     "decide_moderation",
     "edit_asset",
     "import_asset",
+    "may_read",
+    "own_asset_views",
+    "public_asset_views",
     "playback_view",
     "remove_asset",
     "target_channel",
@@ -58,6 +64,16 @@ def asset_view(
     with runtime.db.session() as s:
         asset = authorized_asset(s, principal, asset_id, AssetAction.READ)
         return asset_to_api(asset, progress_of(s, [asset]).get(asset.id), base)
+
+
+def may_read(runtime: Runtime, principal: Principal, asset_id: str) -> bool:
+    """Whether ``principal`` may see the asset (its channel's members, admins, …)."""
+    with runtime.db.session() as s:
+        try:
+            authorized_asset(s, principal, asset_id, AssetAction.READ)
+        except AssetNotFound:
+            return False
+        return True
 
 
 def _created_view(runtime: Runtime, asset_id: str) -> dict[str, Any]:
@@ -85,6 +101,30 @@ def asset_views(
         )
         progress = progress_of(s, rows)
         return [asset_to_api(a, progress.get(a.id), base) for a in rows], total
+
+
+def _page_of(
+    runtime: Runtime, principal: Principal, where: Any, limit: int, page: int, base_url: str
+) -> tuple[list[dict[str, Any]], int]:
+    with runtime.db.session() as s:
+        rows, total = list_assets(s, principal=principal, limit=limit, page=page, where=where)
+        progress = progress_of(s, rows)
+        return [asset_to_api(a, progress.get(a.id), base_url) for a in rows], total
+
+
+def public_asset_views(
+    runtime: Runtime, *, limit: int, page: int, base_url: str = ""
+) -> tuple[list[dict[str, Any]], int]:
+    """A page of the public list (what an anonymous viewer may find and watch), newest
+    first, in the API shape; and how many there are."""
+    return _page_of(runtime, INSTALL, publicly_listed(), limit, page, base_url)
+
+
+def own_asset_views(
+    runtime: Runtime, principal: Principal, *, limit: int, page: int, base_url: str = ""
+) -> tuple[list[dict[str, Any]], int]:
+    """A page of the assets of ``principal``'s channels (a creator's studio), newest first."""
+    return _page_of(runtime, principal, owned_by(principal), limit, page, base_url)
 
 
 def target_channel(runtime: Runtime, principal: Principal, channel_id: str | None) -> str | None:

@@ -406,3 +406,10 @@ async def signout_everywhere(request: Request, rt: Runtime = Depends(runtime_dep
     response = _redirect("/signin")
     clear_cookie(request, response, SESSION_COOKIE)
     return response
+
+
+# --- for the other page modules (studio, admin) ---------------------------------------------
+
+checked_form = _checked_form
+see_other = _redirect
+current_session = _current

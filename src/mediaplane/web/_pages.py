@@ -10,8 +10,19 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from mediaplane.accounts import INSTALL, SESSION_COOKIE, csrf_for, session_user
-from mediaplane.catalog import AssetNotFound, asset_views, playback_view
+from mediaplane.accounts import (
+    SESSION_COOKIE,
+    PlaybackTokenRejected,
+    Principal,
+    csrf_for,
+    session_lookup,
+    session_user,
+    sign_page_tokens,
+    upload_channels,
+    user_principal,
+    verify_playback_token,
+)
+from mediaplane.catalog import AssetNotFound, may_read, playback_view, public_asset_views
 from mediaplane.delivery import check_playback
 from mediaplane.errors import NotFound
 from mediaplane.http import ApiError, runtime_dep
@@ -20,6 +31,7 @@ from mediaplane.runtime import Runtime
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 STATIC = Path(__file__).with_name("static")
+_NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
 #: Vendored player files: URL name → path inside node_modules (pinned in package-lock.json).
 VENDOR = {
@@ -31,15 +43,16 @@ VENDOR = {
 
 
 def _assets(rt: Runtime, page: int) -> dict[str, Any]:
-    # The pages list every asset, as before; webauth: the session's principal goes here.
-    items, total = asset_views(rt, principal=INSTALL, limit=50, page=page, base_url="")
-    return {
-        "assets": items,
-        "total": total,
-        "page": page,
-        # Poll while anything is still processing (also ready-but-growing assets).
-        "preparing": any(a["status"] != "errored" and a["progress"] < 100 for a in items),
-    }
+    """The public list: only what an anonymous viewer may find and watch."""
+    items, total = public_asset_views(rt, limit=50, page=page)
+    return listing(items, total, page)
+
+
+def listing(items: list[dict[str, Any]], total: int, page: int) -> dict[str, Any]:
+    """A page of asset cards, and whether the page should poll (anything still processing,
+    also ready-but-growing assets)."""
+    preparing = any(a["status"] != "errored" and a["progress"] < 100 for a in items)
+    return {"assets": items, "total": total, "page": page, "preparing": preparing}
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -57,35 +70,97 @@ def assets_partial(
 @router.get("/upload", response_class=HTMLResponse)
 def upload(request: Request, rt: Runtime = Depends(runtime_dep)) -> Any:
     """Resumable uploads from the browser (tus-js-client against /api/v1/uploads): signed
-    in, with the session (its CSRF token in a header); else with a pasted API token."""
+    in, with the session (its CSRF token in a header) into one of the user's channels;
+    else with a pasted API token (an operator's key, before any account exists)."""
     user = session_user(request)
-    csrf = csrf_for(request.cookies[SESSION_COOKIE]) if user is not None else None
+    ctx: dict[str, Any] = {"max_bytes": rt.settings.max_upload_bytes, "user": user}
+    if user is not None:
+        principal = user_principal(user)
+        with rt.db.session() as s:
+            ctx["channels"] = [(c.id, c.name) for c in upload_channels(s, principal)]
+        ctx["csrf"] = csrf_for(request.cookies[SESSION_COOKIE])
+        ctx["install_uploads"] = principal.sees_everything  # admins: also the install's own
     return templates.TemplateResponse(
         request,
         "upload.html",
-        {"max_bytes": rt.settings.max_upload_bytes, "user": user, "csrf": csrf},
-        headers={"Cache-Control": "no-store"} if csrf else None,
+        ctx,
+        headers={"Cache-Control": "no-store"} if user is not None else None,
     )
 
 
+def _policy_of(asset: dict[str, Any], playback_id: str) -> str:
+    return next((p["policy"] for p in asset["playback_ids"] if p["id"] == playback_id), "public")
+
+
 @router.get("/watch/{playback_id}", response_class=HTMLResponse)
-def watch(request: Request, playback_id: str, rt: Runtime = Depends(runtime_dep)) -> Any:
+def watch(
+    request: Request,
+    playback_id: str,
+    token: str = Query("", max_length=4096),
+    rt: Runtime = Depends(runtime_dep),
+) -> Any:
+    """The player page. A signed playback id plays with the playback token the page was
+    opened with (``?token=``, handed on to the player's URLs), or for a signed-in member
+    of the asset's channel with tokens the server signs itself (:func:`page_tokens`)."""
     try:
         view = playback_view(rt, playback_id)
     except AssetNotFound:
         raise AssetNotFound("No such video.") from None  # a viewer's words, not an API's
     data = view.asset
+    ctx: dict[str, Any] = {"asset": data, "playback_id": playback_id, "tokens": {}}
     try:  # the same decision the origin makes: say it on the page instead of a player error
         check_playback(request, rt.settings, moderation=view.moderation, rights=view.rights)
+        if _policy_of(data, playback_id) == "signed":
+            ctx["tokens"] = _signed_tokens(request, rt, data["id"], playback_id, token)
     except ApiError as refusal:
+        ctx["refusal"] = refusal.message
         return templates.TemplateResponse(
-            request,
-            "watch.html",
-            {"asset": data, "playback_id": playback_id, "refusal": refusal.message},
-            status_code=refusal.status,
+            request, "watch.html", ctx, status_code=refusal.status, headers=_NO_STORE
         )
+    signed = bool(ctx["tokens"])
     return templates.TemplateResponse(
-        request, "watch.html", {"asset": data, "playback_id": playback_id}
+        request, "watch.html", ctx, headers=_NO_STORE if signed else None
+    )
+
+
+def page_tokens(
+    rt: Runtime, principal: Principal, asset_id: str, playback_id: str
+) -> dict[str, str] | None:
+    """Tokens the server signs itself for a viewer who may see the asset anyway (a member
+    of its channel, an admin); None for anyone else."""
+    if not may_read(rt, principal, asset_id):
+        return None
+    with rt.db.session() as s:
+        return sign_page_tokens(s, rt.settings, playback_id, principal.user_id)
+
+
+def _check_token(rt: Runtime, token: str, playback_id: str) -> None:
+    """The origin's check of a playback token, made here so that the page says why a token
+    will not play (expired, another video's, …) instead of showing a player error."""
+    with rt.db.session() as s:
+        try:
+            verify_playback_token(token, playback_id, "v", session_lookup(s))
+        except PlaybackTokenRejected as exc:
+            raise ApiError(403, exc.code, exc.message) from None
+
+
+def _signed_tokens(
+    request: Request, rt: Runtime, asset_id: str, playback_id: str, token: str
+) -> dict[str, str]:
+    """The playback tokens the page's URLs carry for a signed playback id (``v``: video,
+    ``t``: thumbnails), or a 403 :class:`ApiError` saying why it cannot play."""
+    if token:
+        _check_token(rt, token, playback_id)
+        return {"v": token}
+    user = session_user(request)
+    if user is not None:
+        minted = page_tokens(rt, user_principal(user), asset_id, playback_id)
+        if minted is not None:
+            return minted
+    raise ApiError(
+        403,
+        "token_missing",
+        "This video plays with a playback token: open the link you were given.",
     )
 
 

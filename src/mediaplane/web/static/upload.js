@@ -62,6 +62,8 @@
         filename: file.name,
         title: $("title").value || file.name,
         source_type: $("source-type").value,
+        // Signed in: the channel chosen on the page (none: the install's, admins only).
+        ...($("channel") && $("channel").value ? { channel_id: $("channel").value } : {}),
       },
       onProgress(sent, total) {
         const pct = total ? (sent / total) * 100 : 0;

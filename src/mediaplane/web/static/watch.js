@@ -2,6 +2,7 @@
 // audio tracks (languages, commentary, audio description) a menu offers the choice.
 (async function () {
   const id = window.mediaplane.playbackId;
+  const query = window.mediaplane.query || "";  // "?token=…" for a signed playback id
   const video = document.getElementById("video");
   const errorBox = document.getElementById("player-error");
   const show = (msg) => { errorBox.hidden = false; errorBox.textContent = msg; };
@@ -30,7 +31,7 @@
   });
   player.addEventListener("trackschanged", listAudio);
   player.addEventListener("variantchanged", listAudio);
-  for (const url of [`/play/${id}/manifest.mpd`, `/play/${id}/master.m3u8`]) {
+  for (const url of [`/play/${id}/manifest.mpd${query}`, `/play/${id}/master.m3u8${query}`]) {
     // Start at 0 also on a growing (EVENT) playlist, which players otherwise join live.
     try { await player.load(url, 0); window.mediaplane.loaded = url; listAudio(); return; }
     catch (e) { console.warn("could not load", url, e); }
