@@ -8,7 +8,10 @@ follows Mux's scheme: RSA signing keys, RS256 playback tokens checked by
 :func:`verify_playback_token`. Users may also sign in through the OpenID Connect providers
 in the settings (:func:`oidc_router`), linked by ``iss`` + ``sub`` or a verified e-mail.
 :func:`entitle` is the one entitlement decision (may this viewer play this asset now, at what
-maximum height), with a reason code when not.
+maximum height), with a reason code when not; it weighs an asset's :class:`AccessRule`
+(visibility, free / plan / rental / purchase) against the :class:`AccountFacts` that
+:func:`account_facts` reads from the viewer's plans and grants (:mod:`._plans`, managed by
+admins through /api/v1/plans and /api/v1/grants).
 
 Errors::
 
@@ -84,7 +87,21 @@ from ._email_tokens import (
     reset_password,
     verify_email,
 )
-from ._entitle import ENTITLEMENT_REASONS, Decision, Terms, Viewer, entitle, grant_max_height
+from ._entitle import (
+    DEFAULT_RENTAL_HOURS,
+    ENTITLEMENT_REASONS,
+    AccessKind,
+    AccessRule,
+    AccountFacts,
+    Decision,
+    RentalFact,
+    SubscriptionFact,
+    Terms,
+    Viewer,
+    Visibility,
+    entitle,
+    grant_max_height,
+)
 from ._errors import (
     AccountsError,
     ApiKeyInvalid,
@@ -120,6 +137,25 @@ from ._oidc import (
     safe_next,
     sign_in_user,
     validate_id_token,
+)
+from ._plans import (
+    Grant,
+    GrantInput,
+    GrantKind,
+    Plan,
+    PlanChannel,
+    account_facts,
+    create_grant,
+    create_plan,
+    delete_plan,
+    get_grant,
+    get_plan,
+    list_grants,
+    list_plans,
+    plan_channel_ids,
+    record_rental_start,
+    revoke_grant,
+    update_plan,
 )
 from ._principal import (
     ANONYMOUS,
@@ -179,6 +215,30 @@ from ._users import (
 
 __all__ = [
     "ANONYMOUS",
+    "DEFAULT_RENTAL_HOURS",
+    "AccessKind",
+    "AccessRule",
+    "AccountFacts",
+    "RentalFact",
+    "SubscriptionFact",
+    "Visibility",
+    "Grant",
+    "GrantInput",
+    "GrantKind",
+    "Plan",
+    "PlanChannel",
+    "account_facts",
+    "create_grant",
+    "create_plan",
+    "delete_plan",
+    "get_grant",
+    "get_plan",
+    "list_grants",
+    "list_plans",
+    "plan_channel_ids",
+    "record_rental_start",
+    "revoke_grant",
+    "update_plan",
     "validate_id_token",
     "sign_in_user",
     "safe_next",
