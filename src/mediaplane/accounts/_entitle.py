@@ -231,9 +231,7 @@ def _rented(rule: AccessRule, facts: AccountFacts, now: datetime) -> Decision | 
     return _RENTAL_EXPIRED
 
 
-def _by_rule(
-    rule: AccessRule, user_id: str | None, facts: AccountFacts, now: datetime
-) -> Decision:
+def _by_rule(rule: AccessRule, user_id: str | None, facts: AccountFacts, now: datetime) -> Decision:
     """The access rule's decision (before the height cap)."""
     if rule.kind is AccessKind.FREE or facts.member:
         return ALLOWED
@@ -295,5 +293,6 @@ def entitle(
     cap = grant_max_height(viewer.grant)
     if not decision.allowed or cap is None:
         return decision
-    return Decision(True, max_height=cap, max_streams=decision.max_streams,
-                    start_rental=decision.start_rental)
+    return Decision(
+        True, max_height=cap, max_streams=decision.max_streams, start_rental=decision.start_rental
+    )

@@ -276,9 +276,7 @@ def record_rental_start(s: Session, grant_id: str, now: datetime) -> bool:
     """Start a rental's window at its first play; False when it had started already (the
     first writer wins, so two first plays at once record one start)."""
     result = s.execute(
-        update(Grant)
-        .where(Grant.id == grant_id, Grant.started_at.is_(None))
-        .values(started_at=now)
+        update(Grant).where(Grant.id == grant_id, Grant.started_at.is_(None)).values(started_at=now)
     )
     return bool(getattr(result, "rowcount", 0))
 

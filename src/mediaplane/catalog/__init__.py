@@ -10,6 +10,7 @@ Errors::
 
 from __future__ import annotations
 
+from ._access_rules import MAX_RENTAL_HOURS, asset_rule, parse_access_rule
 from ._api import router
 from ._models import Asset, AssetStatus, FingerprintStatus, ModerationStatus, PlaybackPolicy
 from ._payloads import AssetJob, EncodeChunk, FingerprintAudio, ImportUrl, ProcessAsset, StitchRung
@@ -39,9 +40,14 @@ from ._service import (
     sha256_file,
     source_key,
 )
-from ._views import asset_views, playback_view
+from ._views import PlaybackView, asset_views, entitlement_view, playback_view
 
 __all__ = [
+    "MAX_RENTAL_HOURS",
+    "PlaybackView",
+    "asset_rule",
+    "entitlement_view",
+    "parse_access_rule",
     "Asset",
     "AssetJob",
     "AssetNotFound",

@@ -3,6 +3,7 @@ calls one service function (its routes are plain ``def``: they run in a thread).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +11,25 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from mediaplane.accounts import INSTALL, SESSION_COOKIE, csrf_for, session_user
-from mediaplane.catalog import AssetNotFound, asset_views, playback_view
+from mediaplane.accounts import (
+    ANONYMOUS,
+    SESSION_COOKIE,
+    Principal,
+    Scope,
+    User,
+    Viewer,
+    account_facts,
+    csrf_for,
+    entitle,
+    session_user,
+)
+from mediaplane.catalog import (
+    AssetNotFound,
+    PlaybackTerms,
+    PlaybackView,
+    asset_views,
+    playback_view,
+)
 from mediaplane.delivery import check_playback
 from mediaplane.errors import NotFound
 from mediaplane.http import ApiError, runtime_dep
@@ -30,9 +48,20 @@ VENDOR = {
 }
 
 
-def _assets(rt: Runtime, page: int) -> dict[str, Any]:
-    # The pages list every asset, as before; webauth: the session's principal goes here.
-    items, total = asset_views(rt, principal=INSTALL, limit=50, page=page, base_url="")
+def _viewer(user: User | None) -> Principal:
+    """The principal a page lists for: the session's user (their channels' assets besides
+    the public ones; admins everything), else anonymous (public assets only)."""
+    if user is None:
+        return ANONYMOUS
+    return Principal(user.id, user.role, Scope.READ, "session")
+
+
+def _assets(rt: Runtime, page: int, user: User | None = None) -> dict[str, Any]:
+    # A listing: public assets for everyone; unlisted and private ones only to those who
+    # may see them (their channel's members, admins).
+    items, total = asset_views(
+        rt, principal=_viewer(user), limit=50, page=page, base_url="", listing=True
+    )
     return {
         "assets": items,
         "total": total,
@@ -44,14 +73,17 @@ def _assets(rt: Runtime, page: int) -> dict[str, Any]:
 
 @router.get("/", response_class=HTMLResponse)
 def index(request: Request, page: int = Query(1, ge=1), rt: Runtime = Depends(runtime_dep)) -> Any:
-    return templates.TemplateResponse(request, "index.html", _assets(rt, page))
+    return templates.TemplateResponse(
+        request, "index.html", _assets(rt, page, session_user(request))
+    )
 
 
 @router.get("/_partials/assets", response_class=HTMLResponse)
 def assets_partial(
     request: Request, page: int = Query(1, ge=1), rt: Runtime = Depends(runtime_dep)
 ) -> Any:
-    return templates.TemplateResponse(request, "_assets.html", _assets(rt, page))
+    ctx = _assets(rt, page, session_user(request))
+    return templates.TemplateResponse(request, "_assets.html", ctx)
 
 
 @router.get("/upload", response_class=HTMLResponse)
@@ -77,6 +109,8 @@ def watch(request: Request, playback_id: str, rt: Runtime = Depends(runtime_dep)
     data = view.asset
     try:  # the same decision the origin makes: say it on the page instead of a player error
         check_playback(request, rt.settings, moderation=view.moderation, rights=view.rights)
+        if view.rule.gated:
+            _check_rule(rt, request, view)
     except ApiError as refusal:
         return templates.TemplateResponse(
             request,
@@ -87,6 +121,23 @@ def watch(request: Request, playback_id: str, rt: Runtime = Depends(runtime_dep)
     return templates.TemplateResponse(
         request, "watch.html", {"asset": data, "playback_id": playback_id}
     )
+
+
+def _check_rule(rt: Runtime, request: Request, view: PlaybackView) -> None:
+    """The access rule's part of the origin's decision for the session's user: a private
+    video of another channel is no video (404); a refusal is said on the page."""
+    user = session_user(request)
+    with rt.db.session() as s:
+        facts = account_facts(s, user.id if user else None, view.asset["id"], view.channel_id)
+    terms = PlaybackTerms(view.moderation, view.rights)
+    viewer = Viewer(user_id=user.id if user else None)
+    decision = entitle(
+        terms, viewer, signed=False, now=datetime.now(UTC), rule=view.rule, facts=facts
+    )
+    if decision.reason == "private":
+        raise AssetNotFound("No such video.")
+    if not decision.allowed:
+        raise ApiError(403, decision.reason or "forbidden", decision.message)
 
 
 @router.get("/static/vendor/{name}")

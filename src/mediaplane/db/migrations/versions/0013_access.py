@@ -58,11 +58,15 @@ def upgrade() -> None:
         sa.Column("plan_id", sa.String(length=32), nullable=False),
         sa.Column("channel_id", sa.String(length=32), nullable=False),
         sa.ForeignKeyConstraint(
-            ["plan_id"], ["plans.id"], name=op.f("fk_plan_channels_plan_id_plans"),
+            ["plan_id"],
+            ["plans.id"],
+            name=op.f("fk_plan_channels_plan_id_plans"),
             ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
-            ["channel_id"], ["channels.id"], name=op.f("fk_plan_channels_channel_id_channels"),
+            ["channel_id"],
+            ["channels.id"],
+            name=op.f("fk_plan_channels_channel_id_channels"),
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_plan_channels")),
