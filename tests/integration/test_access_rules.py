@@ -87,9 +87,7 @@ class Person:
     cookie: str
 
     def client(self, server: Server) -> httpx.Client:
-        return httpx.Client(
-            base_url=server.url, cookies={SESSION_COOKIE: self.cookie}, timeout=30
-        )
+        return httpx.Client(base_url=server.url, cookies={SESSION_COOKIE: self.cookie}, timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -324,8 +322,8 @@ def test_admin_pages_manage_plans_and_grants(world: World) -> None:
         r = c.post(f"/admin/grants/{grants[0]['id']}/revoke", data=_form(admin))
         assert r.status_code == 303
         with world.admin() as api:
-            assert api.get("/api/v1/grants", params={"user_id": viewer.user_id}).json()[
-                "data"
-            ] == []
+            assert (
+                api.get("/api/v1/grants", params={"user_id": viewer.user_id}).json()["data"] == []
+            )
         r = c.post(f"/admin/plans/{plan['id']}/delete", data=_form(admin))
         assert r.status_code == 303 and name not in c.get("/admin/plans").text

@@ -92,7 +92,10 @@ def test_rentals_purchases_and_membership(session: Session) -> None:
         (GrantInput("{user}", GrantKind.SUBSCRIPTION, plan_id="nope"), "invalid_plan"),
         (GrantInput("{user}", GrantKind.RENTAL), "invalid_grant"),
         (GrantInput("{user}", GrantKind.PURCHASE, asset_id="a", window_hours=2), "invalid_grant"),
-        (GrantInput("{user}", GrantKind.RENTAL, asset_id="a", window_hours=0), "invalid_window_hours"),
+        (
+            GrantInput("{user}", GrantKind.RENTAL, asset_id="a", window_hours=0),
+            "invalid_window_hours",
+        ),
         (GrantInput("{user}", GrantKind.RENTAL, asset_id="a", expires_at=T0), "invalid_grant"),
     ],
 )
