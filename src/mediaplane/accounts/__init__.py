@@ -23,7 +23,7 @@ Errors::
     ├── InsufficientScope           a valid key whose scope is too narrow
     ├── TokenInvalid                an access or refresh token that is not (or no longer) good
     │   └── RefreshTokenReused      a spent refresh token again: its family is revoked
-    ├── NotFound                    no such user, API key or signing key
+    ├── NotFound                    no such user, API key, signing key, plan or grant
     ├── OidcError                   an OpenID Connect sign-in that cannot go on (``status``)
     ├── PlaybackTokenRejected       ``code`` is one of REJECTION_REASONS
     ├── MailNotSent                 the SMTP server refused or could not be reached
