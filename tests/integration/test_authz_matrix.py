@@ -86,6 +86,8 @@ class World:
     upload: str = ""
     api_key: str = ""
     signing_key: str = ""
+    plan: str = ""
+    grant: str = ""
 
 
 def _fresh(ctx: Ctx, path: str) -> World:
@@ -128,6 +130,12 @@ def _fresh(ctx: Ctx, path: str) -> World:
             world.api_key = c.post("/api/v1/api-keys", json={"scope": "read"}).json()["data"]["id"]
         if "/signing-keys/{key_id}" in path:
             world.signing_key = c.post("/api/v1/signing-keys").json()["data"]["id"]
+        if "{plan_id}" in path:
+            body = {"name": "p", "channel_ids": [world.channel]}
+            world.plan = c.post("/api/v1/plans", json=body).json()["data"]["id"]
+        if "{grant_id}" in path:
+            body = {"user_id": ctx.users["bystander"], "kind": "purchase", "asset_id": world.asset}
+            world.grant = c.post("/api/v1/grants", json=body).json()["data"]["id"]
     return world
 
 
@@ -149,6 +157,11 @@ def _tus_create(ctx: Ctx, w: World) -> dict[str, Any]:
     meta = "channel_id " + base64.b64encode(w.channel.encode()).decode()
     headers = {**TUS, "Upload-Length": "10", "Upload-Metadata": meta}
     return {"method": "POST", "url": "/api/v1/uploads", "headers": headers}
+
+
+def _create_grant(ctx: Ctx, w: World) -> dict[str, Any]:
+    body = {"user_id": ctx.users["bystander"], "kind": "rental", "asset_id": w.asset}
+    return {"method": "POST", "url": "/api/v1/grants", "json": body}
 
 
 def _add_member(ctx: Ctx, w: World) -> dict[str, Any]:
@@ -206,6 +219,12 @@ MATRIX: dict[tuple[str, str], tuple[Build, dict[str, object]]] = {
     ("POST", "/api/v1/assets/{asset_id}/moderation"): (
         _req("POST", "/api/v1/assets/{asset}/moderation", json={"decision": "approve"}),
         ASSET_MODERATE,
+    ),
+    # the caller's own decision: a public asset's plays by link for anyone signed in (a
+    # private one is a 404 for non-members: tests/integration/test_access_rules.py)
+    ("GET", "/api/v1/assets/{asset_id}/entitlement"): (
+        _req("GET", "/api/v1/assets/{asset}/entitlement"),
+        SIGNED_IN_READ,
     ),
     # channels
     ("POST", "/api/v1/channels"): (
@@ -282,6 +301,22 @@ MATRIX: dict[tuple[str, str], tuple[Build, dict[str, object]]] = {
     ("GET", "/api/v1/signing-keys"): (_req("GET", "/api/v1/signing-keys"), ADMIN_ONLY),
     ("DELETE", "/api/v1/signing-keys/{key_id}"): (
         _req("DELETE", "/api/v1/signing-keys/{signing_key}"),
+        ADMIN_ONLY,
+    ),
+    # plans and grants (admin: the operator's billing system)
+    ("POST", "/api/v1/plans"): (_req("POST", "/api/v1/plans", json={"name": "p"}), ADMIN_ONLY),
+    ("GET", "/api/v1/plans"): (_req("GET", "/api/v1/plans"), ADMIN_ONLY),
+    ("GET", "/api/v1/plans/{plan_id}"): (_req("GET", "/api/v1/plans/{plan}"), ADMIN_ONLY),
+    ("PATCH", "/api/v1/plans/{plan_id}"): (
+        _req("PATCH", "/api/v1/plans/{plan}", json={"max_streams": 2}),
+        ADMIN_ONLY,
+    ),
+    ("DELETE", "/api/v1/plans/{plan_id}"): (_req("DELETE", "/api/v1/plans/{plan}"), ADMIN_ONLY),
+    ("POST", "/api/v1/grants"): (_create_grant, ADMIN_ONLY),
+    ("GET", "/api/v1/grants"): (_req("GET", "/api/v1/grants"), ADMIN_ONLY),
+    ("GET", "/api/v1/grants/{grant_id}"): (_req("GET", "/api/v1/grants/{grant}"), ADMIN_ONLY),
+    ("DELETE", "/api/v1/grants/{grant_id}"): (
+        _req("DELETE", "/api/v1/grants/{grant}"),
         ADMIN_ONLY,
     ),
     # tokens for apps: open to all (an empty body is a 400 after the gate)
@@ -391,7 +426,8 @@ SAFE = {"GET", "HEAD", "OPTIONS"}
 @pytest.mark.parametrize("role", ROLES)
 def test_matrix(ctx: Ctx, role: str) -> None:
     wrong = []
-    shared = _fresh(ctx, "/{upload_id}")  # what safe methods read; the rest get their own
+    # what safe methods read; the rest get their own
+    shared = _fresh(ctx, "/{upload_id}/{plan_id}/{grant_id}")
     auth = {} if role == "anonymous" else {"Authorization": f"Bearer {ctx.creds[role]}"}
     with httpx.Client(base_url=ctx.server.url, timeout=30) as c:
         for (method, path), (build, expected) in sorted(MATRIX.items()):

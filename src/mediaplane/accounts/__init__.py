@@ -8,7 +8,10 @@ follows Mux's scheme: RSA signing keys, RS256 playback tokens checked by
 :func:`verify_playback_token`. Users may also sign in through the OpenID Connect providers
 in the settings (:func:`oidc_router`), linked by ``iss`` + ``sub`` or a verified e-mail.
 :func:`entitle` is the one entitlement decision (may this viewer play this asset now, at what
-maximum height), with a reason code when not.
+maximum height), with a reason code when not; it weighs an asset's :class:`AccessRule`
+(visibility, free / plan / rental / purchase) against the :class:`AccountFacts` that
+:func:`account_facts` reads from the viewer's plans and grants (:mod:`._plans`, managed by
+admins through /api/v1/plans and /api/v1/grants).
 
 Errors::
 
@@ -20,7 +23,7 @@ Errors::
     ├── InsufficientScope           a valid key whose scope is too narrow
     ├── TokenInvalid                an access or refresh token that is not (or no longer) good
     │   └── RefreshTokenReused      a spent refresh token again: its family is revoked
-    ├── NotFound                    no such user, API key or signing key
+    ├── NotFound                    no such user, API key, signing key, plan or grant
     ├── OidcError                   an OpenID Connect sign-in that cannot go on (``status``)
     ├── PlaybackTokenRejected       ``code`` is one of REJECTION_REASONS
     ├── MailNotSent                 the SMTP server refused or could not be reached
@@ -86,7 +89,21 @@ from ._email_tokens import (
     reset_password,
     verify_email,
 )
-from ._entitle import ENTITLEMENT_REASONS, Decision, Terms, Viewer, entitle, grant_max_height
+from ._entitle import (
+    DEFAULT_RENTAL_HOURS,
+    ENTITLEMENT_REASONS,
+    AccessKind,
+    AccessRule,
+    AccountFacts,
+    Decision,
+    RentalFact,
+    SubscriptionFact,
+    Terms,
+    Viewer,
+    Visibility,
+    entitle,
+    grant_max_height,
+)
 from ._errors import (
     AccountsError,
     ApiKeyInvalid,
@@ -124,6 +141,25 @@ from ._oidc import (
     validate_id_token,
 )
 from ._page_keys import PAGE_TOKEN_SECONDS, page_key_id, sign_page_tokens
+from ._plans import (
+    Grant,
+    GrantInput,
+    GrantKind,
+    Plan,
+    PlanChannel,
+    account_facts,
+    create_grant,
+    create_plan,
+    delete_plan,
+    get_grant,
+    get_plan,
+    list_grants,
+    list_plans,
+    plan_channel_ids,
+    record_rental_start,
+    revoke_grant,
+    update_plan,
+)
 from ._principal import (
     ANONYMOUS,
     INSTALL,
@@ -185,6 +221,30 @@ from ._users import (
 
 __all__ = [
     "ANONYMOUS",
+    "DEFAULT_RENTAL_HOURS",
+    "AccessKind",
+    "AccessRule",
+    "AccountFacts",
+    "RentalFact",
+    "SubscriptionFact",
+    "Visibility",
+    "Grant",
+    "GrantInput",
+    "GrantKind",
+    "Plan",
+    "PlanChannel",
+    "account_facts",
+    "create_grant",
+    "create_plan",
+    "delete_plan",
+    "get_grant",
+    "get_plan",
+    "list_grants",
+    "list_plans",
+    "plan_channel_ids",
+    "record_rental_start",
+    "revoke_grant",
+    "update_plan",
     "validate_id_token",
     "sign_in_user",
     "safe_next",

@@ -17,6 +17,7 @@ from ._app_tokens import TokenPair, TokenPolicy, refresh_tokens, sign_in_tokens
 from ._channels_api import router as channels_router
 from ._errors import AccountsError, AuthenticationFailed, NotFound, TokenInvalid
 from ._models import ApiKey, Scope, SigningKey
+from ._plans_api import router as plans_router
 from ._principal import require_admin
 from ._signing import create_signing_key, list_signing_keys, revoke_signing_key
 from ._tokens import ensure_secret_key
@@ -218,4 +219,5 @@ def api_router() -> APIRouter:
     router.include_router(keys_router)
     router.include_router(auth_router)
     router.include_router(channels_router)
+    router.include_router(plans_router)
     return router

@@ -10,6 +10,7 @@ Errors::
 
 from __future__ import annotations
 
+from ._access_rules import MAX_RENTAL_HOURS, asset_rule, parse_access_rule
 from ._api import router
 from ._models import Asset, AssetStatus, FingerprintStatus, ModerationStatus, PlaybackPolicy
 from ._payloads import AssetJob, EncodeChunk, FingerprintAudio, ImportUrl, ProcessAsset, StitchRung
@@ -40,7 +41,9 @@ from ._service import (
     source_key,
 )
 from ._views import (
+    PlaybackView,
     asset_views,
+    entitlement_view,
     may_read,
     own_asset_views,
     playback_view,
@@ -48,6 +51,11 @@ from ._views import (
 )
 
 __all__ = [
+    "MAX_RENTAL_HOURS",
+    "PlaybackView",
+    "asset_rule",
+    "entitlement_view",
+    "parse_access_rule",
     "Asset",
     "AssetJob",
     "AssetNotFound",

@@ -5,22 +5,26 @@ function (in a thread: they are blocking) and shapes the answer; an unknown asse
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from mediaplane.accounts import Principal, Scope, authenticated
+from mediaplane.accounts import AccessKind, AccessRule, Principal, Scope, authenticated
 from mediaplane.http import ApiError, runtime_dep
 from mediaplane.intake import UploadError, UrlRefused, check_url, read_body, receive_form
 from mediaplane.runtime import Runtime
 
+from ._access_rules import parse_access_rule
 from ._models import PlaybackPolicy
 from ._playback_ids import add_playback_id, remove_playback_id
 from ._rights import (
     InvalidAssetInput,
     Rights,
+    load_territory_table,
+    normalize_territory,
     parse_passthrough,
     parse_rights,
     parse_rights_text,
@@ -31,6 +35,7 @@ from ._views import (
     asset_views,
     decide_moderation,
     edit_asset,
+    entitlement_view,
     import_asset,
     remove_asset,
     target_channel,
@@ -60,12 +65,18 @@ class CreateAssetJson(BaseModel):
     source_type: Any = None
     rights: Any = None
     passthrough: Any = None
+    visibility: Any = None
+    access: Any = None
+    rental_hours: Any = None
 
 
 class UpdateAssetJson(BaseModel):
     model_config = ConfigDict(extra="forbid")
     title: str | None = Field(default=None, max_length=500)
     rights: Any = None  # an object replaces the rights; null removes them
+    visibility: Any = None
+    access: Any = None
+    rental_hours: Any = None
 
 
 class PlaybackIdJson(BaseModel):
@@ -79,7 +90,12 @@ class ModerationJson(BaseModel):
 
 
 def _origin_fields(
-    source_type: object, rights: object, passthrough: object, *, rights_text: bool = False
+    source_type: object,
+    rights: object,
+    passthrough: object,
+    *,
+    rights_text: bool = False,
+    rule: tuple[object, object, object] = (None, None, None),
 ) -> dict[str, Any]:
     """Validated ``source_type``/``rights``/``passthrough`` keyword arguments for ingest_*."""
     try:
@@ -92,6 +108,7 @@ def _origin_fields(
             "source_type": parse_source_type(source_type),
             "rights": parsed,
             "passthrough": parse_passthrough(passthrough),
+            "rule": parse_access_rule(*rule),
         }
     except InvalidAssetInput as exc:
         raise ApiError(400, exc.code, exc.message) from None
@@ -119,7 +136,16 @@ async def create_asset(
             request,
             rt.settings.data_path / "tmp",
             rt.settings.max_upload_bytes,
-            text_fields=("title", "source_type", "rights", "passthrough", "channel_id"),
+            text_fields=(
+                "title",
+                "source_type",
+                "rights",
+                "passthrough",
+                "channel_id",
+                "visibility",
+                "access",
+                "rental_hours",
+            ),
         )
     except UploadError as exc:
         raise ApiError(exc.status, exc.code, exc.message, dict(exc.headers)) from None
@@ -129,6 +155,11 @@ async def create_asset(
             received.fields.get("rights"),
             received.fields.get("passthrough"),
             rights_text=True,
+            rule=(
+                received.fields.get("visibility"),
+                received.fields.get("access"),
+                received.fields.get("rental_hours"),
+            ),
         )
         data = await run_in_threadpool(
             functools.partial(
@@ -155,7 +186,12 @@ async def _create_from_url(request: Request, rt: Runtime, principal: Principal) 
         raise ApiError(exc.status, exc.code, exc.message, dict(exc.headers)) from None
     except ValueError as exc:
         raise ApiError(400, "invalid_request", f"Invalid JSON body: {exc}") from exc
-    fields = _origin_fields(body.source_type, body.rights, body.passthrough)
+    fields = _origin_fields(
+        body.source_type,
+        body.rights,
+        body.passthrough,
+        rule=(body.visibility, body.access, body.rental_hours),
+    )
     # The channel before the URL: whether the caller may is said before what is wrong.
     await run_in_threadpool(target_channel, rt, principal, body.channel_id)
     try:
@@ -211,16 +247,59 @@ def update_(
     rt: Runtime = Depends(runtime_dep),
     principal: Principal = Depends(_write),
 ) -> dict[str, Any]:
-    """Change the title and/or replace the rights (``"rights": null`` removes them)."""
+    """Change the title, replace the rights (``"rights": null`` removes them), and/or change
+    the ``visibility``, ``access`` and ``rental_hours``."""
     changes: dict[str, Any] = {}
     if body.title is not None:
         changes["title"] = body.title
-    if "rights" in body.model_fields_set:
-        try:
+    given = (body.visibility, body.access, body.rental_hours)
+    try:
+        if "rights" in body.model_fields_set:
             changes["rights"] = parse_rights(body.rights) if body.rights is not None else None
-        except InvalidAssetInput as exc:
-            raise ApiError(400, exc.code, exc.message) from None
-    return {"data": edit_asset(rt, principal, asset_id, **changes)}
+        if any(v is not None for v in given):
+            parse_access_rule(*given, base=_LOOSE)  # the field checks, before the row's
+            changes["rule"] = functools.partial(_rule, given)
+        return {"data": edit_asset(rt, principal, asset_id, **changes)}
+    except InvalidAssetInput as exc:
+        raise ApiError(400, exc.code, exc.message) from None
+
+
+#: A base rule any given field combines with, to check the fields alone.
+_LOOSE = AccessRule(kind=AccessKind.RENTAL)
+
+
+def _rule(given: tuple[object, object, object], base: AccessRule) -> AccessRule:
+    return parse_access_rule(*given, base=base)
+
+
+def _territory(request: Request, rt: Runtime) -> Callable[[], str | None]:
+    """The caller's country, as the origin finds it: the trusted header, else the
+    operator's CIDR table for the peer's address (looked up only when called)."""
+
+    def lookup() -> str | None:
+        settings = rt.settings
+        if settings.territory_header is not None:
+            code = normalize_territory(request.headers.get(settings.territory_header))
+            if code is not None:
+                return code
+        if settings.territory_cidr_file is not None and request.client is not None:
+            return load_territory_table(settings.territory_cidr_file).lookup(request.client.host)
+        return None
+
+    return lookup
+
+
+@router.get("/assets/{asset_id}/entitlement")
+def entitlement_(
+    asset_id: str,
+    request: Request,
+    rt: Runtime = Depends(runtime_dep),
+    principal: Principal = Depends(_read),
+) -> dict[str, Any]:
+    """May the caller play this asset now? ``allowed``, else ``reason`` (``sign_in_required``,
+    ``needs_subscription``, ``needs_rental``, ``rental_expired``, ``needs_purchase``, the
+    catalog's refusals …) and ``message``; ``max_streams``: the plan's stream limit."""
+    return {"data": entitlement_view(rt, principal, asset_id, _territory(request, rt))}
 
 
 @router.post("/assets/{asset_id}/moderation")

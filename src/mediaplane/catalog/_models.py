@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from mediaplane.accounts import AccessKind, Visibility
 from mediaplane.config import SourceType
 from mediaplane.db import Base, str_enum, utcnow
 
@@ -90,6 +91,15 @@ class Asset(Base):
     channel_id: Mapped[str | None] = mapped_column(
         ForeignKey("channels.id", ondelete="SET NULL"), index=True
     )
+    #: Who finds it: listed (public), by link (unlisted), its channel only (private).
+    visibility: Mapped[Visibility] = mapped_column(
+        str_enum(Visibility, 16), default=Visibility.PUBLIC, server_default="public"
+    )
+    #: What playing it takes (``accounts.AccessKind``); ``rental_hours``: a rental's window.
+    access: Mapped[AccessKind] = mapped_column(
+        str_enum(AccessKind, 16), default=AccessKind.FREE, server_default="free"
+    )
+    rental_hours: Mapped[int | None] = mapped_column(Integer)
     #: Opaque client string, returned as given (e.g. in webhooks).
     passthrough: Mapped[str | None] = mapped_column(String(255))
 

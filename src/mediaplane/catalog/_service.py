@@ -13,7 +13,15 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from sqlalchemy import ColumnElement, and_, false, func, or_, select, true, update
 
-from mediaplane.accounts import ChannelRole, Principal, Role, member_channel_ids, role_in
+from mediaplane.accounts import (
+    AccessRule,
+    ChannelRole,
+    Principal,
+    Role,
+    Visibility,
+    member_channel_ids,
+    role_in,
+)
 from mediaplane.config import SourceType
 from mediaplane.db import utcnow
 from mediaplane.errors import Forbidden, NotFound
@@ -138,6 +146,9 @@ def _new_asset(
         moderation=origin.moderation,
         rights=origin.rights.to_json() if origin.rights is not None else None,
         passthrough=origin.passthrough,
+        visibility=origin.rule.visibility,
+        access=origin.rule.kind,
+        rental_hours=origin.rule.rental_hours,
         **fields,
     )
     asset.playback_ids.append(PlaybackId(policy=PlaybackPolicy.PUBLIC))
@@ -152,13 +163,18 @@ class AssetOrigin:
     moderation: ModerationStatus
     rights: Rights | None
     passthrough: str | None
+    rule: AccessRule = AccessRule()
 
 
 def _origin(
-    runtime: Runtime, source_type: SourceType, rights: Rights | None, passthrough: str | None
+    runtime: Runtime,
+    source_type: SourceType,
+    rights: Rights | None,
+    passthrough: str | None,
+    rule: AccessRule | None = None,
 ) -> AssetOrigin:
     moderation = initial_moderation(source_type, runtime.settings.moderation_hold)
-    return AssetOrigin(source_type, moderation, rights, passthrough)
+    return AssetOrigin(source_type, moderation, rights, passthrough, rule or AccessRule())
 
 
 def ingest_file(
@@ -172,6 +188,7 @@ def ingest_file(
     passthrough: str | None = None,
     content_hash: str | None = None,
     channel_id: str | None = None,
+    rule: AccessRule | None = None,
 ) -> Asset:
     """Store a received file as a new asset's source and queue its processing.
 
@@ -197,6 +214,7 @@ def ingest_file(
         passthrough=passthrough,
         content_hash=digest,
         channel_id=channel_id,
+        rule=rule,
     )
 
 
@@ -211,6 +229,7 @@ def ingest_source(
     passthrough: str | None = None,
     content_hash: str | None = None,
     channel_id: str | None = None,
+    rule: AccessRule | None = None,
 ) -> Asset:
     """Like :func:`ingest_file`, for a source the caller puts in the store itself (a
     finished resumable upload is renamed or composed there: no second copy).
@@ -221,7 +240,7 @@ def ingest_source(
     :param place: called with the new asset's source key; stores the source object
         there and returns its size in bytes.
     """
-    origin = _origin(runtime, source_type, rights, passthrough)
+    origin = _origin(runtime, source_type, rights, passthrough, rule)
     asset_id = new_id()  # chosen before the row, so the source lands under the asset's prefix
     key = source_key(asset_id)
     size = place(key)
@@ -259,9 +278,10 @@ def ingest_url(
     rights: Rights | None = None,
     passthrough: str | None = None,
     channel_id: str | None = None,
+    rule: AccessRule | None = None,
 ) -> Asset:
     """Create an asset whose source is fetched from ``url`` by an import job."""
-    origin = _origin(runtime, source_type, rights, passthrough)
+    origin = _origin(runtime, source_type, rights, passthrough, rule)
     with runtime.db.session() as s:
         asset = _new_asset(
             s,
@@ -306,18 +326,17 @@ def visible_to(principal: Principal) -> ColumnElement[bool]:
 
 
 def publicly_listed() -> ColumnElement[bool]:
-    """A WHERE clause: the assets an anonymous viewer may find in the public list — with a
-    public playback id, not held by moderation, not errored (those still preparing are
-    listed with their progress: they play once ready).
-
-    Visibility hook: when assets carry ``visibility``, add ``Asset.visibility == "public"``
-    here (unlisted and private assets stay out of the list)."""
+    """A WHERE clause: the assets an anonymous viewer may find in the public list — public
+    visibility, a public playback id, not held by moderation, not errored (those still
+    preparing are listed with their progress: they play once ready). Unlisted and private
+    assets are never listed."""
     public_pid = (
         select(PlaybackId.id)
         .where(PlaybackId.asset_id == Asset.id, PlaybackId.policy == PlaybackPolicy.PUBLIC)
         .exists()
     )
     return and_(
+        Asset.visibility == Visibility.PUBLIC,
         public_pid,
         Asset.status != AssetStatus.ERRORED,
         Asset.moderation.not_in([ModerationStatus.PENDING, ModerationStatus.REJECTED]),
@@ -396,9 +415,15 @@ _UNSET: Any = object()
 
 
 def update_asset(
-    runtime: Runtime, asset_id: str, *, title: str | None = None, rights: Any = _UNSET
+    runtime: Runtime,
+    asset_id: str,
+    *,
+    title: str | None = None,
+    rights: Any = _UNSET,
+    rule: Callable[[AccessRule], AccessRule] | None = None,
 ) -> None:
-    """Change an asset's title and/or replace its rights (``rights=None`` removes them).
+    """Change an asset's title and/or replace its rights (``rights=None`` removes them)
+    and/or its access rule (``rule`` makes the new one from the stored one).
 
     Playback sees the change within the origin's lookup cache time (a few seconds).
     """
@@ -408,6 +433,13 @@ def update_asset(
             asset.title = title.strip()[:500]
         if rights is not _UNSET:
             asset.rights = rights.to_json() if rights is not None else None
+        if rule is not None:
+            new = rule(AccessRule(asset.visibility, asset.access, asset.rental_hours))
+            asset.visibility, asset.access, asset.rental_hours = (
+                new.visibility,
+                new.kind,
+                new.rental_hours,
+            )
     log.info("asset.updated", asset_id=asset_id, rights_changed=rights is not _UNSET)
 
 
@@ -567,6 +599,9 @@ def asset_to_api(asset: Asset, progress: float | None, base_url: str) -> dict[st
         "moderation": str(asset.moderation),
         "channel_id": asset.channel_id,
         "rights": asset.rights,
+        "visibility": str(asset.visibility),
+        "access": str(asset.access),
+        "rental_hours": asset.rental_hours,
         "passthrough": asset.passthrough,
         "source": {"video": asset.source_video},
     }

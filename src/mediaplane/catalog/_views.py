@@ -4,13 +4,23 @@ respond, and blocking work runs where the router runs it: a thread)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from mediaplane.accounts import INSTALL, upload_channel
+from mediaplane.accounts import (
+    INSTALL,
+    AccessRule,
+    Viewer,
+    Visibility,
+    account_facts,
+    entitle,
+    upload_channel,
+)
 
+from ._access_rules import asset_rule
 from ._models import ModerationStatus
-from ._rights import Rights
+from ._rights import PlaybackTerms, Rights
 from ._service import (
     AssetAction,
     AssetNotFound,
@@ -30,6 +40,7 @@ from ._service import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
     from mediaplane.accounts import Principal
@@ -41,6 +52,7 @@ __all__ = [
     "asset_views",
     "decide_moderation",
     "edit_asset",
+    "entitlement_view",
     "import_asset",
     "may_read",
     "own_asset_views",
@@ -97,7 +109,11 @@ def asset_views(
     base = runtime.settings.effective_public_url if base_url is None else base_url
     with runtime.db.session() as s:
         rows, total = list_assets(
-            s, principal=principal, limit=limit, page=page, content_hash=content_hash
+            s,
+            principal=principal,
+            limit=limit,
+            page=page,
+            content_hash=content_hash,
         )
         progress = progress_of(s, rows)
         return [asset_to_api(a, progress.get(a.id), base) for a in rows], total
@@ -186,6 +202,8 @@ class PlaybackView:
     asset: dict[str, Any]
     moderation: ModerationStatus
     rights: Rights | None
+    rule: AccessRule = AccessRule()
+    channel_id: str | None = None
 
 
 def playback_view(runtime: Runtime, playback_id: str, base_url: str = "") -> PlaybackView:
@@ -194,4 +212,40 @@ def playback_view(runtime: Runtime, playback_id: str, base_url: str = "") -> Pla
         asset, _ = asset_for_playback(s, playback_id)
         data = asset_to_api(asset, progress_of(s, [asset]).get(asset.id), base_url)
         rights = Rights.from_json(asset.rights) if asset.rights else None
-        return PlaybackView(data, asset.moderation, rights)
+        return PlaybackView(data, asset.moderation, rights, asset_rule(asset), asset.channel_id)
+
+
+def entitlement_view(
+    runtime: Runtime,
+    principal: Principal,
+    asset_id: str,
+    territory: Callable[[], str | None],
+) -> dict[str, Any]:
+    """The caller's entitlement decision for an asset (what the origin decides at a
+    public playback id): ``allowed``, ``reason``, ``message``, ``max_streams``. A private
+    asset of a channel the caller is no member of does not exist for them (404).
+
+    :param territory: the caller's country, looked up only if the rights need it.
+    """
+    now = datetime.now(UTC)
+    with runtime.db.session() as s:
+        asset = get_asset(s, asset_id)
+        facts = account_facts(s, principal.user_id, asset.id, asset.channel_id)
+        if principal.sees_everything and not facts.member:
+            facts = replace(facts, member=True)  # the install (admin token) has no user
+        rule = asset_rule(asset)
+        if rule.visibility is Visibility.PRIVATE and not facts.member:
+            raise AssetNotFound(f"No asset with id {asset_id!r}.")
+        rights = Rights.from_json(asset.rights) if asset.rights else None
+        terms = PlaybackTerms(asset.moderation, rights)
+    viewer = Viewer(territory, None, principal.user_id)
+    decision = entitle(terms, viewer, signed=False, now=now, rule=rule, facts=facts)
+    return {
+        "asset_id": asset_id,
+        "allowed": decision.allowed,
+        "reason": decision.reason,
+        "message": decision.message,
+        "max_streams": decision.max_streams,
+        "visibility": str(rule.visibility),
+        "access": str(rule.kind),
+    }

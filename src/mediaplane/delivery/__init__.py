@@ -10,9 +10,13 @@ lookup, render, serve) → database, store, ffmpeg. Errors::
     └── PlaybackNotFound   404 (a mediaplane.errors.NotFound; ``code`` not_found or
         └── NotReady       asset_errored), asset_not_ready with Retry-After
 
-Refusals (moderation, window, territory; a signed playback id's missing or bad token) are
-403 :class:`mediaplane.http.ApiError` with the reason as ``code``; the decision is
-:func:`mediaplane.accounts.entitle` (:mod:`._access`).
+Refusals (moderation, window, territory; a signed playback id's missing or bad token; an
+access rule's ``sign_in_required``, ``needs_subscription``, ``needs_rental``,
+``rental_expired``, ``needs_purchase``) are 403 :class:`mediaplane.http.ApiError` with the
+reason as ``code``; a private asset refused is a 404 with ``code`` ``private``. The decision
+is :func:`mediaplane.accounts.entitle` (:mod:`._access`); the viewer's account and what it
+holds are looked up at the master playlist and the MPD (:mod:`._viewers`), and the carry
+token names the account for the media playlists and segments.
 """
 
 from __future__ import annotations

@@ -9,8 +9,10 @@ rights restrict territories. The decision is :func:`mediaplane.accounts.entitle`
 Signed playback ids: the master playlist and the MPD (and thumbnails, storyboards) need a
 playback token (``?token=``, RS256, checked with the signing keys cached a few seconds);
 the URLs they render carry a :class:`CarryToken` (``?st=``): an HMAC, keyed by the server
-secret, over the playback id, an expiry and the height cap. Media playlists and segments
-check it in O(1) — no database, no RSA — so a CDN edge could check it too.
+secret, over the playback id, an expiry, the height cap and the viewer's account (when
+known). Media playlists and segments check it in O(1) — no database, no RSA — so a CDN
+edge could check it too. Gated assets (private, or not free: :mod:`._viewers`) carry one
+the same way, whatever their playback id's policy.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import base64
 import hashlib
 import hmac
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 from weakref import WeakKeyDictionary
 
 from mediaplane.accounts import CachedKeys, Viewer, ensure_secret_key, entitle
@@ -36,17 +38,20 @@ from mediaplane.http import ApiError
 if TYPE_CHECKING:
     from fastapi import Request
 
+    from mediaplane.accounts import Decision
     from mediaplane.config import Settings
     from mediaplane.runtime import Runtime
 
 __all__ = [
     "CARRY_SECONDS",
+    "CarryClaims",
     "CarryToken",
     "OriginAuth",
     "check_playback",
     "origin_auth",
     "playback_refusal",
     "refused",
+    "refused_by",
     "viewer_territory",
 ]
 
@@ -65,8 +70,30 @@ def refused(code: str, message: str) -> ApiError:
     return ApiError(403, code, message, headers=_NO_STORE)
 
 
+def refused_by(decision: Decision) -> ApiError:
+    """The refusal of a decision that is no: 404 for ``private`` (a private video does not
+    exist for those who may not play it; the code says why), else a 403 (:func:`refused`)."""
+    code = decision.reason or "forbidden"
+    if code == "private":
+        return ApiError(404, code, decision.message, headers=_NO_STORE)
+    return refused(code, decision.message)
+
+
+class CarryClaims(NamedTuple):
+    """What a good carry token says: the height cap (0: none) and the viewer's account
+    (None: not known, e.g. a signed token without a viewer claim)."""
+
+    max_height: int
+    user_id: str | None
+
+
+def _user_ok(user: str) -> bool:
+    return len(user) <= 32 and user.isascii() and user.isalnum()
+
+
 class CarryToken:
-    """``<expiry>.<max height, 0: none>.<signature>``: what the master's URLs carry."""
+    """``<expiry>.<max height, 0: none>[.<user id>].<signature>``: what the master's URLs
+    carry (the user id when the viewer's account is known)."""
 
     def __init__(self, secret: str) -> None:
         # A key of its own, derived from the server secret (which also signs access tokens).
@@ -76,24 +103,42 @@ class CarryToken:
         mac = hmac.digest(self._key, f"{playback_id}.{body}".encode(), "sha256")
         return base64.urlsafe_b64encode(mac[:18]).decode()
 
-    def issue(self, playback_id: str, max_height: int | None, now: float) -> str:
+    def issue(
+        self, playback_id: str, max_height: int | None, now: float, user_id: str | None = None
+    ) -> str:
         """A token for ``playback_id`` valid ``CARRY_SECONDS`` (at least) from ``now``
-        (Unix seconds), capping video at ``max_height`` pixels."""
+        (Unix seconds), capping video at ``max_height`` pixels, for ``user_id``'s account
+        (an id of letters and digits; None: no account)."""
         expires = (int(now) + CARRY_SECONDS) // CARRY_BUCKET * CARRY_BUCKET + CARRY_BUCKET
         body = f"{expires}.{max_height or 0}"
+        if user_id:
+            if not _user_ok(user_id):
+                raise ValueError("a carry token's user id is letters and digits")
+            body += "." + user_id
         return f"{body}.{self._sign(playback_id, body)}"
 
-    def check(self, value: str, playback_id: str, now: float) -> int | None:
-        """The height cap (0: none) of ``value`` if it is good for ``playback_id`` at
-        ``now``, else None. Constant work: a split, two integers, one HMAC."""
-        expires, _, rest = value.partition(".")
-        height, _, signature = rest.partition(".")
+    def read(self, value: str, playback_id: str, now: float) -> CarryClaims | None:
+        """The claims of ``value`` if it is good for ``playback_id`` at ``now``, else None.
+        Constant work: a few splits, two integers, one HMAC."""
+        body, _, signature = value.rpartition(".")
+        expires, _, rest = body.partition(".")
+        height, _, user = rest.partition(".")
         if not (0 < len(expires) <= 12 and expires.isdigit()):
             return None
         if not (0 < len(height) <= 5 and height.isdigit()) or int(expires) <= now:
             return None
-        good = self._sign(playback_id, f"{expires}.{height}")
-        return int(height) if hmac.compare_digest(good, signature) else None
+        if "." in rest and not (user and _user_ok(user)):
+            return None
+        good = self._sign(playback_id, body)
+        if not hmac.compare_digest(good, signature):
+            return None
+        return CarryClaims(int(height), user or None)
+
+    def check(self, value: str, playback_id: str, now: float) -> int | None:
+        """The height cap (0: none) of ``value`` if it is good for ``playback_id`` at
+        ``now``, else None (:meth:`read`)."""
+        claims = self.read(value, playback_id, now)
+        return claims.max_height if claims is not None else None
 
     def verify(self, value: str | None, playback_id: str, now: float) -> int:
         """:meth:`check`, raising the 403 that says why for a missing, expired or bad token."""

@@ -116,7 +116,7 @@ class PlayOrigin:
             return None
         rt: Runtime = scope["app"].state.runtime
         query = ""  # signed ids: media playlists and segments with a good carry token only
-        if p.signed and not (query := carried_query(rt, p, scope["query_string"], parts)):
+        if p.carries and not (query := carried_query(rt, p, scope["query_string"], parts)):
             return None  # the route answers: admission, or the refusal's reason
         request = Request(scope)
         text: Text | None = None

@@ -28,7 +28,14 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from mediaplane.accounts import PlaybackTokenRejected, Viewer, entitle, verify_playback_token
+from mediaplane.accounts import (
+    AccessRule,
+    PlaybackTokenRejected,
+    Viewer,
+    Visibility,
+    entitle,
+    verify_playback_token,
+)
 from mediaplane.catalog import (
     AssetStatus,
     ModerationStatus,
@@ -53,7 +60,8 @@ from mediaplane.media import (
 )
 from mediaplane.storage import ObjectNotFound
 
-from ._access import check_playback, origin_auth, refused, viewer_territory
+from ._access import check_playback, origin_auth, refused, refused_by, viewer_territory
+from ._viewers import rental_started, viewer_facts, viewer_id
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -106,10 +114,18 @@ class Playable:
     playback_id: str = ""
     #: A signed playback id: plays with a playback token (see :func:`admitted`).
     signed: bool = False
-    #: Under rights or signed: caches must not share its responses between viewers.
+    #: Under rights, signed or gated: caches must not share its responses between viewers.
     private: bool = False
     #: rendition id → its segment numbers, so a segment request is a set lookup.
     numbers: dict[str, frozenset[int]] = field(default_factory=dict, compare=False)
+    #: Visibility and access rule; a gated asset plays like a signed id (carry tokens).
+    rule: AccessRule = AccessRule()
+    channel_id: str | None = None
+
+    @property
+    def carries(self) -> bool:
+        """Media playlists and segments need a carry token (signed, or a gated asset)."""
+        return self.signed or self.rule.gated
 
     def has_segment(self, rendition: Rendition, number: int) -> bool:
         known = self.numbers.get(rendition.id)
@@ -180,6 +196,7 @@ def lookup(rt: Runtime, playback_id: str) -> Playable:
         if asset.status is not AssetStatus.READY or not asset.presentation:
             raise NotReady("This asset is still being prepared.", retry_after=2)
         signed = pid.policy is PlaybackPolicy.SIGNED
+        rule = AccessRule(asset.visibility, asset.access, asset.rental_hours)
         found = Playable(
             asset.id,
             asset.updated_at,
@@ -188,7 +205,9 @@ def lookup(rt: Runtime, playback_id: str) -> Playable:
             Rights.from_json(asset.rights) if asset.rights else None,
             playback_id,
             signed,
-            signed or asset.rights is not None,
+            signed or asset.rights is not None or rule.gated,
+            rule=rule,
+            channel_id=asset.channel_id,
         )
     if found.presentation.complete:  # a growing presentation changes with every segment
         _lookups.put(playback_id, found)
@@ -215,15 +234,22 @@ def admitted(
 ) -> tuple[Playable, Access]:
     """The asset behind ``playback_id`` and what this viewer may render of it (else 403/404):
     for a signed playback id, the playback token (``?token=``, for use ``aud``) is checked
-    and the entitlement decided; a public one is checked as it always was."""
+    and the entitlement decided; so is a gated asset's (private, or not free) with the
+    viewer's account; a public one is checked as it always was."""
     p = lookup(rt, playback_id)
-    if not p.signed:
+    if not p.carries or _shop_window(p, aud):
         check_playback(request, rt.settings, moderation=p.moderation, rights=p.rights)
         return p, PUBLIC
     try:
         return p, _admit_signed(rt, p, request, aud)
     except PlaybackTokenRejected as exc:
         raise refused(exc.code, exc.message) from None
+
+
+def _shop_window(p: Playable, aud: str) -> bool:
+    """Thumbnails of a public playback id play for anyone unless the asset is private:
+    a plan's or a rental's poster is what its index shows."""
+    return not p.signed and aud == "t" and p.rule.visibility is not Visibility.PRIVATE
 
 
 def _admit_signed(rt: Runtime, p: Playable, request: Request, aud: str) -> Access:
@@ -235,12 +261,20 @@ def _admit_signed(rt: Runtime, p: Playable, request: Request, aud: str) -> Acces
         check_playback(request, rt.settings, moderation=p.moderation, rights=p.rights)
         return Access("", cap or None)
     grant = verify_playback_token(token, p.playback_id, aud, auth.keys) if token else None
-    viewer = Viewer(lambda: viewer_territory(request, rt.settings), grant)
+    user_id = viewer_id(rt, request, grant) if p.rule.gated else None
+    facts = viewer_facts(rt, user_id, p.asset_id, p.channel_id) if p.rule.gated else None
+    viewer = Viewer(lambda: viewer_territory(request, rt.settings), grant, user_id)
     terms = PlaybackTerms(p.moderation, p.rights)
-    decision = entitle(terms, viewer, signed=True, now=datetime.now(UTC))
+    now = datetime.now(UTC)
+    if facts is None:
+        decision = entitle(terms, viewer, signed=p.signed, now=now)
+    else:
+        decision = entitle(terms, viewer, signed=p.signed, now=now, rule=p.rule, facts=facts)
     if not decision.allowed:
-        raise refused(decision.reason or "forbidden", decision.message)
-    carried_token = auth.carry.issue(p.playback_id, decision.max_height, time.time())
+        raise refused_by(decision)
+    if decision.start_rental is not None and user_id is not None:
+        rental_started(rt, decision.start_rental, user_id, p.asset_id, now)
+    carried_token = auth.carry.issue(p.playback_id, decision.max_height, time.time(), user_id)
     return Access("?st=" + carried_token, decision.max_height)
 
 
@@ -251,7 +285,7 @@ def carried(
     a signed playback id's carry token (``?st=``) is checked without the database."""
     p = lookup(rt, playback_id)
     query = ""
-    if p.signed:  # the token first: the asset's own refusals are for entitled viewers
+    if p.carries:  # the token first: the asset's own refusals are for entitled viewers
         value = request.query_params.get("st")
         cap = origin_auth(rt).carry.verify(value, playback_id, time.time())
         if not _within(p, rendition, cap):

@@ -1,12 +1,14 @@
 """Web: server-rendered pages (Jinja2 + htmx): the public list, upload and watch pages, the
 account pages, a creator's studio (:mod:`._studio_pages`), the admin pages
 (:mod:`._admin_pages`; :data:`ADMIN_NAV` is their menu, which other admin page modules
-extend), and the vendored player JS from node_modules."""
+extend, as :mod:`._access_pages` does for plans and grants), and the vendored player JS
+from node_modules."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
+from ._access_pages import router as _access
 from ._account_pages import router as _accounts
 from ._admin_pages import ADMIN_NAV
 from ._admin_pages import router as _admin
@@ -18,5 +20,6 @@ router.include_router(_pages)
 router.include_router(_accounts)
 router.include_router(_studio)
 router.include_router(_admin)
+router.include_router(_access)
 
 __all__ = ["ADMIN_NAV", "router"]

@@ -3,6 +3,7 @@ calls one service function (its routes are plain ``def``: they run in a thread).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,10 @@ from mediaplane.accounts import (
     SESSION_COOKIE,
     PlaybackTokenRejected,
     Principal,
+    Viewer,
+    account_facts,
     csrf_for,
+    entitle,
     session_lookup,
     session_user,
     sign_page_tokens,
@@ -22,7 +26,14 @@ from mediaplane.accounts import (
     user_principal,
     verify_playback_token,
 )
-from mediaplane.catalog import AssetNotFound, may_read, playback_view, public_asset_views
+from mediaplane.catalog import (
+    AssetNotFound,
+    PlaybackTerms,
+    PlaybackView,
+    may_read,
+    playback_view,
+    public_asset_views,
+)
 from mediaplane.delivery import check_playback
 from mediaplane.errors import NotFound
 from mediaplane.http import ApiError, runtime_dep
@@ -64,7 +75,8 @@ def index(request: Request, page: int = Query(1, ge=1), rt: Runtime = Depends(ru
 def assets_partial(
     request: Request, page: int = Query(1, ge=1), rt: Runtime = Depends(runtime_dep)
 ) -> Any:
-    return templates.TemplateResponse(request, "_assets.html", _assets(rt, page))
+    ctx = _assets(rt, page)
+    return templates.TemplateResponse(request, "_assets.html", ctx)
 
 
 @router.get("/upload", response_class=HTMLResponse)
@@ -110,6 +122,8 @@ def watch(
     ctx: dict[str, Any] = {"asset": data, "playback_id": playback_id, "tokens": {}}
     try:  # the same decision the origin makes: say it on the page instead of a player error
         check_playback(request, rt.settings, moderation=view.moderation, rights=view.rights)
+        if view.rule.gated:
+            _check_rule(rt, request, view)
         if _policy_of(data, playback_id) == "signed":
             ctx["tokens"] = _signed_tokens(request, rt, data["id"], playback_id, token)
     except ApiError as refusal:
@@ -162,6 +176,23 @@ def _signed_tokens(
         "token_missing",
         "This video plays with a playback token: open the link you were given.",
     )
+
+
+def _check_rule(rt: Runtime, request: Request, view: PlaybackView) -> None:
+    """The access rule's part of the origin's decision for the session's user: a private
+    video of another channel is no video (404); a refusal is said on the page."""
+    user = session_user(request)
+    with rt.db.session() as s:
+        facts = account_facts(s, user.id if user else None, view.asset["id"], view.channel_id)
+    terms = PlaybackTerms(view.moderation, view.rights)
+    viewer = Viewer(user_id=user.id if user else None)
+    decision = entitle(
+        terms, viewer, signed=False, now=datetime.now(UTC), rule=view.rule, facts=facts
+    )
+    if decision.reason == "private":
+        raise AssetNotFound("No such video.")
+    if not decision.allowed:
+        raise ApiError(403, decision.reason or "forbidden", decision.message)
 
 
 @router.get("/static/vendor/{name}")
