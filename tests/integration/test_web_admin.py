@@ -346,7 +346,7 @@ def test_the_studio_lists_the_creators_own_videos_and_the_index_only_public_ones
     assert f'data-asset-id="{asset_id}"' not in index + partial  # signed only: not listed
     studio = creator.get("/studio").text
     row = studio.split(f'data-asset-id="{asset_id}"')[1].split("</tr>")[0]
-    assert 'data-policy="signed"' in row and "signed playback only" in row
+    assert 'data-policy="signed"' in row and "public · signed playback only" in row
     assert creator.get("/_partials/studio").status_code == 200
     with httpx.Client(base_url=site.srv.url, timeout=60) as anonymous:
         r = anonymous.get("/studio")
