@@ -17,7 +17,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mediaplane import __version__, catalog, delivery, ingest, ops, web
+from mediaplane import __version__, catalog, delivery, ingest, library, ops, web
 from mediaplane.accounts import api_router, ensure_admin_token, oidc_router
 from mediaplane.catalog import (
     EncodeChunk,
@@ -239,6 +239,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ingest.router)
     app.include_router(api_router())
     app.include_router(oidc_router())
+    app.include_router(library.router)
     app.include_router(delivery.router)
     app.include_router(ops.router)
     app.include_router(web.router)

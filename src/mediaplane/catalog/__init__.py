@@ -26,9 +26,11 @@ from ._rights import (
     playback_refusal,
 )
 from ._service import (
+    AssetAction,
     AssetNotFound,
     CatalogError,
     asset_for_playback,
+    authorized_asset,
     get_asset,
     ingest_file,
     ingest_source,
@@ -38,11 +40,13 @@ from ._service import (
     record_content_hash,
     sha256_file,
     source_key,
+    visible_to,
 )
 from ._views import asset_views, playback_view
 
 __all__ = [
     "Asset",
+    "AssetAction",
     "AssetJob",
     "AssetNotFound",
     "AssetStatus",
@@ -62,6 +66,7 @@ __all__ = [
     "TerritoryTableError",
     "asset_for_playback",
     "asset_views",
+    "authorized_asset",
     "get_asset",
     "ingest_file",
     "ingest_source",
@@ -78,4 +83,5 @@ __all__ = [
     "router",
     "sha256_file",
     "source_key",
+    "visible_to",
 ]
