@@ -149,8 +149,9 @@ def history(
 
 def progress_of(s: Session, principal: Principal, asset_id: str) -> WatchEntry | None:
     """The caller's entry for one asset they may see (None: never watched)."""
+    user = user_of(principal)
     asset = _visible_asset(s, principal, asset_id)
-    return s.get(WatchEntry, (user_of(principal), asset.id))
+    return s.get(WatchEntry, (user, asset.id))
 
 
 def _own_or_visible(s: Session, principal: Principal, model: type, asset_id: str) -> None:
