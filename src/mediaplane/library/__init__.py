@@ -37,7 +37,7 @@ from ._service import (
     resume_position,
     update_playlist,
 )
-from ._views import asset_summary, favourites_view, history_view, playlists_view
+from ._views import asset_summary, favourites_view, history_view, playlist_view, playlists_view
 
 __all__ = [
     "FINISHED_SHARE",
@@ -64,6 +64,7 @@ __all__ = [
     "is_favourite",
     "list_playlists",
     "playlist_items",
+    "playlist_view",
     "playlists_view",
     "record_progress",
     "remove_favourite",

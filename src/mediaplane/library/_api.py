@@ -30,7 +30,7 @@ _T = TypeVar("_T")
 
 
 class ProgressJson(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
     position_seconds: float = Field(ge=0, le=MAX_SECONDS)
     duration: float | None = Field(default=None, ge=0, le=MAX_SECONDS)
 

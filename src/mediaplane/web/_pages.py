@@ -84,9 +84,21 @@ def watch(request: Request, playback_id: str, rt: Runtime = Depends(runtime_dep)
             {"asset": data, "playback_id": playback_id, "refusal": refusal.message},
             status_code=refusal.status,
         )
+    library = _library_widget(request, data["id"])
     return templates.TemplateResponse(
-        request, "watch.html", {"asset": data, "playback_id": playback_id}
+        request,
+        "watch.html",
+        {"asset": data, "playback_id": playback_id, "library": library},
+        headers={"Cache-Control": "no-store"} if library else None,
     )
+
+
+def _library_widget(request: Request, asset_id: str) -> dict[str, str] | None:
+    """What the watch page's library buttons need for a signed-in viewer (None otherwise):
+    the asset and the session's CSRF token, with which static/library.js calls the API."""
+    if session_user(request) is None:
+        return None
+    return {"asset_id": asset_id, "csrf": csrf_for(request.cookies[SESSION_COOKIE])}
 
 
 @router.get("/static/vendor/{name}")
