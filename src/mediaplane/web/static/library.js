@@ -20,10 +20,13 @@
   };
 
   // --- saving the position ---------------------------------------------------------------
-  let played = false, lastSaved = -1;
+  // While "Resume from" is offered and not taken, the first seconds are not saved: opening
+  // the page and leaving it at once must not lose the place where one was.
+  let played = false, lastSaved = -1, offered = 0;
   const save = (keepalive) => {
     const position = video.currentTime;
     if (!played || !Number.isFinite(position) || Math.abs(position - lastSaved) < 0.5) return;
+    if (offered && position < Math.min(offered, 10)) return;
     lastSaved = position;
     const body = { position_seconds: position };
     if (Number.isFinite(video.duration) && video.duration > 0) body.duration = video.duration;
@@ -50,7 +53,8 @@
     const state = body.data;
     showFavourite(state.favourite);
     const at = state.progress ? state.progress.resume_position_seconds : 0;
-    if (at >= 5) {
+    if (at >= 1) {
+      offered = at;
       resume.hidden = false;
       resume.dataset.position = String(at);
       resume.textContent = `Resume from ${clock(at)}`;
@@ -61,6 +65,7 @@
     const go = () => { video.currentTime = at; video.play().catch(() => {}); };
     if (video.readyState >= 1) go(); else video.addEventListener("loadedmetadata", go, { once: true });
     resume.hidden = true;
+    offered = 0;
   });
   favourite.addEventListener("click", async () => {
     const on = favourite.getAttribute("aria-pressed") !== "true";
