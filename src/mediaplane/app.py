@@ -157,7 +157,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
 #: The CORS policy: any origin may play and upload (no credentials: bearer tokens).
 CORS: dict[str, Any] = {
     "allow_origins": ["*"],
-    "allow_methods": ["GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"],
+    "allow_methods": ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
     "allow_headers": ["*"],
     "expose_headers": [
         "Content-Length",

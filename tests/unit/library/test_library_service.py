@@ -30,9 +30,11 @@ from mediaplane.runtime import Runtime
 from tests.support import migrated_runtime
 
 
-@pytest.fixture(scope="module")
-def rt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
-    with migrated_runtime("sqlite", tmp_path_factory.mktemp("library")) as runtime:
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def rt(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Runtime]:
+    with migrated_runtime(request.param, tmp_path_factory.mktemp("library")) as runtime:
         yield runtime
 
 
