@@ -17,7 +17,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mediaplane import __version__, catalog, delivery, ingest, ops, web
+from mediaplane import __version__, catalog, delivery, ingest, library, ops, web
 from mediaplane.accounts import api_router, ensure_admin_token, oidc_router
 from mediaplane.catalog import (
     EncodeChunk,
@@ -157,7 +157,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
 #: The CORS policy: any origin may play and upload (no credentials: bearer tokens).
 CORS: dict[str, Any] = {
     "allow_origins": ["*"],
-    "allow_methods": ["GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"],
+    "allow_methods": ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
     "allow_headers": ["*"],
     "expose_headers": [
         "Content-Length",
@@ -239,6 +239,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ingest.router)
     app.include_router(api_router())
     app.include_router(oidc_router())
+    app.include_router(library.router)
     app.include_router(delivery.router)
     app.include_router(ops.router)
     app.include_router(web.router)

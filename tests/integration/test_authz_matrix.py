@@ -35,6 +35,7 @@ from mediaplane.catalog import Asset, ModerationStatus
 from mediaplane.catalog._models import PlaybackId
 from mediaplane.config import Settings, SourceType
 from mediaplane.db import Database
+from mediaplane.library import Playlist
 from tests.support import Server, embedded_backend, start_server
 
 ALLOW = "allow"
@@ -43,6 +44,7 @@ AUTHZ_CODES = {
     "insufficient_role",
     "insufficient_channel_role",
     "no_channel",
+    "not_a_user",  # the install's own credentials have no personal library
 }
 ROLES = (
     "anonymous",
@@ -88,6 +90,7 @@ class World:
     signing_key: str = ""
     plan: str = ""
     grant: str = ""
+    playlist: str = ""
 
 
 def _fresh(ctx: Ctx, path: str) -> World:
@@ -125,6 +128,12 @@ def _fresh(ctx: Ctx, path: str) -> World:
         )
         assert r.status_code == 201, r.text
         world.upload = r.headers["Location"].rsplit("/", 1)[-1]
+    if "{playlist_id}" in path:
+        with ctx.db.session() as s:
+            playlist = Playlist(user_id=ctx.users["creator"], name="creator's")
+            s.add(playlist)
+            s.flush()
+            world.playlist = playlist.id
     with ctx.admin() as c:
         if "/api-keys/{key_id}" in path:
             world.api_key = c.post("/api/v1/api-keys", json={"scope": "read"}).json()["data"]["id"]
@@ -186,6 +195,10 @@ CHANNEL_READ = row(401, 404, A, 404, A, A, 404, A, A, A)
 CHANNEL_OWN = row(401, 404, A, 404, 403, 403, 404, A, A, 403)
 UPLOAD_READ = row(401, 404, A, 404, 404, 404, 404, A, A, A)
 UPLOAD_WRITE = row(401, 404, A, 404, 404, 404, 404, A, A, 403)
+# the caller's own library: any user credential (read scope too); the install has none
+MINE = row(401, A, A, A, A, A, A, A, 403, A)
+MINE_ASSET = row(401, 404, A, 404, A, A, A, A, 403, A)  # of an asset they may see
+CREATORS_PLAYLIST = row(401, 404, A, 404, 404, 404, 404, 404, 403, A)  # private, even to admins
 
 MATRIX: dict[tuple[str, str], tuple[Build, dict[str, object]]] = {
     # assets
@@ -319,6 +332,56 @@ MATRIX: dict[tuple[str, str], tuple[Build, dict[str, object]]] = {
         _req("DELETE", "/api/v1/grants/{grant}"),
         ADMIN_ONLY,
     ),
+    # the viewer's library (history, favourites, playlists)
+    ("PUT", "/api/v1/me/history/{asset_id}"): (
+        _req("PUT", "/api/v1/me/history/{asset}", json={"position_seconds": 1.5}),
+        MINE_ASSET,
+    ),
+    ("GET", "/api/v1/me/history"): (_req("GET", "/api/v1/me/history"), MINE),
+    ("DELETE", "/api/v1/me/history/{asset_id}"): (
+        _req("DELETE", "/api/v1/me/history/{asset}"),
+        MINE_ASSET,
+    ),
+    ("DELETE", "/api/v1/me/history"): (_req("DELETE", "/api/v1/me/history"), MINE),
+    ("GET", "/api/v1/me/library/{asset_id}"): (
+        _req("GET", "/api/v1/me/library/{asset}"),
+        MINE_ASSET,
+    ),
+    ("PUT", "/api/v1/me/favourites/{asset_id}"): (
+        _req("PUT", "/api/v1/me/favourites/{asset}"),
+        MINE_ASSET,
+    ),
+    ("DELETE", "/api/v1/me/favourites/{asset_id}"): (
+        _req("DELETE", "/api/v1/me/favourites/{asset}"),
+        MINE_ASSET,
+    ),
+    ("GET", "/api/v1/me/favourites"): (_req("GET", "/api/v1/me/favourites"), MINE),
+    ("POST", "/api/v1/playlists"): (_req("POST", "/api/v1/playlists", json={"name": "p"}), MINE),
+    ("GET", "/api/v1/playlists"): (_req("GET", "/api/v1/playlists"), MINE),
+    ("GET", "/api/v1/playlists/{playlist_id}"): (
+        _req("GET", "/api/v1/playlists/{playlist}"),
+        CREATORS_PLAYLIST,
+    ),
+    ("PATCH", "/api/v1/playlists/{playlist_id}"): (
+        _req("PATCH", "/api/v1/playlists/{playlist}", json={"name": "renamed"}),
+        CREATORS_PLAYLIST,
+    ),
+    ("DELETE", "/api/v1/playlists/{playlist_id}"): (
+        _req("DELETE", "/api/v1/playlists/{playlist}"),
+        CREATORS_PLAYLIST,
+    ),
+    ("POST", "/api/v1/playlists/{playlist_id}/items"): (
+        lambda ctx, w: {
+            "method": "POST",
+            "url": f"/api/v1/playlists/{w.playlist}/items",
+            "json": {"asset_id": w.asset},
+        },
+        CREATORS_PLAYLIST,
+    ),
+    ("DELETE", "/api/v1/playlists/{playlist_id}/items/{asset_id}"): (
+        _req("DELETE", "/api/v1/playlists/{playlist}/items/{asset}"),
+        CREATORS_PLAYLIST,
+    ),
     # tokens for apps: open to all (an empty body is a 400 after the gate)
     ("POST", "/api/v1/auth/token"): (_req("POST", "/api/v1/auth/token", json={}), EVERYONE),
     ("POST", "/api/v1/auth/refresh"): (_req("POST", "/api/v1/auth/refresh", json={}), EVERYONE),
@@ -427,7 +490,7 @@ SAFE = {"GET", "HEAD", "OPTIONS"}
 def test_matrix(ctx: Ctx, role: str) -> None:
     wrong = []
     # what safe methods read; the rest get their own
-    shared = _fresh(ctx, "/{upload_id}/{plan_id}/{grant_id}")
+    shared = _fresh(ctx, "/{upload_id}/{plan_id}/{grant_id}/{playlist_id}")
     auth = {} if role == "anonymous" else {"Authorization": f"Bearer {ctx.creds[role]}"}
     with httpx.Client(base_url=ctx.server.url, timeout=30) as c:
         for (method, path), (build, expected) in sorted(MATRIX.items()):

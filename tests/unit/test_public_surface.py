@@ -14,6 +14,7 @@ PACKAGES = [
     "mediaplane.ingest",
     "mediaplane.intake",
     "mediaplane.jobs",
+    "mediaplane.library",
     "mediaplane.media",
     "mediaplane.ops",
     "mediaplane.pipeline",

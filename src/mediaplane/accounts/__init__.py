@@ -58,6 +58,7 @@ from ._api_keys import (
 )
 from ._app_tokens import (
     AccessClaims,
+    Device,
     TokenPair,
     TokenPolicy,
     issue_access_token,
@@ -80,6 +81,14 @@ from ._channels import (
     set_member,
     upload_channel,
     upload_channels,
+)
+from ._devices import (
+    AppSignIn,
+    SignedOut,
+    end_app_sign_in,
+    end_session_by_id,
+    list_app_sign_ins,
+    sign_out_everywhere,
 )
 from ._email_tokens import (
     EmailPurpose,
@@ -130,7 +139,17 @@ from ._local import (
     sign_up,
 )
 from ._mail import LogMailer, Mail, Mailer, MailNotSent, SmtpMailer, mailer_for
-from ._models import ApiKey, Identity, KeySource, RefreshToken, Role, Scope, SigningKey, User
+from ._models import (
+    ApiKey,
+    Identity,
+    KeySource,
+    RefreshToken,
+    Role,
+    Scope,
+    SigningKey,
+    User,
+    truncate_address,
+)
 from ._oidc import (
     OidcClient,
     OidcError,
@@ -245,6 +264,14 @@ __all__ = [
     "record_rental_start",
     "revoke_grant",
     "update_plan",
+    "AppSignIn",
+    "Device",
+    "SignedOut",
+    "end_app_sign_in",
+    "end_session_by_id",
+    "list_app_sign_ins",
+    "sign_out_everywhere",
+    "truncate_address",
     "validate_id_token",
     "sign_in_user",
     "safe_next",

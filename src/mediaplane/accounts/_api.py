@@ -13,7 +13,7 @@ from mediaplane.http import ApiError, read_small_body, runtime_dep
 from mediaplane.runtime import Runtime
 
 from ._api_keys import create_api_key, list_api_keys, revoke_api_key
-from ._app_tokens import TokenPair, TokenPolicy, refresh_tokens, sign_in_tokens
+from ._app_tokens import Device, TokenPair, TokenPolicy, refresh_tokens, sign_in_tokens
 from ._channels_api import router as channels_router
 from ._errors import AccountsError, AuthenticationFailed, NotFound, TokenInvalid
 from ._models import ApiKey, Scope, SigningKey
@@ -67,6 +67,11 @@ def _policy(rt: Runtime) -> TokenPolicy:
         rt.settings.access_token_seconds,
         rt.settings.refresh_token_seconds,
     )
+
+
+def _device(request: Request) -> Device:
+    agent = request.headers.get("user-agent", "")[:300]
+    return Device(agent, request.client.host if request.client else None)
 
 
 def _signing_key(row: SigningKey) -> dict[str, Any]:
@@ -185,7 +190,8 @@ async def token_route(request: Request, rt: Runtime = Depends(runtime_dep)) -> d
 
     def sign_in() -> TokenPair:
         with rt.db.session() as s:
-            return sign_in_tokens(s, policy, authenticate(s, body.email, body.password))
+            user = authenticate(s, body.email, body.password)
+            return sign_in_tokens(s, policy, user, _device(request))
 
     try:
         return _pair(await run_in_threadpool(sign_in))
@@ -203,7 +209,7 @@ async def refresh_route(request: Request, rt: Runtime = Depends(runtime_dep)) ->
     def rotate() -> TokenPair | TokenInvalid:
         with rt.db.session() as s:
             try:
-                return refresh_tokens(s, policy, body.refresh_token)
+                return refresh_tokens(s, policy, body.refresh_token, _device(request))
             except TokenInvalid as exc:  # returned, not raised: a family revocation commits
                 return exc
 

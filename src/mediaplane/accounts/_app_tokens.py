@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from mediaplane.db import utcnow
 
 from ._errors import RefreshTokenReused, TokenInvalid
-from ._models import RefreshToken, Role, User, new_id
+from ._models import RefreshToken, Role, User, new_id, truncate_address
 
 ISSUER = "mediaplane"
 _AUDIENCE = "mediaplane-api"
@@ -91,8 +91,25 @@ def verify_access_token(policy: TokenPolicy, token: str) -> AccessClaims:
         raise TokenInvalid("The access token is not valid or has expired.") from None
 
 
+@dataclass(frozen=True)
+class Device:
+    """What an app says about itself when it signs in or refreshes (for the profile page).
+
+    :param user_agent: its ``User-Agent`` header.
+    :param address: its IP address; only the truncated form is kept.
+    """
+
+    user_agent: str = ""
+    address: str | None = None
+
+
 def _new_refresh(
-    s: Session, policy: TokenPolicy, user_id: str, family_id: str, parent_id: str | None
+    s: Session,
+    policy: TokenPolicy,
+    user_id: str,
+    family_id: str,
+    parent_id: str | None,
+    device: Device,
 ) -> str:
     token = _REFRESH_PREFIX + secrets.token_urlsafe(32)
     s.add(
@@ -101,6 +118,8 @@ def _new_refresh(
             parent_id=parent_id,
             token_hash=_hash(token),
             user_id=user_id,
+            user_agent=device.user_agent[:300] or None,
+            address=truncate_address(device.address),
             expires_at=utcnow() + timedelta(seconds=policy.refresh_seconds),
         )
     )
@@ -108,9 +127,11 @@ def _new_refresh(
     return token
 
 
-def sign_in_tokens(s: Session, policy: TokenPolicy, user: User) -> TokenPair:
+def sign_in_tokens(
+    s: Session, policy: TokenPolicy, user: User, device: Device | None = None
+) -> TokenPair:
     """An access token and the first refresh token of a new family, for a signed-in user."""
-    refresh = _new_refresh(s, policy, user.id, new_id(), None)
+    refresh = _new_refresh(s, policy, user.id, new_id(), None, device or Device())
     return TokenPair(issue_access_token(policy, user), refresh, policy.access_seconds)
 
 
@@ -131,7 +152,9 @@ def revoke_user_tokens(s: Session, user_id: str) -> None:
     )
 
 
-def refresh_tokens(s: Session, policy: TokenPolicy, token: str) -> TokenPair:
+def refresh_tokens(
+    s: Session, policy: TokenPolicy, token: str, device: Device | None = None
+) -> TokenPair:
     """Rotate: spend ``token`` and return a new pair in the same family.
 
     :raises RefreshTokenReused: ``token`` was spent before; its family is revoked (commit
@@ -162,5 +185,5 @@ def refresh_tokens(s: Session, policy: TokenPolicy, token: str) -> TokenPair:
     if user is None or user.disabled:
         revoke_family(s, row.family_id)
         raise invalid
-    fresh = _new_refresh(s, policy, user.id, row.family_id, row.id)
+    fresh = _new_refresh(s, policy, user.id, row.family_id, row.id, device or Device())
     return TokenPair(issue_access_token(policy, user), fresh, policy.access_seconds)

@@ -131,7 +131,7 @@ def sign_in_session(
             "Confirm your e-mail address first: open the link we sent you "
             "(or reset your password to get a new one)."
         )
-    return create_session(s, user, user_agent, policy.session_seconds)
+    return create_session(s, user, user_agent, policy.session_seconds, address=address)
 
 
 def request_reset(s: Session, policy: WebPolicy, email: str) -> Mail | None:

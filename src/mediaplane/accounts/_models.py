@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import ipaddress
 import secrets
 from datetime import datetime
 
@@ -17,6 +18,23 @@ _ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 def new_id(length: int = 24) -> str:
     """A random lowercase id (URL-safe, case-insensitive-safe)."""
     return "".join(secrets.choice(_ALPHABET) for _ in range(length))
+
+
+def truncate_address(address: str | None) -> str | None:
+    """An IP address with its host part dropped (IPv4 /24, IPv6 /48): enough to tell a
+    device's network on the profile page, not to find a person. None for what is not an
+    address (a test client's ``testclient``, a missing one)."""
+    if not address:
+        return None
+    try:
+        ip = ipaddress.ip_address(address.strip()[:64])
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    prefix = 24 if ip.version == 4 else 48
+    network = ipaddress.ip_network(f"{ip}/{prefix}", strict=False)
+    return f"{network.network_address}/{prefix}"
 
 
 class Role(enum.StrEnum):
@@ -100,6 +118,9 @@ class RefreshToken(Base):
     parent_id: Mapped[str | None] = mapped_column(String(32))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    #: The app's user agent and truncated address when this token was issued (the profile).
+    user_agent: Mapped[str | None] = mapped_column(String(300))
+    address: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column()
     used_at: Mapped[datetime | None] = mapped_column()

@@ -462,7 +462,9 @@ def sign_in_user(request: Request, user: User, next_url: str | None = None) -> R
             if row is None or row.disabled:
                 raise AuthenticationFailed("This account is disabled.")
             seconds = rt.settings.web_session_seconds
-            new = create_session(s, row, request.headers.get("user-agent", ""), seconds)
+            agent = request.headers.get("user-agent", "")
+            address = request.client.host if request.client else None
+            new = create_session(s, row, agent, seconds, address=address)
         response = RedirectResponse(next_url, status_code=303)
         set_cookie(request, response, SESSION_COOKIE, new.token, seconds)
         return response

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from mediaplane.db import Base, Database, utcnow
 from mediaplane.http import ApiError
 
-from ._models import Role, Scope, User, new_id
+from ._models import Role, Scope, User, new_id, truncate_address
 
 SESSION_COOKIE = "mp_session"
 ANON_COOKIE = "mp_csrf"
@@ -50,6 +50,8 @@ class WebSession(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     user_agent: Mapped[str] = mapped_column(String(300), default="")
+    #: The address it signed in from, truncated (:func:`truncate_address`): shown, not tracked.
+    address: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column()
@@ -97,13 +99,19 @@ def clear_cookie(request: Request, response: Response, name: str) -> None:
 # --- the rows -----------------------------------------------------------------------------
 
 
-def create_session(s: Session, user: User, user_agent: str, seconds: int) -> NewSession:
-    """A new session for ``user`` good for ``seconds``; returns the row and the cookie value."""
+def create_session(
+    s: Session, user: User, user_agent: str, seconds: int, *, address: str | None = None
+) -> NewSession:
+    """A new session for ``user`` good for ``seconds``; returns the row and the cookie value.
+
+    :param address: the client's IP address; only its truncated form is kept.
+    """
     token = secrets.token_urlsafe(32)
     row = WebSession(
         token_hash=_digest(token),
         user_id=user.id,
         user_agent=user_agent[:300],
+        address=truncate_address(address),
         expires_at=utcnow() + timedelta(seconds=seconds),
     )
     s.add(row)

@@ -27,9 +27,11 @@ from ._rights import (
     playback_refusal,
 )
 from ._service import (
+    AssetAction,
     AssetNotFound,
     CatalogError,
     asset_for_playback,
+    authorized_asset,
     get_asset,
     ingest_file,
     ingest_source,
@@ -39,6 +41,7 @@ from ._service import (
     record_content_hash,
     sha256_file,
     source_key,
+    visible_to,
 )
 from ._views import (
     PlaybackView,
@@ -57,6 +60,7 @@ __all__ = [
     "entitlement_view",
     "parse_access_rule",
     "Asset",
+    "AssetAction",
     "AssetJob",
     "AssetNotFound",
     "AssetStatus",
@@ -76,6 +80,7 @@ __all__ = [
     "TerritoryTableError",
     "asset_for_playback",
     "asset_views",
+    "authorized_asset",
     "get_asset",
     "ingest_file",
     "ingest_source",
@@ -95,4 +100,5 @@ __all__ = [
     "router",
     "sha256_file",
     "source_key",
+    "visible_to",
 ]

@@ -1,5 +1,5 @@
 """Web: server-rendered pages (Jinja2 + htmx): the public list, upload and watch pages, the
-account pages, a creator's studio (:mod:`._studio_pages`), the admin pages
+account and library pages, a creator's studio (:mod:`._studio_pages`), the admin pages
 (:mod:`._admin_pages`; :data:`ADMIN_NAV` is their menu, which other admin page modules
 extend, as :mod:`._access_pages` does for plans and grants), and the vendored player JS
 from node_modules."""
@@ -12,6 +12,7 @@ from ._access_pages import router as _access
 from ._account_pages import router as _accounts
 from ._admin_pages import ADMIN_NAV
 from ._admin_pages import router as _admin
+from ._library_pages import router as _library
 from ._pages import router as _pages
 from ._studio_pages import router as _studio
 
@@ -21,5 +22,6 @@ router.include_router(_accounts)
 router.include_router(_studio)
 router.include_router(_admin)
 router.include_router(_access)
+router.include_router(_library)
 
 __all__ = ["ADMIN_NAV", "router"]

@@ -1,5 +1,6 @@
 """Account pages: sign-up, e-mail verification, sign-in, sign-out, password reset, and the
-profile with its sessions ("sign out everywhere"). Each calls one accounts function.
+profile with its browser sessions and app sign-ins (end one, "sign out everywhere"). Each
+calls one accounts function.
 
 Every form carries a CSRF token and every POST checks it; bodies are read through a
 bounded reader and parsed here (URL-encoded only, a few short fields). Tokens travel in the
@@ -11,7 +12,8 @@ from __future__ import annotations
 
 import secrets
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote
 
 import structlog
@@ -39,10 +41,12 @@ from mediaplane.accounts import (
     clear_cookie,
     csrf_for,
     csrf_ok,
-    end_all_sessions,
+    end_app_sign_in,
     end_session,
+    end_session_by_id,
     find_session,
     finish_reset,
+    list_app_sign_ins,
     list_sessions,
     local_next,
     mailer_for,
@@ -50,14 +54,19 @@ from mediaplane.accounts import (
     request_reset,
     set_cookie,
     sign_in_session,
+    sign_out_everywhere,
     sign_up,
     verify_email,
 )
 from mediaplane.accounts import EmailPurpose as Purpose
+from mediaplane.accounts import NotFound as AccountNotFound
 from mediaplane.http import ApiError, read_small_body, runtime_dep
 from mediaplane.runtime import Runtime
 
 from ._pages import templates
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 log = structlog.get_logger("mediaplane.web.accounts")
 router = APIRouter(include_in_schema=False)
@@ -381,28 +390,106 @@ def profile(request: Request, rt: Runtime = Depends(runtime_dep)) -> Response:
     current, user = found
     with rt.db.session() as s:
         sessions = list_sessions(s, user.id)
+        apps = list_app_sign_ins(s, user.id)
         s.expunge_all()
-    ctx = {"user": user, "sessions": sessions, "current_id": current.id}
+    ctx = {"user": user, "sessions": sessions, "apps": apps, "current_id": current.id}
     return page(request, "profile.html", ctx)
 
 
-@router.post("/profile/signout-everywhere", response_class=HTMLResponse)
-async def signout_everywhere(request: Request, rt: Runtime = Depends(runtime_dep)) -> Response:
+async def _profile_action(
+    request: Request, rt: Runtime, work: Callable[[Session, WebSession], object]
+) -> Response | None:
+    """A profile form: CSRF checked, the current session found, ``work(s, current)`` done.
+    Returns the page to answer with when it could not be done, None when it was."""
     try:
         await _checked_form(request)
     except BadForm as exc:
         return _notice(request, "Not signed out", exc.message, exc.status)
 
-    def work() -> int | None:
+    def run() -> bool:
         found = _current(rt, request)
         if found is None:
-            return None
+            return False
         with rt.db.session() as s:
-            ended = end_all_sessions(s, found[1].id)
-        log.info("accounts.signed_out_everywhere", user_id=found[1].id, sessions=ended)
-        return ended
+            work(s, found[0])
+        return True
 
-    await run_in_threadpool(work)
+    try:
+        if not await run_in_threadpool(run):
+            return _redirect("/signin?next=" + quote("/profile"))
+    except AccountNotFound as exc:
+        return _notice(request, "Not found", exc.message, 404)
+    return None
+
+
+@router.post("/profile/sessions/{session_id}/end", response_class=HTMLResponse)
+async def end_one_session(
+    session_id: str, request: Request, rt: Runtime = Depends(runtime_dep)
+) -> Response:
+    """Sign one of the user's browsers out (this one too, if it is the one named)."""
+    ended_here = False
+
+    def work(s: Session, current: WebSession) -> None:
+        nonlocal ended_here
+        end_session_by_id(s, current.user_id, session_id)
+        ended_here = session_id == current.id
+        log.info("accounts.session_ended", user_id=current.user_id, session_id=session_id[:32])
+
+    refused = await _profile_action(request, rt, work)
+    if refused is not None:
+        return refused
+    if ended_here:
+        response = _redirect("/signin")
+        clear_cookie(request, response, SESSION_COOKIE)
+        return response
+    return _redirect("/profile")
+
+
+@router.post("/profile/apps/{family_id}/end", response_class=HTMLResponse)
+async def end_one_app(
+    family_id: str, request: Request, rt: Runtime = Depends(runtime_dep)
+) -> Response:
+    """Revoke one app sign-in (its refresh tokens stop working at once)."""
+
+    def work(s: Session, current: WebSession) -> None:
+        end_app_sign_in(s, current.user_id, family_id)
+        log.info("accounts.app_sign_in_ended", user_id=current.user_id, family_id=family_id[:32])
+
+    return await _profile_action(request, rt, work) or _redirect("/profile")
+
+
+@router.post("/profile/signout-others", response_class=HTMLResponse)
+async def signout_others(request: Request, rt: Runtime = Depends(runtime_dep)) -> Response:
+    """Sign out every other browser and every app; this browser stays signed in."""
+
+    def work(s: Session, current: WebSession) -> None:
+        done = sign_out_everywhere(s, current.user_id, keep_session=current.id)
+        log.info(
+            "accounts.signed_out_elsewhere",
+            user_id=current.user_id,
+            sessions=done.sessions,
+            apps=done.app_sign_ins,
+        )
+
+    return await _profile_action(request, rt, work) or _redirect("/profile")
+
+
+@router.post("/profile/signout-everywhere", response_class=HTMLResponse)
+async def signout_everywhere(request: Request, rt: Runtime = Depends(runtime_dep)) -> Response:
+    """Sign out every browser (this one too) and every app."""
+
+    def work(s: Session, current: WebSession) -> None:
+        done = sign_out_everywhere(s, current.user_id)
+        log.info(
+            "accounts.signed_out_everywhere",
+            user_id=current.user_id,
+            sessions=done.sessions,
+            apps=done.app_sign_ins,
+        )
+
+    refused = await _profile_action(request, rt, work)
+    if refused is not None and refused.status_code != 303:
+        return refused
     response = _redirect("/signin")
     clear_cookie(request, response, SESSION_COOKIE)
     return response

@@ -131,9 +131,10 @@ def watch(
         return templates.TemplateResponse(
             request, "watch.html", ctx, status_code=refusal.status, headers=_NO_STORE
         )
-    signed = bool(ctx["tokens"])
+    ctx["library"] = _library_widget(request, data["id"])
+    private = bool(ctx["tokens"]) or ctx["library"] is not None  # tokens, a CSRF token
     return templates.TemplateResponse(
-        request, "watch.html", ctx, headers=_NO_STORE if signed else None
+        request, "watch.html", ctx, headers=_NO_STORE if private else None
     )
 
 
@@ -193,6 +194,14 @@ def _check_rule(rt: Runtime, request: Request, view: PlaybackView) -> None:
         raise AssetNotFound("No such video.")
     if not decision.allowed:
         raise ApiError(403, decision.reason or "forbidden", decision.message)
+
+
+def _library_widget(request: Request, asset_id: str) -> dict[str, str] | None:
+    """What the watch page's library buttons need for a signed-in viewer (None otherwise):
+    the asset and the session's CSRF token, with which static/library.js calls the API."""
+    if session_user(request) is None:
+        return None
+    return {"asset_id": asset_id, "csrf": csrf_for(request.cookies[SESSION_COOKIE])}
 
 
 @router.get("/static/vendor/{name}")

@@ -7,6 +7,7 @@ import mediaplane.accounts  # noqa: F401  (registers tables)
 import mediaplane.catalog  # noqa: F401  (registers tables)
 import mediaplane.ingest  # noqa: F401
 import mediaplane.jobs  # noqa: F401
+import mediaplane.library  # noqa: F401
 from mediaplane.db import Base
 
 url = context.config.get_main_option("sqlalchemy.url")
