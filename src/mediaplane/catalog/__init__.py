@@ -42,6 +42,7 @@ from ._service import (
     sha256_file,
     source_key,
     visible_to,
+    watchable_by,
 )
 from ._views import (
     PlaybackView,
@@ -101,4 +102,5 @@ __all__ = [
     "sha256_file",
     "source_key",
     "visible_to",
+    "watchable_by",
 ]

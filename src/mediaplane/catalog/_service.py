@@ -325,6 +325,17 @@ def visible_to(principal: Principal) -> ColumnElement[bool]:
     return or_(*clauses)
 
 
+def watchable_by(principal: Principal) -> ColumnElement[bool]:
+    """A WHERE clause: the assets ``principal`` may watch (and keep in their library) —
+    public and unlisted ones that moderation does not hold, besides every one
+    :func:`visible_to` them. Private assets stay with their channel's members."""
+    by_link = and_(
+        Asset.visibility != Visibility.PRIVATE,
+        Asset.moderation.not_in([ModerationStatus.PENDING, ModerationStatus.REJECTED]),
+    )
+    return or_(visible_to(principal), by_link)
+
+
 def publicly_listed() -> ColumnElement[bool]:
     """A WHERE clause: the assets an anonymous viewer may find in the public list — public
     visibility, a public playback id, not held by moderation, not errored (those still
@@ -356,6 +367,7 @@ class AssetAction(enum.StrEnum):
     """What a caller may do with an asset they can see."""
 
     READ = "read"
+    WATCH = "watch"  # play, and keep in a library: also public and unlisted assets
     EDIT = "edit"  # change, delete, add playback ids: the channel's editors and owners
     MODERATE = "moderate"  # approve or reject: moderators and admins
 
@@ -370,9 +382,8 @@ def authorized_asset(
     :raises Forbidden: visible, but the caller lacks the role (``insufficient_role``,
         ``insufficient_channel_role``).
     """
-    asset = session.scalars(
-        select(Asset).where(Asset.id == asset_id, visible_to(principal))
-    ).one_or_none()
+    seen = watchable_by(principal) if action is AssetAction.WATCH else visible_to(principal)
+    asset = session.scalars(select(Asset).where(Asset.id == asset_id, seen)).one_or_none()
     if asset is None:
         raise AssetNotFound(f"No asset with id {asset_id!r}.")
     if action is AssetAction.MODERATE:

@@ -1,7 +1,7 @@
 """Library: what a signed-in viewer keeps — watch history with resume positions ("continue
 watching"), favourites and private playlists — and its REST API (:data:`router`).
 
-It sits above ``catalog`` (what a viewer may see is the catalog's ``visible_to``) and
+It sits above ``catalog`` (what a viewer may watch is the catalog's ``watchable_by``) and
 ``accounts`` (who asks), below ``web``.
 
 Errors::

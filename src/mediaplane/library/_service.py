@@ -1,6 +1,6 @@
 """The viewer's library: watch progress (resume positions, "continue watching"),
 favourites and playlists. Every function takes the caller's :class:`Principal`; what they
-may record or list is what the catalog lets them see (:func:`mediaplane.catalog.visible_to`):
+may record or list is what the catalog lets them see (:func:`mediaplane.catalog.watchable_by`):
 an asset they cannot see is a 404 (:class:`mediaplane.catalog.AssetNotFound`), and entries
 of assets they can no longer see are left out of lists.
 
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
-from mediaplane.catalog import Asset, AssetAction, authorized_asset, visible_to
+from mediaplane.catalog import Asset, AssetAction, authorized_asset, watchable_by
 from mediaplane.db import utcnow
 from mediaplane.errors import Forbidden
 
@@ -54,7 +54,7 @@ def user_of(principal: Principal) -> str:
 
 
 def _visible_asset(s: Session, principal: Principal, asset_id: str) -> Asset:
-    return authorized_asset(s, principal, asset_id[:_MAX_ID], AssetAction.READ)
+    return authorized_asset(s, principal, asset_id[:_MAX_ID], AssetAction.WATCH)
 
 
 # --- watch progress -------------------------------------------------------------------------
@@ -134,7 +134,7 @@ def history(
     query = (
         select(WatchEntry, Asset)
         .join(Asset, Asset.id == WatchEntry.asset_id)
-        .where(WatchEntry.user_id == user, visible_to(principal))
+        .where(WatchEntry.user_id == user, watchable_by(principal))
     )
     if continue_watching:
         query = query.where(WatchEntry.finished.is_(False), WatchEntry.position_seconds > 0)
@@ -212,7 +212,7 @@ def favourites(
     query = (
         select(Favourite, Asset)
         .join(Asset, Asset.id == Favourite.asset_id)
-        .where(Favourite.user_id == user_of(principal), visible_to(principal))
+        .where(Favourite.user_id == user_of(principal), watchable_by(principal))
     )
     total = s.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = s.execute(
@@ -291,7 +291,7 @@ def playlist_items(
     rows = s.execute(
         select(PlaylistItem, Asset)
         .join(Asset, Asset.id == PlaylistItem.asset_id)
-        .where(PlaylistItem.playlist_id == playlist.id, visible_to(principal))
+        .where(PlaylistItem.playlist_id == playlist.id, watchable_by(principal))
         .order_by(PlaylistItem.position, PlaylistItem.added_at)
     ).all()
     return [(i, a) for i, a in rows]

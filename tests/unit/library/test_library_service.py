@@ -22,8 +22,9 @@ from mediaplane.accounts import (
     Role,
     Scope,
     User,
+    Visibility,
 )
-from mediaplane.catalog import Asset, AssetNotFound
+from mediaplane.catalog import Asset, AssetNotFound, ModerationStatus
 from mediaplane.catalog._models import PlaybackId
 from mediaplane.errors import Forbidden
 from mediaplane.runtime import Runtime
@@ -57,8 +58,10 @@ def _viewer(s: Session) -> Principal:
     return Principal(user.id, Role.VIEWER, Scope.READ, "session")
 
 
-def _asset(s: Session, channel: str, title: str) -> str:
-    asset = Asset(title=title, channel_id=channel, duration=60.0)
+def _asset(
+    s: Session, channel: str, title: str, visibility: Visibility = Visibility.PRIVATE
+) -> str:
+    asset = Asset(title=title, channel_id=channel, duration=60.0, visibility=visibility)
     asset.playback_ids.append(PlaybackId())
     s.add(asset)
     s.flush()
@@ -135,6 +138,21 @@ def test_assets_the_caller_cannot_see_do_not_exist_for_them(s: Session, w: World
             library.add_favourite(s, w.me, asset_id)
         with pytest.raises(AssetNotFound):
             library.forget(s, w.me, asset_id)
+
+
+def test_public_and_unlisted_assets_of_other_channels_can_be_kept(s: Session, w: World) -> None:
+    theirs = s.get(Asset, w.hidden)
+    assert theirs is not None and theirs.channel_id is not None
+    for visibility in (Visibility.PUBLIC, Visibility.UNLISTED):
+        asset_id = _asset(s, theirs.channel_id, visibility.value, visibility)
+        library.record_progress(s, w.me, asset_id, 5.0)
+        library.add_favourite(s, w.me, asset_id)
+    rows, total = library.history(s, w.me)
+    assert total == 2 and {e.asset_id for e, _ in rows} != {w.hidden}
+    held = _asset(s, theirs.channel_id, "held", Visibility.PUBLIC)
+    s.get(Asset, held).moderation = ModerationStatus.PENDING  # type: ignore[union-attr]
+    with pytest.raises(AssetNotFound):
+        library.record_progress(s, w.me, held, 1.0)
 
 
 def test_the_install_has_no_library(s: Session, w: World) -> None:
