@@ -15,7 +15,7 @@ from itertools import count
 import httpx
 import pytest
 
-from mediaplane.accounts import Channel, ChannelMember, ChannelRole, create_user
+from mediaplane.accounts import Channel, ChannelMember, ChannelRole, Visibility, create_user
 from mediaplane.catalog import Asset, AssetStatus
 from mediaplane.catalog._models import PlaybackId
 from mediaplane.config import Settings
@@ -32,7 +32,7 @@ class World:
     db: Database
     assets: list[str]  # ready, 100 s each, in a channel the users are members of
     playback: list[str]
-    hidden: str  # in a channel they are no member of
+    hidden: str  # private, in a channel they are no member of
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,11 @@ def world(sqlite_server: Server) -> Iterator[World]:
         assets = []
         for i, channel in enumerate([mine.id, mine.id, mine.id, other.id]):
             asset = Asset(
-                title=f"clip {i}", channel_id=channel, duration=100.0, status=AssetStatus.READY
+                title=f"clip {i}",
+                channel_id=channel,
+                duration=100.0,
+                status=AssetStatus.READY,
+                visibility=Visibility.PRIVATE,  # only the channel's members may watch them
             )
             asset.playback_ids.append(PlaybackId())
             s.add(asset)
