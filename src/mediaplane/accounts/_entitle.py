@@ -37,6 +37,7 @@ ENTITLEMENT_REASONS = frozenset(
         "moderation_rejected",
         "outside_availability_window",
         "not_available_in_territory",
+        "too_many_streams",
     }
 )
 _RESOLUTION = re.compile(r"^([1-9][0-9]{1,4})p$")
@@ -69,12 +70,15 @@ class Viewer:
 @dataclass(frozen=True, slots=True)
 class Decision:
     """The answer: ``allowed``, else ``reason`` (a stable code) and ``message`` for the viewer;
-    ``max_height`` caps the video renditions offered (None: no cap)."""
+    ``max_height`` caps the video renditions offered (None: no cap); ``max_streams`` is the
+    viewer's plan's limit on simultaneous streams (None: the install's setting, 0: none).
+    ``too_many_streams`` is decided where streams are counted (the origin), with that limit."""
 
     allowed: bool
     reason: str | None = None
     message: str = ""
     max_height: int | None = None
+    max_streams: int | None = None
 
 
 ALLOWED = Decision(True)

@@ -18,6 +18,7 @@ Errors::
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import re
@@ -28,7 +29,16 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from mediaplane.accounts import PlaybackTokenRejected, Viewer, entitle, verify_playback_token
+from mediaplane.accounts import (
+    SESSION_COOKIE,
+    Decision,
+    PlaybackGrant,
+    PlaybackTokenRejected,
+    Viewer,
+    entitle,
+    session_user,
+    verify_playback_token,
+)
 from mediaplane.catalog import (
     AssetStatus,
     ModerationStatus,
@@ -53,7 +63,16 @@ from mediaplane.media import (
 )
 from mediaplane.storage import ObjectNotFound
 
-from ._access import check_playback, origin_auth, refused, viewer_territory
+from ._access import (
+    Carried,
+    OriginAuth,
+    check_playback,
+    origin_auth,
+    refused,
+    stream_account,
+    too_many_streams,
+    viewer_territory,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -240,8 +259,81 @@ def _admit_signed(rt: Runtime, p: Playable, request: Request, aud: str) -> Acces
     decision = entitle(terms, viewer, signed=True, now=datetime.now(UTC))
     if not decision.allowed:
         raise refused(decision.reason or "forbidden", decision.message)
+    if aud == "v":  # a master playlist or MPD: a stream starts
+        return _start_stream(rt, auth, p, request, grant, decision)
     carried_token = auth.carry.issue(p.playback_id, decision.max_height, time.time())
     return Access("?st=" + carried_token, decision.max_height)
+
+
+def _start_stream(
+    rt: Runtime,
+    auth: OriginAuth,
+    p: Playable,
+    request: Request,
+    grant: PlaybackGrant | None,
+    decision: Decision,
+) -> Access:
+    """The carry token of a new stream: counted for the viewer's account when a limit
+    applies (the plan's, else the install's), refused with ``too_many_streams`` past it."""
+    limit = decision.max_streams
+    if limit is None:
+        limit = rt.settings.max_streams_per_viewer
+    now = time.time()
+    cookie = request.cookies.get(SESSION_COOKIE) if limit > 0 else None
+    user = session_user(request) if cookie else None
+    account = None
+    if limit > 0:
+        account = stream_account(user.id if user else None, grant.viewer_id if grant else None)
+    if account is None:
+        plain = auth.carry.issue(p.playback_id, decision.max_height, now)
+        return Access("?st=" + plain, decision.max_height)
+    # One browser session replaying one video is the same stream (a reload must not count
+    # twice); apps get a new stream per start (and may release it: DELETE …/stream).
+    same = _session_stream(cookie, p.playback_id) if user is not None and cookie else None
+    stream = auth.streams.start(account, limit, same)
+    if stream is None:
+        raise too_many_streams(auth.streams)
+    token = auth.carry.issue(
+        p.playback_id,
+        decision.max_height,
+        now,
+        user_id=account,
+        stream_id=stream,
+        max_streams=limit,
+    )
+    return Access("?st=" + token, decision.max_height)
+
+
+def _session_stream(cookie: str, playback_id: str) -> str:
+    """The stream id of a web session playing ``playback_id`` (the cookie stays secret)."""
+    digest = hashlib.sha256(f"mediaplane/stream/{cookie}/{playback_id}".encode()).digest()
+    return base64.urlsafe_b64encode(digest[:12]).decode()
+
+
+def _renew(auth: OriginAuth, c: Carried) -> None:
+    """A request of ``c``'s stream: renew it when due (else nothing: no I/O); a stream that
+    had freed itself and finds its account at the limit is refused (429)."""
+    if c.stream_id is None or c.user_id is None or not auth.streams.due(c.stream_id):
+        return
+    if not auth.streams.beat(c.user_id, c.stream_id, c.max_streams):
+        raise too_many_streams(auth.streams)
+
+
+def stream_ping(rt: Runtime, playback_id: str, request: Request) -> float:
+    """A player's heartbeat for the stream of its carry token (``?st=``, paused players):
+    renews it and returns the seconds it lives without another (403/429 when refused)."""
+    auth = origin_auth(rt)
+    _renew(auth, auth.carry.verified(request.query_params.get("st"), playback_id, time.time()))
+    return auth.streams.limiter.ttl
+
+
+def stream_stop(rt: Runtime, playback_id: str, request: Request) -> None:
+    """Release the stream of a carry token now (the player stopped); nothing for a token
+    that counts no stream."""
+    auth = origin_auth(rt)
+    c = auth.carry.verified(request.query_params.get("st"), playback_id, time.time())
+    if c.stream_id is not None and c.user_id is not None:
+        auth.streams.release(c.user_id, c.stream_id)
 
 
 def carried(
@@ -253,9 +345,11 @@ def carried(
     query = ""
     if p.signed:  # the token first: the asset's own refusals are for entitled viewers
         value = request.query_params.get("st")
-        cap = origin_auth(rt).carry.verify(value, playback_id, time.time())
-        if not _within(p, rendition, cap):
+        auth = origin_auth(rt)
+        c = auth.carry.verified(value, playback_id, time.time())
+        if not _within(p, rendition, c.max_height):
             raise refused("token_max_resolution", "This rendition is above the token's cap.")
+        _renew(auth, c)
         query = "?st=" + (value or "")
     check_playback(request, rt.settings, moderation=p.moderation, rights=p.rights)
     return p, query
@@ -265,17 +359,21 @@ def carried_query(rt: Runtime, p: Playable, query_string: bytes, parts: list[str
     """The lean path's :func:`carried` for a cached signed ``p`` and the request path's
     ``parts`` after /play/: the query to render with, or ``""`` when it is not a media
     playlist or segment, or the carry token is missing, bad or expired, or the rendition is
-    above its cap (the route then answers, with the reason)."""
+    above its cap, or its stream is due a renewal (the route then answers, with the
+    reason, or renews the stream in a thread)."""
     if len(parts) != 3:
         return ""
     rendition = parts[1]
     for part in query_string.split(b"&"):
         if part.startswith(b"st="):
             value = part[3:].decode("latin-1")
-            cap = origin_auth(rt).carry.check(value, p.playback_id, time.time())
-            if cap is not None and _within(p, rendition, cap):
-                return "?st=" + value
-            return ""
+            auth = origin_auth(rt)
+            c = auth.carry.read(value, p.playback_id, time.time())
+            if c is None or not _within(p, rendition, c.max_height):
+                return ""
+            if c.stream_id is not None and auth.streams.due(c.stream_id):
+                return ""
+            return "?st=" + value
     return ""
 
 
@@ -303,6 +401,12 @@ def _capped(pres: Presentation, cap: int | None) -> Presentation:
 # -- render --------------------------------------------------------------------------------
 
 
+def _personal(query: str) -> bool:
+    """Whether URLs carrying ``query`` are one viewer's (a carry token that names an account
+    has more than three fields): such manifests are rendered each time, not kept."""
+    return query.count(".") > 2
+
+
 def _manifest(
     p: Playable, name: str, render: Callable[[], str], media_type: str, cache: str
 ) -> Text:
@@ -311,9 +415,10 @@ def _manifest(
     if hit is None:
         body = render().encode()
         hit = body, '"' + hashlib.sha1(body, usedforsecurity=False).hexdigest() + '"'
-        _manifests[key] = hit
-        while len(_manifests) > 4096:
-            _manifests.popitem(last=False)
+        if not _personal(name):
+            _manifests[key] = hit
+            while len(_manifests) > 4096:
+                _manifests.popitem(last=False)
     return Text(hit[0], hit[1], media_type, cache_control(p, cache))
 
 
