@@ -20,6 +20,8 @@ import jwt
 import m3u8
 import pytest
 
+from mediaplane.accounts import SESSION_COOKIE, create_session, create_user
+from mediaplane.db import Database
 from tests.support import (
     Backend,
     Server,
@@ -148,6 +150,43 @@ def test_the_limit_holds_across_processes_and_frees_when_heartbeats_stop(
     assert r.status_code == 204, r.text
     third = _start(b, pid, key, "alice")
     assert third.status_code == 200, third.text
+
+
+def test_a_signed_in_session_counts_for_its_user(pair: tuple[Server, Server, str, Any]) -> None:
+    """A viewer signed in on the watch page (a session cookie, a token without viewer_id):
+    reloading the same video in the same session is the same stream; another session of
+    the same user is a second stream, refused at the limit on the other process."""
+    a, b, pid, key = pair
+    db = Database(a.env["MEDIAPLANE_DATABASE_URL"])
+    try:
+        with db.session() as s:
+            user = create_user(s, f"{uuid.uuid4().hex[:8]}@example.org", "correct horse battery")
+            laptop = create_session(s, user, "laptop", 3600).token
+            phone = create_session(s, user, "phone", 3600).token
+            user_id = user.id
+    finally:
+        db.dispose()
+    claims = {"sub": pid, "aud": "v", "exp": int(time.time()) + 600}
+    token = jwt.encode(
+        claims, base64.b64decode(key["private_key"]), algorithm="RS256", headers={"kid": key["id"]}
+    )
+
+    def start(srv: Server, cookie: str) -> httpx.Response:
+        return httpx.get(
+            f"{srv.url}/play/{pid}/master.m3u8",
+            params={"token": token},
+            cookies={SESSION_COOKIE: cookie},
+            timeout=30,
+        )
+
+    first = start(a, laptop)
+    assert first.status_code == 200, first.text
+    assert f".{user_id}." in _carry(first)  # counted for the user
+    assert start(b, laptop).status_code == 200  # a reload: the same stream
+    _refused(start(b, phone))
+    r = httpx.delete(f"{a.url}/play/{pid}/stream", params={"st": _carry(first)}, timeout=30)
+    assert r.status_code == 204
+    assert start(b, phone).status_code == 200
 
 
 def test_stream_pings_need_a_good_carry_token(pair: tuple[Server, Server, str, Any]) -> None:
