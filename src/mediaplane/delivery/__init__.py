@@ -12,7 +12,9 @@ lookup, render, serve) → database, store, ffmpeg. Errors::
 
 Refusals (moderation, window, territory; a signed playback id's missing or bad token) are
 403 :class:`mediaplane.http.ApiError` with the reason as ``code``; the decision is
-:func:`mediaplane.accounts.entitle` (:mod:`._access`).
+:func:`mediaplane.accounts.entitle` (:mod:`._access`). A start past the account's
+concurrent-stream limit is a 429 ``too_many_streams``; players keep a paused stream counted
+with ``POST /play/{id}/stream?st=…`` and free it with ``DELETE`` (the same URL).
 """
 
 from __future__ import annotations
