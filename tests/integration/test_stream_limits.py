@@ -89,6 +89,14 @@ def _start(srv: Server, pid: str, key: dict[str, str], viewer: str) -> httpx.Res
     )
 
 
+def _media(srv: Server, master: httpx.Response) -> httpx.Response:
+    """The first media playlist of a started stream's master playlist, from ``srv``."""
+    uri = m3u8.loads(master.text).playlists[0].uri
+    r = httpx.get(f"{srv.url}/play/{master.url.path.split('/')[2]}/{uri}", timeout=30)
+    assert r.status_code == 200, r.text
+    return r
+
+
 def _segment(srv: Server, master: httpx.Response) -> str:
     """The first segment's URL, on ``srv``, of a started stream's master playlist."""
     playlist = m3u8.loads(master.text, uri=str(master.url))
@@ -122,6 +130,12 @@ def test_the_limit_holds_across_processes_and_frees_when_heartbeats_stop(
     _refused(_start(a, pid, key, "alice"))
     bob = _start(b, pid, key, "bob")  # another account has its own
     assert bob.status_code == 200, bob.text
+    # Each stream's playlists carry its own token (one template per asset, filled in).
+    lists = [_media(b, m) for m in (first, bob)]
+    assert lists[0].headers["etag"] != lists[1].headers["etag"]
+    for m, media in zip((first, bob), lists, strict=True):
+        assert "CARRY-TOKEN" not in m.text + media.text
+        assert all(_carry(m) in line for line in media.text.splitlines() if ".m4" in line)
 
     # Pings keep the paused stream counted past its TTL (alternating processes).
     ping = f"/play/{pid}/stream"

@@ -403,8 +403,33 @@ def _capped(pres: Presentation, cap: int | None) -> Presentation:
 
 def _personal(query: str) -> bool:
     """Whether URLs carrying ``query`` are one viewer's (a carry token that names an account
-    has more than three fields): such manifests are rendered each time, not kept."""
+    has more than three fields): such manifests are kept once as a template, not per viewer."""
     return query.count(".") > 2
+
+
+#: Where a viewer's carry token goes in a kept template (upper case: never in an id).
+_MARK = "?st=CARRY-TOKEN"
+_MARK_BYTES = _MARK.encode()
+
+
+def _carrying(
+    p: Playable,
+    name: str,
+    variant: str,
+    query: str,
+    render: Callable[[str], str],
+    media_type: str,
+    cache: str,
+) -> Text:
+    """A manifest whose URLs carry ``query``: kept per query when it is shared (a carry token
+    of no account), else rendered once as a template (``variant``: what else it depends on)
+    with the viewer's token put in per request, and an ETag of its own."""
+    if not _personal(query):
+        return _manifest(p, name + query, lambda: render(query), media_type, cache)
+    t = _manifest(p, f"{name}{variant}{_MARK}", lambda: render(_MARK), media_type, cache)
+    q = query.encode()
+    tag = hashlib.sha1(q, usedforsecurity=False).hexdigest()[:16]
+    return Text(t.body.replace(_MARK_BYTES, q), f'{t.etag[:-1]}-{tag}"', t.media_type, t.cache)
 
 
 def _manifest(
@@ -436,8 +461,14 @@ def master_text(p: Playable, access: Access = PUBLIC) -> Text:
     if access is PUBLIC:
         return _manifest(p, "master", lambda: render_hls_master(p.presentation), HLS_TYPE, cache)
     pres = _capped(p.presentation, access.max_height)
-    return _manifest(
-        p, "master" + access.query, lambda: render_hls_master(pres, access.query), HLS_TYPE, cache
+    return _carrying(
+        p,
+        "master",
+        f"@{access.max_height}",
+        access.query,
+        lambda q: render_hls_master(pres, q),
+        HLS_TYPE,
+        cache,
     )
 
 
@@ -454,8 +485,14 @@ def mpd_text(p: Playable, access: Access = PUBLIC) -> Text:
     if access is PUBLIC:
         return _manifest(p, "mpd", lambda: render_mpd(p.presentation), DASH_TYPE, cache)
     pres = _capped(p.presentation, access.max_height)
-    return _manifest(
-        p, "mpd" + access.query, lambda: render_mpd(pres, access.query), DASH_TYPE, cache
+    return _carrying(
+        p,
+        "mpd",
+        f"@{access.max_height}",
+        access.query,
+        lambda q: render_mpd(pres, q),
+        DASH_TYPE,
+        cache,
     )
 
 
@@ -469,10 +506,12 @@ def _rendition(p: Playable, rendition: str) -> Rendition:
 def media_text(p: Playable, rendition: str, query: str = "") -> Text:
     """The HLS media playlist of one rendition of ``p`` (its URLs carrying ``query``)."""
     r = _rendition(p, rendition)
-    return _manifest(
+    return _carrying(
         p,
-        f"media:{r.id}{query}",
-        lambda: render_hls_media(r, p.presentation.segment_seconds, query),
+        f"media:{r.id}",
+        "",
+        query,
+        lambda q: render_hls_media(r, p.presentation.segment_seconds, q),
         HLS_TYPE,
         MANIFEST_CACHE if r.complete else GROWING_CACHE,
     )
