@@ -24,9 +24,15 @@ What it measures
 Baseline and target
     ratio = signed req/s / public req/s for the segment: >= 0.9.
 
+With ``--max-streams N`` the server counts streams (``MEDIAPLANE_MAX_STREAMS_PER_VIEWER``)
+and the playback token names a viewer, so the signed requests are one counted stream's: the
+carry token names the account and the stream, and the origin renews the stream every few
+seconds (in Redis with ``--redis-url``).
+
 Usage::
 
-    PYTHONPATH=src .venv/bin/python bench/playback_auth.py [--duration 5] [--rounds 2]
+    PYTHONPATH=src .venv/bin/python bench/playback_auth.py [--duration 5] [--rounds 2] \
+        [--max-streams 4 [--redis-url redis://127.0.0.1:6379/0]]
 
 Needs ``wrk`` on PATH (Debian: ``apt-get install wrk``). Exit status 0 when the segment
 ratio meets its goal, 1 when not.
@@ -36,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import os
 import shutil
 import statistics
 import sys
@@ -59,7 +66,9 @@ from mediaplane.delivery._access import CarryToken  # noqa: E402
 GOAL = 0.9
 
 
-def signed_paths(url: str, token: str, asset_id: str, public_id: str) -> dict[str, str]:
+def signed_paths(
+    url: str, token: str, asset_id: str, public_id: str, viewer: str | None = None
+) -> dict[str, str]:
     """A signed playback id for the asset, a playback token's master, and the media
     playlist and segment paths of one rendition for both ids (signed ones with ``?st=``)."""
     auth = {"Authorization": f"Bearer {token}"}
@@ -68,7 +77,9 @@ def signed_paths(url: str, token: str, asset_id: str, public_id: str) -> dict[st
         r = c.post(f"/api/v1/assets/{asset_id}/playback-ids", json={"policy": "signed"})
         r.raise_for_status()
         pid = r.json()["data"]["id"]
-    claims = {"sub": pid, "aud": "v", "exp": int(time.time()) + 3600}
+    claims: dict[str, object] = {"sub": pid, "aud": "v", "exp": int(time.time()) + 3600}
+    if viewer is not None:
+        claims["viewer_id"] = viewer
     pem = base64.b64decode(key["private_key"])
     jwt_token = jwt.encode(claims, pem, algorithm="RS256", headers={"kid": key["id"]})
     master_url = f"{url}/play/{pid}/master.m3u8?token={jwt_token}"
@@ -122,7 +133,13 @@ def main() -> int:
     ap.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--workers", type=int, default=2, help="web processes")
+    ap.add_argument("--max-streams", type=int, default=0, help="count streams (0: no limit)")
+    ap.add_argument("--redis-url", default=None, help="count them in this Redis")
     args = ap.parse_args()
+    if args.max_streams:
+        os.environ["MEDIAPLANE_MAX_STREAMS_PER_VIEWER"] = str(args.max_streams)
+    if args.redis_url:
+        os.environ["MEDIAPLANE_REDIS_URL"] = args.redis_url
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: apt-get install wrk")
     rs256, carry = verifications_per_second()
@@ -134,7 +151,8 @@ def main() -> int:
     mp = start_mediaplane(tmp, args.workers)
     try:
         asset_id, public_id = ingest(mp, clip)
-        paths = signed_paths(mp.url, mp.token, asset_id, public_id)
+        viewer = "bench-viewer" if args.max_streams else None
+        paths = signed_paths(mp.url, mp.token, asset_id, public_id, viewer)
         for name, path in paths.items():
             r = httpx.get(mp.url + path, timeout=30)
             if r.status_code != 200:

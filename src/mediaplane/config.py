@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     signin_failures_per_account: int = Field(default=5, ge=1)
     signin_failures_per_address: int = Field(default=20, ge=1)
     signin_lockout_seconds: float = Field(default=30.0, gt=0)
+    redis_url: str | None = Field(default=None, repr=False)
+    max_streams_per_viewer: int = Field(default=0, ge=0)
+    stream_ttl_seconds: float = Field(default=45.0, gt=0, le=3600)
     smtp_host: str | None = None
     smtp_port: int = Field(default=587, ge=1, le=65535)
     smtp_from: str = "mediaplane@localhost"
@@ -335,6 +338,12 @@ MEANINGS = {
     "signin_failures_per_address": "failed sign-ins from one client address before it waits",
     "signin_lockout_seconds": "first lockout after too many failures; each further failure doubles "
     "it (at most an hour)",
+    "redis_url": "`redis://host:6379/0`: sign-in brakes and stream limits shared by every web "
+    "process (none: each process keeps its own)",
+    "max_streams_per_viewer": "simultaneous streams per account on signed playback (0: no "
+    "limit; a plan's limit wins)",
+    "stream_ttl_seconds": "a stream stops counting this long after its last segment request "
+    "or player ping",
     "smtp_host": "SMTP server for verification and reset mail; none: the links go to the log",
     "smtp_port": "SMTP port (587 submission, 25 relay)",
     "smtp_from": "sender address of account mail",
@@ -388,6 +397,7 @@ DEFAULT_TEXT = {
     "public_url": "`http://host:port`",
     "admin_token": "generated",
     "secret_key": "generated",
+    "redis_url": "none (in process)",
     "packager_path": "the one in `node_modules`",
     "node_modules_dir": "`node_modules` of the checkout",
     "worker_concurrency": "half the CPU cores, at least 2",

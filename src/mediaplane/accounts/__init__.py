@@ -11,7 +11,8 @@ in the settings (:func:`oidc_router`), linked by ``iss`` + ``sub`` or a verified
 maximum height), with a reason code when not; it weighs an asset's :class:`AccessRule`
 (visibility, free / plan / rental / purchase) against the :class:`AccountFacts` that
 :func:`account_facts` reads from the viewer's plans and grants (:mod:`._plans`, managed by
-admins through /api/v1/plans and /api/v1/grants).
+admins through /api/v1/plans and /api/v1/grants); :class:`StreamTracker` counts each
+account's simultaneous streams (in process, or in Redis for a fleet: :mod:`._streams`).
 
 Errors::
 
@@ -33,7 +34,8 @@ Errors::
 
 Browsers: sign-up, sign-in, reset (:mod:`._local`) open server-side sessions behind an
 ``HttpOnly`` cookie (:mod:`._sessions`; :func:`session_user` resolves one); forms carry a
-CSRF token; sign-in is braked per account and per address (:mod:`._limits`); account mail
+CSRF token; sign-in is braked per account and per address (:mod:`._limits`; in Redis when
+``MEDIAPLANE_REDIS_URL`` is set); account mail
 goes to SMTP or the log (:mod:`._mail`).
 
 Who asks is one :class:`Principal` per request (:func:`current_principal`: the admin
@@ -125,7 +127,14 @@ from ._errors import (
     RefreshTokenReused,
     TokenInvalid,
 )
-from ._limits import InProcessLimiter, Limiter, SignInGuard
+from ._limits import (
+    MAX_LOCKOUT_SECONDS,
+    InProcessLimiter,
+    Limiter,
+    RedisLimiter,
+    SignInGuard,
+    signin_guard,
+)
 from ._local import (
     DEFAULT_NEXT,
     EmailNotVerified,
@@ -191,6 +200,7 @@ from ._principal import (
     require_scope,
     user_principal,
 )
+from ._redis import redis_client
 from ._sessions import (
     ANON_COOKIE,
     CSRF_FIELD,
@@ -224,6 +234,14 @@ from ._signing import (
     revoke_signing_key,
     session_lookup,
     verify_playback_token,
+)
+from ._streams import (
+    InProcessStreams,
+    RedisStreams,
+    StreamLimiter,
+    StreamTracker,
+    new_stream_id,
+    stream_tracker,
 )
 from ._tokens import ensure_admin_token, ensure_secret_key
 from ._users import (
@@ -305,6 +323,16 @@ __all__ = [
     "EmailToken",
     "Identity",
     "InProcessLimiter",
+    "MAX_LOCKOUT_SECONDS",
+    "InProcessStreams",
+    "RedisLimiter",
+    "RedisStreams",
+    "StreamLimiter",
+    "StreamTracker",
+    "new_stream_id",
+    "redis_client",
+    "signin_guard",
+    "stream_tracker",
     "InsufficientScope",
     "InvalidAccountInput",
     "KeyLookup",

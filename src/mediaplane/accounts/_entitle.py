@@ -65,6 +65,7 @@ ENTITLEMENT_REASONS = frozenset(
         "needs_purchase",
         "needs_rental",
         "rental_expired",
+        "too_many_streams",
     }
 )
 #: A rental's window when neither the grant nor the asset names one.
@@ -170,8 +171,10 @@ class Viewer:
 class Decision:
     """The answer: ``allowed``, else ``reason`` (a stable code) and ``message`` for the viewer;
     ``max_height`` caps the video renditions offered (None: no cap); ``max_streams`` is the
-    plan's limit of concurrent streams per account (None: none); ``start_rental`` the id of
-    a rental grant whose window starts now (the caller records it)."""
+    viewer's plan's limit on simultaneous streams (None: no plan decides, the install's
+    setting applies; 0: no limit); ``start_rental`` the id of a rental grant whose window
+    starts now (the caller records it). ``too_many_streams`` is decided where streams are
+    counted (the origin), with that limit."""
 
     allowed: bool
     reason: str | None = None
@@ -210,7 +213,8 @@ def _subscribed(facts: AccountFacts, now: datetime) -> Decision | None:
     if not live:
         return None
     limits = [f.max_streams for f in live]
-    return Decision(True, max_streams=None if None in limits else max(x or 0 for x in limits))
+    # a plan without a limit (None) allows any number: 0; else the most generous plan's
+    return Decision(True, max_streams=0 if None in limits else max(x or 0 for x in limits))
 
 
 def _rented(rule: AccessRule, facts: AccountFacts, now: datetime) -> Decision | None:

@@ -17,6 +17,9 @@ reason as ``code``; a private asset refused is a 404 with ``code`` ``private``. 
 is :func:`mediaplane.accounts.entitle` (:mod:`._access`); the viewer's account and what it
 holds are looked up at the master playlist and the MPD (:mod:`._viewers`), and the carry
 token names the account for the media playlists and segments.
+A start past the account's
+concurrent-stream limit is a 429 ``too_many_streams``; players keep a paused stream counted
+with ``POST /play/{id}/stream?st=…`` and free it with ``DELETE`` (the same URL).
 """
 
 from __future__ import annotations

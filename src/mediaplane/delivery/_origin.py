@@ -20,6 +20,8 @@ from ._service import (
     mpd_text,
     segment_bytes,
     segment_range,
+    stream_ping,
+    stream_stop,
 )
 from ._service import segment as find_segment
 
@@ -45,6 +47,25 @@ def hls_master(playback_id: str, request: Request, rt: Runtime = Depends(runtime
 @router.api_route("/{playback_id}/manifest.mpd", methods=["GET", "HEAD"])
 def dash_mpd(playback_id: str, request: Request, rt: Runtime = Depends(runtime_dep)) -> Response:
     return send_text(request, mpd_text(*admitted(rt, playback_id, request)))
+
+
+@router.post("/{playback_id}/stream")
+def stream_heartbeat(
+    playback_id: str, request: Request, rt: Runtime = Depends(runtime_dep)
+) -> dict[str, dict[str, float]]:
+    """A player's heartbeat (``?st=``: the carry token of its playlist URLs): keeps its
+    stream counted while paused; ``ttl_seconds`` is how long it lives without another."""
+    ttl = stream_ping(rt, playback_id, request)
+    return {"data": {"ttl_seconds": ttl}}
+
+
+@router.delete("/{playback_id}/stream", status_code=204)
+def stream_release(
+    playback_id: str, request: Request, rt: Runtime = Depends(runtime_dep)
+) -> Response:
+    """The player stopped (``?st=``): its stream stops counting now."""
+    stream_stop(rt, playback_id, request)
+    return Response(status_code=204, headers={"Cache-Control": "no-store"})
 
 
 @router.api_route("/{playback_id}/{rendition}/media.m3u8", methods=["GET", "HEAD"])

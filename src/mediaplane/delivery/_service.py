@@ -18,6 +18,7 @@ Errors::
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import re
@@ -29,7 +30,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from mediaplane.accounts import (
+    SESSION_COOKIE,
     AccessRule,
+    Decision,
+    PlaybackGrant,
     PlaybackTokenRejected,
     Viewer,
     Visibility,
@@ -60,7 +64,17 @@ from mediaplane.media import (
 )
 from mediaplane.storage import ObjectNotFound
 
-from ._access import check_playback, origin_auth, refused, refused_by, viewer_territory
+from ._access import (
+    Carried,
+    OriginAuth,
+    check_playback,
+    origin_auth,
+    refused,
+    refused_by,
+    stream_account,
+    too_many_streams,
+    viewer_territory,
+)
 from ._viewers import rental_started, viewer_facts, viewer_id
 
 if TYPE_CHECKING:
@@ -274,8 +288,87 @@ def _admit_signed(rt: Runtime, p: Playable, request: Request, aud: str) -> Acces
         raise refused_by(decision)
     if decision.start_rental is not None and user_id is not None:
         rental_started(rt, decision.start_rental, user_id, p.asset_id, now)
-    carried_token = auth.carry.issue(p.playback_id, decision.max_height, time.time(), user_id)
+    if aud == "v":  # a master playlist or MPD: a stream starts
+        return _start_stream(rt, auth, p, request, grant, decision, user_id)
+    carried_token = auth.carry.issue(
+        p.playback_id, decision.max_height, time.time(), user_id=user_id
+    )
     return Access("?st=" + carried_token, decision.max_height)
+
+
+def _start_stream(
+    rt: Runtime,
+    auth: OriginAuth,
+    p: Playable,
+    request: Request,
+    grant: PlaybackGrant | None,
+    decision: Decision,
+    user_id: str | None,
+) -> Access:
+    """The carry token of a new stream: counted for the viewer's account when a limit
+    applies (the plan's, else the install's), refused with ``too_many_streams`` past it.
+
+    :param user_id: the viewer's account when already known (a gated asset's decision)."""
+    limit = decision.max_streams
+    if limit is None:
+        limit = rt.settings.max_streams_per_viewer
+    now = time.time()
+    if limit <= 0:
+        plain = auth.carry.issue(p.playback_id, decision.max_height, now, user_id=user_id)
+        return Access("?st=" + plain, decision.max_height)
+    user_id = user_id or viewer_id(rt, request, None)  # the session's user, if any
+    account = stream_account(user_id, grant.viewer_id if grant else None)
+    if account is None:  # nobody to count: an anonymous token
+        plain = auth.carry.issue(p.playback_id, decision.max_height, now)
+        return Access("?st=" + plain, decision.max_height)
+    # One browser session replaying one video is the same stream (a reload must not count
+    # twice); apps get a new stream per start (and may release it: DELETE …/stream).
+    cookie = request.cookies.get(SESSION_COOKIE)
+    same = _session_stream(cookie, p.playback_id) if user_id and cookie else None
+    stream = auth.streams.start(account, limit, same)
+    if stream is None:
+        raise too_many_streams(auth.streams)
+    token = auth.carry.issue(
+        p.playback_id,
+        decision.max_height,
+        now,
+        user_id=account,
+        stream_id=stream,
+        max_streams=limit,
+    )
+    return Access("?st=" + token, decision.max_height)
+
+
+def _session_stream(cookie: str, playback_id: str) -> str:
+    """The stream id of a web session playing ``playback_id`` (the cookie stays secret)."""
+    digest = hashlib.sha256(f"mediaplane/stream/{cookie}/{playback_id}".encode()).digest()
+    return base64.urlsafe_b64encode(digest[:12]).decode()
+
+
+def _renew(auth: OriginAuth, c: Carried) -> None:
+    """A request of ``c``'s stream: renew it when due (else nothing: no I/O); a stream that
+    had freed itself and finds its account at the limit is refused (429)."""
+    if c.stream_id is None or c.user_id is None or not auth.streams.due(c.stream_id):
+        return
+    if not auth.streams.beat(c.user_id, c.stream_id, c.max_streams):
+        raise too_many_streams(auth.streams)
+
+
+def stream_ping(rt: Runtime, playback_id: str, request: Request) -> float:
+    """A player's heartbeat for the stream of its carry token (``?st=``, paused players):
+    renews it and returns the seconds it lives without another (403/429 when refused)."""
+    auth = origin_auth(rt)
+    _renew(auth, auth.carry.verified(request.query_params.get("st"), playback_id, time.time()))
+    return auth.streams.limiter.ttl
+
+
+def stream_stop(rt: Runtime, playback_id: str, request: Request) -> None:
+    """Release the stream of a carry token now (the player stopped); nothing for a token
+    that counts no stream."""
+    auth = origin_auth(rt)
+    c = auth.carry.verified(request.query_params.get("st"), playback_id, time.time())
+    if c.stream_id is not None and c.user_id is not None:
+        auth.streams.release(c.user_id, c.stream_id)
 
 
 def carried(
@@ -287,9 +380,11 @@ def carried(
     query = ""
     if p.carries:  # the token first: the asset's own refusals are for entitled viewers
         value = request.query_params.get("st")
-        cap = origin_auth(rt).carry.verify(value, playback_id, time.time())
-        if not _within(p, rendition, cap):
+        auth = origin_auth(rt)
+        c = auth.carry.verified(value, playback_id, time.time())
+        if not _within(p, rendition, c.max_height):
             raise refused("token_max_resolution", "This rendition is above the token's cap.")
+        _renew(auth, c)
         query = "?st=" + (value or "")
     check_playback(request, rt.settings, moderation=p.moderation, rights=p.rights)
     return p, query
@@ -299,17 +394,21 @@ def carried_query(rt: Runtime, p: Playable, query_string: bytes, parts: list[str
     """The lean path's :func:`carried` for a cached signed ``p`` and the request path's
     ``parts`` after /play/: the query to render with, or ``""`` when it is not a media
     playlist or segment, or the carry token is missing, bad or expired, or the rendition is
-    above its cap (the route then answers, with the reason)."""
+    above its cap, or its stream is due a renewal (the route then answers, with the
+    reason, or renews the stream in a thread)."""
     if len(parts) != 3:
         return ""
     rendition = parts[1]
     for part in query_string.split(b"&"):
         if part.startswith(b"st="):
             value = part[3:].decode("latin-1")
-            cap = origin_auth(rt).carry.check(value, p.playback_id, time.time())
-            if cap is not None and _within(p, rendition, cap):
-                return "?st=" + value
-            return ""
+            auth = origin_auth(rt)
+            c = auth.carry.read(value, p.playback_id, time.time())
+            if c is None or not _within(p, rendition, c.max_height):
+                return ""
+            if c.stream_id is not None and auth.streams.due(c.stream_id):
+                return ""
+            return "?st=" + value
     return ""
 
 
@@ -337,6 +436,37 @@ def _capped(pres: Presentation, cap: int | None) -> Presentation:
 # -- render --------------------------------------------------------------------------------
 
 
+def _personal(query: str) -> bool:
+    """Whether URLs carrying ``query`` are one viewer's (a carry token that names an account
+    has more than three fields): such manifests are kept once as a template, not per viewer."""
+    return query.count(".") > 2
+
+
+#: Where a viewer's carry token goes in a kept template (upper case: never in an id).
+_MARK = "?st=CARRY-TOKEN"
+_MARK_BYTES = _MARK.encode()
+
+
+def _carrying(
+    p: Playable,
+    name: str,
+    variant: str,
+    query: str,
+    render: Callable[[str], str],
+    media_type: str,
+    cache: str,
+) -> Text:
+    """A manifest whose URLs carry ``query``: kept per query when it is shared (a carry token
+    of no account), else rendered once as a template (``variant``: what else it depends on)
+    with the viewer's token put in per request, and an ETag of its own."""
+    if not _personal(query):
+        return _manifest(p, name + query, lambda: render(query), media_type, cache)
+    t = _manifest(p, f"{name}{variant}{_MARK}", lambda: render(_MARK), media_type, cache)
+    q = query.encode()
+    tag = hashlib.sha1(q, usedforsecurity=False).hexdigest()[:16]
+    return Text(t.body.replace(_MARK_BYTES, q), f'{t.etag[:-1]}-{tag}"', t.media_type, t.cache)
+
+
 def _manifest(
     p: Playable, name: str, render: Callable[[], str], media_type: str, cache: str
 ) -> Text:
@@ -345,9 +475,10 @@ def _manifest(
     if hit is None:
         body = render().encode()
         hit = body, '"' + hashlib.sha1(body, usedforsecurity=False).hexdigest() + '"'
-        _manifests[key] = hit
-        while len(_manifests) > 4096:
-            _manifests.popitem(last=False)
+        if not _personal(name):
+            _manifests[key] = hit
+            while len(_manifests) > 4096:
+                _manifests.popitem(last=False)
     return Text(hit[0], hit[1], media_type, cache_control(p, cache))
 
 
@@ -365,8 +496,14 @@ def master_text(p: Playable, access: Access = PUBLIC) -> Text:
     if access is PUBLIC:
         return _manifest(p, "master", lambda: render_hls_master(p.presentation), HLS_TYPE, cache)
     pres = _capped(p.presentation, access.max_height)
-    return _manifest(
-        p, "master" + access.query, lambda: render_hls_master(pres, access.query), HLS_TYPE, cache
+    return _carrying(
+        p,
+        "master",
+        f"@{access.max_height}",
+        access.query,
+        lambda q: render_hls_master(pres, q),
+        HLS_TYPE,
+        cache,
     )
 
 
@@ -383,8 +520,14 @@ def mpd_text(p: Playable, access: Access = PUBLIC) -> Text:
     if access is PUBLIC:
         return _manifest(p, "mpd", lambda: render_mpd(p.presentation), DASH_TYPE, cache)
     pres = _capped(p.presentation, access.max_height)
-    return _manifest(
-        p, "mpd" + access.query, lambda: render_mpd(pres, access.query), DASH_TYPE, cache
+    return _carrying(
+        p,
+        "mpd",
+        f"@{access.max_height}",
+        access.query,
+        lambda q: render_mpd(pres, q),
+        DASH_TYPE,
+        cache,
     )
 
 
@@ -398,10 +541,12 @@ def _rendition(p: Playable, rendition: str) -> Rendition:
 def media_text(p: Playable, rendition: str, query: str = "") -> Text:
     """The HLS media playlist of one rendition of ``p`` (its URLs carrying ``query``)."""
     r = _rendition(p, rendition)
-    return _manifest(
+    return _carrying(
         p,
-        f"media:{r.id}{query}",
-        lambda: render_hls_media(r, p.presentation.segment_seconds, query),
+        f"media:{r.id}",
+        "",
+        query,
+        lambda q: render_hls_media(r, p.presentation.segment_seconds, q),
         HLS_TYPE,
         MANIFEST_CACHE if r.complete else GROWING_CACHE,
     )

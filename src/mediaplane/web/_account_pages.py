@@ -28,7 +28,6 @@ from mediaplane.accounts import (
     AccountsError,
     AuthenticationFailed,
     EmailNotVerified,
-    InProcessLimiter,
     Mail,
     Mailer,
     MailNotSent,
@@ -51,11 +50,13 @@ from mediaplane.accounts import (
     local_next,
     mailer_for,
     peek_email_token,
+    redis_client,
     request_reset,
     set_cookie,
     sign_in_session,
     sign_out_everywhere,
     sign_up,
+    signin_guard,
     verify_email,
 )
 from mediaplane.accounts import EmailPurpose as Purpose
@@ -99,14 +100,7 @@ def guard(request: Request) -> SignInGuard:
     with _state_lock:
         if getattr(state, "signin_guard", None) is None:
             settings = state.runtime.settings
-            state.signin_guard = SignInGuard(
-                InProcessLimiter(
-                    settings.signin_failures_per_account, settings.signin_lockout_seconds
-                ),
-                InProcessLimiter(
-                    settings.signin_failures_per_address, settings.signin_lockout_seconds
-                ),
-            )
+            state.signin_guard = signin_guard(settings, redis_client(settings))
         found: SignInGuard = state.signin_guard
     return found
 

@@ -7,7 +7,13 @@ import time
 
 import pytest
 
-from mediaplane.delivery._access import CARRY_BUCKET, CARRY_SECONDS, CarryToken
+from mediaplane.delivery._access import (
+    CARRY_BUCKET,
+    CARRY_SECONDS,
+    Carried,
+    CarryToken,
+    stream_account,
+)
 from mediaplane.http import ApiError
 
 NOW = 1_900_000_000.0
@@ -79,3 +85,42 @@ def test_check_is_cheap() -> None:
     for _ in range(2000):
         carry.check(value, "pb1", time.time())
     assert time.perf_counter() - start < 2.0  # generous: a sanity bound, not a benchmark
+
+
+def test_a_counted_stream_carries_its_account_stream_and_limit() -> None:
+    carry = CarryToken("secret")
+    value = carry.issue("pb1", 720, NOW, user_id="u_1", stream_id="s-9", max_streams=2)
+    assert carry.read(value, "pb1", NOW) == Carried(720, "u_1", "s-9", 2)
+    assert carry.check(value, "pb1", NOW) == 720
+    user_only = carry.issue("pb1", None, NOW, user_id="u_1")
+    assert carry.read(user_only, "pb1", NOW) == Carried(0, "u_1", None, 0)
+    plain = carry.read(carry.issue("pb1", None, NOW), "pb1", NOW)
+    assert plain == Carried(0)
+    expires, height, user, stream, limit, sig = value.split(".")
+    for bad in (
+        f"{expires}.{height}.u_2.{stream}.{limit}.{sig}",  # another account's
+        f"{expires}.{height}.{user}.s-8.{limit}.{sig}",  # another stream
+        f"{expires}.{height}.{user}.{stream}.9.{sig}",  # a higher limit
+        f"{expires}.{height}.{user}.{stream}.{sig}",  # the limit dropped
+        f"{expires}.{height}.{sig}",  # the stream dropped: no longer counted
+        f"{expires}.{height}.{user}.{stream}.{limit}.{limit}.{sig}",
+        f"{expires}.{height}.u!.{stream}.{limit}.{sig}",
+        f"{expires}.{height}.{user}.{stream}.99999.{sig}",
+    ):
+        assert carry.read(bad, "pb1", NOW) is None, bad
+        assert _code(carry, bad) == "token_signature"
+    assert _code(carry, value, now=int(expires) + 1) == "token_expired"
+    with pytest.raises(ValueError, match="ids are"):
+        carry.issue("pb1", None, NOW, user_id="alice@example.org")
+    with pytest.raises(ValueError, match="user_id is needed"):
+        carry.issue("pb1", None, NOW, stream_id="s1")  # a stream needs its account
+
+
+def test_the_account_of_a_stream() -> None:
+    assert stream_account("user1", "viewer-x") == "user1"  # the session's user first
+    assert stream_account(None, "viewer-x") == "viewer-x"
+    hashed = stream_account(None, "alice@example.org")  # not carry-token safe: a digest
+    assert hashed is not None and hashed.startswith("v-") and "alice" not in hashed
+    assert hashed == stream_account(None, "alice@example.org")
+    assert CarryToken("s").issue("pb1", None, NOW, user_id=hashed)
+    assert stream_account(None, None) is None and stream_account(None, "") is None
