@@ -17,6 +17,7 @@ from mediaplane.accounts import ChannelRole, Principal, Role, member_channel_ids
 from mediaplane.config import SourceType
 from mediaplane.db import utcnow
 from mediaplane.errors import Forbidden, NotFound
+from mediaplane.events import EventType, emit
 from mediaplane.jobs import Job, JobState, create_job, dispatch
 from mediaplane.media import Presentation
 
@@ -34,6 +35,7 @@ from ._payloads import EncodeChunk, FingerprintAudio, ImportUrl, ProcessAsset
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+    from mediaplane.config import Settings
     from mediaplane.runtime import Runtime
 
     from ._rights import Rights
@@ -241,6 +243,7 @@ def ingest_source(
                 record_content_hash(s, asset, content_hash)
             job = create_job(s, ProcessAsset(asset_id=asset_id), subject_id=asset_id)
             fingerprint = queue_fingerprint(s, asset)
+            emit_asset_event(s, EventType.ASSET_CREATED, asset, runtime.settings)
     except BaseException:
         runtime.store.delete(key)
         raise
@@ -272,6 +275,7 @@ def ingest_url(
             channel_id=channel_id,
         )
         job = create_job(s, ImportUrl(asset_id=asset.id, url=url), subject_id=asset.id)
+        emit_asset_event(s, EventType.ASSET_CREATED, asset, runtime.settings)
     dispatch(runtime, job.id, job.type)
     log.info("asset.created", asset_id=asset.id, source="url")
     return asset
@@ -377,6 +381,7 @@ def update_asset(
             asset.title = title.strip()[:500]
         if rights is not _UNSET:
             asset.rights = rights.to_json() if rights is not None else None
+        emit_asset_event(s, EventType.ASSET_UPDATED, asset, runtime.settings)
     log.info("asset.updated", asset_id=asset_id, rights_changed=rights is not _UNSET)
 
 
@@ -387,6 +392,10 @@ def moderate_asset(runtime: Runtime, asset_id: str, *, approve: bool) -> None:
         asset = get_asset(s, asset_id)
         asset.moderation = decision
         asset.moderated_at = utcnow()
+        kind = EventType.ASSET_MODERATION_REJECTED
+        if approve:
+            kind = EventType.ASSET_MODERATION_APPROVED
+        emit_asset_event(s, kind, asset, runtime.settings)
     log.info("asset.moderated", asset_id=asset_id, decision=str(decision))
 
 
@@ -395,10 +404,19 @@ def delete_asset(runtime: Runtime, asset_id: str) -> None:
     with runtime.db.session() as s:
         asset = get_asset(s, asset_id)
         prefix = asset.storage_prefix
+        emit_asset_event(s, EventType.ASSET_DELETED, asset, runtime.settings)  # as it was
         _unlink_duplicates(s, asset)
         s.delete(asset)
     removed = runtime.store.delete_prefix(prefix)
     log.info("asset.deleted", asset_id=asset_id, objects=removed)
+
+
+def emit_asset_event(session: Session, kind: EventType, asset: Asset, settings: Settings) -> None:
+    """Add ``kind`` about ``asset`` to the outbox in ``session``'s transaction, its data the
+    asset in the API's shape (playback URLs on the public URL)."""
+    progress = progress_of(session, [asset]).get(asset.id)
+    data = asset_to_api(asset, progress, settings.effective_public_url)
+    emit(session, kind, "asset", asset.id, data)
 
 
 def _unlink_duplicates(session: Session, asset: Asset) -> None:
