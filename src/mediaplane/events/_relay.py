@@ -41,18 +41,17 @@ class Relay:
         self.bus = bus
         self.batch = batch
         self.lease = Lease(db, self.LEASE, seconds=lease_seconds)
-        self._renew_at = 0.0
+        self._held = False
+        self._next_check = 0.0
 
     def holds_lease(self) -> bool:
-        """Whether this process is the relay now (renewing the lease a third of the way)."""
+        """Whether this process is the relay now. The lease is renewed (or, by a standby,
+        tried) a third of its time apart, not on every tick: a database write each."""
         now = time.monotonic()
-        if now < self._renew_at:
-            return True
-        if self.lease.acquire():
-            self._renew_at = now + self.lease.seconds / 3
-            return True
-        self._renew_at = 0.0
-        return False
+        if now >= self._next_check:
+            self._held = self.lease.acquire()
+            self._next_check = now + self.lease.seconds / 3
+        return self._held
 
     def tick(self) -> int:
         """Publish the next batch if this process holds the lease; how many it published.
@@ -79,7 +78,7 @@ class Relay:
 
     def release(self) -> None:
         """Hand the lease on now; if the database is gone, it expires by itself."""
-        self._renew_at = 0.0
+        self._held, self._next_check = False, 0.0
         try:
             self.lease.release()
         except SQLAlchemyError:

@@ -50,18 +50,27 @@ def _asset(rt: Runtime, tmp_path: Path, title: str = "first") -> str:
     return ingest_file(rt, src, filename="src.mp4", title=title).id
 
 
-def test_an_event_rolls_back_with_its_change(rt: Runtime, tmp_path: Path) -> None:
-    asset_id = _asset(rt, tmp_path)
-    before = len(_events(rt))
-    with pytest.raises(RuntimeError), rt.db.session() as s:
+def _rename_then_fail(rt: Runtime, asset_id: str) -> None:
+    with rt.db.session() as s:
         asset = get_asset(s, asset_id)
         asset.title = "never"
         emit_asset_event(s, EventType.ASSET_UPDATED, asset, rt.settings)
         raise RuntimeError("the change fails after its event was written")
-    # The database refuses the change at commit: its event goes with it.
-    with pytest.raises(IntegrityError), rt.db.session() as s:
+
+
+def _emit_then_conflict(rt: Runtime, asset_id: str) -> None:
+    with rt.db.session() as s:
         emit(s, EventType.ASSET_UPDATED, "asset", asset_id, {"id": asset_id})
         s.add(Asset(id=asset_id, title="a second row with the same id"))
+
+
+def test_an_event_rolls_back_with_its_change(rt: Runtime, tmp_path: Path) -> None:
+    asset_id = _asset(rt, tmp_path)
+    before = len(_events(rt))
+    with pytest.raises(RuntimeError):
+        _rename_then_fail(rt, asset_id)
+    with pytest.raises(IntegrityError):  # the database refuses the change at commit
+        _emit_then_conflict(rt, asset_id)
     assert len(_events(rt)) == before
     with rt.db.session() as s:
         assert get_asset(s, asset_id).title == "first"
@@ -109,7 +118,9 @@ def _emit_many(rt: Runtime, n: int, objects: int = 3) -> list[str]:
     for start in range(0, n, 50):
         with rt.db.session() as s:
             for i in range(start, min(n, start + 50)):
-                ids.append(emit(s, EventType.ASSET_UPDATED, "asset", f"a{i % objects}", {"n": i}).id)
+                ids.append(
+                    emit(s, EventType.ASSET_UPDATED, "asset", f"a{i % objects}", {"n": i}).id
+                )
     return ids
 
 
@@ -130,8 +141,9 @@ def test_relay_order_lease_and_restart(database: str, tmp_path: Path) -> None:
         with rt.db.session() as s:
             bus.publish(unpublished(s, 500))
         first.release()  # (a dead holder's lease expires; this hands it on at once)
-        assert other.drain() == 700
-        other.release()
+        restarted = Relay(other.db, bus, batch=500)
+        assert restarted.drain() == 700
+        restarted.release()
         other.db.dispose()
 
         with rt.db.session() as s:
