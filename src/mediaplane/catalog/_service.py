@@ -404,9 +404,12 @@ def delete_asset(runtime: Runtime, asset_id: str) -> None:
     with runtime.db.session() as s:
         asset = get_asset(s, asset_id)
         prefix = asset.storage_prefix
-        emit_asset_event(s, EventType.ASSET_DELETED, asset, runtime.settings)  # as it was
+        data = _asset_data(s, asset, runtime.settings)  # as it was
         _unlink_duplicates(s, asset)
         s.delete(asset)
+        # The DELETE is flushed (its row lock held) inside emit before the event gets its
+        # outbox id: a concurrent change's event is ordered before or after, never across.
+        emit(s, EventType.ASSET_DELETED, "asset", asset_id, data)
     removed = runtime.store.delete_prefix(prefix)
     log.info("asset.deleted", asset_id=asset_id, objects=removed)
 
@@ -414,9 +417,12 @@ def delete_asset(runtime: Runtime, asset_id: str) -> None:
 def emit_asset_event(session: Session, kind: EventType, asset: Asset, settings: Settings) -> None:
     """Add ``kind`` about ``asset`` to the outbox in ``session``'s transaction, its data the
     asset in the API's shape (playback URLs on the public URL)."""
+    emit(session, kind, "asset", asset.id, _asset_data(session, asset, settings))
+
+
+def _asset_data(session: Session, asset: Asset, settings: Settings) -> dict[str, Any]:
     progress = progress_of(session, [asset]).get(asset.id)
-    data = asset_to_api(asset, progress, settings.effective_public_url)
-    emit(session, kind, "asset", asset.id, data)
+    return asset_to_api(asset, progress, settings.effective_public_url)
 
 
 def _unlink_duplicates(session: Session, asset: Asset) -> None:
