@@ -191,12 +191,13 @@ def run_direct(
 
 def lease_touch(db: Database) -> Callable[[], object]:
     """A transaction that changes one row (a lease's expiry): the commit a change costs."""
+    name = f"bench-{uuid.uuid4().hex[:8]}"
     with db.session() as s:
-        s.add(JobLease(name="bench", holder="bench", expires_at=utcnow()))
+        s.add(JobLease(name=name, holder="bench", expires_at=utcnow()))
 
     def commit() -> None:
         with db.session() as s:
-            s.execute(update(JobLease).where(JobLease.name == "bench").values(expires_at=utcnow()))
+            s.execute(update(JobLease).where(JobLease.name == name).values(expires_at=utcnow()))
 
     return commit
 
