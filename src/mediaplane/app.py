@@ -27,7 +27,7 @@ from mediaplane.catalog import (
     StitchRung,
 )
 from mediaplane.config import Settings, get_settings
-from mediaplane.events import Relay
+from mediaplane.events import Relay, prune
 from mediaplane.http import install_error_handlers
 from mediaplane.ingest import import_url, sweep_expired
 from mediaplane.jobs import JobSpec, JobTable, Watchdog
@@ -104,6 +104,12 @@ def job_table(settings: Settings) -> JobTable:
             ),
         ]
     )
+
+
+def prune_outbox(runtime: Runtime) -> int:
+    """A watchdog pass: delete events published longer than the retention ago."""
+    with runtime.db.session() as s:
+        return prune(s, runtime.settings.events_retention_seconds)
 
 
 async def _watchdog(watchdog: Watchdog) -> None:
@@ -240,7 +246,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     ops.configure_logging(settings.log_level, settings.log_format)
     runtime = Runtime.get(settings, job_table=job_table)
-    watchdog = Watchdog(runtime, passes=[sweep_expired])
+    watchdog = Watchdog(runtime, passes=[sweep_expired, prune_outbox])
     relay = Relay(runtime.db, runtime.bus) if settings.events_relay else None
 
     @contextlib.asynccontextmanager

@@ -188,6 +188,8 @@ class Settings(BaseSettings):
     events_relay: bool = True
     #: How often an idle relay looks for new events in the outbox.
     events_relay_interval_seconds: float = Field(default=0.2, gt=0)
+    #: Published events stay in the outbox this long (embedded readers and replays read it).
+    events_retention_seconds: float = Field(default=7 * 86400.0, gt=0)
 
     @field_validator("oidc_providers")
     @classmethod
@@ -389,6 +391,7 @@ MEANINGS = {
     "events_url": "event bus: `redis://…` (Redis Streams, consumer groups); none: in-process",
     "events_relay": "relay outbox events to the bus from the web processes (one holds a lease)",
     "events_relay_interval_seconds": "how often an idle relay looks for new events",
+    "events_retention_seconds": "published events stay in the outbox this long (then deleted)",
 }
 #: Defaults that are computed, or that a bare value would not explain.
 DEFAULT_TEXT = {

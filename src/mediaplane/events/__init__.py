@@ -24,7 +24,7 @@ from ._errors import BusUnavailable, EventsError
 from ._event import Event, EventType, matches
 from ._memory import InProcessBus
 from ._model import OutboxRow
-from ._outbox import backlog, emit
+from ._outbox import backlog, emit, prune
 from ._relay import Relay
 
 __all__ = [
@@ -43,5 +43,6 @@ __all__ = [
     "emit",
     "matches",
     "open_bus",
+    "prune",
     "register",
 ]

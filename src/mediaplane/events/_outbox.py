@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 
 from mediaplane.db import utcnow
 
@@ -95,3 +96,20 @@ def read_after(session: Session, seq: int, limit: int) -> list[Event]:
 
 def last_seq(session: Session) -> int:
     return int(session.scalar(select(func.max(OutboxRow.id))) or 0)
+
+
+def prune(session: Session, older_than_seconds: float, limit: int = 5000) -> int:
+    """Delete up to ``limit`` events the bus took more than ``older_than_seconds`` ago;
+    how many. Unpublished events are never deleted."""
+    cutoff = utcnow() - timedelta(seconds=older_than_seconds)
+    t = _TABLE
+    old = (
+        select(t.c.id)
+        .where(t.c.published_at.is_not(None), t.c.published_at < cutoff)
+        .order_by(t.c.id)
+        .limit(limit)
+    )
+    ids = list(session.scalars(old))
+    if ids:
+        session.execute(delete(t).where(t.c.id.in_(ids)))
+    return len(ids)

@@ -5,14 +5,16 @@ and marking (same ids, none lost), and not at all while the bus is down."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from mediaplane.catalog import Asset, ProcessAsset, emit_asset_event, get_asset, ingest_file
 from mediaplane.catalog._service import delete_asset, moderate_asset, update_asset
+from mediaplane.db import utcnow
 from mediaplane.events import (
     BusUnavailable,
     Event,
@@ -23,6 +25,7 @@ from mediaplane.events import (
     backlog,
     emit,
     open_bus,
+    prune,
 )
 from mediaplane.events._outbox import unpublished
 from mediaplane.ingest import create_upload
@@ -183,3 +186,23 @@ def test_embedded_readers_see_the_outbox_table(rt: Runtime) -> None:
     assert [d.event.id for d in tail.fetch(1.0)] == after
     assert [d.event.id for d in everything.fetch(1.0)] == before + after
     assert tail.fetch(0.0) == []
+
+
+def test_prune_deletes_only_old_published_events(rt: Runtime) -> None:
+    old = _emit_many(rt, 3)
+    relay = Relay(rt.db, InProcessBus(rt.db))
+    assert relay.drain() == 3
+    waiting = _emit_many(rt, 2)  # never published: kept however old
+    long_ago = utcnow() - timedelta(days=8)
+    with rt.db.session() as s:
+        s.execute(
+            update(OutboxRow)
+            .where(OutboxRow.event_id.in_(old[:2] + waiting))
+            .values(created_at=long_ago)
+        )
+        s.execute(
+            update(OutboxRow).where(OutboxRow.event_id.in_(old[:2])).values(published_at=long_ago)
+        )
+    with rt.db.session() as s:
+        assert prune(s, 7 * 86400) == 2
+    assert [e.id for e in _events(rt)] == old[2:] + waiting
