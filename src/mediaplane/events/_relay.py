@@ -2,7 +2,9 @@
 in one process of the deployment at a time (the holder of a lease row).
 
 At-least-once: an event is marked only after the bus took it, so a relay that dies
-between the two publishes it again (the same event id) after the restart.
+between the two publishes it again (the same event id) after the restart. A relay that
+stalls past its lease (15 s) while another takes over may publish a batch beside it until
+its next lease check: duplicates, with the same ids.
 """
 
 from __future__ import annotations
