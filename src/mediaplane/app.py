@@ -27,6 +27,7 @@ from mediaplane.catalog import (
     StitchRung,
 )
 from mediaplane.config import Settings, get_settings
+from mediaplane.events import Relay, prune
 from mediaplane.http import install_error_handlers
 from mediaplane.ingest import import_url, sweep_expired
 from mediaplane.jobs import JobSpec, JobTable, Watchdog
@@ -105,6 +106,12 @@ def job_table(settings: Settings) -> JobTable:
     )
 
 
+def prune_outbox(runtime: Runtime) -> int:
+    """A watchdog pass: delete events published longer than the retention ago."""
+    with runtime.db.session() as s:
+        return prune(s, runtime.settings.events_retention_seconds)
+
+
 async def _watchdog(watchdog: Watchdog) -> None:
     """Tick the deployment's watchdog (it sweeps only where it holds the lease)."""
     while True:
@@ -113,6 +120,27 @@ async def _watchdog(watchdog: Watchdog) -> None:
             await run_in_threadpool(watchdog.tick)
         except Exception:  # keep watching; the next pass retries
             log.exception("watchdog.error")
+
+
+#: A relay whose bus refused a batch waits this long before it tries again (at most).
+RELAY_BACKOFF_MAX_SECONDS = 10.0
+
+
+async def _relay(relay: Relay, interval: float) -> None:
+    """Relay the outbox to the bus (only where this process holds the relay's lease):
+    a full batch is followed at once by the next, an empty one by ``interval``."""
+    failures = 0
+    while True:
+        try:
+            n = await run_in_threadpool(relay.tick)
+            failures = 0
+        except Exception:  # the bus or the database is down: events wait in the outbox
+            failures += 1
+            log.warning("events.relay_failed", failures=failures, exc_info=failures == 1)
+            await asyncio.sleep(min(RELAY_BACKOFF_MAX_SECONDS, interval * 2**failures))
+            continue
+        if n < relay.batch:
+            await asyncio.sleep(interval)
 
 
 _METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -218,15 +246,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     ops.configure_logging(settings.log_level, settings.log_format)
     runtime = Runtime.get(settings, job_table=job_table)
-    watchdog = Watchdog(runtime, passes=[sweep_expired])
+    watchdog = Watchdog(runtime, passes=[sweep_expired, prune_outbox])
+    relay = Relay(runtime.db, runtime.bus) if settings.events_relay else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with asyncio.TaskGroup() as tg:
-            task = tg.create_task(_watchdog(watchdog))
+            tasks = [tg.create_task(_watchdog(watchdog))]
+            if relay is not None:
+                interval = settings.events_relay_interval_seconds
+                tasks.append(tg.create_task(_relay(relay, interval)))
             yield
-            task.cancel()
+            for task in tasks:
+                task.cancel()
         await run_in_threadpool(watchdog.release)  # another web process takes over at once
+        if relay is not None:
+            await run_in_threadpool(relay.release)
+        runtime.bus.close()
         runtime.db.dispose()
 
     app = _App(title="Mediaplane", version=__version__, lifespan=lifespan)

@@ -1,4 +1,4 @@
-"""The `mediaplane` command: up, worker, ingest, migrate, token."""
+"""The `mediaplane` command: up, worker, ingest, migrate, token, events."""
 
 from __future__ import annotations
 
@@ -48,6 +48,7 @@ from mediaplane.config import Settings, misspelled_env
 from mediaplane.media import Toolchain, ToolMissing
 
 if TYPE_CHECKING:
+    from mediaplane.events import Event
     from mediaplane.ingest import ImportAborted
 
 app = typer.Typer(
@@ -760,6 +761,65 @@ def create_user_cmd(
     except (AccountsError, DatabaseError) as exc:
         _fatal(str(exc))
     typer.echo(f"created {user.role} {user.email} (id {user.id})")
+
+
+events_app = typer.Typer(help="Events: watch what happens on the platform.", no_args_is_help=True)
+app.add_typer(events_app, name="events")
+
+
+def _event_line(event: Event) -> str:
+    """One event as a person reads it: time, type, object, and its title and status."""
+    when = event.created_at.astimezone().strftime("%H:%M:%S")
+    line = f"{when}  {event.type:<32} {event.object_type} {event.object_id}"
+    title, status = event.data.get("title"), event.data.get("status")
+    if title:
+        line += f"  {title!r}"
+    if status:
+        line += f"  ({status})"
+    return line
+
+
+@events_app.command("tail")
+def events_tail_cmd(
+    types: Annotated[
+        list[str] | None,
+        typer.Option("--type", help="Only events of this type, e.g. 'video.asset.*' (repeat it)"),
+    ] = None,
+    group: Annotated[
+        str | None,
+        typer.Option(help="Read as a member of this consumer group (acknowledged, shared)"),
+    ] = None,
+    from_start: Annotated[
+        bool, typer.Option("--from-start", help="Begin with the oldest event, not the next")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One event as JSON per line")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Print events as they happen, from MEDIAPLANE_EVENTS_URL (embedded: the outbox table)."""
+    # imported here, not at the top: `mediaplane --help` stays fast
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from mediaplane.config import redact
+    from mediaplane.events import EventsError, consume
+
+    settings = _settings(data_dir=data_dir)
+    events = consume(
+        settings.events_url,
+        group,
+        types=types,
+        database_url=settings.effective_database_url,
+        namespace=settings.queue_namespace,
+        from_start=from_start,
+    )
+    try:
+        for event in events:
+            typer.echo(event.dumps() if as_json else _event_line(event))
+    except KeyboardInterrupt:
+        pass
+    except EventsError as exc:
+        _fatal(str(exc))
+    except SQLAlchemyError as exc:  # no database yet (nothing ran `mediaplane up`), say
+        _fatal(f"cannot read the outbox: {redact(str(exc).splitlines()[0])}")
 
 
 @app.command()

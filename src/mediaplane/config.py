@@ -185,6 +185,15 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(default=3, ge=1)
     watchdog_interval_seconds: float = 10.0
 
+    #: The event bus: none for the in-process bus, ``redis://…`` for Redis Streams.
+    events_url: str | None = Field(default=None, repr=False)
+    #: Relay the outbox's events to the bus from the web processes (one at a time).
+    events_relay: bool = True
+    #: How often an idle relay looks for new events in the outbox.
+    events_relay_interval_seconds: float = Field(default=0.2, gt=0)
+    #: Published events stay in the outbox this long (embedded readers and replays read it).
+    events_retention_seconds: float = Field(default=7 * 86400.0, gt=0)
+
     @field_validator("oidc_providers")
     @classmethod
     def _unique_names(cls, value: list[OidcProvider]) -> list[OidcProvider]:
@@ -388,11 +397,16 @@ MEANINGS = {
     "job_stall_seconds": "a running job silent this long is re-queued by the watchdog",
     "job_max_attempts": "attempts before a job (and its asset) errors",
     "watchdog_interval_seconds": "how often the watchdog re-queues stalled jobs, expires uploads",
+    "events_url": "event bus: `redis://…` (Redis Streams, consumer groups); none: in-process",
+    "events_relay": "relay outbox events to the bus from the web processes (one holds a lease)",
+    "events_relay_interval_seconds": "how often an idle relay looks for new events",
+    "events_retention_seconds": "published events stay in the outbox this long (then deleted)",
 }
 #: Defaults that are computed, or that a bare value would not explain.
 DEFAULT_TEXT = {
     "database_url": "SQLite in the data dir",
     "broker_url": "embedded (SQLite in the data dir)",
+    "events_url": "in-process (the outbox table)",
     "storage_url": "`<data-dir>/objects`",
     "public_url": "`http://host:port`",
     "admin_token": "generated",

@@ -1,5 +1,5 @@
-"""The per-process runtime: settings plus the database, object store, job broker and job
-table they name.
+"""The per-process runtime: settings plus the database, object store, job broker, event bus
+and job table they name.
 
 Built once per process (and again after a fork, so no connection crosses a fork). The job
 table comes from the app's wiring (``mediaplane.app.job_table``), passed in by whoever
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from mediaplane.config import Settings, get_settings
 from mediaplane.db import Database
+from mediaplane.events import Bus, open_bus
 from mediaplane.jobs import JobTable, make_celery
 from mediaplane.media import Toolchain
 from mediaplane.storage import ObjectStore, open_store
@@ -56,6 +57,11 @@ class Runtime:
     @cached_property
     def celery(self) -> Celery:
         return make_celery(self.settings, type(self).get)
+
+    @cached_property
+    def bus(self) -> Bus:
+        """The event bus ``events_url`` names (the relay publishes to it)."""
+        return open_bus(self.settings.events_url, self.db, self.settings.queue_namespace)
 
     @cached_property
     def toolchain(self) -> Toolchain:

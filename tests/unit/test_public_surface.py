@@ -11,6 +11,7 @@ PACKAGES = [
     "mediaplane.catalog",
     "mediaplane.db",
     "mediaplane.delivery",
+    "mediaplane.events",
     "mediaplane.ingest",
     "mediaplane.intake",
     "mediaplane.jobs",

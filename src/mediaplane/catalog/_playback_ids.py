@@ -10,8 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from mediaplane.events import EventType
+
 from ._models import PlaybackId, PlaybackPolicy
-from ._service import AssetAction, AssetNotFound, authorized_asset
+from ._service import AssetAction, AssetNotFound, authorized_asset, emit_asset_event
 
 if TYPE_CHECKING:
     from mediaplane.accounts import Principal
@@ -33,6 +35,7 @@ def add_playback_id(
         asset.playback_ids.append(pid)
         s.flush()
         data = {"id": pid.id, "policy": str(pid.policy)}
+        emit_asset_event(s, EventType.ASSET_UPDATED, asset, runtime.settings)
     log.info("asset.playback_id_added", asset_id=asset_id, policy=str(policy))
     return data
 
@@ -47,4 +50,5 @@ def remove_playback_id(
         if pid is None:
             raise AssetNotFound(f"The asset has no playback id {playback_id!r}.")
         asset.playback_ids.remove(pid)
+        emit_asset_event(s, EventType.ASSET_UPDATED, asset, runtime.settings)
     log.info("asset.playback_id_removed", asset_id=asset_id)

@@ -25,6 +25,7 @@ from mediaplane.accounts import (
 from mediaplane.config import SourceType
 from mediaplane.db import utcnow
 from mediaplane.errors import Forbidden, NotFound
+from mediaplane.events import EventType, emit
 from mediaplane.jobs import Job, JobState, create_job, dispatch
 from mediaplane.media import Presentation
 
@@ -42,6 +43,7 @@ from ._payloads import EncodeChunk, FingerprintAudio, ImportUrl, ProcessAsset
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+    from mediaplane.config import Settings
     from mediaplane.runtime import Runtime
 
     from ._rights import Rights
@@ -260,6 +262,7 @@ def ingest_source(
                 record_content_hash(s, asset, content_hash)
             job = create_job(s, ProcessAsset(asset_id=asset_id), subject_id=asset_id)
             fingerprint = queue_fingerprint(s, asset)
+            emit_asset_event(s, EventType.ASSET_CREATED, asset, runtime.settings)
     except BaseException:
         runtime.store.delete(key)
         raise
@@ -292,6 +295,7 @@ def ingest_url(
             channel_id=channel_id,
         )
         job = create_job(s, ImportUrl(asset_id=asset.id, url=url), subject_id=asset.id)
+        emit_asset_event(s, EventType.ASSET_CREATED, asset, runtime.settings)
     dispatch(runtime, job.id, job.type)
     log.info("asset.created", asset_id=asset.id, source="url")
     return asset
@@ -451,6 +455,7 @@ def update_asset(
                 new.kind,
                 new.rental_hours,
             )
+        emit_asset_event(s, EventType.ASSET_UPDATED, asset, runtime.settings)
     log.info("asset.updated", asset_id=asset_id, rights_changed=rights is not _UNSET)
 
 
@@ -461,6 +466,10 @@ def moderate_asset(runtime: Runtime, asset_id: str, *, approve: bool) -> None:
         asset = get_asset(s, asset_id)
         asset.moderation = decision
         asset.moderated_at = utcnow()
+        kind = EventType.ASSET_MODERATION_REJECTED
+        if approve:
+            kind = EventType.ASSET_MODERATION_APPROVED
+        emit_asset_event(s, kind, asset, runtime.settings)
     log.info("asset.moderated", asset_id=asset_id, decision=str(decision))
 
 
@@ -469,10 +478,25 @@ def delete_asset(runtime: Runtime, asset_id: str) -> None:
     with runtime.db.session() as s:
         asset = get_asset(s, asset_id)
         prefix = asset.storage_prefix
+        data = _asset_data(s, asset, runtime.settings)  # as it was
         _unlink_duplicates(s, asset)
         s.delete(asset)
+        # The DELETE is flushed (its row lock held) inside emit before the event gets its
+        # outbox id: a concurrent change's event is ordered before or after, never across.
+        emit(s, EventType.ASSET_DELETED, "asset", asset_id, data)
     removed = runtime.store.delete_prefix(prefix)
     log.info("asset.deleted", asset_id=asset_id, objects=removed)
+
+
+def emit_asset_event(session: Session, kind: EventType, asset: Asset, settings: Settings) -> None:
+    """Add ``kind`` about ``asset`` to the outbox in ``session``'s transaction, its data the
+    asset in the API's shape (playback URLs on the public URL)."""
+    emit(session, kind, "asset", asset.id, _asset_data(session, asset, settings))
+
+
+def _asset_data(session: Session, asset: Asset, settings: Settings) -> dict[str, Any]:
+    progress = progress_of(session, [asset]).get(asset.id)
+    return asset_to_api(asset, progress, settings.effective_public_url)
 
 
 def _unlink_duplicates(session: Session, asset: Asset) -> None:

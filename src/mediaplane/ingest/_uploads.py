@@ -37,6 +37,7 @@ from mediaplane.catalog import (
 )
 from mediaplane.db import Base, str_enum, utcnow
 from mediaplane.errors import NotFound
+from mediaplane.events import EventType, emit
 from mediaplane.intake import UploadError, UploadTooLarge
 from mediaplane.storage import StorageError
 
@@ -236,6 +237,11 @@ class UploadView:
         }
 
 
+def _emit(s: Session, kind: EventType, upload: Upload) -> None:
+    """Add ``kind`` about ``upload`` to the outbox in ``s``'s transaction (its API shape)."""
+    emit(s, kind, "upload", upload.id, UploadView.of(upload).to_api())
+
+
 def _expired(u: Upload | UploadView, now: datetime) -> bool:
     """Waiting past its expiry with bytes to come, or a finished partial nobody used."""
     if u.status is not UploadStatus.WAITING or u.expires_at > now:
@@ -324,6 +330,7 @@ def create_upload(
         s.add(upload)
         s.flush()
         view = UploadView.of(upload)
+        _emit(s, EventType.UPLOAD_CREATED, upload)
     log.info("upload.created", upload_id=view.id, length=length, concat=str(upload.concat))
     return view
 
@@ -432,6 +439,7 @@ def create_final(
         s.add(upload)
         s.flush()
         view = UploadView.of(upload)
+        _emit(s, EventType.UPLOAD_CREATED, upload)
     log.info("upload.final_created", upload_id=view.id, parts=len(partial_ids), length=length)
     return token, view
 
@@ -449,6 +457,7 @@ def _expire(runtime: Runtime, s: Session, upload: Upload) -> None:
         upload.error = "The partial upload expired before a final upload used it."
     else:
         upload.error = "The upload expired before it was finished; start a new one."
+    _emit(s, EventType.UPLOAD_ERRORED, upload)
     staging_for(runtime.store).discard(upload.staged_name)
     log.info("upload.expired", upload_id=upload.id, offset=upload.offset)
 
@@ -636,6 +645,7 @@ def complete(runtime: Runtime, upload_id: str, token: str) -> UploadView:
         upload.asset_id = asset.id
         upload.lock_token = upload.locked_until = None
         done = UploadView.of(upload)
+        _emit(s, EventType.UPLOAD_ASSET_CREATED, upload)
         if view.concat_parts:
             s.execute(
                 update(Upload)
@@ -672,6 +682,7 @@ def _fail(runtime: Runtime, upload_id: str, message: str) -> UploadView:
             part.error = f"Its final upload {upload_id!r} failed: {message}"
         staged = [part.staged_name for part in parts]
         view = UploadView.of(upload)
+        _emit(s, EventType.UPLOAD_ERRORED, upload)
     for name in staged:
         staging_for(runtime.store).discard(name)
     return view
@@ -714,6 +725,7 @@ def cancel_upload(runtime: Runtime, upload_id: str) -> None:
         upload.status = UploadStatus.CANCELLED
         upload.expires_at = min(upload.expires_at, now)
         staged = upload.staged_name
+        _emit(s, EventType.UPLOAD_CANCELLED, upload)
     staging_for(runtime.store).discard(staged)
     log.info("upload.cancelled", upload_id=upload_id)
 

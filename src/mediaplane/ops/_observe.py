@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mediaplane.catalog import ProcessAsset
+from mediaplane.events import backlog
 from mediaplane.http import ApiError, runtime_dep
 from mediaplane.jobs import Job, JobState, jobs_by_state
 from mediaplane.runtime import Runtime
@@ -124,9 +125,13 @@ class _DbCollector(Collector):
         transcode = SummaryMetricFamily(
             "mediaplane_transcode_seconds", "Seconds spent in successful asset processing jobs"
         )
+        waiting = GaugeMetricFamily(
+            "mediaplane_events_backlog", "Events in the outbox the bus has not taken yet"
+        )
         with self.runtime.db.session() as s:
             for state, n in jobs_by_state(s).items():
                 jobs.add_metric([str(state)], n)
+            waiting.add_metric([], backlog(s))
             count, total = s.execute(
                 select(func.count(), func.coalesce(func.sum(Job.run_seconds), 0.0)).where(
                     Job.type == ProcessAsset.job_type, Job.state == JobState.SUCCEEDED
@@ -135,6 +140,7 @@ class _DbCollector(Collector):
         transcode.add_metric([], count_value=count, sum_value=float(total or 0.0))
         yield jobs
         yield transcode
+        yield waiting
 
 
 class Metrics:
@@ -265,4 +271,12 @@ def readyz(rt: Runtime = Depends(runtime_dep)) -> dict[str, Any]:
         checks["media_tools"] = f"error: {exc}"
     if any(v != "ok" for v in checks.values()):
         raise ApiError(503, "not_ready", "; ".join(f"{k}: {v}" for k, v in checks.items()))
-    return {"status": "ready", "checks": checks}
+    return {"status": "ready", "checks": checks, "events": _events_details(rt)}
+
+
+def _events_details(rt: Runtime) -> dict[str, Any]:
+    """The bus and the outbox's backlog: a bus that is down delays events, never the
+    platform (they wait in the outbox), so it is a detail here, not a readiness failure."""
+    with rt.db.session() as s:
+        waiting = backlog(s)
+    return {"bus": rt.bus.description, "backlog": waiting}

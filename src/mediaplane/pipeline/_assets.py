@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from mediaplane.catalog import Asset, AssetJob, AssetStatus
+from mediaplane.catalog import Asset, AssetJob, AssetStatus, emit_asset_event
+from mediaplane.events import EventType
 from mediaplane.jobs import JobContext, PermanentJobError
 from mediaplane.media import InvalidMedia, Presentation
 
@@ -56,9 +57,12 @@ def asset_gave_up(ctx: JobContext, payload: AssetJob, message: str, *, permanent
         row = s.get(Asset, asset_id)
         if row is None:
             return
+        first = row.status is not AssetStatus.ERRORED
         row.status = AssetStatus.ERRORED
         row.errors = {
             "type": "invalid_input" if permanent else "internal_error",
             "messages": [message],
         }
+        if first:  # a second job giving up on it is no new event
+            emit_asset_event(s, EventType.ASSET_ERRORED, row, ctx.runtime.settings)
     log.info("asset.errored", asset_id=asset_id, message=message)

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from sqlalchemy import update
 
-from mediaplane.catalog import Asset, AssetStatus
+from mediaplane.catalog import Asset, AssetStatus, emit_asset_event
 from mediaplane.db import utcnow
+from mediaplane.events import EventType
 from mediaplane.media import (
     PREVIEW_DIR,
     MediaError,
@@ -115,6 +116,8 @@ def update_presentation(
             )
             if done.rowcount == 1:  # type: ignore[attr-defined]
                 if playable:
+                    s.refresh(row)
+                    emit_asset_event(s, EventType.ASSET_READY, row, rt.settings)
                     log.info("asset.playable", asset_id=asset_id, renditions=new.rendition_ids)
                 return new
         time.sleep(min(0.5, 0.01 * (attempt + 1)))

@@ -5,6 +5,7 @@ from sqlalchemy import create_engine
 
 import mediaplane.accounts  # noqa: F401  (registers tables)
 import mediaplane.catalog  # noqa: F401  (registers tables)
+import mediaplane.events  # noqa: F401  (registers tables)
 import mediaplane.ingest  # noqa: F401
 import mediaplane.jobs  # noqa: F401
 import mediaplane.library  # noqa: F401

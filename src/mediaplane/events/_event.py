@@ -1,0 +1,92 @@
+"""Domain events: their types and the one JSON shape every bus and consumer sees."""
+
+from __future__ import annotations
+
+import enum
+import fnmatch
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from ._model import OutboxRow
+
+
+class EventType(enum.StrEnum):
+    """Every event Mediaplane emits, named as hosted-video APIs name theirs."""
+
+    ASSET_CREATED = "video.asset.created"
+    ASSET_READY = "video.asset.ready"
+    ASSET_ERRORED = "video.asset.errored"
+    ASSET_UPDATED = "video.asset.updated"
+    ASSET_DELETED = "video.asset.deleted"
+    ASSET_MODERATION_APPROVED = "video.asset.moderation.approved"
+    ASSET_MODERATION_REJECTED = "video.asset.moderation.rejected"
+    UPLOAD_CREATED = "video.upload.created"
+    UPLOAD_ASSET_CREATED = "video.upload.asset_created"
+    UPLOAD_CANCELLED = "video.upload.cancelled"
+    UPLOAD_ERRORED = "video.upload.errored"
+
+
+@dataclass(frozen=True)
+class Event:
+    """One domain event: ``{"type", "id", "created_at", "object": {"type", "id"}, "data"}``.
+
+    :param seq: its outbox row id (the relay's order), when known.
+    """
+
+    type: str
+    id: str
+    created_at: datetime
+    object_type: str
+    object_id: str
+    data: dict[str, Any]
+    seq: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "id": self.id,
+            "created_at": self.created_at.isoformat(),
+            "object": {"type": self.object_type, "id": self.object_id},
+            "data": self.data,
+        }
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), separators=(",", ":"), default=str)
+
+    @classmethod
+    def loads(cls, text: str | bytes, seq: int | None = None) -> Event:
+        """The event from its JSON (as a bus carries it)."""
+        doc = json.loads(text)
+        return cls(
+            type=doc["type"],
+            id=doc["id"],
+            created_at=datetime.fromisoformat(doc["created_at"]),
+            object_type=doc["object"]["type"],
+            object_id=doc["object"]["id"],
+            data=doc["data"],
+            seq=seq,
+        )
+
+    @classmethod
+    def of(cls, row: OutboxRow) -> Event:
+        return cls(
+            row.type,
+            row.event_id,
+            row.created_at,
+            row.object_type,
+            row.object_id,
+            row.data,
+            seq=row.id,
+        )
+
+
+def matches(event_type: str, patterns: Iterable[str] | None) -> bool:
+    """Whether ``event_type`` is one of ``patterns`` (``video.asset.*``); None: every type."""
+    if patterns is None:
+        return True
+    return any(fnmatch.fnmatchcase(event_type, p) for p in patterns)
