@@ -25,6 +25,7 @@ from ._rights import (
     parse_passthrough,
     parse_source_type,
     playback_refusal,
+    viewer_territory,
 )
 from ._service import (
     AssetAction,
@@ -89,6 +90,7 @@ __all__ = [
     "ingest_source",
     "load_territory_table",
     "normalize_territory",
+    "viewer_territory",
     "parse_passthrough",
     "parse_source_type",
     "playback_refusal",

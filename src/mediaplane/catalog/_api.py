@@ -5,7 +5,6 @@ function (in a thread: they are blocking) and shapes the answer; an unknown asse
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -23,12 +22,11 @@ from ._playback_ids import add_playback_id, remove_playback_id
 from ._rights import (
     InvalidAssetInput,
     Rights,
-    load_territory_table,
-    normalize_territory,
     parse_passthrough,
     parse_rights,
     parse_rights_text,
     parse_source_type,
+    viewer_territory,
 )
 from ._views import (
     asset_view,
@@ -272,23 +270,6 @@ def _rule(given: tuple[object, object, object], base: AccessRule) -> AccessRule:
     return parse_access_rule(*given, base=base)
 
 
-def _territory(request: Request, rt: Runtime) -> Callable[[], str | None]:
-    """The caller's country, as the origin finds it: the trusted header, else the
-    operator's CIDR table for the peer's address (looked up only when called)."""
-
-    def lookup() -> str | None:
-        settings = rt.settings
-        if settings.territory_header is not None:
-            code = normalize_territory(request.headers.get(settings.territory_header))
-            if code is not None:
-                return code
-        if settings.territory_cidr_file is not None and request.client is not None:
-            return load_territory_table(settings.territory_cidr_file).lookup(request.client.host)
-        return None
-
-    return lookup
-
-
 @router.get("/assets/{asset_id}/entitlement")
 def entitlement_(
     asset_id: str,
@@ -299,7 +280,8 @@ def entitlement_(
     """May the caller play this asset now? ``allowed``, else ``reason`` (``sign_in_required``,
     ``needs_subscription``, ``needs_rental``, ``rental_expired``, ``needs_purchase``, the
     catalog's refusals …) and ``message``; ``max_streams``: the plan's stream limit."""
-    return {"data": entitlement_view(rt, principal, asset_id, _territory(request, rt))}
+    territory = lambda: viewer_territory(request, rt.settings)  # noqa: E731 (looked up if needed)
+    return {"data": entitlement_view(rt, principal, asset_id, territory)}
 
 
 @router.post("/assets/{asset_id}/moderation")

@@ -15,14 +15,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mediaplane.config import SourceType
 
 from ._models import ModerationStatus
 from ._service import CatalogError
 
+if TYPE_CHECKING:
+    from starlette.requests import Request
+
+    from mediaplane.config import Settings
+
 __all__ = [
+    "viewer_territory",
     "COUNTRY_CODES",
     "InvalidAssetInput",
     "PlaybackTerms",
@@ -480,3 +486,15 @@ class TerritoryTable:
 def load_territory_table(path: Path) -> TerritoryTable:
     """The table in ``path``, read once per process."""
     return TerritoryTable.from_csv(path)
+
+
+def viewer_territory(request: Request, settings: Settings) -> str | None:
+    """The viewer's country: the trusted header when configured and present with a country,
+    else the operator's CIDR table for the socket peer's address, else None (unknown)."""
+    if settings.territory_header is not None:
+        code = normalize_territory(request.headers.get(settings.territory_header))
+        if code is not None:
+            return code
+    if settings.territory_cidr_file is not None and request.client is not None:
+        return load_territory_table(settings.territory_cidr_file).lookup(request.client.host)
+    return None

@@ -46,9 +46,8 @@ from mediaplane.catalog import (
     ModerationStatus,
     PlaybackTerms,
     Rights,
-    load_territory_table,
-    normalize_territory,
     playback_refusal,
+    viewer_territory,
 )
 from mediaplane.http import ApiError
 
@@ -256,18 +255,6 @@ def origin_auth(rt: Runtime) -> OriginAuth:
     if found is None:
         found = _auth[rt] = OriginAuth(rt)
     return found
-
-
-def viewer_territory(request: Request, settings: Settings) -> str | None:
-    """The viewer's country: the trusted header when configured and present with a country,
-    else the operator's CIDR table for the socket peer's address, else None (unknown)."""
-    if settings.territory_header is not None:
-        code = normalize_territory(request.headers.get(settings.territory_header))
-        if code is not None:
-            return code
-    if settings.territory_cidr_file is not None and request.client is not None:
-        return load_territory_table(settings.territory_cidr_file).lookup(request.client.host)
-    return None
 
 
 def check_playback(

@@ -17,6 +17,7 @@ from mediaplane.catalog import (
     normalize_territory,
     parse_passthrough,
     parse_source_type,
+    viewer_territory,
 )
 from mediaplane.catalog._rights import (
     COUNTRY_CODES,
@@ -26,7 +27,7 @@ from mediaplane.catalog._rights import (
 )
 from mediaplane.catalog._service import initial_moderation
 from mediaplane.config import Settings, SourceType
-from mediaplane.delivery._access import check_playback, playback_refusal, viewer_territory
+from mediaplane.delivery._access import check_playback, playback_refusal
 from mediaplane.http import ApiError
 
 T0 = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
