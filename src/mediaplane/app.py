@@ -17,7 +17,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mediaplane import __version__, catalog, delivery, ingest, library, ops, web
+from mediaplane import __version__, catalog, delivery, ingest, library, ops, web, webhooks
 from mediaplane.accounts import api_router, ensure_admin_token, oidc_router
 from mediaplane.catalog import (
     EncodeChunk,
@@ -143,6 +143,19 @@ async def _relay(relay: Relay, interval: float) -> None:
             await asyncio.sleep(interval)
 
 
+async def _webhooks(dispatcher: webhooks.Dispatcher, interval: float) -> None:
+    """Start sending due webhook deliveries (a thread each, bounded per endpoint); never
+    waits for an answer, so a slow endpoint holds only its own threads."""
+    while True:
+        try:
+            started = await run_in_threadpool(dispatcher.tick)
+        except Exception:  # the database is down: deliveries wait
+            log.warning("webhooks.dispatch_failed", exc_info=True)
+            started = 0
+        if not started:
+            await asyncio.sleep(interval)
+
+
 _METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 
@@ -247,7 +260,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ops.configure_logging(settings.log_level, settings.log_format)
     runtime = Runtime.get(settings, job_table=job_table)
     watchdog = Watchdog(runtime, passes=[sweep_expired, prune_outbox])
-    relay = Relay(runtime.db, runtime.bus) if settings.events_relay else None
+    relay = (
+        Relay(runtime.db, runtime.bus, on_published=webhooks.fan_out)
+        if settings.events_relay
+        else None
+    )
+    dispatcher = webhooks.Dispatcher.of(runtime.db, settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -256,12 +274,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if relay is not None:
                 interval = settings.events_relay_interval_seconds
                 tasks.append(tg.create_task(_relay(relay, interval)))
+            interval = settings.events_relay_interval_seconds
+            tasks.append(tg.create_task(_webhooks(dispatcher, interval)))
             yield
             for task in tasks:
                 task.cancel()
         await run_in_threadpool(watchdog.release)  # another web process takes over at once
         if relay is not None:
             await run_in_threadpool(relay.release)
+        dispatcher.close()
         runtime.bus.close()
         runtime.db.dispose()
 
@@ -276,6 +297,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_router())
     app.include_router(oidc_router())
     app.include_router(library.router)
+    app.include_router(webhooks.router)
     app.include_router(delivery.router)
     app.include_router(ops.router)
     app.include_router(web.router)
