@@ -53,7 +53,7 @@ class WebhookDelivery(Base):
 
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
-        UniqueConstraint("endpoint_id", "event_id", "replay_of"),
+        UniqueConstraint("endpoint_id", "fanout_key"),
         Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
         Index("ix_webhook_deliveries_endpoint_created", "endpoint_id", "created_at"),
     )
@@ -64,8 +64,10 @@ class WebhookDelivery(Base):
     event_type: Mapped[str] = mapped_column(String(64))
     #: The request body sent, byte for byte (the event's JSON).
     body: Mapped[str] = mapped_column(Text)
-    #: The delivery this one replays ("" for an original: unique with the event id).
-    replay_of: Mapped[str] = mapped_column(String(32), default="")
+    #: The delivery this one replays (None for an original).
+    replay_of: Mapped[str | None] = mapped_column(String(32))
+    #: The event id on an original, None on a replay: one original per endpoint and event.
+    fanout_key: Mapped[str | None] = mapped_column(String(36))
     status: Mapped[DeliveryStatus] = mapped_column(
         str_enum(DeliveryStatus), default=DeliveryStatus.PENDING
     )
@@ -93,7 +95,7 @@ class WebhookDelivery(Base):
             "endpoint_id": self.endpoint_id,
             "event_id": self.event_id,
             "event_type": self.event_type,
-            "replay_of": self.replay_of or None,
+            "replay_of": self.replay_of,
             "status": str(self.status),
             "attempts": self.attempts,
             "next_attempt_at": iso(self.next_attempt_at),

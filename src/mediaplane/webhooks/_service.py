@@ -141,6 +141,7 @@ def fan_out(s: Session, events: Sequence[Event]) -> int:
         WebhookDelivery(
             endpoint_id=ep.id,
             event_id=e.id,
+            fanout_key=e.id,
             event_type=e.type,
             body=e.dumps(),
             created_at=now,
@@ -203,7 +204,7 @@ def replay_range(
         select(WebhookDelivery)
         .where(
             WebhookDelivery.endpoint_id == endpoint_id,
-            WebhookDelivery.replay_of == "",
+            WebhookDelivery.replay_of.is_(None),
             WebhookDelivery.created_at >= since,
             WebhookDelivery.created_at < until,
         )

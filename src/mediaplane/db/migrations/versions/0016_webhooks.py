@@ -37,7 +37,8 @@ def upgrade() -> None:
         sa.Column("event_id", sa.String(length=36), nullable=False),
         sa.Column("event_type", sa.String(length=64), nullable=False),
         sa.Column("body", sa.Text(), nullable=False),
-        sa.Column("replay_of", sa.String(length=32), nullable=False),
+        sa.Column("replay_of", sa.String(length=32), nullable=True),
+        sa.Column("fanout_key", sa.String(length=36), nullable=True),
         sa.Column(
             "status",
             sa.Enum(
@@ -68,7 +69,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_deliveries")),
         sa.UniqueConstraint(
-            "endpoint_id", "event_id", "replay_of", name=op.f("uq_webhook_deliveries_endpoint_id")
+            "endpoint_id", "fanout_key", name=op.f("uq_webhook_deliveries_endpoint_id")
         ),
     )
     op.create_index(
