@@ -11,6 +11,7 @@ dripping endpoint holds one sender thread for at most ``webhook_timeout_seconds`
 from __future__ import annotations
 
 import functools
+import threading
 import time
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -271,6 +272,7 @@ class Dispatcher:
         self.concurrency, self.per_endpoint = concurrency, per_endpoint
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="webhook")
         self._inflight: dict[str, str] = {}  # delivery id → endpoint id
+        self._lock = threading.Lock()  # _inflight: the pool's threads remove from it
         self._futures: set[Future[None]] = set()
         #: A claim outlives the attempt's deadline, so a sender that died frees it.
         self.hold = timedelta(seconds=limits.timeout + 30)
@@ -287,7 +289,9 @@ class Dispatcher:
 
     def _busy_endpoints(self) -> list[str]:
         counts: dict[str, int] = {}
-        for ep in list(self._inflight.values()):
+        with self._lock:
+            endpoints = list(self._inflight.values())
+        for ep in endpoints:
             counts[ep] = counts.get(ep, 0) + 1
         return [ep for ep, n in counts.items() if n >= self.per_endpoint]
 
@@ -313,16 +317,19 @@ class Dispatcher:
                 if not claim(s, delivery_id, now, self.hold):
                     continue
                 endpoint_id = d.endpoint_id
-            self._inflight[delivery_id] = endpoint_id
+            with self._lock:
+                self._inflight[delivery_id] = endpoint_id
             future = self._pool.submit(self._send, delivery_id)
-            self._futures.add(future)
+            with self._lock:
+                self._futures.add(future)
             future.add_done_callback(functools.partial(self._done, delivery_id))
             started += 1
         return started
 
     def _done(self, delivery_id: str, future: Future[None]) -> None:
-        self._inflight.pop(delivery_id, None)
-        self._futures.discard(future)
+        with self._lock:
+            self._inflight.pop(delivery_id, None)
+            self._futures.discard(future)
         if future.exception() is not None:
             log.error("webhooks.send_failed", delivery_id=delivery_id, exc_info=future.exception())
 
@@ -351,7 +358,9 @@ class Dispatcher:
 
     def wait(self, timeout: float | None = None) -> None:
         """Wait for the attempts in flight (tests, shutdown)."""
-        wait(list(self._futures), timeout=timeout)
+        with self._lock:
+            futures = list(self._futures)
+        wait(futures, timeout=timeout)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

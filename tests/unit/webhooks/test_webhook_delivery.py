@@ -323,3 +323,34 @@ def test_replays_copy_the_body_and_event_id(rt: Runtime) -> None:
         assert [d.event_id for d in many] == [original.event_id]  # replays are not replayed
         with pytest.raises(InvalidWebhook):
             replay_range(s, ep_id, utcnow(), utcnow() - timedelta(seconds=1))
+
+
+def test_a_hanging_endpoint_holds_only_its_own_slots(rt: Runtime) -> None:
+    hanging, healthy = Receiver(), Receiver()
+    hanging.answer = lambda r: (0, {}, b"")
+    slow = _endpoint(rt, hanging.url, ["video.asset.*"])
+    fast = _endpoint(rt, healthy.url, ["video.upload.*"])
+    with rt.db.session() as s:
+        for i in range(5):  # queued first: they come due before the healthy one's
+            emit(s, EventType.ASSET_READY, "asset", f"a{i}", {"id": f"a{i}"})
+        emit(s, EventType.UPLOAD_CREATED, "upload", "u1", {"id": "u1"})
+    relay = Relay(rt.db, InProcessBus(rt.db), on_published=fan_out)
+    relay.drain()
+    relay.release()
+    limits = SendLimits(LOOPBACK, 1.0, 5.0)
+    dispatcher = Dispatcher(rt.db, limits, RetryPolicy(), concurrency=4, per_endpoint=2)
+    try:
+        assert dispatcher.tick() == 3  # two to the hanging endpoint, then the healthy one
+        (got,) = healthy.wait_for(1)
+        assert got.event["object"]["id"] == "u1"
+        hanging.wait_for(2)
+        assert dispatcher.tick() == 0  # the hanging endpoint is at its limit
+        assert len(hanging.received) == 2
+    finally:
+        hanging.release.set()
+        dispatcher.wait(10)
+        dispatcher.close()
+        hanging.close()
+        healthy.close()
+    by_endpoint = {d.endpoint_id for d in _deliveries(rt) if d.attempts}
+    assert by_endpoint == {slow, fast}
