@@ -112,6 +112,13 @@ def prune_outbox(runtime: Runtime) -> int:
         return prune(s, runtime.settings.events_retention_seconds)
 
 
+def prune_webhook_log(runtime: Runtime) -> int:
+    """A watchdog pass: delete finished webhook deliveries older than the events' retention
+    (the delivery log keeps as long as the outbox)."""
+    with runtime.db.session() as s:
+        return webhooks.prune_deliveries(s, runtime.settings.events_retention_seconds)
+
+
 async def _watchdog(watchdog: Watchdog) -> None:
     """Tick the deployment's watchdog (it sweeps only where it holds the lease)."""
     while True:
@@ -146,12 +153,16 @@ async def _relay(relay: Relay, interval: float) -> None:
 async def _webhooks(dispatcher: webhooks.Dispatcher, interval: float) -> None:
     """Start sending due webhook deliveries (a thread each, bounded per endpoint); never
     waits for an answer, so a slow endpoint holds only its own threads."""
+    failures = 0
     while True:
         try:
             started = await run_in_threadpool(dispatcher.tick)
+            failures = 0
         except Exception:  # the database is down: deliveries wait
-            log.warning("webhooks.dispatch_failed", exc_info=True)
-            started = 0
+            failures += 1
+            log.warning("webhooks.dispatch_failed", failures=failures, exc_info=failures == 1)
+            await asyncio.sleep(min(RELAY_BACKOFF_MAX_SECONDS, interval * 2**failures))
+            continue
         if not started:
             await asyncio.sleep(interval)
 
@@ -259,7 +270,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     ops.configure_logging(settings.log_level, settings.log_format)
     runtime = Runtime.get(settings, job_table=job_table)
-    watchdog = Watchdog(runtime, passes=[sweep_expired, prune_outbox])
+    watchdog = Watchdog(runtime, passes=[sweep_expired, prune_outbox, prune_webhook_log])
     relay = (
         Relay(runtime.db, runtime.bus, on_published=webhooks.fan_out)
         if settings.events_relay

@@ -59,7 +59,7 @@ def _api_error(exc: WebhookError) -> ApiError:
 
 def _aware(value: datetime, name: str) -> datetime:
     if value.tzinfo is None:
-        raise ApiError(400, "invalid_range", f"{name} needs a time zone (e.g. Z).")
+        raise ApiError(400, "invalid_time", f"{name} needs a time zone (e.g. Z).")
     return value
 
 
@@ -139,6 +139,8 @@ def webhook_deliveries(
 ) -> dict[str, Any]:
     """The endpoint's delivery log, newest first: request body, response code and start of
     the body, latency, attempts, next attempt."""
+    if before is not None:
+        before = _aware(before, "before")
     try:
         with rt.db.session() as s:
             found = list_deliveries(s, webhook_id, limit=limit, before=before)

@@ -118,18 +118,23 @@ class _GuardedTransport(httpx.HTTPTransport):
 
 @dataclass(frozen=True)
 class Outcome:
-    """What one attempt got: an HTTP status (and the start of the body) or an error."""
+    """What one attempt got: an HTTP status (and the start of the body) or an error.
+
+    :param transient: without a status, whether the error is worth a retry (a timeout or a
+        connection error: yes; an address the guard refused: no).
+    """
 
     status: int | None
     body: str | None
     error: str | None
     latency_ms: int
+    transient: bool = True
 
     @property
     def kind(self) -> str:
         """``ok``, ``gone`` (410), ``retry`` (timeout, connection, 429, 5xx) or ``fail``."""
         if self.status is None:
-            return "retry" if self.error and not self.error.startswith("refused") else "fail"
+            return "retry" if self.transient else "fail"
         if 200 <= self.status < 300:
             return "ok"
         if self.status == 410:
@@ -162,8 +167,10 @@ def post(url: str, body: bytes, headers: dict[str, str], limits: SendLimits) -> 
     transport = _GuardedTransport(_GuardedBackend(limits.allow, deadline))
     timeout = httpx.Timeout(limits.timeout, connect=limits.connect_timeout)
 
-    def done(status: int | None, text: str | None, error: str | None) -> Outcome:
-        return Outcome(status, text, error, int((time.monotonic() - started) * 1000))
+    def done(
+        status: int | None, text: str | None, error: str | None, transient: bool = True
+    ) -> Outcome:
+        return Outcome(status, text, error, int((time.monotonic() - started) * 1000), transient)
 
     try:
         with (
@@ -176,7 +183,7 @@ def post(url: str, body: bytes, headers: dict[str, str], limits: SendLimits) -> 
                 return done(r.status_code, text, "redirect not followed")
             return done(r.status_code, text, None)
     except UrlRefused as exc:
-        return done(None, None, f"refused: {exc}")
+        return done(None, None, f"refused: {exc}", transient=False)
     except httpx.TimeoutException:
         return done(None, None, "timeout")
     except httpx.HTTPError as exc:

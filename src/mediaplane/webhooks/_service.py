@@ -156,6 +156,24 @@ def fan_out(s: Session, events: Sequence[Event]) -> int:
     return len(rows)
 
 
+def prune_deliveries(s: Session, older_than_seconds: float, limit: int = 5000) -> int:
+    """Delete up to ``limit`` delivered or failed deliveries created more than
+    ``older_than_seconds`` ago; how many. Pending ones are never deleted."""
+    cutoff = utcnow() - timedelta(seconds=older_than_seconds)
+    old = (
+        select(WebhookDelivery.id)
+        .where(
+            WebhookDelivery.status != DeliveryStatus.PENDING,
+            WebhookDelivery.created_at < cutoff,
+        )
+        .limit(limit)
+    )
+    ids = list(s.scalars(old))
+    if ids:
+        s.execute(delete(WebhookDelivery).where(WebhookDelivery.id.in_(ids)))
+    return len(ids)
+
+
 def list_deliveries(
     s: Session, endpoint_id: str, *, limit: int = 50, before: datetime | None = None
 ) -> list[WebhookDelivery]:

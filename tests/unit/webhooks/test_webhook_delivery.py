@@ -33,6 +33,7 @@ from mediaplane.webhooks import (
     fan_out,
     next_attempt,
     post,
+    prune_deliveries,
     record,
     replay_delivery,
     replay_range,
@@ -354,3 +355,23 @@ def test_a_hanging_endpoint_holds_only_its_own_slots(rt: Runtime) -> None:
         healthy.close()
     by_endpoint = {d.endpoint_id for d in _deliveries(rt) if d.attempts}
     assert by_endpoint == {slow, fast}
+
+
+def test_the_log_is_pruned_but_never_a_pending_delivery(rt: Runtime) -> None:
+    ep_id = _endpoint(rt, "http://127.0.0.1:9/hook", ["*"])
+    old = utcnow() - timedelta(days=8)
+    with rt.db.session() as s:
+        for i, status in enumerate(DeliveryStatus):
+            s.add(
+                WebhookDelivery(
+                    endpoint_id=ep_id,
+                    event_id=f"e{i}",
+                    event_type="video.asset.ready",
+                    body="{}",
+                    status=status,
+                    created_at=old,
+                )
+            )
+    with rt.db.session() as s:
+        assert prune_deliveries(s, 7 * 86400) == 2
+    assert [d.status for d in _deliveries(rt)] == [DeliveryStatus.PENDING]
