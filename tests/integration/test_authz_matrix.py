@@ -138,8 +138,10 @@ def _fresh(ctx: Ctx, path: str) -> World:
             s.flush()
             world.playlist = playlist.id
     if "{webhook_id}" in path:
-        with ctx.db.session() as s:  # a row: the server allows no loopback endpoint URL
-            endpoint = WebhookEndpoint(url="https://example.com/hook", events=["*"])
+        # A row: the API would refuse this loopback URL, and the sender refuses it too (no
+        # webhook_allow here), so nothing is ever sent.
+        with ctx.db.session() as s:
+            endpoint = WebhookEndpoint(url="http://127.0.0.1:9/hook", events=["*"])
             s.add(endpoint)
             s.flush()
             delivery = WebhookDelivery(
