@@ -10,6 +10,10 @@ UPDATE, so processes never send one at once) and POSTs the event JSON with
 connection errors, 429 and 5xx are retried with exponential backoff and jitter for
 ``webhook_retry_window_seconds`` (24 h), then ``failed``; a 410 disables the endpoint.
 
+A package of its own above ``events`` (which ARCHITECTURE.md lists it under): it needs
+``accounts`` (the admin gate of its API) and ``intake`` (the URL guard), which ``events``,
+imported by the services that emit, must stay below.
+
 Errors::
 
     WebhookError
