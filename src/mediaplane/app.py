@@ -17,7 +17,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mediaplane import __version__, catalog, delivery, ingest, library, ops, web
+from mediaplane import __version__, catalog, delivery, ingest, library, ops, web, webhooks
 from mediaplane.accounts import api_router, ensure_admin_token, oidc_router
 from mediaplane.catalog import (
     EncodeChunk,
@@ -112,6 +112,13 @@ def prune_outbox(runtime: Runtime) -> int:
         return prune(s, runtime.settings.events_retention_seconds)
 
 
+def prune_webhook_log(runtime: Runtime) -> int:
+    """A watchdog pass: delete finished webhook deliveries older than the events' retention
+    (the delivery log keeps as long as the outbox)."""
+    with runtime.db.session() as s:
+        return webhooks.prune_deliveries(s, runtime.settings.events_retention_seconds)
+
+
 async def _watchdog(watchdog: Watchdog) -> None:
     """Tick the deployment's watchdog (it sweeps only where it holds the lease)."""
     while True:
@@ -140,6 +147,23 @@ async def _relay(relay: Relay, interval: float) -> None:
             await asyncio.sleep(min(RELAY_BACKOFF_MAX_SECONDS, interval * 2**failures))
             continue
         if n < relay.batch:
+            await asyncio.sleep(interval)
+
+
+async def _webhooks(dispatcher: webhooks.Dispatcher, interval: float) -> None:
+    """Start sending due webhook deliveries (a thread each, bounded per endpoint); never
+    waits for an answer, so a slow endpoint holds only its own threads."""
+    failures = 0
+    while True:
+        try:
+            started = await run_in_threadpool(dispatcher.tick)
+            failures = 0
+        except Exception:  # the database is down: deliveries wait
+            failures += 1
+            log.warning("webhooks.dispatch_failed", failures=failures, exc_info=failures == 1)
+            await asyncio.sleep(min(RELAY_BACKOFF_MAX_SECONDS, interval * 2**failures))
+            continue
+        if not started:
             await asyncio.sleep(interval)
 
 
@@ -246,8 +270,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     ops.configure_logging(settings.log_level, settings.log_format)
     runtime = Runtime.get(settings, job_table=job_table)
-    watchdog = Watchdog(runtime, passes=[sweep_expired, prune_outbox])
-    relay = Relay(runtime.db, runtime.bus) if settings.events_relay else None
+    watchdog = Watchdog(runtime, passes=[sweep_expired, prune_outbox, prune_webhook_log])
+    relay = (
+        Relay(runtime.db, runtime.bus, on_published=webhooks.fan_out)
+        if settings.events_relay
+        else None
+    )
+    dispatcher = webhooks.Dispatcher.of(runtime.db, settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -256,12 +285,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if relay is not None:
                 interval = settings.events_relay_interval_seconds
                 tasks.append(tg.create_task(_relay(relay, interval)))
+            interval = settings.events_relay_interval_seconds
+            tasks.append(tg.create_task(_webhooks(dispatcher, interval)))
             yield
             for task in tasks:
                 task.cancel()
         await run_in_threadpool(watchdog.release)  # another web process takes over at once
         if relay is not None:
             await run_in_threadpool(relay.release)
+        dispatcher.close()
         runtime.bus.close()
         runtime.db.dispose()
 
@@ -276,6 +308,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_router())
     app.include_router(oidc_router())
     app.include_router(library.router)
+    app.include_router(webhooks.router)
     app.include_router(delivery.router)
     app.include_router(ops.router)
     app.include_router(web.router)

@@ -194,6 +194,19 @@ class Settings(BaseSettings):
     #: Published events stay in the outbox this long (embedded readers and replays read it).
     events_retention_seconds: float = Field(default=7 * 86400.0, gt=0)
 
+    #: Networks/hosts webhook endpoints may be at beyond the public internet.
+    webhook_allow: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    #: A delivery is retried (timeouts, connection errors, 5xx) for this long, then failed.
+    webhook_retry_window_seconds: float = Field(default=24 * 3600.0, gt=0)
+    #: The first retry's delay; each next one doubles it (with jitter), up to an hour.
+    webhook_retry_base_seconds: float = Field(default=10.0, gt=0)
+    #: Seconds to connect to an endpoint, and for its whole answer.
+    webhook_connect_timeout_seconds: float = Field(default=3.0, gt=0)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    #: Deliveries in flight at once to one endpoint, and in all (per process).
+    webhook_concurrency_per_endpoint: int = Field(default=2, ge=1)
+    webhook_concurrency: int = Field(default=16, ge=1)
+
     @field_validator("oidc_providers")
     @classmethod
     def _unique_names(cls, value: list[OidcProvider]) -> list[OidcProvider]:
@@ -202,7 +215,7 @@ class Settings(BaseSettings):
             raise ValueError(f"OIDC provider names must be unique: {names}")
         return value
 
-    @field_validator("import_allow", mode="before")
+    @field_validator("import_allow", "webhook_allow", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str):
@@ -401,6 +414,13 @@ MEANINGS = {
     "events_relay": "relay outbox events to the bus from the web processes (one holds a lease)",
     "events_relay_interval_seconds": "how often an idle relay looks for new events",
     "events_retention_seconds": "published events stay in the outbox this long (then deleted)",
+    "webhook_allow": "extra networks webhook endpoints may be in, e.g. `10.0.0.0/8`",
+    "webhook_retry_window_seconds": "a failing webhook delivery is retried this long, then failed",
+    "webhook_retry_base_seconds": "first webhook retry delay (doubling, with jitter, up to 1 h)",
+    "webhook_connect_timeout_seconds": "time to connect to a webhook endpoint",
+    "webhook_timeout_seconds": "time a webhook endpoint has for its whole answer",
+    "webhook_concurrency_per_endpoint": "webhook deliveries in flight to one endpoint at once",
+    "webhook_concurrency": "webhook deliveries in flight at once per process",
 }
 #: Defaults that are computed, or that a bare value would not explain.
 DEFAULT_TEXT = {

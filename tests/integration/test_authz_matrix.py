@@ -36,6 +36,7 @@ from mediaplane.catalog._models import PlaybackId
 from mediaplane.config import Settings, SourceType
 from mediaplane.db import Database
 from mediaplane.library import Playlist
+from mediaplane.webhooks import WebhookDelivery, WebhookEndpoint
 from tests.support import Server, embedded_backend, start_server
 
 ALLOW = "allow"
@@ -91,6 +92,8 @@ class World:
     plan: str = ""
     grant: str = ""
     playlist: str = ""
+    webhook: str = ""
+    delivery: str = ""
 
 
 def _fresh(ctx: Ctx, path: str) -> World:
@@ -134,6 +137,19 @@ def _fresh(ctx: Ctx, path: str) -> World:
             s.add(playlist)
             s.flush()
             world.playlist = playlist.id
+    if "{webhook_id}" in path:
+        # A row: the API would refuse this loopback URL, and the sender refuses it too (no
+        # webhook_allow here), so nothing is ever sent.
+        with ctx.db.session() as s:
+            endpoint = WebhookEndpoint(url="http://127.0.0.1:9/hook", events=["*"])
+            s.add(endpoint)
+            s.flush()
+            delivery = WebhookDelivery(
+                endpoint_id=endpoint.id, event_id="e", event_type="video.asset.ready", body="{}"
+            )
+            s.add(delivery)
+            s.flush()
+            world.webhook, world.delivery = endpoint.id, delivery.id
     with ctx.admin() as c:
         if "/api-keys/{key_id}" in path:
             world.api_key = c.post("/api/v1/api-keys", json={"scope": "read"}).json()["data"]["id"]
@@ -332,6 +348,45 @@ MATRIX: dict[tuple[str, str], tuple[Build, dict[str, object]]] = {
         _req("DELETE", "/api/v1/grants/{grant}"),
         ADMIN_ONLY,
     ),
+    # webhooks (admin: endpoints receive every channel's events); a loopback URL is
+    # refused (400 url_refused) after authorization
+    ("POST", "/api/v1/webhooks"): (
+        _req("POST", "/api/v1/webhooks", json={"url": "http://127.0.0.1:9/", "events": ["*"]}),
+        ADMIN_ONLY,
+    ),
+    ("GET", "/api/v1/webhooks"): (_req("GET", "/api/v1/webhooks"), ADMIN_ONLY),
+    ("GET", "/api/v1/webhooks/{webhook_id}"): (
+        _req("GET", "/api/v1/webhooks/{webhook}"),
+        ADMIN_ONLY,
+    ),
+    ("PATCH", "/api/v1/webhooks/{webhook_id}"): (
+        _req("PATCH", "/api/v1/webhooks/{webhook}", json={"enabled": False}),
+        ADMIN_ONLY,
+    ),
+    ("DELETE", "/api/v1/webhooks/{webhook_id}"): (
+        _req("DELETE", "/api/v1/webhooks/{webhook}"),
+        ADMIN_ONLY,
+    ),
+    ("POST", "/api/v1/webhooks/{webhook_id}/rotate-secret"): (
+        _req("POST", "/api/v1/webhooks/{webhook}/rotate-secret"),
+        ADMIN_ONLY,
+    ),
+    ("GET", "/api/v1/webhooks/{webhook_id}/deliveries"): (
+        _req("GET", "/api/v1/webhooks/{webhook}/deliveries"),
+        ADMIN_ONLY,
+    ),
+    ("POST", "/api/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/replay"): (
+        _req("POST", "/api/v1/webhooks/{webhook}/deliveries/{delivery}/replay"),
+        ADMIN_ONLY,
+    ),
+    ("POST", "/api/v1/webhooks/{webhook_id}/replay"): (
+        _req(
+            "POST",
+            "/api/v1/webhooks/{webhook}/replay",
+            json={"since": "2026-01-01T00:00:00Z", "until": "2027-01-01T00:00:00Z"},
+        ),
+        ADMIN_ONLY,
+    ),
     # the viewer's library (history, favourites, playlists)
     ("PUT", "/api/v1/me/history/{asset_id}"): (
         _req("PUT", "/api/v1/me/history/{asset}", json={"position_seconds": 1.5}),
@@ -490,7 +545,7 @@ SAFE = {"GET", "HEAD", "OPTIONS"}
 def test_matrix(ctx: Ctx, role: str) -> None:
     wrong = []
     # what safe methods read; the rest get their own
-    shared = _fresh(ctx, "/{upload_id}/{plan_id}/{grant_id}/{playlist_id}")
+    shared = _fresh(ctx, "/{upload_id}/{plan_id}/{grant_id}/{playlist_id}/{webhook_id}")
     auth = {} if role == "anonymous" else {"Authorization": f"Bearer {ctx.creds[role]}"}
     with httpx.Client(base_url=ctx.server.url, timeout=30) as c:
         for (method, path), (build, expected) in sorted(MATRIX.items()):

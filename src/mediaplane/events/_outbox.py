@@ -69,13 +69,17 @@ def unpublished(session: Session, limit: int) -> list[Event]:
     )
 
 
-def mark_published(session: Session, seqs: list[int]) -> None:
-    session.execute(
+def mark_published(session: Session, seqs: list[int]) -> set[int]:
+    """Mark the events published; the ids of those that were not yet (a stalled relay
+    beside this one may have marked some)."""
+    result = session.execute(
         update(OutboxRow)
         .where(OutboxRow.id.in_(seqs), OutboxRow.published_at.is_(None))
         .values(published_at=utcnow())
+        .returning(OutboxRow.id)
         .execution_options(synchronize_session=False)
     )
+    return set(result.scalars())
 
 
 def backlog(session: Session) -> int:

@@ -20,9 +20,17 @@ from mediaplane.jobs import Lease
 from ._outbox import mark_published, unpublished
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from sqlalchemy.orm import Session
+
     from mediaplane.db import Database
 
     from ._bus import Bus
+    from ._event import Event
+
+    #: Called with the session that marks a batch published and the batch, in order.
+    OnPublished = Callable[[Session, Sequence[Event]], object]
 
 log = structlog.get_logger("mediaplane.events")
 
@@ -32,14 +40,24 @@ class Relay:
 
     :param batch: events per read, publish and mark.
     :param lease_seconds: a dead holder's lease is taken over after this long.
+    :param on_published: runs in the transaction that marks a batch published, with the
+        events this relay marked (the webhooks' fan-out): once per event, with the mark,
+        or not at all.
     """
 
     LEASE = "mediaplane.events.relay"
 
     def __init__(
-        self, db: Database, bus: Bus, *, batch: int = 500, lease_seconds: float = 15.0
+        self,
+        db: Database,
+        bus: Bus,
+        *,
+        batch: int = 500,
+        lease_seconds: float = 15.0,
+        on_published: OnPublished | None = None,
     ) -> None:
         self.db = db
+        self.on_published = on_published
         self.bus = bus
         self.batch = batch
         self.lease = Lease(db, self.LEASE, seconds=lease_seconds)
@@ -68,7 +86,9 @@ class Relay:
             return 0
         self.bus.publish(events)
         with self.db.session() as s:
-            mark_published(s, [e.seq for e in events if e.seq is not None])
+            marked = mark_published(s, [e.seq for e in events if e.seq is not None])
+            if marked and self.on_published is not None:
+                self.on_published(s, [e for e in events if e.seq in marked])
         return len(events)
 
     def drain(self) -> int:

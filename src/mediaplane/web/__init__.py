@@ -1,7 +1,8 @@
 """Web: server-rendered pages (Jinja2 + htmx): the public list, upload and watch pages, the
 account and library pages, a creator's studio (:mod:`._studio_pages`), the admin pages
 (:mod:`._admin_pages`; :data:`ADMIN_NAV` is their menu, which other admin page modules
-extend, as :mod:`._access_pages` does for plans and grants), and the vendored player JS
+extend, as :mod:`._access_pages` does for plans and grants and :mod:`._webhook_pages`
+for webhooks), and the vendored player JS
 from node_modules."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from ._admin_pages import router as _admin
 from ._library_pages import router as _library
 from ._pages import router as _pages
 from ._studio_pages import router as _studio
+from ._webhook_pages import router as _webhooks
 
 router = APIRouter(include_in_schema=False)
 router.include_router(_pages)
@@ -23,5 +25,6 @@ router.include_router(_studio)
 router.include_router(_admin)
 router.include_router(_access)
 router.include_router(_library)
+router.include_router(_webhooks)
 
 __all__ = ["ADMIN_NAV", "router"]

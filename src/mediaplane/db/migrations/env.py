@@ -9,6 +9,7 @@ import mediaplane.events  # noqa: F401  (registers tables)
 import mediaplane.ingest  # noqa: F401
 import mediaplane.jobs  # noqa: F401
 import mediaplane.library  # noqa: F401
+import mediaplane.webhooks  # noqa: F401  (registers tables)
 from mediaplane.db import Base
 
 url = context.config.get_main_option("sqlalchemy.url")
