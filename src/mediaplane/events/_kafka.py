@@ -26,7 +26,8 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
 
 from ._bus import Delivery, register
 from ._errors import BusUnavailable
@@ -122,8 +123,8 @@ class KafkaBus:
         except KafkaException as exc:
             raise BusUnavailable(f"Kafka did not take the events: {exc}") from exc
         if left or failures:
-            # a partial batch stays unmarked in the outbox: sent again, same ids
-            self._producer = None
+            # The batch stays unmarked in the outbox: sent again, same ids. What is still
+            # queued here goes first (one request in flight): duplicates, in order.
             why = failures[0] if failures else f"{left} not acknowledged in time"
             raise BusUnavailable(f"Kafka did not take the events: {why}")
 
@@ -188,16 +189,16 @@ class KafkaGroupReader:
                 }
             )
         )
-        self._start = (
-            None if from_start else _ends(self.consumer, self.topic)
-        )  # None: the beginning
+        #: Where the group begins on a partition it has no offset for; None: the start.
+        self._start = None if from_start else _ends(self.consumer, self.topic)
         self.consumer.subscribe([self.topic], on_assign=self._assigned)
 
     def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         committed = consumer.committed(partitions, timeout=CALL_TIMEOUT)
         for tp in committed:
             if tp.offset < 0:  # the group has no offset here yet
-                tp.offset = OFFSET_BEGINNING if self._start is None else self._start.get(tp.partition, 0)
+                start = self._start
+                tp.offset = OFFSET_BEGINNING if start is None else start.get(tp.partition, 0)
         consumer.assign(committed)
 
     def fetch(self, timeout: float, limit: int = 100) -> list[Delivery]:

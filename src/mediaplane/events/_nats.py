@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 import nats
 import nats.errors
 import nats.js.errors
+import structlog
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
 
 from mediaplane.config import redact_url
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from mediaplane.db import Database
 
 T = TypeVar("T")
+log = structlog.get_logger("mediaplane.events")
 
 #: The longest any one call waits for the server (connect, publish acks, consumer setup).
 CALL_TIMEOUT = 10.0
@@ -85,6 +87,11 @@ class _Loop:
             self.loop.close()
 
 
+async def _log_error(exc: Exception) -> None:
+    """nats-py's own error callback prints a traceback per failed connect: one line."""
+    log.warning("events.nats_error", error=repr(exc))
+
+
 class NatsJetStreamBus:
     def __init__(self, url: str, namespace: str) -> None:
         parts = urlsplit(url)
@@ -109,6 +116,8 @@ class NatsJetStreamBus:
     def jetstream(self) -> JetStreamContext:
         """The JetStream context, connected and the stream created on first use."""
         with self._lock:
+            if self._nc is not None and self._nc.is_closed:  # gave up reconnecting: anew
+                self._nc = self._js = None
             if self._js is None:
                 self._js = self.run(self._connect())
             return self._js
@@ -116,6 +125,7 @@ class NatsJetStreamBus:
     async def _connect(self) -> JetStreamContext:
         nc = await nats.connect(
             self.server,
+            error_cb=_log_error,
             connect_timeout=5,
             max_reconnect_attempts=3,
             reconnect_time_wait=0.5,
@@ -190,10 +200,7 @@ class NatsSubscription:
 
     def fetch(self, timeout: float, limit: int = 100) -> list[Delivery]:
         wait = max(timeout, 0.05)
-        try:
-            msgs = self.bus.run(self._fetch(limit, wait), wait + CALL_TIMEOUT)
-        except BusUnavailable:
-            raise
+        msgs = self.bus.run(self._fetch(limit, wait), wait + CALL_TIMEOUT)
         out = []
         for msg in msgs:
             token = str(msg.metadata.sequence.stream)
@@ -205,7 +212,7 @@ class NatsSubscription:
     async def _fetch(self, limit: int, wait: float) -> list[Msg]:
         try:
             return await self.sub.fetch(limit, timeout=wait)
-        except nats.errors.TimeoutError:
+        except asyncio.TimeoutError:  # (nats.errors.TimeoutError too): nothing came
             return []
 
     def ack(self, deliveries: Sequence[Delivery]) -> None:

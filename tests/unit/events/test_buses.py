@@ -19,6 +19,7 @@ import redis
 
 from mediaplane.events import (
     Bus,
+    BusUnavailable,
     Delivery,
     Event,
     EventType,
@@ -28,7 +29,7 @@ from mediaplane.events import (
     emit,
     open_bus,
 )
-from tests.support import migrated_runtime, port_open, skip_or_fail
+from tests.support import free_port, migrated_runtime, port_open, skip_or_fail
 from tests.tansu import running_tansu
 
 REDIS = "redis://127.0.0.1:6379/0"
@@ -203,3 +204,14 @@ def test_consume_what_the_relay_published(url: str, namespace: str, tmp_path: Pa
         "video.asset.ready",
     ]
     assert got[0].data == {"id": "a1"} and got[0].object_id == "a1"
+
+
+def test_nats_that_is_down_is_unavailable_within_bounds() -> None:
+    down = open_bus(f"nats://127.0.0.1:{free_port()}", None, "mp_test_down")
+    started = time.monotonic()
+    with pytest.raises(BusUnavailable):
+        down.publish([_event(0)])
+    with pytest.raises(BusUnavailable):
+        down.subscribe("g")
+    down.close()
+    assert time.monotonic() - started < 20  # bounded: the relay tries again later
