@@ -212,7 +212,7 @@ class NatsSubscription:
     async def _fetch(self, limit: int, wait: float) -> list[Msg]:
         try:
             return await self.sub.fetch(limit, timeout=wait)
-        except asyncio.TimeoutError:  # (nats.errors.TimeoutError too): nothing came
+        except TimeoutError:  # (nats.errors.TimeoutError too): nothing came
             return []
 
     def ack(self, deliveries: Sequence[Delivery]) -> None:
