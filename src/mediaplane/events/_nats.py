@@ -80,6 +80,15 @@ class _Loop:
             future.cancel()
             raise
 
+    def submit(self, coro: Coroutine[Any, Any, object]) -> None:
+        """Run ``coro`` on the loop without waiting; a failure is logged."""
+
+        def done(future: concurrent.futures.Future[object]) -> None:
+            if not future.cancelled() and (exc := future.exception()) is not None:
+                log.warning("events.nats_ack_failed", error=repr(exc))
+
+        asyncio.run_coroutine_threadsafe(coro, self.loop).add_done_callback(done)
+
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
@@ -151,8 +160,7 @@ class NatsJetStreamBus:
             await js.publish_async(
                 f"{self.subjects}.{_subject_token(e.type)}",
                 e.dumps().encode(),
-                wait_stall=CALL_TIMEOUT,
-            )
+            )  # (no wait_stall: a task per message; a batch never fills the 4000 in flight)
             for e in events
         ]
         await asyncio.wait_for(asyncio.gather(*acks), CALL_TIMEOUT)
@@ -180,8 +188,12 @@ class NatsJetStreamBus:
 
     def close(self) -> None:
         if self._nc is not None:
+            try:  # what is buffered (acks) goes out, then the connection closes
+                self.run(self._nc.flush(timeout=5), 6)
+            except BusUnavailable:
+                pass
             try:
-                self.run(self._nc.drain(), 5)
+                self.run(self._nc.close(), 5)
             except BusUnavailable:
                 pass
             self._nc = self._js = None
@@ -217,13 +229,17 @@ class NatsSubscription:
     def ack(self, deliveries: Sequence[Delivery]) -> None:
         msgs = [m for d in deliveries if (m := self._held.pop(d.token, None)) is not None]
         if msgs:
-            self.bus.run(self._settle(msgs, nak=False))
+            # Sent without waiting for the server (no round trip per batch): on the loop
+            # before any later fetch. An ack lost with the connection: the event comes
+            # again after ack_wait (at least once).
+            self.bus._loop.submit(self._settle(msgs, nak=False))
 
     async def _settle(self, msgs: list[Msg], *, nak: bool) -> None:
         for msg in msgs:
             await (msg.nak() if nak else msg.ack())
-        assert self.bus._nc is not None
-        await self.bus._nc.flush(timeout=int(CALL_TIMEOUT))
+        if nak:
+            assert self.bus._nc is not None
+            await self.bus._nc.flush(timeout=int(CALL_TIMEOUT))
 
     def close(self) -> None:
         """Hand back what was fetched and not acknowledged: another member gets it now."""
