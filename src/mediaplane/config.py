@@ -185,7 +185,8 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(default=3, ge=1)
     watchdog_interval_seconds: float = 10.0
 
-    #: The event bus: none for the in-process bus, ``redis://…`` for Redis Streams.
+    #: The event bus: none for the in-process bus, ``redis://…`` for Redis Streams,
+    #: ``nats://…`` for NATS JetStream, ``kafka://host:port`` for Kafka.
     events_url: str | None = Field(default=None, repr=False)
     #: Relay the outbox's events to the bus from the web processes (one at a time).
     events_relay: bool = True

@@ -8,6 +8,7 @@ when the bus creates it).
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import socket
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from mediaplane.db import Database
 
 log = structlog.get_logger("mediaplane.events")
+_LIBRDKAFKA_LOG = logging.getLogger("mediaplane.events.kafka")
 
 #: The longest one call waits for the brokers.
 CALL_TIMEOUT = 10.0
@@ -62,6 +64,9 @@ class KafkaBus:
             "bootstrap.servers": self.bootstrap,
             "socket.timeout.ms": int(CALL_TIMEOUT * 1000),
             "socket.connection.setup.timeout.ms": 5000,
+            # librdkafka's lines (a broker down: one per reconnect) to logging, not stderr
+            "logger": _LIBRDKAFKA_LOG,
+            "log_level": 4,
             **extra,
         }
 
