@@ -185,7 +185,8 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(default=3, ge=1)
     watchdog_interval_seconds: float = 10.0
 
-    #: The event bus: none for the in-process bus, ``redis://…`` for Redis Streams.
+    #: The event bus: none for the in-process bus, ``redis://…`` for Redis Streams,
+    #: ``nats://…`` for NATS JetStream, ``kafka://host:port`` for Kafka.
     events_url: str | None = Field(default=None, repr=False)
     #: Relay the outbox's events to the bus from the web processes (one at a time).
     events_relay: bool = True
@@ -410,7 +411,10 @@ MEANINGS = {
     "job_stall_seconds": "a running job silent this long is re-queued by the watchdog",
     "job_max_attempts": "attempts before a job (and its asset) errors",
     "watchdog_interval_seconds": "how often the watchdog re-queues stalled jobs, expires uploads",
-    "events_url": "event bus: `redis://…` (Redis Streams, consumer groups); none: in-process",
+    "events_url": (
+        "event bus: `redis://…` (Redis Streams), `nats://…` (NATS JetStream), "
+        "`kafka://host:9092` (Kafka); none: in-process"
+    ),
     "events_relay": "relay outbox events to the bus from the web processes (one holds a lease)",
     "events_relay_interval_seconds": "how often an idle relay looks for new events",
     "events_retention_seconds": "published events stay in the outbox this long (then deleted)",

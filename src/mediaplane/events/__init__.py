@@ -4,7 +4,8 @@ one :class:`Relay` per deployment, read back with :func:`consume`.
 
 The bus is chosen by URL (:func:`open_bus`, ``MEDIAPLANE_EVENTS_URL``): the in-process bus
 by default (the relay calls this process's listeners; other processes read the outbox
-table), Redis Streams for ``redis://`` (consumer groups share the work). Every event is
+table), Redis Streams for ``redis://``, NATS JetStream for ``nats://``, Kafka for
+``kafka://`` (consumer groups share the work). Every event is
 ``{"type", "id", "created_at", "object": {"type", "id"}, "data"}``, ``data`` the resource
 as the API returns it; delivery is at least once, ordered per object, so consumers
 deduplicate by ``id``.
@@ -17,7 +18,7 @@ Errors::
 
 from __future__ import annotations
 
-from . import _memory, _redis  # noqa: F401  (register their URL schemes)
+from . import _kafka, _memory, _nats, _redis  # noqa: F401  (register their URL schemes)
 from ._bus import Bus, Delivery, Subscription, open_bus, register
 from ._consume import consume
 from ._errors import BusUnavailable, EventsError

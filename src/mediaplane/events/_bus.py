@@ -63,8 +63,6 @@ class Bus(Protocol):
 BusFactory = Callable[[str, "Database | None", str], Bus]
 
 _ADAPTERS: dict[str, BusFactory] = {}
-#: Schemes of adapters that later releases add; named so the error says so.
-_LATER = {"nats": "NATS JetStream", "kafka": "Kafka"}
 
 
 def register(scheme: str, factory: BusFactory) -> None:
@@ -76,7 +74,8 @@ def open_bus(
     url: str | None, database: Database | None = None, namespace: str = "mediaplane"
 ) -> Bus:
     """The bus ``url`` names: None or ``memory://`` the in-process bus (its log is the
-    outbox table in ``database``), ``redis://`` Redis Streams.
+    outbox table in ``database``), ``redis://`` Redis Streams, ``nats://`` NATS
+    JetStream, ``kafka://`` Kafka.
 
     :param namespace: names the stream (``<namespace>:events``), like the job queues.
     :raises EventsError: a scheme no adapter serves.
@@ -84,8 +83,6 @@ def open_bus(
     scheme = urlsplit(url or "memory://").scheme.lower()
     factory = _ADAPTERS.get(scheme)
     if factory is None:
-        if scheme in _LATER:
-            raise EventsError(f"the {_LATER[scheme]} event bus is not available yet; use redis://")
         known = ", ".join(f"{s}://" for s in sorted(_ADAPTERS))
         raise EventsError(f"no event bus for {scheme!r} URLs; expected one of {known}")
     return factory(url or "memory://", database, namespace)
