@@ -133,14 +133,19 @@ async def _watchdog(watchdog: Watchdog) -> None:
 RELAY_BACKOFF_MAX_SECONDS = 10.0
 
 
-async def _relay(relay: Relay, interval: float) -> None:
+async def _relay(
+    relay: Relay, interval: float, dispatcher: webhooks.Dispatcher | None = None
+) -> None:
     """Relay the outbox to the bus (only where this process holds the relay's lease):
-    a full batch is followed at once by the next, an empty one by ``interval``."""
+    a full batch is followed at once by the next, an empty one by ``interval``. After a
+    batch (and its webhook fan-out) committed, ``dispatcher`` is woken to send it."""
     failures = 0
     while True:
         try:
             n = await run_in_threadpool(relay.tick)
             failures = 0
+            if n and dispatcher is not None:
+                dispatcher.wake()
         except Exception:  # the bus or the database is down: events wait in the outbox
             failures += 1
             log.warning("events.relay_failed", failures=failures, exc_info=failures == 1)
@@ -163,8 +168,8 @@ async def _webhooks(dispatcher: webhooks.Dispatcher, interval: float) -> None:
             log.warning("webhooks.dispatch_failed", failures=failures, exc_info=failures == 1)
             await asyncio.sleep(min(RELAY_BACKOFF_MAX_SECONDS, interval * 2**failures))
             continue
-        if not started:
-            await asyncio.sleep(interval)
+        if not started:  # until the relay fans out or a sender thread is free
+            await run_in_threadpool(dispatcher.idle, interval)
 
 
 _METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -284,7 +289,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             tasks = [tg.create_task(_watchdog(watchdog))]
             if relay is not None:
                 interval = settings.events_relay_interval_seconds
-                tasks.append(tg.create_task(_relay(relay, interval)))
+                tasks.append(tg.create_task(_relay(relay, interval, dispatcher)))
             interval = settings.events_relay_interval_seconds
             tasks.append(tg.create_task(_webhooks(dispatcher, interval)))
             yield

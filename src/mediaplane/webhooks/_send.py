@@ -281,6 +281,7 @@ class Dispatcher:
         self._inflight: dict[str, str] = {}  # delivery id → endpoint id
         self._lock = threading.Lock()  # _inflight: the pool's threads remove from it
         self._futures: set[Future[None]] = set()
+        self._woken = threading.Event()
         #: A claim outlives the attempt's deadline, so a sender that died frees it.
         self.hold = timedelta(seconds=limits.timeout + 30)
 
@@ -333,10 +334,22 @@ class Dispatcher:
             started += 1
         return started
 
+    def wake(self) -> None:
+        """Cut the current :meth:`idle` short: deliveries are due (the relay's fan-out
+        committed some) or a sender thread is free again."""
+        self._woken.set()
+
+    def idle(self, seconds: float) -> None:
+        """Wait until :meth:`wake` or ``seconds`` (the poll that finds what another
+        process fanned out or what a retry made due)."""
+        self._woken.wait(seconds)
+        self._woken.clear()
+
     def _done(self, delivery_id: str, future: Future[None]) -> None:
         with self._lock:
             self._inflight.pop(delivery_id, None)
             self._futures.discard(future)
+        self.wake()
         if future.exception() is not None:
             log.error("webhooks.send_failed", delivery_id=delivery_id, exc_info=future.exception())
 
