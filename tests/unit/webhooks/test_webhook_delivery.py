@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import ipaddress
 import random
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -53,6 +54,13 @@ FAST = SendLimits(LOOPBACK, connect_timeout=1.0, timeout=0.5)
 @pytest.fixture
 def rt(tmp_path: Path) -> Iterator[Runtime]:
     with migrated_runtime("sqlite", tmp_path, webhook_allow="127.0.0.1/32") as runtime:
+        yield runtime
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_rt(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Runtime]:
+    """``rt`` on SQLite and on PostgreSQL: for the fan-out, the claims and replays."""
+    with migrated_runtime(request.param, tmp_path, webhook_allow="127.0.0.1/32") as runtime:
         yield runtime
 
 
@@ -106,7 +114,8 @@ def _deliveries(rt: Runtime) -> list[WebhookDelivery]:
         return rows
 
 
-def test_the_relay_fans_each_event_out_once_to_matching_enabled_endpoints(rt: Runtime) -> None:
+def test_the_relay_fans_each_event_out_once_to_matching_enabled_endpoints(any_rt: Runtime) -> None:
+    rt = any_rt
     assets = _endpoint(rt, "http://127.0.0.1:9/a", ["video.asset.*"])
     ready = _endpoint(rt, "http://127.0.0.1:9/r", ["video.asset.ready", "video.upload.created"])
     off = _endpoint(rt, "http://127.0.0.1:9/off", ["*"])
@@ -272,8 +281,9 @@ def test_a_connection_error_is_retried() -> None:
 
 
 def test_the_dispatcher_sends_signed_and_a_claim_is_taken_once(
-    rt: Runtime, receiver: Receiver
+    any_rt: Runtime, receiver: Receiver
 ) -> None:
+    rt = any_rt
     ep_id = _endpoint(rt, receiver.url, ["video.asset.*"])
     with rt.db.session() as s:
         emit(s, EventType.ASSET_READY, "asset", "a1", {"id": "a1"})
@@ -284,6 +294,7 @@ def test_the_dispatcher_sends_signed_and_a_claim_is_taken_once(
     (delivery,) = _deliveries(rt)
     with rt.db.session() as s:  # another process holds it: this one leaves it alone
         assert claim(s, delivery.id, utcnow(), timedelta(seconds=30))
+    with rt.db.session() as s:
         assert not claim(s, delivery.id, utcnow(), timedelta(seconds=30))
     dispatcher = Dispatcher(rt.db, FAST, RetryPolicy(), clock=utcnow)
     try:
@@ -303,7 +314,33 @@ def test_the_dispatcher_sends_signed_and_a_claim_is_taken_once(
     assert done.status is DeliveryStatus.DELIVERED
 
 
-def test_replays_copy_the_body_and_event_id(rt: Runtime) -> None:
+def test_two_senders_claiming_at_once_on_postgresql_get_it_once(tmp_path: Path) -> None:
+    """The second UPDATE waits for the first's row lock, then sees the claim: False."""
+    with migrated_runtime("postgres", tmp_path, webhook_allow="127.0.0.1/32") as rt:
+        _endpoint(rt, "http://127.0.0.1:9/hook", ["*"])
+        with rt.db.session() as s:
+            emit(s, EventType.ASSET_READY, "asset", "a1", {"id": "a1"})
+        relay = Relay(rt.db, InProcessBus(rt.db), on_published=fan_out)
+        relay.drain()
+        relay.release()
+        (delivery,) = _deliveries(rt)
+        now, hold, second = utcnow(), timedelta(seconds=30), []
+
+        def other_sender() -> None:
+            with rt.db.session() as s:
+                second.append(claim(s, delivery.id, now, hold))
+
+        with rt.db.session() as s:
+            assert claim(s, delivery.id, now, hold)  # uncommitted: the row stays locked
+            other = threading.Thread(target=other_sender)
+            other.start()
+            other.join(0.3)  # lets it reach the lock; it returns either way
+        other.join(10)
+        assert second == [False]
+
+
+def test_replays_copy_the_body_and_event_id(any_rt: Runtime) -> None:
+    rt = any_rt
     ep_id = _endpoint(rt, "http://127.0.0.1:9/hook", ["*"])
     with rt.db.session() as s:
         emit(s, EventType.ASSET_READY, "asset", "a1", {"id": "a1"})
