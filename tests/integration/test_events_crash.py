@@ -1,5 +1,5 @@
-"""Events survive a SIGKILL between commit and publish: `mediaplane up` (embedded defaults,
-events on the real Redis, the relay off) takes a tus upload and processes it, is killed;
+"""Events survive a SIGKILL between commit and publish: `mediaplane up` (embedded defaults on
+SQLite, and on PostgreSQL; events on the real Redis, the relay off) takes a tus upload and processes it, is killed;
 restarted with the relay on, it publishes what waited in the outbox, and
 `mediaplane events tail --group … --json` sees every event, by id, none lost."""
 
@@ -19,12 +19,20 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import redis
 from sqlalchemy import select
 
 from mediaplane.db import Database
 from mediaplane.events import OutboxRow
-from tests.support import embedded_backend, make_clip, port_open, skip_or_fail, start_server
+from tests.support import (
+    embedded_backend,
+    make_clip,
+    port_open,
+    postgres_database,
+    skip_or_fail,
+    start_server,
+)
 
 URL = "redis://127.0.0.1:6379/0"
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -52,8 +60,8 @@ def _upload(server: Any, data: bytes) -> str:
     return str(up["id"])
 
 
-def _outbox(data_dir: Path) -> list[OutboxRow]:
-    db = Database(f"sqlite:///{data_dir / 'mediaplane.sqlite'}")
+def _outbox(url: str) -> list[OutboxRow]:
+    db = Database(url)
     try:
         with db.session() as s:
             return list(s.scalars(select(OutboxRow).order_by(OutboxRow.id)))
@@ -67,25 +75,30 @@ def _lines(proc: subprocess.Popen[str], out: queue.Queue[str]) -> None:
         out.put(line)
 
 
-def test_sigkill_between_commit_and_publish_loses_no_event(tmp_path: Path) -> None:
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_sigkill_between_commit_and_publish_loses_no_event(tmp_path: Path, database: str) -> None:
     if not port_open("127.0.0.1", 6379):
         skip_or_fail("Redis is not listening on 127.0.0.1:6379")
     ns = f"mp_test_{uuid.uuid4().hex[:10]}"
     settings = {"events_url": URL, "queue_namespace": ns}
     data_dir = tmp_path / "data"
+    db_url, drop = f"sqlite:///{data_dir / 'mediaplane.sqlite'}", None
+    if database == "postgres":
+        db_url, drop = postgres_database()
+        settings["database_url"] = db_url
     clip = make_clip("events-2s.mp4", seconds=2, size="426x240").read_bytes()
     client = redis.Redis.from_url(URL)
     tail: subprocess.Popen[str] | None = None
     server = start_server(data_dir, embedded_backend(), events_relay="false", **settings)
     try:
         upload_id = _upload(server, clip)
-        asset_id = next(r.object_id for r in _outbox(data_dir) if r.object_type == "asset")
+        asset_id = next(r.object_id for r in _outbox(db_url) if r.object_type == "asset")
         server.wait(asset_id, playable=True)  # the worker's video.asset.ready is committed
         os.killpg(server.proc.pid, signal.SIGKILL)
         server.proc.wait(timeout=10)
         server.stop()
 
-        waiting = _outbox(data_dir)
+        waiting = _outbox(db_url)
         assert [(r.type, r.object_id) for r in waiting] == [
             ("video.upload.created", upload_id),
             ("video.asset.created", asset_id),
@@ -114,7 +127,7 @@ def test_sigkill_between_commit_and_publish_loses_no_event(tmp_path: Path) -> No
             assert left > 0, f"events seen: {seen}\n{server.log()}"
             with contextlib.suppress(queue.Empty):
                 seen.append(json.loads(lines.get(timeout=left)))
-        known = {r.event_id: r for r in _outbox(data_dir)}
+        known = {r.event_id: r for r in _outbox(db_url)}
         assert all(e["id"] in known for e in seen)  # duplicates only with the same id
         first = [e["id"] for e in seen if e["id"] in want]
         assert list(dict.fromkeys(first)) == [r.event_id for r in waiting]  # in order
@@ -134,3 +147,5 @@ def test_sigkill_between_commit_and_publish_loses_no_event(tmp_path: Path) -> No
         server.stop()
         client.delete(f"{ns}:events")
         client.close()
+        if drop is not None:
+            drop()
