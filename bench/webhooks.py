@@ -43,7 +43,13 @@ import structlog
 from mediaplane.config import Settings
 from mediaplane.db import Database, migrate
 from mediaplane.events import EventType, InProcessBus, Relay, emit
-from mediaplane.webhooks import Dispatcher, create_endpoint, fan_out
+from mediaplane.webhooks import (
+    Dispatcher,
+    create_endpoint,
+    delete_endpoint,
+    fan_out,
+    list_endpoints,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -153,6 +159,9 @@ def database(url: str | None) -> Iterator[Database]:
         url = url or f"sqlite:///{Path(tmp) / 'bench.sqlite'}"
         migrate(url)
         db = Database(url)
+        with db.session() as s:  # a --database from an earlier run: its endpoints go
+            for endpoint in list_endpoints(s):
+                delete_endpoint(s, endpoint.id)
         try:
             yield db
         finally:
