@@ -1,28 +1,23 @@
 """Fetching an import URL: connect only to addresses checked first, within one deadline.
 
-httpx would resolve the host itself when it connects, after our check (a second answer
-from a rebinding DNS server would then be the one used). Here the connection pool's
-network backend is ours: for every new connection it resolves the host once, checks
-every address (:func:`checked_addresses`) and connects to a checked one; TLS still
-verifies and sends SNI for the name, and the Host header is the name. Redirects are
-followed here, hop by hop, each hop's host resolved and checked again the same way.
-Every socket operation is bounded by what is left of ``import_timeout_seconds``.
+The download goes through :class:`mediaplane.intake.GuardedTransport`: each connection
+resolves its host once, checks every address and connects to a checked one. Redirects are
+followed here, hop by hop, each hop's host resolved and checked again the same way. Every
+socket operation is bounded by what is left of ``import_timeout_seconds``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import urljoin
 
-import httpcore
 import httpx
 
-from mediaplane.intake import ByteLimit, IngestError, checked_addresses, parse_import_url
+from mediaplane.intake import ByteLimit, Deadline, GuardedTransport, IngestError, parse_import_url
 
 _CONNECT_TIMEOUT = 30.0
 _READ_TIMEOUT = 60.0
@@ -52,92 +47,11 @@ class FetchLimits:
     max_redirects: int = 5
 
 
-class _Deadline:
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.at = time.monotonic() + seconds
-
-    def timed_out(self) -> ImportTimedOut:
-        return ImportTimedOut(
-            f"The download took longer than the import time limit ({self.seconds:g} s); "
-            "nothing was imported."
-        )
-
-    def bound(self, timeout: float | None) -> float:
-        """``timeout`` cut to what is left; raises :class:`ImportTimedOut` when none is."""
-        left = self.at - time.monotonic()
-        if left <= 0:
-            raise self.timed_out()
-        return left if timeout is None else min(timeout, left)
-
-
-class _BoundedStream(httpcore.NetworkStream):
-    """A network stream whose every read and write ends by the import's deadline."""
-
-    def __init__(self, inner: httpcore.NetworkStream, deadline: _Deadline) -> None:
-        self._inner, self._deadline = inner, deadline
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._inner.read(max_bytes, self._deadline.bound(timeout))
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._inner.write(buffer, self._deadline.bound(timeout))
-
-    def close(self) -> None:
-        self._inner.close()
-
-    def start_tls(
-        self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
-    ) -> httpcore.NetworkStream:
-        tls = self._inner.start_tls(ssl_context, server_hostname, self._deadline.bound(timeout))
-        return _BoundedStream(tls, self._deadline)
-
-    def get_extra_info(self, info: str) -> Any:
-        return self._inner.get_extra_info(info)
-
-
-class GuardedBackend(httpcore.SyncBackend):
-    """Connects to ``host`` only through addresses :func:`checked_addresses` passed."""
-
-    def __init__(self, allow: Iterable[str], deadline: _Deadline) -> None:
-        self.allow = tuple(allow)
-        self.deadline = deadline
-        self.connected: list[tuple[str, str, int]] = []
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.NetworkStream:
-        error: Exception | None = None
-        for addr in checked_addresses(host, port, self.allow):
-            try:
-                stream = super().connect_tcp(
-                    str(addr), port, self.deadline.bound(timeout), local_address, socket_options
-                )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                error = exc
-                continue
-            self.connected.append((host, str(addr), port))
-            return _BoundedStream(stream, self.deadline)
-        assert error is not None  # checked_addresses returns at least one address
-        raise error
-
-
-class GuardedTransport(httpx.HTTPTransport):
-    """httpx's transport over a pool whose connections :class:`GuardedBackend` makes."""
-
-    def __init__(self, backend: GuardedBackend) -> None:
-        super().__init__(trust_env=False)
-        # httpx offers no way to name the pool's network backend: build the same pool
-        # (httpx's TLS context, no proxy) over ours.
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False), network_backend=backend
-        )
-        self.backend = backend
+def _timed_out(seconds: float) -> ImportTimedOut:
+    return ImportTimedOut(
+        f"The download took longer than the import time limit ({seconds:g} s); "
+        "nothing was imported."
+    )
 
 
 def fetch_url(
@@ -154,12 +68,13 @@ def fetch_url(
     deadline); ``httpx.HTTPError`` for network trouble worth a retry. ``dest`` holds
     nothing usable after an error; the caller removes it.
     """
-    deadline = _Deadline(limits.timeout)
-    backend = GuardedBackend(limits.allow, deadline)
+    deadline = Deadline(limits.timeout, lambda: _timed_out(limits.timeout))
     timeout = httpx.Timeout(_CONNECT_TIMEOUT, read=_READ_TIMEOUT)
     try:
         with httpx.Client(
-            transport=GuardedTransport(backend), timeout=timeout, follow_redirects=False
+            transport=GuardedTransport(limits.allow, deadline),
+            timeout=timeout,
+            follow_redirects=False,
         ) as client:
             for _ in range(limits.max_redirects + 1):
                 parse_import_url(url)
@@ -176,7 +91,7 @@ def fetch_url(
     except httpx.TimeoutException:
         # A socket timeout cut short by the deadline is the whole import out of time.
         if deadline.at - time.monotonic() < _DEADLINE_SLACK:
-            raise deadline.timed_out() from None
+            raise deadline.expired() from None
         raise
     raise ImportFailed("The URL redirected too many times.")
 
@@ -185,7 +100,7 @@ def _save(
     r: httpx.Response,
     dest: Path,
     limits: FetchLimits,
-    deadline: _Deadline,
+    deadline: Deadline,
     progress: Callable[[float], None] | None,
 ) -> tuple[int, str]:
     limit = ByteLimit(

@@ -5,7 +5,9 @@ read through one counter (:class:`ByteLimit`): bytes are counted as they arrive,
 trusting Content-Length, and the chunk that would pass the limit is refused before it is
 stored (413, nothing kept). A multipart body is parsed straight into one temp file
 (:func:`receive_form`). The SSRF guard (:func:`check_url`, :func:`checked_addresses`)
-says which URLs and addresses a URL import may fetch; no function here sends traffic.
+says which URLs and addresses a URL import or a webhook may reach, and
+:class:`GuardedTransport` connects only to addresses it passed, every socket operation within
+one :class:`Deadline` (URL imports and webhook deliveries send through it).
 
 It sits below ``catalog`` and ``ingest`` (which builds tus uploads and URL imports on it
 and re-exports its errors), so neither has to import the other for these.
@@ -34,11 +36,14 @@ from ._body import (
     request_stream,
 )
 from ._errors import IngestError, UploadError, UploadTooLarge
+from ._guarded import Deadline, GuardedTransport
 from ._url import UrlRefused, address_allowed, check_url, checked_addresses, parse_import_url
 
 __all__ = [
     "BodyCut",
     "ByteLimit",
+    "Deadline",
+    "GuardedTransport",
     "IngestError",
     "InvalidForm",
     "ReceivedFile",

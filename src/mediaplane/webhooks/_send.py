@@ -1,10 +1,10 @@
 """Sending one delivery: a POST to a checked address, within one deadline, reading at most
 a few KiB of the answer, following no redirect; and the loop that sends what is due.
 
-The connection pool's network backend is ours (as for URL imports): each connection
-resolves the host once, checks every address against the public internet and the
-operator's ``webhook_allow`` networks, and connects to a checked one (TLS still verifies
-the name). Every socket operation ends by the attempt's deadline, so a hanging or slowly
+It sends through :class:`mediaplane.intake.GuardedTransport` (as URL imports do): each
+connection resolves the host once, checks every address against the public internet and
+the operator's ``webhook_allow`` networks, and connects to a checked one (TLS still
+verifies the name). Every socket operation ends by the attempt's deadline, so a hanging or slowly
 dripping endpoint holds one sender thread for at most ``webhook_timeout_seconds``.
 """
 
@@ -13,18 +13,17 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpcore
 import httpx
 import structlog
 
 from mediaplane.db import utcnow
-from mediaplane.intake import UrlRefused, checked_addresses
+from mediaplane.intake import Deadline, GuardedTransport, UrlRefused
 
 from ._model import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from ._retry import next_attempt
@@ -44,76 +43,9 @@ log = structlog.get_logger("mediaplane.webhooks")
 MAX_RESPONSE_BYTES = 4096
 
 
-class _TimedOut(Exception):
-    pass
-
-
-class _Deadline:
-    def __init__(self, seconds: float) -> None:
-        self.at = time.monotonic() + seconds
-
-    def bound(self, timeout: float | None) -> float:
-        left = self.at - time.monotonic()
-        if left <= 0:
-            raise httpcore.ReadTimeout("the endpoint took longer than the webhook timeout")
-        return left if timeout is None else min(timeout, left)
-
-
-class _BoundedStream(httpcore.NetworkStream):
-    def __init__(self, inner: httpcore.NetworkStream, deadline: _Deadline) -> None:
-        self._inner, self._deadline = inner, deadline
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._inner.read(max_bytes, self._deadline.bound(timeout))
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._inner.write(buffer, self._deadline.bound(timeout))
-
-    def close(self) -> None:
-        self._inner.close()
-
-    def start_tls(
-        self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
-    ) -> httpcore.NetworkStream:
-        tls = self._inner.start_tls(ssl_context, server_hostname, self._deadline.bound(timeout))
-        return _BoundedStream(tls, self._deadline)
-
-    def get_extra_info(self, info: str) -> Any:
-        return self._inner.get_extra_info(info)
-
-
-class _GuardedBackend(httpcore.SyncBackend):
-    def __init__(self, allow: Iterable[str], deadline: _Deadline) -> None:
-        self.allow, self.deadline = tuple(allow), deadline
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.NetworkStream:
-        error: Exception | None = None
-        for addr in checked_addresses(host, port, self.allow):
-            try:
-                stream = super().connect_tcp(
-                    str(addr), port, self.deadline.bound(timeout), local_address, socket_options
-                )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                error = exc
-                continue
-            return _BoundedStream(stream, self.deadline)
-        assert error is not None  # checked_addresses returns at least one address
-        raise error
-
-
-class _GuardedTransport(httpx.HTTPTransport):
-    def __init__(self, backend: _GuardedBackend) -> None:
-        super().__init__(trust_env=False)
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False), network_backend=backend
-        )
+def _timed_out() -> Exception:
+    # httpx reports it as its own timeout (httpx.ReadTimeout): one path for every timeout
+    return httpcore.ReadTimeout("the endpoint took longer than the webhook timeout")
 
 
 @dataclass(frozen=True)
@@ -163,8 +95,7 @@ def post(url: str, body: bytes, headers: dict[str, str], limits: SendLimits) -> 
     """POST ``body`` to ``url`` once: no redirect followed, at most
     :data:`MAX_RESPONSE_BYTES` of the answer read, everything by ``limits.timeout``."""
     started = time.monotonic()
-    deadline = _Deadline(limits.timeout)
-    transport = _GuardedTransport(_GuardedBackend(limits.allow, deadline))
+    transport = GuardedTransport(limits.allow, Deadline(limits.timeout, _timed_out))
     timeout = httpx.Timeout(limits.timeout, connect=limits.connect_timeout)
 
     def done(
