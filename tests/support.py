@@ -267,6 +267,8 @@ def start_server(data_dir: Path, backend: Backend, **settings: str) -> Server:
         "MEDIAPLANE_DATA_DIR": str(data_dir),
         "MEDIAPLANE_ADMIN_TOKEN": token,
         "MEDIAPLANE_WATCHDOG_INTERVAL_SECONDS": "1",
+        # rights, revocations and grants take effect within a second, not five
+        "MEDIAPLANE_PLAYBACK_CACHE_SECONDS": "1",
         "MEDIAPLANE_X264_PRESET": "ultrafast",
         **backend.env_for(data_dir),
         **{f"MEDIAPLANE_{k.upper()}": v for k, v in settings.items()},

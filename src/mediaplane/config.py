@@ -128,6 +128,10 @@ class Settings(BaseSettings):
     packager_path: str | None = None  # default: the binary inside node_modules/shaka-packager
     node_modules_dir: Path | None = None
 
+    #: The origin trusts what it looked up (playback ids, rights, grants, signing keys) this
+    #: long: a revocation or a rights change takes effect within it.
+    playback_cache_seconds: float = Field(default=5.0, gt=0, le=300)
+
     #: Web server processes (API, origin, uploads) behind the one port of `mediaplane up`.
     web_workers: int = Field(default=1, ge=1)
     worker_concurrency: int = Field(default_factory=lambda: max(2, (os.cpu_count() or 2) // 2))
@@ -382,6 +386,8 @@ MEANINGS = {
     "ffprobe_path": "the ffprobe binary",
     "packager_path": "the Shaka Packager binary",
     "node_modules_dir": "where the npm packages (Shaka Packager, players) are installed",
+    "playback_cache_seconds": "the origin trusts a playback lookup (ids, rights, grants, "
+    "signing keys) this long; changes take effect within it",
     "web_workers": "web server processes (API, origin, uploads)",
     "worker_concurrency": "parallel jobs per worker (`mediaplane worker -c`)",
     "thumbnail_concurrency": "thumbnail extractions (ffmpeg) a web process runs at once",

@@ -21,7 +21,7 @@ import pytest
 
 from tests.support import Server, embedded_backend, make_clip, start_server
 
-SETTLE = 20.0  # seconds; the origin caches a playback lookup for 5
+SETTLE = 20.0  # seconds; the test servers cache a playback lookup for 1
 
 
 def _clip() -> Path:

@@ -242,7 +242,7 @@ class OriginAuth:
 
     def __init__(self, rt: Runtime) -> None:
         self.carry = CarryToken(ensure_secret_key(rt.settings))
-        self.keys = CachedKeys(rt.db)
+        self.keys = CachedKeys(rt.db, ttl=rt.settings.playback_cache_seconds)
         self.streams = stream_tracker(rt.settings, redis_client(rt.settings))
 
 

@@ -93,7 +93,6 @@ THUMB_CACHE = "public, max-age=86400"
 HLS_TYPE = "application/vnd.apple.mpegurl"
 DASH_TYPE = "application/dash+xml"
 RID = re.compile(r"^[a-z0-9_]{1,32}$")
-LOOKUP_TTL = 5.0
 _SEGMENT = re.compile(r"(\d{1,9})\.m4s")
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
@@ -171,8 +170,8 @@ class _LookupCache:
             return None
         return hit[1]
 
-    def put(self, key: str, value: Playable) -> None:
-        self.items[key] = (time.monotonic() + LOOKUP_TTL, value)
+    def put(self, key: str, value: Playable, ttl: float) -> None:
+        self.items[key] = (time.monotonic() + ttl, value)
         self.items.move_to_end(key)
         while len(self.items) > self.size:
             self.items.popitem(last=False)
@@ -224,7 +223,7 @@ def lookup(rt: Runtime, playback_id: str) -> Playable:
             channel_id=asset.channel_id,
         )
     if found.presentation.complete:  # a growing presentation changes with every segment
-        _lookups.put(playback_id, found)
+        _lookups.put(playback_id, found, rt.settings.playback_cache_seconds)
     return found
 
 

@@ -4,7 +4,7 @@ rules (visibility and free / plan / rental / purchase, :class:`mediaplane.accoun
 At the master playlist and the MPD of a gated asset the viewer is the playback token's
 viewer claim, else the signed-in user of the web session cookie (a same-origin watch page
 sends it). Their :class:`~mediaplane.accounts.AccountFacts` for the asset are read from
-the database and kept :data:`FACTS_TTL` seconds (like the playback lookup); the decision
+the database and kept ``playback_cache_seconds`` (like the playback lookup); the decision
 judges expiries and rental windows at request time. Media playlists and segments never
 come here: the carry token, which names the user, authorises them.
 """
@@ -31,9 +31,7 @@ if TYPE_CHECKING:
 
     from mediaplane.runtime import Runtime
 
-__all__ = ["FACTS_TTL", "TtlCache", "forget_facts", "rental_started", "viewer_facts", "viewer_id"]
-
-FACTS_TTL = 5.0
+__all__ = ["TtlCache", "forget_facts", "rental_started", "viewer_facts", "viewer_id"]
 _MAX_COOKIE = 128
 
 
@@ -42,11 +40,11 @@ V = TypeVar("V")
 
 
 class TtlCache(Generic[K, V]):
-    """A small map whose entries live ``ttl`` seconds (oldest dropped past ``size``)."""
+    """A small map whose entries live the seconds they were put for (oldest dropped past
+    ``size``)."""
 
-    def __init__(self, ttl: float = FACTS_TTL, size: int = 4096) -> None:
+    def __init__(self, size: int = 4096) -> None:
         self.items: OrderedDict[K, tuple[float, V]] = OrderedDict()
-        self.ttl = ttl
         self.size = size
 
     def get(self, key: K) -> tuple[bool, V | None]:
@@ -55,8 +53,8 @@ class TtlCache(Generic[K, V]):
             return False, None
         return True, hit[1]
 
-    def put(self, key: K, value: V) -> None:
-        self.items[key] = (time.monotonic() + self.ttl, value)
+    def put(self, key: K, value: V, ttl: float) -> None:
+        self.items[key] = (time.monotonic() + ttl, value)
         self.items.move_to_end(key)
         while len(self.items) > self.size:
             self.items.popitem(last=False)
@@ -79,7 +77,7 @@ def _session_user_id(rt: Runtime, cookie: str) -> str | None:
     with rt.db.session() as s:
         row = find_session(s, cookie)
         user_id = row[1].id if row is not None else None
-    _sessions.put(key, user_id)
+    _sessions.put(key, user_id, rt.settings.playback_cache_seconds)
     return user_id
 
 
@@ -106,7 +104,7 @@ def viewer_facts(
         return facts
     with rt.db.session() as s:
         facts = account_facts(s, user_id, asset_id, channel_id)
-    _facts.put((user_id, asset_id), facts)
+    _facts.put((user_id, asset_id), facts, rt.settings.playback_cache_seconds)
     return facts
 
 
