@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import m3u8
 import pytest
+from mpegdash.parser import MPEGDASHParser
 
 from mediaplane.clips import Clip, picture
 from mediaplane.config import Settings
@@ -210,7 +211,10 @@ DISPLAY = {  # kind → (aspect_ratio, top rendition)
 
 @pytest.mark.parametrize("kind", list(DISPLAY))
 def test_non_square_pixels_become_square_renditions_at_the_display_shape(
-    kind: str, assets: dict[str, dict[str, Any]], files: dict[str, dict[str, Path]]
+    kind: str,
+    sqlite_server: Server,
+    assets: dict[str, dict[str, Any]],
+    files: dict[str, dict[str, Path]],
 ) -> None:
     asset = assets[kind]
     aspect, top = DISPLAY[kind]
@@ -223,6 +227,17 @@ def test_non_square_pixels_become_square_renditions_at_the_display_shape(
         assert v.get("sample_aspect_ratio", "1:1") in ("1:1", "0:1"), (name, v)
         # Within one pixel of rounding to even sizes of the display aspect.
         assert abs(v["width"] - v["height"] * num / den) <= 2, (name, v["width"], v["height"])
+    # The DASH side says the same: square pixels, every rendition at the display shape.
+    base = f"{sqlite_server.url}/play/{asset['playback_ids'][0]['id']}"
+    mpd = MPEGDASHParser.parse(httpx.get(base + "/manifest.mpd").text)
+    (video_set,) = [a for a in mpd.periods[0].adaptation_sets if a.content_type == "video"]
+    assert (video_set.max_width, video_set.max_height) == top
+    reps = {r.id: r for r in video_set.representations}
+    assert set(reps) == set(files[kind])
+    for name, path in files[kind].items():
+        v = _video(path)
+        assert (reps[name].width, reps[name].height) == (v["width"], v["height"]), name
+        assert reps[name].sar == "1:1", name
 
 
 @pytest.mark.parametrize("kind", INTERLACED)
