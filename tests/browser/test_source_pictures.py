@@ -3,12 +3,12 @@ they are meant to be seen: square-pixel renditions at the display aspect."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from mediaplane.clips import H264, Clip, picture
 from tests.browser.test_playback import (
     HLSJS_PAGE,
     PLAYER_JS,
@@ -25,20 +25,31 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.browser
 
+#: kind → (the clip, a file name, the display aspect): 3 s, silent.
 SOURCES = {
     # 720×576 with 64:45 pixels: PAL 16:9, as DVDs and SD broadcast carry it.
     "pal-anamorphic": (
-        ["-f", "lavfi", "-t", "3", "-i", "testsrc2=size=720x576:rate=25", "-vf", "setsar=64/45"]
-        + ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"],
+        Clip(
+            seconds=3,
+            video=picture("720x576", 25),
+            audio=(),
+            codecs=("-vf", "setsar=64/45", *H264),
+        ),
         "browser-pal-16x9-3s.mp4",
         16 / 9,
     ),
     # An iPhone's default: HLG HEVC 10-bit, BT.2020.
     "hlg": (
-        ["-f", "lavfi", "-t", "3", "-i", "testsrc2=size=480x270:rate=30"]
-        + ["-c:v", "libx265", "-x265-params", "log-level=error", "-pix_fmt", "yuv420p10le"]
-        + ["-color_primaries", "bt2020", "-color_trc", "arib-std-b67", "-colorspace", "bt2020nc"]
-        + ["-tag:v", "hvc1"],
+        Clip(
+            seconds=3,
+            video=picture("480x270", 30),
+            audio=(),
+            codecs=(
+                *("-c:v", "libx265", "-x265-params", "log-level=error", "-pix_fmt", "yuv420p10le"),
+                *("-color_primaries", "bt2020", "-color_trc", "arib-std-b67"),
+                *("-colorspace", "bt2020nc", "-tag:v", "hvc1"),
+            ),
+        ),
         "browser-hlg-hevc10-3s.mp4",
         16 / 9,
     ),
@@ -57,18 +68,9 @@ def other_origin() -> Iterator[OtherOrigin]:
 
 @pytest.fixture(scope="module")
 def assets(sqlite_server: Server) -> dict[str, dict[str, Any]]:
-    MEDIA_CACHE.mkdir(parents=True, exist_ok=True)
     uploaded = {}
-    for kind, (args, name, _) in SOURCES.items():
-        path = MEDIA_CACHE / name
-        if not path.exists():
-            tmp = path.with_name(f"tmp-{name}")
-            subprocess.run(
-                ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y", *args, str(tmp)],
-                check=True,
-                timeout=300,
-            )
-            tmp.replace(path)
+    for kind, (clip, name, _) in SOURCES.items():
+        path = clip.make(MEDIA_CACHE / name, timeout=300)
         uploaded[kind] = sqlite_server.upload(path, title=kind)
     done = {k: sqlite_server.wait(a["id"]) for k, a in uploaded.items()}
     for kind, asset in done.items():

@@ -12,7 +12,9 @@ from typing import Any
 import httpx
 import m3u8
 import pytest
+from mpegdash.parser import MPEGDASHParser
 
+from mediaplane.clips import Clip, picture
 from mediaplane.config import Settings
 from mediaplane.media import (
     Toolchain,
@@ -26,87 +28,91 @@ from mediaplane.media import (
 from tests.support import MEDIA_CACHE, Server, ffprobe_json, worst_psnr
 
 
-def _panning(width: int, height: int, rate: str, seconds: float) -> list[str]:
-    """lavfi input: ``testsrc`` panning sideways (clear motion, so a weave combs and
+def _panning(width: int, height: int, rate: str, seconds: float) -> str:
+    """A lavfi picture: ``testsrc`` panning sideways (clear motion, so a weave combs and
     ``idet`` tells interlaced from progressive frames reliably)."""
     speed = 300
     wide = width + int(speed * (seconds + 1))
-    src = f"testsrc=size={wide}x{height}:rate={rate},crop={width}:{height}:'t*{speed}':0"
-    return ["-f", "lavfi", "-t", str(seconds), "-i", src]
+    return f"{picture(f'{wide}x{height}', rate, 'testsrc')},crop={width}:{height}:'t*{speed}':0"
 
 
-def _still(width: int, height: int, seconds: float) -> list[str]:
-    return ["-f", "lavfi", "-t", str(seconds), "-i", f"testsrc2=size={width}x{height}:rate=25"]
+def _clip(video: str, *options: str, seconds: float = 1) -> Clip:
+    """A silent ``seconds`` clip of ``video`` (a lavfi picture) with these output options."""
+    return Clip(seconds=seconds, video=video, audio=(), codecs=options)
 
 
-HEVC_10 = ["-c:v", "libx265", "-x265-params", "log-level=error", "-pix_fmt", "yuv420p10le"]
-BT2020 = ["-color_primaries", "bt2020", "-colorspace", "bt2020nc", "-color_range", "tv"]
+def _panned(width: int, height: int, rate: str, *options: str, seconds: float = 1) -> Clip:
+    return _clip(_panning(width, height, rate, seconds), *options, seconds=seconds)
 
-#: name → (ffmpeg arguments after the input's, a file name): each a kind of real source.
-KINDS: dict[str, tuple[list[str], str]] = {
+
+def _still(width: int, height: int, *options: str) -> Clip:
+    return _clip(picture(f"{width}x{height}", 25), *options)
+
+
+HEVC_10 = ("-c:v", "libx265", "-x265-params", "log-level=error", "-pix_fmt", "yuv420p10le")
+BT2020 = ("-color_primaries", "bt2020", "-colorspace", "bt2020nc", "-color_range", "tv")
+
+#: name → (the clip, a file name): each a kind of real source.
+KINDS: dict[str, tuple[Clip, str]] = {
     # PAL 16:9 anamorphic (SAR 64:45), progressive H.264.
     "pal-anamorphic": (
-        [*_still(720, 576, 1), "-vf", "setsar=64/45", "-c:v", "libx264", "-pix_fmt", "yuv420p"],
+        _still(720, 576, "-vf", "setsar=64/45", "-c:v", "libx264", "-pix_fmt", "yuv420p"),
         "pal-16x9.mp4",
     ),
     # NTSC DV 16:9 (SAR 32:27) in QuickTime, fields woven bottom first from 59.94p.
     "ntsc-dv": (
-        [
-            *_panning(720, 480, "60000/1001", 1),
+        _panned(
+            720, 480, "60000/1001",
             "-vf", "tinterlace=interleave_bottom,setsar=32/27",
             "-c:v", "dvvideo", "-pix_fmt", "yuv411p",
-        ],
+        ),
         "ntsc-dv-16x9.mov",
     ),
     # HDV: 1440×1080 MPEG-2 with 4:3 pixels, 1080i25 top field first, in a transport stream.
     "hdv": (
-        [
-            *_panning(1440, 1080, "50", 1),
+        _panned(
+            1440, 1080, "50",
             "-vf", "tinterlace=interleave_top,setsar=4/3",
             "-c:v", "mpeg2video", "-flags", "+ildct+ilme", "-top", "1", "-b:v", "6M",
-        ],
+        ),
         "hdv-1080i.ts",
     ),
     # Broadcast H.264 in TS: PAL 4:3 (SAR 16:15), interlaced coding, field order tt.
     "h264-ts-interlaced": (
-        [
-            *_panning(720, 576, "50", 1),
+        _panned(
+            720, 576, "50",
             "-vf", "tinterlace=interleave_top,setsar=16/15",
             "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
             "-flags", "+ildct+ilme", "-field_order", "tt",
-        ],
+        ),
         "h264-576i.ts",
     ),
     # Woven fields in a stream that says nothing about them: only idet can tell.
     "woven-unflagged": (
-        [
-            *_panning(640, 480, "50", 1),
-            "-vf", "tinterlace=interleave_top", "-c:v", "mpeg4", "-q:v", "3",
-        ],
+        _panned(640, 480, "50", "-vf", "tinterlace=interleave_top", "-c:v", "mpeg4", "-q:v", "3"),
         "woven-mpeg4.avi",
     ),
     # iPhone-style HLG HEVC 10-bit.
     "hlg": (
-        [*_still(320, 180, 1), *HEVC_10, *BT2020, "-color_trc", "arib-std-b67", "-tag:v", "hvc1"],
+        _still(320, 180, *HEVC_10, *BT2020, "-color_trc", "arib-std-b67", "-tag:v", "hvc1"),
         "hlg-hevc10.mp4",
     ),
     # HDR10 (PQ) HEVC 10-bit.
     "pq": (
-        [*_still(320, 180, 1), *HEVC_10, *BT2020, "-color_trc", "smpte2084", "-tag:v", "hvc1"],
+        _still(320, 180, *HEVC_10, *BT2020, "-color_trc", "smpte2084", "-tag:v", "hvc1"),
         "pq-hevc10.mp4",
     ),
     # A phone held upright: landscape frames and a display matrix that turns them a quarter.
     "rotated-phone": (
-        [*_still(480, 270, 1), "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"],
+        _still(480, 270, "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"),
         "rotated-phone.mp4",
     ),
     # Full-range (JPEG levels) H.264, as some phones and screen recorders write.
     "full-range": (
-        [
-            "-f", "lavfi", "-t", "1", "-i",
+        _clip(
             "color=white:size=320x180:rate=25,drawbox=w=160:h=180:color=black:t=fill",
             "-c:v", "libx264", "-pix_fmt", "yuvj420p",
-        ],
+        ),
         "full-range.mp4",
     ),
 }  # fmt: skip
@@ -114,22 +120,21 @@ INTERLACED = ("ntsc-dv", "hdv", "h264-ts-interlaced", "woven-unflagged")
 
 
 def make_source(kind: str) -> Path:
-    args, name = KINDS[kind]
-    MEDIA_CACHE.mkdir(parents=True, exist_ok=True)
+    clip, name = KINDS[kind]
     path = MEDIA_CACHE / name
-    if not path.exists():
-        tmp = path.with_name(f"tmp-{name}")
-        head = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y"]
-        subprocess.run([*head, *args, str(tmp)], check=True, timeout=300)
-        if kind == "rotated-phone":  # ffmpeg 5.1 writes the rotation only when remuxing
-            turned = path.with_name(f"tmp-turned-{name}")
-            subprocess.run(
-                [*head, "-i", str(tmp), "-c", "copy", "-metadata:s:v:0", "rotate=90", str(turned)],
-                check=True,
-                timeout=60,
-            )
-            turned.replace(tmp)
-        tmp.replace(path)
+    if kind != "rotated-phone":
+        return clip.make(path, timeout=300)
+    if not path.exists():  # ffmpeg 5.1 writes the rotation only when remuxing
+        upright = clip.make(path.with_name(f"upright-{name}"), timeout=300)
+        turned = path.with_name(f"tmp-turned-{name}")
+        subprocess.run(
+            ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-i", str(upright)]
+            + ["-c", "copy", "-metadata:s:v:0", "rotate=90", str(turned)],
+            check=True,
+            timeout=60,
+        )
+        turned.replace(path)
+        upright.unlink()
     return path
 
 
@@ -206,7 +211,10 @@ DISPLAY = {  # kind → (aspect_ratio, top rendition)
 
 @pytest.mark.parametrize("kind", list(DISPLAY))
 def test_non_square_pixels_become_square_renditions_at_the_display_shape(
-    kind: str, assets: dict[str, dict[str, Any]], files: dict[str, dict[str, Path]]
+    kind: str,
+    sqlite_server: Server,
+    assets: dict[str, dict[str, Any]],
+    files: dict[str, dict[str, Path]],
 ) -> None:
     asset = assets[kind]
     aspect, top = DISPLAY[kind]
@@ -219,6 +227,17 @@ def test_non_square_pixels_become_square_renditions_at_the_display_shape(
         assert v.get("sample_aspect_ratio", "1:1") in ("1:1", "0:1"), (name, v)
         # Within one pixel of rounding to even sizes of the display aspect.
         assert abs(v["width"] - v["height"] * num / den) <= 2, (name, v["width"], v["height"])
+    # The DASH side says the same: square pixels, every rendition at the display shape.
+    base = f"{sqlite_server.url}/play/{asset['playback_ids'][0]['id']}"
+    mpd = MPEGDASHParser.parse(httpx.get(base + "/manifest.mpd").text)
+    (video_set,) = [a for a in mpd.periods[0].adaptation_sets if a.content_type == "video"]
+    assert (video_set.max_width, video_set.max_height) == top
+    reps = {r.id: r for r in video_set.representations}
+    assert set(reps) == set(files[kind])
+    for name, path in files[kind].items():
+        v = _video(path)
+        assert (reps[name].width, reps[name].height) == (v["width"], v["height"]), name
+        assert reps[name].sar == "1:1", name
 
 
 @pytest.mark.parametrize("kind", INTERLACED)
@@ -301,12 +320,8 @@ def test_idet_pass_tells_woven_from_progressive_when_the_stream_is_silent(tmp_pa
     tools = Toolchain.discover(settings)
     woven = probe(tools, make_source("woven-unflagged"), settings).picture
     assert (woven.field_order, woven.interlaced, woven.parity) == (None, "idet", "tff")
-    progressive = tmp_path / "progressive.avi"
-    subprocess.run(
-        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y"]
-        + [*_panning(640, 480, "25", 1), "-c:v", "mpeg4", "-q:v", "3", str(progressive)],
-        check=True,
-        timeout=120,
+    progressive = _panned(640, 480, "25", "-c:v", "mpeg4", "-q:v", "3").make(
+        tmp_path / "progressive.avi", timeout=120
     )
     assert probe(tools, progressive, settings).picture.interlaced is None
 
@@ -317,15 +332,13 @@ def test_deinterlaced_chunks_join_into_the_frames_of_a_one_pass_encode(tmp_path:
     # frame per field, 50 fps from 25i) a chunk that deinterlaced after its cut, or laid the
     # grid before the deinterlacer, would start on other frames.
     deinterlace = "field"
-    source = tmp_path / "interlaced.ts"
-    subprocess.run(
-        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y"]
-        + [*_panning(320, 240, "50", 5), "-vf", "tinterlace=interleave_top"]
-        + ["-c:v", "libx264", "-preset", "ultrafast", "-flags", "+ildct+ilme"]
-        + ["-field_order", "tt", "-g", "25", str(source)],
-        check=True,
-        timeout=120,
-    )
+    source = _panned(
+        320, 240, "50",
+        "-vf", "tinterlace=interleave_top",
+        "-c:v", "libx264", "-preset", "ultrafast", "-flags", "+ildct+ilme",
+        "-field_order", "tt", "-g", "25",
+        seconds=5,
+    ).make(tmp_path / "interlaced.ts", timeout=120)  # fmt: skip
     settings = Settings(data_dir=tmp_path, x264_preset="ultrafast", deinterlace=deinterlace)
     tools = Toolchain.discover(settings)
     info = probe(tools, source, settings)

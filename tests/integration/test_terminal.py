@@ -1,5 +1,6 @@
-"""What a person sees: `mediaplane up` on a terminal (readable lines, one ready block),
-in a file (JSON lines only), and `mediaplane ingest --wait` (the whole ladder)."""
+"""What a person sees: `mediaplane up --demo` on a terminal (readable lines, one ready block,
+a line when the demo plays and where), in a file (JSON lines only), and
+`mediaplane ingest --wait` (the whole ladder)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ import httpx
 from tests.support import ROOT, Server, free_port, make_clip
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+DEMO_WORK = re.compile(r"\] (?:job|asset|fingerprint)\.[a-z_]+\s")
+DEMO_PLAYS = re.compile(r"The demo plays now: (\S+)\s")
 BANNER = ("[queues]", ".> transport", "-------------- ", "[tasks]", "SecurityWarning")
 
 
@@ -45,11 +48,13 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def test_up_on_a_terminal_prints_readable_lines_and_one_ready_block(tmp_path: Path) -> None:
+    """`up --demo` on a pty: readable lines, one ready block, then a line saying the demo
+    plays now and its watch URL (which answers, and whose master plays)."""
     port = free_port()
     env = _env(tmp_path / "data", port) | {"MEDIAPLANE_DATABSE_URL": "postgresql://typo/x"}
     leader, follower = os.openpty()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mediaplane", "up"],
+        [sys.executable, "-m", "mediaplane", "up", "--demo"],
         stdin=follower,
         stdout=follower,
         stderr=follower,
@@ -59,9 +64,10 @@ def test_up_on_a_terminal_prints_readable_lines_and_one_ready_block(tmp_path: Pa
     )
     os.close(follower)
     raw = b""
+    watch: str | None = None
     try:
-        deadline = time.monotonic() + 90
-        while b"Stop with Ctrl-C" not in raw:
+        deadline = time.monotonic() + 180
+        while watch is None:
             assert time.monotonic() < deadline, raw.decode(errors="replace")
             assert proc.poll() is None, raw.decode(errors="replace")
             ready, _, _ = select.select([leader], [], [], 1.0)
@@ -70,6 +76,13 @@ def test_up_on_a_terminal_prints_readable_lines_and_one_ready_block(tmp_path: Pa
                     raw += os.read(leader, 65536)
                 except OSError:  # the terminal closed: the process is gone
                     break
+            plays = DEMO_PLAYS.search(ANSI.sub("", raw.decode(errors="replace")))
+            watch = plays.group(1) if plays else None
+        assert watch is not None, raw.decode(errors="replace")
+        # Asked while `up` still serves: the demo's page and its HLS master.
+        assert httpx.get(watch).status_code == 200, watch
+        master = httpx.get(watch.replace("/watch/", "/play/") + "/master.m3u8")
+        assert master.status_code == 200 and master.text.startswith("#EXTM3U"), master.text
     finally:
         _stop(proc)
         os.close(leader)
@@ -78,7 +91,8 @@ def test_up_on_a_terminal_prints_readable_lines_and_one_ready_block(tmp_path: Pa
     lines = ANSI.sub("", text).replace("\r", "").splitlines()
     end = next(i for i, line in enumerate(lines) if "Stop with Ctrl-C" in line)
     screen = lines[: end + 1]
-    assert end < 16, "\n".join(screen)
+    # The URL comes early: a few lines before the block, besides the demo's own job lines.
+    assert len([ln for ln in screen if not DEMO_WORK.search(ln)]) < 16, "\n".join(screen)
     assert not [ln for ln in screen if ln.lstrip().startswith("{")], "\n".join(screen)
     assert not [ln for ln in screen if any(b in ln for b in BANNER)], "\n".join(screen)
     assert not [ln for ln in screen if "Running upgrade" in ln], "\n".join(screen)
@@ -91,6 +105,10 @@ def test_up_on_a_terminal_prints_readable_lines_and_one_ready_block(tmp_path: Pa
     assert data in block
     assert f"{data}/admin-token" in block
     assert "mediaplane ingest " in block
+    demo = [ln for ln in screen if ln.lstrip().startswith("Demo:")]
+    assert demo and "a line follows when it plays" in demo[0], "\n".join(screen)
+    assert watch.startswith(f"http://127.0.0.1:{port}/watch/"), watch
+    assert text.index("Stop with Ctrl-C") < text.index("The demo plays now")
 
 
 def test_up_into_a_file_writes_only_json_lines(sqlite_server: Server) -> None:

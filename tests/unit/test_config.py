@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import io
 import os
 import re
@@ -114,3 +115,15 @@ def test_readme_configuration_table_lists_every_setting() -> None:
         "  python -c 'from mediaplane.config import settings_table; print(settings_table())'\n"
         "missing rows:\n" + "\n".join(missing)
     )
+
+
+def test_every_setting_is_read_somewhere() -> None:
+    """A setting nothing reads is a knob that does nothing (issue 6 found three): each field
+    of Settings is read as an attribute somewhere in src/mediaplane (a property of Settings
+    counts). A name that is also another object's attribute (``host``) passes on that."""
+    read: set[str] = set()
+    for path in (ROOT / "src" / "mediaplane").rglob("*.py"):
+        tree = ast.parse(path.read_text(), str(path))
+        read |= {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
+    unread = sorted(set(Settings.model_fields) - read)
+    assert not unread, f"settings nothing reads (read them or remove them): {unread}"

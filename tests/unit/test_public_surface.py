@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 import pytest
 
-PACKAGES = [
-    "mediaplane.accounts",
-    "mediaplane.catalog",
-    "mediaplane.db",
-    "mediaplane.delivery",
-    "mediaplane.events",
-    "mediaplane.ingest",
-    "mediaplane.intake",
-    "mediaplane.jobs",
-    "mediaplane.library",
-    "mediaplane.media",
-    "mediaplane.ops",
-    "mediaplane.pipeline",
-    "mediaplane.storage",
-    "mediaplane.web",
-]
+import mediaplane
+
+#: Every package of mediaplane, found on disk: a new one is checked without being listed.
+PACKAGES = sorted(
+    f"mediaplane.{p.parent.name}"
+    for p in Path(mediaplane.__file__).parent.glob("*/__init__.py")
+    if p.parent.name != "migrations"
+)
 
 
 @pytest.mark.parametrize("name", PACKAGES)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from mediaplane.clips import Clip, picture
 from mediaplane.config import Settings
 from mediaplane.media import (
     HostFailure,
@@ -27,7 +28,8 @@ from tests.support import make_clip
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="no ffmpeg")
 
 CREATOR = "the creator's advice"
-LAVFI = ["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"]
+#: A test pattern longer than any test here lets it run (each cuts it with -t, or kills it).
+LAVFI = Clip(seconds=120, video=picture("320x240", 25), audio=()).inputs()
 HEAD = ["ffmpeg", "-hide_banner", "-nostdin", "-y", "-loglevel", "error"]
 
 
