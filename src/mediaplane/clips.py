@@ -64,20 +64,24 @@ class Clip:
     codecs: tuple[str, ...] | None = None
     extra: tuple[str, ...] = ()
 
-    def inputs(self) -> list[str]:
+    def inputs(self, *, realtime: bool = False) -> list[str]:
+        """The lavfi inputs; ``realtime``: each read at its own pace (``-re``), as a live
+        publisher sends it."""
         graphs = [g for g in (self.video, *self.audio) if g is not None]
         out: list[str] = []
         for graph in graphs:
-            out += ["-f", "lavfi", "-t", str(self.seconds), "-i", graph]
+            out += [*(["-re"] if realtime else []), "-f", "lavfi", "-t", str(self.seconds)]
+            out += ["-i", graph]
         return out
 
-    def argv(self, out: Path, *, ffmpeg: str = "ffmpeg") -> list[str]:
-        """The ffmpeg command line that writes this clip to ``out``."""
+    def argv(self, out: Path | str, *, ffmpeg: str = "ffmpeg", realtime: bool = False) -> list[str]:
+        """The ffmpeg command line that writes this clip to ``out`` (a file, or a URL with
+        ``-f`` in :attr:`extra`: ``realtime`` then publishes it live, e.g. to RTMP)."""
         codecs = self.codecs
         if codecs is None:
             codecs = (*(H264 if self.video else ()), *(AAC if self.audio else ()))
         head = [ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-y"]
-        return [*head, *self.inputs(), *codecs, *self.extra, str(out)]
+        return [*head, *self.inputs(realtime=realtime), *codecs, *self.extra, str(out)]
 
     def make(
         self,
