@@ -97,12 +97,12 @@ class ChunkParser:
         self.chunk_size = DEFAULT_CHUNK_SIZE
         self._streams: dict[int, _Stream] = {}
         self._buf = bytearray()
-        self._partial = 0  # bytes in partly received messages
+        self._reserved = 0  # announced lengths of the partly received messages
 
     @property
     def pending(self) -> int:
-        """Bytes held: unparsed input plus partly received messages."""
-        return len(self._buf) + self._partial
+        """Bytes held: unparsed input plus the announced size of partly received messages."""
+        return len(self._buf) + self._reserved
 
     def feed(self, data: bytes) -> list[Message]:
         """Take the next bytes of the connection; return the messages they complete, in order
@@ -186,8 +186,6 @@ class ChunkParser:
         have = 0 if st.buf is None else len(st.buf)
         take = min(self.chunk_size, length - have)
         if p + take > n:
-            if self._partial + (n - p) > self.max_buffered:
-                raise RtmpProtocolError("too_much_buffered", "partly received messages too large")
             return 0
         # The whole chunk is here: commit the header to the chunk stream's state.
         if st.buf is None:
@@ -205,14 +203,14 @@ class ChunkParser:
             if take == length:  # one chunk: no reassembly buffer
                 self._complete(csid, st, bytes(buf[p : p + take]), out)
                 return p + take - pos
-            if self._partial + length > self.max_buffered:
+            if self._reserved + length > self.max_buffered:
                 raise RtmpProtocolError("too_much_buffered", "partly received messages too large")
+            self._reserved += length
             st.buf = bytearray()
         st.buf += buf[p : p + take]
-        self._partial += take
         if len(st.buf) >= st.length:
             body = bytes(st.buf)
-            self._partial -= len(body)
+            self._reserved -= st.length
             st.buf = None
             self._complete(csid, st, body, out)
         return p + take - pos
@@ -231,7 +229,7 @@ class ChunkParser:
                 raise RtmpProtocolError("bad_control", "short Abort")
             target = self._streams.get(_U32.unpack_from(body)[0])
             if target is not None and target.buf is not None:
-                self._partial -= len(target.buf)
+                self._reserved -= target.length
                 target.buf = None
             return
         out.append(Message(csid, st.type_id, st.stream_id, st.timestamp, body))
