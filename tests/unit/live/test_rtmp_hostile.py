@@ -4,7 +4,9 @@ media before publish, floods, stalls, a slow sink."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import socket
 import struct
 from collections.abc import AsyncIterator
 
@@ -24,12 +26,19 @@ class Sink:
         self.closed = asyncio.Event()
         self.gate: asyncio.Event | None = None
         self.first_write = asyncio.Event()
+        self.in_flight = 0
+        self.max_in_flight = 0
 
     async def write(self, data: bytes) -> None:
         self.first_write.set()
-        if self.gate is not None:
-            await self.gate.wait()
-        self.data += data
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.gate is not None:
+                await self.gate.wait()
+            self.data += data
+        finally:
+            self.in_flight -= 1
 
     async def close(self) -> None:
         self.closed.set()
@@ -223,32 +232,43 @@ async def test_stalled_publisher_is_dropped_and_its_sink_closed(harness: Harness
     assert sink.closed.is_set() and b"only-frame" in sink.data
 
 
+def _push_until_blocked(sock: socket.socket, chunk: bytes, limit: int) -> int:
+    """Send ``chunk`` over and over until a send stalls for 2 s or ``limit`` bytes went out;
+    return the bytes sent."""
+    sent = 0
+    sock.settimeout(2)
+    with contextlib.suppress(TimeoutError):
+        while sent < limit:
+            sock.sendall(chunk)
+            sent += len(chunk)
+    return sent
+
+
 async def test_slow_sink_stops_the_reads(harness: Harness) -> None:
     harness.gate = asyncio.Event()
     c = await Client.open(harness.server.port)
     await c.publish("good-slow")
     (sink,) = harness.sinks
-    frame = b"\x27\x01" + os.urandom(60_000)
-    total = 0
-    # Push until the client's own buffer holds 8 MB: the kernel's buffers are full and the
-    # server is not reading, since its only write to the sink is blocked.
-    # (A server that kept reading into memory would drain it: the loop would end at 60 MB.)
-    for _ in range(1000):
-        if c.writer.transport.get_write_buffer_size() >= 8_000_000:
-            break
-        c.send(4, 9, 1, frame, ts=total)
-        total += 1
-        if total % 16 == 0:
-            await asyncio.sleep(0.001)
-    assert c.writer.transport.get_write_buffer_size() >= 8_000_000
-    async with asyncio.timeout(WAIT):
-        await sink.first_write.wait()
-    assert len(sink.data) == 0  # the one write is still held at the gate
+    c.send(2, 1, 0, struct.pack(">I", 1 << 20))  # big chunks: the server parses quickly
+    c.chunk_size = 1 << 20
+    frame = b"\x27\x01" + os.urandom(1 << 19)
+    msg = encode_message(4, 9, 1, frame, chunk_size=c.chunk_size)
+    await c.writer.drain()
+    raw = c.writer.transport.get_extra_info("socket")
+    limit = 200 << 20
+    with socket.socket(fileno=os.dup(raw.fileno())) as sock:
+        sent = await asyncio.to_thread(_push_until_blocked, sock, msg, limit)
+    # The server holds its one sink write at the gate and reads nothing more, so the sends
+    # stall once the kernel's buffers are full; a server that kept reading (into memory, or
+    # into writes it does not wait for) would take all 200 MB.
+    assert sent < limit // 4
+    assert sink.first_write.is_set() and sink.in_flight == 1
     harness.gate.set()
-    await c.command(1, "deleteStream", 9.0, 1.0)
-    async with asyncio.timeout(60):
+    c.writer.close()  # a send cut short by the stall leaves a partial message: end here
+    async with asyncio.timeout(WAIT):
         await sink.closed.wait()
-    assert bytes(sink.data).count(frame[2:]) == total
+    assert bytes(sink.data).count(frame) == sent // len(msg)
+    assert sink.max_in_flight == 1
 
 
 async def test_ping_request_gets_a_response(harness: Harness) -> None:
