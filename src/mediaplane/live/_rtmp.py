@@ -21,6 +21,7 @@ import os
 import struct
 import time
 from collections.abc import Awaitable, Callable
+from ssl import SSLContext
 from typing import Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
@@ -156,10 +157,21 @@ class RtmpServer:
         """Connections held now."""
         return len(self._tasks)
 
-    async def start(self, host: str, port: int) -> None:
-        """Listen on ``host:port`` (port 0: any free port, see :attr:`port`)."""
-        self._server = await asyncio.start_server(self._accept, host, port, limit=_READ_SIZE)
-        log.info("rtmp.listening", host=host, port=self.port)
+    async def start(self, host: str, port: int, *, ssl: SSLContext | None = None) -> None:
+        """Listen on ``host:port`` (port 0: any free port, see :attr:`port`).
+
+        :param ssl: a server context for RTMPS; the TLS handshake then counts against the
+            handshake timeout.
+        """
+        self._server = await asyncio.start_server(
+            self._accept,
+            host,
+            port,
+            limit=_READ_SIZE,
+            ssl=ssl,
+            ssl_handshake_timeout=self.handshake_timeout if ssl else None,
+        )
+        log.info("rtmp.listening", host=host, port=self.port, tls=ssl is not None)
 
     async def close(self) -> None:
         """Stop listening and end every connection (each sink is closed)."""

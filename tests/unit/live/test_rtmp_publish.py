@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+import datetime
 import json
+import ssl
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -130,6 +132,50 @@ async def test_two_publishers_at_once_each_get_their_own_stream(
     assert (a["width"], b["width"]) == (320, 160)
     for key in ("good-a", "good-b"):
         assert ingest.sinks[key].path.read_bytes().count(b"FLV\x01") == 1
+
+
+def _self_signed(tmp: Path) -> ssl.SSLContext:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .sign(key, hashes.SHA256())
+    )
+    (tmp / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(tmp / "cert.pem", tmp / "key.pem")
+    return ctx
+
+
+async def test_rtmps_publish(tmp_path: Path, clip: Path) -> None:
+    ingest = Ingest(tmp_path)
+    await ingest.server.start("127.0.0.1", 0, ssl=_self_signed(tmp_path))
+    try:
+        url = ingest.url("good-tls").replace("rtmp://", "rtmps://")
+        assert await ffmpeg_publish(clip, url) == 0
+        info = probe(await ingest.closed("good-tls"))
+        assert info["video"] == "h264" and info["audio"] == "aac"
+    finally:
+        await ingest.server.close()
 
 
 def _librtmp_publish(url: str, flv: bytes) -> tuple[bool, int]:
