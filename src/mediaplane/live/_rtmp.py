@@ -233,7 +233,7 @@ class _Connection:
         self.parser = ChunkParser(
             max_message_size=server.max_message_size,
             max_chunk_streams=server.max_chunk_streams,
-            max_buffered=2 * server.max_message_size,
+            max_buffered=server.max_message_size + (1 << 20),
         )
         self.started = time.monotonic()
         self.app: str | None = None
@@ -248,6 +248,7 @@ class _Connection:
         self.acked = 0
         self.ack_window = 0
         self.tags = 0
+        self.last_media = 0.0
 
     async def run(self) -> None:
         reason = "eof"
@@ -276,7 +277,16 @@ class _Connection:
     async def _finish(self, reason: str) -> None:
         with contextlib.suppress(Exception):
             await self._close_sink()
-        self.writer.transport.abort()
+        # A graceful close, so a refused client reads its onStatus before the FIN; bounded,
+        # and the socket is dropped if the peer does not take the bytes.
+        self.writer.close()
+        try:
+            async with asyncio.timeout(1.0):
+                await self.writer.wait_closed()
+        except (TimeoutError, ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            self.writer.transport.abort()
         log.info(
             "rtmp.closed",
             remote=self.remote,
@@ -326,6 +336,8 @@ class _Connection:
                 raise _Closed("idle_timeout") from None
             if not data:
                 return
+            if self.publishing and time.monotonic() - self.last_media > server.idle_timeout:
+                raise _Closed("no_media")  # bytes arrive, but no audio or video
             self.bytes_in += len(data)
             for msg in self.parser.feed(data):
                 await self._on_message(msg)
@@ -387,6 +399,7 @@ class _Connection:
             self.pending.append(_flv.file_header())
         self.pending.append(_flv.tag(kind, timestamp, body))
         self.tags += 1
+        self.last_media = time.monotonic()
 
     async def _flush(self) -> None:
         if not self.pending or self.sink is None:
@@ -511,6 +524,7 @@ class _Connection:
             raise _Closed("open_sink_error", refused=True) from None
         self.sink = sink
         self.publishing = True
+        self.last_media = time.monotonic()
         await self._send(
             _CSID_CONTROL,
             USER_CONTROL,

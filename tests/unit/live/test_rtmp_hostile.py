@@ -232,6 +232,22 @@ async def test_stalled_publisher_is_dropped_and_its_sink_closed(harness: Harness
     assert sink.closed.is_set() and b"only-frame" in sink.data
 
 
+@pytest.mark.parametrize("harness", [{"idle_timeout": 0.5}], indirect=True)
+async def test_publisher_sending_only_pings_is_dropped(harness: Harness) -> None:
+    c = await Client.open(harness.server.port)
+    await c.publish("good-pings")
+    async with asyncio.timeout(WAIT):
+        with contextlib.suppress(ConnectionError):
+            while not c.reader.at_eof():
+                c.send(2, 4, 0, struct.pack(">HI", 6, 1))
+                await c.writer.drain()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(0.1):
+                        c.parser.feed(await c.reader.read(65536))
+    (sink,) = harness.sinks
+    assert sink.closed.is_set()
+
+
 def _push_until_blocked(sock: socket.socket, chunk: bytes, limit: int) -> int:
     """Send ``chunk`` over and over until a send stalls for 2 s or ``limit`` bytes went out;
     return the bytes sent."""
