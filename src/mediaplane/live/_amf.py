@@ -168,6 +168,8 @@ def _write_value(value: object, out: bytearray) -> None:
     elif isinstance(value, dict):
         out.append(OBJECT)
         for k, v in value.items():
+            if k == "":
+                raise AmfError("AMF0 objects cannot hold an empty key (it ends the object)")
             _write_string_body(str(k), out)
             _write_value(v, out)
         out += b"\x00\x00"

@@ -271,6 +271,9 @@ class _Connection:
         except asyncio.CancelledError:
             reason = "server_closed"
             raise
+        except Exception:  # a bug here must cost one connection, never the server
+            reason = "internal_error"
+            log.exception("rtmp.internal_error", remote=self.remote, key=self.key_hash)
         finally:
             await self._finish(reason)
 
@@ -571,7 +574,10 @@ def _app_name(props: dict[str, object]) -> str:
     app = props.get("app")
     if not isinstance(app, str) or not app.strip("/"):
         tc = props.get("tcUrl")
-        app = urlsplit(tc).path if isinstance(tc, str) else ""
+        try:
+            app = urlsplit(tc).path if isinstance(tc, str) else ""
+        except ValueError:  # "rtmp://[" and the like
+            app = ""
     return app.split("?", 1)[0].strip("/").split("/", 1)[0]
 
 
