@@ -360,7 +360,8 @@ class _Connection:
 
     def _check_media(self, msg: Message) -> None:
         if not self.publishing:
-            raise _Closed("media_before_publish", refused=True)
+            reason = "media_after_unpublish" if self.unpublished else "media_before_publish"
+            raise _Closed(reason, refused=True)
         if msg.stream_id != _STREAM_ID:
             raise _Closed("media_on_unknown_stream", refused=True)
 
@@ -414,6 +415,7 @@ class _Connection:
                 await self.sink.write(data)
         except TimeoutError:
             raise _Closed("sink_stalled") from None
+        self.last_media = time.monotonic()  # time spent waiting on the sink is not the peer's
 
     async def _close_sink(self) -> None:
         sink, self.sink = self.sink, None

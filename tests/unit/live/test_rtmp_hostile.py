@@ -248,6 +248,25 @@ async def test_publisher_sending_only_pings_is_dropped(harness: Harness) -> None
     assert sink.closed.is_set()
 
 
+@pytest.mark.parametrize("harness", [{"idle_timeout": 0.5}], indirect=True)
+async def test_time_waiting_on_the_sink_is_not_idle_time(harness: Harness) -> None:
+    harness.gate = asyncio.Event()
+    c = await Client.open(harness.server.port)
+    await c.publish("good-patient")
+    (sink,) = harness.sinks
+    c.send(4, 9, 1, b"\x17\x00first")
+    await c.writer.drain()
+    async with asyncio.timeout(WAIT):
+        await sink.first_write.wait()
+    await asyncio.sleep(1.0)  # the sink holds its write for twice the idle timeout
+    harness.gate.set()
+    c.send(4, 9, 1, b"\x27\x01second", ts=33)
+    await c.command(1, "deleteStream", 4.0, 1.0)
+    async with asyncio.timeout(WAIT):
+        await sink.closed.wait()
+    assert b"first" in sink.data and b"second" in sink.data
+
+
 def _push_until_blocked(sock: socket.socket, chunk: bytes, limit: int) -> int:
     """Send ``chunk`` over and over until a send stalls for 2 s or ``limit`` bytes went out;
     return the bytes sent."""
