@@ -77,7 +77,7 @@ def test_amf_on_random_bytes(data: bytes) -> None:
         pass
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(st.lists(AMF_VALUES, max_size=6))
 def test_amf_round_trip(values: list[object]) -> None:
     assert _amf.decode_all(_amf.encode_all(values)) == [_normalize(v) for v in values]

@@ -268,10 +268,10 @@ async def test_time_waiting_on_the_sink_is_not_idle_time(harness: Harness) -> No
 
 
 def _push_until_blocked(sock: socket.socket, chunk: bytes, limit: int) -> int:
-    """Send ``chunk`` over and over until a send stalls for 2 s or ``limit`` bytes went out;
+    """Send ``chunk`` over and over until a send stalls for 1 s or ``limit`` bytes went out;
     return the bytes sent."""
     sent = 0
-    sock.settimeout(2)
+    sock.settimeout(1)
     with contextlib.suppress(TimeoutError):
         while sent < limit:
             sock.sendall(chunk)
