@@ -805,6 +805,9 @@ def live_package_argv(
         # Not -fflags +nobuffer: with it ffmpeg 5.1 drops the packets it probed (the
         # stream's first 1.5 s of a 6 s test). The FLV header's track flags, set by the
         # packager, end probing as soon as each track's first tag is in.
+        # Packets are copied, so no frame rate need be measured: without this ffmpeg
+        # holds the first ~20 frames to estimate it, and the first part comes 0.9 s late.
+        "-fpsprobesize", "0",
         "-protocol_whitelist", "pipe",
         "-format_whitelist", "flv",
         "-f", "flv",
