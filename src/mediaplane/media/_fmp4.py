@@ -393,6 +393,8 @@ class Fmp4Reader:
             if found is None:
                 break
             kind, _, size = found
+            if self.init is None and not self._init_parts and kind != b"ftyp":
+                raise Fmp4Error(f"the stream starts with {kind!r}, not ftyp: it is not fMP4")
             limit = self.max_mdat if kind == b"mdat" else self.max_header_box
             if size > limit:
                 raise Fmp4Error(f"box {kind!r} of {size} bytes is larger than {limit}")
@@ -429,6 +431,9 @@ class Fmp4Reader:
             self._pending.append(box)
             if sum(map(len, self._pending)) > self.max_header_box:
                 raise Fmp4Error("too many boxes before a fragment")
+        elif kind == b"mfra":  # the random-access index a file ends with: nothing to read
+            if self._moof is not None or self._pending:
+                raise Fmp4Error("mfra inside a fragment")
         else:
             raise Fmp4Error(f"unexpected box {kind!r} between fragments")
         return None
