@@ -154,6 +154,9 @@ class LiveOutput:
     :param part_target: seconds, the EXT-X-PART-INF PART-TARGET.
     :param segment_target: seconds a segment lasts at least before the next keyframe closes it.
     :param dvr_window_seconds: seconds of segments kept in the playlist and on disk.
+    :param started_at: the wall-clock time of the stream's first media (when its first
+        FLV tag came in): the EXT-X-PROGRAM-DATE-TIME of the first fragment. Without it,
+        when that fragment arrives here less its duration (later by ffmpeg's start-up).
     """
 
     def __init__(
@@ -165,6 +168,7 @@ class LiveOutput:
         part_target: float,
         segment_target: float,
         dvr_window_seconds: float,
+        started_at: datetime | None = None,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         if part_target <= 0 or segment_target <= 0:
@@ -175,6 +179,7 @@ class LiveOutput:
         self.segment_target = segment_target
         self.dvr_window = float(dvr_window_seconds)
         self.clock = clock
+        self.started_at = started_at
         self._lock = threading.Lock()
         self._anchor: tuple[datetime, float] | None = None
         self._master_bps = 0.0
@@ -221,7 +226,8 @@ class LiveOutput:
                     raise InvalidMedia(_no_keyframe(limit))
                 return
             if self._anchor is None:
-                self._anchor = (self.clock() - timedelta(seconds=duration), start)
+                wall = self.started_at or self.clock() - timedelta(seconds=duration)
+                self._anchor = (wall, start)
             if video and frag.sync and r.pending is not None:
                 self._flush_part(r)
             if r.pending is None:

@@ -26,6 +26,7 @@ import signal
 import struct
 import threading
 from collections import deque
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import structlog
@@ -217,6 +218,7 @@ class LivePackager:
         self._error: MediaError | None = None
         self._error_raised = False
         self._closed = False
+        self._started_at: datetime | None = None  # when the first audio/video tag came
 
     @property
     def renditions(self) -> tuple[str, ...]:
@@ -239,6 +241,8 @@ class LivePackager:
             self._scanner.feed(flv)
         except InvalidMedia as exc:
             await self._fail(exc)
+        if self._started_at is None and self._scanner.first_ts is not None:
+            self._started_at = datetime.now(UTC)
         if self._proc is None:
             self._held.append(flv)
             self._held_bytes += len(flv)
@@ -275,6 +279,7 @@ class LivePackager:
             part_target=self.part_target,
             segment_target=self.segment_target,
             dvr_window_seconds=self.dvr_window_seconds,
+            started_at=self._started_at,
         )
         pipes = {name: os.pipe() for name in names}
         audio_fragment = (

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from mediaplane.clips import Clip, picture, sine
 from mediaplane.live import LivePackager
 from mediaplane.media import (
     AAC_LC,
@@ -26,7 +27,7 @@ from mediaplane.media import (
     MediaPlaylist,
     avc_codec_string,
 )
-from tests.support import make_clip
+from tests.support import MEDIA_CACHE, make_clip
 
 SECONDS = 6
 PART = 0.5
@@ -260,6 +261,34 @@ def test_standard_latency_has_segments_only(tmp_path: Path) -> None:
         assert not live.preload_hints
         assert all(s.uri is not None for s in live.segments)
     assert (run.out / "master.m3u8").is_file()
+
+
+@pytest.mark.parametrize("kind", ["video", "audio"])
+async def test_one_track_streams(tmp_path: Path, kind: str) -> None:
+    clip = Clip(
+        seconds=2,
+        video=picture("160x90", 30) if kind == "video" else None,
+        audio=(sine(440, 44100),) if kind == "audio" else (),
+        extra=("-g", "15", "-f", "flv"),
+    ).make(MEDIA_CACHE / f"live-{kind}-only.flv", timeout=120)
+    packager = LivePackager(
+        tmp_path, latency_mode="low", part_target=PART, segment_target=1.0,
+        dvr_window_seconds=60,
+    )  # fmt: skip
+    await feed(packager, clip.read_bytes())
+    await asyncio.wait_for(packager.close(), 60)
+    assert packager.renditions == (kind,)
+    master = MasterPlaylist.parse((tmp_path / "master.m3u8").read_bytes())
+    (variant,) = master.variants
+    assert variant.uri == f"{kind}/index.m3u8"
+    assert not master.media
+    assert variant.codecs is not None
+    assert variant.codecs.startswith("avc1." if kind == "video" else AAC_LC)
+    assert "," not in variant.codecs
+    pl = _playlist(tmp_path / kind / "index.m3u8")
+    assert pl.endlist
+    assert not pl.rendition_reports
+    assert abs(sum(s.duration or 0 for s in pl.segments) - 2) <= 0.1
 
 
 async def test_garbage_input_fails_at_once(tmp_path: Path) -> None:
