@@ -33,6 +33,7 @@ import structlog
 
 from mediaplane.media import (
     ChildOptions,
+    Fmp4Error,
     Fmp4Reader,
     Fragment,
     HostCause,
@@ -215,6 +216,7 @@ class LivePackager:
         self._stderr: deque[bytes] = deque(maxlen=STDERR_LINES)
         self._stderr_task: asyncio.Task[None] | None = None
         self._thread_error: BaseException | None = None
+        self._truncated: Fmp4Error | None = None
         self._error: MediaError | None = None
         self._error_raised = False
         self._closed = False
@@ -272,7 +274,8 @@ class LivePackager:
         if not (scanner.video or scanner.audio):
             await self._fail(InvalidMedia("the stream has no H.264 video or AAC audio"))
         names = [n for n, on in (("video", scanner.video), ("audio", scanner.audio)) if on]
-        self.output = LiveOutput(
+        self.output = await asyncio.to_thread(  # it makes the rung directories
+            LiveOutput,
             self.out_dir,
             renditions=names,
             low_latency=self.low_latency,
@@ -363,8 +366,13 @@ class LivePackager:
                             output.add_fragment(name, item)
                         else:
                             output.add_init(name, item)
-            if reader.init is not None:
-                reader.end()
+            try:
+                if reader.init is not None:  # no output at all: nothing to check
+                    reader.end()
+            except Fmp4Error as exc:
+                # Cut short: ffmpeg was killed or crashed (its exit status says so) or,
+                # when it exited cleanly, wrote a broken stream (see _finish).
+                self._truncated = self._truncated or exc
         except BaseException as exc:  # noqa: BLE001 - handed to the event loop side
             if self._thread_error is None:
                 self._thread_error = exc
@@ -410,6 +418,8 @@ class LivePackager:
         await self._join_threads()
         if proc.returncode != 0 or self._thread_error is not None:
             await self._fail_from_process()
+        if self._truncated is not None:
+            await self._fail(self._truncated)
         assert self.output is not None
         await asyncio.to_thread(self.output.finish)
 
