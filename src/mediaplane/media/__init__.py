@@ -7,6 +7,8 @@ subprocess runs inside a :class:`ManagedProcess` (timeout, memory limit, killed 
 Formats are models with ``parse()`` and ``render()`` and no I/O: HLS playlists in ``_hls.py``
 (:class:`MasterPlaylist`, :class:`MediaPlaylist`; their tags in ``_hls_tags.py``), DASH MPDs
 in ``_dash.py`` (:class:`MPD`).
+``_fmp4.py`` reads fragmented MP4 as it streams (:class:`Fmp4Reader`: the init segment,
+then each fragment's timing and whether it starts with a sync sample), for the live packager.
 ``_manifests.py`` builds them from a :class:`Presentation` (``hls_master``, ``hls_media``,
 ``dash_mpd``; the exported :func:`render_hls_master`, :func:`render_hls_media` and
 :func:`render_mpd` give the text).
@@ -22,7 +24,8 @@ Errors::
     ├── HostFailure       the host, not the input: disk, memory, signal, encoder (retried)
     ├── ProcessFailed     a subprocess exited non-zero
     ├── ProcessTimeout    a subprocess ran past its limit
-    └── ManifestError     a playlist or MPD that cannot be parsed (also a ValueError)
+    ├── ManifestError     a playlist or MPD that cannot be parsed (also a ValueError)
+    └── Fmp4Error         a fragmented MP4 stream that cannot be read (also a ValueError)
 
 :func:`classify` turns a ProcessFailed into InvalidMedia or HostFailure, in one place.
 """
@@ -32,6 +35,8 @@ from __future__ import annotations
 from ._audio import audio_tracks
 from ._dash import MPD
 from ._errors import (
+    Fmp4Error,
+    HostCause,
     HostFailure,
     InvalidMedia,
     ManifestError,
@@ -41,14 +46,16 @@ from ._errors import (
     ToolMissing,
     classify,
 )
-from ._hls import MasterPlaylist, MediaPlaylist, parse_playlist
+from ._fmp4 import Fmp4Reader, Fragment, InitSegment, Track
+from ._hls import MasterPlaylist, MediaPlaylist, MediaSegment, parse_playlist
+from ._hls_tags import Map, Media, Part, PreloadHint, RenditionReport, ServerControl, Variant
 from ._ladder import Chunk, Rung, plan_chunks, plan_ladder, plan_source_ladder
 from ._manifests import render_hls_master, render_hls_media, render_mpd
 from ._mp4 import AAC_LC, avc_codec_string
 from ._package import PackagerInput, PackagingOptions, ShakaPackager
 from ._presentation import Presentation, Rendition, Segment
 from ._probe import AudioStream, MediaInfo, probe
-from ._process import ManagedProcess
+from ._process import ChildOptions, ManagedProcess
 from ._storyboard import (
     MAX_FRAMES,
     STORYBOARD_WIDTHS,
@@ -68,38 +75,61 @@ from ._transcode import (
     read_playlist,
     waveform_image,
 )
-from .ffmpeg import PREVIEW_DIR, Source, Toolchain, chromaprint_argv, has_muxer, muxers_argv
+from .ffmpeg import (
+    PREVIEW_DIR,
+    Source,
+    Toolchain,
+    chromaprint_argv,
+    has_muxer,
+    live_package_argv,
+    muxers_argv,
+)
 
 __all__ = [
     "AAC_LC",
     "AudioStream",
+    "ChildOptions",
     "Chunk",
+    "Fmp4Error",
+    "Fmp4Reader",
+    "Fragment",
+    "HostCause",
     "HostFailure",
+    "InitSegment",
     "InvalidMedia",
     "MAX_FRAMES",
     "MPD",
     "ManagedProcess",
     "ManifestError",
+    "Map",
     "MasterPlaylist",
+    "Media",
     "MediaError",
     "MediaInfo",
     "MediaPlaylist",
+    "MediaSegment",
     "PREVIEW_DIR",
     "PackagerInput",
     "PackagingOptions",
+    "Part",
     "PlaylistEntry",
+    "PreloadHint",
     "Presentation",
     "ProcessFailed",
     "ProcessTimeout",
     "Rendition",
+    "RenditionReport",
     "Rung",
     "STORYBOARD_WIDTHS",
     "Segment",
+    "ServerControl",
     "ShakaPackager",
     "Source",
     "THUMBNAIL_WIDTHS",
     "ToolMissing",
     "Toolchain",
+    "Track",
+    "Variant",
     "audio_tracks",
     "avc_codec_string",
     "chromaprint_argv",
@@ -110,6 +140,7 @@ __all__ = [
     "encode_preview",
     "extract_thumbnail",
     "has_muxer",
+    "live_package_argv",
     "make_storyboard",
     "muxers_argv",
     "parse_playlist",

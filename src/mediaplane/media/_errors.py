@@ -184,3 +184,8 @@ def classify(failed: ProcessFailed, creator_message: str | None) -> InvalidMedia
 
 class ManifestError(MediaError, ValueError):
     """A playlist or MPD that cannot be read: malformed, too large, or not of that kind."""
+
+
+class Fmp4Error(MediaError, ValueError):
+    """A fragmented MP4 stream that cannot be read: a box too large, truncated or out of
+    order, or a fragment that is not one CMAF track (see :mod:`._fmp4`)."""

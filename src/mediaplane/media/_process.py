@@ -38,6 +38,41 @@ def _child_env() -> dict[str, str]:
     return env
 
 
+def _limit_child(memory_bytes: int, nice: int = 0) -> None:
+    # Runs in the child between fork and exec: only async-signal-safe-ish C calls.
+    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    if nice:
+        os.nice(nice)
+    if _libc is not None:
+        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+@dataclass(frozen=True)
+class ChildOptions:
+    """What every media subprocess starts with, for one that cannot be a
+    :class:`ManagedProcess` (a long-lived one fed from asyncio, like the live packager's
+    ffmpeg): pass ``**options.popen_kwargs()`` to ``subprocess.Popen`` or
+    ``asyncio.create_subprocess_exec``. Its owner enforces its time limits and kills its
+    process group (``os.killpg(pid, SIGKILL)``) on error.
+
+    :param memory_bytes: RLIMIT_AS for the child.
+    """
+
+    memory_bytes: int
+    nice: int = 0
+
+    def _preexec(self) -> None:
+        _limit_child(self.memory_bytes, self.nice)
+
+    def popen_kwargs(self) -> dict[str, object]:
+        """Address-space limit, death with the parent, its own process group, C messages."""
+        return {
+            "preexec_fn": self._preexec,
+            "start_new_session": True,
+            "env": _child_env(),
+        }
+
+
 @dataclass(frozen=True)
 class Completed:
     returncode: int
@@ -84,12 +119,7 @@ class ManagedProcess:
         self.name = name
 
     def _preexec(self) -> None:
-        # Runs in the child between fork and exec: only async-signal-safe-ish C calls.
-        resource.setrlimit(resource.RLIMIT_AS, (self.memory_bytes, self.memory_bytes))
-        if self.nice:
-            os.nice(self.nice)
-        if _libc is not None:
-            _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        _limit_child(self.memory_bytes, self.nice)
 
     def run(self, check: bool = True) -> Completed:
         log.debug("process.start", name=self.name, argv=self.argv)

@@ -771,3 +771,68 @@ def parse_progress_seconds(line: str) -> float | None:
         except ValueError:
             return None
     return None
+
+
+#: fMP4 written as it goes, for a pipe: the moov first and empty (no seeking back), one
+#: ``moof`` per fragment with times relative to itself, no trailer (``mfra``) at the end,
+#: and CMAF's rules (one track, negative composition offsets instead of an edit list).
+LIVE_MOVFLAGS = "+empty_moov+default_base_moof+skip_trailer+cmaf"
+
+
+def live_package_argv(
+    ffmpeg: str,
+    *,
+    video_fd: int | None,
+    audio_fd: int | None,
+    audio_fragment_seconds: float,
+) -> list[str]:
+    """Repackage a live FLV stream on stdin (H.264 and AAC, not re-encoded) into one
+    fragmented-MP4 CMAF track per file descriptor: ``video_fd`` gets the first video
+    stream, ``audio_fd`` the first audio stream (either may be None, not both).
+
+    Video is written one frame per fragment (the packager groups frames into parts, so a
+    part can end exactly where the next keyframe begins); audio in fragments that end once
+    they reach ``audio_fragment_seconds`` (one part each: a fragment per AAC frame would
+    add half again to a 64 kbit/s track). Each fragment is flushed to its pipe as soon as
+    it is complete. The input may be read only as FLV from the pipe.
+    """
+    if video_fd is None and audio_fd is None:
+        raise MediaError("live packaging needs a video or an audio output")
+    argv = [
+        ffmpeg,
+        "-hide_banner", "-nostdin", "-nostats",
+        "-loglevel", "error",
+        # Not -fflags +nobuffer: with it ffmpeg 5.1 drops the packets it probed (the
+        # stream's first 1.5 s of a 6 s test). The FLV header's track flags, set by the
+        # packager, end probing as soon as each track's first tag is in.
+        # Packets are copied, so no frame rate need be measured: without this ffmpeg
+        # holds the first ~20 frames to estimate it, and the first part comes 0.9 s late.
+        "-fpsprobesize", "0",
+        "-protocol_whitelist", "pipe",
+        "-format_whitelist", "flv",
+        "-f", "flv",
+        "-i", "pipe:0",
+    ]  # fmt: skip
+    if video_fd is not None:
+        argv += [
+            "-map", "0:v:0",
+            "-c", "copy",
+            "-map_metadata", "-1",
+            "-f", "mp4",
+            "-movflags", LIVE_MOVFLAGS + "+frag_every_frame",
+            "-flush_packets", "1",
+            f"pipe:{video_fd}",
+        ]  # fmt: skip
+    if audio_fd is not None:
+        frag_us = str(max(1, round(audio_fragment_seconds * 1_000_000)))
+        argv += [
+            "-map", "0:a:0",
+            "-c", "copy",
+            "-map_metadata", "-1",
+            "-f", "mp4",
+            "-movflags", LIVE_MOVFLAGS,
+            "-frag_duration", frag_us,
+            "-flush_packets", "1",
+            f"pipe:{audio_fd}",
+        ]  # fmt: skip
+    return argv

@@ -1,0 +1,499 @@
+"""The live packager: FLV from a publisher in, CMAF segments, LL-HLS parts and playlists out.
+
+:class:`LivePackager` is a publish sink (``write``/``close``, what the RTMP server feeds).
+It checks the FLV framing itself as bytes arrive (:class:`FlvScanner`: tag sizes, H.264
+video and AAC audio only, no codec change), starts one ffmpeg once it knows which tracks
+the stream has, and hands it the bytes on stdin. ffmpeg copies the tracks, not
+re-encoded, into fragmented MP4 on two pipes (video one frame per fragment, audio in
+part-long fragments; :func:`mediaplane.media.live_package_argv`); a thread per pipe splits
+that stream (:class:`mediaplane.media.Fmp4Reader`) and hands each fragment to
+:class:`._output.LiveOutput`, which groups them into parts and segments and writes the
+files and playlists.
+
+Failures end the stream cleanly: the playlists get EXT-X-ENDLIST over what was written,
+ffmpeg is killed and reaped, and the error is raised from the next ``write`` (or
+``close``) as a :class:`mediaplane.media.MediaError`: :class:`InvalidMedia` when the
+publisher's stream is at fault (its message says what to change in the encoder),
+:class:`HostFailure` when the host is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import struct
+import threading
+from collections import deque
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import structlog
+
+from mediaplane.media import (
+    ChildOptions,
+    Fmp4Error,
+    Fmp4Reader,
+    Fragment,
+    HostCause,
+    HostFailure,
+    InvalidMedia,
+    MediaError,
+    ProcessFailed,
+    classify,
+    live_package_argv,
+)
+
+from ._output import LiveOutput
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+log = structlog.get_logger("mediaplane.live")
+
+LATENCY_MODES = ("standard", "low")
+#: Audio fragments end this much before the part target: an AAC frame (21-32 ms) then
+#: cannot carry a part past it.
+AUDIO_PART_MARGIN = 0.035
+#: Standard latency has no parts; its audio fragments are this long (seconds).
+STANDARD_AUDIO_FRAGMENT = 1.0
+#: How much of a stream is held back, before ffmpeg starts, to learn which tracks it has.
+PROBE_SECONDS = 1.0
+PROBE_BYTES = 4 * 1024 * 1024
+#: One FLV tag's body at most (the format's own limit is 16 MiB).
+MAX_TAG_BYTES = 16 * 1024 * 1024
+#: Seconds a write may wait for ffmpeg to take the bytes, and close for it to finish.
+WRITE_TIMEOUT = 15.0
+CLOSE_TIMEOUT = 20.0
+#: RLIMIT_AS of the packager's ffmpeg: it only copies packets.
+MEMORY_BYTES = 1024**3
+#: Bytes read from an fMP4 pipe at a time.
+READ_BYTES = 256 * 1024
+STDERR_LINES = 40
+
+_FLV_AUDIO, _FLV_VIDEO, _FLV_SCRIPT = 8, 9, 18  # FLV tag types
+_AVC = 7  # FLV video codec id
+_AAC = 10  # FLV sound format
+_ENCODER_HINT = "set the encoder to H.264 (x264) video and AAC audio"
+
+
+class FlvScanner:
+    """Checks an FLV byte stream's framing as it arrives, keeping only a tag header.
+
+    Learns which tracks the stream has (``video``/``audio``: True once a tag of that kind
+    was seen) and the timestamp span seen; :class:`InvalidMedia` for bytes that are not
+    FLV, a tag size that does not match its trailer, a tag larger than
+    :data:`MAX_TAG_BYTES`, or a codec other than H.264 and AAC (or one that changes).
+    """
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._skip = 0  # body bytes of the current tag still to pass over
+        self._header = False
+        self._expect_prev = 0  # PreviousTagSize the next tag must be preceded by
+        self.video = False
+        self.audio = False
+        self.tags = 0
+        self.first_ts: int | None = None  # milliseconds
+        self.last_ts = 0
+
+    @property
+    def span(self) -> float:
+        """Seconds of timestamps seen."""
+        return 0.0 if self.first_ts is None else (self.last_ts - self.first_ts) / 1000
+
+    def feed(self, data: bytes) -> None:
+        buf = self._buf
+        buf += data
+        pos = 0
+        if self._skip:
+            n = min(self._skip, len(buf))
+            self._skip -= n
+            pos = n
+        while not self._skip:
+            if not self._header:
+                if len(buf) - pos < 9:
+                    break
+                if bytes(buf[pos : pos + 3]) != b"FLV" or buf[pos + 3] != 1:
+                    raise InvalidMedia(f"the stream is not FLV: {_ENCODER_HINT}")
+                offset = struct.unpack_from(">I", buf, pos + 5)[0]
+                if not 9 <= offset <= 1024:
+                    raise InvalidMedia("the FLV header has an impossible size")
+                if len(buf) - pos < offset:
+                    break
+                pos += offset
+                self._header = True
+                continue
+            if len(buf) - pos < 15:
+                break
+            prev, kind, size = struct.unpack_from(">IB3s", buf, pos)
+            size = int.from_bytes(size, "big")
+            if prev != self._expect_prev:
+                raise InvalidMedia(
+                    f"the FLV stream is corrupt (a tag trailer says {prev} bytes, "
+                    f"not {self._expect_prev})"
+                )
+            kind &= 0x1F
+            if kind not in (_FLV_AUDIO, _FLV_VIDEO, _FLV_SCRIPT):
+                raise InvalidMedia(f"the FLV stream is corrupt (tag type {kind})")
+            if size > MAX_TAG_BYTES:
+                raise InvalidMedia(f"an FLV tag of {size} bytes is larger than allowed")
+            peek = min(size, 1)
+            if len(buf) - pos < 15 + peek:
+                break
+            ts = int.from_bytes(buf[pos + 8 : pos + 11], "big") | (buf[pos + 11] << 24)
+            if peek:
+                self._check_codec(kind, buf[pos + 15])
+            self.tags += 1
+            if kind != _FLV_SCRIPT:
+                self.first_ts = ts if self.first_ts is None else self.first_ts
+                self.last_ts = max(self.last_ts, ts)
+            self._expect_prev = 11 + size
+            pos += 15
+            n = min(size, len(buf) - pos)
+            pos += n
+            self._skip = size - n
+        del buf[:pos]
+
+    def _check_codec(self, kind: int, first: int) -> None:
+        if kind == _FLV_VIDEO:
+            if first & 0x80 or first & 0x0F != _AVC:  # enhanced RTMP (HEVC, AV1) or old codecs
+                raise InvalidMedia(f"the video is not H.264: {_ENCODER_HINT}")
+            self.video = True
+        elif kind == _FLV_AUDIO:
+            if first >> 4 != _AAC:
+                raise InvalidMedia(f"the audio is not AAC: {_ENCODER_HINT}")
+            self.audio = True
+
+    def ready(self) -> bool:
+        """Enough was seen to know the tracks: both, or one for :data:`PROBE_SECONDS`."""
+        return (self.video and self.audio) or (
+            (self.video or self.audio) and self.span >= PROBE_SECONDS
+        )
+
+
+class LivePackager:
+    """Package one live publish into ``out_dir`` (see :mod:`._output` for the layout).
+
+    :param latency_mode: ``low`` (LL-HLS parts, blocking reload) or ``standard``.
+    :param part_target: seconds per LL-HLS part (``low`` only).
+    :param segment_target: seconds a segment lasts at least; it ends at the next keyframe.
+    :param dvr_window_seconds: seconds of segments kept (in the playlist and on disk).
+    :param ffmpeg: the ffmpeg program.
+    :param memory_bytes: the address-space limit of the ffmpeg process.
+
+    ``write`` and ``close`` are awaited one at a time (the publish sink contract).
+    """
+
+    def __init__(
+        self,
+        out_dir: Path,
+        *,
+        latency_mode: str,
+        part_target: float,
+        segment_target: float,
+        dvr_window_seconds: int,
+        ffmpeg: str = "ffmpeg",
+        memory_bytes: int = MEMORY_BYTES,
+    ) -> None:
+        if latency_mode not in LATENCY_MODES:
+            raise ValueError(f"latency_mode must be one of {LATENCY_MODES}")
+        self.out_dir = out_dir
+        self.low_latency = latency_mode == "low"
+        self.part_target = part_target
+        self.segment_target = segment_target
+        self.dvr_window_seconds = dvr_window_seconds
+        self.ffmpeg = ffmpeg
+        self.memory_bytes = memory_bytes
+        self.output: LiveOutput | None = None
+        self.argv: list[str] = []
+        self._scanner = FlvScanner()
+        self._held: list[bytes] = []
+        self._held_bytes = 0
+        self._proc: asyncio.subprocess.Process | None = None
+        self._threads: list[threading.Thread] = []
+        self._stderr: deque[bytes] = deque(maxlen=STDERR_LINES)
+        self._stderr_task: asyncio.Task[None] | None = None
+        self._thread_error: BaseException | None = None
+        self._truncated: Fmp4Error | None = None
+        self._error: MediaError | None = None
+        self._error_raised = False
+        self._closed = False
+        self._started_at: datetime | None = None  # when the first audio/video tag came
+
+    @property
+    def renditions(self) -> tuple[str, ...]:
+        """The rung directories written (known once ffmpeg started)."""
+        return self.output.renditions if self.output else ()
+
+    @property
+    def error(self) -> MediaError | None:
+        """Why the stream failed, once it has."""
+        return self._error
+
+    # -- the sink ---------------------------------------------------------------------------
+
+    async def write(self, flv: bytes) -> None:
+        """Feed FLV bytes (in order); raises the stream's :class:`MediaError` once it failed."""
+        self._raise_if_failed()
+        if self._closed:
+            raise MediaError("the live packager is closed")
+        try:
+            self._scanner.feed(flv)
+        except InvalidMedia as exc:
+            await self._fail(exc)
+        if self._started_at is None and self._scanner.first_ts is not None:
+            self._started_at = datetime.now(UTC)
+        if self._proc is None:
+            self._held.append(flv)
+            self._held_bytes += len(flv)
+            if self._scanner.ready() or self._held_bytes >= PROBE_BYTES:
+                await self._start()
+            return
+        await self._send(flv)
+
+    async def close(self) -> None:
+        """End of input: ffmpeg finishes, the last segment is completed and the playlists
+        get EXT-X-ENDLIST. Raises the stream's error if it failed and no ``write`` has."""
+        if self._closed:
+            self._raise_if_failed()
+            return
+        self._closed = True
+        try:
+            if self._error is None:
+                await self._finish()
+        finally:
+            await self._reap()
+        self._raise_if_failed()
+
+    # -- process ----------------------------------------------------------------------------
+
+    async def _start(self) -> None:
+        scanner = self._scanner
+        if not (scanner.video or scanner.audio):
+            await self._fail(InvalidMedia("the stream has no H.264 video or AAC audio"))
+        names = [n for n, on in (("video", scanner.video), ("audio", scanner.audio)) if on]
+        self.output = await asyncio.to_thread(  # it makes the rung directories
+            LiveOutput,
+            self.out_dir,
+            renditions=names,
+            low_latency=self.low_latency,
+            part_target=self.part_target,
+            segment_target=self.segment_target,
+            dvr_window_seconds=self.dvr_window_seconds,
+            started_at=self._started_at,
+        )
+        pipes = {name: os.pipe() for name in names}
+        audio_fragment = (
+            max(0.05, self.part_target - AUDIO_PART_MARGIN)
+            if self.low_latency
+            else STANDARD_AUDIO_FRAGMENT
+        )
+        self.argv = live_package_argv(
+            self.ffmpeg,
+            video_fd=pipes["video"][1] if "video" in pipes else None,
+            audio_fd=pipes["audio"][1] if "audio" in pipes else None,
+            audio_fragment_seconds=audio_fragment,
+        )
+        log.debug("process.start", name="ffmpeg-live", argv=self.argv)
+        try:
+            self._proc = await asyncio.create_subprocess_exec(
+                *self.argv,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
+                pass_fds=[w for _, w in pipes.values()],
+                **ChildOptions(self.memory_bytes).popen_kwargs(),  # type: ignore[arg-type]
+            )
+        except OSError as exc:
+            for r, _ in pipes.values():
+                os.close(r)
+            await self._fail(
+                HostFailure(HostCause.TOOL, f"could not start {self.ffmpeg}: {exc.strerror}")
+            )
+        finally:
+            for _, w in pipes.values():  # the child has its copies
+                os.close(w)
+        self._stderr_task = asyncio.create_task(self._read_stderr())
+        for name, (r, _) in pipes.items():
+            t = threading.Thread(target=self._pump, args=(name, r), name=f"live-{name}")
+            t.daemon = True
+            t.start()
+            self._threads.append(t)
+        held, self._held = self._held, []
+        if held and held[0][:3] == b"FLV":
+            # The header's flags say which tracks follow: ffmpeg then stops probing once it
+            # has them, and never waits for one the encoder announced but does not send.
+            first = bytearray(held[0])
+            if len(first) > 4:
+                first[4] = (0x01 if scanner.video else 0) | (0x04 if scanner.audio else 0)
+            held[0] = bytes(first)
+        await self._send(b"".join(held))
+
+    async def _send(self, data: bytes) -> None:
+        proc = self._proc
+        assert proc is not None
+        assert proc.stdin is not None
+        if self._thread_error is not None:
+            await self._fail_from_process()
+        try:
+            proc.stdin.write(data)
+            await asyncio.wait_for(proc.stdin.drain(), WRITE_TIMEOUT)
+        except (BrokenPipeError, ConnectionResetError):
+            await self._fail_from_process()
+        except TimeoutError:
+            await self._fail(
+                HostFailure(
+                    HostCause.UNKNOWN,
+                    f"the live packager's ffmpeg took no input for {WRITE_TIMEOUT:.0f} s",
+                )
+            )
+
+    def _pump(self, name: str, fd: int) -> None:
+        """Thread: read one fMP4 pipe to its end, handing fragments to the output."""
+        output = self.output
+        assert output is not None
+        reader = Fmp4Reader()
+        try:
+            with os.fdopen(fd, "rb", buffering=0) as pipe:
+                while True:
+                    data = pipe.read(READ_BYTES)
+                    if not data:
+                        break
+                    for item in reader.feed(data):
+                        if isinstance(item, Fragment):
+                            output.add_fragment(name, item)
+                        else:
+                            output.add_init(name, item)
+            try:
+                if reader.init is not None:  # no output at all: nothing to check
+                    reader.end()
+            except Fmp4Error as exc:
+                # Cut short: ffmpeg was killed or crashed (its exit status says so) or,
+                # when it exited cleanly, wrote a broken stream (see _finish).
+                self._truncated = self._truncated or exc
+        except BaseException as exc:  # noqa: BLE001 - handed to the event loop side
+            if self._thread_error is None:
+                self._thread_error = exc
+            self._kill()
+
+    async def _read_stderr(self) -> None:
+        assert self._proc is not None
+        assert self._proc.stderr is not None
+        async for line in self._proc.stderr:
+            self._stderr.append(line)
+
+    def _kill(self) -> None:
+        proc = self._proc
+        if proc is not None and proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+
+    async def _join_threads(self) -> None:
+        """The pipe threads end at EOF, which ffmpeg's exit (or kill) brings."""
+        for t in self._threads:
+            await asyncio.to_thread(t.join, CLOSE_TIMEOUT)
+
+    async def _finish(self) -> None:
+        if self._proc is None:
+            if self._scanner.tags == 0:
+                return  # nothing was published
+            await self._start()
+        proc = self._proc
+        assert proc is not None
+        assert proc.stdin is not None
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+        try:
+            await asyncio.wait_for(proc.wait(), CLOSE_TIMEOUT)
+        except TimeoutError:
+            self._kill()
+            await self._fail(
+                HostFailure(
+                    HostCause.UNKNOWN,
+                    f"the live packager's ffmpeg did not finish within {CLOSE_TIMEOUT:.0f} s",
+                )
+            )
+        await self._join_threads()
+        if proc.returncode != 0 or self._thread_error is not None:
+            await self._fail_from_process()
+        if self._truncated is not None:
+            await self._fail(self._truncated)
+        assert self.output is not None
+        await asyncio.to_thread(self.output.finish)
+
+    async def _fail_from_process(self) -> None:
+        """ffmpeg stopped taking input or exited badly: say why, from the fMP4 reader's
+        error or ffmpeg's exit status and stderr."""
+        proc = self._proc
+        assert proc is not None
+        if self._thread_error is not None:
+            self._kill()
+        try:
+            await asyncio.wait_for(proc.wait(), CLOSE_TIMEOUT)
+        except TimeoutError:
+            self._kill()
+            await proc.wait()
+        await self._join_threads()
+        if self._stderr_task is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._stderr_task), 2)
+        error = self._thread_error
+        if isinstance(error, MediaError):
+            await self._fail(error)
+        tail = b"".join(self._stderr).decode("utf-8", "replace").strip()
+        failed = ProcessFailed("ffmpeg-live", proc.returncode or 0, tail, self.argv)
+        if error is not None:  # an OSError writing files: the host's
+            await self._fail(HostFailure(HostCause.DISK, f"writing the live output: {error}"))
+        await self._fail(
+            classify(
+                failed,
+                "the live stream could not be read: send H.264 video and AAC audio in FLV"
+                " (RTMP) with a keyframe every 1-2 seconds",
+            )
+        )
+
+    async def _fail(self, error: MediaError) -> None:
+        """End the stream: kill ffmpeg, close the playlists over what was written, keep
+        ``error`` for the caller, and raise it."""
+        if self._error is None:
+            self._error = error
+            self._kill()
+            log.warning(
+                "live.packager_failed",
+                out_dir=str(self.out_dir),
+                error=str(error),
+                stderr=b"".join(self._stderr).decode("utf-8", "replace").splitlines()[-12:],
+            )
+            await self._reap()
+            if self.output is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(self.output.finish)
+        self._error_raised = True
+        raise error
+
+    async def _reap(self) -> None:
+        """ffmpeg is gone and reaped, its pipes and threads done (on every path out)."""
+        proc = self._proc
+        if proc is not None and proc.returncode is None:
+            self._kill()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(proc.wait(), CLOSE_TIMEOUT)
+        if proc is not None and proc.stdin is not None:
+            with contextlib.suppress(Exception):
+                proc.stdin.close()
+        await self._join_threads()
+        if self._stderr_task is not None:
+            self._stderr_task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._stderr_task
+
+    def _raise_if_failed(self) -> None:
+        """In ``write`` always, in ``close`` only if no call has raised it yet."""
+        if self._error is not None and not (self._closed and self._error_raised):
+            self._error_raised = True
+            raise self._error
+
+
+__all__ = ["FlvScanner", "LivePackager"]

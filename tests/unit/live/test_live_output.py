@@ -1,0 +1,124 @@
+"""LiveOutput's parts and segments on synthetic CMAF chunks (the timing is what matters
+here; the bytes are placeholders, real fMP4 is in test_live_packager.py)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from mediaplane.live import LiveOutput
+from mediaplane.media import Fragment, InitSegment, InvalidMedia, MediaPlaylist, Track
+
+SCALE = 90_000
+FRAME = SCALE // 30  # 30 fps
+START = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+def _output(tmp_path: Path, **kw: object) -> LiveOutput:
+    args: dict[str, object] = {
+        "renditions": ["video"],
+        "low_latency": True,
+        "part_target": 0.5,
+        "segment_target": 2.0,
+        "dvr_window_seconds": 60,
+        "clock": lambda: START,
+    }
+    args.update(kw)
+    out = LiveOutput(tmp_path, **args)  # type: ignore[arg-type]
+    track = Track(1, "video", SCALE, "avc1.64001f", 1280, 720)
+    out.add_init("video", InitSegment(b"init", (track,)))
+    return out
+
+
+def _frames(out: LiveOutput, count: int, *, gop: int, first: int = 0) -> None:
+    """``count`` one-frame chunks from frame ``first``, a keyframe every ``gop`` frames."""
+    for n in range(first, first + count):
+        data = n.to_bytes(4, "big")
+        out.add_fragment("video", Fragment(data, n + 1, 1, n * FRAME, FRAME, 1, n % gop == 0))
+
+
+def _playlist(tmp_path: Path) -> MediaPlaylist:
+    return MediaPlaylist.parse((tmp_path / "video" / "index.m3u8").read_bytes())
+
+
+def test_parts_follow_the_target_and_segments_the_keyframes(tmp_path: Path) -> None:
+    out = _output(tmp_path)
+    _frames(out, 150, gop=60)  # 5 s, a keyframe every 2 s
+    pl = _playlist(tmp_path)
+    assert [s.uri for s in pl.complete_segments] == ["0.m4s", "1.m4s"]
+    assert [s.duration for s in pl.complete_segments] == [2.0, 2.0]
+    for seg in pl.complete_segments:
+        assert [p.duration for p in seg.parts] == [0.5] * 4
+        assert [p.independent for p in seg.parts] == [True, False, False, False]
+    # The open segment: 1 s of parts; the hint names its next part.
+    assert pl.segments[-1].uri is None
+    assert [p.uri for p in pl.segments[-1].parts] == ["2.0.m4s", "2.1.m4s"]
+    assert pl.preload_hints[0].uri == "2.2.m4s"
+    # Without started_at: the first chunk's arrival less its duration (to the millisecond).
+    first, second = pl.segments[0].program_date_time, pl.segments[1].program_date_time
+    assert first is not None
+    assert second is not None
+    assert abs(first - (START - timedelta(seconds=1 / 30))) < timedelta(milliseconds=1)
+    assert abs(second - first - timedelta(seconds=2)) < timedelta(milliseconds=1)
+    state = json.loads((tmp_path / "video" / "state.json").read_text())
+    assert state == {"msn": 2, "part": 1, "ended": False}
+    # A segment is the bytes of its parts, which are the bytes of their frames.
+    seg0 = (tmp_path / "video" / "0.m4s").read_bytes()
+    assert seg0 == b"".join(n.to_bytes(4, "big") for n in range(60))
+
+
+def test_a_keyframe_always_starts_a_part(tmp_path: Path) -> None:
+    out = _output(tmp_path)
+    _frames(out, 100, gop=25)  # keyframes every 25 frames: 15 + 10 frame parts
+    pl = _playlist(tmp_path)
+    durations = [round(p.duration, 3) for s in pl.segments for p in s.parts]
+    assert durations[:4] == [0.5, 0.333, 0.5, 0.333]
+    seg = pl.complete_segments[0]
+    assert seg.duration == pytest.approx(2.5)  # 2 s reached mid-GOP: closed at the next
+
+
+def test_leading_frames_before_a_keyframe_are_dropped(tmp_path: Path) -> None:
+    out = _output(tmp_path)
+    _frames(out, 10, gop=1000, first=20)  # no keyframe among them
+    assert out.state("video") is None
+    _frames(out, 15, gop=15, first=30)  # a keyframe, then one part's worth
+    assert out.state("video") == (0, 0)
+
+
+def test_no_keyframe_for_too_long_fails(tmp_path: Path) -> None:
+    out = _output(tmp_path)
+    with pytest.raises(InvalidMedia, match="keyframe"):
+        _frames(out, 30 * 12, gop=10_000)
+
+
+def test_finish_completes_the_open_segment(tmp_path: Path) -> None:
+    out = _output(tmp_path)
+    _frames(out, 70, gop=30)
+    out.finish()
+    pl = _playlist(tmp_path)
+    assert pl.endlist
+    assert not pl.preload_hints
+    assert [s.duration for s in pl.segments] == [2.0, pytest.approx(70 / 30 - 2, abs=1e-5)]
+    state = json.loads((tmp_path / "video" / "state.json").read_text())
+    assert state == {"msn": 1, "part": 0, "ended": True}
+
+
+def test_started_at_anchors_the_program_date_time(tmp_path: Path) -> None:
+    out = _output(tmp_path, started_at=START)
+    _frames(out, 15, gop=15)
+    assert _playlist(tmp_path).segments[0].program_date_time == START
+
+
+def test_standard_latency_writes_no_parts(tmp_path: Path) -> None:
+    out = _output(tmp_path, low_latency=False, segment_target=4.0)
+    _frames(out, 300, gop=60)
+    pl = _playlist(tmp_path)
+    assert [s.duration for s in pl.segments] == [4.0, 4.0]
+    assert pl.part_target is None
+    assert pl.server_control is None
+    assert not list((tmp_path / "video").glob("*.*.m4s"))
+    state = json.loads((tmp_path / "video" / "state.json").read_text())
+    assert state == {"msn": 1, "part": None, "ended": False}

@@ -1,0 +1,46 @@
+"""The live packager's ffmpeg command line."""
+
+from __future__ import annotations
+
+import pytest
+
+from mediaplane.media import MediaError, live_package_argv
+
+
+def _after(argv: list[str], flag: str) -> list[str]:
+    return [argv[i + 1] for i, a in enumerate(argv) if a == flag]
+
+
+def test_flv_on_stdin_only_and_two_copied_tracks() -> None:
+    argv = live_package_argv(
+        "/usr/bin/ffmpeg", video_fd=7, audio_fd=9, audio_fragment_seconds=0.465
+    )
+    assert argv[0] == "/usr/bin/ffmpeg"
+    assert _after(argv, "-i") == ["pipe:0"]
+    assert _after(argv, "-protocol_whitelist") == ["pipe"]
+    assert _after(argv, "-format_whitelist") == ["flv"]
+    i = argv.index("-i")
+    assert argv[i - 2 : i] == ["-f", "flv"]
+    assert _after(argv, "-map") == ["0:v:0", "0:a:0"]
+    assert _after(argv, "-c") == ["copy", "copy"]
+    assert argv[-1] == "pipe:9"
+    video_out = argv[argv.index("0:v:0") : argv.index("pipe:7") + 1]
+    audio_out = argv[argv.index("0:a:0") :]
+    (video_flags,) = _after(video_out, "-movflags")
+    assert "+frag_every_frame" in video_flags
+    assert "+empty_moov" in video_flags
+    assert "-frag_duration" not in video_out
+    assert _after(audio_out, "-frag_duration") == ["465000"]
+    assert "+frag_every_frame" not in _after(audio_out, "-movflags")[0]
+    assert _after(argv, "-flush_packets") == ["1", "1"]
+    assert "+nobuffer" not in argv  # it drops the packets ffmpeg probed (5.1)
+
+
+def test_one_track_or_none() -> None:
+    argv = live_package_argv("ffmpeg", video_fd=None, audio_fd=5, audio_fragment_seconds=1.0)
+    assert _after(argv, "-map") == ["0:a:0"]
+    assert argv[-1] == "pipe:5"
+    argv = live_package_argv("ffmpeg", video_fd=3, audio_fd=None, audio_fragment_seconds=1.0)
+    assert _after(argv, "-map") == ["0:v:0"]
+    with pytest.raises(MediaError):
+        live_package_argv("ffmpeg", video_fd=None, audio_fd=None, audio_fragment_seconds=1.0)
