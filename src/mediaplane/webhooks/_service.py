@@ -340,10 +340,10 @@ def due_query(now: datetime, limit: int, skip: Iterable[str] = ()) -> Select[str
 
 def due(s: Session, now: datetime, limit: int, skip: Iterable[str] = ()) -> list[str]:
     """Ids of pending deliveries whose time has come and that nobody holds, oldest first
-    (by due time, then event),
-    to enabled endpoints not in ``skip`` (endpoints already at their concurrency), each
-    the first unfinished one of its object for its endpoint (so at most one delivery per
-    endpoint and object is ever in flight, and they arrive in the object's order)."""
+    (by due time, then event), to enabled endpoints not in ``skip`` (endpoints already at
+    their concurrency), each the first unfinished one of its object for its endpoint (so
+    at most one delivery per endpoint and object is ever in flight, and they arrive in the
+    object's order)."""
     return list(s.scalars(due_query(now, limit, skip)))
 
 
