@@ -36,6 +36,8 @@ def _rows(server: Server) -> tuple[str, str]:
                 endpoint_id=endpoint.id,
                 event_id="0e0e0e0e-0000-4000-8000-000000000001",
                 event_type="video.asset.ready",
+                object_id="a1",
+                seq=1,
                 body='{"type":"video.asset.ready"}',
                 status=DeliveryStatus.DELIVERED,
                 attempts=1,

@@ -145,7 +145,12 @@ def _fresh(ctx: Ctx, path: str) -> World:
             s.add(endpoint)
             s.flush()
             delivery = WebhookDelivery(
-                endpoint_id=endpoint.id, event_id="e", event_type="video.asset.ready", body="{}"
+                endpoint_id=endpoint.id,
+                event_id="e",
+                event_type="video.asset.ready",
+                object_id="a1",
+                seq=1,
+                body="{}",
             )
             s.add(delivery)
             s.flush()

@@ -1,5 +1,6 @@
 """Events survive a SIGKILL between commit and publish: `mediaplane up` (embedded defaults on
-SQLite, and on PostgreSQL; events on the real Redis, the relay off) takes a tus upload and processes it, is killed;
+SQLite, and on PostgreSQL; events on the real Redis, the relay off) takes a tus upload and
+processes it (an upload's, an asset's and each of its tracks' events), is killed;
 restarted with the relay on, it publishes what waited in the outbox, and
 `mediaplane events tail --group … --json` sees every event, by id, none lost."""
 
@@ -93,18 +94,24 @@ def test_sigkill_between_commit_and_publish_loses_no_event(tmp_path: Path, datab
     try:
         upload_id = _upload(server, clip)
         asset_id = next(r.object_id for r in _outbox(db_url) if r.object_type == "asset")
-        server.wait(asset_id, playable=True)  # the worker's video.asset.ready is committed
+        server.wait(asset_id)  # processed: video.asset.ready and every track's are committed
         os.killpg(server.proc.pid, signal.SIGKILL)
         server.proc.wait(timeout=10)
         server.stop()
 
         waiting = _outbox(db_url)
-        assert [(r.type, r.object_id) for r in waiting] == [
+        tracks = [r for r in waiting if r.type == "video.asset.track.ready"]
+        assert [(r.type, r.object_id) for r in waiting if r not in tracks] == [
             ("video.upload.created", upload_id),
             ("video.asset.created", asset_id),
             ("video.upload.asset_created", upload_id),
             ("video.asset.ready", asset_id),
         ]
+        # one per track, about the asset, after it turned ready (the audio track joins
+        # with the ladder, after the muxed preview made the asset ready)
+        assert sorted(r.data["type"] for r in tracks) == ["audio", "video"]
+        assert all(r.object_id == asset_id and r.data["asset_id"] == asset_id for r in tracks)
+        assert min(waiting.index(r) for r in tracks) == 4
         assert all(r.published_at is None for r in waiting)
         assert client.xlen(f"{ns}:events") == 0  # committed, never published
 
@@ -134,6 +141,15 @@ def test_sigkill_between_commit_and_publish_loses_no_event(tmp_path: Path, datab
         ready = next(e for e in seen if e["type"] == "video.asset.ready")
         assert ready["object"] == {"type": "asset", "id": asset_id}
         assert ready["data"]["status"] == "ready" and ready["data"]["id"] == asset_id
+        audio = next(
+            e
+            for e in seen
+            if e["type"] == "video.asset.track.ready" and e["data"]["type"] == "audio"
+        )
+        assert audio["object"] == {"type": "asset", "id": asset_id}
+        with server.client() as c:
+            api_tracks = c.get(f"/api/v1/assets/{asset_id}").json()["data"]["tracks"]
+        assert {**api_tracks[-1], "asset_id": asset_id} == audio["data"]  # as the API has it
         ready_doc = httpx.get(server.url + "/readyz", timeout=10).json()
         assert ready_doc["events"]["backlog"] == 0, ready_doc
         assert ready_doc["events"]["bus"].startswith("redis streams"), ready_doc

@@ -494,6 +494,30 @@ def emit_asset_event(session: Session, kind: EventType, asset: Asset, settings: 
     emit(session, kind, "asset", asset.id, _asset_data(session, asset, settings))
 
 
+def _track_key(track: dict[str, Any]) -> tuple[str, str | None]:
+    # one video track (no id of its own); audio tracks by their rendition id
+    return str(track.get("type")), track.get("id")
+
+
+def emit_tracks_ready(
+    session: Session,
+    asset_id: str,
+    tracks: list[dict[str, Any]],
+    known: list[dict[str, Any]],
+) -> int:
+    """Add a ``video.asset.track.ready`` to the outbox for each of the asset's ``tracks``
+    (as stored on it) that is not in ``known`` (those already announced), in ``session``'s
+    transaction; how many. Its object is the asset (so it is ordered with the asset's
+    other events), its data the track as the API returns it plus ``asset_id``."""
+    seen = {_track_key(t) for t in known}
+    fresh = [t for t in tracks if _track_key(t) not in seen]
+    for track in fresh:
+        emit(
+            session, EventType.ASSET_TRACK_READY, "asset", asset_id, {**track, "asset_id": asset_id}
+        )
+    return len(fresh)
+
+
 def _asset_data(session: Session, asset: Asset, settings: Settings) -> dict[str, Any]:
     progress = progress_of(session, [asset]).get(asset.id)
     return asset_to_api(asset, progress, settings.effective_public_url)

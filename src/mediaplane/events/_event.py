@@ -23,6 +23,9 @@ class EventType(enum.StrEnum):
     ASSET_ERRORED = "video.asset.errored"
     ASSET_UPDATED = "video.asset.updated"
     ASSET_DELETED = "video.asset.deleted"
+    #: One per track (the video track, each audio track) as it becomes playable: when the
+    #: asset turns ready, and for tracks the full ladder adds after the preview.
+    ASSET_TRACK_READY = "video.asset.track.ready"
     ASSET_MODERATION_APPROVED = "video.asset.moderation.approved"
     ASSET_MODERATION_REJECTED = "video.asset.moderation.rejected"
     UPLOAD_CREATED = "video.upload.created"

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from sqlalchemy import update
 
-from mediaplane.catalog import Asset, AssetStatus, emit_asset_event
+from mediaplane.catalog import Asset, AssetStatus, emit_asset_event, emit_tracks_ready
 from mediaplane.db import utcnow
 from mediaplane.events import EventType
 from mediaplane.media import (
@@ -90,8 +90,10 @@ def update_presentation(
     ``change`` gets the current presentation (None before the first) and returns the new
     one, or None to write nothing. The asset turns ``ready`` when the presentation first
     becomes playable (a video rendition listed, or an audio-only asset's audio packaged:
-    :attr:`Presentation.playable`); ``tracks`` follows the listed renditions. Returns what was
-    written, or None when nothing was (also when the asset is gone or errored).
+    :attr:`Presentation.playable`); ``tracks`` follows the listed renditions, and each track
+    is announced (``video.asset.track.ready``, after ``video.asset.ready``) in the
+    transaction that makes it ready. Returns what was written, or None when nothing was
+    (also when the asset is gone or errored).
     """
     for attempt in range(100):
         with rt.db.session() as s:
@@ -107,6 +109,10 @@ def update_presentation(
                 "tracks": _tracks(new),
             }
             playable = row.status is AssetStatus.PREPARING and new.playable
+            # The tracks announced so far: none until the asset turns ready, then the ones
+            # this write replaces (the compare-and-set makes each announcement once).
+            was_ready = row.status is AssetStatus.READY
+            announced = list(row.tracks or []) if was_ready else []
             if playable:
                 values.update(status=AssetStatus.READY, ready_at=utcnow(), errors=None)
             done = s.execute(
@@ -119,6 +125,8 @@ def update_presentation(
                     s.refresh(row)
                     emit_asset_event(s, EventType.ASSET_READY, row, rt.settings)
                     log.info("asset.playable", asset_id=asset_id, renditions=new.rendition_ids)
+                if playable or was_ready:
+                    emit_tracks_ready(s, asset_id, values["tracks"], announced)
                 return new
         time.sleep(min(0.5, 0.01 * (attempt + 1)))
     raise RuntimeError(f"the presentation of asset {asset_id} kept changing under this write")

@@ -9,6 +9,9 @@ UPDATE, so processes never send one at once) and POSTs the event JSON with
 ``Mediaplane-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">``; timeouts,
 connection errors, 429 and 5xx are retried with exponential backoff and jitter for
 ``webhook_retry_window_seconds`` (24 h), then ``failed``; a 410 disables the endpoint.
+Per endpoint, an object's deliveries go one at a time in the order of its events (outbox
+sequence): one waits while an earlier one is pending, in flight or waiting for a retry,
+and goes once that one is delivered or ``failed``; other objects' go beside it.
 
 A package of its own above ``events`` (which ARCHITECTURE.md lists it under): it needs
 ``accounts`` (the admin gate of its API) and ``intake`` (the URL guard), which ``events``,

@@ -7,7 +7,16 @@ import secrets
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mediaplane.db import Base, str_enum, utcnow
@@ -25,9 +34,11 @@ def new_secret() -> str:
 
 
 class DeliveryStatus(enum.StrEnum):
-    PENDING = "pending"  # waiting for its (next) attempt
+    PENDING = "pending"  # waiting for its (next) attempt, or for its object's earlier ones
     DELIVERED = "delivered"  # the endpoint answered 2xx
-    FAILED = "failed"  # gave up: a 4xx, a redirect, or the retry window ended
+    #: Gave up: a 4xx, a 410, a redirect, or the retry window ended. Like ``delivered``,
+    #: it lets the object's next delivery go.
+    FAILED = "failed"
 
 
 class WebhookEndpoint(Base):
@@ -49,19 +60,33 @@ class WebhookEndpoint(Base):
 
 
 class WebhookDelivery(Base):
-    """One event for one endpoint: its body, its attempts so far and the last outcome."""
+    """One event for one endpoint: its body, its attempts so far and the last outcome.
+
+    The deliveries of one object to one endpoint form a queue, ordered by
+    (``seq``, ``created_at``, ``id``): one is sent (or retried) only once every earlier one
+    is delivered or failed (see ``_service.due``).
+    """
 
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
         UniqueConstraint("endpoint_id", "fanout_key"),
         Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
         Index("ix_webhook_deliveries_endpoint_created", "endpoint_id", "created_at"),
+        #: An object's unfinished deliveries to an endpoint, in order (the due query's
+        #: "nothing earlier unfinished" clause).
+        Index("ix_webhook_deliveries_order", "endpoint_id", "object_id", "status", "seq"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     endpoint_id: Mapped[str] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
     event_id: Mapped[str] = mapped_column(String(36))
     event_type: Mapped[str] = mapped_column(String(64))
+    #: The event's object (an asset's or upload's id): what the deliveries are ordered by.
+    object_id: Mapped[str] = mapped_column(String(64))
+    #: The place in that object's queue: the event's outbox sequence; a replay takes the
+    #: highest of the object's deliveries to the endpoint when it was made (and its later
+    #: ``created_at`` puts it after them).
+    seq: Mapped[int] = mapped_column(BigInteger)
     #: The request body sent, byte for byte (the event's JSON).
     body: Mapped[str] = mapped_column(Text)
     #: The delivery this one replays (None for an original).
@@ -95,6 +120,7 @@ class WebhookDelivery(Base):
             "endpoint_id": self.endpoint_id,
             "event_id": self.event_id,
             "event_type": self.event_type,
+            "object_id": self.object_id,
             "replay_of": self.replay_of,
             "status": str(self.status),
             "attempts": self.attempts,

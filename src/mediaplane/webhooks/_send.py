@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -193,7 +193,10 @@ class Dispatcher:
     Each delivery is claimed (one conditional UPDATE) before it is sent, so any number of
     processes may run a dispatcher and none sends a delivery another is sending. At most
     ``per_endpoint`` deliveries per endpoint are in flight in this process, so a slow
-    endpoint holds that many threads and no more; the others keep going.
+    endpoint holds that many threads and no more; the others keep going. They are for
+    different objects: an object's deliveries to an endpoint go one at a time, in the
+    order of its events (a retry holds back the object's later ones, in every process:
+    the due query sees them all).
     """
 
     def __init__(
@@ -211,6 +214,8 @@ class Dispatcher:
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="webhook")
         self._inflight: dict[str, str] = {}  # delivery id → endpoint id
         self._lock = threading.Lock()  # _inflight: the pool's threads remove from it
+        #: Notified when an attempt has finished and its slot is free again.
+        self._settled = threading.Condition(self._lock)
         self._futures: set[Future[None]] = set()
         self._woken = threading.Event()
         #: A claim outlives the attempt's deadline, so a sender that died frees it.
@@ -280,6 +285,7 @@ class Dispatcher:
         with self._lock:
             self._inflight.pop(delivery_id, None)
             self._futures.discard(future)
+            self._settled.notify_all()
         self.wake()
         if future.exception() is not None:
             log.error("webhooks.send_failed", delivery_id=delivery_id, exc_info=future.exception())
@@ -308,10 +314,11 @@ class Dispatcher:
         )
 
     def wait(self, timeout: float | None = None) -> None:
-        """Wait for the attempts in flight (tests, shutdown)."""
-        with self._lock:
-            futures = list(self._futures)
-        wait(futures, timeout=timeout)
+        """Wait for the attempts in flight (tests, shutdown): their outcomes recorded and
+        their slots free, so the next :meth:`tick` sees both."""
+        with self._settled:
+            started = set(self._futures)
+            self._settled.wait_for(lambda: not started & self._futures, timeout)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

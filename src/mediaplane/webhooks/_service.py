@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy.orm import aliased
 
 from mediaplane.db import utcnow
 from mediaplane.events import matches
@@ -20,6 +21,7 @@ from ._errors import InvalidWebhook, WebhookNotFound
 from ._model import DeliveryStatus, WebhookDelivery, WebhookEndpoint, new_secret
 
 if TYPE_CHECKING:
+    from sqlalchemy import ColumnElement, Select
     from sqlalchemy.orm import Session
 
     from mediaplane.events import Event
@@ -128,11 +130,18 @@ def signing_secrets(endpoint: WebhookEndpoint, now: datetime) -> list[str]:
     return out
 
 
+def _seq(event: Event) -> int:
+    if event.seq is None:
+        raise ValueError("fan_out takes events read from the outbox (with their seq)")
+    return event.seq
+
+
 def fan_out(s: Session, events: Sequence[Event]) -> int:
     """A delivery row for each (enabled endpoint, event it subscribes to); how many.
 
     Called by the relay in the transaction that marks ``events`` published, so each event
-    is fanned out exactly once even when a relay dies after publishing."""
+    is fanned out exactly once even when a relay dies after publishing. Each delivery
+    carries its event's object id and outbox sequence (its place in the object's queue)."""
     endpoints = list(s.scalars(select(WebhookEndpoint).where(WebhookEndpoint.enabled.is_(True))))
     if not endpoints or not events:
         return 0
@@ -143,6 +152,8 @@ def fan_out(s: Session, events: Sequence[Event]) -> int:
             event_id=e.id,
             fanout_key=e.id,
             event_type=e.type,
+            object_id=e.object_id,
+            seq=_seq(e),
             body=e.dumps(),
             created_at=now,
             next_attempt_at=now,
@@ -186,35 +197,62 @@ def list_deliveries(
     return list(s.scalars(q))
 
 
-def _replay(s: Session, original: WebhookDelivery) -> WebhookDelivery:
-    now = utcnow()
-    copy = WebhookDelivery(
-        endpoint_id=original.endpoint_id,
-        event_id=original.event_id,
-        event_type=original.event_type,
-        body=original.body,
-        replay_of=original.id,
-        created_at=now,
-        next_attempt_at=now,
+def _queue_ends(s: Session, endpoint_id: str, object_ids: Iterable[str]) -> dict[str, int]:
+    """The highest ``seq`` of each object's deliveries to the endpoint."""
+    ids = list(set(object_ids))
+    q = (
+        select(WebhookDelivery.object_id, func.max(WebhookDelivery.seq))
+        .where(WebhookDelivery.endpoint_id == endpoint_id, WebhookDelivery.object_id.in_(ids))
+        .group_by(WebhookDelivery.object_id)
     )
-    s.add(copy)
-    return copy
+    return {object_id: int(seq) for object_id, seq in s.execute(q)}
+
+
+def _replays(s: Session, originals: Sequence[WebhookDelivery]) -> list[WebhookDelivery]:
+    """New deliveries of the originals' bodies (the same event ids), in that order.
+
+    Each joins the end of its object's queue for the endpoint: it goes after every
+    delivery of the object made so far (the highest ``seq``, a later ``created_at``; the
+    copies one call makes are a microsecond apart, so they keep their order) and before
+    the object's later events."""
+    if not originals:
+        return []
+    ends = _queue_ends(s, originals[0].endpoint_id, (d.object_id for d in originals))
+    now = utcnow()
+    copies = [
+        WebhookDelivery(
+            endpoint_id=d.endpoint_id,
+            event_id=d.event_id,
+            event_type=d.event_type,
+            object_id=d.object_id,
+            seq=max(d.seq, ends.get(d.object_id, d.seq)),
+            body=d.body,
+            replay_of=d.id,
+            created_at=now + timedelta(microseconds=i),
+            next_attempt_at=now,
+        )
+        for i, d in enumerate(originals)
+    ]
+    s.add_all(copies)
+    s.flush()
+    return copies
 
 
 def replay_delivery(s: Session, endpoint_id: str, delivery_id: str) -> WebhookDelivery:
-    """Send one delivery's body again (the same event id) as a new delivery."""
+    """Send one delivery's body again (the same event id) as a new delivery, after every
+    delivery of its object so far."""
     original = s.get(WebhookDelivery, delivery_id)
     if original is None or original.endpoint_id != endpoint_id:
         raise WebhookNotFound("No such delivery for this endpoint.")
-    copy = _replay(s, original)
-    s.flush()
+    (copy,) = _replays(s, [original])
     return copy
 
 
 def replay_range(
     s: Session, endpoint_id: str, since: datetime, until: datetime
 ) -> list[WebhookDelivery]:
-    """Replay every original delivery created in [since, until), oldest first."""
+    """Replay every original delivery created in [since, until), oldest first (each object's
+    replays in its events' order, after its deliveries so far)."""
     get_endpoint(s, endpoint_id)
     if until <= since:
         raise InvalidWebhook("until must be after since.", "invalid_range")
@@ -226,7 +264,7 @@ def replay_range(
             WebhookDelivery.created_at >= since,
             WebhookDelivery.created_at < until,
         )
-        .order_by(WebhookDelivery.created_at, WebhookDelivery.id)
+        .order_by(WebhookDelivery.created_at, WebhookDelivery.seq, WebhookDelivery.id)
         .limit(MAX_REPLAY + 1)
     )
     originals = list(s.scalars(q))
@@ -235,9 +273,7 @@ def replay_range(
             f"More than {MAX_REPLAY} deliveries in that range; replay a shorter one.",
             "range_too_large",
         )
-    copies = [_replay(s, d) for d in originals]
-    s.flush()
-    return copies
+    return _replays(s, originals)
 
 
 def endpoint_json(endpoint: WebhookEndpoint, *, with_secret: bool = False) -> dict[str, Any]:
@@ -261,9 +297,28 @@ def endpoint_json(endpoint: WebhookEndpoint, *, with_secret: bool = False) -> di
 # -- the sender's side: claims and outcomes -------------------------------------------
 
 
-def due(s: Session, now: datetime, limit: int, skip: Iterable[str] = ()) -> list[str]:
-    """Ids of pending deliveries whose time has come and that nobody holds, oldest first,
-    to enabled endpoints not in ``skip`` (endpoints already at their concurrency)."""
+def _earlier_unfinished() -> ColumnElement[bool]:
+    """Whether an earlier delivery of the same object to the same endpoint is still
+    pending (due, waiting for a retry, or being sent): then this one waits.
+
+    Earlier is by (``seq``, ``created_at``, ``id``), a total order, so the first unfinished
+    delivery of an object never waits; ``delivered`` and ``failed`` ones let the next go.
+    ``ix_webhook_deliveries_order`` finds the candidates (equal endpoint, object and
+    status, ``seq`` up to this one's)."""
+    d, earlier = WebhookDelivery, aliased(WebhookDelivery)
+    return exists().where(
+        earlier.endpoint_id == d.endpoint_id,
+        earlier.object_id == d.object_id,
+        earlier.status == DeliveryStatus.PENDING,
+        earlier.seq <= d.seq,
+        (earlier.seq < d.seq)
+        | (earlier.created_at < d.created_at)
+        | ((earlier.created_at == d.created_at) & (earlier.id < d.id)),
+    )
+
+
+def due_query(now: datetime, limit: int, skip: Iterable[str] = ()) -> Select[str]:
+    """The statement :func:`due` runs."""
     q = (
         select(WebhookDelivery.id)
         .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
@@ -272,14 +327,24 @@ def due(s: Session, now: datetime, limit: int, skip: Iterable[str] = ()) -> list
             WebhookDelivery.next_attempt_at <= now,
             (WebhookDelivery.claimed_until.is_(None)) | (WebhookDelivery.claimed_until < now),
             WebhookEndpoint.enabled.is_(True),
+            ~_earlier_unfinished(),
         )
-        .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
+        .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.seq, WebhookDelivery.id)
         .limit(limit)
     )
     skip = list(skip)
     if skip:
         q = q.where(WebhookDelivery.endpoint_id.not_in(skip))
-    return list(s.scalars(q))
+    return q
+
+
+def due(s: Session, now: datetime, limit: int, skip: Iterable[str] = ()) -> list[str]:
+    """Ids of pending deliveries whose time has come and that nobody holds, oldest first
+    (by due time, then event), to enabled endpoints not in ``skip`` (endpoints already at
+    their concurrency), each the first unfinished one of its object for its endpoint (so
+    at most one delivery per endpoint and object is ever in flight, and they arrive in the
+    object's order)."""
+    return list(s.scalars(due_query(now, limit, skip)))
 
 
 def claim(s: Session, delivery_id: str, now: datetime, hold: timedelta) -> bool:

@@ -199,7 +199,12 @@ def _attempt(rt: Runtime, receiver: Receiver, limits: SendLimits = FAST) -> Webh
     with rt.db.session() as s:
         ep = create_endpoint(s, receiver.url, ["*"], LOOPBACK)
         d = WebhookDelivery(
-            endpoint_id=ep.id, event_id="e1", event_type="video.asset.ready", body='{"a":1}'
+            endpoint_id=ep.id,
+            event_id="e1",
+            event_type="video.asset.ready",
+            object_id="a1",
+            seq=1,
+            body='{"a":1}',
         )
         s.add(d)
         s.flush()
@@ -404,6 +409,8 @@ def test_the_log_is_pruned_but_never_a_pending_delivery(rt: Runtime) -> None:
                     endpoint_id=ep_id,
                     event_id=f"e{i}",
                     event_type="video.asset.ready",
+                    object_id=f"a{i}",
+                    seq=i,
                     body="{}",
                     status=status,
                     created_at=old,
