@@ -16,6 +16,7 @@ PACKAGES = [
     "mediaplane.intake",
     "mediaplane.jobs",
     "mediaplane.library",
+    "mediaplane.live",
     "mediaplane.media",
     "mediaplane.ops",
     "mediaplane.pipeline",
