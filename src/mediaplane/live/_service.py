@@ -121,8 +121,8 @@ def live_stream_to_api(
     """The public JSON shape of a live stream.
 
     :param stream_key: include the key (for callers who may change the stream); else the
-        field is null. Event data is always made without it: webhooks are no place for a
-        publishing credential.
+        field is null. Event data leaves the field out (:func:`emit_live_event`): webhooks
+        and buses are no place for a publishing credential.
     """
     data: dict[str, Any] = {
         "id": stream.id,
@@ -154,8 +154,13 @@ def emit_live_event(
     is the stream as the API returns it, **without the stream key** (events reach
     webhooks and buses; the key is a publishing credential)."""
     session.flush()
+    emit(session, kind, "live_stream", stream.id, _event_data(stream, settings))
+
+
+def _event_data(stream: LiveStream, settings: Settings) -> dict[str, Any]:
     data = live_stream_to_api(stream, settings.effective_public_url, stream_key=False)
-    emit(session, kind, "live_stream", stream.id, data)
+    del data["stream_key"]  # not even as null: the field is the API's, for its owners
+    return data
 
 
 def end_session(session: Session, stream: LiveStream, now: datetime) -> str | None:
@@ -288,7 +293,7 @@ def delete_live_stream(runtime: Runtime, principal: Principal, live_stream_id: s
     with runtime.db.session() as s:
         stream = authorized_live_stream(s, principal, live_stream_id, LiveAction.EDIT, lock=True)
         recorded = end_session(s, stream, utcnow())
-        data = live_stream_to_api(stream, runtime.settings.effective_public_url, stream_key=False)
+        data = _event_data(stream, runtime.settings)
         s.delete(stream)
         emit(s, EventType.LIVE_STREAM_DELETED, "live_stream", live_stream_id, data)
     if recorded is not None:
