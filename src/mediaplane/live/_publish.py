@@ -30,7 +30,13 @@ from mediaplane.events import EventType
 
 from ._errors import PublishRefused
 from ._models import LiveSessionRow, LiveStream, LiveStreamStatus, stream_key_hash
-from ._service import _lock, emit_live_event, end_session, recording_finished, start_recording
+from ._service import (
+    emit_live_event,
+    end_session,
+    lock_stream,
+    recording_finished,
+    start_recording,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -95,7 +101,7 @@ def _session(row: LiveSessionRow) -> LiveSession:
 
 
 def _locked_stream(s: Session, live_stream_id: str) -> LiveStream | None:
-    _lock(s, live_stream_id)
+    lock_stream(s, live_stream_id)
     return s.get(LiveStream, live_stream_id)
 
 

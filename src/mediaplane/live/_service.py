@@ -90,7 +90,7 @@ def authorized_live_stream(
     :raises Forbidden: visible, but changing it needs the editor role in its channel.
     """
     if lock:
-        _lock(session, live_stream_id)
+        lock_stream(session, live_stream_id)
     query = select(LiveStream).where(LiveStream.id == live_stream_id, live_visible_to(principal))
     stream = session.scalars(query).one_or_none()
     if stream is None:
@@ -103,7 +103,7 @@ def authorized_live_stream(
     return stream
 
 
-def _lock(session: Session, live_stream_id: str) -> None:
+def lock_stream(session: Session, live_stream_id: str) -> None:
     """Take the stream row's write lock before reading it: an UPDATE locks the row on
     PostgreSQL and starts the write transaction on SQLite, so two publishers (or a
     publisher and the API) change one stream one after the other, never on a stale read."""
