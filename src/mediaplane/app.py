@@ -17,7 +17,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mediaplane import __version__, catalog, delivery, ingest, library, ops, web, webhooks
+from mediaplane import __version__, catalog, delivery, ingest, library, live, ops, web, webhooks
 from mediaplane.accounts import api_router, ensure_admin_token, oidc_router
 from mediaplane.catalog import (
     EncodeChunk,
@@ -275,7 +275,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     ops.configure_logging(settings.log_level, settings.log_format)
     runtime = Runtime.get(settings, job_table=job_table)
-    watchdog = Watchdog(runtime, passes=[sweep_expired, prune_outbox, prune_webhook_log])
+    watchdog = Watchdog(
+        runtime, passes=[sweep_expired, prune_outbox, prune_webhook_log, live.idle_expired_sessions]
+    )
     relay = (
         Relay(runtime.db, runtime.bus, on_published=webhooks.fan_out)
         if settings.events_relay
@@ -309,6 +311,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = ops.Metrics(runtime)
     install_error_handlers(app)
     app.include_router(catalog.router)
+    app.include_router(live.router)
     app.include_router(ingest.router)
     app.include_router(api_router())
     app.include_router(oidc_router())

@@ -36,6 +36,7 @@ from mediaplane.catalog._models import PlaybackId
 from mediaplane.config import Settings, SourceType
 from mediaplane.db import Database
 from mediaplane.library import Playlist
+from mediaplane.live import LivePlaybackId, LiveStream, new_stream_key, stream_key_hash
 from mediaplane.webhooks import WebhookDelivery, WebhookEndpoint
 from tests.support import Server, embedded_backend, start_server
 
@@ -94,6 +95,8 @@ class World:
     playlist: str = ""
     webhook: str = ""
     delivery: str = ""
+    live_stream: str = ""
+    live_playback: str = ""
 
 
 def _fresh(ctx: Ctx, path: str) -> World:
@@ -137,6 +140,20 @@ def _fresh(ctx: Ctx, path: str) -> World:
             s.add(playlist)
             s.flush()
             world.playlist = playlist.id
+    if "{live_stream_id}" in path:
+        with ctx.db.session() as s:
+            key = new_stream_key()
+            stream = LiveStream(
+                channel_id=world.channel,
+                stream_key=key,
+                stream_key_hash=stream_key_hash(key),
+                dvr_window_seconds=60,
+                reconnect_window_seconds=60,
+            )
+            stream.playback_ids.append(LivePlaybackId())
+            s.add(stream)
+            s.flush()
+            world.live_stream, world.live_playback = stream.id, stream.playback_ids[0].id
     if "{webhook_id}" in path:
         # A row: the API would refuse this loopback URL, and the sender refuses it too (no
         # webhook_allow here), so nothing is ever sent.
@@ -219,6 +236,8 @@ UPLOAD_WRITE = row(401, 404, A, 404, 404, 404, 404, A, A, 403)
 # the caller's own library: any user credential (read scope too); the install has none
 MINE = row(401, A, A, A, A, A, A, A, 403, A)
 MINE_ASSET = row(401, 404, A, 404, A, A, A, A, 403, A)  # of an asset they may see
+LIVE_READ = row(401, 404, A, 404, A, A, 404, A, A, A)  # the channel's members
+LIVE_EDIT = row(401, 404, A, 404, A, 403, 404, A, A, 403)  # its editors and owners
 CREATORS_PLAYLIST = row(401, 404, A, 404, 404, 404, 404, 404, 403, A)  # private, even to admins
 
 MATRIX: dict[tuple[str, str], tuple[Build, dict[str, object]]] = {
@@ -259,6 +278,44 @@ MATRIX: dict[tuple[str, str], tuple[Build, dict[str, object]]] = {
     ("GET", "/api/v1/assets/{asset_id}/entitlement"): (
         _req("GET", "/api/v1/assets/{asset}/entitlement"),
         SIGNED_IN_READ,
+    ),
+    # live streams (a channel's, like its assets)
+    ("POST", "/api/v1/live-streams"): (
+        lambda ctx, w: {
+            "method": "POST",
+            "url": "/api/v1/live-streams",
+            "json": {"channel_id": w.channel},
+        },
+        LIVE_EDIT,
+    ),
+    ("GET", "/api/v1/live-streams"): (_req("GET", "/api/v1/live-streams"), SIGNED_IN_READ),
+    ("GET", "/api/v1/live-streams/{live_stream_id}"): (
+        _req("GET", "/api/v1/live-streams/{live_stream}"),
+        LIVE_READ,
+    ),
+    ("DELETE", "/api/v1/live-streams/{live_stream_id}"): (
+        _req("DELETE", "/api/v1/live-streams/{live_stream}"),
+        LIVE_EDIT,
+    ),
+    ("POST", "/api/v1/live-streams/{live_stream_id}/reset-stream-key"): (
+        _req("POST", "/api/v1/live-streams/{live_stream}/reset-stream-key"),
+        LIVE_EDIT,
+    ),
+    ("POST", "/api/v1/live-streams/{live_stream_id}/disable"): (
+        _req("POST", "/api/v1/live-streams/{live_stream}/disable"),
+        LIVE_EDIT,
+    ),
+    ("POST", "/api/v1/live-streams/{live_stream_id}/enable"): (
+        _req("POST", "/api/v1/live-streams/{live_stream}/enable"),
+        LIVE_EDIT,
+    ),
+    ("POST", "/api/v1/live-streams/{live_stream_id}/playback-ids"): (
+        _req("POST", "/api/v1/live-streams/{live_stream}/playback-ids", json={"policy": "signed"}),
+        LIVE_EDIT,
+    ),
+    ("DELETE", "/api/v1/live-streams/{live_stream_id}/playback-ids/{playback_id}"): (
+        _req("DELETE", "/api/v1/live-streams/{live_stream}/playback-ids/{live_playback}"),
+        LIVE_EDIT,
     ),
     # channels
     ("POST", "/api/v1/channels"): (
@@ -550,7 +607,9 @@ SAFE = {"GET", "HEAD", "OPTIONS"}
 def test_matrix(ctx: Ctx, role: str) -> None:
     wrong = []
     # what safe methods read; the rest get their own
-    shared = _fresh(ctx, "/{upload_id}/{plan_id}/{grant_id}/{playlist_id}/{webhook_id}")
+    shared = _fresh(
+        ctx, "/{upload_id}/{plan_id}/{grant_id}/{playlist_id}/{webhook_id}/{live_stream_id}"
+    )
     auth = {} if role == "anonymous" else {"Authorization": f"Bearer {ctx.creds[role]}"}
     with httpx.Client(base_url=ctx.server.url, timeout=30) as c:
         for (method, path), (build, expected) in sorted(MATRIX.items()):

@@ -272,6 +272,21 @@ def ingest_source(
     return asset
 
 
+def create_recording_asset(
+    session: Session, settings: Settings, *, title: str, channel_id: str | None
+) -> Asset:
+    """A new ``preparing`` asset for a live recording (source type ``live_recording``, one
+    public playback id) in ``session``'s transaction, with its ``video.asset.created``
+    event. No job is queued: the live package hands the finished recording to its own
+    job (``live.recording_finished``)."""
+    kind = SourceType.LIVE_RECORDING
+    origin = AssetOrigin(kind, initial_moderation(kind, settings.moderation_hold), None, None)
+    asset = _new_asset(session, title=title, filename=None, origin=origin, channel_id=channel_id)
+    emit_asset_event(session, EventType.ASSET_CREATED, asset, settings)
+    log.info("asset.created", asset_id=asset.id, source="live")
+    return asset
+
+
 def ingest_url(
     runtime: Runtime,
     url: str,

@@ -28,10 +28,22 @@ class EventType(enum.StrEnum):
     ASSET_TRACK_READY = "video.asset.track.ready"
     ASSET_MODERATION_APPROVED = "video.asset.moderation.approved"
     ASSET_MODERATION_REJECTED = "video.asset.moderation.rejected"
+    #: A live stream's recording ended; its asset is being made playable as VOD.
+    ASSET_LIVE_STREAM_COMPLETED = "video.asset.live_stream_completed"
     UPLOAD_CREATED = "video.upload.created"
     UPLOAD_ASSET_CREATED = "video.upload.asset_created"
     UPLOAD_CANCELLED = "video.upload.cancelled"
     UPLOAD_ERRORED = "video.upload.errored"
+    # Live streams: data is the stream as the API returns it, without its stream key.
+    LIVE_STREAM_CREATED = "video.live_stream.created"
+    LIVE_STREAM_CONNECTED = "video.live_stream.connected"  # a publisher connected
+    LIVE_STREAM_ACTIVE = "video.live_stream.active"  # a new session is live
+    LIVE_STREAM_DISCONNECTED = "video.live_stream.disconnected"  # the publisher went away
+    LIVE_STREAM_IDLE = "video.live_stream.idle"  # the session ended (reconnect window over)
+    LIVE_STREAM_UPDATED = "video.live_stream.updated"
+    LIVE_STREAM_DELETED = "video.live_stream.deleted"
+    LIVE_STREAM_DISABLED = "video.live_stream.disabled"
+    LIVE_STREAM_ENABLED = "video.live_stream.enabled"
 
 
 @dataclass(frozen=True)

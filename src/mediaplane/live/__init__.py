@@ -1,25 +1,109 @@
-"""Live streaming: publishers in (RTMP ingest), CMAF segments and LL-HLS out, live stream
-resources, on one host.
+"""Live: live streams as a resource (/api/v1/live-streams), the publish side the ingests
+call (a stream key opens a :class:`PublishTarget`; sessions with a reconnect window), and
+what the origin resolves a live playback id to (:func:`resolve_live_playback`).
 
-:class:`RtmpServer` takes RTMP publishers on one port, checks each stream key through an
-``authorize`` callback before any media, and writes each publisher's FLV to the
-:class:`PublishSink` that ``open_sink`` returns. :class:`LivePackager` turns one publish
-(FLV bytes, as the RTMP server hands them on) into CMAF segments, LL-HLS parts and playlists
-in a directory the origin serves.
+Ingest and packaging: :class:`RtmpServer` takes RTMP publishers on one port, checks each
+stream key through an ``authorize`` callback before any media, and writes each publisher's
+FLV to the :class:`PublishSink` that ``open_sink`` returns; :class:`LivePackager` turns one
+publish into CMAF segments, LL-HLS parts and playlists in a directory the origin serves.
+
+A stream belongs to a channel like an asset does (members read it, editors change it,
+admins everything). Status ``idle`` → ``active`` → ``idle`` (or ``disabled``); every change
+writes its ``video.live_stream.*`` event to the outbox in the same transaction, its data
+the stream as the API returns it without the stream key.
+
+Errors::
+
+    LiveError
+    ├── LiveStreamNotFound  (also a mediaplane.errors.NotFound: 404)
+    └── PublishRefused      a publisher may not go live now (``code``)
 """
 
 from __future__ import annotations
 
+from ._api import router
+from ._errors import LiveError, LiveStreamNotFound, PublishRefused
+from ._models import (
+    LatencyMode,
+    LivePlaybackId,
+    LiveSessionRow,
+    LiveStream,
+    LiveStreamStatus,
+    new_stream_key,
+    stream_key_hash,
+)
 from ._output import LiveOutput
 from ._packager import FlvScanner, LivePackager
+from ._playback import LivePlayback, resolve_live_playback
+from ._publish import (
+    LiveSession,
+    PublishTarget,
+    authenticate_publisher,
+    idle_expired_sessions,
+    is_publish_allowed,
+    publisher_connected,
+    publisher_disconnected,
+    session_idle,
+)
 from ._rtmp import Authorize, OpenSink, PublishSink, RtmpServer
+from ._service import (
+    LiveAction,
+    add_live_playback_id,
+    authorized_live_stream,
+    create_live_stream,
+    delete_live_stream,
+    disable_live_stream,
+    enable_live_stream,
+    live_stream_to_api,
+    live_stream_view,
+    live_stream_views,
+    live_visible_to,
+    recording_finished,
+    remove_live_playback_id,
+    reset_stream_key,
+)
 
 __all__ = [
     "Authorize",
     "FlvScanner",
+    "LatencyMode",
+    "LiveAction",
+    "LiveError",
     "LiveOutput",
     "LivePackager",
+    "LivePlayback",
+    "LivePlaybackId",
+    "LiveSession",
+    "LiveSessionRow",
+    "LiveStream",
+    "LiveStreamNotFound",
+    "LiveStreamStatus",
     "OpenSink",
+    "PublishRefused",
     "PublishSink",
+    "PublishTarget",
     "RtmpServer",
+    "add_live_playback_id",
+    "authenticate_publisher",
+    "authorized_live_stream",
+    "create_live_stream",
+    "delete_live_stream",
+    "disable_live_stream",
+    "enable_live_stream",
+    "idle_expired_sessions",
+    "is_publish_allowed",
+    "live_stream_to_api",
+    "live_stream_view",
+    "live_stream_views",
+    "live_visible_to",
+    "new_stream_key",
+    "publisher_connected",
+    "publisher_disconnected",
+    "recording_finished",
+    "remove_live_playback_id",
+    "reset_stream_key",
+    "resolve_live_playback",
+    "router",
+    "session_idle",
+    "stream_key_hash",
 ]
