@@ -320,6 +320,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     observer = ops.RequestObserver(app.state.metrics)
     app.add_middleware(CORSMiddleware, **CORS)
     app.add_middleware(ops.RequestMiddleware, observer=observer)
-    # In front of the whole stack: playback answers what the layers above would add.
-    app.front = delivery.PlayOrigin(app.framework, observer, _cors_simple_headers())
+    # In front of the whole stack: playback answers what the layers above would add; live
+    # playback ids are answered before the VOD lookup.
+    cors = _cors_simple_headers()
+    app.front = delivery.LiveOrigin(delivery.PlayOrigin(app.framework, observer, cors), cors)
     return app
