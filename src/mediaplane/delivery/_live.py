@@ -28,7 +28,7 @@ from urllib.parse import parse_qs
 import structlog
 from starlette.responses import FileResponse, JSONResponse, Response
 
-from mediaplane.live import LivePlayback, resolve_live_playback, session_dir
+from mediaplane.live import LivePlayback, resolve_live_playback, segment_target, session_dir
 from mediaplane.media import ManifestError, MasterPlaylist
 
 if TYPE_CHECKING:
@@ -51,8 +51,9 @@ SEGMENT_CACHE = "public, max-age=31536000, immutable"
 HLS_TYPE = "application/vnd.apple.mpegurl"
 #: How often a waiting playlist checks the packager's state file.
 POLL_SECONDS = 0.01
-#: A blocking reload waits at most this many part targets (then gets what there is).
-BLOCK_PARTS = 6
+#: A blocking reload waits at most this many target durations, then gets a 503 (RFC 8216bis
+#: 6.2.5.2: a server that cannot answer within three target durations SHOULD say so).
+BLOCK_TARGETS = 3
 
 _ID = re.compile(r"^[A-Za-z0-9]{1,64}$")
 _NAME = re.compile(r"^[a-z0-9_]{1,32}$")
@@ -272,7 +273,11 @@ class LiveOrigin:
                 return _error(
                     400, "msn_too_far", "_HLS_msn is more than two segments past the live edge."
                 )
-            await watch.until(msn, part, BLOCK_PARTS * max(live_part_seconds(live), 0.2))
+            state = await watch.until(
+                msn, part, BLOCK_TARGETS * segment_target(live.latency_mode)
+            )
+            if state is None or not state.has(msn, part):
+                return _error(503, "live_stalled", "The live stream has not reached that part.")
         try:
             body = (folder / "index.m3u8").read_bytes()
         except FileNotFoundError:
@@ -287,7 +292,3 @@ class LiveOrigin:
             watch = self._watches[path] = _Watch(path)
         return watch
 
-
-def live_part_seconds(live: LivePlayback) -> float:
-    """The part target of the stream's latency mode: what a blocking reload waits for."""
-    return 1.0 if live.latency_mode == "low" else 4.0

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from mediaplane.config import Settings
     from mediaplane.runtime import Runtime
 
-__all__ = ["LiveIngest", "serve_ingest", "session_dir"]
+__all__ = ["LiveIngest", "segment_target", "serve_ingest", "session_dir"]
 
 log = structlog.get_logger("mediaplane.live")
 
@@ -44,6 +44,11 @@ log = structlog.get_logger("mediaplane.live")
 STANDARD_SEGMENT_SECONDS = 4.0
 #: Low latency: segments (and the GOP the publisher should send) of about this long.
 LOW_SEGMENT_SECONDS = 2.0
+
+
+def segment_target(latency_mode: str) -> float:
+    """The segment length a stream of ``latency_mode`` is packaged at (seconds)."""
+    return LOW_SEGMENT_SECONDS if latency_mode == "low" else STANDARD_SEGMENT_SECONDS
 
 
 def live_root(settings: Settings) -> Path:
@@ -133,13 +138,12 @@ class LiveIngest:
         else:
             stream = _Stream(ticket, session)
             self.streams[ticket.live_stream_id] = stream
-        low = ticket.latency_mode == "low"
         out = session_dir(self.settings, ticket.live_stream_id, session.id)
         packager = LivePackager(
             out,
             latency_mode=ticket.latency_mode,
             part_target=self.settings.live_part_seconds,
-            segment_target=LOW_SEGMENT_SECONDS if low else STANDARD_SEGMENT_SECONDS,
+            segment_target=segment_target(ticket.latency_mode),
             dvr_window_seconds=ticket.dvr_window_seconds,
             ffmpeg=self.settings.ffmpeg_path,
         )
