@@ -113,10 +113,10 @@ class _Watch:
             self.refresh()
         self.task = None
 
-    async def until(self, msn: int, part: int | None, timeout: float) -> _State | None:
-        """The state once it holds (msn, part), or what there is after ``timeout``."""
+    async def until(self, msn: int, part: int | None, wait: float) -> _State | None:
+        """The state once it holds (msn, part), or what there is after ``wait`` seconds."""
         self.refresh()
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + wait
         self.waiters += 1
         try:
             if self.task is None:
@@ -273,9 +273,7 @@ class LiveOrigin:
                 return _error(
                     400, "msn_too_far", "_HLS_msn is more than two segments past the live edge."
                 )
-            state = await watch.until(
-                msn, part, BLOCK_TARGETS * segment_target(live.latency_mode)
-            )
+            state = await watch.until(msn, part, BLOCK_TARGETS * segment_target(live.latency_mode))
             if state is None or not state.has(msn, part):
                 return _error(503, "live_stalled", "The live stream has not reached that part.")
         try:
@@ -291,4 +289,3 @@ class LiveOrigin:
                 self._watches = {p: w for p, w in self._watches.items() if w.waiters}
             watch = self._watches[path] = _Watch(path)
         return watch
-
