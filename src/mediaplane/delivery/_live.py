@@ -1,7 +1,7 @@
 """Live playback: ``/play/{live playback id}/…`` from the live session's directory.
 
 :class:`LiveOrigin` runs in front of the VOD origin. A playback id it does not know as a live
-one (looked up once per :data:`LOOKUP_TTL`, in a thread) passes through untouched, so VOD
+one (looked up once per :data:`LOOKUP_TTL` at most, in a thread) passes through untouched, so VOD
 playback pays one dictionary lookup. For a live id it serves:
 
 * ``master.m3u8``: the current session's multivariant playlist, its URIs moved under the
@@ -220,7 +220,8 @@ class LiveOrigin:
         live = await asyncio.to_thread(resolve_live_playback, rt, playback_id)
         if len(self._known) >= _CACHE_SIZE:
             self._known.clear()
-        self._known[playback_id] = (now + LOOKUP_TTL, live)
+        ttl = min(LOOKUP_TTL, rt.settings.playback_cache_seconds)
+        self._known[playback_id] = (now + ttl, live)
         return live
 
     async def _answer(self, scope: Scope, live: LivePlayback, rest: list[str]) -> Response:
