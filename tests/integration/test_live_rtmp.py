@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from mediaplane.clips import AAC, H264, Clip, picture, sine
 from mediaplane.media import MasterPlaylist, MediaPlaylist
 from tests.support import Server, probe_decodes
 
@@ -22,18 +23,16 @@ PUBLISH_SECONDS = 10
 
 def _publisher(url: str, seconds: int) -> subprocess.Popen[bytes]:
     """ffmpeg pushing a clock pattern (keyframe every 0.5 s) with a tone, at real time."""
+    clip = Clip(
+        seconds=seconds,
+        video=picture("320x180", 30),
+        audio=(sine(440, 48000),),
+        codecs=(*H264, "-tune", "zerolatency", "-g", "15", *AAC, "-b:a", "64k"),
+        extra=("-f", "flv"),
+    )
     return subprocess.Popen(
-        [
-            "ffmpeg", "-hide_banner", "-loglevel", "error", "-re",
-            "-f", "lavfi", "-i", f"testsrc2=size=320x180:rate=30:duration={seconds}",
-            "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}",
-            "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "15",
-            "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "64k",
-            "-f", "flv", url,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )  # fmt: skip
+        clip.argv(url, realtime=True), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
 
 
 def _until(what: str, check: Any, timeout: float = 30.0) -> Any:
