@@ -136,8 +136,9 @@ class Settings(BaseSettings):
     rtmp_port: int = Field(default=1935, ge=1, le=65535)
     #: Publisher connections the live ingest holds at once (a flood beyond is closed at once).
     live_max_connections: int = Field(default=64, ge=1)
-    #: LL-HLS part length of low-latency streams (seconds).
-    live_part_seconds: float = Field(default=0.5, ge=0.1, le=2.0)
+    #: LL-HLS part length of low-latency streams (seconds). Measured with hls.js (bench/
+    #: live_parts.py): 1/3 s held 1.2 s of latency without a stall; 0.5 s stalled at start.
+    live_part_seconds: float = Field(default=0.333, ge=0.1, le=2.0)
 
     #: Web server processes (API, origin, uploads) behind the one port of `mediaplane up`.
     web_workers: int = Field(default=1, ge=1)

@@ -80,7 +80,8 @@ class _State:
 def _read_state(path: Path) -> _State | None:
     try:
         raw = json.loads(path.read_bytes())
-        return _State(int(raw["msn"]), int(raw["part"]), bool(raw.get("ended", False)))
+        part = raw.get("part")  # null: a standard-latency stream has no parts
+        return _State(int(raw["msn"]), -1 if part is None else int(part), bool(raw.get("ended")))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
