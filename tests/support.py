@@ -193,6 +193,11 @@ class Server:
     proc: subprocess.Popen[bytes]
     log_path: Path
 
+    @property
+    def rtmp_url(self) -> str:
+        """Where publishers push: ``{rtmp_url}/{stream_key}``."""
+        return f"rtmp://127.0.0.1:{self.env['MEDIAPLANE_RTMP_PORT']}/live"
+
     def client(self, **kw: Any) -> httpx.Client:
         return httpx.Client(
             base_url=self.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=60, **kw
@@ -264,6 +269,7 @@ def start_server(data_dir: Path, backend: Backend, **settings: str) -> Server:
         **os.environ,
         "MEDIAPLANE_HOST": "127.0.0.1",
         "MEDIAPLANE_PORT": str(port),
+        "MEDIAPLANE_RTMP_PORT": str(free_port()),
         "MEDIAPLANE_DATA_DIR": str(data_dir),
         "MEDIAPLANE_ADMIN_TOKEN": token,
         "MEDIAPLANE_WATCHDOG_INTERVAL_SECONDS": "1",

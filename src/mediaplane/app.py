@@ -8,7 +8,7 @@ import contextlib
 import re
 import warnings
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -129,47 +129,59 @@ async def _watchdog(watchdog: Watchdog) -> None:
             log.exception("watchdog.error")
 
 
-#: A relay whose bus refused a batch waits this long before it tries again (at most).
-RELAY_BACKOFF_MAX_SECONDS = 10.0
+#: A loop whose pass failed (the bus or the database is down) waits this long at most.
+BACKOFF_MAX_SECONDS = 10.0
 
 
-async def _relay(
-    relay: Relay, interval: float, dispatcher: webhooks.Dispatcher | None = None
+async def _backoff_loop(
+    name: str,
+    tick: Callable[[], Awaitable[bool]],
+    idle: Callable[[], Awaitable[None]],
+    interval: float,
 ) -> None:
-    """Relay the outbox to the bus (only where this process holds the relay's lease):
-    a full batch is followed at once by the next, an empty one by ``interval``. After a
-    batch (and its webhook fan-out) committed, ``dispatcher`` is woken to send it."""
+    """Run ``tick`` forever: after a pass with more to do at once (True) the next pass starts
+    at once, else after ``idle``; a failed pass is logged (with its traceback the first time)
+    and retried with exponential backoff up to :data:`BACKOFF_MAX_SECONDS`."""
     failures = 0
     while True:
         try:
-            n = await run_in_threadpool(relay.tick)
+            busy = await tick()
             failures = 0
-            if n and dispatcher is not None:
-                dispatcher.wake()
-        except Exception:  # the bus or the database is down: events wait in the outbox
+        except Exception:  # what it needs is down: its work waits in the database
             failures += 1
-            log.warning("events.relay_failed", failures=failures, exc_info=failures == 1)
-            await asyncio.sleep(min(RELAY_BACKOFF_MAX_SECONDS, interval * 2**failures))
+            log.warning(f"{name}_failed", failures=failures, exc_info=failures == 1)
+            await asyncio.sleep(min(BACKOFF_MAX_SECONDS, interval * 2**failures))
             continue
-        if n < relay.batch:
-            await asyncio.sleep(interval)
+        if not busy:
+            await idle()
 
 
-async def _webhooks(dispatcher: webhooks.Dispatcher, interval: float) -> None:
+def _relay(relay: Relay, interval: float, dispatcher: webhooks.Dispatcher) -> Awaitable[None]:
+    """Relay the outbox to the bus (only where this process holds the relay's lease): a
+    full batch is followed at once by the next. After a batch (and its webhook fan-out)
+    committed, ``dispatcher`` is woken to send it."""
+
+    async def tick() -> bool:
+        n = await run_in_threadpool(relay.tick)
+        if n:
+            dispatcher.wake()
+        return n >= relay.batch
+
+    return _backoff_loop("events.relay", tick, lambda: asyncio.sleep(interval), interval)
+
+
+def _webhooks(dispatcher: webhooks.Dispatcher, interval: float) -> Awaitable[None]:
     """Start sending due webhook deliveries (a thread each, bounded per endpoint); never
-    waits for an answer, so a slow endpoint holds only its own threads."""
-    failures = 0
-    while True:
-        try:
-            started = await run_in_threadpool(dispatcher.tick)
-            failures = 0
-        except Exception:  # the database is down: deliveries wait
-            failures += 1
-            log.warning("webhooks.dispatch_failed", failures=failures, exc_info=failures == 1)
-            await asyncio.sleep(min(RELAY_BACKOFF_MAX_SECONDS, interval * 2**failures))
-            continue
-        if not started:  # until the relay fans out or a sender thread is free
-            await run_in_threadpool(dispatcher.idle, interval)
+    waits for an answer, so a slow endpoint holds only its own threads. With nothing to
+    start it waits until the relay fans out or a sender thread is free."""
+
+    async def tick() -> bool:
+        return bool(await run_in_threadpool(dispatcher.tick))
+
+    async def idle() -> None:
+        await run_in_threadpool(dispatcher.idle, interval)
+
+    return _backoff_loop("webhooks.dispatch", tick, idle, interval)
 
 
 _METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -288,11 +300,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with asyncio.TaskGroup() as tg:
+            interval = settings.events_relay_interval_seconds
             tasks = [tg.create_task(_watchdog(watchdog))]
             if relay is not None:
-                interval = settings.events_relay_interval_seconds
                 tasks.append(tg.create_task(_relay(relay, interval, dispatcher)))
-            interval = settings.events_relay_interval_seconds
             tasks.append(tg.create_task(_webhooks(dispatcher, interval)))
             yield
             for task in tasks:
@@ -323,6 +334,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     observer = ops.RequestObserver(app.state.metrics)
     app.add_middleware(CORSMiddleware, **CORS)
     app.add_middleware(ops.RequestMiddleware, observer=observer)
-    # In front of the whole stack: playback answers what the layers above would add.
-    app.front = delivery.PlayOrigin(app.framework, observer, _cors_simple_headers())
+    # In front of the whole stack: playback answers what the layers above would add; live
+    # playback ids are answered before the VOD lookup.
+    cors = _cors_simple_headers()
+    app.front = delivery.LiveOrigin(delivery.PlayOrigin(app.framework, observer, cors), cors)
     return app

@@ -1,7 +1,8 @@
-"""The `mediaplane` command: up, worker, ingest, migrate, token, events."""
+"""The `mediaplane` command: up, worker, live, ingest, migrate, token, events."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import multiprocessing
 import os
@@ -198,6 +199,42 @@ class _WorkerSupervisor(threading.Thread):
             self.proc.wait(timeout=10)
 
 
+class _LiveThread(threading.Thread):
+    """The live ingest (RTMP) of `up`, on its own event loop in a thread of this process;
+    each stream's packager runs its own ffmpeg."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(daemon=True, name="live-ingest")
+        self.settings = settings
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.stopping: asyncio.Event | None = None
+        self.started = threading.Event()
+        self.start()
+
+    def run(self) -> None:
+        asyncio.run(self._serve())
+
+    async def _serve(self) -> None:
+        # imported here, not at the top: `mediaplane --help` stays fast
+        from mediaplane.app import job_table
+        from mediaplane.live import serve_ingest
+        from mediaplane.runtime import Runtime
+
+        self.loop, self.stopping = asyncio.get_running_loop(), asyncio.Event()
+        self.started.set()
+        try:
+            await serve_ingest(Runtime.get(self.settings, job_table=job_table), self.stopping)
+        except OSError as exc:  # the port is taken: the rest of `up` still serves
+            log.error("the live ingest cannot listen", port=self.settings.rtmp_port, error=str(exc))
+
+    def stop(self, grace: float = 5.0) -> None:
+        """End every publisher's session cleanly (their playlists get an end)."""
+        if self.started.wait(1) and self.loop is not None and self.stopping is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has ended already
+                self.loop.call_soon_threadsafe(self.stopping.set)
+        self.join(grace)
+
+
 #: The demo: 12 s of 720p30 test pattern with a 440 Hz tone.
 DEMO_CLIP = Clip(
     seconds=12,
@@ -281,6 +318,11 @@ def _ready_block(settings: Settings, token_source: str, demo: bool) -> dict[str,
             else maybe_sanitize_url(settings.effective_broker_url)
         ),
     }
+    if settings.live_ingest:
+        facts["go_live"] = (
+            f"rtmp://{_loopback_host(settings)}:{settings.rtmp_port}/live/STREAM-KEY"
+            " (POST /api/v1/live-streams gives a key)"
+        )
     if demo:
         facts["demo"] = "preparing; a line follows when it plays"
     return facts
@@ -293,6 +335,7 @@ _LABELS = {
     "admin_token": "Admin token",
     "first_file": "First file",
     "broker": "Job broker",
+    "go_live": "Go live",
     "demo": "Demo",
 }
 
@@ -374,6 +417,7 @@ class _Announcer(threading.Thread):
 def up(
     host: Annotated[str | None, _setting("host", help="Address to listen on")] = None,
     port: Annotated[int | None, _setting("port", help="Port")] = None,
+    rtmp_port: Annotated[int | None, _setting("rtmp_port", help="RTMP ingest port")] = None,
     data_dir: DataDir = None,
     demo: Annotated[bool, typer.Option("--demo", help="Also ingest a generated demo clip")] = False,
     worker: Annotated[bool, typer.Option(help="Run the embedded worker pool")] = True,
@@ -392,7 +436,7 @@ def up(
     from mediaplane.db import DatabaseError, migrate
     from mediaplane.ops import renders_json
 
-    settings = _settings(host=host, port=port, data_dir=data_dir)
+    settings = _settings(host=host, port=port, rtmp_port=rtmp_port, data_dir=data_dir)
     os.environ["MEDIAPLANE_DATA_DIR"] = str(settings.data_path)
     settings = Settings()
     _start_logging(settings)
@@ -415,6 +459,7 @@ def up(
         "MEDIAPLANE_ADMIN_TOKEN" if settings.admin_token else str(settings.admin_token_file)
     )
     supervisor = _WorkerSupervisor() if worker else None
+    live = _LiveThread(settings) if settings.live_ingest else None
     try:
         demo_id = _demo(settings) if demo else None
         _Announcer(
@@ -439,6 +484,8 @@ def up(
             log_enabled=False,
         ).serve()
     finally:
+        if live is not None:
+            live.stop()
         if supervisor is not None:
             supervisor.stop()
 
@@ -468,6 +515,27 @@ def worker_cmd(
     # Resolve and check ffmpeg/packager once per pool process, before the first job.
     warm = lambda: Runtime.get().toolchain  # noqa: E731
     run_worker(runtime, concurrency, ready_fd=ready_fd, warm=warm)
+
+
+@app.command("live")
+def live_cmd(
+    host: Annotated[str | None, _setting("host", help="Address to listen on")] = None,
+    rtmp_port: Annotated[int | None, _setting("rtmp_port", help="RTMP port")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Run a live ingest host alone: publishers in over RTMP, LL-HLS out to the data dir
+    (`mediaplane up` runs one itself)."""
+    # imported here, not at the top: `mediaplane --help` stays fast
+    from mediaplane.app import job_table
+    from mediaplane.live import serve_ingest
+    from mediaplane.runtime import Runtime
+
+    settings = _settings(host=host, rtmp_port=rtmp_port, data_dir=data_dir)
+    _start_logging(settings)
+    _check_tools(settings)
+    runtime = Runtime.get(settings, job_table=job_table)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve_ingest(runtime))
 
 
 @app.command("migrate")

@@ -131,6 +131,14 @@ class Settings(BaseSettings):
     #: The origin trusts what it looked up (playback ids, rights, grants, signing keys) this
     #: long: a revocation or a rights change takes effect within it.
     playback_cache_seconds: float = Field(default=5.0, gt=0, le=300)
+    #: Live ingest: `mediaplane up` takes RTMP publishers on `host`:`rtmp_port`.
+    live_ingest: bool = True
+    rtmp_port: int = Field(default=1935, ge=1, le=65535)
+    #: Publisher connections the live ingest holds at once (a flood beyond is closed at once).
+    live_max_connections: int = Field(default=64, ge=1)
+    #: LL-HLS part length of low-latency streams (seconds). Measured with hls.js (bench/
+    #: live_parts.py): 1/3 s held 1.2 s of latency without a stall; 0.5 s stalled at start.
+    live_part_seconds: float = Field(default=0.333, ge=0.1, le=2.0)
 
     #: Web server processes (API, origin, uploads) behind the one port of `mediaplane up`.
     web_workers: int = Field(default=1, ge=1)
@@ -388,6 +396,10 @@ MEANINGS = {
     "node_modules_dir": "where the npm packages (Shaka Packager, players) are installed",
     "playback_cache_seconds": "the origin trusts a playback lookup (ids, rights, grants, "
     "signing keys) this long; changes take effect within it",
+    "live_ingest": "`mediaplane up` runs the live ingest (RTMP publishers in)",
+    "rtmp_port": "RTMP ingest port (`rtmp://host:port/live/STREAM-KEY`)",
+    "live_max_connections": "publisher connections the live ingest holds at once",
+    "live_part_seconds": "LL-HLS part length of low-latency live streams",
     "web_workers": "web server processes (API, origin, uploads)",
     "worker_concurrency": "parallel jobs per worker (`mediaplane worker -c`)",
     "thumbnail_concurrency": "thumbnail extractions (ffmpeg) a web process runs at once",

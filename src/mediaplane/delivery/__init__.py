@@ -1,7 +1,8 @@
 """Delivery: the origin that serves playback — manifests rendered from memory per request
 (where per-viewer changes will go: tokens, ads), segments sent as files with range support,
 caching headers and CORS, and thumbnails on a bounded grid (:mod:`._thumbs`); the lean
-path for cached playback requests is :mod:`._fast`.
+path for cached playback requests is :mod:`._fast`; live playback ids are answered in
+front of both by :mod:`._live` (the live session's playlists and segments, blocking reload).
 
 Routes (:mod:`._origin`, :mod:`._thumbs`) → the playback service (:mod:`._service`:
 lookup, render, serve) → database, store, ffmpeg. Errors::
@@ -26,12 +27,14 @@ from __future__ import annotations
 
 from ._access import check_playback
 from ._fast import PlayOrigin
+from ._live import LiveOrigin
 from ._origin import router
 from ._service import DeliveryError, NotReady, PlaybackNotFound
 from ._thumbs import ThumbnailLimiter
 
 __all__ = [
     "DeliveryError",
+    "LiveOrigin",
     "NotReady",
     "PlayOrigin",
     "PlaybackNotFound",

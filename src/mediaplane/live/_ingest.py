@@ -1,0 +1,205 @@
+"""The live ingest: publishers in (RTMP), one packager per live session out.
+
+:class:`LiveIngest` joins the parts: the RTMP server asks it to check a stream key
+(:func:`authenticate_publisher`, before any media is read), then for a sink; the sink is a
+:class:`LivePackager` writing the session's CMAF segments, LL-HLS parts and playlists under
+:func:`session_dir`, where the origin serves them. When a publisher leaves, the session waits
+``reconnect_window_seconds`` for it to come back before it goes idle.
+
+Each stream is isolated: its own ffmpeg process, its own task; a failure in one ends that
+stream only. ``mediaplane up`` runs this in a thread of its main process; ``mediaplane live``
+runs it alone (a live host at scale).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import structlog
+
+from ._packager import LivePackager
+from ._rtmp import RtmpServer
+from ._service import (
+    LiveSession,
+    PublishTarget,
+    authenticate_publisher,
+    publisher_connected,
+    publisher_disconnected,
+    session_idle,
+)
+
+if TYPE_CHECKING:
+    from mediaplane.config import Settings
+    from mediaplane.runtime import Runtime
+
+__all__ = ["LiveIngest", "segment_target", "serve_ingest", "session_dir"]
+
+log = structlog.get_logger("mediaplane.live")
+
+#: Standard latency: segments of about this many seconds, no parts.
+STANDARD_SEGMENT_SECONDS = 4.0
+#: Low latency: segments (and the GOP the publisher should send) of about this long.
+LOW_SEGMENT_SECONDS = 2.0
+
+
+def segment_target(latency_mode: str) -> float:
+    """The segment length a stream of ``latency_mode`` is packaged at (seconds)."""
+    return LOW_SEGMENT_SECONDS if latency_mode == "low" else STANDARD_SEGMENT_SECONDS
+
+
+def live_root(settings: Settings) -> Path:
+    """Where live sessions write their segments and playlists (a local directory)."""
+    return settings.data_path / "live"
+
+
+def session_dir(settings: Settings, live_stream_id: str, session_id: str) -> Path:
+    """The directory a live session's packager writes and the origin serves."""
+    return live_root(settings) / live_stream_id / session_id
+
+
+@dataclass
+class _Stream:
+    """A live stream with a publisher on it now, or within its reconnect window."""
+
+    target: PublishTarget
+    session: LiveSession
+    packager: LivePackager | None = None
+    idle_timer: asyncio.TimerHandle | None = None
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+
+class _SessionSink:
+    """What the RTMP server writes one publisher's FLV into: the session's packager."""
+
+    def __init__(self, ingest: LiveIngest, stream: _Stream, packager: LivePackager) -> None:
+        self.ingest = ingest
+        self.stream = stream
+        self.packager = packager
+
+    async def write(self, data: bytes) -> None:
+        await self.packager.write(data)
+
+    async def close(self) -> None:
+        try:
+            await self.packager.close()
+        except Exception:  # the packager failed: the stream ends as if the publisher left
+            log.exception("live.packager_failed", live_stream_id=self.stream.target.live_stream_id)
+        await self.ingest.publisher_left(self.stream, self)
+
+
+class LiveIngest:
+    """Routes checked publishers to their session's packager, one stream at a time."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.streams: dict[str, _Stream] = {}
+        self.server = RtmpServer(
+            self.authorize,
+            self.open_sink,
+            max_connections=self.settings.live_max_connections,
+        )
+
+    async def start(self, host: str, port: int) -> None:
+        await self.server.start(host, port)
+        log.info("live.listening", protocol="rtmp", host=host, port=self.server.port)
+
+    async def close(self) -> None:
+        await self.server.close()
+        for stream in list(self.streams.values()):
+            if stream.idle_timer is not None:
+                stream.idle_timer.cancel()
+            await self._go_idle(stream)
+
+    async def authorize(self, app: str, stream_key: str) -> PublishTarget | None:
+        """The stream a key opens, or None (the server drops the publisher at once)."""
+        target = await asyncio.to_thread(authenticate_publisher, self.runtime, stream_key)
+        current = self.streams.get(target.live_stream_id) if target else None
+        if current is not None and current.packager is not None:
+            log.warning("live.already_publishing", live_stream_id=current.target.live_stream_id)
+            return None  # one publisher per stream; a second one is refused
+        return target
+
+    async def open_sink(self, ticket: object) -> _SessionSink:
+        """A publisher was accepted: continue its session or start one, and its packager."""
+        assert isinstance(ticket, PublishTarget)
+        session = await asyncio.to_thread(
+            publisher_connected, self.runtime, ticket.live_stream_id, protocol="rtmp"
+        )
+        stream = self.streams.get(ticket.live_stream_id)
+        if stream is not None and stream.session.id == session.id:
+            if stream.idle_timer is not None:  # back within the reconnect window
+                stream.idle_timer.cancel()
+                stream.idle_timer = None
+        else:
+            stream = _Stream(ticket, session)
+            self.streams[ticket.live_stream_id] = stream
+        out = session_dir(self.settings, ticket.live_stream_id, session.id)
+        packager = LivePackager(
+            out,
+            latency_mode=ticket.latency_mode,
+            part_target=self.settings.live_part_seconds,
+            segment_target=segment_target(ticket.latency_mode),
+            dvr_window_seconds=ticket.dvr_window_seconds,
+            ffmpeg=self.settings.ffmpeg_path,
+        )
+        stream.packager = packager
+        log.info(
+            "live.publishing",
+            live_stream_id=ticket.live_stream_id,
+            session_id=session.id,
+            latency_mode=ticket.latency_mode,
+        )
+        return _SessionSink(self, stream, packager)
+
+    async def publisher_left(self, stream: _Stream, sink: _SessionSink) -> None:
+        """The publisher went away: the session waits out its reconnect window."""
+        if stream.packager is not sink.packager:
+            return  # a newer publisher has taken over
+        stream.packager = None
+        await asyncio.to_thread(
+            publisher_disconnected, self.runtime, stream.target.live_stream_id, stream.session.id
+        )
+        loop = asyncio.get_running_loop()
+        stream.idle_timer = loop.call_later(
+            stream.target.reconnect_window_seconds, self._idle_later, stream
+        )
+
+    def _idle_later(self, stream: _Stream) -> None:
+        task = asyncio.get_running_loop().create_task(self._go_idle(stream))
+        stream.tasks.add(task)
+        task.add_done_callback(stream.tasks.discard)
+
+    async def _go_idle(self, stream: _Stream) -> None:
+        if stream.packager is not None:  # shutting down with a publisher on
+            with contextlib.suppress(Exception):
+                await stream.packager.close()
+            stream.packager = None
+            await asyncio.to_thread(
+                publisher_disconnected,
+                self.runtime,
+                stream.target.live_stream_id,
+                stream.session.id,
+            )
+        if self.streams.get(stream.target.live_stream_id) is stream:
+            del self.streams[stream.target.live_stream_id]
+        await asyncio.to_thread(
+            session_idle, self.runtime, stream.target.live_stream_id, stream.session.id
+        )
+        log.info(
+            "live.idle", live_stream_id=stream.target.live_stream_id, session_id=stream.session.id
+        )
+
+
+async def serve_ingest(runtime: Runtime, stop: asyncio.Event | None = None) -> None:
+    """Run the live ingest on ``host``:``rtmp_port`` until ``stop`` is set (or forever)."""
+    ingest = LiveIngest(runtime)
+    await ingest.start(runtime.settings.host, runtime.settings.rtmp_port)
+    try:
+        await (stop or asyncio.Event()).wait()
+    finally:
+        await ingest.close()

@@ -1,0 +1,63 @@
+"""hls.js in the system Chromium plays a live LL-HLS stream (low-latency mode, blocking
+reloads) that ffmpeg publishes over RTMP to a real `mediaplane up`, from another origin."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+
+from tests.browser.test_playback import (
+    HLSJS_PAGE,
+    OtherOrigin,
+    _other_origin_page,
+    _wait_for_playback,
+)
+from tests.integration.test_live_rtmp import _publisher, _until
+from tests.support import Server
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
+    from tests.browser.conftest import Console
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def live_origin() -> Iterator[OtherOrigin]:
+    site = OtherOrigin()
+    yield site
+    site.close()
+
+
+def test_hlsjs_plays_low_latency_live(
+    page: Page, console: Console, sqlite_server: Server, live_origin: OtherOrigin
+) -> None:
+    with sqlite_server.client() as c:
+        r = c.post("/api/v1/live-streams", json={"latency_mode": "low"})
+        assert r.status_code == 201, r.text
+        live: dict[str, Any] = r.json()["data"]
+    src = f"{sqlite_server.url}/play/{live['playback_ids'][0]['id']}/master.m3u8"
+    pub = _publisher(f"{sqlite_server.rtmp_url}/{live['stream_key']}", 30)
+    try:
+        _until("the live playlist", lambda: httpx.get(src).status_code == 200 or None)
+        url = _other_origin_page(live_origin, sqlite_server, "live.html", HLSJS_PAGE, src)
+        page.goto(url)
+        state = _wait_for_playback(page, console)
+        low = page.evaluate("() => window.hls.lowLatencyMode")
+        assert low, json.dumps(state)
+        # hls.js loaded parts, not only whole segments: the LL-HLS path was taken.
+        parts = page.evaluate(
+            "() => performance.getEntriesByType('resource')"
+            ".filter(e => /\\/\\d+\\.\\d+\\.m4s/.test(e.name)).length"
+        )
+        assert parts > 0, json.dumps(state)
+    finally:
+        pub.kill()
+        pub.wait(timeout=10)
+        with sqlite_server.client() as c:
+            c.delete(f"/api/v1/live-streams/{live['id']}")

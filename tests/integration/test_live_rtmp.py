@@ -1,0 +1,128 @@
+"""Live over RTMP on a real `mediaplane up` (SQLite, embedded defaults): ffmpeg publishes a
+generated clock pattern to ``rtmp://…/live/{stream_key}``; the stream goes active, its
+public playback id serves an LL-HLS playlist with parts and blocking reload, segments
+that decode, and when the publisher stops the playlist ends and the stream goes idle.
+A wrong key is dropped before any media."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from mediaplane.clips import AAC, H264, Clip, picture, sine
+from mediaplane.media import MasterPlaylist, MediaPlaylist
+from tests.support import Server, probe_decodes
+
+PUBLISH_SECONDS = 10
+
+
+def _publisher(url: str, seconds: int) -> subprocess.Popen[bytes]:
+    """ffmpeg pushing a clock pattern (keyframe every 0.5 s) with a tone, at real time."""
+    clip = Clip(
+        seconds=seconds,
+        video=picture("320x180", 30),
+        audio=(sine(440, 48000),),
+        codecs=(*H264, "-tune", "zerolatency", "-g", "15", *AAC, "-b:a", "64k"),
+        extra=("-f", "flv"),
+    )
+    return subprocess.Popen(
+        clip.argv(url, realtime=True), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+
+
+def _until(what: str, check: Any, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (value := check()) is not None:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def live(sqlite_server: Server) -> Iterator[dict[str, Any]]:
+    with sqlite_server.client() as c:
+        r = c.post(
+            "/api/v1/live-streams",
+            json={"latency_mode": "low", "reconnect_window_seconds": 1},
+        )
+        assert r.status_code == 201, r.text
+        stream: dict[str, Any] = r.json()["data"]
+    yield stream
+    with sqlite_server.client() as c:
+        c.delete(f"/api/v1/live-streams/{stream['id']}")
+
+
+def test_wrong_key_is_dropped(sqlite_server: Server, live: dict[str, Any]) -> None:
+    started = time.monotonic()
+    pub = _publisher(f"{sqlite_server.rtmp_url}/not-{live['stream_key']}", 30)
+    _, err = pub.communicate(timeout=30)
+    assert pub.returncode != 0
+    assert time.monotonic() - started < 15  # not after pushing the whole clip
+    with sqlite_server.client() as c:
+        assert c.get(f"/api/v1/live-streams/{live['id']}").json()["data"]["status"] == "idle"
+
+
+def test_publish_play_and_end(sqlite_server: Server, live: dict[str, Any]) -> None:
+    pid = live["playback_ids"][0]["id"]
+    play = f"{sqlite_server.url}/play/{pid}"
+    assert httpx.get(f"{play}/master.m3u8").status_code == 404  # not live yet
+    pub = _publisher(f"{sqlite_server.rtmp_url}/{live['stream_key']}", PUBLISH_SECONDS)
+    try:
+        master_text = _until(
+            "the master playlist",
+            lambda: (r := httpx.get(f"{play}/master.m3u8")).status_code == 200 and r.text or None,
+        )
+        with sqlite_server.client() as c:
+            assert c.get(f"/api/v1/live-streams/{live['id']}").json()["data"]["status"] == "active"
+        master = MasterPlaylist.parse(master_text)
+        video = master.variants[0]
+        assert "avc1." in (video.codecs or "")
+        media_url = f"{play}/{video.uri}"
+        playlist = MediaPlaylist.parse(httpx.get(media_url).text)
+        control = playlist.server_control
+        assert playlist.part_target is not None and control is not None
+        assert control.can_block_reload
+        assert (control.part_hold_back or 0) >= 3 * playlist.part_target
+        assert playlist.preload_hints
+
+        # Blocking reload: ask for the next part; the answer holds it.
+        last = playlist.segments[-1]
+        msn = playlist.media_sequence + len(playlist.segments) - 1
+        want_part = len(last.parts)
+        r = httpx.get(media_url, params={"_HLS_msn": msn, "_HLS_part": want_part}, timeout=15)
+        assert r.status_code == 200
+        newer = MediaPlaylist.parse(r.text)
+        newer_msn = newer.media_sequence + len(newer.segments) - 1
+        assert newer_msn > msn or len(newer.segments[-1].parts) > want_part
+        too_far = httpx.get(media_url, params={"_HLS_msn": newer_msn + 3})
+        assert too_far.status_code == 400
+
+        # The init segment and a complete segment decode.
+        base = media_url.rsplit("/", 1)[0]
+        done = next(s for s in newer.segments if s.uri is not None)
+        init = next(s.map for s in newer.segments if s.map is not None)
+        data = httpx.get(f"{base}/{init.uri}").content + httpx.get(f"{base}/{done.uri}").content
+        assert probe_decodes(data)["streams"]
+    finally:
+        pub.wait(timeout=PUBLISH_SECONDS + 30)
+
+    def ended() -> MediaPlaylist | None:
+        p = MediaPlaylist.parse(httpx.get(media_url).text)
+        return p if p.endlist else None
+
+    final = _until("the end of the playlist", ended)
+    assert sum(s.duration or 0 for s in final.segments) > PUBLISH_SECONDS / 3
+
+    def idle() -> str | None:
+        with sqlite_server.client() as c:
+            status = c.get(f"/api/v1/live-streams/{live['id']}").json()["data"]["status"]
+        return status if status == "idle" else None
+
+    _until("the stream to go idle", idle)
+    assert httpx.get(f"{play}/master.m3u8").status_code == 404
