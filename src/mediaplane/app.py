@@ -8,7 +8,7 @@ import contextlib
 import re
 import warnings
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
 import structlog
@@ -156,7 +156,9 @@ async def _backoff_loop(
             await idle()
 
 
-def _relay(relay: Relay, interval: float, dispatcher: webhooks.Dispatcher) -> Awaitable[None]:
+def _relay(
+    relay: Relay, interval: float, dispatcher: webhooks.Dispatcher
+) -> Coroutine[Any, Any, None]:
     """Relay the outbox to the bus (only where this process holds the relay's lease): a
     full batch is followed at once by the next. After a batch (and its webhook fan-out)
     committed, ``dispatcher`` is woken to send it."""
@@ -170,7 +172,7 @@ def _relay(relay: Relay, interval: float, dispatcher: webhooks.Dispatcher) -> Aw
     return _backoff_loop("events.relay", tick, lambda: asyncio.sleep(interval), interval)
 
 
-def _webhooks(dispatcher: webhooks.Dispatcher, interval: float) -> Awaitable[None]:
+def _webhooks(dispatcher: webhooks.Dispatcher, interval: float) -> Coroutine[Any, Any, None]:
     """Start sending due webhook deliveries (a thread each, bounded per endpoint); never
     waits for an answer, so a slow endpoint holds only its own threads. With nothing to
     start it waits until the relay fans out or a sender thread is free."""

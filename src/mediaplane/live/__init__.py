@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from ._api import router
 from ._errors import LiveError, LiveStreamNotFound, PublishRefused
+from ._ingest import LiveIngest, segment_target, serve_ingest, session_dir
 from ._models import (
     LatencyMode,
     LivePlaybackId,
@@ -64,6 +65,7 @@ from ._service import (
 )
 
 __all__ = [
+    "LiveIngest",
     "Authorize",
     "FlvScanner",
     "LatencyMode",
@@ -104,6 +106,9 @@ __all__ = [
     "reset_stream_key",
     "resolve_live_playback",
     "router",
+    "segment_target",
+    "serve_ingest",
+    "session_dir",
     "session_idle",
     "stream_key_hash",
 ]

@@ -21,16 +21,18 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from ._errors import PublishRefused
 from ._packager import LivePackager
-from ._rtmp import RtmpServer
-from ._service import (
+from ._publish import (
     LiveSession,
     PublishTarget,
     authenticate_publisher,
+    is_publish_allowed,
     publisher_connected,
     publisher_disconnected,
     session_idle,
 )
+from ._rtmp import RtmpServer
 
 if TYPE_CHECKING:
     from mediaplane.config import Settings
@@ -44,6 +46,8 @@ log = structlog.get_logger("mediaplane.live")
 STANDARD_SEGMENT_SECONDS = 4.0
 #: Low latency: segments (and the GOP the publisher should send) of about this long.
 LOW_SEGMENT_SECONDS = 2.0
+#: How often a publisher's stream is checked for being disabled or deleted meanwhile.
+ALLOWED_POLL_SECONDS = 3.0
 
 
 def segment_target(latency_mode: str) -> float:
@@ -73,15 +77,37 @@ class _Stream:
 
 
 class _SessionSink:
-    """What the RTMP server writes one publisher's FLV into: the session's packager."""
+    """What the RTMP server writes one publisher's FLV into: the session's packager. Every
+    :data:`ALLOWED_POLL_SECONDS` it checks (in a thread, off the write path) that the
+    stream was not disabled or deleted meanwhile; then the next write ends the publish."""
 
     def __init__(self, ingest: LiveIngest, stream: _Stream, packager: LivePackager) -> None:
         self.ingest = ingest
         self.stream = stream
         self.packager = packager
+        self.allowed = True
+        self.checked = asyncio.get_running_loop().time()
+        self.check: asyncio.Task[None] | None = None
 
     async def write(self, data: bytes) -> None:
+        if not self.allowed:
+            raise PublishRefused("The live stream was disabled or deleted.", "disabled")
+        now = asyncio.get_running_loop().time()
+        if self.check is None and now - self.checked >= ALLOWED_POLL_SECONDS:
+            self.checked = now
+            self.check = asyncio.get_running_loop().create_task(self._check())
         await self.packager.write(data)
+
+    async def _check(self) -> None:
+        try:
+            target, session = self.stream.target, self.stream.session
+            self.allowed = await asyncio.to_thread(
+                is_publish_allowed, self.ingest.runtime, target.live_stream_id, session.id
+            )
+        except Exception:  # the database is away: keep the stream going, check again later
+            log.warning("live.allowed_check_failed", exc_info=True)
+        finally:
+            self.check = None
 
     async def close(self) -> None:
         try:
@@ -117,15 +143,12 @@ class LiveIngest:
 
     async def authorize(self, app: str, stream_key: str) -> PublishTarget | None:
         """The stream a key opens, or None (the server drops the publisher at once)."""
-        target = await asyncio.to_thread(authenticate_publisher, self.runtime, stream_key)
-        current = self.streams.get(target.live_stream_id) if target else None
-        if current is not None and current.packager is not None:
-            log.warning("live.already_publishing", live_stream_id=current.target.live_stream_id)
-            return None  # one publisher per stream; a second one is refused
-        return target
+        return await asyncio.to_thread(authenticate_publisher, self.runtime, stream_key)
 
     async def open_sink(self, ticket: object) -> _SessionSink:
-        """A publisher was accepted: continue its session or start one, and its packager."""
+        """A publisher was accepted: continue its session or start one, and its packager
+        (:class:`PublishRefused` when another publisher is on the stream, or it was
+        disabled since the key was checked)."""
         assert isinstance(ticket, PublishTarget)
         session = await asyncio.to_thread(
             publisher_connected, self.runtime, ticket.live_stream_id, protocol="rtmp"

@@ -27,6 +27,8 @@ from urllib.parse import urlsplit
 
 import structlog
 
+from mediaplane.media import MediaError
+
 from . import _amf, _flv
 from ._chunks import (
     ACKNOWLEDGEMENT,
@@ -46,6 +48,7 @@ from ._chunks import (
     RtmpProtocolError,
     encode_message,
 )
+from ._errors import LiveError, PublishRefused
 
 log = structlog.get_logger("mediaplane.live")
 
@@ -415,6 +418,9 @@ class _Connection:
                 await self.sink.write(data)
         except TimeoutError:
             raise _Closed("sink_stalled") from None
+        except (LiveError, MediaError) as exc:  # the stream was disabled, or its media refused
+            log.info("rtmp.sink_refused", remote=self.remote, key=self.key_hash, error=str(exc))
+            raise _Closed(getattr(exc, "code", None) or "sink_refused") from None
         self.last_media = time.monotonic()  # time spent waiting on the sink is not the peer's
 
     async def _close_sink(self) -> None:
@@ -523,6 +529,9 @@ class _Connection:
         except TimeoutError:
             await self._publish_status("error", "NetStream.Publish.Failed", "Try again.")
             raise _Closed("open_sink_timeout", refused=True) from None
+        except PublishRefused as exc:  # disabled, or a publisher is on it already
+            await self._publish_status("error", "NetStream.Publish.BadName", str(exc))
+            raise _Closed(exc.code, refused=True) from None
         except Exception:
             log.exception("rtmp.open_sink_failed", remote=self.remote, key=self.key_hash)
             await self._publish_status("error", "NetStream.Publish.Failed", "Try again.")
