@@ -138,7 +138,8 @@ class Settings(BaseSettings):
     live_max_connections: int = Field(default=64, ge=1)
     #: LL-HLS part length of low-latency streams (seconds). Measured with hls.js (bench/
     #: live_parts.py): 1/3 s held 1.2 s of latency without a stall; 0.5 s stalled at start.
-    live_part_seconds: float = Field(default=0.333, ge=0.1, le=2.0)
+    #: 0.334, not 0.333: ten frames at 30 or 29.97 fps (0.3337 s) must fit in PART-TARGET.
+    live_part_seconds: float = Field(default=0.334, ge=0.1, le=2.0)
 
     #: Web server processes (API, origin, uploads) behind the one port of `mediaplane up`.
     web_workers: int = Field(default=1, ge=1)

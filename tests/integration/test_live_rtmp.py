@@ -88,7 +88,9 @@ def test_publish_play_and_end(sqlite_server: Server, live: dict[str, Any]) -> No
         control = playlist.server_control
         assert playlist.part_target is not None and control is not None
         assert control.can_block_reload
-        assert (control.part_hold_back or 0) >= 3 * playlist.part_target
+        assert (control.part_hold_back or 0) >= 3 * playlist.part_target - 1e-9
+        parts = [p for seg in playlist.segments for p in seg.parts]
+        assert parts and all(p.duration <= playlist.part_target + 1e-9 for p in parts)
         assert playlist.preload_hints
 
         # Blocking reload: ask for the next part; the answer holds it.
@@ -105,6 +107,12 @@ def test_publish_play_and_end(sqlite_server: Server, live: dict[str, Any]) -> No
 
         # The init segment and a complete segment decode.
         base = media_url.rsplit("/", 1)[0]
+
+        def with_segment() -> MediaPlaylist | None:
+            p = MediaPlaylist.parse(httpx.get(media_url).text)
+            return p if any(s.uri is not None for s in p.segments) else None
+
+        newer = _until("a complete segment", with_segment)
         done = next(s for s in newer.segments if s.uri is not None)
         init = next(s.map for s in newer.segments if s.map is not None)
         data = httpx.get(f"{base}/{init.uri}").content + httpx.get(f"{base}/{done.uri}").content
