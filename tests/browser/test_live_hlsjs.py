@@ -10,12 +10,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from tests.browser.test_playback import (
-    HLSJS_PAGE,
-    OtherOrigin,
-    _other_origin_page,
-    _wait_for_playback,
-)
+from tests.browser.test_playback import HLSJS_PAGE, STATE, OtherOrigin, _other_origin_page
 from tests.integration.test_live_rtmp import _publisher, _until
 from tests.support import Server
 
@@ -25,6 +20,33 @@ if TYPE_CHECKING:
     from tests.browser.conftest import Console
 
 pytestmark = pytest.mark.browser
+
+WAIT_MS = 40_000
+#: A live player starts at the live edge (currentTime jumps there before a frame is shown):
+#: it plays when currentTime has moved on 1.5 s from where it started, with frames decoded.
+ADVANCED_OR_FAILED = """() => {
+  const v = document.querySelector("video");
+  const r = window.result;
+  if (v && window.startedAt === undefined && v.currentTime > 0) window.startedAt = v.currentTime;
+  const moved = window.startedAt !== undefined && v.currentTime - window.startedAt > 1.5;
+  const frames = v && v.getVideoPlaybackQuality().totalVideoFrames > 0;
+  return (moved && frames) || (v && v.error !== null) || (r && r.fatal.length > 0);
+}"""
+
+
+def _wait_for_live_playback(page: Page, console: Console) -> dict[str, Any]:
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function(ADVANCED_OR_FAILED, timeout=WAIT_MS)
+    except PlaywrightTimeout:
+        pytest.fail(f"no live playback: {json.dumps(page.evaluate(STATE))}\nconsole:\n{console}")
+    state: dict[str, Any] = page.evaluate(STATE)
+    detail = f"{json.dumps(state, indent=1)}\nconsole:\n{console}"
+    assert state["error"] is None and state["result"]["fatal"] == [], detail
+    assert state["totalVideoFrames"] > 0, detail
+    assert (state["videoWidth"], state["videoHeight"]) == (320, 180), detail
+    return state
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +69,7 @@ def test_hlsjs_plays_low_latency_live(
         _until("the live playlist", lambda: httpx.get(src).status_code == 200 or None)
         url = _other_origin_page(live_origin, sqlite_server, "live.html", HLSJS_PAGE, src)
         page.goto(url)
-        state = _wait_for_playback(page, console)
+        state = _wait_for_live_playback(page, console)
         low = page.evaluate("() => window.hls.lowLatencyMode")
         assert low, json.dumps(state)
         # hls.js loaded parts, not only whole segments: the LL-HLS path was taken.

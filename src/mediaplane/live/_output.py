@@ -404,8 +404,11 @@ class LiveOutput:
 
     def _write_master(self) -> None:
         rends = list(self._renditions.values())
-        if any(r.track is None or r.last is None for r in rends):
-            return  # wait for every rendition's first part
+        if any(r.track is None or not (r.segments or r.retired) for r in rends):
+            # Not before every rendition has a whole segment: hls.js gives up on a media
+            # playlist that lists only parts (levelEmptyError), so the stream is not
+            # playable until then.
+            return
         bps = sum(r.peak_bps for r in rends)
         if self._master_bps and bps <= self._master_bps * (1 + BANDWIDTH_SLACK):
             return
