@@ -203,6 +203,7 @@ class SrtServer:
         self._pending: dict[int, _Pending] = {}
         self._accepted: dict[int, str] = {}  # socket -> remote IP address
         self._tasks: set[asyncio.Task[None]] = set()
+        self._live: set[_Connection] = set()
         self._stop = threading.Event()
         self._closing = False
         self._accept_thread: threading.Thread | None = None
@@ -220,6 +221,22 @@ class SrtServer:
         """Publishers held now (accepted, or admitted and completing their handshake)."""
         with self._lock:
             return len(self._pending) + len(self._accepted)
+
+    def stats(self) -> list[dict[str, object]]:
+        """One entry per publisher being read: remote address, key hash, payload bytes and
+        packets read so far, seconds connected, batches queued for its sink."""
+        now = time.monotonic()
+        return [
+            {
+                "remote": c.remote,
+                "key": c.key_hash,
+                "bytes_in": c.bytes_in,
+                "packets": c.packets,
+                "seconds": round(now - c.started, 3),
+                "queued": c.queue.qsize(),
+            }
+            for c in list(self._live)
+        ]
 
     async def start(self, host: str, port: int) -> None:
         """Listen on ``host:port`` (port 0: any free port, see :attr:`port`).
@@ -441,6 +458,7 @@ class _Connection:
                 target=self._read, name=f"srt-read:{self.sock}", daemon=True
             )
             self.reader.start()
+            self.server._live.add(self)
             reason = await self._pump()
         except _Closed as exc:
             reason = exc.reason
@@ -503,6 +521,7 @@ class _Connection:
             else:
                 await asyncio.to_thread(srt.load().srt_close, self.sock)
         finally:
+            self.server._live.discard(self)
             self.server._forget(self.sock)
             sink, self.sink = self.sink, None
             if sink is not None:
