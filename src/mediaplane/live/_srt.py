@@ -47,6 +47,7 @@ _KNOWN_KEYS = frozenset("rmusht")
 _PENDING_TTL = 10.0  # seconds a handshake record waits for its accept (conn timeout is 3 s)
 _RECV_POLL_MS = 100  # reader's SRTO_RCVTIMEO: how often it looks at the clock and stop flag
 _ACCEPT_POLL_MS = 100
+_GONE = (srt.SRT_ECONNLOST, srt.SRT_ENOCONN, srt.SRT_EINVSOCK)  # the publisher is gone
 
 
 class StreamIdError(ValueError):
@@ -439,9 +440,10 @@ class _Connection:
         self.key_hash = key_hash(pending.stream.key)
         self.started = time.monotonic()
         self.loop = asyncio.get_running_loop()
-        self.queue: asyncio.Queue[bytes | str] = asyncio.Queue(
-            maxsize=max(2, server.max_queued_bytes // server.batch_bytes)
-        )
+        # Bounded by ``slots``: the reader takes one per batch before queueing it (blocking
+        # while none is free), the pump gives it back once the batch is written.
+        self.queue: asyncio.Queue[bytes | str] = asyncio.Queue()
+        self.slots = threading.Semaphore(max(2, server.max_queued_bytes // server.batch_bytes))
         self.stop = threading.Event()
         self.reader: threading.Thread | None = None
         self.sink: PublishSink | None = None
@@ -512,6 +514,7 @@ class _Connection:
                     await self.sink.write(item)
             except TimeoutError:
                 raise _Closed("sink_stalled") from None
+            self.slots.release()
 
     async def _finish(self, reason: str) -> None:
         self.stop.set()
@@ -569,7 +572,7 @@ class _Connection:
                     last_data = now
                 elif n < 0:
                     code, _ = srt.last_error()
-                    if code in (srt.SRT_ECONNLOST, srt.SRT_ENOCONN):
+                    if code in _GONE:
                         # The publisher closed (or was lost). libsrt still holds what its
                         # latency buffer had not yet released: read that out first.
                         if drain_until == 0.0:
@@ -593,6 +596,8 @@ class _Connection:
                 elif not batch and now - last_data > server.idle_timeout:
                     reason = "idle_timeout"
                     break
+        except srt.SrtError as exc:  # e.g. setting the options on a socket already broken
+            reason = "eof" if exc.code in _GONE else f"srt_error_{exc.code}"
         except Exception:
             reason = "internal_error"
             log.exception("srt.read_failed", remote=self.remote, key=self.key_hash)
@@ -610,19 +615,14 @@ class _Connection:
             return 0
 
     def _hand_on(self, item: bytes | str) -> bool:
-        """Put ``item`` on the queue, blocking while it is full; False once the connection is
-        ending (or the loop is gone)."""
+        """Queue ``item`` for the pump, blocking while the queue is full (a reason string, the
+        last item, needs no slot); False once the connection is ending or the loop is gone."""
+        if isinstance(item, bytes):
+            while not self.slots.acquire(timeout=0.2):
+                if self.stop.is_set():
+                    return False
         try:
-            future = asyncio.run_coroutine_threadsafe(self.queue.put(item), self.loop)
+            self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
         except RuntimeError:
             return False
-        while True:
-            try:
-                future.result(timeout=0.2)
-                return True
-            except TimeoutError:
-                if self.stop.is_set():
-                    future.cancel()
-                    return False
-            except (concurrent.futures.CancelledError, RuntimeError):
-                return False
+        return not self.stop.is_set()

@@ -122,6 +122,7 @@ def _connect(port: int, sid: str, passphrase: str | None) -> tuple[int, int]:
     if lib.srt_connect(sock, addr, len(addr)) == -1:
         reason = int(lib.srt_getrejectreason(sock))
         lib.srt_close(sock)
+        lib.srt_cleanup()
         return -1, reason
     return sock, 0
 
@@ -133,7 +134,9 @@ def _send(sock: int, payloads: list[bytes]) -> None:
 
 
 def _close(sock: int) -> None:
+    """Close a socket from :func:`_connect`, and balance its ``srt_startup``."""
     srt.load().srt_close(sock)
+    srt.load().srt_cleanup()
 
 
 def packets(n: int, start: int = 0) -> list[bytes]:
