@@ -417,6 +417,7 @@ class SrtServer:
             loop.call_soon_threadsafe(self._spawn, sock, pending)
         except RuntimeError:  # the loop is gone
             srt.load().srt_close(sock)
+            self._forget(sock)
 
     def _spawn(self, sock: int, pending: _Pending) -> None:
         task = asyncio.ensure_future(_Connection(self, sock, pending).run())

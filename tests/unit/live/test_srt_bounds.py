@@ -152,6 +152,9 @@ async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
     await h.server.close()
 
 
+# A generous handshake wait: on a loaded machine authorize may take longer than the default
+# 50 ms, and a late answer would (rightly) be settled after the accept instead.
+@pytest.mark.parametrize("harness", [{"handshake_authorize_wait": 5.0}], indirect=True)
 async def test_rejections_at_handshake_carry_srt_codes(harness: Harness) -> None:
     assert (await harness.connect("bad-key"))[1] == srt.SRT_REJX_UNAUTHORIZED
     assert (await harness.connect("#!::r=good-1,m=request"))[1] == srt.SRT_REJX_BAD_MODE
@@ -172,6 +175,15 @@ async def test_connections_beyond_the_bound_are_refused(harness: Harness) -> Non
     c, _ = await harness.connect("good-c")  # the place is free again
     assert c >= 0
     await asyncio.to_thread(_close, c)
+
+
+@pytest.mark.parametrize("harness", [{"max_connections_per_address": 1}], indirect=True)
+async def test_connections_per_address_are_bounded(harness: Harness) -> None:
+    a, _ = await harness.connect("good-a")
+    assert a >= 0
+    assert await harness.connect("good-b") == (-1, srt.SRT_REJX_OVERLOAD)
+    assert harness.authorized == [("live", "good-a")]  # refused before authorize
+    await asyncio.to_thread(_close, a)
 
 
 @pytest.mark.parametrize("harness", [{"idle_timeout": 1.0}], indirect=True)
