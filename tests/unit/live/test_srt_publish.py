@@ -42,7 +42,10 @@ class Ingest:
         self.out = out
         self.sinks: dict[str, FileSink] = {}
         self.authorized: list[tuple[str, str]] = []
-        self.server = SrtServer(self._authorize, self._open_sink, idle_timeout=5)
+        # "slow" keys answer after 0.5 s, past the handshake wait: settled after the accept
+        self.server = SrtServer(
+            self._authorize, self._open_sink, idle_timeout=5, handshake_authorize_wait=0.25
+        )
 
     async def _authorize(self, app: str, key: str) -> object | None:
         self.authorized.append((app, key))
