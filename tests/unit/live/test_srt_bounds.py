@@ -207,7 +207,7 @@ async def test_passphrase_is_required(harness: Harness) -> None:
     assert sock >= 0
     sent = packets(5)
     await asyncio.to_thread(_send, sock, sent)
-    await harness.until(lambda: len(harness.sinks[0].data) == 5 * 1316)
+    await harness.until(lambda: harness.sinks and len(harness.sinks[0].data) == 5 * 1316)
     await asyncio.to_thread(_close, sock)
     await harness.until(lambda: any(s.closed.is_set() for s in harness.sinks))
     assert [s.ticket for s in harness.sinks] == ["good-pass"]
