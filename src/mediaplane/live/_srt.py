@@ -609,7 +609,7 @@ class _Connection:
             self._hand_on(reason)
 
     def _buffered(self) -> int:
-        """Payload bytes libsrt holds for this socket, not yet delivered (SRTO_RCVDATA)."""
+        """Packets libsrt holds for this socket, not yet delivered (SRTO_RCVDATA)."""
         try:
             return srt.get_int(self.sock, srt.SRTO_RCVDATA)
         except srt.SrtError:
