@@ -4,8 +4,10 @@ what the origin resolves a live playback id to (:func:`resolve_live_playback`).
 
 Ingest and packaging: :class:`RtmpServer` takes RTMP publishers on one port, checks each
 stream key through an ``authorize`` callback before any media, and writes each publisher's
-FLV to the :class:`PublishSink` that ``open_sink`` returns; :class:`LivePackager` turns one
-publish into CMAF segments, LL-HLS parts and playlists in a directory the origin serves.
+FLV to the :class:`PublishSink` that ``open_sink`` returns; :class:`SrtServer` does the same
+for SRT publishers on one UDP port (libsrt through ctypes), routed by stream id
+(:func:`parse_stream_id`), writing MPEG-TS; :class:`LivePackager` turns one publish into
+CMAF segments, LL-HLS parts and playlists in a directory the origin serves.
 
 A stream belongs to a channel like an asset does (members read it, editors change it,
 admins everything). Status ``idle`` → ``active`` → ``idle`` (or ``disabled``); every change
@@ -63,8 +65,13 @@ from ._service import (
     remove_live_playback_id,
     reset_stream_key,
 )
+from ._srt import SrtServer, StreamId, StreamIdError, parse_stream_id
 
 __all__ = [
+    "SrtServer",
+    "StreamId",
+    "StreamIdError",
+    "parse_stream_id",
     "LiveIngest",
     "Authorize",
     "FlvScanner",
