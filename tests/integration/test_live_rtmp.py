@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from mediaplane.clips import AAC, H264, Clip, picture, sine
-from mediaplane.media import MasterPlaylist, MediaPlaylist
+from mediaplane.media import MPD, MasterPlaylist, MediaPlaylist
 from tests.support import Server, probe_decodes
 
 PUBLISH_SECONDS = 10
@@ -49,7 +49,7 @@ def live(sqlite_server: Server) -> Iterator[dict[str, Any]]:
     with sqlite_server.client() as c:
         r = c.post(
             "/api/v1/live-streams",
-            json={"latency_mode": "low", "reconnect_window_seconds": 1},
+            json={"latency_mode": "low", "reconnect_window_seconds": 4},
         )
         assert r.status_code == 201, r.text
         stream: dict[str, Any] = r.json()["data"]
@@ -82,6 +82,15 @@ def test_publish_play_and_end(sqlite_server: Server, live: dict[str, Any]) -> No
             assert c.get(f"/api/v1/live-streams/{live['id']}").json()["data"]["status"] == "active"
         master = MasterPlaylist.parse(master_text)
         video = master.variants[0]
+        session_id = video.uri.split("/")[0]
+        mpd = MPD.parse(httpx.get(f"{play}/manifest.mpd").text)
+        assert mpd.type == "dynamic" and mpd.availability_start_time and mpd.utc_timing
+        sets = mpd.periods[0].adaptation_sets
+        assert {a.content_type for a in sets} == {"video", "audio"}
+        assert all(
+            a.segment_template and (a.segment_template.media or "").startswith(session_id + "/")
+            for a in sets
+        )
         assert "avc1." in (video.codecs or "")
         media_url = f"{play}/{video.uri}"
         playlist = MediaPlaylist.parse(httpx.get(media_url).text)
@@ -125,6 +134,7 @@ def test_publish_play_and_end(sqlite_server: Server, live: dict[str, Any]) -> No
         return p if p.endlist else None
 
     final = _until("the end of the playlist", ended)
+    assert MPD.parse(httpx.get(f"{play}/manifest.mpd").text).type == "static"
     assert sum(s.duration or 0 for s in final.segments) > PUBLISH_SECONDS / 3
 
     def idle() -> str | None:

@@ -11,6 +11,9 @@ playback pays one dictionary lookup. For a live id it serves:
   (``_HLS_msn``/``_HLS_part``): the request waits, without a thread, until the packager has
   written that part (one poller per playlist, however many players wait on it); an ``msn``
   more than two past the live edge is a 400, as RFC 8216bis says;
+* ``manifest.mpd``: the session's DASH MPD (dynamic while live, static once ended), its
+  segment templates moved under the session like the HLS URIs, with a ``UTCTiming`` of the
+  origin's clock at the moment of the answer (players align their clock with it);
 * ``{session}/{rung}/init.mp4``, ``{msn}.m4s``, ``{msn}.{part}.m4s``: the files.
 """
 
@@ -21,6 +24,7 @@ import json
 import re
 import time
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
@@ -29,7 +33,7 @@ import structlog
 from starlette.responses import FileResponse, JSONResponse, Response
 
 from mediaplane.live import LivePlayback, resolve_live_playback, segment_target, session_dir
-from mediaplane.media import ManifestError, MasterPlaylist
+from mediaplane.media import MPD, Descriptor, ManifestError, MasterPlaylist
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -49,6 +53,9 @@ PLAYLIST_CACHE = "public, max-age=1"
 #: A segment or part URL names its session: its bytes never change.
 SEGMENT_CACHE = "public, max-age=31536000, immutable"
 HLS_TYPE = "application/vnd.apple.mpegurl"
+DASH_TYPE = "application/dash+xml"
+#: DASH-IF's scheme for a clock value carried in the MPD itself.
+UTC_DIRECT = "urn:mpeg:dash:utc:direct:2014"
 #: How often a waiting playlist checks the packager's state file.
 POLL_SECONDS = 0.01
 #: A blocking reload waits at most this many target durations, then gets a 503 (RFC 8216bis
@@ -143,12 +150,12 @@ def _error(status: int, code: str, message: str) -> Response:
     )
 
 
-def _text(body: bytes, method: str) -> Response:
+def _text(body: bytes, method: str, media_type: str = HLS_TYPE) -> Response:
     headers = {"Cache-Control": PLAYLIST_CACHE}
     if method == "HEAD":
         headers["Content-Length"] = str(len(body))
-        return Response(status_code=200, headers=headers, media_type=HLS_TYPE)
-    return Response(body, headers=headers, media_type=HLS_TYPE)
+        return Response(status_code=200, headers=headers, media_type=media_type)
+    return Response(body, headers=headers, media_type=media_type)
 
 
 def _master(body: bytes, session_id: str) -> bytes:
@@ -163,6 +170,27 @@ def _master(body: bytes, session_id: str) -> bytes:
             ),
         )
     )
+
+
+def _mpd(body: bytes, session_id: str) -> bytes:
+    """The packager's MPD with its segment templates under the session and the origin's
+    clock now as UTCTiming."""
+    mpd = MPD.parse(body)
+    periods = []
+    for period in mpd.periods:
+        sets = []
+        for aset in period.adaptation_sets:
+            t = aset.segment_template
+            if t is not None:
+                t = replace(
+                    t,
+                    media=t.media and f"{session_id}/{t.media}",
+                    initialization=t.initialization and f"{session_id}/{t.initialization}",
+                )
+            sets.append(replace(aset, segment_template=t))
+        periods.append(replace(period, adaptation_sets=tuple(sets)))
+    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return bytes(replace(mpd, periods=tuple(periods), utc_timing=(Descriptor(UTC_DIRECT, now),)))
 
 
 def _int_arg(query: dict[str, list[str]], name: str) -> int | None:
@@ -232,18 +260,19 @@ class LiveOrigin:
             return _error(
                 403, "signed_live", "Signed live playback ids are not served yet; use a public one."
             )
-        if rest == ["master.m3u8"]:
+        if rest in (["master.m3u8"], ["manifest.mpd"]):
             if live.session_id is None:
                 return _error(404, "not_live", "The live stream is not live now.")
-            path = session_dir(rt.settings, live.live_stream_id, live.session_id) / "master.m3u8"
+            path = session_dir(rt.settings, live.live_stream_id, live.session_id) / rest[0]
+            hls = rest[0] == "master.m3u8"
             try:
-                body = _master(path.read_bytes(), live.session_id)
+                body = (_master if hls else _mpd)(path.read_bytes(), live.session_id)
             except FileNotFoundError:
                 return _error(404, "not_live", "The live stream has no media yet; try again soon.")
             except ManifestError:
-                log.exception("live.master_unreadable", live_stream_id=live.live_stream_id)
+                log.exception("live.manifest_unreadable", live_stream_id=live.live_stream_id)
                 return _error(503, "live_unavailable", "The live stream cannot be played now.")
-            return _text(body, method)
+            return _text(body, method, HLS_TYPE if hls else DASH_TYPE)
         if len(rest) != 3 or not _ID.match(rest[0]) or not _NAME.match(rest[1]):
             return _error(404, "not_found", "No such live playback path.")
         session_id, rung, name = rest

@@ -9,6 +9,8 @@
     {rung}/{msn}.m4s          complete segments (the concatenation of their parts)
     {rung}/index.m3u8         the media playlist
     {rung}/state.json         {"msn", "part", "ended"}: the newest part, for blocking reloads
+    manifest.mpd              a dynamic DASH MPD of the same segments (static once ended),
+                              rewritten as each segment completes
 
 Every file is written atomically (a temporary name, then a rename), and a part before the
 playlist that names it, so a reader in another process never sees half of one.
@@ -33,6 +35,8 @@ from pathlib import Path
 
 from mediaplane.media import (
     AAC_LC,
+    MPD,
+    AdaptationSet,
     Fragment,
     InitSegment,
     InvalidMedia,
@@ -42,11 +46,16 @@ from mediaplane.media import (
     MediaPlaylist,
     MediaSegment,
     Part,
+    Period,
     PreloadHint,
     RenditionReport,
+    Representation,
+    SegmentTemplate,
     ServerControl,
+    TimelineEntry,
     Track,
     Variant,
+    iso_duration,
 )
 
 #: Segments (the newest complete ones) whose parts the playlist lists; their part files
@@ -74,6 +83,11 @@ _EPSILON = 1e-3  # seconds: media-time rounding between parts
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _xs_datetime(at: datetime) -> str:
+    """An xs:dateTime in UTC to the millisecond (``2026-12-01T19:00:00.123Z``)."""
+    return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -258,6 +272,7 @@ class LiveOutput:
                 if r.track is not None:
                     self._publish(r)
             self._write_master()
+            self._write_mpd()
 
     def state(self, name: str) -> tuple[int, int] | None:
         """(msn, part) of the newest part of rendition ``name``, None before the first."""
@@ -317,6 +332,8 @@ class LiveOutput:
                     self._delete(r, old, parts_only=True)
         if not self.low_latency and not r.ended:
             self._publish(r)
+        if not r.ended:
+            self._write_mpd()
 
     def _delete(self, r: _Rendition, seg: _Segment, *, parts_only: bool) -> None:
         if self.low_latency and not seg.parts_gone:
@@ -401,6 +418,72 @@ class LiveOutput:
         if seg.duration >= self.segment_target - _EPSILON:
             return f"{seg.msn + 1}.0.m4s"
         return f"{seg.msn}.{len(seg.parts)}.m4s"
+
+    def _write_mpd(self) -> None:
+        """``manifest.mpd``: every rendition's segments in a SegmentTimeline, numbered as in
+        HLS (``$Number$`` is the msn), on the clock of the stream's first media
+        (availabilityStartTime: the program date-time of media time 0). Dynamic while live;
+        static, with its duration, once the stream ended. The origin adds UTCTiming."""
+        rends = list(self._renditions.values())
+        if self._anchor is None or any(r.track is None or not r.segments for r in rends):
+            return
+        wall, media_start = self._anchor
+        ended = all(r.ended for r in rends)
+        sets = [self._adaptation_set(r) for r in rends]
+        longest = max(r.max_segment for r in rends)
+        window = max(sum(s.duration for s in r.segments) for r in rends)
+        mpd = MPD(
+            periods=(Period(adaptation_sets=tuple(sets), id="0", start="PT0S"),),
+            type="static" if ended else "dynamic",
+            profiles="urn:mpeg:dash:profile:isoff-live:2011",
+            min_buffer_time=iso_duration(self.segment_target),
+            availability_start_time=_xs_datetime(wall - timedelta(seconds=media_start)),
+            publish_time=None if ended else _xs_datetime(self.clock()),
+            minimum_update_period=None if ended else iso_duration(self.segment_target),
+            time_shift_buffer_depth=None if ended else iso_duration(window),
+            suggested_presentation_delay=None if ended else iso_duration(2 * longest),
+            max_segment_duration=iso_duration(longest),
+            media_presentation_duration=iso_duration(self._end(rends)) if ended else None,
+        )
+        write_atomic(self.out_dir / "manifest.mpd", bytes(mpd))
+
+    @staticmethod
+    def _end(rends: list[_Rendition]) -> float:
+        """Media seconds from time 0 to the end of the last segment."""
+        return max(r.segments[-1].start + r.segments[-1].duration for r in rends)
+
+    @staticmethod
+    def _adaptation_set(r: _Rendition) -> AdaptationSet:
+        track = r.track
+        assert track is not None
+        scale = track.timescale
+        timeline = tuple(
+            TimelineEntry(t=round(s.start * scale), d=round(s.duration * scale)) for s in r.segments
+        )
+        video = track.kind == "video"
+        rep = Representation(
+            id=r.name,
+            bandwidth=max(1, round(r.peak_bps)),
+            codecs=track.codec,
+            width=track.width if video else None,
+            height=track.height if video else None,
+            audio_sampling_rate=None if video else str(scale),
+        )
+        template = SegmentTemplate(
+            media=f"{r.name}/$Number$.m4s",
+            initialization=f"{r.name}/init.mp4",
+            timescale=scale,
+            start_number=r.segments[0].msn,
+            timeline=timeline,
+        )
+        return AdaptationSet(
+            representations=(rep,),
+            content_type=track.kind,
+            mime_type=f"{'video' if video else 'audio'}/mp4",
+            segment_alignment="true",
+            start_with_sap="1",
+            segment_template=template,
+        )
 
     def _write_master(self) -> None:
         rends = list(self._renditions.values())

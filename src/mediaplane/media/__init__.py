@@ -33,7 +33,16 @@ Errors::
 from __future__ import annotations
 
 from ._audio import audio_tracks
-from ._dash import MPD
+from ._dash import (
+    MPD,
+    AdaptationSet,
+    Descriptor,
+    Period,
+    Representation,
+    SegmentTemplate,
+    TimelineEntry,
+    iso_duration,
+)
 from ._errors import (
     Fmp4Error,
     HostCause,
@@ -99,6 +108,13 @@ __all__ = [
     "InvalidMedia",
     "MAX_FRAMES",
     "MPD",
+    "AdaptationSet",
+    "Descriptor",
+    "Period",
+    "Representation",
+    "SegmentTemplate",
+    "TimelineEntry",
+    "iso_duration",
     "ManagedProcess",
     "ManifestError",
     "Map",

@@ -1,5 +1,6 @@
-"""hls.js in the system Chromium plays a live LL-HLS stream (low-latency mode, blocking
-reloads) that ffmpeg publishes over RTMP to a real `mediaplane up`, from another origin."""
+"""Players in the system Chromium play a live stream that ffmpeg publishes over RTMP to a
+real `mediaplane up`, from another origin: hls.js its LL-HLS (low-latency mode, blocking
+reloads, parts), shaka-player its dynamic DASH MPD. One publisher for the module."""
 
 from __future__ import annotations
 
@@ -10,7 +11,13 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from tests.browser.test_playback import HLSJS_PAGE, STATE, OtherOrigin, _other_origin_page
+from tests.browser.test_playback import (
+    HLSJS_PAGE,
+    SHAKA_PAGE,
+    STATE,
+    OtherOrigin,
+    _other_origin_page,
+)
 from tests.integration.test_live_rtmp import _publisher, _until
 from tests.support import Server
 
@@ -56,30 +63,48 @@ def live_origin() -> Iterator[OtherOrigin]:
     site.close()
 
 
-def test_hlsjs_plays_low_latency_live(
-    page: Page, console: Console, sqlite_server: Server, live_origin: OtherOrigin
-) -> None:
+@pytest.fixture(scope="module")
+def on_air(sqlite_server: Server) -> Iterator[str]:
+    """The playback base URL (``…/play/{id}``) of a low-latency stream being published."""
     with sqlite_server.client() as c:
         r = c.post("/api/v1/live-streams", json={"latency_mode": "low"})
         assert r.status_code == 201, r.text
         live: dict[str, Any] = r.json()["data"]
-    src = f"{sqlite_server.url}/play/{live['playback_ids'][0]['id']}/master.m3u8"
-    pub = _publisher(f"{sqlite_server.rtmp_url}/{live['stream_key']}", 30)
+    base = f"{sqlite_server.url}/play/{live['playback_ids'][0]['id']}"
+    pub = _publisher(f"{sqlite_server.rtmp_url}/{live['stream_key']}", 90)
     try:
-        _until("the live playlist", lambda: httpx.get(src).status_code == 200 or None)
-        url = _other_origin_page(live_origin, sqlite_server, "live.html", HLSJS_PAGE, src)
-        page.goto(url)
-        state = _wait_for_live_playback(page, console)
-        low = page.evaluate("() => window.hls.lowLatencyMode")
-        assert low, json.dumps(state)
-        # hls.js loaded parts, not only whole segments: the LL-HLS path was taken.
-        parts = page.evaluate(
-            "() => performance.getEntriesByType('resource')"
-            ".filter(e => /\\/\\d+\\.\\d+\\.m4s/.test(e.name)).length"
+        _until(
+            "the live playlist", lambda: httpx.get(f"{base}/master.m3u8").status_code == 200 or None
         )
-        assert parts > 0, json.dumps(state)
+        yield base
     finally:
         pub.kill()
         pub.wait(timeout=10)
         with sqlite_server.client() as c:
             c.delete(f"/api/v1/live-streams/{live['id']}")
+
+
+def test_hlsjs_plays_low_latency_live(
+    page: Page, console: Console, sqlite_server: Server, live_origin: OtherOrigin, on_air: str
+) -> None:
+    src = f"{on_air}/master.m3u8"
+    url = _other_origin_page(live_origin, sqlite_server, "live-hls.html", HLSJS_PAGE, src)
+    page.goto(url)
+    state = _wait_for_live_playback(page, console)
+    assert page.evaluate("() => window.hls.lowLatencyMode"), json.dumps(state)
+    # hls.js loaded parts, not only whole segments: the LL-HLS path was taken.
+    parts = page.evaluate(
+        "() => performance.getEntriesByType('resource')"
+        ".filter(e => /\\/\\d+\\.\\d+\\.m4s/.test(e.name)).length"
+    )
+    assert parts > 0, json.dumps(state)
+
+
+def test_shaka_plays_live_dash(
+    page: Page, console: Console, sqlite_server: Server, live_origin: OtherOrigin, on_air: str
+) -> None:
+    src = f"{on_air}/manifest.mpd"
+    url = _other_origin_page(live_origin, sqlite_server, "live-dash.html", SHAKA_PAGE, src)
+    page.goto(url)
+    state = _wait_for_live_playback(page, console)
+    assert page.evaluate("() => window.player.isLive()"), json.dumps(state)
