@@ -17,10 +17,16 @@ import structlog
 from sqlalchemy import ColumnElement, false, func, select, true, update
 
 from mediaplane.accounts import ChannelRole, member_channel_ids, role_in, upload_channel
-from mediaplane.catalog import PlaybackPolicy, create_recording_asset, playback_urls
+from mediaplane.catalog import (
+    FinishRecording,
+    PlaybackPolicy,
+    create_recording_asset,
+    playback_urls,
+)
 from mediaplane.db import utcnow
 from mediaplane.errors import Forbidden
 from mediaplane.events import EventType, emit
+from mediaplane.jobs import create_job, dispatch
 
 from ._errors import LiveStreamNotFound
 from ._models import (
@@ -189,19 +195,25 @@ def end_session(session: Session, stream: LiveStream, now: datetime) -> str | No
 
 def recording_finished(runtime: Runtime, session_id: str) -> str | None:
     """The hook a recorded session's end calls, after its transaction committed: the
-    recording asset (``preparing``, in the stream's ``recent_asset_ids`` now) is to be made
-    playable as VOD from the segments the live packager wrote.
-
-    Returns the asset's id (None when the session had no recording). For now it only logs:
-    the integrator's recording job (package the session's CMAF segments into the asset,
-    emit ``video.asset.live_stream_completed`` and ``video.asset.ready``) is enqueued
+    recording asset (``preparing``, in the stream's ``recent_asset_ids`` now) is made
+    playable as VOD from the segments the live packager wrote, by a
+    :class:`FinishRecording` job (``live.finish_recording``, :mod:`._recording`) queued
     here.
+
+    Returns the asset's id (None when the session had no recording).
     """
     with runtime.db.session() as s:
         row = s.get(LiveSessionRow, session_id)
-        asset_id = row.asset_id if row is not None else None
-    if asset_id is not None:
-        log.info("live.recording_finished", session_id=session_id, asset_id=asset_id)
+        if row is None or row.asset_id is None:
+            return None
+        asset_id = row.asset_id
+        payload = FinishRecording(
+            asset_id=asset_id, live_stream_id=row.live_stream_id, session_id=session_id
+        )
+        job = create_job(s, payload, subject_id=asset_id)
+        job_id, job_type = job.id, job.type
+    dispatch(runtime, job_id, job_type)
+    log.info("live.recording_finished", session_id=session_id, asset_id=asset_id, job_id=job_id)
     return asset_id
 
 
