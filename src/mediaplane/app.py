@@ -22,6 +22,7 @@ from mediaplane.accounts import api_router, ensure_admin_token, oidc_router
 from mediaplane.catalog import (
     EncodeChunk,
     FingerprintAudio,
+    FinishRecording,
     ImportUrl,
     ProcessAsset,
     StitchRung,
@@ -97,6 +98,16 @@ def job_table(settings: Settings) -> JobTable:
             JobSpec(
                 StitchRung,
                 stitch_rung_job,
+                asset_gave_up,
+                queue="package",
+                attempts=attempts,
+                timeout_seconds=3600,
+            ),
+            # A live recording's segments, as the live packager wrote them, stored and
+            # listed as the asset's VOD presentation (no re-encode: seconds).
+            JobSpec(
+                FinishRecording,
+                live.finish_recording,
                 asset_gave_up,
                 queue="package",
                 attempts=attempts,

@@ -2,7 +2,8 @@
 generated clock pattern to ``rtmp://…/live/{stream_key}``; the stream goes active, its
 public playback id serves an LL-HLS playlist with parts and blocking reload, segments
 that decode, and when the publisher stops the playlist ends and the stream goes idle.
-A wrong key is dropped before any media."""
+A wrong key is dropped before any media. A recorded stream's session becomes a VOD asset
+(the live segments, not re-encoded) that plays seconds after the stream goes idle."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from mediaplane.media import MPD, MasterPlaylist, MediaPlaylist
 from tests.support import Server, probe_decodes
 
 PUBLISH_SECONDS = 10
+RECORD_SECONDS = 6
 
 
 def _publisher(url: str, seconds: int) -> subprocess.Popen[bytes]:
@@ -144,3 +146,56 @@ def test_publish_play_and_end(sqlite_server: Server, live: dict[str, Any]) -> No
 
     _until("the stream to go idle", idle)
     assert httpx.get(f"{play}/master.m3u8").status_code == 404
+
+
+def test_recording_plays_as_vod(sqlite_server: Server) -> None:
+    with sqlite_server.client() as c:
+        r = c.post(
+            "/api/v1/live-streams",
+            json={"latency_mode": "standard", "record": True, "reconnect_window_seconds": 1},
+        )
+        assert r.status_code == 201, r.text
+        stream = r.json()["data"]
+    try:
+        pub = _publisher(f"{sqlite_server.rtmp_url}/{stream['stream_key']}", RECORD_SECONDS)
+        _, err = pub.communicate(timeout=RECORD_SECONDS + 30)
+        assert pub.returncode == 0, err[-2000:]
+
+        def recorded() -> str | None:
+            with sqlite_server.client() as c:
+                data = c.get(f"/api/v1/live-streams/{stream['id']}").json()["data"]
+            done = data["status"] == "idle" and data["recent_asset_ids"]
+            return data["recent_asset_ids"][-1] if done else None
+
+        asset_id = _until("the stream to go idle with its recording", recorded)
+
+        def ready() -> dict[str, Any] | None:
+            with sqlite_server.client() as c:
+                asset: dict[str, Any] = c.get(f"/api/v1/assets/{asset_id}").json()["data"]
+            assert asset["status"] != "errored", asset
+            return asset if asset["status"] == "ready" else None
+
+        asset = _until("the recording to be ready", ready, timeout=20)
+        assert asset["duration"] == pytest.approx(RECORD_SECONDS, abs=1)
+        play = f"{sqlite_server.url}/play/{asset['playback_ids'][0]['id']}"
+        master = MasterPlaylist.parse(httpx.get(f"{play}/master.m3u8").text)
+        variant = master.variants[0]
+        assert variant.resolution == (320, 180) and "mp4a.40.2" in (variant.codecs or "")
+        media_url = f"{play}/{variant.uri}"
+        media = MediaPlaylist.parse(httpx.get(media_url).text)
+        assert media.endlist and media.playlist_type == "VOD"
+        assert sum(s.duration or 0 for s in media.segments) == pytest.approx(RECORD_SECONDS, abs=1)
+        base = media_url.rsplit("/", 1)[0]
+        init = next(s.map for s in media.segments if s.map is not None)
+        data = httpx.get(f"{base}/{init.uri}").content + b"".join(
+            httpx.get(f"{base}/{s.uri}").content for s in media.segments
+        )
+        info = probe_decodes(data)
+        assert int(info["streams"][0]["nb_read_frames"]) >= (RECORD_SECONDS - 1) * 30
+        mpd = MPD.parse(httpx.get(f"{play}/manifest.mpd").content)
+        assert mpd.type == "static"
+        kinds = {a.content_type for p in mpd.periods for a in p.adaptation_sets}
+        assert kinds == {"video", "audio"}
+    finally:
+        with sqlite_server.client() as c:
+            c.delete(f"/api/v1/live-streams/{stream['id']}")

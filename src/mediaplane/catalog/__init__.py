@@ -13,7 +13,15 @@ from __future__ import annotations
 from ._access_rules import MAX_RENTAL_HOURS, asset_rule, parse_access_rule
 from ._api import router
 from ._models import Asset, AssetStatus, FingerprintStatus, ModerationStatus, PlaybackPolicy
-from ._payloads import AssetJob, EncodeChunk, FingerprintAudio, ImportUrl, ProcessAsset, StitchRung
+from ._payloads import (
+    AssetJob,
+    EncodeChunk,
+    FingerprintAudio,
+    FinishRecording,
+    ImportUrl,
+    ProcessAsset,
+    StitchRung,
+)
 from ._rights import (
     InvalidAssetInput,
     PlaybackTerms,
@@ -72,6 +80,7 @@ __all__ = [
     "CatalogError",
     "EncodeChunk",
     "FingerprintAudio",
+    "FinishRecording",
     "FingerprintStatus",
     "ImportUrl",
     "InvalidAssetInput",

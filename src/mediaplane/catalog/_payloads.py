@@ -51,3 +51,13 @@ class StitchRung(AssetJob):
     job_type: ClassVar[str] = "asset.stitch_rung"
     rung: Rung
     chunks: int
+
+
+class FinishRecording(AssetJob):
+    """Make a live session's recording playable as VOD: its CMAF segments, as the live
+    packager wrote them (no re-encode), stored under the asset and listed in its
+    presentation."""
+
+    job_type: ClassVar[str] = "live.finish_recording"
+    live_stream_id: str
+    session_id: str

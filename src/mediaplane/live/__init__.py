@@ -9,6 +9,10 @@ for SRT publishers on one UDP port (libsrt through ctypes), routed by stream id
 (:func:`parse_stream_id`), writing MPEG-TS; :class:`LivePackager` turns one publish into
 CMAF segments, LL-HLS parts and playlists in a directory the origin serves.
 
+Recording: a stream with ``record`` keeps every segment of a session; when the session
+ends, :func:`finish_recording` (the ``live.finish_recording`` job) stores them, as they
+are, as its recording asset's VOD presentation.
+
 A stream belongs to a channel like an asset does (members read it, editors change it,
 admins everything). Status ``idle`` → ``active`` → ``idle`` (or ``disabled``); every change
 writes its ``video.live_stream.*`` event to the outbox in the same transaction, its data
@@ -48,6 +52,7 @@ from ._publish import (
     publisher_disconnected,
     session_idle,
 )
+from ._recording import finish_recording, read_recording, recording_presentation
 from ._rtmp import Authorize, OpenSink, PublishSink, RtmpServer
 from ._service import (
     LiveAction,
@@ -99,6 +104,7 @@ __all__ = [
     "delete_live_stream",
     "disable_live_stream",
     "enable_live_stream",
+    "finish_recording",
     "idle_expired_sessions",
     "is_publish_allowed",
     "live_stream_to_api",
@@ -108,7 +114,9 @@ __all__ = [
     "new_stream_key",
     "publisher_connected",
     "publisher_disconnected",
+    "read_recording",
     "recording_finished",
+    "recording_presentation",
     "remove_live_playback_id",
     "reset_stream_key",
     "resolve_live_playback",

@@ -168,6 +168,7 @@ class LiveIngest:
             part_target=self.settings.live_part_seconds,
             segment_target=segment_target(ticket.latency_mode),
             dvr_window_seconds=ticket.dvr_window_seconds,
+            keep_segments=ticket.record,  # the recording reuses every segment
             ffmpeg=self.settings.ffmpeg_path,
         )
         stream.packager = packager

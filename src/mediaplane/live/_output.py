@@ -19,7 +19,8 @@ Segmenting: each fragment is one part; a segment is closed at the first independ
 (one that starts with a sync sample) once it is ``segment_target`` seconds long, so every
 segment starts at a keyframe. Only the DVR window of segments is kept (older files are
 deleted one segment after they leave the playlist, for players still holding the older
-playlist) and parts only for the last :data:`PART_SEGMENTS` segments.
+playlist; with ``keep_segments``, for a recording, every segment stays on disk) and parts
+only for the last :data:`PART_SEGMENTS` segments.
 """
 
 from __future__ import annotations
@@ -168,6 +169,8 @@ class LiveOutput:
     :param part_target: seconds, the EXT-X-PART-INF PART-TARGET.
     :param segment_target: seconds a segment lasts at least before the next keyframe closes it.
     :param dvr_window_seconds: seconds of segments kept in the playlist and on disk.
+    :param keep_segments: keep every complete segment on disk, also those that left the
+        DVR window (a recorded stream: the recording reuses them); parts still go.
     :param started_at: the wall-clock time of the stream's first media (when its first
         FLV tag came in): the EXT-X-PROGRAM-DATE-TIME of the first fragment. Without it,
         when that fragment arrives here less its duration (later by ffmpeg's start-up).
@@ -182,6 +185,7 @@ class LiveOutput:
         part_target: float,
         segment_target: float,
         dvr_window_seconds: float,
+        keep_segments: bool = False,
         started_at: datetime | None = None,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
@@ -192,6 +196,7 @@ class LiveOutput:
         self.part_target = part_target
         self.segment_target = segment_target
         self.dvr_window = float(dvr_window_seconds)
+        self.keep_segments = keep_segments
         self.clock = clock
         self.started_at = started_at
         self._lock = threading.Lock()
@@ -323,7 +328,7 @@ class LiveOutput:
             total -= old.duration
             r.retired.append(old)
         while len(r.retired) > GRACE_SEGMENTS:
-            self._delete(r, r.retired.popleft(), parts_only=False)
+            self._delete(r, r.retired.popleft(), parts_only=self.keep_segments)
         if self.low_latency:
             # Part files of the segments whose parts the playlist no longer lists (+1).
             keep = PART_SEGMENTS + 1

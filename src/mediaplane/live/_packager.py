@@ -180,6 +180,7 @@ class LivePackager:
     :param part_target: seconds per LL-HLS part (``low`` only).
     :param segment_target: seconds a segment lasts at least; it ends at the next keyframe.
     :param dvr_window_seconds: seconds of segments kept (in the playlist and on disk).
+    :param keep_segments: keep every complete segment on disk (a recorded stream).
     :param ffmpeg: the ffmpeg program.
     :param memory_bytes: the address-space limit of the ffmpeg process.
 
@@ -194,6 +195,7 @@ class LivePackager:
         part_target: float,
         segment_target: float,
         dvr_window_seconds: int,
+        keep_segments: bool = False,
         ffmpeg: str = "ffmpeg",
         memory_bytes: int = MEMORY_BYTES,
     ) -> None:
@@ -204,6 +206,7 @@ class LivePackager:
         self.part_target = part_target
         self.segment_target = segment_target
         self.dvr_window_seconds = dvr_window_seconds
+        self.keep_segments = keep_segments
         self.ffmpeg = ffmpeg
         self.memory_bytes = memory_bytes
         self.output: LiveOutput | None = None
@@ -282,6 +285,7 @@ class LivePackager:
             part_target=self.part_target,
             segment_target=self.segment_target,
             dvr_window_seconds=self.dvr_window_seconds,
+            keep_segments=self.keep_segments,
             started_at=self._started_at,
         )
         pipes = {name: os.pipe() for name in names}

@@ -17,10 +17,16 @@ import structlog
 from sqlalchemy import ColumnElement, false, func, select, true, update
 
 from mediaplane.accounts import ChannelRole, member_channel_ids, role_in, upload_channel
-from mediaplane.catalog import PlaybackPolicy, create_recording_asset, playback_urls
+from mediaplane.catalog import (
+    FinishRecording,
+    PlaybackPolicy,
+    create_recording_asset,
+    playback_urls,
+)
 from mediaplane.db import utcnow
 from mediaplane.errors import Forbidden
 from mediaplane.events import EventType, emit
+from mediaplane.jobs import create_job, dispatch
 
 from ._errors import LiveStreamNotFound
 from ._models import (
@@ -189,20 +195,35 @@ def end_session(session: Session, stream: LiveStream, now: datetime) -> str | No
 
 def recording_finished(runtime: Runtime, session_id: str) -> str | None:
     """The hook a recorded session's end calls, after its transaction committed: the
-    recording asset (``preparing``, in the stream's ``recent_asset_ids`` now) is to be made
-    playable as VOD from the segments the live packager wrote.
-
-    Returns the asset's id (None when the session had no recording). For now it only logs:
-    the integrator's recording job (package the session's CMAF segments into the asset,
-    emit ``video.asset.live_stream_completed`` and ``video.asset.ready``) is enqueued
+    recording asset (``preparing``, in the stream's ``recent_asset_ids`` now) is made
+    playable as VOD from the segments the live packager wrote, by a
+    :class:`FinishRecording` job (``live.finish_recording``, :mod:`._recording`) queued
     here.
+
+    Returns the asset's id (None when the session had no recording).
     """
     with runtime.db.session() as s:
-        row = s.get(LiveSessionRow, session_id)
-        asset_id = row.asset_id if row is not None else None
-    if asset_id is not None:
-        log.info("live.recording_finished", session_id=session_id, asset_id=asset_id)
+        queued = queue_recording(s, session_id)
+    if queued is None:
+        return None
+    asset_id, job_id, job_type = queued
+    dispatch(runtime, job_id, job_type)
+    log.info("live.recording_finished", session_id=session_id, asset_id=asset_id, job_id=job_id)
     return asset_id
+
+
+def queue_recording(session: Session, session_id: str) -> tuple[str, str, str] | None:
+    """Add the :class:`FinishRecording` job of a recorded session in ``session``'s
+    transaction: (asset id, job id, job type) to :func:`mediaplane.jobs.dispatch` after
+    commit, or None when the session had no recording."""
+    row = session.get(LiveSessionRow, session_id)
+    if row is None or row.asset_id is None:
+        return None
+    payload = FinishRecording(
+        asset_id=row.asset_id, live_stream_id=row.live_stream_id, session_id=session_id
+    )
+    job = create_job(session, payload, subject_id=row.asset_id)
+    return row.asset_id, job.id, job.type
 
 
 def start_recording(session: Session, stream: LiveStream, settings: Settings, now: datetime) -> str:
@@ -289,15 +310,18 @@ def live_stream_views(
 
 def delete_live_stream(runtime: Runtime, principal: Principal, live_stream_id: str) -> None:
     """Delete the stream, its sessions and playback ids (its key stops at once; a
-    publisher on it learns through ``is_publish_allowed``). Recordings stay, as assets."""
+    publisher on it learns through ``is_publish_allowed``). Recordings stay, as assets:
+    one in progress is finished from what its session wrote."""
     with runtime.db.session() as s:
         stream = authorized_live_stream(s, principal, live_stream_id, LiveAction.EDIT, lock=True)
         recorded = end_session(s, stream, utcnow())
+        # Queued before the session's row goes with the stream.
+        queued = queue_recording(s, recorded) if recorded is not None else None
         data = _event_data(stream, runtime.settings)
         s.delete(stream)
         emit(s, EventType.LIVE_STREAM_DELETED, "live_stream", live_stream_id, data)
-    if recorded is not None:
-        recording_finished(runtime, recorded)
+    if queued is not None:
+        dispatch(runtime, queued[1], queued[2])
     log.info("live_stream.deleted", live_stream_id=live_stream_id)
 
 

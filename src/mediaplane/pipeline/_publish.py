@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
+    from sqlalchemy.orm import Session
+
     from mediaplane.runtime import Runtime
     from mediaplane.storage import ObjectStore
 
@@ -82,7 +84,11 @@ def _tracks(p: Presentation) -> list[dict[str, Any]]:
 
 
 def update_presentation(
-    rt: Runtime, asset_id: str, change: Callable[[Presentation | None], Presentation | None]
+    rt: Runtime,
+    asset_id: str,
+    change: Callable[[Presentation | None], Presentation | None],
+    *,
+    on_ready: Callable[[Session, Asset], None] | None = None,
 ) -> Presentation | None:
     """Read, change and write an asset's presentation as a compare-and-set on its revision
     (the preview publisher and the rung stitchers of several workers write concurrently).
@@ -94,6 +100,10 @@ def update_presentation(
     is announced (``video.asset.track.ready``, after ``video.asset.ready``) in the
     transaction that makes it ready. Returns what was written, or None when nothing was
     (also when the asset is gone or errored).
+
+    :param on_ready: called in that transaction, before ``video.asset.ready`` is emitted,
+        with the asset row: it may set more of the asset's fields and emit events of its
+        own (a live recording: its facts and ``video.asset.live_stream_completed``).
     """
     for attempt in range(100):
         with rt.db.session() as s:
@@ -123,6 +133,8 @@ def update_presentation(
             if done.rowcount == 1:  # type: ignore[attr-defined]
                 if playable:
                     s.refresh(row)
+                    if on_ready is not None:
+                        on_ready(s, row)
                     emit_asset_event(s, EventType.ASSET_READY, row, rt.settings)
                     log.info("asset.playable", asset_id=asset_id, renditions=new.rendition_ids)
                 if playable or was_ready:

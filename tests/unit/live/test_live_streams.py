@@ -29,6 +29,7 @@ from mediaplane.catalog import Asset, AssetStatus, PlaybackPolicy
 from mediaplane.config import SourceType
 from mediaplane.errors import Forbidden
 from mediaplane.events import Event, OutboxRow
+from mediaplane.jobs import Job
 from mediaplane.runtime import Runtime
 from tests.support import migrated_runtime
 
@@ -233,6 +234,17 @@ def test_a_recorded_session_makes_an_asset_that_becomes_recent(rt: Runtime, w: W
     assert not live.is_publish_allowed(rt, sid, second.id)
     live.publisher_disconnected(rt, sid, second.id)  # the ingest dropped it: nothing more
     assert _types(rt, sid)[-4:] == ["idle", "connected", "active", "disabled"]
+
+    # deleting the stream with a recording in progress still finishes that recording
+    live.enable_live_stream(rt, w.owner, sid)
+    third = live.publisher_connected(rt, sid, protocol="rtmp")
+    live.delete_live_stream(rt, w.owner, sid)
+    with rt.db.session() as s:  # a finishing job for each recording
+        subjects = s.scalars(select(Job.subject_id).where(Job.type == "live.finish_recording"))
+        finishing = [
+            a for a in subjects if a in (session.asset_id, second.asset_id, third.asset_id)
+        ]
+    assert set(finishing) == {session.asset_id, second.asset_id, third.asset_id}
 
 
 def test_playback_ids_and_the_origins_resolver(rt: Runtime, w: World) -> None:

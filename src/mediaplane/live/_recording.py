@@ -1,0 +1,322 @@
+"""Live to VOD: a recorded session's segments become its recording asset's presentation.
+
+When a recorded session ends (:func:`._service.recording_finished`), a
+:class:`mediaplane.catalog.FinishRecording` job runs :func:`finish_recording`: it reads the
+CMAF segments the live packager kept for the whole session (``keep_segments``) from
+:func:`._ingest.session_dir`, stores each rung's init segment and complete segments under
+the asset's keys as the VOD pipeline lays them out (``assets/{id}/cmaf/{rendition}/…``,
+segments numbered from 1), and writes the asset's presentation from what the files say:
+codecs and picture size from the init segment, each segment's start and duration from its
+fragments' decode times. No re-encode: a recording is playable seconds after the stream
+ends. The asset turns ``ready`` with its duration and size, ``video.asset.live_stream_completed``
+and ``video.asset.ready`` (and the tracks' events) in one transaction.
+
+Idempotent: a retry stores the same objects again and writes nothing once the asset is
+ready. A session that wrote no segment errors the asset (no retry).
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import TYPE_CHECKING
+
+import structlog
+
+from mediaplane.catalog import Asset, AssetStatus, FinishRecording, emit_asset_event
+from mediaplane.events import EventType
+from mediaplane.jobs import JobContext, PermanentJobError
+from mediaplane.media import (
+    Fmp4Error,
+    Fmp4Reader,
+    Fragment,
+    InitSegment,
+    MediaPlaylist,
+    Presentation,
+    Rendition,
+    Segment,
+)
+from mediaplane.pipeline import cmaf_prefix, update_presentation
+
+from ._ingest import session_dir
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from sqlalchemy.orm import Session
+
+    from mediaplane.runtime import Runtime
+
+log = structlog.get_logger("mediaplane.live")
+
+#: The rungs the live packager writes, in the presentation's order.
+RUNGS = ("video", "audio")
+#: The packager of a session that was just ended (a stream disabled with a publisher on)
+#: may still be finishing its last segment: wait this long at most for its playlists' end.
+END_WAIT_SECONDS = 30.0
+#: A rung whose state.json has not changed for this long is taken as ended (its ingest
+#: process died before it could write ENDLIST).
+STALE_SECONDS = 10.0
+_POLL_SECONDS = 0.25
+_SEGMENT = re.compile(r"(\d{1,9})\.m4s")
+
+
+@dataclass(frozen=True)
+class RecordedRung:
+    """One rung of a recording: its rendition (segments numbered from 1) and the files the
+    live packager wrote for it (the init segment, then the segments in order)."""
+
+    rendition: Rendition
+    init: Path
+    segments: tuple[Path, ...]
+
+
+def finish_recording(ctx: JobContext, payload: FinishRecording) -> None:
+    """The ``live.finish_recording`` job: the session's segments stored under the asset and
+    listed in its presentation; the asset ``ready`` (see the module's docstring)."""
+    rt = ctx.runtime
+    asset_id = payload.asset_id
+    with rt.db.session() as s:
+        row = s.get(Asset, asset_id)
+        status = row.status if row is not None else None
+    if status is not AssetStatus.PREPARING:
+        log.info("recording.skip", asset_id=asset_id, status=str(status))
+        return  # deleted, errored, or an earlier attempt made it ready
+    out = session_dir(rt.settings, payload.live_stream_id, payload.session_id)
+    _wait_for_end(out)
+    rungs = read_recording(out)
+    if not rungs:
+        raise PermanentJobError(
+            "The live stream recorded no media: the publisher sent no complete segment "
+            "before the session ended."
+        )
+    prefix = cmaf_prefix(asset_id)
+    for rung in rungs:
+        rid = rung.rendition.id
+        rt.store.put_file(f"{prefix}{rid}/init.mp4", rung.init)
+        for seg, path in zip(rung.rendition.segments, rung.segments, strict=True):
+            rt.store.put_file(f"{prefix}{rung.rendition.segment_path(seg.number)}", path)
+    presentation = recording_presentation(rungs)
+    written = _publish(rt, asset_id, presentation)
+    log.info(
+        "recording.ready" if written else "recording.skip",
+        asset_id=asset_id,
+        session_id=payload.session_id,
+        duration=round(presentation.duration, 3),
+        segments=sum(len(r.rendition.segments) for r in rungs),
+    )
+
+
+def _publish(rt: Runtime, asset_id: str, presentation: Presentation) -> bool:
+    """Write the presentation; the asset's facts and ``live_stream_completed`` go in the
+    transaction that makes it ready. False when nothing was written (ready already)."""
+    video = presentation.video[-1] if presentation.video else None
+
+    def facts(s: Session, row: Asset) -> None:
+        row.duration = presentation.duration
+        row.width = video.width if video else None
+        row.height = video.height if video else None
+        row.frame_rate = video.frame_rate if video else None
+        emit_asset_event(s, EventType.ASSET_LIVE_STREAM_COMPLETED, row, rt.settings)
+
+    written = update_presentation(
+        rt,
+        asset_id,
+        lambda current: None if current is not None and current.complete else presentation,
+        on_ready=facts,
+    )
+    return written is not None
+
+
+def _wait_for_end(out: Path) -> None:
+    """Until every rung's ``state.json`` says ended, or stopped changing, or
+    :data:`END_WAIT_SECONDS` passed."""
+    deadline = time.monotonic() + END_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        states = [out / r / "state.json" for r in RUNGS if (out / r / "state.json").exists()]
+        if all(_ended(p) for p in states):
+            return
+        time.sleep(_POLL_SECONDS)
+    log.warning("recording.not_ended", dir=str(out))
+
+
+def _ended(state: Path) -> bool:
+    try:
+        if b'"ended": true' in state.read_bytes():
+            return True
+        return time.time() - state.stat().st_mtime > STALE_SECONDS
+    except OSError:
+        return True  # gone: nothing more will come
+
+
+def read_recording(out: Path) -> list[RecordedRung]:
+    """The rungs of the session written under ``out`` that have at least one complete
+    segment (video first). Raises :class:`PermanentJobError` for files that are not the
+    packager's CMAF."""
+    rungs = []
+    for name in RUNGS:
+        try:
+            rung = _read_rung(out / name, name)
+        except Fmp4Error as exc:
+            raise PermanentJobError(f"The recording's {name} segments are corrupt: {exc}") from exc
+        if rung is not None:
+            rungs.append(rung)
+    return rungs
+
+
+def _last_msn(rung_dir: Path) -> int | None:
+    """The number of the newest complete segment the rung's last playlist lists."""
+    try:
+        text = (rung_dir / "index.m3u8").read_text()
+    except (OSError, UnicodeDecodeError):
+        return None
+    playlist = MediaPlaylist.parse(text)
+    numbers = [
+        int(m.group(1))
+        for seg in playlist.segments
+        if seg.uri is not None and (m := _SEGMENT.fullmatch(seg.uri)) is not None
+    ]
+    return max(numbers, default=None)
+
+
+def _read_rung(rung_dir: Path, name: str) -> RecordedRung | None:
+    init_path = rung_dir / "init.mp4"
+    if not init_path.is_file():
+        return None
+    last = _last_msn(rung_dir)
+    if last is None:
+        return None
+    # The segments of the last publish: from the newest back to the first one kept. (A
+    # publisher that reconnected restarted the numbering: its earlier segments are gone.)
+    first = last
+    while first > 0 and (rung_dir / f"{first - 1}.m4s").is_file():
+        first -= 1
+    init_data = init_path.read_bytes()
+    init = _init(init_data)
+    track = init.tracks[0]
+    segments: list[Segment] = []
+    paths: list[Path] = []
+    samples = 0
+    for msn in range(first, last + 1):
+        path = rung_dir / f"{msn}.m4s"
+        data = path.read_bytes()
+        frags = _fragments(init_data, data, track.track_id)
+        if not frags:
+            continue
+        duration = sum(f.duration for f in frags)
+        samples += sum(f.samples for f in frags)
+        segments.append(Segment(len(segments) + 1, frags[0].decode_time, duration, len(data)))
+        paths.append(path)
+    if not segments:
+        return None
+    if track.kind == "video":
+        ticks = sum(s.duration for s in segments)
+        fps = _frame_rate(samples, ticks, track.timescale)
+        rendition = Rendition(
+            id=name,
+            kind="video",
+            codecs=track.codec,
+            timescale=track.timescale,
+            init_size=len(init_data),
+            segments=segments,
+            width=track.width,
+            height=track.height,
+            frame_rate=fps,
+        )
+    else:
+        rate, channels = _audio_config(init_data)
+        rendition = Rendition(
+            id=name,
+            kind="audio",
+            codecs=track.codec,
+            timescale=track.timescale,
+            init_size=len(init_data),
+            segments=segments,
+            sample_rate=rate or track.timescale,
+            channels=channels,
+            default=True,
+        )
+    return RecordedRung(rendition, init_path, tuple(paths))
+
+
+def _init(data: bytes) -> InitSegment:
+    items = Fmp4Reader().feed(data)
+    if not items or not isinstance(items[0], InitSegment):
+        raise Fmp4Error("init.mp4 is not a whole init segment")
+    return items[0]
+
+
+def _fragments(init: bytes, data: bytes, track_id: int) -> list[Fragment]:
+    reader = Fmp4Reader()
+    reader.feed(init)
+    frags = [f for f in reader.feed(data) if isinstance(f, Fragment) and f.track_id == track_id]
+    reader.end()
+    return frags
+
+
+def recording_presentation(rungs: list[RecordedRung]) -> Presentation:
+    """The presentation of a recording's rungs: complete, listed, nothing pending."""
+    renditions = [r.rendition for r in rungs]
+    video = [r for r in renditions if r.kind == "video"]
+    duration = max(r.duration for r in video or renditions)
+    longest = max(s.duration / r.timescale for r in renditions for s in r.segments)
+    return Presentation(
+        duration=round(duration, 6),
+        segment_seconds=max(1, round(longest)),
+        renditions=renditions,
+    )
+
+
+def _frame_rate(samples: int, ticks: int, timescale: int) -> str | None:
+    """``"30"`` or ``"30000/1001"``: frames over time, snapped to a common rate."""
+    if not samples or not ticks:
+        return None
+    fps = Fraction(samples * timescale, ticks)
+    for common in (Fraction(24000, 1001), Fraction(30000, 1001), Fraction(60000, 1001)):
+        if abs(fps - common) < Fraction(1, 200):
+            return str(common)
+    whole = round(fps)
+    if whole > 0 and abs(fps - whole) < Fraction(1, 20):
+        return str(whole)
+    return str(fps.limit_denominator(1001))
+
+
+#: The sampling frequencies an AudioSpecificConfig indexes (ISO/IEC 14496-3 1.6.3.4).
+_AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000)
+
+
+def _audio_config(init: bytes) -> tuple[int | None, int | None]:
+    """(sample rate, channels) of the AAC in ``init``: from the AudioSpecificConfig in its
+    ``esds`` (the sample entry's own channel count is always 2 in ffmpeg's MP4s), or from
+    the ``mp4a`` sample entry when there is none. (None, None) when neither reads."""
+    at = init.find(b"esds")
+    pos, end = at + 8, len(init)  # past the type and the full box's version and flags
+    while 0 <= at and pos + 2 <= end:
+        tag, pos = init[pos], pos + 1
+        length = 0
+        for _ in range(4):  # expandable size: up to four bytes, 7 bits each
+            byte, pos = init[pos] if pos < end else 0, pos + 1
+            length = (length << 7) | (byte & 0x7F)
+            if not byte & 0x80:
+                break
+        if tag == 0x03:  # ES_Descriptor: ES_ID, flags (no optional fields from ffmpeg)
+            pos += 3
+        elif tag == 0x04:  # DecoderConfigDescriptor: 13 bytes, then its children
+            pos += 13
+        elif tag == 0x05 and pos + 2 <= end:  # AudioSpecificConfig
+            bits = int.from_bytes(init[pos : pos + 2], "big")
+            index, channels = (bits >> 7) & 0x0F, (bits >> 3) & 0x0F
+            rate = _AAC_RATES[index] if index < len(_AAC_RATES) else None
+            return rate, (channels or None)
+        else:
+            break
+    at = init.find(b"mp4a")
+    body = at + 4  # the sample entry's payload, after its size and type
+    if at < 4 or body + 28 > len(init):
+        return None, None
+    channels = struct.unpack_from(">H", init, body + 16)[0]
+    rate = struct.unpack_from(">I", init, body + 24)[0] >> 16
+    return (rate or None), (channels or None)
