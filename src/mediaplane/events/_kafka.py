@@ -2,8 +2,14 @@
 the object's id so each object's events stay in one partition, in order; consumer groups
 share the partitions, offsets committed after the events were handled.
 
-URL: ``kafka://host:9092[,host2:9092][?partitions=8]`` (``partitions``: for the topic
-when the bus creates it).
+URL: ``kafka://host:9092[,host2:9092][?partitions=8][&ack_wait=6]`` (``partitions``: for
+the topic when the bus creates it; ``ack_wait``: the group members' session timeout).
+
+A broker that is down costs a publish a bounded time: once librdkafka saw the brokers go
+(or a publish failed), the next publish first asks for the topic's metadata for
+:data:`PROBE_TIMEOUT` seconds; a publish waits at most :data:`PUBLISH_TIMEOUT` for its
+acknowledgements, and what is still queued then is withdrawn, so a batch the relay tries
+again is not also sent later from this producer's queue.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import logging
 import os
 import re
 import socket
+import time
 import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -30,7 +37,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
-from ._bus import Delivery, register
+from ._bus import Delivery, ack_wait, register
 from ._errors import BusUnavailable
 from ._event import Event
 
@@ -40,9 +47,22 @@ if TYPE_CHECKING:
 log = structlog.get_logger("mediaplane.events")
 _LIBRDKAFKA_LOG = logging.getLogger("mediaplane.events.kafka")
 
-#: The longest one call waits for the brokers.
+#: The longest one call waits for the brokers (a consumer's metadata, offsets).
 CALL_TIMEOUT = 10.0
+#: The longest a publish (or creating the topic) waits for the brokers to take a batch.
+PUBLISH_TIMEOUT = 5.0
+#: How long a publish after a failure waits for a broker to answer a metadata request.
+PROBE_TIMEOUT = 2.0
 PARTITIONS = 8
+#: librdkafka errors that mean no broker can be reached now.
+_DOWN = frozenset(
+    {
+        KafkaError._ALL_BROKERS_DOWN,
+        KafkaError._TRANSPORT,
+        KafkaError._RESOLVE,
+        KafkaError._TIMED_OUT,
+    }
+)
 
 
 def _topic(namespace: str) -> str:
@@ -54,10 +74,16 @@ class KafkaBus:
         parts = urlsplit(url)
         self.bootstrap = parts.netloc.rsplit("@", 1)[-1]
         self.partitions = int(parse_qs(parts.query).get("partitions", [PARTITIONS])[0])
+        self.session_timeout = ack_wait(url)
         self.topic = _topic(namespace)
         self.description = f"kafka {self.bootstrap} ({self.topic})"
         self._producer: Producer | None = None
         self._topic_ready = False
+        #: The brokers looked unreachable (librdkafka said so, or a publish failed): the
+        #: next publish asks them first, for a short while.
+        self._suspect = False
+        #: librdkafka reported every broker down since the publish began: it stops waiting.
+        self._all_down = False
 
     def config(self, **extra: Any) -> dict[str, Any]:
         return {
@@ -77,9 +103,9 @@ class KafkaBus:
             return
         admin = AdminClient(self.config())
         topic = NewTopic(self.topic, num_partitions=self.partitions, replication_factor=1)
-        future = admin.create_topics([topic], request_timeout=CALL_TIMEOUT)[self.topic]
+        future = admin.create_topics([topic], request_timeout=PUBLISH_TIMEOUT)[self.topic]
         try:
-            future.result(CALL_TIMEOUT)
+            future.result(PUBLISH_TIMEOUT + 1)
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise BusUnavailable(f"cannot create Kafka topic {self.topic}: {exc}") from exc
@@ -90,20 +116,51 @@ class KafkaBus:
     def producer(self) -> Producer:
         if self._producer is None:
             self.ensure_topic()
+            timeout_ms = int(PUBLISH_TIMEOUT * 1000)
             self._producer = Producer(
                 self.config(
                     acks="all",
                     # one request in flight per connection: a retry cannot reorder a batch
                     **{"max.in.flight.requests.per.connection": 1},
-                    **{"linger.ms": 2, "message.timeout.ms": int(CALL_TIMEOUT * 1000)},
+                    **{"linger.ms": 2, "message.timeout.ms": timeout_ms},
+                    # a request a hung broker never answers fails within the publish's bound
+                    **{"socket.timeout.ms": timeout_ms},
+                    error_cb=self._error,
                 )
             )
         return self._producer
+
+    def _error(self, err: KafkaError) -> None:
+        """librdkafka's error callback (served by poll/flush): remember a broker that is gone."""
+        if err.code() in _DOWN:
+            self._suspect = True
+        if err.code() == KafkaError._ALL_BROKERS_DOWN:
+            self._all_down = True
+
+    def _probe(self, producer: Producer) -> None:
+        """Ask a broker for the topic's metadata, :data:`PROBE_TIMEOUT` at most.
+
+        :raises BusUnavailable: no broker answered.
+        """
+        try:
+            meta = producer.list_topics(self.topic, timeout=PROBE_TIMEOUT)
+        except KafkaException as exc:
+            raise BusUnavailable(f"Kafka is unreachable: {exc}") from exc
+        topic = meta.topics.get(self.topic)
+        err = topic.error if topic is not None else None
+        if topic is None or (err is not None and err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART):
+            self._topic_ready = False  # gone (deleted, or a broker that lost its data)
+            self.ensure_topic()
+        self._suspect = False
 
     def publish(self, events: Sequence[Event]) -> None:
         if not events:
             return
         producer = self.producer()
+        producer.poll(0)  # serve what librdkafka reported since (a broker that went away)
+        if self._suspect:
+            self._probe(producer)
+        self._all_down = False
         failures: list[str] = []
 
         def delivered(err: KafkaError | None, msg: Message) -> None:
@@ -124,14 +181,33 @@ class KafkaBus:
                         break
                     except BufferError:  # the local queue is full: let it drain
                         producer.poll(0.1)
-            left = producer.flush(CALL_TIMEOUT)
+            left = self._flush(producer)
         except KafkaException as exc:
+            self._withdraw(producer)
             raise BusUnavailable(f"Kafka did not take the events: {exc}") from exc
         if left or failures:
-            # The batch stays unmarked in the outbox: sent again, same ids. What is still
-            # queued here goes first (one request in flight): duplicates, in order.
+            # The batch stays unmarked in the outbox, sent again (same ids) by the relay.
+            # What this producer still queues is withdrawn, or it would go out later as
+            # well; a request already sent may still land (duplicates, the same ids).
             why = failures[0] if failures else f"{left} not acknowledged in time"
+            if self._all_down and not failures:
+                why = f"every broker is down ({left} not acknowledged)"
+            self._withdraw(producer)
             raise BusUnavailable(f"Kafka did not take the events: {why}")
+
+    def _flush(self, producer: Producer) -> int:
+        """Wait for the acknowledgements, :data:`PUBLISH_TIMEOUT` at most, or until
+        librdkafka says every broker is down; how many are still unacknowledged."""
+        deadline = time.monotonic() + PUBLISH_TIMEOUT
+        while True:
+            left = int(producer.flush(min(0.1, max(0.0, deadline - time.monotonic()))))
+            if not left or self._all_down or time.monotonic() >= deadline:
+                return left
+
+    def _withdraw(self, producer: Producer) -> None:
+        self._suspect = True
+        producer.purge(in_queue=True, in_flight=False, blocking=False)
+        producer.poll(0)  # (their delivery reports: failed, purged)
 
     def subscribe(
         self, group: str | None, *, consumer: str | None = None, from_start: bool = False
@@ -144,7 +220,7 @@ class KafkaBus:
 
     def close(self) -> None:
         if self._producer is not None:
-            self._producer.flush(CALL_TIMEOUT)
+            self._producer.flush(PUBLISH_TIMEOUT)
             self._producer = None
 
 
@@ -181,6 +257,7 @@ class KafkaGroupReader:
 
     def __init__(self, bus: KafkaBus, group: str, consumer: str, *, from_start: bool) -> None:
         self.topic = bus.topic
+        session_ms = int(bus.session_timeout * 1000)
         self.consumer = Consumer(
             bus.config(
                 **{
@@ -188,8 +265,8 @@ class KafkaGroupReader:
                     "client.id": consumer,
                     "enable.auto.commit": False,
                     "auto.offset.reset": "earliest",
-                    "session.timeout.ms": 6000,
-                    "heartbeat.interval.ms": 1000,
+                    "session.timeout.ms": session_ms,
+                    "heartbeat.interval.ms": max(100, min(1000, session_ms // 3)),
                     "max.poll.interval.ms": 300000,
                 }
             )

@@ -6,17 +6,23 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Integer, String
+from sqlalchemy import JSON, BigInteger, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mediaplane.db import Base, utcnow
 
 #: SQLite auto-numbers only an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
 _SEQ = BigInteger().with_variant(Integer(), "sqlite")
+_WAITING = text("published_at IS NULL")
 
 
 class OutboxRow(Base):
     __tablename__ = "outbox"
+    __table_args__ = (
+        # The relay's read (the oldest waiting events by id) touches only waiting rows,
+        # however many published ones the outbox keeps.
+        Index("ix_outbox_unpublished", "id", postgresql_where=_WAITING, sqlite_where=_WAITING),
+    )
 
     #: Commit order per object (a change's row lock orders its writers), the relay's order.
     id: Mapped[int] = mapped_column(_SEQ, primary_key=True, autoincrement=True)

@@ -5,8 +5,10 @@ work, each event acknowledged after it was handled), an ephemeral consumer for a
 The Bus interface is synchronous; nats-py is asyncio, so each bus runs its client on a
 private event loop in a daemon thread, and every call waits a bounded time for it.
 
-URL: ``nats://host:4222[?ack_wait=60]``: a delivered, unacknowledged event goes to a
-member again after ``ack_wait`` seconds (at once when its subscription is closed).
+URL: ``nats://host:4222[?ack_wait=6]``: a delivered, unacknowledged event goes to a
+member again after ``ack_wait`` seconds without word from its member (at once when its
+subscription is closed); a live member sends "in progress" for what it holds every third
+of it, so a slow handler keeps its events.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import re
 import threading
 from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import parse_qs, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import nats
 import nats.errors
@@ -27,7 +29,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
 
 from mediaplane.config import redact_url
 
-from ._bus import Delivery, register
+from ._bus import Delivery, Heartbeat, ack_wait, register
 from ._errors import BusUnavailable
 from ._event import Event
 
@@ -43,7 +45,6 @@ log = structlog.get_logger("mediaplane.events")
 
 #: The longest any one call waits for the server (connect, publish acks, consumer setup).
 CALL_TIMEOUT = 10.0
-ACK_WAIT_SECONDS = 60.0
 _FAILURES = (
     nats.errors.Error,
     OSError,
@@ -104,8 +105,7 @@ async def _log_error(exc: Exception) -> None:
 class NatsJetStreamBus:
     def __init__(self, url: str, namespace: str) -> None:
         parts = urlsplit(url)
-        query = parse_qs(parts.query)
-        self.ack_wait = float(query.get("ack_wait", [ACK_WAIT_SECONDS])[0])
+        self.ack_wait = ack_wait(url)
         self.server = urlunsplit((parts.scheme, parts.netloc, "", "", ""))
         self.stream = f"{_name(namespace)}_events"
         self.subjects = f"{_name(namespace)}.events"
@@ -183,8 +183,21 @@ class NatsJetStreamBus:
             config.ack_policy = AckPolicy.EXPLICIT
             config.ack_wait = self.ack_wait
             config.max_ack_pending = 20000
+            self.run(self._update_ack_wait(js, durable))
         sub = self.run(js.pull_subscribe(f"{self.subjects}.>", durable, self.stream, config))
         return NatsSubscription(self, sub, acks=group is not None)
+
+    async def _update_ack_wait(self, js: JetStreamContext, durable: str) -> None:
+        """A durable consumer made with another ``ack_wait`` (an older version made them
+        with 60 s) gets this one: pull_subscribe would join it as it is."""
+        try:
+            info = await js.consumer_info(self.stream, durable)
+        except nats.js.errors.NotFoundError:
+            return  # pull_subscribe creates it
+        config = info.config
+        if config.ack_wait is None or abs(config.ack_wait - self.ack_wait) > 1e-3:
+            config.ack_wait = self.ack_wait
+            await js.add_consumer(self.stream, config)  # (ack_wait is editable in place)
 
     def close(self) -> None:
         if self._nc is not None:
@@ -207,7 +220,23 @@ class NatsSubscription:
         self, bus: NatsJetStreamBus, sub: JetStreamContext.PullSubscription, *, acks: bool
     ) -> None:
         self.bus, self.sub, self.acks = bus, sub, acks
+        #: Fetched, not acknowledged yet (the heartbeat's thread reads it).
         self._held: dict[str, Msg] = {}
+        self._lock = threading.Lock()
+        self._heartbeat = (
+            Heartbeat(bus.ack_wait / 3, self._beat, "mediaplane-nats-heartbeat") if acks else None
+        )
+
+    def _beat(self) -> None:
+        with self._lock:
+            held = list(self._held.values())
+        if held:
+            self.bus._loop.submit(self._in_progress(held))
+
+    @staticmethod
+    async def _in_progress(msgs: list[Msg]) -> None:
+        for msg in msgs:  # (one small publish each; an acked one: the server ignores it)
+            await msg.in_progress()
 
     def fetch(self, timeout: float, limit: int = 100) -> list[Delivery]:
         wait = max(timeout, 0.05)
@@ -215,9 +244,10 @@ class NatsSubscription:
         out = []
         for msg in msgs:
             token = str(msg.metadata.sequence.stream)
-            if self.acks:
-                self._held[token] = msg
             out.append(Delivery(Event.loads(msg.data), token))
+            if self.acks:
+                with self._lock:
+                    self._held[token] = msg
         return out
 
     async def _fetch(self, limit: int, wait: float) -> list[Msg]:
@@ -227,7 +257,8 @@ class NatsSubscription:
             return []
 
     def ack(self, deliveries: Sequence[Delivery]) -> None:
-        msgs = [m for d in deliveries if (m := self._held.pop(d.token, None)) is not None]
+        with self._lock:
+            msgs = [m for d in deliveries if (m := self._held.pop(d.token, None)) is not None]
         if msgs:
             # Sent without waiting for the server (no round trip per batch): on the loop
             # before any later fetch. An ack lost with the connection: the event comes
@@ -243,7 +274,10 @@ class NatsSubscription:
 
     def close(self) -> None:
         """Hand back what was fetched and not acknowledged: another member gets it now."""
-        held, self._held = list(self._held.values()), {}
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+        with self._lock:
+            held, self._held = list(self._held.values()), {}
         try:
             if held:
                 self.bus.run(self._settle(held, nak=True))
