@@ -141,7 +141,7 @@ async def _watchdog(watchdog: Watchdog) -> None:
 
 
 #: A loop whose pass failed (the bus or the database is down) waits this long at most.
-BACKOFF_MAX_SECONDS = 10.0
+BACKOFF_MAX_SECONDS = 5.0
 
 
 async def _backoff_loop(

@@ -2,8 +2,8 @@
 events by id, and without this index PostgreSQL walks the primary key past every
 published event still kept (a week of them) on each read.
 
-Revision ID: 0017_outbox_unpublished
-Revises: 0016_webhooks
+Revision ID: 0019_outbox_unpublished
+Revises: 0018_live_streams
 Create Date: 2026-12-01
 """
 
@@ -12,8 +12,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0017_outbox_unpublished"
-down_revision = "0016_webhooks"
+revision = "0019_outbox_unpublished"
+down_revision = "0018_live_streams"
 branch_labels = None
 depends_on = None
 
