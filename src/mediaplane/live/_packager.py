@@ -1,9 +1,11 @@
-"""The live packager: FLV from a publisher in, CMAF segments, LL-HLS parts and playlists out.
+"""The live packager: FLV or MPEG-TS from a publisher in, CMAF segments, LL-HLS parts and
+playlists out.
 
-:class:`LivePackager` is a publish sink (``write``/``close``, what the RTMP server feeds).
-It checks the FLV framing itself as bytes arrive (:class:`FlvScanner`: tag sizes, H.264
-video and AAC audio only, no codec change), starts one ffmpeg once it knows which tracks
-the stream has, and hands it the bytes on stdin. ffmpeg copies the tracks, not
+:class:`LivePackager` is a publish sink (``write``/``close``, what the RTMP and SRT servers
+feed). It checks the framing itself as bytes arrive (:class:`FlvScanner` for FLV: tag sizes,
+H.264 video and AAC audio only, no codec change; :class:`._mpegts.TsScanner` for MPEG-TS:
+packet sync, PAT/PMT, the same codecs), starts one ffmpeg once it knows which tracks the
+stream has, and hands it the bytes on stdin. ffmpeg copies the tracks, not
 re-encoded, into fragmented MP4 on two pipes (video one frame per fragment, audio in
 part-long fragments; :func:`mediaplane.media.live_package_argv`); a thread per pipe splits
 that stream (:class:`mediaplane.media.Fmp4Reader`) and hands each fragment to
