@@ -225,3 +225,28 @@ def test_srt_publish_plays(sqlite_server: Server, live_srt: dict[str, Any]) -> N
         "the stream to go idle",
         lambda: "idle" if _status(sqlite_server, live_srt) == "idle" else None,
     )
+
+
+@pytest.mark.usefixtures("libsrt")
+def test_srt_hevc_is_refused_with_a_reason(sqlite_server: Server, live_srt: dict[str, Any]) -> None:
+    """Media the packager does not take ends the publish, and the log says why."""
+    clip = Clip(
+        seconds=2,
+        video=picture("160x90", 30),
+        audio=(sine(440, 48000),),
+        codecs=("-c:v", "libx265", "-preset", "ultrafast", *AAC),
+        extra=("-f", "mpegts"),
+    )
+    pub = subprocess.Popen(
+        clip.argv(sqlite_server.srt_url(live_srt["stream_key"]), realtime=True),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _until(
+            "the refusal in the log",
+            lambda: "srt.sink_refused" in (log := sqlite_server.log()) and "HEVC" in log or None,
+        )
+    finally:
+        pub.kill()
+        pub.wait(timeout=30)
