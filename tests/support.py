@@ -43,6 +43,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def free_udp_port() -> int:
+    """A UDP port free now on loopback (SRT listens on UDP; :func:`free_port` is TCP)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def port_open(host: str, port: int) -> bool:
     with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1):
         return True
@@ -198,6 +205,10 @@ class Server:
         """Where publishers push: ``{rtmp_url}/{stream_key}``."""
         return f"rtmp://127.0.0.1:{self.env['MEDIAPLANE_RTMP_PORT']}/live"
 
+    def srt_url(self, stream_key: str) -> str:
+        """Where SRT publishers push ``stream_key`` (the plain stream id form)."""
+        return f"srt://127.0.0.1:{self.env['MEDIAPLANE_SRT_PORT']}?streamid={stream_key}"
+
     def client(self, **kw: Any) -> httpx.Client:
         return httpx.Client(
             base_url=self.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=60, **kw
@@ -270,6 +281,7 @@ def start_server(data_dir: Path, backend: Backend, **settings: str) -> Server:
         "MEDIAPLANE_HOST": "127.0.0.1",
         "MEDIAPLANE_PORT": str(port),
         "MEDIAPLANE_RTMP_PORT": str(free_port()),
+        "MEDIAPLANE_SRT_PORT": str(free_udp_port()),
         "MEDIAPLANE_DATA_DIR": str(data_dir),
         "MEDIAPLANE_ADMIN_TOKEN": token,
         "MEDIAPLANE_WATCHDOG_INTERVAL_SECONDS": "1",

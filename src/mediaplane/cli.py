@@ -200,7 +200,7 @@ class _WorkerSupervisor(threading.Thread):
 
 
 class _LiveThread(threading.Thread):
-    """The live ingest (RTMP) of `up`, on its own event loop in a thread of this process;
+    """The live ingest (RTMP and SRT) of `up`, on its own event loop in a thread of this process;
     each stream's packager runs its own ffmpeg."""
 
     def __init__(self, settings: Settings) -> None:
@@ -319,8 +319,10 @@ def _ready_block(settings: Settings, token_source: str, demo: bool) -> dict[str,
         ),
     }
     if settings.live_ingest:
+        live_host = _loopback_host(settings)
         facts["go_live"] = (
-            f"rtmp://{_loopback_host(settings)}:{settings.rtmp_port}/live/STREAM-KEY"
+            f"rtmp://{live_host}:{settings.rtmp_port}/live/STREAM-KEY"
+            f" or srt://{live_host}:{settings.srt_port}?streamid=STREAM-KEY"
             " (POST /api/v1/live-streams gives a key)"
         )
     if demo:
@@ -418,6 +420,7 @@ def up(
     host: Annotated[str | None, _setting("host", help="Address to listen on")] = None,
     port: Annotated[int | None, _setting("port", help="Port")] = None,
     rtmp_port: Annotated[int | None, _setting("rtmp_port", help="RTMP ingest port")] = None,
+    srt_port: Annotated[int | None, _setting("srt_port", help="SRT ingest port (UDP)")] = None,
     data_dir: DataDir = None,
     demo: Annotated[bool, typer.Option("--demo", help="Also ingest a generated demo clip")] = False,
     worker: Annotated[bool, typer.Option(help="Run the embedded worker pool")] = True,
@@ -436,7 +439,9 @@ def up(
     from mediaplane.db import DatabaseError, migrate
     from mediaplane.ops import renders_json
 
-    settings = _settings(host=host, port=port, rtmp_port=rtmp_port, data_dir=data_dir)
+    settings = _settings(
+        host=host, port=port, rtmp_port=rtmp_port, srt_port=srt_port, data_dir=data_dir
+    )
     os.environ["MEDIAPLANE_DATA_DIR"] = str(settings.data_path)
     settings = Settings()
     _start_logging(settings)
@@ -521,16 +526,17 @@ def worker_cmd(
 def live_cmd(
     host: Annotated[str | None, _setting("host", help="Address to listen on")] = None,
     rtmp_port: Annotated[int | None, _setting("rtmp_port", help="RTMP port")] = None,
+    srt_port: Annotated[int | None, _setting("srt_port", help="SRT port (UDP)")] = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Run a live ingest host alone: publishers in over RTMP, LL-HLS out to the data dir
+    """Run a live ingest host alone: publishers in over RTMP and SRT, LL-HLS out to the data dir
     (`mediaplane up` runs one itself)."""
     # imported here, not at the top: `mediaplane --help` stays fast
     from mediaplane.app import job_table
     from mediaplane.live import serve_ingest
     from mediaplane.runtime import Runtime
 
-    settings = _settings(host=host, rtmp_port=rtmp_port, data_dir=data_dir)
+    settings = _settings(host=host, rtmp_port=rtmp_port, srt_port=srt_port, data_dir=data_dir)
     _start_logging(settings)
     _check_tools(settings)
     runtime = Runtime.get(settings, job_table=job_table)

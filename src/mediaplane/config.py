@@ -131,9 +131,11 @@ class Settings(BaseSettings):
     #: The origin trusts what it looked up (playback ids, rights, grants, signing keys) this
     #: long: a revocation or a rights change takes effect within it.
     playback_cache_seconds: float = Field(default=5.0, gt=0, le=300)
-    #: Live ingest: `mediaplane up` takes RTMP publishers on `host`:`rtmp_port`.
+    #: Live ingest: `mediaplane up` takes RTMP publishers on `host`:`rtmp_port` (TCP) and
+    #: SRT publishers on `host`:`srt_port` (UDP).
     live_ingest: bool = True
     rtmp_port: int = Field(default=1935, ge=1, le=65535)
+    srt_port: int = Field(default=8890, ge=1, le=65535)
     #: Publisher connections the live ingest holds at once (a flood beyond is closed at once).
     live_max_connections: int = Field(default=64, ge=1)
     #: LL-HLS part length of low-latency streams (seconds). Measured with hls.js (bench/
@@ -397,8 +399,9 @@ MEANINGS = {
     "node_modules_dir": "where the npm packages (Shaka Packager, players) are installed",
     "playback_cache_seconds": "the origin trusts a playback lookup (ids, rights, grants, "
     "signing keys) this long; changes take effect within it",
-    "live_ingest": "`mediaplane up` runs the live ingest (RTMP publishers in)",
+    "live_ingest": "`mediaplane up` runs the live ingest (RTMP and SRT publishers in)",
     "rtmp_port": "RTMP ingest port (`rtmp://host:port/live/STREAM-KEY`)",
+    "srt_port": "SRT ingest port, UDP (`srt://host:port?streamid=STREAM-KEY`)",
     "live_max_connections": "publisher connections the live ingest holds at once",
     "live_part_seconds": "LL-HLS part length of low-latency live streams",
     "web_workers": "web server processes (API, origin, uploads)",

@@ -18,7 +18,7 @@ from tests.browser.test_playback import (
     OtherOrigin,
     _other_origin_page,
 )
-from tests.integration.test_live_rtmp import _publisher, _until
+from tests.integration.test_live_ingest import _publisher, _until
 from tests.support import Server
 
 if TYPE_CHECKING:

@@ -1,9 +1,10 @@
-"""The live ingest: publishers in (RTMP), one packager per live session out.
+"""The live ingest: publishers in (RTMP and SRT), one packager per live session out.
 
-:class:`LiveIngest` joins the parts: the RTMP server asks it to check a stream key
+:class:`LiveIngest` joins the parts: the RTMP and SRT servers ask it to check a stream key
 (:func:`authenticate_publisher`, before any media is read), then for a sink; the sink is a
 :class:`LivePackager` writing the session's CMAF segments, LL-HLS parts and playlists under
-:func:`session_dir`, where the origin serves them. When a publisher leaves, the session waits
+:func:`session_dir`, where the origin serves them (FLV from RTMP, MPEG-TS from SRT: the
+packager is told which). When a publisher leaves, the session waits
 ``reconnect_window_seconds`` for it to come back before it goes idle.
 
 Each stream is isolated: its own ffmpeg process, its own task; a failure in one ends that
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,7 +24,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from ._errors import PublishRefused
-from ._packager import LivePackager
+from ._packager import InputFormat, LivePackager
 from ._publish import (
     LiveSession,
     PublishTarget,
@@ -33,6 +35,7 @@ from ._publish import (
     session_idle,
 )
 from ._rtmp import RtmpServer
+from ._srt import SrtServer
 
 if TYPE_CHECKING:
     from mediaplane.config import Settings
@@ -118,7 +121,8 @@ class _SessionSink:
 
 
 class LiveIngest:
-    """Routes checked publishers to their session's packager, one stream at a time."""
+    """Routes checked publishers (RTMP and SRT, one authorize and one open_sink for both) to
+    their session's packager, one stream at a time."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
@@ -126,16 +130,38 @@ class LiveIngest:
         self.streams: dict[str, _Stream] = {}
         self.server = RtmpServer(
             self.authorize,
-            self.open_sink,
+            functools.partial(self.open_sink, protocol="rtmp", input_format="flv"),
             max_connections=self.settings.live_max_connections,
         )
+        self.srt = SrtServer(
+            self.authorize,
+            functools.partial(self.open_sink, protocol="srt", input_format="mpegts"),
+            max_connections=self.settings.live_max_connections,
+        )
+        self.srt_started = False
 
-    async def start(self, host: str, port: int) -> None:
+    async def start(self, host: str, port: int, srt_port: int | None = None) -> None:
+        """Listen for RTMP on ``host:port`` and, unless ``srt_port`` is None, for SRT on
+        ``host:srt_port`` (UDP). Without libsrt, or with the SRT port taken, SRT is logged as
+        unavailable (``live.srt_unavailable``) and RTMP runs on; the RTMP port in use raises
+        :class:`OSError`."""
         await self.server.start(host, port)
         log.info("live.listening", protocol="rtmp", host=host, port=self.server.port)
+        if srt_port is None:
+            return
+        try:
+            await self.srt.start(host, srt_port)
+        except (RuntimeError, OSError) as exc:  # libsrt is not installed, or the port is taken
+            log.error("live.srt_unavailable", port=srt_port, error=str(exc))
+            return
+        self.srt_started = True
+        log.info("live.listening", protocol="srt", host=host, port=self.srt.port)
 
     async def close(self) -> None:
         await self.server.close()
+        if self.srt_started:  # its libsrt threads end before the loop does
+            await self.srt.close()
+            self.srt_started = False
         for stream in list(self.streams.values()):
             if stream.idle_timer is not None:
                 stream.idle_timer.cancel()
@@ -145,13 +171,15 @@ class LiveIngest:
         """The stream a key opens, or None (the server drops the publisher at once)."""
         return await asyncio.to_thread(authenticate_publisher, self.runtime, stream_key)
 
-    async def open_sink(self, ticket: object) -> _SessionSink:
-        """A publisher was accepted: continue its session or start one, and its packager
-        (:class:`PublishRefused` when another publisher is on the stream, or it was
-        disabled since the key was checked)."""
+    async def open_sink(
+        self, ticket: object, *, protocol: str = "rtmp", input_format: InputFormat = "flv"
+    ) -> _SessionSink:
+        """A publisher was accepted (over ``protocol``, sending ``input_format``): continue
+        its session or start one, and its packager (:class:`PublishRefused` when another
+        publisher is on the stream, or it was disabled since the key was checked)."""
         assert isinstance(ticket, PublishTarget)
         session = await asyncio.to_thread(
-            publisher_connected, self.runtime, ticket.live_stream_id, protocol="rtmp"
+            publisher_connected, self.runtime, ticket.live_stream_id, protocol=protocol
         )
         stream = self.streams.get(ticket.live_stream_id)
         if stream is not None and stream.session.id == session.id:
@@ -170,12 +198,14 @@ class LiveIngest:
             dvr_window_seconds=ticket.dvr_window_seconds,
             keep_segments=ticket.record,  # the recording reuses every segment
             ffmpeg=self.settings.ffmpeg_path,
+            input_format=input_format,
         )
         stream.packager = packager
         log.info(
             "live.publishing",
             live_stream_id=ticket.live_stream_id,
             session_id=session.id,
+            protocol=protocol,
             latency_mode=ticket.latency_mode,
         )
         return _SessionSink(self, stream, packager)
@@ -220,9 +250,11 @@ class LiveIngest:
 
 
 async def serve_ingest(runtime: Runtime, stop: asyncio.Event | None = None) -> None:
-    """Run the live ingest on ``host``:``rtmp_port`` until ``stop`` is set (or forever)."""
+    """Run the live ingest on ``host``:``rtmp_port`` (RTMP) and ``host``:``srt_port`` (SRT)
+    until ``stop`` is set (or forever)."""
     ingest = LiveIngest(runtime)
-    await ingest.start(runtime.settings.host, runtime.settings.rtmp_port)
+    settings = runtime.settings
+    await ingest.start(settings.host, settings.rtmp_port, settings.srt_port)
     try:
         await (stop or asyncio.Event()).wait()
     finally:

@@ -1,9 +1,11 @@
-"""The live packager: FLV from a publisher in, CMAF segments, LL-HLS parts and playlists out.
+"""The live packager: FLV or MPEG-TS from a publisher in, CMAF segments, LL-HLS parts and
+playlists out.
 
-:class:`LivePackager` is a publish sink (``write``/``close``, what the RTMP server feeds).
-It checks the FLV framing itself as bytes arrive (:class:`FlvScanner`: tag sizes, H.264
-video and AAC audio only, no codec change), starts one ffmpeg once it knows which tracks
-the stream has, and hands it the bytes on stdin. ffmpeg copies the tracks, not
+:class:`LivePackager` is a publish sink (``write``/``close``, what the RTMP and SRT servers
+feed). It checks the framing itself as bytes arrive (:class:`FlvScanner` for FLV: tag sizes,
+H.264 video and AAC audio only, no codec change; :class:`._mpegts.TsScanner` for MPEG-TS:
+packet sync, PAT/PMT, the same codecs), starts one ffmpeg once it knows which tracks the
+stream has, and hands it the bytes on stdin. ffmpeg copies the tracks, not
 re-encoded, into fragmented MP4 on two pipes (video one frame per fragment, audio in
 part-long fragments; :func:`mediaplane.media.live_package_argv`); a thread per pipe splits
 that stream (:class:`mediaplane.media.Fmp4Reader`) and hands each fragment to
@@ -27,7 +29,7 @@ import struct
 import threading
 from collections import deque
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import structlog
 
@@ -45,6 +47,7 @@ from mediaplane.media import (
     live_package_argv,
 )
 
+from ._mpegts import TsScanner
 from ._output import LiveOutput
 
 if TYPE_CHECKING:
@@ -53,6 +56,8 @@ if TYPE_CHECKING:
 log = structlog.get_logger("mediaplane.live")
 
 LATENCY_MODES = ("standard", "low")
+INPUT_FORMATS = ("flv", "mpegts")
+InputFormat = Literal["flv", "mpegts"]
 #: Audio fragments end this much before the part target: an AAC frame (21-32 ms) then
 #: cannot carry a part past it.
 AUDIO_PART_MARGIN = 0.035
@@ -182,6 +187,8 @@ class LivePackager:
     :param dvr_window_seconds: seconds of segments kept (in the playlist and on disk).
     :param keep_segments: keep every complete segment on disk (a recorded stream).
     :param ffmpeg: the ffmpeg program.
+    :param input_format: what ``write`` is fed: ``flv`` (RTMP) or ``mpegts`` (SRT), checked
+        as it arrives by :class:`FlvScanner` or :class:`._mpegts.TsScanner`.
     :param memory_bytes: the address-space limit of the ffmpeg process.
 
     ``write`` and ``close`` are awaited one at a time (the publish sink contract).
@@ -197,10 +204,14 @@ class LivePackager:
         dvr_window_seconds: int,
         keep_segments: bool = False,
         ffmpeg: str = "ffmpeg",
+        input_format: InputFormat = "flv",
         memory_bytes: int = MEMORY_BYTES,
     ) -> None:
         if latency_mode not in LATENCY_MODES:
             raise ValueError(f"latency_mode must be one of {LATENCY_MODES}")
+        if input_format not in INPUT_FORMATS:
+            raise ValueError(f"input_format must be one of {INPUT_FORMATS}")
+        self.input_format = input_format
         self.out_dir = out_dir
         self.low_latency = latency_mode == "low"
         self.part_target = part_target
@@ -211,7 +222,9 @@ class LivePackager:
         self.memory_bytes = memory_bytes
         self.output: LiveOutput | None = None
         self.argv: list[str] = []
-        self._scanner = FlvScanner()
+        self._scanner: FlvScanner | TsScanner = (
+            FlvScanner() if input_format == "flv" else TsScanner()
+        )
         self._held: list[bytes] = []
         self._held_bytes = 0
         self._proc: asyncio.subprocess.Process | None = None
@@ -238,7 +251,8 @@ class LivePackager:
     # -- the sink ---------------------------------------------------------------------------
 
     async def write(self, flv: bytes) -> None:
-        """Feed FLV bytes (in order); raises the stream's :class:`MediaError` once it failed."""
+        """Feed the stream's bytes (FLV or MPEG-TS, in order); raises the stream's
+        :class:`MediaError` once it failed."""
         self._raise_if_failed()
         if self._closed:
             raise MediaError("the live packager is closed")
@@ -246,7 +260,7 @@ class LivePackager:
             self._scanner.feed(flv)
         except InvalidMedia as exc:
             await self._fail(exc)
-        if self._started_at is None and self._scanner.first_ts is not None:
+        if self._started_at is None and self._scanner.first_ts is not None:  # media began
             self._started_at = datetime.now(UTC)
         if self._proc is None:
             self._held.append(flv)
@@ -294,11 +308,19 @@ class LivePackager:
             if self.low_latency
             else STANDARD_AUDIO_FRAGMENT
         )
+        maps = {}
+        if isinstance(scanner, TsScanner):  # by PID: in MPEG-TS ffmpeg's stream id is the PID
+            maps = {
+                "video_map": f"0:i:{scanner.video_pid}",
+                "audio_map": f"0:i:{scanner.audio_pid}",
+            }
         self.argv = live_package_argv(
             self.ffmpeg,
             video_fd=pipes["video"][1] if "video" in pipes else None,
             audio_fd=pipes["audio"][1] if "audio" in pipes else None,
             audio_fragment_seconds=audio_fragment,
+            input_format=self.input_format,
+            **maps,
         )
         log.debug("process.start", name="ffmpeg-live", argv=self.argv)
         try:
@@ -326,7 +348,7 @@ class LivePackager:
             t.start()
             self._threads.append(t)
         held, self._held = self._held, []
-        if held and held[0][:3] == b"FLV":
+        if isinstance(scanner, FlvScanner) and held and held[0][:3] == b"FLV":
             # The header's flags say which tracks follow: ffmpeg then stops probing once it
             # has them, and never waits for one the encoder announced but does not send.
             first = bytearray(held[0])
@@ -401,7 +423,7 @@ class LivePackager:
 
     async def _finish(self) -> None:
         if self._proc is None:
-            if self._scanner.tags == 0:
+            if self._nothing_sent():
                 return  # nothing was published
             await self._start()
         proc = self._proc
@@ -450,13 +472,18 @@ class LivePackager:
         failed = ProcessFailed("ffmpeg-live", proc.returncode or 0, tail, self.argv)
         if error is not None:  # an OSError writing files: the host's
             await self._fail(HostFailure(HostCause.DISK, f"writing the live output: {error}"))
+        container = "FLV (RTMP)" if self.input_format == "flv" else "MPEG-TS (SRT)"
         await self._fail(
             classify(
                 failed,
-                "the live stream could not be read: send H.264 video and AAC audio in FLV"
-                " (RTMP) with a keyframe every 1-2 seconds",
+                f"the live stream could not be read: send H.264 video and AAC audio in"
+                f" {container} with a keyframe every 1-2 seconds",
             )
         )
+
+    def _nothing_sent(self) -> bool:
+        scanner = self._scanner
+        return scanner.tags == 0 if isinstance(scanner, FlvScanner) else scanner.packets == 0
 
     async def _fail(self, error: MediaError) -> None:
         """End the stream: kill ffmpeg, close the playlists over what was written, keep

@@ -16,9 +16,10 @@ stops the reads; libsrt's receive buffer, itself bounded, then drops what is too
 SRT does). No libsrt call runs on the event loop: the listen callback runs on libsrt's receive
 thread and waits for the loop, so the loop must never wait for libsrt.
 
-Log lines (``mediaplane.live``): ``srt.listening``, ``srt.connect``, ``srt.refused`` and
-``srt.closed``, each with the remote address and, where there is one, a reason; a stream key
-appears only as the first 12 hex digits of its SHA-256.
+Log lines (``mediaplane.live``): ``srt.listening``, ``srt.connect``, ``srt.refused``,
+``srt.sink_refused`` (the sink refused the media, e.g. not H.264/AAC) and ``srt.closed``,
+each with the remote address and, where there is one, a reason; a stream key appears only
+as the first 12 hex digits of its SHA-256.
 """
 
 from __future__ import annotations
@@ -34,7 +35,10 @@ from urllib.parse import unquote
 
 import structlog
 
+from mediaplane.media import MediaError
+
 from . import _libsrt as srt
+from ._errors import LiveError
 from ._rtmp import Authorize, OpenSink, PublishSink, key_hash
 
 log = structlog.get_logger("mediaplane.live")
@@ -515,6 +519,9 @@ class _Connection:
                     await self.sink.write(item)
             except TimeoutError:
                 raise _Closed("sink_stalled") from None
+            except (LiveError, MediaError) as exc:  # the stream was disabled, or media refused
+                log.info("srt.sink_refused", remote=self.remote, key=self.key_hash, error=str(exc))
+                raise _Closed(getattr(exc, "code", None) or "sink_refused") from None
             self.slots.release()
 
     async def _finish(self, reason: str) -> None:

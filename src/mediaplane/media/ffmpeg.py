@@ -19,7 +19,7 @@ import subprocess
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from ._errors import MediaError, ToolMissing
 
@@ -785,8 +785,11 @@ def live_package_argv(
     video_fd: int | None,
     audio_fd: int | None,
     audio_fragment_seconds: float,
+    input_format: Literal["flv", "mpegts"] = "flv",
+    video_map: str = "0:v:0",
+    audio_map: str = "0:a:0",
 ) -> list[str]:
-    """Repackage a live FLV stream on stdin (H.264 and AAC, not re-encoded) into one
+    """Repackage a live FLV or MPEG-TS stream on stdin (H.264 and AAC, not re-encoded) into one
     fragmented-MP4 CMAF track per file descriptor: ``video_fd`` gets the first video
     stream, ``audio_fd`` the first audio stream (either may be None, not both).
 
@@ -794,10 +797,15 @@ def live_package_argv(
     part can end exactly where the next keyframe begins); audio in fragments that end once
     they reach ``audio_fragment_seconds`` (one part each: a fragment per AAC frame would
     add half again to a 64 kbit/s track). Each fragment is flushed to its pipe as soon as
-    it is complete. The input may be read only as FLV from the pipe.
+    it is complete. The input may be read only as ``input_format`` from the pipe;
+    ``video_map``/``audio_map`` pick the tracks (``0:i:PID`` for MPEG-TS). AAC in ADTS (as
+    MPEG-TS carries it) is turned into MP4's raw AAC with its AudioSpecificConfig by
+    ``aac_adtstoasc``, which the mp4 muxer inserts itself and which is named here too.
     """
     if video_fd is None and audio_fd is None:
         raise MediaError("live packaging needs a video or an audio output")
+    if input_format not in ("flv", "mpegts"):
+        raise MediaError(f"live packaging reads FLV or MPEG-TS, not {input_format}")
     argv = [
         ffmpeg,
         "-hide_banner", "-nostdin", "-nostats",
@@ -808,14 +816,18 @@ def live_package_argv(
         # Packets are copied, so no frame rate need be measured: without this ffmpeg
         # holds the first ~20 frames to estimate it, and the first part comes 0.9 s late.
         "-fpsprobesize", "0",
+        # MPEG-TS: ffmpeg otherwise reads 5 s (its default analyzeduration) before the first
+        # packet goes out; the packager starts it once every track's first PES is in, so
+        # half a second finds the codec parameters (0.1 s did not, for AAC).
+        *(["-analyzeduration", "500000"] if input_format == "mpegts" else []),
         "-protocol_whitelist", "pipe",
-        "-format_whitelist", "flv",
-        "-f", "flv",
+        "-format_whitelist", input_format,
+        "-f", input_format,
         "-i", "pipe:0",
     ]  # fmt: skip
     if video_fd is not None:
         argv += [
-            "-map", "0:v:0",
+            "-map", video_map,
             "-c", "copy",
             "-map_metadata", "-1",
             "-f", "mp4",
@@ -826,11 +838,14 @@ def live_package_argv(
     if audio_fd is not None:
         frag_us = str(max(1, round(audio_fragment_seconds * 1_000_000)))
         argv += [
-            "-map", "0:a:0",
+            "-map", audio_map,
             "-c", "copy",
+            *(["-bsf:a", "aac_adtstoasc"] if input_format == "mpegts" else []),
             "-map_metadata", "-1",
             "-f", "mp4",
-            "-movflags", LIVE_MOVFLAGS,
+            # From ADTS the AudioSpecificConfig exists only once the filter has seen the
+            # first frame: delay_moov writes the init segment then (else its esds has none).
+            "-movflags", LIVE_MOVFLAGS + ("+delay_moov" if input_format == "mpegts" else ""),
             "-frag_duration", frag_us,
             "-flush_packets", "1",
             f"pipe:{audio_fd}",

@@ -44,3 +44,27 @@ def test_one_track_or_none() -> None:
     assert _after(argv, "-map") == ["0:v:0"]
     with pytest.raises(MediaError):
         live_package_argv("ffmpeg", video_fd=None, audio_fd=None, audio_fragment_seconds=1.0)
+
+
+def test_mpegts_on_stdin_tracks_by_pid_and_adts_to_mp4() -> None:
+    argv = live_package_argv(
+        "ffmpeg", video_fd=7, audio_fd=9, audio_fragment_seconds=0.3,
+        input_format="mpegts", video_map="0:i:256", audio_map="0:i:257",
+    )  # fmt: skip
+    assert _after(argv, "-format_whitelist") == ["mpegts"]
+    i = argv.index("-i")
+    assert argv[i - 2 : i] == ["-f", "mpegts"]
+    assert _after(argv, "-map") == ["0:i:256", "0:i:257"]
+    # ffmpeg's 5 s default analyzeduration would hold the first part back that long
+    assert _after(argv, "-analyzeduration") == ["500000"]
+    assert _after(argv, "-fpsprobesize") == ["0"]
+    audio_out = argv[argv.index("0:i:257") :]
+    assert _after(audio_out, "-bsf:a") == ["aac_adtstoasc"]
+    assert "+delay_moov" in _after(audio_out, "-movflags")[0]  # the esds needs the ASC
+    flv = live_package_argv("ffmpeg", video_fd=7, audio_fd=9, audio_fragment_seconds=0.3)
+    assert "-bsf:a" not in flv and "-analyzeduration" not in flv
+    with pytest.raises(MediaError):
+        live_package_argv(
+            "ffmpeg", video_fd=7, audio_fd=None, audio_fragment_seconds=1,
+            input_format="mp4",  # type: ignore[arg-type]
+        )  # fmt: skip

@@ -1,9 +1,11 @@
-"""Live over RTMP on a real `mediaplane up` (SQLite, embedded defaults): ffmpeg publishes a
-generated clock pattern to ``rtmp://…/live/{stream_key}``; the stream goes active, its
-public playback id serves an LL-HLS playlist with parts and blocking reload, segments
-that decode, and when the publisher stops the playlist ends and the stream goes idle.
-A wrong key is dropped before any media. A recorded stream's session becomes a VOD asset
-(the live segments, not re-encoded) that plays seconds after the stream goes idle."""
+"""Live over RTMP and SRT on a real `mediaplane up` (SQLite, embedded defaults): ffmpeg
+publishes a generated clock pattern to ``rtmp://…/live/{stream_key}``; the stream goes
+active, its public playback id serves an LL-HLS playlist with parts and blocking reload and
+a DASH MPD, segments that decode, and when the publisher stops the playlist ends and the
+stream goes idle. A second stream is published over SRT (``srt://…?streamid={stream_key}``,
+MPEG-TS) and plays the same way. A wrong key is dropped before any media, on both. A
+recorded stream's session becomes a VOD asset (the live segments, not re-encoded) that plays
+seconds after the stream goes idle."""
 
 from __future__ import annotations
 
@@ -16,21 +18,23 @@ import httpx
 import pytest
 
 from mediaplane.clips import AAC, H264, Clip, picture, sine
+from mediaplane.live._libsrt import load as load_libsrt
 from mediaplane.media import MPD, MasterPlaylist, MediaPlaylist
-from tests.support import Server, probe_decodes
+from tests.support import Server, probe_decodes, skip_or_fail
 
 PUBLISH_SECONDS = 10
 RECORD_SECONDS = 6
 
 
-def _publisher(url: str, seconds: int) -> subprocess.Popen[bytes]:
-    """ffmpeg pushing a clock pattern (keyframe every 0.5 s) with a tone, at real time."""
+def _publisher(url: str, seconds: int, container: str = "flv") -> subprocess.Popen[bytes]:
+    """ffmpeg pushing a clock pattern (keyframe every 0.5 s) with a tone, at real time, as
+    FLV (RTMP) or MPEG-TS (SRT)."""
     clip = Clip(
         seconds=seconds,
         video=picture("320x180", 30),
         audio=(sine(440, 48000),),
         codecs=(*H264, "-tune", "zerolatency", "-g", "15", *AAC, "-b:a", "64k"),
-        extra=("-f", "flv"),
+        extra=("-f", container),
     )
     return subprocess.Popen(
         clip.argv(url, realtime=True), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
@@ -46,9 +50,8 @@ def _until(what: str, check: Any, timeout: float = 30.0) -> Any:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-@pytest.fixture(scope="module")
-def live(sqlite_server: Server) -> Iterator[dict[str, Any]]:
-    with sqlite_server.client() as c:
+def _stream(server: Server) -> Iterator[dict[str, Any]]:
+    with server.client() as c:
         r = c.post(
             "/api/v1/live-streams",
             json={"latency_mode": "low", "reconnect_window_seconds": 4},
@@ -56,8 +59,25 @@ def live(sqlite_server: Server) -> Iterator[dict[str, Any]]:
         assert r.status_code == 201, r.text
         stream: dict[str, Any] = r.json()["data"]
     yield stream
-    with sqlite_server.client() as c:
+    with server.client() as c:
         c.delete(f"/api/v1/live-streams/{stream['id']}")
+
+
+@pytest.fixture(scope="module")
+def live(sqlite_server: Server) -> Iterator[dict[str, Any]]:
+    yield from _stream(sqlite_server)
+
+
+@pytest.fixture(scope="module")
+def live_srt(sqlite_server: Server) -> Iterator[dict[str, Any]]:
+    """A second stream on the same server, published over SRT."""
+    yield from _stream(sqlite_server)
+
+
+def _status(server: Server, stream: dict[str, Any]) -> str:
+    with server.client() as c:
+        status: str = c.get(f"/api/v1/live-streams/{stream['id']}").json()["data"]["status"]
+    return status
 
 
 def test_wrong_key_is_dropped(sqlite_server: Server, live: dict[str, Any]) -> None:
@@ -146,6 +166,103 @@ def test_publish_play_and_end(sqlite_server: Server, live: dict[str, Any]) -> No
 
     _until("the stream to go idle", idle)
     assert httpx.get(f"{play}/master.m3u8").status_code == 404
+
+
+SRT_SECONDS = 6
+
+
+@pytest.fixture
+def libsrt() -> None:
+    try:
+        load_libsrt()
+    except RuntimeError as exc:  # pragma: no cover - libsrt ships with ffmpeg here
+        skip_or_fail(str(exc))
+
+
+@pytest.mark.usefixtures("libsrt")
+def test_srt_wrong_key_is_refused(sqlite_server: Server, live_srt: dict[str, Any]) -> None:
+    started = time.monotonic()
+    pub = _publisher(sqlite_server.srt_url(f"not-{live_srt['stream_key']}"), 30, "mpegts")
+    _, err = pub.communicate(timeout=30)
+    assert pub.returncode != 0
+    assert time.monotonic() - started < 10  # refused at the handshake, not after the clip
+    assert _status(sqlite_server, live_srt) == "idle"
+
+
+@pytest.mark.usefixtures("libsrt")
+def test_srt_publish_plays(sqlite_server: Server, live_srt: dict[str, Any]) -> None:
+    pid = live_srt["playback_ids"][0]["id"]
+    play = f"{sqlite_server.url}/play/{pid}"
+    pub = _publisher(sqlite_server.srt_url(live_srt["stream_key"]), SRT_SECONDS, "mpegts")
+    try:
+        master = MasterPlaylist.parse(
+            _until(
+                "the master playlist",
+                lambda: (
+                    (r := httpx.get(f"{play}/master.m3u8")).status_code == 200 and r.text or None
+                ),
+            )
+        )
+        assert _status(sqlite_server, live_srt) == "active"
+        (variant,) = master.variants
+        assert "avc1." in (variant.codecs or "") and "mp4a." in (variant.codecs or "")
+        assert master.media  # the AAC track as its own rendition
+        for uri in (variant.uri, master.media[0].uri):
+            assert uri is not None
+            media_url = f"{play}/{uri}"
+
+            def with_segment(url: str = media_url) -> MediaPlaylist | None:
+                p = MediaPlaylist.parse(httpx.get(url).text)
+                return p if any(s.uri is not None for s in p.segments) else None
+
+            playlist = _until("a complete segment", with_segment)
+            assert playlist.part_target is not None and playlist.server_control is not None
+            assert playlist.server_control.can_block_reload
+            assert any(seg.parts for seg in playlist.segments)
+            done = next(s for s in playlist.segments if s.uri is not None)
+            init = next(s.map for s in playlist.segments if s.map is not None)
+            base = media_url.rsplit("/", 1)[0]
+            data = httpx.get(f"{base}/{init.uri}").content + httpx.get(f"{base}/{done.uri}").content
+            assert probe_decodes(data)["streams"]
+    finally:
+        pub.wait(timeout=SRT_SECONDS + 30)
+    assert pub.returncode == 0
+
+    def ended() -> MediaPlaylist | None:
+        p = MediaPlaylist.parse(httpx.get(f"{play}/{variant.uri}").text)
+        return p if p.endlist else None
+
+    final = _until("the end of the playlist", ended)
+    assert sum(s.duration or 0 for s in final.segments) > SRT_SECONDS / 2
+    _until(
+        "the stream to go idle",
+        lambda: "idle" if _status(sqlite_server, live_srt) == "idle" else None,
+    )
+
+
+@pytest.mark.usefixtures("libsrt")
+def test_srt_hevc_is_refused_with_a_reason(sqlite_server: Server, live_srt: dict[str, Any]) -> None:
+    """Media the packager does not take ends the publish, and the log says why."""
+    clip = Clip(
+        seconds=2,
+        video=picture("160x90", 30),
+        audio=(sine(440, 48000),),
+        codecs=("-c:v", "libx265", "-preset", "ultrafast", *AAC),
+        extra=("-f", "mpegts"),
+    )
+    pub = subprocess.Popen(
+        clip.argv(sqlite_server.srt_url(live_srt["stream_key"]), realtime=True),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _until(
+            "the refusal in the log",
+            lambda: "srt.sink_refused" in (log := sqlite_server.log()) and "HEVC" in log or None,
+        )
+    finally:
+        pub.kill()
+        pub.wait(timeout=30)
 
 
 def test_recording_plays_as_vod(sqlite_server: Server) -> None:
