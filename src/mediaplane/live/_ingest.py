@@ -146,16 +146,15 @@ class LiveIngest:
         unavailable (``live.srt_unavailable``) and RTMP runs on; the RTMP port in use raises
         :class:`OSError`."""
         await self.server.start(host, port)
-        log.info("live.listening", protocol="rtmp", host=host, port=self.server.port)
-        if srt_port is None:
-            return
-        try:
-            await self.srt.start(host, srt_port)
-        except (RuntimeError, OSError) as exc:  # libsrt is not installed, or the port is taken
-            log.error("live.srt_unavailable", port=srt_port, error=str(exc))
-            return
-        self.srt_started = True
-        log.info("live.listening", protocol="srt", host=host, port=self.srt.port)
+        if srt_port is not None:
+            try:
+                await self.srt.start(host, srt_port)
+                self.srt_started = True
+            except (RuntimeError, OSError) as exc:  # no libsrt, or the port is taken
+                log.error("live.srt_unavailable", port=srt_port, error=str(exc))
+        # One line for both (a terminal reads the ports in `up`'s ready block as well).
+        srt = self.srt.port if self.srt_started else None
+        log.info("live.listening", host=host, rtmp_port=self.server.port, srt_port=srt)
 
     async def close(self) -> None:
         await self.server.close()

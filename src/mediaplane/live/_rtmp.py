@@ -174,7 +174,7 @@ class RtmpServer:
             ssl=ssl,
             ssl_handshake_timeout=self.handshake_timeout if ssl else None,
         )
-        log.info("rtmp.listening", host=host, port=self.port, tls=ssl is not None)
+        log.debug("rtmp.listening", host=host, port=self.port, tls=ssl is not None)
 
     async def close(self) -> None:
         """Stop listening and end every connection (each sink is closed)."""

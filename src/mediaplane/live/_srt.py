@@ -254,7 +254,7 @@ class SrtServer:
             target=self._accept_loop, name=f"srt-accept:{self._port}", daemon=True
         )
         self._accept_thread.start()
-        log.info("srt.listening", host=host, port=self._port, libsrt=srt.version())
+        log.debug("srt.listening", host=host, port=self._port, libsrt=srt.version())
 
     def _listen(self, host: str, port: int) -> None:
         lib = srt.load()
