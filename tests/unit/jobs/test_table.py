@@ -64,8 +64,10 @@ def test_the_apps_types_keep_their_stored_names(tmp_path: Path) -> None:
         "asset.fingerprint",
         "asset.encode_chunk",
         "asset.stitch_rung",
+        "live.finish_recording",
     }
     assert table.queues() == ["io", "media", "package"]
+    assert table["live.finish_recording"].queue == "package"
     assert table["asset.stitch_rung"].queue == "package"
 
 
