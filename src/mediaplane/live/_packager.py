@@ -29,7 +29,7 @@ import struct
 import threading
 from collections import deque
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
 
@@ -43,10 +43,12 @@ from mediaplane.media import (
     InvalidMedia,
     MediaError,
     ProcessFailed,
+    Track,
     classify,
     live_package_argv,
 )
 
+from ._health import HealthMeter, failed_health
 from ._mpegts import TsScanner
 from ._output import LiveOutput
 
@@ -237,6 +239,7 @@ class LivePackager:
         self._error_raised = False
         self._closed = False
         self._started_at: datetime | None = None  # when the first audio/video tag came
+        self.meter = HealthMeter(segment_target=segment_target)
 
     @property
     def renditions(self) -> tuple[str, ...]:
@@ -248,6 +251,14 @@ class LivePackager:
         """Why the stream failed, once it has."""
         return self._error
 
+    def health(self) -> dict[str, Any]:
+        """The stream's health now (:class:`._health.HealthMeter`), ``failed`` with the
+        error's message once the stream failed."""
+        snapshot = self.meter.snapshot()
+        if self._error is not None:
+            return failed_health(str(self._error), snapshot)
+        return snapshot
+
     # -- the sink ---------------------------------------------------------------------------
 
     async def write(self, flv: bytes) -> None:
@@ -256,6 +267,7 @@ class LivePackager:
         self._raise_if_failed()
         if self._closed:
             raise MediaError("the live packager is closed")
+        self.meter.input(len(flv))
         try:
             self._scanner.feed(flv)
         except InvalidMedia as exc:
@@ -381,6 +393,8 @@ class LivePackager:
         output = self.output
         assert output is not None
         reader = Fmp4Reader()
+        meter = self.meter
+        scale = 1
         try:
             with os.fdopen(fd, "rb", buffering=0) as pipe:
                 while True:
@@ -389,9 +403,19 @@ class LivePackager:
                         break
                     for item in reader.feed(data):
                         if isinstance(item, Fragment):
+                            meter.fragment(
+                                name,
+                                item.decode_time / scale,
+                                item.duration / scale,
+                                sync=item.sync,
+                                source=name == "video",
+                            )
                             output.add_fragment(name, item)
                         else:
                             output.add_init(name, item)
+                            track = item.tracks[0]
+                            scale = track.timescale or 1
+                            meter.track(name, _track_info(track))
             try:
                 if reader.init is not None:  # no output at all: nothing to check
                     reader.end()
@@ -525,6 +549,14 @@ class LivePackager:
         if self._error is not None and not (self._closed and self._error_raised):
             self._error_raised = True
             raise self._error
+
+
+def _track_info(track: Track) -> dict[str, Any]:
+    """What the health figures say about a source track."""
+    info: dict[str, Any] = {"codec": track.codec}
+    if track.kind == "video":
+        info.update(width=track.width, height=track.height)
+    return info
 
 
 __all__ = ["FlvScanner", "LivePackager"]
