@@ -231,6 +231,8 @@ class LiveIngest:
             keep_segments=ticket.record,  # the recording reuses every segment
             ffmpeg=self.settings.ffmpeg_path,
             input_format=input_format,
+            ladder=self.settings.live_ladder,
+            x264_preset=self.settings.x264_preset,
         )
         stream.packager = packager
         log.info(

@@ -40,15 +40,18 @@ from mediaplane.media import (
     Fragment,
     HostCause,
     HostFailure,
+    InitSegment,
     InvalidMedia,
     MediaError,
     ProcessFailed,
     Track,
     classify,
     live_package_argv,
+    plan_live_ladder,
 )
 
 from ._health import HealthMeter, failed_health
+from ._ladder import LadderEncoder
 from ._mpegts import TsScanner
 from ._output import LiveOutput
 
@@ -192,6 +195,10 @@ class LivePackager:
     :param input_format: what ``write`` is fed: ``flv`` (RTMP) or ``mpegts`` (SRT), checked
         as it arrives by :class:`FlvScanner` or :class:`._mpegts.TsScanner`.
     :param memory_bytes: the address-space limit of the ffmpeg process.
+    :param ladder: ``passthrough`` (the publisher's H.264 is the one video rung) or ``abr``
+        (plus lower rungs encoded from it by one more ffmpeg, :class:`._ladder.LadderEncoder`;
+        the passthrough rung stays the top one).
+    :param x264_preset: the ladder encoder's preset.
 
     ``write`` and ``close`` are awaited one at a time (the publish sink contract).
     """
@@ -208,6 +215,8 @@ class LivePackager:
         ffmpeg: str = "ffmpeg",
         input_format: InputFormat = "flv",
         memory_bytes: int = MEMORY_BYTES,
+        ladder: str = "passthrough",
+        x264_preset: str = "veryfast",
     ) -> None:
         if latency_mode not in LATENCY_MODES:
             raise ValueError(f"latency_mode must be one of {LATENCY_MODES}")
@@ -240,6 +249,9 @@ class LivePackager:
         self._closed = False
         self._started_at: datetime | None = None  # when the first audio/video tag came
         self.meter = HealthMeter(segment_target=segment_target)
+        self.ladder = ladder
+        self.x264_preset = x264_preset
+        self.encoder: LadderEncoder | None = None
 
     @property
     def renditions(self) -> tuple[str, ...]:
@@ -395,6 +407,7 @@ class LivePackager:
         reader = Fmp4Reader()
         meter = self.meter
         scale = 1
+        encoder: LadderEncoder | None = None
         try:
             with os.fdopen(fd, "rb", buffering=0) as pipe:
                 while True:
@@ -411,11 +424,15 @@ class LivePackager:
                                 source=name == "video",
                             )
                             output.add_fragment(name, item)
+                            if encoder is not None:
+                                encoder.feed(item)
                         else:
                             output.add_init(name, item)
                             track = item.tracks[0]
                             scale = track.timescale or 1
                             meter.track(name, _track_info(track))
+                            if name == "video" and self.ladder == "abr" and encoder is None:
+                                encoder = self._start_ladder(item)
             try:
                 if reader.init is not None:  # no output at all: nothing to check
                     reader.end()
@@ -427,6 +444,31 @@ class LivePackager:
             if self._thread_error is None:
                 self._thread_error = exc
             self._kill()
+        finally:
+            if encoder is not None:  # the source ended: the ladder finishes what it has
+                encoder.end()
+                encoder.join()
+
+    def _start_ladder(self, init: InitSegment) -> LadderEncoder | None:
+        """Thread: the lower rungs for the source video of ``init`` (none when the source is
+        at or below the lowest standard rung)."""
+        track = init.tracks[0]
+        rungs = plan_live_ladder(track.width or 0, track.height or 0)
+        output = self.output
+        if not rungs or output is None:
+            return None
+        for rung in rungs:
+            output.add_rendition(rung.name)
+        self.meter.ladder = [
+            {"name": r.name, "width": r.width, "height": r.height, "bitrate": r.bitrate}
+            for r in rungs
+        ]
+        encoder = LadderEncoder(
+            output, self.meter, rungs, ffmpeg=self.ffmpeg, preset=self.x264_preset
+        )
+        self.encoder = encoder
+        encoder.start(init)
+        return encoder
 
     async def _read_stderr(self) -> None:
         assert self._proc is not None
@@ -435,6 +477,8 @@ class LivePackager:
             self._stderr.append(line)
 
     def _kill(self) -> None:
+        if self.encoder is not None:
+            self.encoder.kill()
         proc = self._proc
         if proc is not None and proc.returncode is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
