@@ -9,7 +9,9 @@ stream's owner only."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,9 +22,10 @@ import pytest
 
 from mediaplane.clips import AAC, H264, Clip, picture, sine
 from mediaplane.media import Fmp4Reader, Fragment, MasterPlaylist, MediaPlaylist
-from tests.support import Server, embedded_backend, start_server
+from tests.support import Server, embedded_backend, ffprobe_json, start_server
 
-PUBLISH_SECONDS = 9
+#: Long enough for every test that looks at it; the fixture stops it after the last.
+PUBLISH_SECONDS = 40
 
 
 @pytest.fixture(scope="module")
@@ -155,6 +158,26 @@ def test_health_while_publishing(ladder_server: Server, publishing: dict[str, An
     )
 
 
+def test_live_thumbnail_is_the_live_picture(
+    ladder_server: Server, publishing: dict[str, Any]
+) -> None:
+    play = f"{ladder_server.url}/play/{publishing['playback_ids'][0]['id']}"
+
+    def picture() -> httpx.Response | None:
+        r = httpx.get(f"{play}/thumbnail.jpg", timeout=30)
+        return r if r.status_code == 200 else None
+
+    r = _until("a live thumbnail", picture)
+    assert r.headers["content-type"] == "image/jpeg" and r.content[:2] == b"\xff\xd8"
+    (stream,) = ffprobe_json("", data=r.content)["streams"]
+    assert (stream["codec_name"], stream["width"], stream["height"]) == ("mjpeg", 640, 360)
+    small = httpx.get(f"{play}/thumbnail.jpg", params={"width": 300}, timeout=30)
+    assert small.status_code == 200
+    (stream,) = ffprobe_json("", data=small.content)["streams"]
+    assert (stream["width"], stream["height"]) == (320, 180)  # snapped up, as VOD's
+    assert httpx.get(f"{play}/thumbnail.jpg", params={"width": "x"}).status_code == 400
+
+
 def test_refused_codec_leaves_a_failed_health(ladder_server: Server) -> None:
     stream = _create(ladder_server, latency_mode="low")
     try:
@@ -179,3 +202,65 @@ def test_refused_codec_leaves_a_failed_health(ladder_server: Server) -> None:
     finally:
         with ladder_server.client() as c:
             c.delete(f"/api/v1/live-streams/{stream['id']}")
+
+
+PASSWORD = "correct horse battery staple"
+
+
+def _user(server: Server, email: str) -> httpx.Client:
+    """A signed-in browser of a new creator (made in the server's database, as the CLI
+    does, without the CLI's start-up)."""
+    from mediaplane.accounts import create_user_command
+    from mediaplane.config import Settings
+
+    create_user_command(Settings(data_dir=server.data_dir), email, PASSWORD, "creator")
+    c = httpx.Client(base_url=server.url, timeout=30)
+    r = c.post("/signin", data={"email": email, "password": PASSWORD, "csrf_token": _csrf(c)})
+    assert r.status_code == 303, r.text
+    return c
+
+
+def _csrf(c: httpx.Client, path: str = "/signin") -> str:
+    m = re.search(r'name="csrf_token" value="([^"]+)"', c.get(path).text)
+    assert m
+    return m.group(1)
+
+
+def test_studio_live_page(ladder_server: Server) -> None:
+    anonymous = httpx.get(f"{ladder_server.url}/studio/live", follow_redirects=False)
+    assert anonymous.status_code == 303 and "/signin" in anonymous.headers["location"]
+    with contextlib.closing(_user(ladder_server, "live-owner@example.org")) as owner:
+        r = owner.post(
+            "/studio/channels", data={"name": "Live", "csrf_token": _csrf(owner, "/studio")}
+        )
+        assert r.status_code == 303, r.text
+        r = owner.post(
+            "/studio/live",
+            data={
+                "latency_mode": "low",
+                "record": "on",
+                "csrf_token": _csrf(owner, "/studio/live"),
+            },
+        )
+        assert r.status_code == 303, r.text
+        path = r.headers["location"]
+        stream_id = path.rsplit("/", 1)[1]
+        page = owner.get(path)
+        assert page.status_code == 200
+        with ladder_server.client() as api:
+            stream = api.get(f"/api/v1/live-streams/{stream_id}").json()["data"]
+        assert stream["latency_mode"] == "low" and stream["record"] is True
+        html = page.text
+        assert f'value="{ladder_server.rtmp_url}"' in html
+        assert f'type="password" readonly id="stream-key" value="{stream["stream_key"]}"' in html
+        assert "?streamid=" + stream["stream_key"] in html and "srt://" in html
+        assert "OBS settings to copy" in html and "Keyframe interval" in html
+        assert f"/play/{stream['playback_ids'][0]['id']}/master.m3u8" in html
+        assert 'hx-get="/_partials/studio/live/' in html and 'data-status="idle"' in html
+        assert stream_id in owner.get("/studio/live").text
+        partial = owner.get(f"/_partials/studio/live/{stream_id}")
+        assert partial.status_code == 200 and 'id="live-health"' in partial.text
+    with contextlib.closing(_user(ladder_server, "someone-else@example.org")) as other:
+        assert other.get(path).status_code == 403
+        assert other.get(f"/_partials/studio/live/{stream_id}").status_code == 403
+        assert stream_id not in other.get("/studio/live").text
