@@ -144,7 +144,7 @@ class Settings(BaseSettings):
     live_part_seconds: float = Field(default=0.334, ge=0.1, le=2.0)
     #: Live renditions: "passthrough" packages the publisher's H.264 as the one rung (no
     #: encoding: a laptop holds many streams, and OBS already encoded); "abr" adds up to
-    #: two lower rungs, encoded by one more ffmpeg per stream (about a core per 720p stream).
+    #: two lower rungs, encoded by one more ffmpeg per stream (about 0.6 of a core per 720p stream).
     live_ladder: Literal["passthrough", "abr"] = "passthrough"
 
     #: Web server processes (API, origin, uploads) behind the one port of `mediaplane up`.
