@@ -142,6 +142,10 @@ class Settings(BaseSettings):
     #: live_parts.py): 1/3 s held 1.2 s of latency without a stall; 0.5 s stalled at start.
     #: 0.334, not 0.333: ten frames at 30 or 29.97 fps (0.3337 s) must fit in PART-TARGET.
     live_part_seconds: float = Field(default=0.334, ge=0.1, le=2.0)
+    #: Live renditions: "passthrough" packages the publisher's H.264 as the one rung (no
+    #: encoding: a laptop holds many streams, and OBS already encoded); "abr" adds up to
+    #: two lower rungs, encoded by one more ffmpeg per stream (about 0.6 of a core per 720p stream).
+    live_ladder: Literal["passthrough", "abr"] = "passthrough"
 
     #: Web server processes (API, origin, uploads) behind the one port of `mediaplane up`.
     web_workers: int = Field(default=1, ge=1)
@@ -404,6 +408,10 @@ MEANINGS = {
     "srt_port": "SRT ingest port, UDP (`srt://host:port?streamid=STREAM-KEY`)",
     "live_max_connections": "publisher connections the live ingest holds at once",
     "live_part_seconds": "LL-HLS part length of low-latency live streams",
+    "live_ladder": (
+        "live renditions: `passthrough` (the publisher's H.264 only) or `abr` (plus up to"
+        " 2 lower rungs encoded live)"
+    ),
     "web_workers": "web server processes (API, origin, uploads)",
     "worker_concurrency": "parallel jobs per worker (`mediaplane worker -c`)",
     "thumbnail_concurrency": "thumbnail extractions (ffmpeg) a web process runs at once",

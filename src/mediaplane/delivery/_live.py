@@ -35,6 +35,8 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from mediaplane.live import LivePlayback, resolve_live_playback, segment_target, session_dir
 from mediaplane.media import MPD, Descriptor, ManifestError, MasterPlaylist
 
+from ._live_thumbs import LiveThumbnails
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -211,6 +213,7 @@ class LiveOrigin:
         self.cors = list(cors)
         self._known: dict[str, tuple[float, LivePlayback | None]] = {}
         self._watches: dict[Path, _Watch] = {}
+        self._thumbs = LiveThumbnails()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -273,6 +276,8 @@ class LiveOrigin:
                 log.exception("live.manifest_unreadable", live_stream_id=live.live_stream_id)
                 return _error(503, "live_unavailable", "The live stream cannot be played now.")
             return _text(body, method, HLS_TYPE if hls else DASH_TYPE)
+        if rest == ["thumbnail.jpg"]:  # the newest keyframe
+            return await self._thumbs.answer(scope, live)
         if len(rest) != 3 or not _ID.match(rest[0]) or not _NAME.match(rest[1]):
             return _error(404, "not_found", "No such live playback path.")
         session_id, rung, name = rest

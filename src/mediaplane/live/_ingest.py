@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from ._errors import PublishRefused
+from ._health import HEALTH_SECONDS, record_health
 from ._packager import InputFormat, LivePackager
 from ._publish import (
     LiveSession,
@@ -91,6 +92,8 @@ class _SessionSink:
         self.allowed = True
         self.checked = asyncio.get_running_loop().time()
         self.check: asyncio.Task[None] | None = None
+        self.health_at = self.checked - HEALTH_SECONDS / 2  # the first figures come sooner
+        self.health_task: asyncio.Task[None] | None = None
 
     async def write(self, data: bytes) -> None:
         if not self.allowed:
@@ -99,7 +102,25 @@ class _SessionSink:
         if self.check is None and now - self.checked >= ALLOWED_POLL_SECONDS:
             self.checked = now
             self.check = asyncio.get_running_loop().create_task(self._check())
+        if self.health_task is None and now - self.health_at >= HEALTH_SECONDS:
+            self.health_at = now
+            self.health_task = asyncio.get_running_loop().create_task(self._health())
         await self.packager.write(data)
+
+    async def _health(self) -> None:
+        """Store the packager's health figures on the stream's row (off the write path)."""
+        try:
+            await asyncio.to_thread(
+                record_health,
+                self.ingest.runtime,
+                self.stream.target.live_stream_id,
+                self.stream.session.id,
+                self.packager.health(),
+            )
+        except Exception:  # the database is away: the next figures come later
+            log.warning("live.health_write_failed", exc_info=True)
+        finally:
+            self.health_task = None
 
     async def _check(self) -> None:
         try:
@@ -117,6 +138,18 @@ class _SessionSink:
             await self.packager.close()
         except Exception:  # the packager failed: the stream ends as if the publisher left
             log.exception("live.packager_failed", live_stream_id=self.stream.target.live_stream_id)
+        if self.health_task is not None:
+            with contextlib.suppress(Exception):
+                await self.health_task
+        if self.packager.error is not None:  # the creator reads why on the resource
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(
+                    record_health,
+                    self.ingest.runtime,
+                    self.stream.target.live_stream_id,
+                    self.stream.session.id,
+                    self.packager.health(),
+                )
         await self.ingest.publisher_left(self.stream, self)
 
 
@@ -198,6 +231,8 @@ class LiveIngest:
             keep_segments=ticket.record,  # the recording reuses every segment
             ffmpeg=self.settings.ffmpeg_path,
             input_format=input_format,
+            ladder=self.settings.live_ladder,
+            x264_preset=self.settings.x264_preset,
         )
         stream.packager = packager
         log.info(

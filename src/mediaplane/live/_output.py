@@ -77,6 +77,9 @@ MAX_KEYFRAME_GAP = 10.0
 #: EXT-X-VERSION: 9 for LL-HLS (the origin's delta updates carry EXT-X-SKIP), else 7.
 LL_HLS_VERSION = 9
 HLS_VERSION = 7
+#: An added rung (a ladder's) with no segment yet is left out of the playlists once the
+#: others have this many.
+OPTIONAL_WAIT_SEGMENTS = 2
 #: Rewrite master.m3u8 when the measured peak bitrate grew by more than this fraction.
 BANDWIDTH_SLACK = 0.1
 _EPSILON = 1e-3  # seconds: media-time rounding between parts
@@ -202,6 +205,9 @@ class LiveOutput:
         self._lock = threading.Lock()
         self._anchor: tuple[datetime, float] | None = None
         self._master_bps = 0.0
+        self._master_names: tuple[str, ...] = ()
+        self._optional: set[str] = set()
+        self._dropped: set[str] = set()
         self._renditions = {
             name: _Rendition(name, out_dir / name) for name in dict.fromkeys(renditions)
         }
@@ -211,6 +217,49 @@ class LiveOutput:
     @property
     def renditions(self) -> tuple[str, ...]:
         return tuple(self._renditions)
+
+    def add_rendition(self, name: str) -> None:
+        """One more rung, fed later (a ladder rung): the playlists list it once it has a
+        whole segment, and go on without it while it has none and the others have
+        :data:`OPTIONAL_WAIT_SEGMENTS` (an encoder that never delivers holds nothing up)."""
+        with self._lock:
+            if name not in self._renditions:
+                r = _Rendition(name, self.out_dir / name)
+                r.dir.mkdir(parents=True, exist_ok=True)
+                self._renditions[name] = r
+                self._optional.add(name)
+
+    def end_rendition(self, name: str) -> None:
+        """Rendition ``name`` ends early (its encoder gave up): its playlist gets
+        ENDLIST and the master and MPD leave it out; the others go on."""
+        with self._lock:
+            r = self._renditions.get(name)
+            if r is None or r.ended:
+                return
+            r.ended = True
+            self._optional.add(name)
+            self._dropped.add(name)
+            if r.pending is not None and r.open is not None:
+                self._flush_part(r, publish=False)
+            if r.open is not None:
+                self._close_segment(r)
+            if r.track is not None:
+                self._publish(r)
+            self._master_bps = 0.0  # rewritten without it
+            self._write_master()
+            self._write_mpd()
+
+    def _listed(self) -> list[_Rendition]:
+        """The renditions the master playlist and MPD name: all but a dropped rung, and
+        an added one that has no segment yet while the others have enough."""
+        rends = [r for r in self._renditions.values() if r.name not in self._dropped]
+        main = [r for r in rends if r.name not in self._optional]
+        waited = all(len(r.segments) + len(r.retired) >= OPTIONAL_WAIT_SEGMENTS for r in main)
+        return [
+            r
+            for r in rends
+            if r.name not in self._optional or (r.track is not None and r.segments) or not waited
+        ]
 
     # -- input ------------------------------------------------------------------------------
 
@@ -269,6 +318,8 @@ class LiveOutput:
         ENDLIST."""
         with self._lock:
             for r in self._renditions.values():
+                if r.name in self._dropped:
+                    continue
                 r.ended = True
                 if r.pending is not None:
                     self._flush_part(r, publish=False)
@@ -429,12 +480,12 @@ class LiveOutput:
         HLS (``$Number$`` is the msn), on the clock of the stream's first media
         (availabilityStartTime: the program date-time of media time 0). Dynamic while live;
         static, with its duration, once the stream ended. The origin adds UTCTiming."""
-        rends = list(self._renditions.values())
+        rends = self._listed()
         if self._anchor is None or any(r.track is None or not r.segments for r in rends):
             return
         wall, media_start = self._anchor
         ended = all(r.ended for r in rends)
-        sets = [self._adaptation_set(r) for r in rends]
+        sets = self._adaptation_sets(rends)
         longest = max(r.max_segment for r in rends)
         window = max(sum(s.duration for s in r.segments) for r in rends)
         mpd = MPD(
@@ -456,6 +507,56 @@ class LiveOutput:
     def _end(rends: list[_Rendition]) -> float:
         """Media seconds from time 0 to the end of the last segment."""
         return max(r.segments[-1].start + r.segments[-1].duration for r in rends)
+
+    @classmethod
+    def _adaptation_sets(cls, rends: list[_Rendition]) -> list[AdaptationSet]:
+        """One AdaptationSet per rendition, except video rungs of one timescale (a
+        ladder): one set, a Representation each, the segments all of them have."""
+        video = [r for r in rends if r.track is not None and r.track.kind == "video"]
+        scales = {r.track.timescale for r in video if r.track is not None}
+        if len(video) < 2 or len(scales) != 1:
+            return [cls._adaptation_set(r) for r in rends]
+        sets = [cls._ladder_set(video)]
+        return sets + [cls._adaptation_set(r) for r in rends if r not in video]
+
+    @staticmethod
+    def _ladder_set(video: list[_Rendition]) -> AdaptationSet:
+        track = video[0].track
+        assert track is not None
+        scale = track.timescale
+        common = set.intersection(*({s.msn for s in r.segments} for r in video))
+        lead = video[0]
+        segs = [s for s in lead.segments if s.msn in common] or list(lead.segments)
+        reps = []
+        for r in sorted(video, key=lambda r: -(r.track.height or 0 if r.track else 0)):
+            t = r.track
+            assert t is not None
+            reps.append(
+                Representation(
+                    id=r.name,
+                    bandwidth=max(1, round(r.peak_bps)),
+                    codecs=t.codec,
+                    width=t.width,
+                    height=t.height,
+                )
+            )
+        template = SegmentTemplate(
+            media="$RepresentationID$/$Number$.m4s",
+            initialization="$RepresentationID$/init.mp4",
+            timescale=scale,
+            start_number=segs[0].msn,
+            timeline=tuple(
+                TimelineEntry(t=round(s.start * scale), d=round(s.duration * scale)) for s in segs
+            ),
+        )
+        return AdaptationSet(
+            representations=tuple(reps),
+            content_type="video",
+            mime_type="video/mp4",
+            segment_alignment="true",
+            start_with_sap="1",
+            segment_template=template,
+        )
 
     @staticmethod
     def _adaptation_set(r: _Rendition) -> AdaptationSet:
@@ -491,16 +592,18 @@ class LiveOutput:
         )
 
     def _write_master(self) -> None:
-        rends = list(self._renditions.values())
+        rends = self._listed()
         if any(r.track is None or not (r.segments or r.retired) for r in rends):
             # Not before every rendition has a whole segment: hls.js gives up on a media
             # playlist that lists only parts (levelEmptyError), so the stream is not
             # playable until then.
             return
         bps = sum(r.peak_bps for r in rends)
-        if self._master_bps and bps <= self._master_bps * (1 + BANDWIDTH_SLACK):
+        names = tuple(r.name for r in rends)
+        grown = bps > self._master_bps * (1 + BANDWIDTH_SLACK)
+        if self._master_bps and not grown and names == self._master_names:
             return
-        self._master_bps = bps
+        self._master_bps, self._master_names = bps, names
         write_atomic(self.out_dir / "master.m3u8", bytes(self._master(rends, bps)))
 
     @staticmethod
@@ -520,9 +623,12 @@ class LiveOutput:
         )
         audio_codec = audio[0].track.codec if audio and audio[0].track else None
         bandwidth = max(1, math.ceil(bps))
+        audio_bps = max((a.peak_bps for a in audio), default=0.0)
         if video:
             variants = []
-            for v in video:
+            for v in sorted(video, key=lambda v: -(v.track.height or 0 if v.track else 0)):
+                if len(video) > 1:  # a ladder: each variant its own rung and the audio
+                    bandwidth = max(1, math.ceil(v.peak_bps + audio_bps))
                 assert v.track is not None
                 codecs = ",".join(c for c in (v.track.codec, audio_codec) if c)
                 res = (v.track.width, v.track.height)
