@@ -31,8 +31,12 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.browser
 
 WAIT_MS = 40_000
+#: Seconds of low-latency DASH played: more than the 2 s segments the first MPD announced.
+MPD_REFRESHED = 5
+#: dash.js starts playback itself (its manifest refreshes begin on the "play" event it must
+#: see), so its page has no autoplay attribute.
 DASHJS_PAGE = (
-    PAGE_HEAD
+    PAGE_HEAD.replace(" autoplay", "")
     + """<script src="/dash.all.min.js"></script>
 <script>
   const video = document.getElementById("video");
@@ -139,6 +143,11 @@ def test_dashjs_plays_low_latency_dash(
     assert page.evaluate("() => window.player.isDynamic()"), json.dumps(state)
     # availabilityTimeComplete="false" turned dash.js's low-latency mode on.
     assert page.evaluate("() => window.player.getLowLatencyModeEnabled()"), json.dumps(state)
+    # Past the segments the first MPD listed: dash.js refreshed the MPD and kept playing.
+    page.wait_for_function(
+        f"() => document.querySelector('video').currentTime - window.startedAt > {MPD_REFRESHED}",
+        timeout=WAIT_MS,
+    )
     latency = page.evaluate("() => window.player.getCurrentLiveLatency()")
     print(
         f"dash.js live latency {latency} s, target {page.evaluate('() => window.player.getTargetLiveDelay()')} s"
