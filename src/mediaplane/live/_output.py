@@ -444,7 +444,7 @@ class LiveOutput:
         static, with its duration, once the stream ended. The origin adds UTCTiming.
 
         Low latency (DASH-IF low-latency mode with a SegmentTimeline): the timeline also
-        lists the segment being written (its duration the segment target until it is
+        lists the segment being written (as long as the one before it until it is
         complete; the next MPD corrects it), available once its first part is
         (availabilityTimeOffset = segment target - part target) and read progressively
         (availabilityTimeComplete="false": dash.js fetches it as a stream, which the
@@ -521,8 +521,9 @@ class LiveOutput:
         extra: tuple[tuple[str, str], ...] = ()
         if low_latency:
             seg = r.open
-            if seg is not None:  # the segment being written, at its expected length
-                length = max(seg.duration, self.segment_target)
+            if seg is not None:  # the segment being written, as long as the last one
+                last = r.segments[-1].duration
+                length = max(seg.duration, last if last > 0 else self.segment_target)
                 timeline.append(TimelineEntry(t=round(seg.start * scale), d=round(length * scale)))
             offset = max(0.0, self.segment_target - self.part_target)
             extra = (
