@@ -36,6 +36,13 @@ What it measures
     reloads, the playlist and the part transfer. Reported: p50/p99/max over all parts,
     and parts fetched per viewer (a viewer that falls behind fetches fewer).
 
+    ``publishers`` (``--publishers MAX``): 1, 2, 4, … up to MAX low-latency streams at once,
+    each published over RTMP with passthrough (``ffmpeg -re -stream_loop -1 -c copy`` of a
+    generated 1280x720 30 fps 3 Mbit/s H.264 + AAC clip, 2 s GOP: the server copies, never
+    encodes). A count keeps up when, after ``--warmup`` seconds, every stream completes
+    segments at real time over ``--seconds`` (at least the window's worth less one
+    segment). Reported: the largest count that kept up.
+
 Baseline and targets
     The issue's targets on this machine: LL-HLS <= 2.0 s median, WHEP <= 0.5 s, standard
     HLS <= 6 s (low-latency DASH has none; LL-HLS's is shown for it); p99 part delivery
@@ -47,6 +54,7 @@ Usage::
     PYTHONPATH=src .venv/bin/python bench/live_latency.py [--runs 3] [--seconds 10]
         [--warmup 6] [--modes ll-hls ll-dash hls whep]
     PYTHONPATH=src .venv/bin/python bench/live_latency.py --viewers 50 --seconds 20
+    PYTHONPATH=src .venv/bin/python bench/live_latency.py --publishers 8 --seconds 10
 """
 
 from __future__ import annotations
@@ -523,6 +531,85 @@ async def viewers(args: argparse.Namespace, mp: Mediaplane) -> int:
     return 0 if p(0.99) < PART_DELIVERY_P99 else 1
 
 
+# --- passthrough publishers ------------------------------------------------------------------
+
+
+def clip_720p() -> Path:
+    from mediaplane.clips import AAC, Clip, picture, sine
+
+    codecs = (
+        "-c:v", "libx264", "-preset", "veryfast", "-b:v", "3M", "-maxrate", "3M",
+        "-bufsize", "6M", "-g", "60", "-keyint_min", "60", "-sc_threshold", "0",
+        "-pix_fmt", "yuv420p", *AAC,
+    )  # fmt: skip
+    clip = Clip(seconds=20, video=picture("1280x720", 30), audio=(sine(),), codecs=codecs)
+    return clip.make(ROOT / ".cache" / "bench" / "live-720p-20s.mp4", timeout=600)
+
+
+def _segments(mp: Mediaplane, stream: Stream) -> int | None:
+    """The newest complete video segment number of ``stream`` (from the packager's state)."""
+    try:
+        master = httpx.get(f"{stream.base}/master.m3u8", timeout=5)
+    except httpx.HTTPError:
+        return None
+    if master.status_code != 200:
+        return None
+    video = next(ln for ln in master.text.splitlines() if ln and not ln.startswith("#"))
+    session, rung = video.split("/")[:2]
+    state = mp.data / "live" / stream.id / session / rung / "state.json"
+    try:
+        return int(json.loads(state.read_bytes())["msn"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def publishers(args: argparse.Namespace, mp: Mediaplane) -> int:
+    clip = clip_720p()
+    best = 0
+    count = 1
+    while count <= args.publishers:
+        streams = [create_stream(mp, "low") for _ in range(count)]
+        argv = ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-re"]
+        argv += ["-stream_loop", "-1", "-i", str(clip), "-c", "copy", "-f", "flv"]
+        pubs = [
+            subprocess.Popen([*argv, f"{mp.rtmp}/{s.key}"], stdin=subprocess.DEVNULL)
+            for s in streams
+        ]
+        try:
+            time.sleep(args.warmup)
+            first = [_segments(mp, s) for s in streams]
+            time.sleep(args.seconds)
+            last = [_segments(mp, s) for s in streams]
+        finally:
+            for p in pubs:
+                p.kill()
+                p.wait(timeout=10)
+            with mp.api() as c:
+                for s in streams:
+                    c.delete(f"/api/v1/live-streams/{s.id}")
+        need = args.seconds / 2.0 - 1  # 2 s segments
+        made = [
+            (b - a) if a is not None and b is not None else -1
+            for a, b in zip(first, last, strict=True)
+        ]
+        kept = all(m >= need for m in made)
+        print(
+            f"{count} passthrough 720p publishers: segments in {args.seconds:g} s {made}"
+            f" (real time: {need + 1:g}) {'kept up' if kept else 'FELL BEHIND'}",
+            flush=True,
+        )
+        if not kept:
+            break
+        best = count
+        count *= 2
+        time.sleep(3)  # the sessions end
+    behind = f"; {count} fell behind" if count <= args.publishers else ""
+    print(
+        f"passthrough 720p publishers one host kept live: {best} (of up to {args.publishers}{behind})"
+    )
+    return 0 if best else 1
+
+
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -530,6 +617,7 @@ async def main() -> int:
     parser.add_argument("--warmup", type=float, default=6, help="seconds after the first frame")
     parser.add_argument("--modes", nargs="+", default=list(TARGETS), choices=list(TARGETS))
     parser.add_argument("--viewers", type=int, default=0, help="LL-HLS viewer load instead")
+    parser.add_argument("--publishers", type=int, default=0, help="publisher count instead")
     args = parser.parse_args()
     missing = [str(p) for p in PLAYER_JS.values() if not p.is_file()]
     if missing or shutil.which("chromium") is None or shutil.which("ffmpeg") is None:
@@ -538,6 +626,8 @@ async def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-latency-") as tmp:
         mp = start_mediaplane(Path(tmp))
         try:
+            if args.publishers:
+                return await asyncio.to_thread(publishers, args, mp)
             return await (viewers(args, mp) if args.viewers else latency(args, mp))
         finally:
             mp.stop()
