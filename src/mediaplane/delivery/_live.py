@@ -14,7 +14,12 @@ playback pays one dictionary lookup. For a live id it serves:
 * ``manifest.mpd``: the session's DASH MPD (dynamic while live, static once ended), its
   segment templates moved under the session like the HLS URIs, with a ``UTCTiming`` of the
   origin's clock at the moment of the answer (players align their clock with it);
-* ``{session}/{rung}/init.mp4``, ``{msn}.m4s``, ``{msn}.{part}.m4s``: the files.
+* ``{session}/{rung}/init.mp4``, ``{msn}.m4s``, ``{msn}.{part}.m4s``: the files. In a
+  low-latency stream, ``{msn}.m4s`` of the segment being written (or of the next one) is
+  answered at once and sent as it is written (HTTP chunked transfer: each part file as soon
+  as the packager wrote it, then the rest of the completed segment), which is what the
+  low-latency DASH MPD's ``availabilityTimeComplete="false"`` promises dash.js; the waits
+  use the same shared poller as blocking reloads, no thread per request.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
 import structlog
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
 from mediaplane.live import LivePlayback, resolve_live_playback, segment_target, session_dir
 from mediaplane.media import MPD, Descriptor, ManifestError, MasterPlaylist
@@ -38,7 +43,7 @@ from mediaplane.media import MPD, Descriptor, ManifestError, MasterPlaylist
 from ._live_thumbs import LiveThumbnails
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import AsyncIterator, Sequence
 
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -67,6 +72,10 @@ BLOCK_TARGETS = 3
 _ID = re.compile(r"^[A-Za-z0-9]{1,64}$")
 _NAME = re.compile(r"^[a-z0-9_]{1,32}$")
 _FILE = re.compile(r"^(init\.mp4|\d{1,9}\.m4s|\d{1,9}\.\d{1,4}\.m4s)$")
+_SEGMENT = re.compile(r"^(\d{1,9})\.m4s$")
+#: A segment being written is answered without a length and not kept by shared caches
+#: until it is complete (a stalled one ends in a cut connection).
+GROWING_CACHE = "no-cache"
 _CACHE_SIZE = 4096
 
 
@@ -195,6 +204,48 @@ def _mpd(body: bytes, session_id: str) -> bytes:
     return bytes(replace(mpd, periods=tuple(periods), utc_timing=(Descriptor(UTC_DIRECT, now),)))
 
 
+class _Stalled(Exception):
+    """A segment being sent stopped growing: the response is cut (not ended cleanly), so
+    the player sees a failed request rather than a short segment."""
+
+
+async def _segment_parts(
+    watch: _Watch, folder: Path, msn: int, wait: float
+) -> AsyncIterator[bytes]:
+    """Segment ``msn``'s bytes as the packager writes them: part ``{msn}.{i}.m4s`` as soon
+    as it exists; once ``{msn}.m4s`` (the parts' concatenation) exists, what of it was not
+    sent yet, and the end. :class:`_Stalled` when no part came within ``wait`` seconds."""
+    sent = 0
+    index = 0
+    waited = False
+    while True:
+        try:
+            whole = (folder / f"{msn}.m4s").read_bytes()
+        except FileNotFoundError:
+            pass
+        else:
+            if len(whole) < sent:
+                raise _Stalled(f"segment {msn} is shorter than its parts")
+            if len(whole) > sent:
+                yield whole[sent:]
+            return
+        try:
+            data = (folder / f"{msn}.{index}.m4s").read_bytes()
+        except FileNotFoundError:
+            if waited:  # the state says it is there, yet neither file is
+                raise _Stalled(f"segment {msn} part {index} is gone") from None
+            state = await watch.until(msn, index, wait)
+            if state is None or not state.has(msn, index):
+                log.warning("live.segment_stalled", folder=str(folder), msn=msn, part=index)
+                raise _Stalled(f"segment {msn} stopped at part {index}") from None
+            waited = True
+            continue
+        waited = False
+        index += 1
+        sent += len(data)
+        yield data
+
+
 def _int_arg(query: dict[str, list[str]], name: str) -> int | None:
     values = query.get(name)
     if not values:
@@ -288,6 +339,11 @@ class LiveOrigin:
             return _error(404, "not_found", "No such live playback path.")
         path = folder / name
         if not path.is_file():
+            growing = _SEGMENT.match(name) if live.latency_mode == "low" else None
+            if growing is not None:
+                answer = await self._growing_segment(folder, int(growing[1]), method, live)
+                if answer is not None:
+                    return answer
             return _error(404, "not_found", "That segment is not (or no longer) available.")
         media_type = "video/mp4" if name == "init.mp4" else "video/iso.segment"
         return FileResponse(path, media_type=media_type, headers={"Cache-Control": SEGMENT_CACHE})
@@ -317,6 +373,38 @@ class LiveOrigin:
         except FileNotFoundError:
             return _error(404, "not_found", "No such live rendition (yet).")
         return _text(body, method)
+
+    async def _growing_segment(
+        self, folder: Path, msn: int, method: str, live: LivePlayback
+    ) -> Response | None:
+        """Segment ``msn`` while it is being written: once its first part exists (waited
+        for, if ``msn`` is the next segment), a streaming answer of its parts as they are
+        written. None when ``msn`` is neither the open segment nor the next one."""
+        watch = self._watch(folder / "state.json")
+        watch.refresh()
+        state = watch.state
+        if state is None or state.ended or not state.msn <= msn <= state.msn + 1:
+            return None
+        wait = BLOCK_TARGETS * segment_target(live.latency_mode)
+        state = await watch.until(msn, 0, wait)
+        if not (folder / f"{msn}.0.m4s").is_file():
+            if (folder / f"{msn}.m4s").is_file():  # complete while we waited
+                return FileResponse(
+                    folder / f"{msn}.m4s",
+                    media_type="video/iso.segment",
+                    headers={"Cache-Control": SEGMENT_CACHE},
+                )
+            if state is None or not state.has(msn, 0):
+                return _error(503, "live_stalled", "The live stream has not reached that segment.")
+            return None
+        headers = {"Cache-Control": GROWING_CACHE}
+        if method == "HEAD":
+            return Response(status_code=200, headers=headers, media_type="video/iso.segment")
+        return StreamingResponse(
+            _segment_parts(watch, folder, msn, wait),
+            headers=headers,
+            media_type="video/iso.segment",
+        )
 
     def _watch(self, path: Path) -> _Watch:
         watch = self._watches.get(path)

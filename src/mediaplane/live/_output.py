@@ -10,7 +10,11 @@
     {rung}/index.m3u8         the media playlist
     {rung}/state.json         {"msn", "part", "ended"}: the newest part, for blocking reloads
     manifest.mpd              a dynamic DASH MPD of the same segments (static once ended),
-                              rewritten as each segment completes
+                              rewritten as each segment completes; in "low" latency, a
+                              low-latency DASH MPD rewritten as each segment begins: it
+                              announces the segment being written (availabilityTimeOffset,
+                              availabilityTimeComplete="false"), which the origin sends as
+                              its parts are written (chunked CMAF)
 
 Every file is written atomically (a temporary name, then a rename), and a part before the
 playlist that names it, so a reader in another process never sees half of one.
@@ -46,6 +50,7 @@ from mediaplane.media import (
     Media,
     MediaPlaylist,
     MediaSegment,
+    Node,
     Part,
     Period,
     PreloadHint,
@@ -83,6 +88,13 @@ OPTIONAL_WAIT_SEGMENTS = 2
 #: Rewrite master.m3u8 when the measured peak bitrate grew by more than this fraction.
 BANDWIDTH_SLACK = 0.1
 _EPSILON = 1e-3  # seconds: media-time rounding between parts
+#: Low-latency DASH: the ServiceDescription latency target, in parts (4 x 1/3 s: 1.3 s),
+#: the least and most latency the player steers between, and its catch-up playback rates.
+DASH_TARGET_PARTS = 4
+DASH_MIN_PARTS = 2
+DASH_MAX_TARGETS = 3
+DASH_RATES = (0.96, 1.04)
+DASH_NS = "urn:mpeg:dash:schema:mpd:2011"
 
 
 def _utcnow() -> datetime:
@@ -307,6 +319,8 @@ class LiveOutput:
                 if r.open is None:
                     r.open = _Segment(r.next_msn, start, self._pdt(start))
                     r.next_msn += 1
+                    if self.low_latency:
+                        self._write_mpd()  # low-latency DASH announces the new segment
                 r.pending = _Pending(independent)
             r.pending.chunks.append(frag.data)
             r.pending.duration += duration
@@ -388,8 +402,7 @@ class LiveOutput:
                     self._delete(r, old, parts_only=True)
         if not self.low_latency and not r.ended:
             self._publish(r)
-        if not r.ended:
-            self._write_mpd()
+            self._write_mpd()  # (low latency: when the next segment begins)
 
     def _delete(self, r: _Rendition, seg: _Segment, *, parts_only: bool) -> None:
         if self.low_latency and not seg.parts_gone:
@@ -479,51 +492,118 @@ class LiveOutput:
         """``manifest.mpd``: every rendition's segments in a SegmentTimeline, numbered as in
         HLS (``$Number$`` is the msn), on the clock of the stream's first media
         (availabilityStartTime: the program date-time of media time 0). Dynamic while live;
-        static, with its duration, once the stream ended. The origin adds UTCTiming."""
+        static, with its duration, once the stream ended. The origin adds UTCTiming.
+
+        Low latency (DASH-IF low-latency mode with a SegmentTimeline): the timeline also
+        lists the segment being written (as long as the one before it until it is
+        complete; the next MPD corrects it), available once its first part is
+        (availabilityTimeOffset = segment target - part target) and read progressively
+        (availabilityTimeComplete="false": dash.js fetches it as a stream, which the
+        origin sends part by part), with a ServiceDescription latency target; written as
+        each segment begins, and players refresh it every part target."""
         rends = self._listed()
         if self._anchor is None or any(r.track is None or not r.segments for r in rends):
             return
         wall, media_start = self._anchor
         ended = all(r.ended for r in rends)
-        sets = self._adaptation_sets(rends)
+        live_ll = self.low_latency and not ended
+        sets = self._adaptation_sets(rends, live_ll)
         longest = max(r.max_segment for r in rends)
         window = max(sum(s.duration for s in r.segments) for r in rends)
+        delay = 2 * longest
+        update = self.segment_target
+        nodes: tuple[Node, ...] = ()
+        if live_ll:
+            target = DASH_TARGET_PARTS * self.part_target
+            delay = target
+            update = self.part_target
+            nodes = (self._service_description(target),)
         mpd = MPD(
             periods=(Period(adaptation_sets=tuple(sets), id="0", start="PT0S"),),
             type="static" if ended else "dynamic",
-            profiles="urn:mpeg:dash:profile:isoff-live:2011",
-            min_buffer_time=iso_duration(self.segment_target),
+            profiles=(
+                "urn:mpeg:dash:profile:isoff-live:2011,http://www.dashif.org/guidelines/low-latency-live-v5"
+                if live_ll
+                else "urn:mpeg:dash:profile:isoff-live:2011"
+            ),
+            min_buffer_time=iso_duration(self.part_target if live_ll else self.segment_target),
             availability_start_time=_xs_datetime(wall - timedelta(seconds=media_start)),
             publish_time=None if ended else _xs_datetime(self.clock()),
-            minimum_update_period=None if ended else iso_duration(self.segment_target),
+            minimum_update_period=None if ended else iso_duration(update),
             time_shift_buffer_depth=None if ended else iso_duration(window),
-            suggested_presentation_delay=None if ended else iso_duration(2 * longest),
+            suggested_presentation_delay=None if ended else iso_duration(delay),
             max_segment_duration=iso_duration(longest),
             media_presentation_duration=iso_duration(self._end(rends)) if ended else None,
+            nodes=nodes,
         )
         write_atomic(self.out_dir / "manifest.mpd", bytes(mpd))
+
+    def _service_description(self, target: float) -> Node:
+        """DASH-IF's ServiceDescription: the latency (milliseconds) and playback rates the
+        player steers by (dash.js catches up to the target by playing faster)."""
+        low = DASH_MIN_PARTS * self.part_target
+        high = DASH_MAX_TARGETS * target
+        latency = Node(
+            f"{{{DASH_NS}}}Latency",
+            (
+                ("target", str(round(target * 1000))),
+                ("min", str(round(low * 1000))),
+                ("max", str(round(high * 1000))),
+            ),
+        )
+        rate = Node(
+            f"{{{DASH_NS}}}PlaybackRate",
+            (("min", str(DASH_RATES[0])), ("max", str(DASH_RATES[1]))),
+        )
+        return Node(f"{{{DASH_NS}}}ServiceDescription", (("id", "0"),), None, (latency, rate))
 
     @staticmethod
     def _end(rends: list[_Rendition]) -> float:
         """Media seconds from time 0 to the end of the last segment."""
         return max(r.segments[-1].start + r.segments[-1].duration for r in rends)
 
-    @classmethod
-    def _adaptation_sets(cls, rends: list[_Rendition]) -> list[AdaptationSet]:
+    def _adaptation_sets(self, rends: list[_Rendition], low_latency: bool) -> list[AdaptationSet]:
         """One AdaptationSet per rendition, except video rungs of one timescale (a
         ladder): one set, a Representation each, the segments all of them have."""
         video = [r for r in rends if r.track is not None and r.track.kind == "video"]
         scales = {r.track.timescale for r in video if r.track is not None}
         if len(video) < 2 or len(scales) != 1:
-            return [cls._adaptation_set(r) for r in rends]
-        sets = [cls._ladder_set(video)]
-        return sets + [cls._adaptation_set(r) for r in rends if r not in video]
+            return [self._adaptation_set(r, low_latency) for r in rends]
+        sets = [self._ladder_set(video, low_latency)]
+        return sets + [self._adaptation_set(r, low_latency) for r in rends if r not in video]
 
-    @staticmethod
-    def _ladder_set(video: list[_Rendition]) -> AdaptationSet:
-        track = video[0].track
-        assert track is not None
-        scale = track.timescale
+    def _template(
+        self, r: _Rendition, segs: Sequence[_Segment], media: str, low_latency: bool
+    ) -> SegmentTemplate:
+        """The SegmentTemplate of ``segs`` (``r``'s, or those every rung of a ladder has);
+        in low latency also the segment ``r`` is writing, read progressively."""
+        assert r.track is not None
+        scale = r.track.timescale
+        timeline = [
+            TimelineEntry(t=round(s.start * scale), d=round(s.duration * scale)) for s in segs
+        ]
+        extra: tuple[tuple[str, str], ...] = ()
+        if low_latency:
+            seg = r.open
+            if seg is not None:  # the segment being written, as long as the last one
+                last = segs[-1].duration
+                length = max(seg.duration, last if last > 0 else self.segment_target)
+                timeline.append(TimelineEntry(t=round(seg.start * scale), d=round(length * scale)))
+            offset = max(0.0, self.segment_target - self.part_target)
+            extra = (
+                ("availabilityTimeOffset", f"{offset:.3f}"),
+                ("availabilityTimeComplete", "false"),
+            )
+        return SegmentTemplate(
+            media=f"{media}/$Number$.m4s",
+            initialization=f"{media}/init.mp4",
+            timescale=scale,
+            start_number=segs[0].msn,
+            timeline=tuple(timeline),
+            extra=extra,
+        )
+
+    def _ladder_set(self, video: list[_Rendition], low_latency: bool) -> AdaptationSet:
         common = set.intersection(*({s.msn for s in r.segments} for r in video))
         lead = video[0]
         segs = [s for s in lead.segments if s.msn in common] or list(lead.segments)
@@ -540,32 +620,18 @@ class LiveOutput:
                     height=t.height,
                 )
             )
-        template = SegmentTemplate(
-            media="$RepresentationID$/$Number$.m4s",
-            initialization="$RepresentationID$/init.mp4",
-            timescale=scale,
-            start_number=segs[0].msn,
-            timeline=tuple(
-                TimelineEntry(t=round(s.start * scale), d=round(s.duration * scale)) for s in segs
-            ),
-        )
         return AdaptationSet(
             representations=tuple(reps),
             content_type="video",
             mime_type="video/mp4",
             segment_alignment="true",
             start_with_sap="1",
-            segment_template=template,
+            segment_template=self._template(lead, segs, "$RepresentationID$", low_latency),
         )
 
-    @staticmethod
-    def _adaptation_set(r: _Rendition) -> AdaptationSet:
+    def _adaptation_set(self, r: _Rendition, low_latency: bool) -> AdaptationSet:
         track = r.track
         assert track is not None
-        scale = track.timescale
-        timeline = tuple(
-            TimelineEntry(t=round(s.start * scale), d=round(s.duration * scale)) for s in r.segments
-        )
         video = track.kind == "video"
         rep = Representation(
             id=r.name,
@@ -573,14 +639,7 @@ class LiveOutput:
             codecs=track.codec,
             width=track.width if video else None,
             height=track.height if video else None,
-            audio_sampling_rate=None if video else str(scale),
-        )
-        template = SegmentTemplate(
-            media=f"{r.name}/$Number$.m4s",
-            initialization=f"{r.name}/init.mp4",
-            timescale=scale,
-            start_number=r.segments[0].msn,
-            timeline=timeline,
+            audio_sampling_rate=None if video else str(track.timescale),
         )
         return AdaptationSet(
             representations=(rep,),
@@ -588,7 +647,7 @@ class LiveOutput:
             mime_type=f"{'video' if video else 'audio'}/mp4",
             segment_alignment="true",
             start_with_sap="1",
-            segment_template=template,
+            segment_template=self._template(r, r.segments, r.name, low_latency),
         )
 
     def _write_master(self) -> None:
