@@ -138,6 +138,8 @@ class Settings(BaseSettings):
     srt_port: int = Field(default=8890, ge=1, le=65535)
     #: Publisher connections the live ingest holds at once (a flood beyond is closed at once).
     live_max_connections: int = Field(default=64, ge=1)
+    #: The same, from one source address (a flood from one host fills its own share).
+    live_max_connections_per_address: int = Field(default=16, ge=1)
     #: LL-HLS part length of low-latency streams (seconds). Measured with hls.js (bench/
     #: live_parts.py): 1/3 s held 1.2 s of latency without a stall; 0.5 s stalled at start.
     #: 0.334, not 0.333: ten frames at 30 or 29.97 fps (0.3337 s) must fit in PART-TARGET.
@@ -403,6 +405,8 @@ MEANINGS = {
     "rtmp_port": "RTMP ingest port (`rtmp://host:port/live/STREAM-KEY`)",
     "srt_port": "SRT ingest port, UDP (`srt://host:port?streamid=STREAM-KEY`)",
     "live_max_connections": "publisher connections the live ingest holds at once",
+    "live_max_connections_per_address": "publisher connections from one address the live "
+    "ingest holds at once",
     "live_part_seconds": "LL-HLS part length of low-latency live streams",
     "web_workers": "web server processes (API, origin, uploads)",
     "worker_concurrency": "parallel jobs per worker (`mediaplane worker -c`)",

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from ._errors import PublishRefused
+from ._limits import IngestLimits
 from ._packager import InputFormat, LivePackager
 from ._publish import (
     LiveSession,
@@ -131,14 +132,20 @@ class LiveIngest:
         self.server = RtmpServer(
             self.authorize,
             functools.partial(self.open_sink, protocol="rtmp", input_format="flv"),
-            max_connections=self.settings.live_max_connections,
+            limits=self._limits(),
         )
         self.srt = SrtServer(
             self.authorize,
             functools.partial(self.open_sink, protocol="srt", input_format="mpegts"),
-            max_connections=self.settings.live_max_connections,
+            limits=self._limits(),
         )
         self.srt_started = False
+
+    def _limits(self) -> IngestLimits:
+        """One protocol's admission rule from the settings (each port its own pool)."""
+        return IngestLimits(
+            self.settings.live_max_connections, self.settings.live_max_connections_per_address
+        )
 
     async def start(self, host: str, port: int, srt_port: int | None = None) -> None:
         """Listen for RTMP on ``host:port`` and, unless ``srt_port`` is None, for SRT on
