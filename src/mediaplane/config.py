@@ -136,6 +136,11 @@ class Settings(BaseSettings):
     live_ingest: bool = True
     rtmp_port: int = Field(default=1935, ge=1, le=65535)
     srt_port: int = Field(default=8890, ge=1, le=65535)
+    #: RTMPS: with a certificate (PEM, chain first) and its key, `mediaplane up` also takes
+    #: publishers over TLS on `rtmps_port` (`rtmps://host:port/live/KEY`); none: no RTMPS.
+    rtmps_cert_file: Path | None = None
+    rtmps_key_file: Path | None = None
+    rtmps_port: int = Field(default=1936, ge=1, le=65535)
     #: Publisher connections the live ingest holds at once (a flood beyond is closed at once).
     live_max_connections: int = Field(default=64, ge=1)
     #: The same, from one source address (a flood from one host fills its own share).
@@ -404,6 +409,10 @@ MEANINGS = {
     "live_ingest": "`mediaplane up` runs the live ingest (RTMP and SRT publishers in)",
     "rtmp_port": "RTMP ingest port (`rtmp://host:port/live/STREAM-KEY`)",
     "srt_port": "SRT ingest port, UDP (`srt://host:port?streamid=STREAM-KEY`)",
+    "rtmps_cert_file": "TLS certificate (PEM, chain first) for RTMPS ingest; none: no RTMPS",
+    "rtmps_key_file": "the RTMPS certificate's private key (PEM; default: in the cert file)",
+    "rtmps_port": "RTMPS ingest port, when a certificate is set "
+    "(`rtmps://host:port/live/STREAM-KEY`)",
     "live_max_connections": "publisher connections the live ingest holds at once",
     "live_max_connections_per_address": "publisher connections from one address the live "
     "ingest holds at once",
