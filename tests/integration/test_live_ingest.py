@@ -5,7 +5,7 @@ a DASH MPD, segments that decode, and when the publisher stops the playlist ends
 stream goes idle. A second stream is published over SRT (``srt://…?streamid={stream_key}``,
 MPEG-TS) and plays the same way. A wrong key is dropped before any media, on both. A
 recorded stream's session becomes a VOD asset (the live segments, not re-encoded) that plays
-seconds after the stream goes idle."""
+seconds after the stream goes idle, from its own storage: the live directory is deleted."""
 
 from __future__ import annotations
 
@@ -252,6 +252,10 @@ def test_recording_plays_as_vod(sqlite_server: Server) -> None:
             return asset if asset["status"] == "ready" else None
 
         asset = _until("the recording to be ready", ready, timeout=20)
+        # Stored as the asset's own objects, the session's live segments are deleted; the
+        # asset plays from its storage (below).
+        live_dir = sqlite_server.data_dir / "live" / stream["id"]
+        _until("the live directory to be deleted", lambda: not live_dir.exists() or None)
         assert asset["duration"] == pytest.approx(RECORD_SECONDS, abs=1)
         play = f"{sqlite_server.url}/play/{asset['playback_ids'][0]['id']}"
         master = MasterPlaylist.parse(httpx.get(f"{play}/master.m3u8").text)

@@ -162,6 +162,7 @@ class LiveIngest:
             limits=self._limits(),
         )
         self.srt_started = False
+        self._sweeper: asyncio.Task[None] | None = None
 
     def _limits(self) -> IngestLimits:
         """One protocol's admission rule from the settings (each port its own pool)."""
@@ -196,8 +197,26 @@ class LiveIngest:
         log.info(
             "live.listening", host=host, rtmp_port=self.server.port, rtmps_port=rtmps, srt_port=srt
         )
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+
+    async def _sweep(self) -> None:
+        """Delete the session directories no one needs any more (:func:`._recording.
+        sweep_session_dirs`), now (what a restart left) and every ``SWEEP_SECONDS``."""
+        from ._recording import SWEEP_SECONDS, sweep_session_dirs  # it imports this module
+
+        while True:
+            try:
+                await asyncio.to_thread(sweep_session_dirs, self.runtime)
+            except Exception:  # the database is away: try again next time
+                log.warning("live.sweep_failed", exc_info=True)
+            await asyncio.sleep(SWEEP_SECONDS)
 
     async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
         await self.server.close()
         if self.rtmps is not None:
             await self.rtmps.close()
