@@ -1,8 +1,10 @@
 """Live playback: ``/play/{live playback id}/…`` from the live session's directory.
 
 :class:`LiveOrigin` runs in front of the VOD origin. A playback id it does not know as a live
-one (looked up once per :data:`LOOKUP_TTL` at most, in a thread) passes through untouched, so VOD
-playback pays one dictionary lookup. For a live id it serves:
+one passes through untouched, so VOD playback pays a dictionary lookup: one the VOD origin
+holds (its lookup cache) is never looked up here; another is looked up once, in a thread, and
+known as not live for :data:`NOT_LIVE_TTL` (a live one for :data:`LOOKUP_TTL`). For a live
+id it serves:
 
 * ``master.m3u8``: the current session's multivariant playlist, its URIs moved under the
   session (``{session}/{rung}/index.m3u8``), so every segment URL names its session and a
@@ -43,7 +45,7 @@ from mediaplane.http import ApiError, error_body
 from mediaplane.live import LivePlayback, resolve_live_playback, segment_target, session_dir
 from mediaplane.media import MPD, Descriptor, ManifestError, MasterPlaylist
 
-from ._service import admit_live, live_carried, renew_carried
+from ._service import admit_live, cached_playable, live_carried, renew_carried
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -56,8 +58,11 @@ __all__ = ["LiveOrigin"]
 
 log = structlog.get_logger("mediaplane.delivery")
 
-#: How long a playback id is known as live (or as not live) before it is looked up again.
+#: How long a playback id is known as live before it is looked up again.
 LOOKUP_TTL = 2.0
+#: How long one is known as not live: ids are random and handed out when made, so an id
+#: seen before it was a live one's is a guess; this only bounds the cache's staleness.
+NOT_LIVE_TTL = 60.0
 #: Live playlists change every part: caches may keep one for a second at most.
 PLAYLIST_CACHE = "public, max-age=1"
 #: A segment or part URL names its session: its bytes never change.
@@ -293,11 +298,14 @@ class LiveOrigin:
         hit = self._known.get(playback_id)
         if hit is not None and hit[0] > now:
             return hit[1]
+        if cached_playable(playback_id) is not None:
+            return None  # an asset's id the VOD origin holds now: no live one has it
         rt: Runtime = scope["app"].state.runtime
         live = await asyncio.to_thread(resolve_live_playback, rt, playback_id)
-        if len(self._known) >= _CACHE_SIZE:
-            self._known.clear()
-        ttl = min(LOOKUP_TTL, rt.settings.playback_cache_seconds)
+        self._known.pop(playback_id, None)
+        while len(self._known) >= _CACHE_SIZE:  # the oldest entry goes first
+            del self._known[next(iter(self._known))]
+        ttl = min(LOOKUP_TTL, rt.settings.playback_cache_seconds) if live else NOT_LIVE_TTL
         self._known[playback_id] = (now + ttl, live)
         return live
 
