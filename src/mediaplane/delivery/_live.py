@@ -193,7 +193,7 @@ def _master(body: bytes, session_id: str, query: str = "", cap: int | None = Non
     variants = master.variants
     if cap is not None:
         kept = tuple(v for v in variants if v.resolution is None or v.resolution[1] <= cap)
-        variants = kept or variants[:1]
+        variants = kept or (min(variants, key=lambda v: v.resolution[1] if v.resolution else 0),)
     return bytes(
         replace(
             master,
@@ -203,6 +203,34 @@ def _master(body: bytes, session_id: str, query: str = "", cap: int | None = Non
             ),
         )
     )
+
+
+def _rung_heights(master: Path) -> dict[str, int]:
+    """The picture height of each video rung the session's master playlist lists (by the
+    rung's folder name); empty when it cannot be read."""
+    try:
+        mtime = master.stat().st_mtime_ns
+        hit = _HEIGHTS.get(master)
+        if hit is not None and hit[0] == mtime:
+            return hit[1]
+        variants = MasterPlaylist.parse(master.read_bytes()).variants
+    except (OSError, ManifestError):
+        return {}
+    heights = {v.uri.split("/", 1)[0]: v.resolution[1] for v in variants if v.resolution}
+    if len(_HEIGHTS) >= _CACHE_SIZE:
+        _HEIGHTS.clear()
+    _HEIGHTS[master] = (mtime, heights)
+    return heights
+
+
+_HEIGHTS: dict[Path, tuple[int, dict[str, int]]] = {}
+
+
+def _within(heights: dict[str, int], rung: str, cap: int) -> bool:
+    """Whether a token capped at ``cap`` pixels may play ``rung``: not a video rung, or one
+    no higher, or the lowest (which the capped master keeps when all are higher)."""
+    height = heights.get(rung)
+    return height is None or height <= cap or height == min(heights.values())
 
 
 def _carrying(body: bytes, query: str) -> bytes:
@@ -365,6 +393,8 @@ class LiveOrigin:
             return _error(404, "not_found", "No such live playback path.")
         session_id, rung, name = rest
         folder = session_dir(rt.settings, live.live_stream_id, session_id) / rung
+        if cap is not None and not _within(_rung_heights(folder.parent / "master.m3u8"), rung, cap):
+            return _error(403, "token_max_resolution", "This rendition is above the token's cap.")
         if name == "index.m3u8":
             return await self._media_playlist(scope, folder, method, live, query)
         if not _FILE.match(name):
