@@ -136,8 +136,15 @@ class Settings(BaseSettings):
     live_ingest: bool = True
     rtmp_port: int = Field(default=1935, ge=1, le=65535)
     srt_port: int = Field(default=8890, ge=1, le=65535)
+    #: RTMPS: with a certificate (PEM, chain first) and its key, `mediaplane up` also takes
+    #: publishers over TLS on `rtmps_port` (`rtmps://host:port/live/KEY`); none: no RTMPS.
+    rtmps_cert_file: Path | None = None
+    rtmps_key_file: Path | None = None
+    rtmps_port: int = Field(default=1936, ge=1, le=65535)
     #: Publisher connections the live ingest holds at once (a flood beyond is closed at once).
     live_max_connections: int = Field(default=64, ge=1)
+    #: The same, from one source address (a flood from one host fills its own share).
+    live_max_connections_per_address: int = Field(default=16, ge=1)
     #: LL-HLS part length of low-latency streams (seconds). Measured with hls.js (bench/
     #: live_parts.py): 1/3 s held 1.2 s of latency without a stall; 0.5 s stalled at start.
     #: 0.334, not 0.333: ten frames at 30 or 29.97 fps (0.3337 s) must fit in PART-TARGET.
@@ -406,7 +413,13 @@ MEANINGS = {
     "live_ingest": "`mediaplane up` runs the live ingest (RTMP and SRT publishers in)",
     "rtmp_port": "RTMP ingest port (`rtmp://host:port/live/STREAM-KEY`)",
     "srt_port": "SRT ingest port, UDP (`srt://host:port?streamid=STREAM-KEY`)",
+    "rtmps_cert_file": "TLS certificate (PEM, chain first) for RTMPS ingest; none: no RTMPS",
+    "rtmps_key_file": "the RTMPS certificate's private key (PEM; default: in the cert file)",
+    "rtmps_port": "RTMPS ingest port, when a certificate is set "
+    "(`rtmps://host:port/live/STREAM-KEY`)",
     "live_max_connections": "publisher connections the live ingest holds at once",
+    "live_max_connections_per_address": "publisher connections from one address the live "
+    "ingest holds at once",
     "live_part_seconds": "LL-HLS part length of low-latency live streams",
     "live_ladder": (
         "live renditions: `passthrough` (the publisher's H.264 only) or `abr` (plus up to"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,6 +26,7 @@ import structlog
 
 from ._errors import PublishRefused
 from ._health import HEALTH_SECONDS, record_health
+from ._limits import IngestLimits
 from ._packager import InputFormat, LivePackager
 from ._publish import (
     LiveSession,
@@ -67,6 +69,18 @@ def live_root(settings: Settings) -> Path:
 def session_dir(settings: Settings, live_stream_id: str, session_id: str) -> Path:
     """The directory a live session's packager writes and the origin serves."""
     return live_root(settings) / live_stream_id / session_id
+
+
+def rtmps_context(settings: Settings) -> ssl.SSLContext:
+    """The TLS server context of RTMPS: ``rtmps_cert_file`` (PEM, the chain after the
+    certificate) with ``rtmps_key_file`` (or the key inside the cert file).
+
+    :raises OSError: a file is missing or unreadable, or (``ssl.SSLError``) not a PEM
+        certificate and matching key."""
+    assert settings.rtmps_cert_file is not None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(settings.rtmps_cert_file, settings.rtmps_key_file)
+    return context
 
 
 @dataclass
@@ -164,14 +178,30 @@ class LiveIngest:
         self.server = RtmpServer(
             self.authorize,
             functools.partial(self.open_sink, protocol="rtmp", input_format="flv"),
-            max_connections=self.settings.live_max_connections,
+            limits=self._limits(),
         )
+        #: RTMPS (when a certificate is configured): the same publishers over TLS, in the
+        #: same connection pool as RTMP.
+        self.rtmps: RtmpServer | None = None
+        if self.settings.rtmps_cert_file is not None:
+            self.rtmps = RtmpServer(
+                self.authorize,
+                functools.partial(self.open_sink, protocol="rtmps", input_format="flv"),
+                limits=self.server.limits,
+            )
         self.srt = SrtServer(
             self.authorize,
             functools.partial(self.open_sink, protocol="srt", input_format="mpegts"),
-            max_connections=self.settings.live_max_connections,
+            limits=self._limits(),
         )
         self.srt_started = False
+        self._sweeper: asyncio.Task[None] | None = None
+
+    def _limits(self) -> IngestLimits:
+        """One protocol's admission rule from the settings (each port its own pool)."""
+        return IngestLimits(
+            self.settings.live_max_connections, self.settings.live_max_connections_per_address
+        )
 
     async def start(self, host: str, port: int, srt_port: int | None = None) -> None:
         """Listen for RTMP on ``host:port`` and, unless ``srt_port`` is None, for SRT on
@@ -179,6 +209,16 @@ class LiveIngest:
         unavailable (``live.srt_unavailable``) and RTMP runs on; the RTMP port in use raises
         :class:`OSError`."""
         await self.server.start(host, port)
+        rtmps = None
+        if self.rtmps is not None:
+            try:
+                await self.rtmps.start(
+                    host, self.settings.rtmps_port, ssl=rtmps_context(self.settings)
+                )
+                rtmps = self.rtmps.port
+            except (OSError, ValueError) as exc:  # a bad certificate or key, or the port taken
+                log.error("live.rtmps_unavailable", port=self.settings.rtmps_port, error=str(exc))
+                self.rtmps = None
         if srt_port is not None:
             try:
                 await self.srt.start(host, srt_port)
@@ -187,10 +227,32 @@ class LiveIngest:
                 log.error("live.srt_unavailable", port=srt_port, error=str(exc))
         # One line for both (a terminal reads the ports in `up`'s ready block as well).
         srt = self.srt.port if self.srt_started else None
-        log.info("live.listening", host=host, rtmp_port=self.server.port, srt_port=srt)
+        log.info(
+            "live.listening", host=host, rtmp_port=self.server.port, rtmps_port=rtmps, srt_port=srt
+        )
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+
+    async def _sweep(self) -> None:
+        """Delete the session directories no one needs any more (:func:`._recording.
+        sweep_session_dirs`), now (what a restart left) and every ``SWEEP_SECONDS``."""
+        from ._recording import SWEEP_SECONDS, sweep_session_dirs  # it imports this module
+
+        while True:
+            try:
+                await asyncio.to_thread(sweep_session_dirs, self.runtime)
+            except Exception:  # the database is away: try again next time
+                log.warning("live.sweep_failed", exc_info=True)
+            await asyncio.sleep(SWEEP_SECONDS)
 
     async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
         await self.server.close()
+        if self.rtmps is not None:
+            await self.rtmps.close()
         if self.srt_started:  # its libsrt threads end before the loop does
             await self.srt.close()
             self.srt_started = False
