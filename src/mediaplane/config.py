@@ -142,6 +142,10 @@ class Settings(BaseSettings):
     #: live_parts.py): 1/3 s held 1.2 s of latency without a stall; 0.5 s stalled at start.
     #: 0.334, not 0.333: ten frames at 30 or 29.97 fps (0.3337 s) must fit in PART-TARGET.
     live_part_seconds: float = Field(default=0.334, ge=0.1, le=2.0)
+    #: WHEP viewers one live stream takes at once (each is a peer connection on the ingest).
+    webrtc_max_viewers: int = Field(default=50, ge=1)
+    #: A WHIP or WHEP peer that has not connected (or stays disconnected) this long is closed.
+    webrtc_peer_timeout_seconds: float = Field(default=15.0, gt=0, le=300)
 
     #: Web server processes (API, origin, uploads) behind the one port of `mediaplane up`.
     web_workers: int = Field(default=1, ge=1)
@@ -404,6 +408,8 @@ MEANINGS = {
     "srt_port": "SRT ingest port, UDP (`srt://host:port?streamid=STREAM-KEY`)",
     "live_max_connections": "publisher connections the live ingest holds at once",
     "live_part_seconds": "LL-HLS part length of low-latency live streams",
+    "webrtc_max_viewers": "WHEP viewers one live stream takes at once",
+    "webrtc_peer_timeout_seconds": "a WHIP/WHEP peer not connected this long is closed",
     "web_workers": "web server processes (API, origin, uploads)",
     "worker_concurrency": "parallel jobs per worker (`mediaplane worker -c`)",
     "thumbnail_concurrency": "thumbnail extractions (ffmpeg) a web process runs at once",

@@ -23,6 +23,11 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     # Muted autoplay is allowed anyway; this keeps headless playback from waiting on a gesture.
     "--autoplay-policy=no-user-gesture-required",
+    # WebRTC (test_live_webrtc.py): a fake camera and microphone, granted without a prompt,
+    # and host ICE candidates as addresses (not mDNS names, which need multicast to resolve).
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
 ]
 
 

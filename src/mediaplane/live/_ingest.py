@@ -36,6 +36,7 @@ from ._publish import (
 )
 from ._rtmp import RtmpServer
 from ._srt import SrtServer
+from ._webrtc import WebRtcHost
 
 if TYPE_CHECKING:
     from mediaplane.config import Settings
@@ -139,6 +140,7 @@ class LiveIngest:
             max_connections=self.settings.live_max_connections,
         )
         self.srt_started = False
+        self.webrtc = WebRtcHost(self)  # WHIP publishers and WHEP viewers (relayed by HTTP)
 
     async def start(self, host: str, port: int, srt_port: int | None = None) -> None:
         """Listen for RTMP on ``host:port`` and, unless ``srt_port`` is None, for SRT on
@@ -152,12 +154,14 @@ class LiveIngest:
                 self.srt_started = True
             except (RuntimeError, OSError) as exc:  # no libsrt, or the port is taken
                 log.error("live.srt_unavailable", port=srt_port, error=str(exc))
+        await self.webrtc.start()
         # One line for both (a terminal reads the ports in `up`'s ready block as well).
         srt = self.srt.port if self.srt_started else None
         log.info("live.listening", host=host, rtmp_port=self.server.port, srt_port=srt)
 
     async def close(self) -> None:
         await self.server.close()
+        await self.webrtc.close()
         if self.srt_started:  # its libsrt threads end before the loop does
             await self.srt.close()
             self.srt_started = False
@@ -199,6 +203,7 @@ class LiveIngest:
             ffmpeg=self.settings.ffmpeg_path,
             input_format=input_format,
         )
+        packager.tap = self.webrtc.fanout(ticket.live_stream_id).feed  # WHEP viewers
         stream.packager = packager
         log.info(
             "live.publishing",
@@ -240,6 +245,7 @@ class LiveIngest:
             )
         if self.streams.get(stream.target.live_stream_id) is stream:
             del self.streams[stream.target.live_stream_id]
+            self.webrtc.stream_idle(stream.target.live_stream_id)
         await asyncio.to_thread(
             session_idle, self.runtime, stream.target.live_stream_id, stream.session.id
         )

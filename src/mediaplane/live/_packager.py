@@ -40,6 +40,7 @@ from mediaplane.media import (
     Fragment,
     HostCause,
     HostFailure,
+    InitSegment,
     InvalidMedia,
     MediaError,
     ProcessFailed,
@@ -51,6 +52,7 @@ from ._mpegts import TsScanner
 from ._output import LiveOutput
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
 log = structlog.get_logger("mediaplane.live")
@@ -221,6 +223,8 @@ class LivePackager:
         self.ffmpeg = ffmpeg
         self.memory_bytes = memory_bytes
         self.output: LiveOutput | None = None
+        #: Also handed every init segment and fragment, from the pipe threads (WHEP).
+        self.tap: Callable[[str, InitSegment | Fragment], None] | None = None
         self.argv: list[str] = []
         self._scanner: FlvScanner | TsScanner = (
             FlvScanner() if input_format == "flv" else TsScanner()
@@ -392,6 +396,11 @@ class LivePackager:
                             output.add_fragment(name, item)
                         else:
                             output.add_init(name, item)
+                        if self.tap is not None:
+                            try:
+                                self.tap(name, item)
+                            except Exception:  # a viewer's problem never ends the stream
+                                log.exception("live.tap_failed")
             try:
                 if reader.init is not None:  # no output at all: nothing to check
                     reader.end()
