@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
 __all__ = ["MAX_SDP_BYTES", "WebRtcHost", "check_sdp", "control_socket"]
 
 log = structlog.get_logger("mediaplane.live")
+# aioice logs every ICE check at INFO: a line per candidate pair per peer.
+logging.getLogger("aioice").setLevel(logging.WARNING)
 
 #: An SDP offer larger than this is refused (a browser's is 4-8 KiB).
 MAX_SDP_BYTES = 32 * 1024
@@ -320,6 +323,7 @@ class WebRtcHost:
             await pc.close()
             return _reply(400, "the SDP offer receives no video")
         pc.addTrack(viewer.track)
+        _h264_only(pc)
         answer = await self._negotiate(pc, sdp)
         if answer is None:
             viewer.track.stop()
@@ -355,6 +359,20 @@ class WebRtcHost:
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(asyncio.shield(peer.run), 30)
         log.info("live.webrtc_closed", kind=peer.kind, resource=peer.resource)
+
+
+def _h264_only(pc: Any) -> None:
+    """The video sender sends H.264 only (what the stream has; a browser would otherwise pick
+    VP8 from its offer, and get H.264 bytes as VP8), packetization mode 1 first."""
+    from aiortc import RTCRtpSender
+
+    codecs = RTCRtpSender.getCapabilities("video").codecs
+    h264 = [c for c in codecs if c.mimeType.lower() == "video/h264"]
+    h264.sort(key=lambda c: "packetization-mode=1" not in str(c.parameters))
+    rtx = [c for c in codecs if c.mimeType.lower() == "video/rtx"]
+    for transceiver in pc.getTransceivers():
+        if transceiver.kind == "video":
+            transceiver.setCodecPreferences(h264 + rtx)
 
 
 def _offered_kinds(sdp: str) -> set[str]:
