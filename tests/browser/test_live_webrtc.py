@@ -55,7 +55,7 @@ window.whip = {state: "starting"};
 })();
 </script>"""
 
-#: Play a playback id over WHEP (video, receive only); window.whep says how it went.
+#: Play a playback id over WHEP (video and audio, receive only); window.whep says how it went.
 WHEP_PAGE = """<!doctype html><meta charset=utf-8><title>whep</title>
 <video muted autoplay playsinline></video><script>
 window.whep = {state: "starting", frames: 0};
@@ -65,7 +65,9 @@ window.whep = {state: "starting", frames: 0};
     const video = document.querySelector("video");
     const pc = window.pc = new RTCPeerConnection();
     pc.addTransceiver("video", {direction: "recvonly"});
-    pc.ontrack = (ev) => { video.srcObject = new MediaStream([ev.track]); };
+    pc.addTransceiver("audio", {direction: "recvonly"});
+    const media = new MediaStream();
+    pc.ontrack = (ev) => { media.addTrack(ev.track); video.srcObject = media; };
     await pc.setLocalDescription(await pc.createOffer());
     await new Promise(ok => {
       if (pc.iceGatheringState === "complete") return ok();
@@ -87,6 +89,21 @@ window.whep = {state: "starting", frames: 0};
   } catch (e) { window.whep = {state: "error", error: String(e)}; }
 })();
 </script>"""
+
+
+#: Opus audio of the WHEP session was received and decoded.
+AUDIO_DECODED = """async () => {
+  const stats = await window.pc.getStats();
+  let ok = false;
+  stats.forEach(s => {
+    if (s.type === "inbound-rtp" && s.kind === "audio" && s.packetsReceived > 10
+        && s.totalSamplesReceived > 0) {
+      const codec = stats.get(s.codecId);
+      ok = ok || (codec && codec.mimeType === "audio/opus");
+    }
+  });
+  return ok;
+}"""
 
 
 def _serve_page(page: Page, server: Server, name: str, html: str) -> str:
@@ -197,5 +214,7 @@ def test_chromium_plays_whep(
     state = page.evaluate("() => window.whep")
     assert state["status"] == 201, json.dumps(state)
     assert (state["width"], state["height"]) == (320, 180), json.dumps(state)
+    # The tone, as Opus (transcoded once for the stream): packets come and are decoded.
+    page.wait_for_function(AUDIO_DECODED, timeout=WAIT_MS)
     with httpx.Client(base_url=sqlite_server.url) as c:
         assert c.delete(state["location"]).status_code == 200

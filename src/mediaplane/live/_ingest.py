@@ -203,7 +203,7 @@ class LiveIngest:
             ffmpeg=self.settings.ffmpeg_path,
             input_format=input_format,
         )
-        packager.tap = self.webrtc.fanout(ticket.live_stream_id).feed  # WHEP viewers
+        packager.tap = self.webrtc.tap(ticket.live_stream_id)  # WHEP viewers
         stream.packager = packager
         log.info(
             "live.publishing",

@@ -30,12 +30,17 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from mediaplane.media import Fragment, InitSegment
+
 from ._errors import PublishRefused
 from ._playback import resolve_live_playback
 from ._whep import H264Fanout, ViewerTrack
+from ._whep_audio import AudioViewer, OpusFanout
 from ._whip import WhipPublisher
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from mediaplane.config import Settings
 
     from ._ingest import LiveIngest
@@ -97,6 +102,7 @@ class _Peer:
     live_stream_id: str
     publisher: WhipPublisher | None = None
     viewer: ViewerTrack | None = None
+    audio: AudioViewer | None = None
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     run: asyncio.Task[None] | None = None  # a publisher's media path
     closed: bool = False
@@ -110,6 +116,7 @@ class WebRtcHost:
         self.settings = ingest.settings
         self.peers: dict[str, _Peer] = {}
         self.fanouts: dict[str, H264Fanout] = {}
+        self.audio: dict[str, OpusFanout] = {}
         self.server: asyncio.AbstractServer | None = None
         self.path: Path | None = None
 
@@ -135,28 +142,45 @@ class WebRtcHost:
             self.server = None
         for peer in list(self.peers.values()):
             await self._close_peer(peer)
-        for fanout in self.fanouts.values():
-            fanout.end()
+        for video in self.fanouts.values():
+            video.end()
+        for audio in self.audio.values():
+            audio.end()
         self.fanouts.clear()
+        self.audio.clear()
         if self.path is not None:
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()
 
     # -- the packager side ----------------------------------------------------------------
 
-    def fanout(self, live_stream_id: str) -> H264Fanout:
-        """The stream's video fan-out (its packagers feed it, one after another)."""
-        fanout = self.fanouts.get(live_stream_id)
-        if fanout is None:
-            fanout = H264Fanout(asyncio.get_running_loop(), self.settings.webrtc_max_viewers)
-            self.fanouts[live_stream_id] = fanout
-        return fanout
+    def tap(self, live_stream_id: str) -> Callable[[str, InitSegment | Fragment], None]:
+        """What the stream's packager hands its init segments and fragments to (from its
+        pipe threads): the stream's video and audio fan-outs, which outlive a packager."""
+        loop = asyncio.get_running_loop()
+        video = self.fanouts.get(live_stream_id)
+        if video is None:
+            video = H264Fanout(loop, self.settings.webrtc_max_viewers)
+            self.fanouts[live_stream_id] = video
+        audio = self.audio.get(live_stream_id)
+        if audio is None:
+            audio = OpusFanout(loop)
+            self.audio[live_stream_id] = audio
+
+        def feed(name: str, item: InitSegment | Fragment) -> None:
+            video.feed(name, item)
+            audio.feed(name, item)
+
+        return feed
 
     def stream_idle(self, live_stream_id: str) -> None:
         """The stream's session ended: its viewers' tracks end (their peers close)."""
-        fanout = self.fanouts.pop(live_stream_id, None)
-        if fanout is not None:
-            fanout.end()
+        for fanout in (
+            self.fanouts.pop(live_stream_id, None),
+            self.audio.pop(live_stream_id, None),
+        ):
+            if fanout is not None:
+                fanout.end()
 
     # -- the control socket ---------------------------------------------------------------
 
@@ -323,16 +347,16 @@ class WebRtcHost:
             await pc.close()
             return _reply(400, "the SDP offer receives no video")
         pc.addTrack(viewer.track)
-        _h264_only(pc)
+        audio_fanout = self.audio.get(playback.live_stream_id)
+        if "audio" in offered and audio_fanout is not None:
+            peer.audio = audio_fanout.subscribe()  # None: the stream has no audio
+            if peer.audio is not None:
+                pc.addTrack(peer.audio.track)
+        _prefer(pc)
         answer = await self._negotiate(pc, sdp)
-        if answer is None:
-            viewer.track.stop()
-            await pc.close()
-            return _reply(400, "the SDP offer cannot be answered (no H.264 among its codecs?)")
-        if "H264" not in answer:
-            viewer.track.stop()
-            await pc.close()
-            return _reply(400, "the SDP offer does not receive H.264")
+        if answer is None or "H264" not in answer:
+            await self._close_peer(peer)
+            return _reply(400, "the SDP offer does not receive H.264 video")
         self.peers[resource] = peer
         self._watch(peer)
         log.info("live.whep_viewer", live_stream_id=playback.live_stream_id, resource=resource)
@@ -347,6 +371,8 @@ class WebRtcHost:
         self.peers.pop(peer.resource, None)
         if peer.viewer is not None:
             peer.viewer.track.stop()
+        if peer.audio is not None:
+            peer.audio.track.stop()
         if peer.publisher is not None:
             peer.publisher.stop()
         with contextlib.suppress(Exception):
@@ -361,18 +387,21 @@ class WebRtcHost:
         log.info("live.webrtc_closed", kind=peer.kind, resource=peer.resource)
 
 
-def _h264_only(pc: Any) -> None:
-    """The video sender sends H.264 only (what the stream has; a browser would otherwise pick
-    VP8 from its offer, and get H.264 bytes as VP8), packetization mode 1 first."""
+def _prefer(pc: Any) -> None:
+    """The senders send what the stream has, as it is: H.264 video (a browser would
+    otherwise pick VP8 from its offer, and get H.264 bytes as VP8), Opus audio."""
     from aiortc import RTCRtpSender
 
-    codecs = RTCRtpSender.getCapabilities("video").codecs
-    h264 = [c for c in codecs if c.mimeType.lower() == "video/h264"]
-    h264.sort(key=lambda c: "packetization-mode=1" not in str(c.parameters))
-    rtx = [c for c in codecs if c.mimeType.lower() == "video/rtx"]
+    video = RTCRtpSender.getCapabilities("video").codecs
+    h264 = [c for c in video if c.mimeType.lower() == "video/h264"]
+    rtx = [c for c in video if c.mimeType.lower() == "video/rtx"]
+    opus = [
+        c
+        for c in RTCRtpSender.getCapabilities("audio").codecs
+        if c.mimeType.lower() == "audio/opus"
+    ]
     for transceiver in pc.getTransceivers():
-        if transceiver.kind == "video":
-            transceiver.setCodecPreferences(h264 + rtx)
+        transceiver.setCodecPreferences(h264 + rtx if transceiver.kind == "video" else opus)
 
 
 def _offered_kinds(sdp: str) -> set[str]:

@@ -218,6 +218,8 @@ class H264Fanout:
             self._rebase = False
         ts += self._offset
         self._last = ts
+        if not self.viewers:
+            return  # nobody watches over WebRTC: no work
         au = annexb_access_unit(item.data, self._length_size, self._sets, item.sync)
         if au:
             with contextlib.suppress(RuntimeError):  # the loop is closing
