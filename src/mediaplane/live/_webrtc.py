@@ -123,15 +123,21 @@ class WebRtcHost:
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Listen on :func:`control_socket` (a stale socket file is replaced)."""
+        """Listen on :func:`control_socket` (a stale socket file is replaced). When it
+        cannot (a data directory whose path is too long for a Unix socket, ~107 bytes),
+        WebRTC is logged as unavailable and RTMP and SRT go on."""
         path = control_socket(self.settings)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-        self.server = await asyncio.start_unix_server(
-            self._serve, path=str(path), limit=MAX_REQUEST_BYTES
-        )
-        path.chmod(0o600)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            self.server = await asyncio.start_unix_server(
+                self._serve, path=str(path), limit=MAX_REQUEST_BYTES
+            )
+            path.chmod(0o600)
+        except OSError as exc:
+            log.error("live.webrtc_unavailable", socket=str(path), error=str(exc))
+            return
         self.path = path
 
     async def close(self) -> None:
