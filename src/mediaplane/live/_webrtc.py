@@ -181,12 +181,15 @@ class WebRtcHost:
 
     def stream_idle(self, live_stream_id: str) -> None:
         """The stream's session ended: its viewers' tracks end (their peers close)."""
-        for fanout in (
-            self.fanouts.pop(live_stream_id, None),
-            self.audio.pop(live_stream_id, None),
-        ):
-            if fanout is not None:
-                fanout.end()
+        video, audio = self.fanouts.pop(live_stream_id, None), self.audio.pop(live_stream_id, None)
+        if video is not None:
+            video.end()
+        if audio is not None:
+            audio.end()
+        for peer in list(self.peers.values()):  # the viewers' connections go too
+            if peer.kind == "whep" and peer.live_stream_id == live_stream_id:
+                task = asyncio.get_running_loop().create_task(self._close_peer(peer))
+                peer.tasks.add(task)
 
     # -- the control socket ---------------------------------------------------------------
 
