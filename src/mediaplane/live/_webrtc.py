@@ -4,7 +4,7 @@ by the process that runs :class:`~._ingest.LiveIngest`.
 Why there: ``mediaplane up`` answers HTTP in Granian worker processes, but the publishers'
 sessions and packagers live in the ingest's thread of the main process. The HTTP routes
 (:mod:`._webrtc_api`) therefore only check the request (key, size, SDP shape) and relay the
-offer over a Unix socket in the live directory (:func:`control_socket`, one JSON line each
+offer over a Unix socket in the data directory (:func:`control_socket`, one JSON line each
 way) to :class:`WebRtcHost`, which makes the peer connection, answers, and owns it until it
 ends; a ``DELETE`` reaching any web process is relayed the same way. A WHIP publisher then
 feeds its session's sink in this process (:class:`~._whip.WhipPublisher`); a WHEP viewer
@@ -61,8 +61,9 @@ _SDP_LINE_TYPES = set("vosiuepcbtrzkam")
 
 
 def control_socket(settings: Settings) -> Path:
-    """The Unix socket the ingest's WebRTC host listens on (in the live directory)."""
-    return settings.data_path / "live" / "webrtc.sock"
+    """The Unix socket the ingest's WebRTC host listens on (in the data directory, beside
+    ``live/``, whose entries are streams)."""
+    return settings.data_path / "webrtc.sock"
 
 
 def check_sdp(sdp: str) -> str | None:
@@ -115,6 +116,7 @@ class WebRtcHost:
         self.ingest = ingest
         self.settings = ingest.settings
         self.peers: dict[str, _Peer] = {}
+        self.runs: set[asyncio.Task[None]] = set()  # publishers' media paths, to their end
         self.fanouts: dict[str, H264Fanout] = {}
         self.audio: dict[str, OpusFanout] = {}
         self.server: asyncio.AbstractServer | None = None
@@ -148,6 +150,8 @@ class WebRtcHost:
             self.server = None
         for peer in list(self.peers.values()):
             await self._close_peer(peer)
+        if self.runs:  # the publishers' encoders finish, their sinks close (bounded)
+            await asyncio.wait(list(self.runs), timeout=30)
         for video in self.fanouts.values():
             video.end()
         for audio in self.audio.values():
@@ -326,6 +330,8 @@ class WebRtcHost:
                 await self._close_peer(peer)
 
         peer.run = asyncio.get_running_loop().create_task(publish())
+        self.runs.add(peer.run)
+        peer.run.add_done_callback(self.runs.discard)
         log.info("live.whip_publishing", live_stream_id=target.live_stream_id, tracks=sorted(kinds))
         return _reply(201, resource=resource, sdp=answer)
 
@@ -389,10 +395,6 @@ class WebRtcHost:
         for task in list(peer.tasks):
             if task is not asyncio.current_task():
                 task.cancel()
-        if peer.run is not None and peer.run is not asyncio.current_task():
-            # the publisher's run ends by itself (stop): the encoder finishes, the sink closes
-            with contextlib.suppress(BaseException):
-                await asyncio.wait_for(asyncio.shield(peer.run), 30)
         log.info("live.webrtc_closed", kind=peer.kind, resource=peer.resource)
 
 
