@@ -33,6 +33,7 @@ import structlog
 from mediaplane.media import Fragment, InitSegment
 
 from ._errors import PublishRefused
+from ._ice import ice_host_addresses
 from ._playback import resolve_live_playback
 from ._whep import H264Fanout, ViewerTrack
 from ._whep_audio import AudioViewer, OpusFanout
@@ -261,7 +262,10 @@ class WebRtcHost:
             log.info("live.webrtc_offer_refused", error=str(exc)[:200])
             return None
         answer = await pc.createAnswer()
-        await pc.setLocalDescription(answer)  # waits for ICE gathering (host candidates)
+        # Waits for ICE gathering: host candidates on webrtc_ice_addresses (or every
+        # non-loopback interface when that is empty).
+        with ice_host_addresses(self.settings.webrtc_ice_addresses):
+            await pc.setLocalDescription(answer)
         return str(pc.localDescription.sdp)
 
     def _watch(self, peer: _Peer) -> None:

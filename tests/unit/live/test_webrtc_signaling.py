@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from mediaplane import live
 from mediaplane.accounts import INSTALL
 from mediaplane.http import install_error_handlers
+from mediaplane.live._ice import ice_host_addresses
 from mediaplane.live._webrtc import MAX_SDP_BYTES, check_sdp
 from mediaplane.runtime import Runtime
 from tests.support import migrated_runtime
@@ -34,7 +35,10 @@ NO_CODEC_OFFER = (
 
 @pytest.fixture(scope="module")
 def rt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
-    with migrated_runtime("sqlite", tmp_path_factory.mktemp("webrtc")) as runtime:
+    # The host offers ICE candidates on loopback only (tests send traffic nowhere else).
+    with migrated_runtime(
+        "sqlite", tmp_path_factory.mktemp("webrtc"), webrtc_ice_addresses=["127.0.0.1"]
+    ) as runtime:
         yield runtime
 
 
@@ -63,13 +67,21 @@ def _status(rt: Runtime, stream: dict[str, Any]) -> str:
     return str(live.live_stream_view(rt, INSTALL, stream["id"])["status"])
 
 
+def _candidate_hosts(sdp: str) -> set[str]:
+    """The addresses of the ICE candidates (``a=candidate:`` lines) in ``sdp``."""
+    return {line.split()[4] for line in sdp.splitlines() if line.startswith("a=candidate:")}
+
+
 async def _offer() -> tuple[Any, str]:
-    """A real WebRTC offer (aiortc's, sending a video track) and its peer connection."""
+    """A real WebRTC offer (aiortc's, sending a video track) and its peer connection, with
+    host candidates on 127.0.0.1 only."""
     from aiortc import RTCConfiguration, RTCPeerConnection, VideoStreamTrack
 
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     pc.addTransceiver(VideoStreamTrack(), direction="sendonly")
-    await pc.setLocalDescription(await pc.createOffer())
+    with ice_host_addresses(["127.0.0.1"]):
+        await pc.setLocalDescription(await pc.createOffer())
+    assert _candidate_hosts(pc.localDescription.sdp) == {"127.0.0.1"}, pc.localDescription.sdp
     return pc, pc.localDescription.sdp
 
 
@@ -148,6 +160,8 @@ async def test_whip_answers_and_delete_ends(
         assert r.status_code == 201, r.text
         assert r.headers["content-type"].startswith(SDP)
         assert r.text.startswith("v=0") and "a=recvonly" in r.text, r.text
+        # webrtc_ice_addresses: the answer's candidates are on loopback only
+        assert _candidate_hosts(r.text) == {"127.0.0.1"}, r.text
         location = r.headers["location"]
         assert location.startswith("/whip/session/")
         assert _status(rt, stream) == "active"
