@@ -24,10 +24,12 @@ CHROMIUM_ARGS = [
     # Muted autoplay is allowed anyway; this keeps headless playback from waiting on a gesture.
     "--autoplay-policy=no-user-gesture-required",
     # WebRTC (test_live_webrtc.py): a fake camera and microphone, granted without a prompt,
-    # and host ICE candidates as addresses (not mDNS names, which need multicast to resolve).
+    # and host ICE candidates as addresses (not mDNS names, which need multicast to resolve),
+    # loopback (127.0.0.1) among them: the pages offer only those (see LOOPBACK_ONLY).
     "--use-fake-device-for-media-stream",
     "--use-fake-ui-for-media-stream",
     "--disable-features=WebRtcHideLocalIpsWithMdns",
+    "--allow-loopback-in-peer-connection",
 ]
 
 

@@ -29,8 +29,18 @@ pytestmark = pytest.mark.browser
 
 WAIT_MS = 30_000
 
+#: The pages offer only their loopback ICE candidates (Chromium runs with
+#: --allow-loopback-in-peer-connection; the server with webrtc_ice_addresses=127.0.0.1), so
+#: no connectivity check goes anywhere but 127.0.0.1.
+LOOPBACK_ONLY = """const loopbackOnly = (sdp) => sdp.split("\\r\\n").filter(
+  (l) => !l.startsWith("a=candidate:") || l.split(" ")[4] === "127.0.0.1").join("\\r\\n");"""
+
 #: Publish the fake camera and microphone over WHIP; window.whip says how it went.
-WHIP_PAGE = """<!doctype html><meta charset=utf-8><title>whip</title><script>
+WHIP_PAGE = (
+    """<!doctype html><meta charset=utf-8><title>whip</title><script>
+"""
+    + LOOPBACK_ONLY
+    + """
 window.whip = {state: "starting"};
 (async () => {
   try {
@@ -45,7 +55,7 @@ window.whip = {state: "starting"};
       pc.onicegatheringstatechange = () => pc.iceGatheringState === "complete" && ok();
       setTimeout(ok, 2000);
     });
-    const r = await fetch("/whip/" + key, {method: "POST", body: pc.localDescription.sdp,
+    const r = await fetch("/whip/" + key, {method: "POST", body: loopbackOnly(pc.localDescription.sdp),
       headers: {"Content-Type": "application/sdp", "Authorization": "Bearer " + key}});
     window.whip = {state: "answered", status: r.status, location: r.headers.get("Location")};
     if (r.status !== 201) { window.whip.body = await r.text(); return; }
@@ -54,10 +64,15 @@ window.whip = {state: "starting"};
   } catch (e) { window.whip = {state: "error", error: String(e)}; }
 })();
 </script>"""
+)
 
 #: Play a playback id over WHEP (video and audio, receive only); window.whep says how it went.
-WHEP_PAGE = """<!doctype html><meta charset=utf-8><title>whep</title>
+WHEP_PAGE = (
+    """<!doctype html><meta charset=utf-8><title>whep</title>
 <video muted autoplay playsinline></video><script>
+"""
+    + LOOPBACK_ONLY
+    + """
 window.whep = {state: "starting", frames: 0};
 (async () => {
   try {
@@ -74,7 +89,7 @@ window.whep = {state: "starting", frames: 0};
       pc.onicegatheringstatechange = () => pc.iceGatheringState === "complete" && ok();
       setTimeout(ok, 2000);
     });
-    const r = await fetch("/whep/" + id, {method: "POST", body: pc.localDescription.sdp,
+    const r = await fetch("/whep/" + id, {method: "POST", body: loopbackOnly(pc.localDescription.sdp),
       headers: {"Content-Type": "application/sdp"}});
     window.whep = {...window.whep, state: "answered", status: r.status,
                    location: r.headers.get("Location")};
@@ -89,6 +104,7 @@ window.whep = {state: "starting", frames: 0};
   } catch (e) { window.whep = {state: "error", error: String(e)}; }
 })();
 </script>"""
+)
 
 
 #: Opus audio of the WHEP session was received and decoded.
@@ -104,6 +120,39 @@ AUDIO_DECODED = """async () => {
   });
   return ok;
 }"""
+
+
+#: The ICE candidate pairs of window.pc (Chromium's getStats): the selected one and all.
+ICE_PAIRS = """async () => {
+  const stats = await window.pc.getStats();
+  const cand = (id) => { const c = stats.get(id);
+    return c ? {address: c.address, type: c.candidateType} : null; };
+  const pair = (p) => ({local: cand(p.localCandidateId), remote: cand(p.remoteCandidateId),
+                        state: p.state});
+  let selected = null; const all = [];
+  stats.forEach((s) => {
+    if (s.type === "transport" && s.selectedCandidatePairId)
+      selected = pair(stats.get(s.selectedCandidatePairId));
+    if (s.type === "candidate-pair") all.push(pair(s));
+  });
+  return {selected, all};
+}"""
+
+
+def _assert_loopback_ice(page: Page) -> None:
+    """The connected peer's selected candidate pair is 127.0.0.1 on both sides; Chromium
+    checks no remote address but 127.0.0.1, and the server answers no check but from it (a
+    pair from Chromium's LAN socket to our 127.0.0.1 never succeeds)."""
+    page.wait_for_function("() => window.pc.connectionState === 'connected'", timeout=WAIT_MS)
+    pairs = page.evaluate(ICE_PAIRS)
+    selected = pairs["selected"]
+    assert selected is not None, json.dumps(pairs)
+    assert selected["local"]["address"] == selected["remote"]["address"] == "127.0.0.1", json.dumps(
+        pairs
+    )
+    assert {p["remote"]["address"] for p in pairs["all"]} == {"127.0.0.1"}, json.dumps(pairs)
+    succeeded = {p["local"]["address"] for p in pairs["all"] if p["state"] == "succeeded"}
+    assert succeeded == {"127.0.0.1"}, json.dumps(pairs)
 
 
 def _serve_page(page: Page, server: Server, name: str, html: str) -> str:
@@ -162,6 +211,7 @@ def test_chromium_publishes_whip(
     state = page.evaluate("() => window.whip")
     assert state["status"] == 201, f"{json.dumps(state)}\n{console}\n{sqlite_server.log()}"
     assert state["location"].startswith("/whip/session/"), json.dumps(state)
+    _assert_loopback_ice(page)
     stream_id, pid = whip_stream["id"], whip_stream["playback_ids"][0]["id"]
 
     def active() -> dict[str, Any] | None:
@@ -214,6 +264,7 @@ def test_chromium_plays_whep(
     state = page.evaluate("() => window.whep")
     assert state["status"] == 201, json.dumps(state)
     assert (state["width"], state["height"]) == (320, 180), json.dumps(state)
+    _assert_loopback_ice(page)
     # The tone, as Opus (transcoded once for the stream): packets come and are decoded.
     page.wait_for_function(AUDIO_DECODED, timeout=WAIT_MS)
     with httpx.Client(base_url=sqlite_server.url) as c:

@@ -9,6 +9,14 @@ variable carries the configured list into the gathering tasks aiortc starts from
 ``setLocalDescription`` (``asyncio.gather`` copies the context into them), so a peer
 connection gathers on exactly those addresses and any other aioice user in the process keeps
 aioice's default.
+
+And loopback stays loopback: a peer that offers 127.0.0.1 may still check it from another
+local address (Chromium pairs its LAN socket with our loopback candidate, and Linux delivers
+that), which aioice would answer and then use as a peer-reflexive candidate, sending to the
+LAN address. So :func:`_install` also wraps ``aioice.Connection.request_received`` to drop a
+connectivity check that reaches a loopback socket from a non-loopback address; the pair fails
+and the loopback-to-loopback one is used. (aioice's default gathering binds no loopback
+socket, so this changes nothing else.)
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import contextlib
 import contextvars
 import ipaddress
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 __all__ = ["ice_host_addresses"]
 
@@ -42,6 +51,25 @@ def _install() -> None:
 
     get_host_addresses.mediaplane_wrapped = True  # type: ignore[attr-defined]
     aioice.ice.get_host_addresses = get_host_addresses
+
+    request_received = aioice.ice.Connection.request_received
+
+    def loopback_stays_loopback(
+        self: aioice.ice.Connection, message: Any, addr: tuple[str, int], protocol: Any
+    ) -> None:
+        local = getattr(protocol.local_candidate, "host", None)
+        if local is not None and _loopback(local) and not _loopback(addr[0]):
+            return  # no answer, no peer-reflexive candidate: nothing is sent to addr
+        request_received(self, message, addr, protocol)
+
+    aioice.ice.Connection.request_received = loopback_stays_loopback  # type: ignore[method-assign]
+
+
+def _loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address.split("%")[0]).is_loopback
+    except ValueError:
+        return False
 
 
 @contextlib.contextmanager
