@@ -9,9 +9,11 @@ What it measures
     ``geq``). The page draws every frame it is about to show (requestVideoFrameCallback) on a
     canvas, decodes the strip and takes ``timeOrigin + expectedDisplayTime - stamp``:
     encoding, RTMP, the packager's ffmpeg, the fan-out, RTP, the jitter buffer and decoding
-    all count. Publisher and browser share the clock (one host). Each run opens a new WHEP
-    session, lets it settle for ``--settle`` seconds and takes the median over ``--seconds``;
-    ``--runs`` runs. (The bench for LL-HLS/DASH/HLS is bench/live_latency.py.)
+    all count. Publisher and browser share the clock (one host). ICE runs on 127.0.0.1 only
+    (the server's ``webrtc_ice_addresses``; the page offers only its loopback candidates): a
+    run whose selected candidate pair is not loopback on both sides stops the bench. Each
+    run opens a new WHEP session, lets it settle for ``--settle`` seconds and takes the
+    median over ``--seconds``; ``--runs`` runs. (The bench for LL-HLS/DASH/HLS is bench/live_latency.py.)
 
 Usage::
 
@@ -36,7 +38,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.browser.conftest import CHROMIUM_ARGS  # noqa: E402
+from tests.browser.conftest import CHROMIUM_ARGS, ICE_PAIRS, LOOPBACK_ONLY  # noqa: E402
 from tests.support import embedded_backend, start_server  # noqa: E402
 
 BITS = 44
@@ -48,6 +50,7 @@ STRIP = (
 
 PAGE = """<!doctype html><meta charset=utf-8><video muted autoplay playsinline></video>
 <canvas width=320 height=180></canvas><script>
+LOOPBACK_ONLY
 window.lat = {samples: [], status: null};
 (async () => {
   const id = new URLSearchParams(location.search).get("id");
@@ -62,7 +65,7 @@ window.lat = {samples: [], status: null};
     pc.onicegatheringstatechange = () => pc.iceGatheringState === "complete" && ok();
     setTimeout(ok, 2000);
   });
-  const r = await fetch("/whep/" + id, {method: "POST", body: pc.localDescription.sdp,
+  const r = await fetch("/whep/" + id, {method: "POST", body: loopbackOnly(pc.localDescription.sdp),
     headers: {"Content-Type": "application/sdp"}});
   window.lat.status = r.status; window.lat.location = r.headers.get("Location");
   await pc.setRemoteDescription({type: "answer", sdp: await r.text()});
@@ -78,7 +81,7 @@ window.lat = {samples: [], status: null};
   };
   video.requestVideoFrameCallback(frame);
 })();
-</script>""".replace("BITS", str(BITS))
+</script>""".replace("BITS", str(BITS)).replace("LOOPBACK_ONLY", LOOPBACK_ONLY)
 
 
 def main() -> None:
@@ -128,6 +131,10 @@ def main() -> None:
                     start = page.evaluate("() => window.lat.samples.length")
                     time.sleep(args.seconds)
                     samples = page.evaluate("() => window.lat.samples")[start:]
+                    pair = page.evaluate(ICE_PAIRS)["selected"] or {}
+                    hosts = [pair.get(side, {}).get("address") for side in ("local", "remote")]
+                    if hosts != ["127.0.0.1", "127.0.0.1"]:  # loopback only, or no number
+                        raise SystemExit(f"WHEP's selected ICE pair is not loopback: {pair}")
                     plausible = [s for s in samples if 0 < s < 30_000]  # a misread strip
                     median = statistics.median(plausible) / 1000
                     medians.append(median)
@@ -140,6 +147,7 @@ def main() -> None:
                                 "max_s": round(max(plausible) / 1000, 3),
                                 "frames": len(samples),
                                 "misread": len(samples) - len(plausible),
+                                "ice_pair": "{}<->{}".format(*hosts),
                             }
                         ),
                         flush=True,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
+from tests.browser.conftest import ICE_PAIRS, LOOPBACK_ONLY
 from tests.integration.test_live_ingest import _publisher, _until
 from tests.support import Server
 
@@ -28,12 +29,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.browser
 
 WAIT_MS = 30_000
-
-#: The pages offer only their loopback ICE candidates (Chromium runs with
-#: --allow-loopback-in-peer-connection; the server with webrtc_ice_addresses=127.0.0.1), so
-#: no connectivity check goes anywhere but 127.0.0.1.
-LOOPBACK_ONLY = """const loopbackOnly = (sdp) => sdp.split("\\r\\n").filter(
-  (l) => !l.startsWith("a=candidate:") || l.split(" ")[4] === "127.0.0.1").join("\\r\\n");"""
 
 #: Publish the fake camera and microphone over WHIP; window.whip says how it went.
 WHIP_PAGE = (
@@ -119,23 +114,6 @@ AUDIO_DECODED = """async () => {
     }
   });
   return ok;
-}"""
-
-
-#: The ICE candidate pairs of window.pc (Chromium's getStats): the selected one and all.
-ICE_PAIRS = """async () => {
-  const stats = await window.pc.getStats();
-  const cand = (id) => { const c = stats.get(id);
-    return c ? {address: c.address, type: c.candidateType} : null; };
-  const pair = (p) => ({local: cand(p.localCandidateId), remote: cand(p.remoteCandidateId),
-                        state: p.state});
-  let selected = null; const all = [];
-  stats.forEach((s) => {
-    if (s.type === "transport" && s.selectedCandidatePairId)
-      selected = pair(stats.get(s.selectedCandidatePairId));
-    if (s.type === "candidate-pair") all.push(pair(s));
-  });
-  return {selected, all};
 }"""
 
 
