@@ -295,6 +295,8 @@ def start_server(data_dir: Path, backend: Backend, **settings: str) -> Server:
         # rights, revocations and grants take effect within a second, not five
         "MEDIAPLANE_PLAYBACK_CACHE_SECONDS": "1",
         "MEDIAPLANE_X264_PRESET": "ultrafast",
+        # WebRTC ICE on loopback only (aioice skips it by default: it would use the LAN's)
+        "MEDIAPLANE_WEBRTC_ICE_ADDRESSES": "127.0.0.1",
         **backend.env_for(data_dir),
         **{f"MEDIAPLANE_{k.upper()}": v for k, v in settings.items()},
     }

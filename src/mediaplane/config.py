@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import enum
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -153,6 +154,13 @@ class Settings(BaseSettings):
     #: encoding: a laptop holds many streams, and OBS already encoded); "abr" adds up to
     #: two lower rungs, encoded by one more ffmpeg per stream (about 0.6 of a core per 720p stream).
     live_ladder: Literal["passthrough", "abr"] = "passthrough"
+    #: WHEP viewers one live stream takes at once (each is a peer connection on the ingest).
+    webrtc_max_viewers: int = Field(default=50, ge=1)
+    #: A WHIP or WHEP peer that has not connected (or stays disconnected) this long is closed.
+    webrtc_peer_timeout_seconds: float = Field(default=15.0, gt=0, le=300)
+    #: Local addresses the ingest offers as WebRTC (ICE) host candidates, comma-separated
+    #: (e.g. "127.0.0.1" to keep WebRTC on loopback); empty: every non-loopback interface.
+    webrtc_ice_addresses: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     #: Web server processes (API, origin, uploads) behind the one port of `mediaplane up`.
     web_workers: int = Field(default=1, ge=1)
@@ -247,6 +255,23 @@ class Settings(BaseSettings):
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str):
             return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @field_validator("webrtc_ice_addresses", mode="before")
+    @classmethod
+    def _ip_addresses(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(value, list):
+            bad = []
+            for v in value:
+                try:
+                    ipaddress.ip_address(v)
+                except ValueError:
+                    bad.append(v)
+            if bad:
+                raise ValueError(f"not IP addresses: {bad} (e.g. 127.0.0.1,::1)")
+            value = [str(ipaddress.ip_address(v)) for v in value]
         return value
 
     @field_validator("moderation_hold", mode="before")
@@ -425,6 +450,10 @@ MEANINGS = {
         "live renditions: `passthrough` (the publisher's H.264 only) or `abr` (plus up to"
         " 2 lower rungs encoded live)"
     ),
+    "webrtc_max_viewers": "WHEP viewers one live stream takes at once",
+    "webrtc_peer_timeout_seconds": "a WHIP/WHEP peer not connected this long is closed",
+    "webrtc_ice_addresses": "local addresses offered as WebRTC ICE host candidates "
+    "(comma-separated; empty: every non-loopback interface)",
     "web_workers": "web server processes (API, origin, uploads)",
     "worker_concurrency": "parallel jobs per worker (`mediaplane worker -c`)",
     "thumbnail_concurrency": "thumbnail extractions (ffmpeg) a web process runs at once",

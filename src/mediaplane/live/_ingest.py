@@ -39,6 +39,7 @@ from ._publish import (
 )
 from ._rtmp import RtmpServer
 from ._srt import SrtServer
+from ._webrtc import WebRtcHost
 
 if TYPE_CHECKING:
     from mediaplane.config import Settings
@@ -196,6 +197,7 @@ class LiveIngest:
         )
         self.srt_started = False
         self._sweeper: asyncio.Task[None] | None = None
+        self.webrtc = WebRtcHost(self)  # WHIP publishers and WHEP viewers (relayed by HTTP)
 
     def _limits(self) -> IngestLimits:
         """One protocol's admission rule from the settings (each port its own pool)."""
@@ -225,6 +227,7 @@ class LiveIngest:
                 self.srt_started = True
             except (RuntimeError, OSError) as exc:  # no libsrt, or the port is taken
                 log.error("live.srt_unavailable", port=srt_port, error=str(exc))
+        await self.webrtc.start()
         # One line for both (a terminal reads the ports in `up`'s ready block as well).
         srt = self.srt.port if self.srt_started else None
         log.info(
@@ -253,6 +256,7 @@ class LiveIngest:
         await self.server.close()
         if self.rtmps is not None:
             await self.rtmps.close()
+        await self.webrtc.close()
         if self.srt_started:  # its libsrt threads end before the loop does
             await self.srt.close()
             self.srt_started = False
@@ -296,6 +300,7 @@ class LiveIngest:
             ladder=self.settings.live_ladder,
             x264_preset=self.settings.x264_preset,
         )
+        packager.tap = self.webrtc.tap(ticket.live_stream_id)  # WHEP viewers
         stream.packager = packager
         log.info(
             "live.publishing",
@@ -337,6 +342,7 @@ class LiveIngest:
             )
         if self.streams.get(stream.target.live_stream_id) is stream:
             del self.streams[stream.target.live_stream_id]
+            self.webrtc.stream_idle(stream.target.live_stream_id)
         await asyncio.to_thread(
             session_idle, self.runtime, stream.target.live_stream_id, stream.session.id
         )

@@ -56,6 +56,7 @@ from ._mpegts import TsScanner
 from ._output import LiveOutput
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
 log = structlog.get_logger("mediaplane.live")
@@ -232,6 +233,8 @@ class LivePackager:
         self.ffmpeg = ffmpeg
         self.memory_bytes = memory_bytes
         self.output: LiveOutput | None = None
+        #: Also handed every init segment and fragment, from the pipe threads (WHEP).
+        self.tap: Callable[[str, InitSegment | Fragment], None] | None = None
         self.argv: list[str] = []
         self._scanner: FlvScanner | TsScanner = (
             FlvScanner() if input_format == "flv" else TsScanner()
@@ -433,6 +436,11 @@ class LivePackager:
                             meter.track(name, _track_info(track))
                             if name == "video" and self.ladder == "abr" and encoder is None:
                                 encoder = self._start_ladder(item)
+                        if self.tap is not None:
+                            try:
+                                self.tap(name, item)
+                            except Exception:  # a viewer's problem never ends the stream
+                                log.exception("live.tap_failed")
             try:
                 if reader.init is not None:  # no output at all: nothing to check
                     reader.end()
