@@ -80,6 +80,8 @@ from typing import Any
 
 import httpx
 
+from mediaplane.clips import Clip, sine
+
 ROOT = Path(__file__).resolve().parents[1]
 NODE_MODULES = ROOT / "node_modules"
 PLAYER_JS = {
@@ -96,6 +98,7 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--no-first-run",
     "--autoplay-policy=no-user-gesture-required",
+    "--allow-loopback-in-peer-connection",  # WHEP: a 127.0.0.1 candidate (see LOOPBACK_ONLY)
 ]
 
 
@@ -122,14 +125,35 @@ def stamp_filter(size: str = "640x360", rate: int = 30) -> str:
 
 
 def publisher(url: str, seconds: float) -> subprocess.Popen[bytes]:
-    argv = [
-        "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-re",
-        "-f", "lavfi", "-i", stamp_filter(),
-        "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-        "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency",
-        "-g", "15", "-keyint_min", "15", "-sc_threshold", "0", "-pix_fmt", "yuv420p",
-        "-b:v", "1M", "-c:a", "aac", "-b:a", "64k", "-t", str(seconds), "-f", "flv", url,
-    ]  # fmt: skip
+    clip = Clip(
+        seconds=seconds,
+        video=stamp_filter(),
+        audio=(sine(440, 48000),),
+        codecs=(
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-tune",
+            "zerolatency",
+            "-g",
+            "15",
+            "-keyint_min",
+            "15",
+            "-sc_threshold",
+            "0",
+            "-pix_fmt",
+            "yuv420p",
+            "-b:v",
+            "1M",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "64k",
+        ),  # fmt: skip
+        extra=("-f", "flv"),
+    )
+    argv = clip.argv(url, realtime=True)
     return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -174,6 +198,8 @@ def start_mediaplane(data: Path) -> Mediaplane:
         "MEDIAPLANE_SRT_PORT": str(free_port(socket.SOCK_DGRAM)),
         "MEDIAPLANE_DATA_DIR": str(data),
         "MEDIAPLANE_ADMIN_TOKEN": token,
+        # WebRTC on loopback only: the host offers 127.0.0.1, the page offers only its own
+        "MEDIAPLANE_WEBRTC_ICE_ADDRESSES": "127.0.0.1",
     }
     log = (data / "server.log").open("wb")
     proc = subprocess.Popen(
@@ -283,6 +309,9 @@ if (MODE === "ll-hls" || MODE === "hls") {
   window.lowLatency = () => player.getLowLatencyModeEnabled();
 } else if (MODE === "whep") {
   (async () => {
+    // only the 127.0.0.1 candidates: no check goes anywhere but loopback
+    const loopbackOnly = (sdp) => sdp.split("\\r\\n").filter(
+      (l) => !l.startsWith("a=candidate:") || l.split(" ")[4] === "127.0.0.1").join("\\r\\n");
     const pc = new RTCPeerConnection();
     pc.addTransceiver("video", { direction: "recvonly" });
     pc.addTransceiver("audio", { direction: "recvonly" });
@@ -292,7 +321,7 @@ if (MODE === "ll-hls" || MODE === "hls") {
     await new Promise((ok) => { if (pc.iceGatheringState === "complete") ok();
       pc.onicegatheringstatechange = () => pc.iceGatheringState === "complete" && ok();
       setTimeout(ok, 2000); });
-    const r = await fetch(SRC, { method: "POST", body: pc.localDescription.sdp,
+    const r = await fetch(SRC, { method: "POST", body: loopbackOnly(pc.localDescription.sdp),
                                  headers: { "Content-Type": "application/sdp" } });
     if (r.status !== 201) { stats.errors.push("WHEP answered " + r.status); return; }
     await pc.setRemoteDescription({ type: "answer", sdp: await r.text() });

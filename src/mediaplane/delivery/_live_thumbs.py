@@ -24,8 +24,13 @@ from starlette.responses import JSONResponse, Response
 
 from mediaplane.http import ApiError
 from mediaplane.live import LivePlayback, session_dir
-from mediaplane.media import ManifestError, MediaError, MediaPlaylist, extract_thumbnail
-from mediaplane.media._storyboard import THUMBNAIL_WIDTHS
+from mediaplane.media import (
+    THUMBNAIL_WIDTHS,
+    ManifestError,
+    MediaError,
+    MediaPlaylist,
+    extract_thumbnail,
+)
 
 from ._thumbs import _limiter
 
