@@ -7,6 +7,11 @@
 packager is told which). When a publisher leaves, the session waits
 ``reconnect_window_seconds`` for it to come back before it goes idle.
 
+A session has one :class:`LiveOutput` for all its publishes: each publisher's packager feeds
+it through :meth:`LiveOutput.begin_publish`, so a reconnect continues the playlists (same
+numbering, a discontinuity, a new init segment) and players keep playing; the playlists end
+(EXT-X-ENDLIST) only when the session goes idle.
+
 Each stream is isolated: its own ffmpeg process, its own task; a failure in one ends that
 stream only. ``mediaplane up`` runs this in a thread of its main process; ``mediaplane live``
 runs it alone (a live host at scale).
@@ -18,12 +23,14 @@ import asyncio
 import contextlib
 import functools
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import structlog
 
 from ._errors import PublishRefused
+from ._output import LiveOutput, PublishFeed
 from ._packager import InputFormat, LivePackager
 from ._publish import (
     LiveSession,
@@ -75,6 +82,7 @@ class _Stream:
     target: PublishTarget
     session: LiveSession
     packager: LivePackager | None = None
+    output: LiveOutput | None = None  # the session's, for all its publishes
     idle_timer: asyncio.TimerHandle | None = None
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -198,6 +206,7 @@ class LiveIngest:
             keep_segments=ticket.record,  # the recording reuses every segment
             ffmpeg=self.settings.ffmpeg_path,
             input_format=input_format,
+            output_for=functools.partial(self._output_for, stream),
         )
         stream.packager = packager
         log.info(
@@ -208,6 +217,26 @@ class LiveIngest:
             latency_mode=ticket.latency_mode,
         )
         return _SessionSink(self, stream, packager)
+
+    def _output_for(
+        self, stream: _Stream, names: list[str], started_at: datetime | None, *, slate: bool = False
+    ) -> PublishFeed:
+        """Thread: the feed a new publish of ``stream``'s session writes through (the
+        session's output, made by its first publish)."""
+        if stream.output is None:
+            target = stream.target
+            stream.output = LiveOutput(
+                session_dir(self.settings, target.live_stream_id, stream.session.id),
+                renditions=names,
+                low_latency=target.latency_mode == "low",
+                part_target=self.settings.live_part_seconds,
+                segment_target=segment_target(target.latency_mode),
+                dvr_window_seconds=target.dvr_window_seconds,
+                keep_segments=target.record,
+                started_at=started_at,
+            )
+            return PublishFeed(stream.output, stream.output.current_publish)
+        return stream.output.begin_publish(names, started_at=started_at, slate=slate)
 
     async def publisher_left(self, stream: _Stream, sink: _SessionSink) -> None:
         """The publisher went away: the session waits out its reconnect window."""
@@ -238,6 +267,9 @@ class LiveIngest:
                 stream.target.live_stream_id,
                 stream.session.id,
             )
+        if stream.output is not None:  # the playlists end (EXT-X-ENDLIST)
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(stream.output.finish)
         if self.streams.get(stream.target.live_stream_id) is stream:
             del self.streams[stream.target.live_stream_id]
         await asyncio.to_thread(

@@ -4,13 +4,17 @@
 :class:`mediaplane.media.Fmp4Reader`) and keeps this layout under ``out_dir``::
 
     master.m3u8               multivariant playlist (the video rung, audio as EXT-X-MEDIA)
-    {rung}/init.mp4           CMAF init segment
+    {rung}/init.mp4           CMAF init segment (of the first publish)
+    {rung}/init-{n}.mp4       the init segment of publish ``n`` of the session (a reconnect,
+                              the slate, a backup input): its codec parameters may differ
     {rung}/{msn}.{part}.m4s   LL-HLS parts ("low" latency only; the last few segments)
     {rung}/{msn}.m4s          complete segments (the concatenation of their parts)
     {rung}/index.m3u8         the media playlist
     {rung}/state.json         {"msn", "part", "ended"}: the newest part, for blocking reloads
     manifest.mpd              a dynamic DASH MPD of the same segments (static once ended),
-                              rewritten as each segment completes
+                              rewritten as each segment completes; a Period per publish
+    publishes.json            each publish's init names and segment numbers (the recording
+                              reads it)
 
 Every file is written atomically (a temporary name, then a rename), and a part before the
 playlist that names it, so a reader in another process never sees half of one.
@@ -21,6 +25,15 @@ segment starts at a keyframe. Only the DVR window of segments is kept (older fil
 deleted one segment after they leave the playlist, for players still holding the older
 playlist; with ``keep_segments``, for a recording, every segment stays on disk) and parts
 only for the last :data:`PART_SEGMENTS` segments.
+
+A live session outlives its publisher: each publish (the first one, a reconnect, the slate
+shown while the publisher is away, a backup input taking over) feeds the same output through
+its own :meth:`LiveOutput.begin_publish` handle. Segment and part numbers continue, so a
+player's playlist reloads (and blocking reloads) go on across the change; the first segment
+of a publish carries ``EXT-X-DISCONTINUITY`` and its own ``EXT-X-MAP`` (a new init name), its
+program date-time continues on the wall clock (never before the end of the previous
+publish), and the MPD gets a new Period for it. ``EXT-X-DISCONTINUITY-SEQUENCE`` counts the
+discontinuities that left the playlist.
 """
 
 from __future__ import annotations
@@ -116,10 +129,28 @@ class _Pending:
 
 
 @dataclass
+class _Publish:
+    """One publish of the session (its media clock starts anew)."""
+
+    index: int
+    slate: bool = False
+    started_at: datetime | None = None
+    anchor: tuple[datetime, float] | None = None  # (wall clock, media seconds) of its start
+    tracks: dict[str, Track] = field(default_factory=dict)
+    first_msn: dict[str, int] = field(default_factory=dict)
+    last_msn: dict[str, int] = field(default_factory=dict)
+
+    def init_name(self) -> str:
+        return "init.mp4" if self.index == 0 else f"init-{self.index}.mp4"
+
+
+@dataclass
 class _Segment:
     msn: int
-    start: float  # media seconds
+    start: float  # media seconds (of its publish's clock)
     pdt: datetime
+    publish: int = 0
+    discontinuity: bool = False  # the first segment of a later publish
     parts: list[_Part] = field(default_factory=list)
     data: list[bytes] = field(default_factory=list)  # while open
     size: int = 0
@@ -145,6 +176,9 @@ class _Rendition:
     peak_bps: float = 0.0
     max_segment: float = 0.0
     ended: bool = False
+    discontinuity: bool = False  # the next segment begins a new publish
+    discontinuities_gone: int = 0  # EXT-X-DISCONTINUITY tags that left the playlist
+    frame: float = 0.0  # seconds, the newest video frame's duration
 
     @property
     def last(self) -> tuple[int, int] | None:
@@ -200,7 +234,9 @@ class LiveOutput:
         self.clock = clock
         self.started_at = started_at
         self._lock = threading.Lock()
-        self._anchor: tuple[datetime, float] | None = None
+        self._anchor: tuple[datetime, float] | None = None  # the first publish's, for the MPD
+        self._publishes = [_Publish(0, started_at=started_at)]
+        self._last_end: datetime | None = None  # wall clock where the last publish ended
         self._master_bps = 0.0
         self._renditions = {
             name: _Rendition(name, out_dir / name) for name in dict.fromkeys(renditions)
@@ -212,16 +248,100 @@ class LiveOutput:
     def renditions(self) -> tuple[str, ...]:
         return tuple(self._renditions)
 
+    @property
+    def current_publish(self) -> int:
+        """The index of the publish fed now (0 for the first)."""
+        return len(self._publishes) - 1
+
     # -- input ------------------------------------------------------------------------------
+
+    def begin_publish(
+        self, renditions: Sequence[str], *, started_at: datetime | None = None, slate: bool = False
+    ) -> PublishFeed:
+        """A new publish continues the stream (a reconnect, the slate, a backup input): what
+        the previous one left open is completed, and the handle returned feeds the new one.
+        Fragments fed through an older handle from then on are dropped.
+
+        :param renditions: the tracks it has: the same as the session's (a publish cannot
+            add or drop a track the players already have a playlist for).
+        :param started_at: the wall clock of its first media (see the class).
+        :param slate: it is the slate, not a publisher (the recording leaves it out).
+        :raises InvalidMedia: the tracks differ from the session's.
+        """
+        want, have = sorted(dict.fromkeys(renditions)), sorted(self._renditions)
+        if want != have:
+            raise InvalidMedia(
+                f"this live session has {' and '.join(have)}, the publisher sends "
+                f"{' and '.join(want) or 'nothing'}: reconnect with the same tracks"
+            )
+        with self._lock:
+            self._end_current()
+            started = _Publish(len(self._publishes), slate=slate, started_at=started_at)
+            self._publishes.append(started)
+            for r in self._renditions.values():
+                if r.segments or r.retired or r.next_msn:
+                    r.discontinuity = True
+            self._write_publishes()
+            return PublishFeed(self, started.index)
+
+    def end_publish(self, index: int) -> None:
+        """Publish ``index`` is over (its publisher left, the slate stopped): its open part
+        and segments are completed and published, without ENDLIST (the session goes on or
+        :meth:`finish` ends it)."""
+        with self._lock:
+            if index == len(self._publishes) - 1:
+                self._end_current()
+
+    def _end_current(self) -> None:
+        """Complete the current publish's open parts and segments (under the lock)."""
+        publish = self._publishes[-1]
+        for r in self._renditions.values():
+            if r.pending is not None:
+                self._flush_part(r, publish=False)
+            if r.open is not None:
+                self._close_segment(r)
+            if r.track is not None:
+                self._publish(r)
+            last = r.segments[-1] if r.segments else None
+            if last is not None and last.publish == publish.index:
+                end = last.pdt + timedelta(seconds=last.duration)
+                self._last_end = end if self._last_end is None else max(self._last_end, end)
+        self._write_master()
+        self._write_mpd()
+        self._write_publishes()
+
+    def frame_rate(self) -> float | None:
+        """Frames per second of the newest video (None without video yet)."""
+        with self._lock:
+            for r in self._renditions.values():
+                if r.track is not None and r.track.kind == "video" and r.frame > 0:
+                    return 1 / r.frame
+            return None
+
+    def tracks(self) -> dict[str, Track]:
+        """The newest track of each rendition that has one."""
+        with self._lock:
+            return {n: r.track for n, r in self._renditions.items() if r.track is not None}
 
     def add_init(self, name: str, init: InitSegment) -> None:
         """The init segment of rendition ``name`` (its first track is the one published)."""
+        self._add_init(name, init, len(self._publishes) - 1)
+
+    def _add_init(self, name: str, init: InitSegment, index: int) -> None:
         with self._lock:
+            if index != len(self._publishes) - 1:
+                return  # a publish that was superseded
             r = self._renditions[name]
             r.init, r.track = init, init.tracks[0]
-            write_atomic(r.dir / "init.mp4", init.data)
+            publish = self._publishes[index]
+            publish.tracks[name] = r.track
+            write_atomic(r.dir / publish.init_name(), init.data)
 
     def add_fragment(self, name: str, frag: Fragment) -> None:
+        """One CMAF chunk of rendition ``name`` (see :meth:`_add_fragment`)."""
+        self._add_fragment(name, frag, len(self._publishes) - 1)
+
+    def _add_fragment(self, name: str, frag: Fragment, index: int) -> None:
         """One CMAF chunk of rendition ``name``, added to the part being built.
 
         A part ends where the next chunk would carry it past the part target (by more than
@@ -231,12 +351,17 @@ class LiveOutput:
         keyframe.
         """
         with self._lock:
+            if index != len(self._publishes) - 1:
+                return  # a publish that was superseded
             r = self._renditions[name]
-            if r.track is None:
+            publish = self._publishes[index]
+            if r.track is None or name not in publish.tracks:
                 raise InvalidMedia(f"{name}: a fragment before the init segment")
             scale = r.track.timescale
             start, duration = frag.decode_time / scale, frag.duration / scale
             video = r.track.kind == "video"
+            if video and duration > 0:
+                r.frame = duration
             independent = frag.sync or not video
             limit = max(MAX_KEYFRAME_GAP, KEYFRAME_GAP_TARGETS * self.segment_target)
             if r.open is None and r.pending is None and not independent:
@@ -244,9 +369,13 @@ class LiveOutput:
                 if r.dropped > limit:
                     raise InvalidMedia(_no_keyframe(limit))
                 return
-            if self._anchor is None:
-                wall = self.started_at or self.clock() - timedelta(seconds=duration)
-                self._anchor = (wall, start)
+            if publish.anchor is None:
+                wall = publish.started_at or self.clock() - timedelta(seconds=duration)
+                if self._last_end is not None:  # never before the previous publish ended
+                    wall = max(wall, self._last_end)
+                publish.anchor = (wall, start)
+                if self._anchor is None:
+                    self._anchor = publish.anchor
             if video and frag.sync and r.pending is not None:
                 self._flush_part(r)
             if r.pending is None:
@@ -256,7 +385,16 @@ class LiveOutput:
                 elif r.open is not None and r.open.duration > limit:
                     raise InvalidMedia(_no_keyframe(limit))
                 if r.open is None:
-                    r.open = _Segment(r.next_msn, start, self._pdt(start))
+                    r.open = _Segment(
+                        r.next_msn,
+                        start,
+                        self._pdt(publish, start),
+                        publish=index,
+                        discontinuity=r.discontinuity,
+                    )
+                    r.discontinuity = False
+                    publish.first_msn.setdefault(name, r.next_msn)
+                    publish.last_msn[name] = r.next_msn
                     r.next_msn += 1
                 r.pending = _Pending(independent)
             r.pending.chunks.append(frag.data)
@@ -278,6 +416,7 @@ class LiveOutput:
                     self._publish(r)
             self._write_master()
             self._write_mpd()
+            self._write_publishes()
 
     def state(self, name: str) -> tuple[int, int] | None:
         """(msn, part) of the newest part of rendition ``name``, None before the first."""
@@ -306,9 +445,10 @@ class LiveOutput:
         if publish:
             self._write_master()
 
-    def _pdt(self, start: float) -> datetime:
-        assert self._anchor is not None
-        wall, media = self._anchor
+    @staticmethod
+    def _pdt(publish: _Publish, start: float) -> datetime:
+        assert publish.anchor is not None
+        wall, media = publish.anchor
         return wall + timedelta(seconds=start - media)
 
     def _close_segment(self, r: _Rendition) -> None:
@@ -326,6 +466,7 @@ class LiveOutput:
         while len(r.segments) > 1 and total - r.segments[0].duration >= window:
             old = r.segments.popleft()
             total -= old.duration
+            r.discontinuities_gone += old.discontinuity
             r.retired.append(old)
         while len(r.retired) > GRACE_SEGMENTS:
             self._delete(r, r.retired.popleft(), parts_only=self.keep_segments)
@@ -339,6 +480,8 @@ class LiveOutput:
             self._publish(r)
         if not r.ended:
             self._write_mpd()
+            if seg.msn == self._publishes[seg.publish].first_msn.get(r.name):
+                self._write_publishes()  # a publish's first segment (the rest at its end)
 
     def _delete(self, r: _Rendition, seg: _Segment, *, parts_only: bool) -> None:
         if self.low_latency and not seg.parts_gone:
@@ -368,8 +511,11 @@ class LiveOutput:
         segments = list(r.segments)
         shown = [*segments, r.open] if self.low_latency and r.open is not None else segments
         lines: list[MediaSegment] = []
+        previous: _Segment | None = None
         for i, seg in enumerate(shown):
             with_parts = self.low_latency and i >= len(segments) - PART_SEGMENTS
+            new_map = previous is None or previous.publish != seg.publish
+            previous = seg
             parts = tuple(
                 Part(f"{seg.msn}.{p.index}.m4s", round(p.duration, 5), p.independent)
                 for p in seg.parts
@@ -379,7 +525,8 @@ class LiveOutput:
                 MediaSegment(
                     uri=f"{seg.msn}.m4s" if complete else None,
                     duration=round(seg.duration, 6) if complete else None,
-                    map=Map("init.mp4") if i == 0 else None,
+                    discontinuity=seg.discontinuity,
+                    map=Map(self._publishes[seg.publish].init_name()) if new_map else None,
                     program_date_time=seg.pdt,
                     parts=parts if with_parts else (),
                 )
@@ -404,6 +551,7 @@ class LiveOutput:
             segments=tuple(lines),
             version=LL_HLS_VERSION if self.low_latency else HLS_VERSION,
             media_sequence=first_msn,
+            discontinuity_sequence=r.discontinuities_gone or None,
             independent_segments=True,
             server_control=control,
             part_target=self.part_target if self.low_latency else None,
@@ -427,18 +575,37 @@ class LiveOutput:
     def _write_mpd(self) -> None:
         """``manifest.mpd``: every rendition's segments in a SegmentTimeline, numbered as in
         HLS (``$Number$`` is the msn), on the clock of the stream's first media
-        (availabilityStartTime: the program date-time of media time 0). Dynamic while live;
-        static, with its duration, once the stream ended. The origin adds UTCTiming."""
+        (availabilityStartTime: the program date-time of media time 0). A Period per publish
+        (its start the publish's program date-time, its presentationTimeOffset its media
+        start, its own init segment), for those with a segment of every rendition in the
+        window. Dynamic while live; static, with its duration, once the stream ended. The
+        origin adds UTCTiming."""
         rends = list(self._renditions.values())
         if self._anchor is None or any(r.track is None or not r.segments for r in rends):
             return
         wall, media_start = self._anchor
         ended = all(r.ended for r in rends)
-        sets = [self._adaptation_set(r) for r in rends]
+        periods = []
+        for publish in self._publishes:
+            if publish.anchor is None:
+                continue
+            segments = [[s for s in r.segments if s.publish == publish.index] for r in rends]
+            if not all(segments) or any(n not in publish.tracks for n in self._renditions):
+                continue
+            first = publish.anchor is self._anchor
+            offset = 0.0 if first else (publish.anchor[0] - wall).total_seconds() + media_start
+            sets = tuple(
+                self._adaptation_set(r, publish, segs, None if first else publish.anchor[1])
+                for r, segs in zip(rends, segments, strict=True)
+            )
+            start = "PT0S" if first else iso_duration(offset)
+            periods.append(Period(adaptation_sets=sets, id=str(publish.index), start=start))
+        if not periods:
+            return
         longest = max(r.max_segment for r in rends)
         window = max(sum(s.duration for s in r.segments) for r in rends)
         mpd = MPD(
-            periods=(Period(adaptation_sets=tuple(sets), id="0", start="PT0S"),),
+            periods=tuple(periods),
             type="static" if ended else "dynamic",
             profiles="urn:mpeg:dash:profile:isoff-live:2011",
             min_buffer_time=iso_duration(self.segment_target),
@@ -452,18 +619,25 @@ class LiveOutput:
         )
         write_atomic(self.out_dir / "manifest.mpd", bytes(mpd))
 
-    @staticmethod
-    def _end(rends: list[_Rendition]) -> float:
-        """Media seconds from time 0 to the end of the last segment."""
-        return max(r.segments[-1].start + r.segments[-1].duration for r in rends)
+    def _end(self, rends: list[_Rendition]) -> float:
+        """Presentation seconds from time 0 to the end of the last segment."""
+        assert self._anchor is not None
+        wall, media_start = self._anchor
+        ends = []
+        for r in rends:
+            last = r.segments[-1]
+            end = last.pdt + timedelta(seconds=last.duration)
+            ends.append((end - wall).total_seconds() + media_start)
+        return max(ends)
 
     @staticmethod
-    def _adaptation_set(r: _Rendition) -> AdaptationSet:
-        track = r.track
-        assert track is not None
+    def _adaptation_set(
+        r: _Rendition, publish: _Publish, segments: list[_Segment], media_offset: float | None
+    ) -> AdaptationSet:
+        track = publish.tracks[r.name]
         scale = track.timescale
         timeline = tuple(
-            TimelineEntry(t=round(s.start * scale), d=round(s.duration * scale)) for s in r.segments
+            TimelineEntry(t=round(s.start * scale), d=round(s.duration * scale)) for s in segments
         )
         video = track.kind == "video"
         rep = Representation(
@@ -476,9 +650,10 @@ class LiveOutput:
         )
         template = SegmentTemplate(
             media=f"{r.name}/$Number$.m4s",
-            initialization=f"{r.name}/init.mp4",
+            initialization=f"{r.name}/{publish.init_name()}",
             timescale=scale,
-            start_number=r.segments[0].msn,
+            start_number=segments[0].msn,
+            presentation_time_offset=None if media_offset is None else round(media_offset * scale),
             timeline=timeline,
         )
         return AdaptationSet(
@@ -489,6 +664,21 @@ class LiveOutput:
             start_with_sap="1",
             segment_template=template,
         )
+
+    def _write_publishes(self) -> None:
+        """``publishes.json``: each publish's init names and first and last segment numbers
+        per rendition, and whether it is the slate (what the recording reads)."""
+        body = [
+            {
+                "index": p.index,
+                "slate": p.slate,
+                "init": p.init_name(),
+                "first_msn": p.first_msn,
+                "last_msn": p.last_msn,
+            }
+            for p in self._publishes
+        ]
+        write_atomic(self.out_dir / "publishes.json", json.dumps(body).encode())
 
     def _write_master(self) -> None:
         rends = list(self._renditions.values())
@@ -540,6 +730,35 @@ class LiveOutput:
         return MasterPlaylist((only,), (), HLS_VERSION, independent_segments=True)
 
 
+class PublishFeed:
+    """What one publish feeds :class:`LiveOutput` through (from
+    :meth:`LiveOutput.begin_publish`): the packager's output while it lasts. Once a later
+    publish began, what comes through this one is dropped; ``finish`` ends only this
+    publish (the session's playlists stay live)."""
+
+    def __init__(self, output: LiveOutput, index: int) -> None:
+        self.output = output
+        self.index = index
+
+    @property
+    def renditions(self) -> tuple[str, ...]:
+        return self.output.renditions
+
+    @property
+    def current(self) -> bool:
+        """Whether this is still the publish the session shows."""
+        return self.output.current_publish == self.index
+
+    def add_init(self, name: str, init: InitSegment) -> None:
+        self.output._add_init(name, init, self.index)
+
+    def add_fragment(self, name: str, frag: Fragment) -> None:
+        self.output._add_fragment(name, frag, self.index)
+
+    def finish(self) -> None:
+        self.output.end_publish(self.index)
+
+
 def _no_keyframe(limit: float) -> str:
     return (
         f"the video had no keyframe for {limit:.0f} s: set the encoder's keyframe interval"
@@ -547,4 +766,4 @@ def _no_keyframe(limit: float) -> str:
     )
 
 
-__all__ = ["LiveOutput", "write_atomic"]
+__all__ = ["LiveOutput", "PublishFeed", "write_atomic"]

@@ -48,10 +48,14 @@ from mediaplane.media import (
 )
 
 from ._mpegts import TsScanner
-from ._output import LiveOutput
+from ._output import LiveOutput, PublishFeed
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
+
+    #: ``(track names, wall clock of the first media) -> the publish's feed`` (a session's).
+    OutputFor = Callable[[list[str], datetime | None], PublishFeed]
 
 log = structlog.get_logger("mediaplane.live")
 
@@ -190,6 +194,9 @@ class LivePackager:
     :param input_format: what ``write`` is fed: ``flv`` (RTMP) or ``mpegts`` (SRT), checked
         as it arrives by :class:`FlvScanner` or :class:`._mpegts.TsScanner`.
     :param memory_bytes: the address-space limit of the ffmpeg process.
+    :param output_for: where a session's publish goes (:meth:`LiveOutput.begin_publish`, so
+        numbering continues across publishes); its ``finish`` ends the publish only. Without
+        it the packager writes its own :class:`LiveOutput` and ends it on close.
 
     ``write`` and ``close`` are awaited one at a time (the publish sink contract).
     """
@@ -206,6 +213,7 @@ class LivePackager:
         ffmpeg: str = "ffmpeg",
         input_format: InputFormat = "flv",
         memory_bytes: int = MEMORY_BYTES,
+        output_for: OutputFor | None = None,
     ) -> None:
         if latency_mode not in LATENCY_MODES:
             raise ValueError(f"latency_mode must be one of {LATENCY_MODES}")
@@ -220,7 +228,8 @@ class LivePackager:
         self.keep_segments = keep_segments
         self.ffmpeg = ffmpeg
         self.memory_bytes = memory_bytes
-        self.output: LiveOutput | None = None
+        self.output: LiveOutput | PublishFeed | None = None
+        self.output_for = output_for
         self.argv: list[str] = []
         self._scanner: FlvScanner | TsScanner = (
             FlvScanner() if input_format == "flv" else TsScanner()
@@ -291,17 +300,23 @@ class LivePackager:
         if not (scanner.video or scanner.audio):
             await self._fail(InvalidMedia("the stream has no H.264 video or AAC audio"))
         names = [n for n, on in (("video", scanner.video), ("audio", scanner.audio)) if on]
-        self.output = await asyncio.to_thread(  # it makes the rung directories
-            LiveOutput,
-            self.out_dir,
-            renditions=names,
-            low_latency=self.low_latency,
-            part_target=self.part_target,
-            segment_target=self.segment_target,
-            dvr_window_seconds=self.dvr_window_seconds,
-            keep_segments=self.keep_segments,
-            started_at=self._started_at,
-        )
+        if self.output_for is not None:
+            try:
+                self.output = await asyncio.to_thread(self.output_for, names, self._started_at)
+            except InvalidMedia as exc:  # not the session's tracks
+                await self._fail(exc)
+        else:
+            self.output = await asyncio.to_thread(  # it makes the rung directories
+                LiveOutput,
+                self.out_dir,
+                renditions=names,
+                low_latency=self.low_latency,
+                part_target=self.part_target,
+                segment_target=self.segment_target,
+                dvr_window_seconds=self.dvr_window_seconds,
+                keep_segments=self.keep_segments,
+                started_at=self._started_at,
+            )
         pipes = {name: os.pipe() for name in names}
         audio_fragment = (
             max(0.05, self.part_target - AUDIO_PART_MARGIN)
