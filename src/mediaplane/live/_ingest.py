@@ -10,7 +10,9 @@ packager is told which). When a publisher leaves, the session waits
 A session has one :class:`LiveOutput` for all its publishes: each publisher's packager feeds
 it through :meth:`LiveOutput.begin_publish`, so a reconnect continues the playlists (same
 numbering, a discontinuity, a new init segment) and players keep playing; the playlists end
-(EXT-X-ENDLIST) only when the session goes idle.
+(EXT-X-ENDLIST) only when the session goes idle. While the publisher is away, a
+:class:`Slate` feeds the session ("The stream will be back shortly", silent audio), so
+players keep playing instead of stalling.
 
 Each stream is isolated: its own ffmpeg process, its own task; a failure in one ends that
 stream only. ``mediaplane up`` runs this in a thread of its main process; ``mediaplane live``
@@ -42,6 +44,7 @@ from ._publish import (
     session_idle,
 )
 from ._rtmp import RtmpServer
+from ._slate import SLATE_MARGIN_SECONDS, Slate, slate_argv
 from ._srt import SrtServer
 
 if TYPE_CHECKING:
@@ -83,6 +86,7 @@ class _Stream:
     session: LiveSession
     packager: LivePackager | None = None
     output: LiveOutput | None = None  # the session's, for all its publishes
+    slate: Slate | None = None  # while the publisher is away
     idle_timer: asyncio.TimerHandle | None = None
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -193,6 +197,7 @@ class LiveIngest:
             if stream.idle_timer is not None:  # back within the reconnect window
                 stream.idle_timer.cancel()
                 stream.idle_timer = None
+            self._stop_slate(stream)  # the new publish supersedes it at its first media
         else:
             stream = _Stream(ticket, session)
             self.streams[ticket.live_stream_id] = stream
@@ -250,6 +255,56 @@ class LiveIngest:
         stream.idle_timer = loop.call_later(
             stream.target.reconnect_window_seconds, self._idle_later, stream
         )
+        if stream.target.reconnect_window_seconds > 0:
+            await self._start_slate(stream)
+
+    async def _start_slate(self, stream: _Stream) -> None:
+        """Feed the session the slate until a publisher is back or the window ends (only
+        once a publish has shown its tracks; a failure to start it is logged, not fatal)."""
+        output = stream.output
+        if output is None or stream.slate is not None:
+            return
+        tracks = output.tracks()
+        if set(tracks) != set(output.renditions):
+            return
+        video, audio = tracks.get("video"), tracks.get("audio")
+        target = stream.target
+        argv = slate_argv(
+            self.settings.ffmpeg_path,
+            seconds=target.reconnect_window_seconds + SLATE_MARGIN_SECONDS,
+            gop_seconds=segment_target(target.latency_mode),
+            width=video.width if video else None,
+            height=video.height if video else None,
+            fps=await asyncio.to_thread(output.frame_rate),
+            video=video is not None,
+            audio=audio is not None,
+            sample_rate=audio.timescale if audio and 8000 <= audio.timescale <= 96000 else 48000,
+        )
+        packager = LivePackager(
+            output.out_dir,
+            latency_mode=target.latency_mode,
+            part_target=self.settings.live_part_seconds,
+            segment_target=segment_target(target.latency_mode),
+            dvr_window_seconds=target.dvr_window_seconds,
+            ffmpeg=self.settings.ffmpeg_path,
+            output_for=functools.partial(self._output_for, stream, slate=True),
+        )
+        slate = Slate(argv, packager)
+        try:
+            await slate.start()
+        except OSError as exc:
+            log.error("live.slate_failed", live_stream_id=target.live_stream_id, error=str(exc))
+            return
+        stream.slate = slate
+        log.info("live.slate", live_stream_id=target.live_stream_id, session_id=stream.session.id)
+
+    def _stop_slate(self, stream: _Stream) -> None:
+        """The slate ends (in the background: a new publish supersedes it anyway)."""
+        slate, stream.slate = stream.slate, None
+        if slate is not None:
+            task = asyncio.get_running_loop().create_task(slate.stop())
+            stream.tasks.add(task)
+            task.add_done_callback(stream.tasks.discard)
 
     def _idle_later(self, stream: _Stream) -> None:
         task = asyncio.get_running_loop().create_task(self._go_idle(stream))
@@ -257,6 +312,11 @@ class LiveIngest:
         task.add_done_callback(stream.tasks.discard)
 
     async def _go_idle(self, stream: _Stream) -> None:
+        self._stop_slate(stream)
+        for task in list(stream.tasks):
+            if task is not asyncio.current_task():
+                with contextlib.suppress(Exception):
+                    await task
         if stream.packager is not None:  # shutting down with a publisher on
             with contextlib.suppress(Exception):
                 await stream.packager.close()
