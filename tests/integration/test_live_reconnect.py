@@ -6,6 +6,7 @@ discontinuity, and the MPD has a Period per publish."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -147,3 +148,57 @@ def test_reconnect_continues_the_playlist_over_a_slate(
     finally:
         _stop(pub)
     assert watch.polls > 5
+
+
+def test_backup_input_takes_over(sqlite_server: Server, stream: dict[str, Any]) -> None:
+    """A backup publisher waits as standby; it takes over when the primary stalls (its
+    ffmpeg stopped, the connection open), and the stalled primary, now the standby, takes
+    over again when the backup's connection ends. A second primary is refused."""
+    play = f"{sqlite_server.url}/play/{stream['playback_ids'][0]['id']}"
+    key = stream["stream_key"]
+    primary = _publisher(f"{sqlite_server.rtmp_url}/{key}", "320x180")
+    backup: subprocess.Popen[bytes] | None = None
+    try:
+        deadline = time.monotonic() + 40
+        while (r := httpx.get(f"{play}/master.m3u8")).status_code != 200:
+            assert time.monotonic() < deadline, "no master playlist"
+            time.sleep(0.25)
+        watch = _Watcher(f"{play}/{MasterPlaylist.parse(r.text).variants[0].uri}")
+        watch.until("a complete segment", lambda p: p.complete_segments)
+        backup_url = sqlite_server.rtmp_url.replace("/live", "/live-backup") + f"/{key}"
+        backup = _publisher(backup_url, "480x270")
+        second = _publisher(f"{sqlite_server.rtmp_url}/{key}", "320x180", seconds=30)
+        assert second.wait(timeout=30) != 0  # a second primary is refused
+        deadline = time.monotonic() + 30
+        while '"live.standby"' not in sqlite_server.log():
+            assert time.monotonic() < deadline, "the backup did not become the standby"
+            time.sleep(0.25)
+        assert _discontinuities(watch.get()) == 0  # the standby's media waits
+
+        primary.send_signal(signal.SIGSTOP)  # stalled: connected, no media
+        taken = watch.until("the backup's segments", lambda p: _after(p, 1))
+        seg = _after(taken, 1)[0]
+        base = watch.url.rsplit("/", 1)[0]
+        assert seg.map is not None
+        data = httpx.get(f"{base}/{seg.map.uri}").content + httpx.get(f"{base}/{seg.uri}").content
+        info = probe_decodes(data)
+        assert (info["streams"][0]["width"], info["streams"][0]["height"]) == (480, 270)
+        assert '"reason": "stalled"' in sqlite_server.log()
+        primary.send_signal(signal.SIGCONT)
+
+        _stop(backup)  # the backup's connection ends: the primary (standby now) is back
+        back = watch.until("the primary's segments", lambda p: _after(p, 2))
+        seg = _after(back, 2)[0]
+        assert seg.map is not None
+        data = httpx.get(f"{base}/{seg.map.uri}").content + httpx.get(f"{base}/{seg.uri}").content
+        info = probe_decodes(data)
+        assert (info["streams"][0]["width"], info["streams"][0]["height"]) == (320, 180)
+        assert '"reason": "disconnected"' in sqlite_server.log()
+        with sqlite_server.client() as c:
+            data_ = c.get(f"/api/v1/live-streams/{stream['id']}").json()["data"]
+        assert data_["status"] == "active"
+    finally:
+        primary.send_signal(signal.SIGCONT)
+        _stop(primary)
+        if backup is not None:
+            _stop(backup)

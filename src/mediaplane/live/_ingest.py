@@ -14,6 +14,13 @@ numbering, a discontinuity, a new init segment) and players keep playing; the pl
 :class:`Slate` feeds the session ("The stream will be back shortly", silent audio), so
 players keep playing instead of stalling.
 
+A second publisher on the backup app (``rtmp://HOST/live-backup/{key}``, SRT stream id
+``live-backup/{key}``) waits as standby next to the primary: its packager runs, its media
+is dropped. When the active input's connection ends, or it sends nothing for
+:data:`INPUT_STALL_SECONDS` while the standby does, the standby takes over the session (a
+new publish: a discontinuity), and a stalled primary becomes the standby. A primary that
+comes back while the backup is on takes over again. Logged as ``live.input_switched``.
+
 Each stream is isolated: its own ffmpeg process, its own task; a failure in one ends that
 stream only. ``mediaplane up`` runs this in a thread of its main process; ``mediaplane live``
 runs it alone (a live host at scale).
@@ -23,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,6 +38,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import structlog
+
+from mediaplane.media import InvalidMedia
 
 from ._errors import PublishRefused
 from ._output import LiveOutput, PublishFeed
@@ -61,6 +71,12 @@ STANDARD_SEGMENT_SECONDS = 4.0
 LOW_SEGMENT_SECONDS = 2.0
 #: How often a publisher's stream is checked for being disabled or deleted meanwhile.
 ALLOWED_POLL_SECONDS = 3.0
+#: The application names publishers connect to: the primary input, and its backup.
+PRIMARY_APP = "live"
+BACKUP_APP = "live-backup"
+#: An active input that sent nothing for this long, while the standby sends, is switched
+#: away from.
+INPUT_STALL_SECONDS = 3.0
 
 
 def segment_target(latency_mode: str) -> float:
@@ -84,7 +100,10 @@ class _Stream:
 
     target: PublishTarget
     session: LiveSession
-    packager: LivePackager | None = None
+    packager: LivePackager | None = None  # the active input's
+    active: _SessionSink | None = None  # the input the session shows
+    standby: _SessionSink | None = None  # a backup input waiting (or a stalled primary)
+    watchdog: asyncio.Task[None] | None = None  # while there is a standby
     output: LiveOutput | None = None  # the session's, for all its publishes
     slate: Slate | None = None  # while the publisher is away
     idle_timer: asyncio.TimerHandle | None = None
@@ -96,18 +115,26 @@ class _SessionSink:
     :data:`ALLOWED_POLL_SECONDS` it checks (in a thread, off the write path) that the
     stream was not disabled or deleted meanwhile; then the next write ends the publish."""
 
-    def __init__(self, ingest: LiveIngest, stream: _Stream, packager: LivePackager) -> None:
+    def __init__(
+        self, ingest: LiveIngest, stream: _Stream, packager: LivePackager, *, backup: bool = False
+    ) -> None:
         self.ingest = ingest
         self.stream = stream
         self.packager = packager
+        self.backup = backup
         self.allowed = True
         self.checked = asyncio.get_running_loop().time()
+        self.last_write = self.checked
         self.check: asyncio.Task[None] | None = None
+
+    @property
+    def role(self) -> str:
+        return "backup" if self.backup else "primary"
 
     async def write(self, data: bytes) -> None:
         if not self.allowed:
             raise PublishRefused("The live stream was disabled or deleted.", "disabled")
-        now = asyncio.get_running_loop().time()
+        now = self.last_write = asyncio.get_running_loop().time()
         if self.check is None and now - self.checked >= ALLOWED_POLL_SECONDS:
             self.checked = now
             self.check = asyncio.get_running_loop().create_task(self._check())
@@ -144,11 +171,13 @@ class LiveIngest:
             self.authorize,
             functools.partial(self.open_sink, protocol="rtmp", input_format="flv"),
             max_connections=self.settings.live_max_connections,
+            apps=(PRIMARY_APP, BACKUP_APP),
         )
         self.srt = SrtServer(
             self.authorize,
             functools.partial(self.open_sink, protocol="srt", input_format="mpegts"),
             max_connections=self.settings.live_max_connections,
+            apps=(PRIMARY_APP, BACKUP_APP),
         )
         self.srt_started = False
 
@@ -179,19 +208,39 @@ class LiveIngest:
             await self._go_idle(stream)
 
     async def authorize(self, app: str, stream_key: str) -> PublishTarget | None:
-        """The stream a key opens, or None (the server drops the publisher at once)."""
-        return await asyncio.to_thread(authenticate_publisher, self.runtime, stream_key)
+        """The stream a key opens, or None (the server drops the publisher at once); on the
+        backup app, as its backup input."""
+        target = await asyncio.to_thread(authenticate_publisher, self.runtime, stream_key)
+        if target is not None and app == BACKUP_APP:
+            target = dataclasses.replace(target, backup=True)
+        return target
 
     async def open_sink(
         self, ticket: object, *, protocol: str = "rtmp", input_format: InputFormat = "flv"
     ) -> _SessionSink:
         """A publisher was accepted (over ``protocol``, sending ``input_format``): continue
         its session or start one, and its packager (:class:`PublishRefused` when another
-        publisher is on the stream, or it was disabled since the key was checked)."""
+        publisher is on the stream, or it was disabled since the key was checked).
+
+        A backup input while another input is on waits as the standby; a primary while the
+        backup is on takes over from it."""
         assert isinstance(ticket, PublishTarget)
-        session = await asyncio.to_thread(
-            publisher_connected, self.runtime, ticket.live_stream_id, protocol=protocol
-        )
+        stream = self.streams.get(ticket.live_stream_id)
+        if ticket.backup and stream is not None and stream.active is not None:
+            return self._standby(stream, ticket, protocol, input_format)
+        try:
+            session = await asyncio.to_thread(
+                publisher_connected, self.runtime, ticket.live_stream_id, protocol=protocol
+            )
+        except PublishRefused as exc:
+            on = stream.active if stream is not None else None
+            if exc.code != "already_publishing" or ticket.backup or on is None or not on.backup:
+                raise
+            assert stream is not None
+            session = stream.session  # the primary is back: it takes over from the backup
+            if stream.standby is None:
+                stream.standby = on
+                self._watch(stream)
         stream = self.streams.get(ticket.live_stream_id)
         if stream is not None and stream.session.id == session.id:
             if stream.idle_timer is not None:  # back within the reconnect window
@@ -214,14 +263,106 @@ class LiveIngest:
             output_for=functools.partial(self._output_for, stream),
         )
         stream.packager = packager
+        sink = stream.active = _SessionSink(self, stream, packager, backup=ticket.backup)
         log.info(
             "live.publishing",
             live_stream_id=ticket.live_stream_id,
             session_id=session.id,
             protocol=protocol,
             latency_mode=ticket.latency_mode,
+            input=sink.role,
         )
-        return _SessionSink(self, stream, packager)
+        return sink
+
+    def _standby(
+        self, stream: _Stream, ticket: PublishTarget, protocol: str, input_format: InputFormat
+    ) -> _SessionSink:
+        """A backup input next to the active one: its packager runs, its media waits."""
+        if stream.standby is not None:
+            raise PublishRefused(
+                "A backup publisher is already connected to this live stream.",
+                "already_publishing",
+            )
+        holder: list[_SessionSink] = []
+        packager = LivePackager(
+            session_dir(self.settings, ticket.live_stream_id, stream.session.id),
+            latency_mode=ticket.latency_mode,
+            part_target=self.settings.live_part_seconds,
+            segment_target=segment_target(ticket.latency_mode),
+            dvr_window_seconds=ticket.dvr_window_seconds,
+            ffmpeg=self.settings.ffmpeg_path,
+            input_format=input_format,
+            output_for=functools.partial(self._standby_output_for, stream, holder),
+        )
+        sink = _SessionSink(self, stream, packager, backup=True)
+        holder.append(sink)
+        stream.standby = sink
+        self._watch(stream)
+        log.info(
+            "live.standby",
+            live_stream_id=ticket.live_stream_id,
+            session_id=stream.session.id,
+            protocol=protocol,
+        )
+        return sink
+
+    def _standby_output_for(
+        self,
+        stream: _Stream,
+        holder: list[_SessionSink],
+        names: list[str],
+        started_at: datetime | None,
+    ) -> PublishFeed:
+        """Thread: a standby feed (see :meth:`LiveOutput.standby_feed`), active at once when
+        its input took over before its packager started."""
+        if stream.output is None:
+            raise InvalidMedia("the primary input has sent no media yet: connect the backup after")
+        feed = stream.output.standby_feed(names)
+        if holder and stream.active is holder[0]:
+            feed.activate()
+        return feed
+
+    def _watch(self, stream: _Stream) -> None:
+        if stream.watchdog is None:
+            stream.watchdog = asyncio.get_running_loop().create_task(self._watchdog(stream))
+
+    async def _watchdog(self, stream: _Stream) -> None:
+        """While there is a standby: switch to it when the active input stalls."""
+        loop = asyncio.get_running_loop()
+        try:
+            while stream.standby is not None:
+                await asyncio.sleep(0.5)
+                active, standby, now = stream.active, stream.standby, loop.time()
+                if (
+                    active is not None
+                    and standby is not None
+                    and now - active.last_write >= INPUT_STALL_SECONDS
+                    and now - standby.last_write < 1.0
+                ):
+                    await self._switch(stream, standby, "stalled", keep=active)
+        finally:
+            stream.watchdog = None
+
+    async def _switch(
+        self, stream: _Stream, to: _SessionSink, reason: str, *, keep: _SessionSink | None = None
+    ) -> None:
+        """``to`` (the standby) takes over the session; ``keep`` (a stalled input, still
+        connected) becomes the standby."""
+        old = stream.active
+        stream.active, stream.packager, stream.standby = to, to.packager, keep
+        feed = to.packager.output
+        if isinstance(feed, PublishFeed):  # else its packager activates it as it starts
+            await asyncio.to_thread(feed.activate)
+        if keep is not None and isinstance(keep.packager.output, PublishFeed):
+            await asyncio.to_thread(keep.packager.output.deactivate)
+        log.info(
+            "live.input_switched",
+            live_stream_id=stream.target.live_stream_id,
+            session_id=stream.session.id,
+            to=to.role,
+            from_=old.role if old is not None else None,
+            reason=reason,
+        )
 
     def _output_for(
         self, stream: _Stream, names: list[str], started_at: datetime | None, *, slate: bool = False
@@ -241,13 +382,25 @@ class LiveIngest:
                 started_at=started_at,
             )
             return PublishFeed(stream.output, stream.output.current_publish)
-        return stream.output.begin_publish(names, started_at=started_at, slate=slate)
+        feed = stream.output.begin_publish(names, started_at=started_at, slate=slate)
+        standby = stream.standby.packager.output if stream.standby is not None else None
+        if not slate and isinstance(standby, PublishFeed):
+            standby.index = None  # a backup this publish took over from waits again
+        return feed
 
     async def publisher_left(self, stream: _Stream, sink: _SessionSink) -> None:
-        """The publisher went away: the session waits out its reconnect window."""
+        """The publisher went away: the standby input takes over, or the session waits out
+        its reconnect window (with the slate)."""
+        if stream.standby is sink:
+            stream.standby = None
+            log.info("live.standby_left", live_stream_id=stream.target.live_stream_id)
+            return
         if stream.packager is not sink.packager:
             return  # a newer publisher has taken over
-        stream.packager = None
+        if stream.standby is not None:
+            await self._switch(stream, stream.standby, "disconnected")
+            return
+        stream.packager = stream.active = None
         await asyncio.to_thread(
             publisher_disconnected, self.runtime, stream.target.live_stream_id, stream.session.id
         )

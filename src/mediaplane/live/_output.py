@@ -284,6 +284,17 @@ class LiveOutput:
             self._write_publishes()
             return PublishFeed(self, started.index)
 
+    def standby_feed(self, renditions: Sequence[str]) -> PublishFeed:
+        """A feed for a backup input that waits (see :class:`PublishFeed`); its tracks must
+        be the session's (:class:`InvalidMedia` otherwise)."""
+        want, have = sorted(dict.fromkeys(renditions)), sorted(self._renditions)
+        if want != have:
+            raise InvalidMedia(
+                f"this live session has {' and '.join(have)}, the backup input sends "
+                f"{' and '.join(want) or 'nothing'}: send the same tracks as the primary"
+            )
+        return PublishFeed(self, None, renditions)
+
     def end_publish(self, index: int) -> None:
         """Publish ``index`` is over (its publisher left, the slate stopped): its open part
         and segments are completed and published, without ENDLIST (the session goes on or
@@ -732,31 +743,66 @@ class LiveOutput:
 
 class PublishFeed:
     """What one publish feeds :class:`LiveOutput` through (from
-    :meth:`LiveOutput.begin_publish`): the packager's output while it lasts. Once a later
-    publish began, what comes through this one is dropped; ``finish`` ends only this
-    publish (the session's playlists stay live)."""
+    :meth:`LiveOutput.begin_publish`, or :meth:`LiveOutput.standby_feed` for a backup input
+    that waits): the packager's output while it lasts. Once a later publish began, what
+    comes through this one is dropped; ``finish`` ends only this publish (the session's
+    playlists stay live).
 
-    def __init__(self, output: LiveOutput, index: int) -> None:
+    A standby feed (``index`` None) drops fragments but keeps each rendition's init segment:
+    :meth:`activate` makes it the session's current publish (from its next keyframe on), and
+    :meth:`deactivate` puts it back on standby.
+    """
+
+    def __init__(
+        self, output: LiveOutput, index: int | None, renditions: Sequence[str] = ()
+    ) -> None:
         self.output = output
         self.index = index
+        self._names = tuple(renditions) or output.renditions
+        self._inits: dict[str, InitSegment] = {}
+        self._lock = threading.Lock()
 
     @property
     def renditions(self) -> tuple[str, ...]:
-        return self.output.renditions
+        return self._names
 
     @property
     def current(self) -> bool:
-        """Whether this is still the publish the session shows."""
-        return self.output.current_publish == self.index
+        """Whether this is the publish the session shows now."""
+        return self.index is not None and self.output.current_publish == self.index
 
     def add_init(self, name: str, init: InitSegment) -> None:
-        self.output._add_init(name, init, self.index)
+        with self._lock:
+            self._inits[name] = init
+            index = self.index
+            if index is not None:
+                self.output._add_init(name, init, index)
 
     def add_fragment(self, name: str, frag: Fragment) -> None:
-        self.output._add_fragment(name, frag, self.index)
+        index = self.index
+        if index is not None:
+            self.output._add_fragment(name, frag, index)
 
     def finish(self) -> None:
-        self.output.end_publish(self.index)
+        index = self.index
+        if index is not None:
+            self.output.end_publish(index)
+
+    def activate(self) -> None:
+        """This feed's input takes over the session (a new publish: a discontinuity)."""
+        with self._lock:
+            index = self.output.begin_publish(self._names).index
+            assert index is not None
+            self.index = index
+            for name, init in self._inits.items():
+                self.output._add_init(name, init, index)
+
+    def deactivate(self) -> None:
+        """Back on standby: what comes in is dropped (the publish it fed is completed)."""
+        with self._lock:
+            index, self.index = self.index, None
+        if index is not None:
+            self.output.end_publish(index)
 
 
 def _no_keyframe(limit: float) -> str:
