@@ -226,3 +226,29 @@ def test_a_publish_with_other_tracks_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InvalidMedia, match="same tracks"):
         out.begin_publish(["video", "audio"])
     assert out.current_publish == 0
+
+
+def test_a_standby_feed_waits_then_takes_over_from_its_next_keyframe(tmp_path: Path) -> None:
+    out = _output(tmp_path)
+    _frames(out, 70, gop=60)
+    standby = out.standby_feed(["video"])
+    standby.add_init("video", InitSegment(b"backup", (Track(1, "video", SCALE, "avc1", 640, 360),)))
+    _frames(standby, 50, gop=60, first=1000)  # dropped while it waits
+    assert out.state("video") == (0, 3)
+    assert not (tmp_path / "video" / "init-1.mp4").exists()
+    standby.activate()  # its init is written under the new publish's name
+    assert (tmp_path / "video" / "init-1.mp4").read_bytes() == b"backup"
+    _frames(standby, 70, gop=60, first=1050)  # from its next keyframe (frame 1080) on
+    pl = _playlist(tmp_path)
+    assert [s.discontinuity for s in pl.segments] == [False, False, True]
+    assert pl.segments[2].map is not None
+    assert pl.segments[2].map.uri == "init-1.mp4"
+    seg = tmp_path / "video" / "2.m4s"
+    assert not seg.exists()  # still open: its first part is frame 1080's
+    assert pl.segments[2].parts[0].independent
+    standby.deactivate()  # on standby again: the publish it fed is completed
+    assert (tmp_path / "video" / "2.m4s").read_bytes()[:4] == (1080).to_bytes(4, "big")
+    _frames(standby, 30, gop=30, first=1200)
+    assert out.state("video") == (2, 2)  # what came on standby was dropped
+    with pytest.raises(InvalidMedia, match="same tracks"):
+        out.standby_feed(["audio"])
