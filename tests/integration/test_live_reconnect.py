@@ -176,6 +176,11 @@ def test_backup_input_takes_over(sqlite_server: Server, stream: dict[str, Any]) 
         assert _discontinuities(watch.get()) == 0  # the standby's media waits
 
         primary.send_signal(signal.SIGSTOP)  # stalled: connected, no media
+        deadline = time.monotonic() + 30
+        while '"reason": "stalled"' not in sqlite_server.log():
+            assert time.monotonic() < deadline, "no switch to the backup"
+            time.sleep(0.1)
+        primary.send_signal(signal.SIGCONT)  # sends again (before the server's idle timeout)
         taken = watch.until("the backup's segments", lambda p: _after(p, 1))
         seg = _after(taken, 1)[0]
         base = watch.url.rsplit("/", 1)[0]
@@ -183,8 +188,6 @@ def test_backup_input_takes_over(sqlite_server: Server, stream: dict[str, Any]) 
         data = httpx.get(f"{base}/{seg.map.uri}").content + httpx.get(f"{base}/{seg.uri}").content
         info = probe_decodes(data)
         assert (info["streams"][0]["width"], info["streams"][0]["height"]) == (480, 270)
-        assert '"reason": "stalled"' in sqlite_server.log()
-        primary.send_signal(signal.SIGCONT)
 
         _stop(backup)  # the backup's connection ends: the primary (standby now) is back
         back = watch.until("the primary's segments", lambda p: _after(p, 2))

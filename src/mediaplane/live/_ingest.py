@@ -74,6 +74,9 @@ ALLOWED_POLL_SECONDS = 3.0
 #: The application names publishers connect to: the primary input, and its backup.
 PRIMARY_APP = "live"
 BACKUP_APP = "live-backup"
+#: The playlists end this many segment targets (at most half the window) before the
+#: reconnect window does: players reloading then see the end before the session goes idle.
+END_GRACE_TARGETS = 2
 #: An active input that sent nothing for this long, while the standby sends, is switched
 #: away from.
 INPUT_STALL_SECONDS = 3.0
@@ -107,6 +110,7 @@ class _Stream:
     output: LiveOutput | None = None  # the session's, for all its publishes
     slate: Slate | None = None  # while the publisher is away
     idle_timer: asyncio.TimerHandle | None = None
+    end_timer: asyncio.TimerHandle | None = None  # the playlists end, a little before idle
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
 
@@ -203,8 +207,7 @@ class LiveIngest:
             await self.srt.close()
             self.srt_started = False
         for stream in list(self.streams.values()):
-            if stream.idle_timer is not None:
-                stream.idle_timer.cancel()
+            self._cancel_timers(stream)
             await self._go_idle(stream)
 
     async def authorize(self, app: str, stream_key: str) -> PublishTarget | None:
@@ -243,9 +246,7 @@ class LiveIngest:
                 self._watch(stream)
         stream = self.streams.get(ticket.live_stream_id)
         if stream is not None and stream.session.id == session.id:
-            if stream.idle_timer is not None:  # back within the reconnect window
-                stream.idle_timer.cancel()
-                stream.idle_timer = None
+            self._cancel_timers(stream)  # back within the reconnect window
             self._stop_slate(stream)  # the new publish supersedes it at its first media
         else:
             stream = _Stream(ticket, session)
@@ -405,9 +406,10 @@ class LiveIngest:
             publisher_disconnected, self.runtime, stream.target.live_stream_id, stream.session.id
         )
         loop = asyncio.get_running_loop()
-        stream.idle_timer = loop.call_later(
-            stream.target.reconnect_window_seconds, self._idle_later, stream
-        )
+        window = stream.target.reconnect_window_seconds
+        stream.idle_timer = loop.call_later(window, self._idle_later, stream)
+        grace = min(window / 2, END_GRACE_TARGETS * segment_target(stream.target.latency_mode))
+        stream.end_timer = loop.call_later(window - grace, self._end_later, stream)
         if stream.target.reconnect_window_seconds > 0:
             await self._start_slate(stream)
 
@@ -458,6 +460,30 @@ class LiveIngest:
             task = asyncio.get_running_loop().create_task(slate.stop())
             stream.tasks.add(task)
             task.add_done_callback(stream.tasks.discard)
+
+    @staticmethod
+    def _cancel_timers(stream: _Stream) -> None:
+        for timer in (stream.idle_timer, stream.end_timer):
+            if timer is not None:
+                timer.cancel()
+        stream.idle_timer = stream.end_timer = None
+
+    def _end_later(self, stream: _Stream) -> None:
+        task = asyncio.get_running_loop().create_task(self._end_playlists(stream))
+        stream.tasks.add(task)
+        task.add_done_callback(stream.tasks.discard)
+
+    async def _end_playlists(self, stream: _Stream) -> None:
+        """The reconnect window is nearly over: the slate stops and the playlists end
+        (EXT-X-ENDLIST, a static MPD) while the session still serves them, so players
+        reloading see a clean end. A publisher back in the last moments reopens them."""
+        stream.end_timer = None
+        slate, stream.slate = stream.slate, None
+        if slate is not None:
+            await slate.stop()
+        if stream.output is not None and stream.active is None:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(stream.output.finish)
 
     def _idle_later(self, stream: _Stream) -> None:
         task = asyncio.get_running_loop().create_task(self._go_idle(stream))

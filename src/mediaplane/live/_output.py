@@ -276,6 +276,8 @@ class LiveOutput:
             )
         with self._lock:
             self._end_current()
+            for r in self._renditions.values():
+                r.ended = False  # a publish after finish (late in the window): live again
             started = _Publish(len(self._publishes), slate=slate, started_at=started_at)
             self._publishes.append(started)
             for r in self._renditions.values():
