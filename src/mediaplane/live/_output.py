@@ -313,8 +313,13 @@ class LiveOutput:
                 self._flush_part(r, publish=False)
             if r.open is not None:
                 self._close_segment(r)
-            if r.track is not None:
+            if r.track is not None and not self.low_latency:
                 self._publish(r)
+            # LL-HLS: the playlist (and state.json) go on showing the open segment until
+            # the next publish's first part, or finish(). A live playlist whose last entry
+            # is a complete segment makes hls.js take an empty "next" segment with the old
+            # discontinuity number and init segment, which it then keeps for the new
+            # publish's first segment (a decode error in the browser).
             last = r.segments[-1] if r.segments else None
             if last is not None and last.publish == publish.index:
                 end = last.pdt + timedelta(seconds=last.duration)
