@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from mediaplane.clips import Clip, picture, sine
+from mediaplane.clips import AAC, H264, Clip, picture, sine
 
 ROOT = Path(__file__).resolve().parents[1]
 MEDIA_CACHE = ROOT / ".cache" / "test-media"
@@ -295,6 +295,8 @@ def start_server(data_dir: Path, backend: Backend, **settings: str) -> Server:
         # rights, revocations and grants take effect within a second, not five
         "MEDIAPLANE_PLAYBACK_CACHE_SECONDS": "1",
         "MEDIAPLANE_X264_PRESET": "ultrafast",
+        # WebRTC ICE on loopback only (aioice skips it by default: it would use the LAN's)
+        "MEDIAPLANE_WEBRTC_ICE_ADDRESSES": "127.0.0.1",
         **backend.env_for(data_dir),
         **{f"MEDIAPLANE_{k.upper()}": v for k, v in settings.items()},
     }
@@ -386,3 +388,106 @@ def cmdline(pid: int) -> str:
     with contextlib.suppress(OSError):
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     return ""
+
+
+def until(what: str, check: Any, timeout: float = 30.0) -> Any:
+    """Poll ``check()`` every 0.2 s until it returns something not None (that value), or
+    fail after ``timeout`` seconds saying ``what`` was awaited."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (value := check()) is not None:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def live_publisher(
+    url: str, seconds: int, container: str = "flv", *extra: str
+) -> subprocess.Popen[bytes]:
+    """ffmpeg pushing a clock pattern (keyframe every 0.5 s) with a tone, at real time, as
+    FLV (RTMP, RTMPS) or MPEG-TS (SRT) to ``url``; ``extra``: output options before it
+    (e.g. TLS ones)."""
+    clip = Clip(
+        seconds=seconds,
+        video=picture("320x180", 30),
+        audio=(sine(440, 48000),),
+        codecs=(*H264, "-tune", "zerolatency", "-g", "15", *AAC, "-b:a", "64k"),
+        extra=("-f", container, *extra),
+    )
+    return subprocess.Popen(
+        clip.argv(url, realtime=True), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+
+
+def live_stream(server: Server, **body: Any) -> Iterator[dict[str, Any]]:
+    """A live stream created on ``server`` (``body``: the create request's fields), deleted
+    after: ``yield from live_stream(…)`` in a fixture."""
+    with server.client() as c:
+        r = c.post("/api/v1/live-streams", json=body)
+        assert r.status_code == 201, r.text
+        stream: dict[str, Any] = r.json()["data"]
+    try:
+        yield stream
+    finally:
+        with server.client() as c:
+            c.delete(f"/api/v1/live-streams/{stream['id']}")
+
+
+def live_segment_decodes(media_url: str) -> Any:
+    """Wait for the live media playlist at ``media_url`` to list a complete segment, then
+    fetch its init segment and that segment (their URIs as the playlist writes them,
+    relative to it) and check they decode; the playlist (a
+    :class:`mediaplane.media.MediaPlaylist`)."""
+    from mediaplane.media import MediaPlaylist
+
+    def with_segment() -> Any:
+        p = MediaPlaylist.parse(httpx.get(media_url).text)
+        return p if any(s.uri is not None for s in p.segments) else None
+
+    playlist = until("a complete segment", with_segment)
+    done = next(s for s in playlist.segments if s.uri is not None)
+    init = next(s.map for s in playlist.segments if s.map is not None)
+    base = media_url.rsplit("/", 1)[0]
+    data = b"".join(_ok(httpx.get(f"{base}/{uri}")).content for uri in (init.uri, done.uri))
+    assert probe_decodes(data)["streams"]
+    return playlist
+
+
+def _ok(r: httpx.Response) -> httpx.Response:
+    assert r.status_code == 200, (r.status_code, r.text[:300])
+    return r
+
+
+def self_signed_cert(folder: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
+    """A fresh self-signed certificate for ``host`` (EC P-256, an hour valid) and its key, as
+    PEM files ``cert.pem`` and ``key.pem`` in ``folder``."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path

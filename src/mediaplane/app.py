@@ -336,6 +336,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(catalog.router)
     app.include_router(live.router)
+    app.include_router(live.webrtc_router)
     app.include_router(ingest.router)
     app.include_router(api_router())
     app.include_router(oidc_router())

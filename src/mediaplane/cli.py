@@ -322,7 +322,12 @@ def _ready_block(settings: Settings, token_source: str, demo: bool) -> dict[str,
         live_host = _loopback_host(settings)
         facts["go_live"] = (
             f"rtmp://{live_host}:{settings.rtmp_port}/live/STREAM-KEY"
-            f" or srt://{live_host}:{settings.srt_port}?streamid=STREAM-KEY"
+            + (
+                f", rtmps://{live_host}:{settings.rtmps_port}/live/STREAM-KEY"
+                if settings.rtmps_cert_file is not None
+                else ""
+            )
+            + f" or srt://{live_host}:{settings.srt_port}?streamid=STREAM-KEY"
             " (POST /api/v1/live-streams gives a key)"
         )
     if demo:

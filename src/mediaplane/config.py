@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import enum
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -136,12 +137,30 @@ class Settings(BaseSettings):
     live_ingest: bool = True
     rtmp_port: int = Field(default=1935, ge=1, le=65535)
     srt_port: int = Field(default=8890, ge=1, le=65535)
+    #: RTMPS: with a certificate (PEM, chain first) and its key, `mediaplane up` also takes
+    #: publishers over TLS on `rtmps_port` (`rtmps://host:port/live/KEY`); none: no RTMPS.
+    rtmps_cert_file: Path | None = None
+    rtmps_key_file: Path | None = None
+    rtmps_port: int = Field(default=1936, ge=1, le=65535)
     #: Publisher connections the live ingest holds at once (a flood beyond is closed at once).
     live_max_connections: int = Field(default=64, ge=1)
+    #: The same, from one source address (a flood from one host fills its own share).
+    live_max_connections_per_address: int = Field(default=16, ge=1)
     #: LL-HLS part length of low-latency streams (seconds). Measured with hls.js (bench/
     #: live_parts.py): 1/3 s held 1.2 s of latency without a stall; 0.5 s stalled at start.
     #: 0.334, not 0.333: ten frames at 30 or 29.97 fps (0.3337 s) must fit in PART-TARGET.
     live_part_seconds: float = Field(default=0.334, ge=0.1, le=2.0)
+    #: Live renditions: "passthrough" packages the publisher's H.264 as the one rung (no
+    #: encoding: a laptop holds many streams, and OBS already encoded); "abr" adds up to
+    #: two lower rungs, encoded by one more ffmpeg per stream (about 0.6 of a core per 720p stream).
+    live_ladder: Literal["passthrough", "abr"] = "passthrough"
+    #: WHEP viewers one live stream takes at once (each is a peer connection on the ingest).
+    webrtc_max_viewers: int = Field(default=50, ge=1)
+    #: A WHIP or WHEP peer that has not connected (or stays disconnected) this long is closed.
+    webrtc_peer_timeout_seconds: float = Field(default=15.0, gt=0, le=300)
+    #: Local addresses the ingest offers as WebRTC (ICE) host candidates, comma-separated
+    #: (e.g. "127.0.0.1" to keep WebRTC on loopback); empty: every non-loopback interface.
+    webrtc_ice_addresses: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     #: Web server processes (API, origin, uploads) behind the one port of `mediaplane up`.
     web_workers: int = Field(default=1, ge=1)
@@ -236,6 +255,23 @@ class Settings(BaseSettings):
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str):
             return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @field_validator("webrtc_ice_addresses", mode="before")
+    @classmethod
+    def _ip_addresses(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(value, list):
+            bad = []
+            for v in value:
+                try:
+                    ipaddress.ip_address(v)
+                except ValueError:
+                    bad.append(v)
+            if bad:
+                raise ValueError(f"not IP addresses: {bad} (e.g. 127.0.0.1,::1)")
+            value = [str(ipaddress.ip_address(v)) for v in value]
         return value
 
     @field_validator("moderation_hold", mode="before")
@@ -402,8 +438,22 @@ MEANINGS = {
     "live_ingest": "`mediaplane up` runs the live ingest (RTMP and SRT publishers in)",
     "rtmp_port": "RTMP ingest port (`rtmp://host:port/live/STREAM-KEY`)",
     "srt_port": "SRT ingest port, UDP (`srt://host:port?streamid=STREAM-KEY`)",
+    "rtmps_cert_file": "TLS certificate (PEM, chain first) for RTMPS ingest; none: no RTMPS",
+    "rtmps_key_file": "the RTMPS certificate's private key (PEM; default: in the cert file)",
+    "rtmps_port": "RTMPS ingest port, when a certificate is set "
+    "(`rtmps://host:port/live/STREAM-KEY`)",
     "live_max_connections": "publisher connections the live ingest holds at once",
+    "live_max_connections_per_address": "publisher connections from one address the live "
+    "ingest holds at once",
     "live_part_seconds": "LL-HLS part length of low-latency live streams",
+    "live_ladder": (
+        "live renditions: `passthrough` (the publisher's H.264 only) or `abr` (plus up to"
+        " 2 lower rungs encoded live)"
+    ),
+    "webrtc_max_viewers": "WHEP viewers one live stream takes at once",
+    "webrtc_peer_timeout_seconds": "a WHIP/WHEP peer not connected this long is closed",
+    "webrtc_ice_addresses": "local addresses offered as WebRTC ICE host candidates "
+    "(comma-separated; empty: every non-loopback interface)",
     "web_workers": "web server processes (API, origin, uploads)",
     "worker_concurrency": "parallel jobs per worker (`mediaplane worker -c`)",
     "thumbnail_concurrency": "thumbnail extractions (ffmpeg) a web process runs at once",

@@ -23,7 +23,37 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     # Muted autoplay is allowed anyway; this keeps headless playback from waiting on a gesture.
     "--autoplay-policy=no-user-gesture-required",
+    # WebRTC (test_live_webrtc.py): a fake camera and microphone, granted without a prompt,
+    # and host ICE candidates as addresses (not mDNS names, which need multicast to resolve),
+    # loopback (127.0.0.1) among them: the pages offer only those (see LOOPBACK_ONLY).
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+    "--allow-loopback-in-peer-connection",
 ]
+
+
+#: JS ``loopbackOnly(sdp)``: the SDP with only its 127.0.0.1 ICE candidates. WebRTC pages
+#: offer that (Chromium runs with --allow-loopback-in-peer-connection, the test server with
+#: webrtc_ice_addresses=127.0.0.1), so no connectivity check goes anywhere but 127.0.0.1.
+LOOPBACK_ONLY = """const loopbackOnly = (sdp) => sdp.split("\\r\\n").filter(
+  (l) => !l.startsWith("a=candidate:") || l.split(" ")[4] === "127.0.0.1").join("\\r\\n");"""
+
+#: The ICE candidate pairs of window.pc (Chromium's getStats): the selected one and all.
+ICE_PAIRS = """async () => {
+  const stats = await window.pc.getStats();
+  const cand = (id) => { const c = stats.get(id);
+    return c ? {address: c.address, type: c.candidateType} : null; };
+  const pair = (p) => ({local: cand(p.localCandidateId), remote: cand(p.remoteCandidateId),
+                        state: p.state});
+  let selected = null; const all = [];
+  stats.forEach((s) => {
+    if (s.type === "transport" && s.selectedCandidatePairId)
+      selected = pair(stats.get(s.selectedCandidatePairId));
+    if (s.type === "candidate-pair") all.push(pair(s));
+  });
+  return {selected, all};
+}"""
 
 
 @pytest.fixture(scope="package")

@@ -1,6 +1,7 @@
 """Players in the system Chromium play a live stream that ffmpeg publishes over RTMP to a
 real `mediaplane up`, from another origin: hls.js its LL-HLS (low-latency mode, blocking
-reloads, parts), shaka-player its dynamic DASH MPD. One publisher for the module."""
+reloads, parts), shaka-player its dynamic DASH MPD, dash.js the same MPD as low-latency DASH
+(the segment being written read as it is sent). One publisher for the module."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 
 from tests.browser.test_playback import (
     HLSJS_PAGE,
+    PAGE_HEAD,
     SHAKA_PAGE,
     STATE,
     OtherOrigin,
@@ -29,6 +31,28 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.browser
 
 WAIT_MS = 40_000
+#: Seconds of low-latency DASH decoded (at 30 fps): more than the 2 s segments the first MPD
+#: announced.
+MPD_REFRESHED = 5
+#: dash.js starts playback itself (its manifest refreshes begin on the "play" event it must
+#: see), so its page has no autoplay attribute.
+DASHJS_PAGE = (
+    PAGE_HEAD.replace(" autoplay", "")
+    + """<script src="/dash.all.min.js"></script>
+<script>
+  const video = document.getElementById("video");
+  const player = dashjs.MediaPlayer().create();
+  window.player = player;
+  player.on(dashjs.MediaPlayer.events.ERROR, (e) => {{
+    const entry = {{ code: e.error && e.error.code, message: e.error && e.error.message }};
+    window.result.errors.push(entry);
+    window.result.fatal.push(entry);
+  }});
+  player.on(dashjs.MediaPlayer.events.MANIFEST_LOADED, () => {{ window.result.loaded = true; }});
+  player.initialize(video, {src}, true);
+</script></body></html>
+"""
+)
 #: A live player starts at the live edge (currentTime jumps there before a frame is shown):
 #: it plays when currentTime has moved on 1.5 s from where it started, with frames decoded.
 ADVANCED_OR_FAILED = """() => {
@@ -108,3 +132,26 @@ def test_shaka_plays_live_dash(
     page.goto(url)
     state = _wait_for_live_playback(page, console)
     assert page.evaluate("() => window.player.isLive()"), json.dumps(state)
+
+
+def test_dashjs_plays_low_latency_dash(
+    page: Page, console: Console, sqlite_server: Server, live_origin: OtherOrigin, on_air: str
+) -> None:
+    src = f"{on_air}/manifest.mpd"
+    url = _other_origin_page(live_origin, sqlite_server, "live-dashjs.html", DASHJS_PAGE, src)
+    page.goto(url)
+    state = _wait_for_live_playback(page, console)
+    assert page.evaluate("() => window.player.isDynamic()"), json.dumps(state)
+    # availabilityTimeComplete="false" turned dash.js's low-latency mode on.
+    assert page.evaluate("() => window.player.getLowLatencyModeEnabled()"), json.dumps(state)
+    # Past the segments the first MPD listed: dash.js refreshed the MPD and kept playing
+    # (decoded frames, not only catch-up seeks to the live edge).
+    frames = "document.querySelector('video').getVideoPlaybackQuality().totalVideoFrames"
+    page.evaluate(f"() => {{ window.framesAt = {frames}; }}")
+    page.wait_for_function(
+        f"() => {frames} - window.framesAt > {MPD_REFRESHED * 30}", timeout=WAIT_MS
+    )
+    latency = page.evaluate("() => window.player.getCurrentLiveLatency()")
+    print(
+        f"dash.js live latency {latency} s, target {page.evaluate('() => window.player.getTargetLiveDelay()')} s"
+    )

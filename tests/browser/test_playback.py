@@ -25,6 +25,7 @@ NODE_MODULES = ROOT / "node_modules"
 PLAYER_JS = {
     "/hls.min.js": NODE_MODULES / "hls.js" / "dist" / "hls.min.js",
     "/shaka-player.compiled.js": NODE_MODULES / "shaka-player/dist/shaka-player.compiled.js",
+    "/dash.all.min.js": NODE_MODULES / "dashjs/dist/modern/umd/dash.all.min.js",
 }
 WAIT_MS = 30_000
 PLAYED_SECONDS = 1.5

@@ -25,7 +25,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -39,6 +39,9 @@ from mediaplane.library import Playlist
 from mediaplane.live import LivePlaybackId, LiveStream, new_stream_key, stream_key_hash
 from mediaplane.webhooks import WebhookDelivery, WebhookEndpoint
 from tests.support import Server, embedded_backend, start_server
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 ALLOW = "allow"
 AUTHZ_CODES = {
@@ -99,32 +102,81 @@ class World:
     live_playback: str = ""
 
 
-def _fresh(ctx: Ctx, path: str) -> World:
+def _fresh(ctx: Ctx, paths: list[str]) -> list[World]:
+    """Fresh targets for each of ``paths``: the rows in one transaction (a commit per
+    cell cost most of this module's time), then what only the API makes."""
     with ctx.db.session() as s:
-        channel = Channel(name="A", created_by=ctx.users["creator"])
-        s.add(channel)
+        worlds = [_rows(ctx, s, path) for path in paths]
+    with ctx.admin() as c:
+        for world, path in zip(worlds, paths, strict=True):
+            _by_api(ctx, c, world, path)
+    return worlds
+
+
+def _rows(ctx: Ctx, s: Session, path: str) -> World:
+    channel = Channel(name="A", created_by=ctx.users["creator"])
+    s.add(channel)
+    s.flush()
+    for who, role in (
+        ("creator", ChannelRole.OWNER),
+        ("channel_editor", ChannelRole.EDITOR),
+        ("channel_viewer", ChannelRole.VIEWER),
+        ("bystander", ChannelRole.VIEWER),
+    ):
+        s.add(ChannelMember(channel_id=channel.id, user_id=ctx.users[who], role=role))
+    asset = Asset(
+        title="a",
+        channel_id=channel.id,
+        source_type=SourceType.UGC,
+        moderation=ModerationStatus.PENDING,  # held: the moderator sees it
+    )
+    asset.playback_ids.append(PlaybackId())
+    s.add(asset)
+    s.flush()
+    world = World(channel.id, asset.id, asset.playback_ids[0].id)
+    if "{playlist_id}" in path:
+        playlist = Playlist(user_id=ctx.users["creator"], name="creator's")
+        s.add(playlist)
         s.flush()
-        for who, role in (
-            ("creator", ChannelRole.OWNER),
-            ("channel_editor", ChannelRole.EDITOR),
-            ("channel_viewer", ChannelRole.VIEWER),
-            ("bystander", ChannelRole.VIEWER),
-        ):
-            s.add(ChannelMember(channel_id=channel.id, user_id=ctx.users[who], role=role))
-        asset = Asset(
-            title="a",
-            channel_id=channel.id,
-            source_type=SourceType.UGC,
-            moderation=ModerationStatus.PENDING,  # held: the moderator sees it
+        world.playlist = playlist.id
+    if "{live_stream_id}" in path:
+        key = new_stream_key()
+        stream = LiveStream(
+            channel_id=world.channel,
+            stream_key=key,
+            stream_key_hash=stream_key_hash(key),
+            dvr_window_seconds=60,
+            reconnect_window_seconds=60,
         )
-        asset.playback_ids.append(PlaybackId())
-        s.add(asset)
+        stream.playback_ids.append(LivePlaybackId())
+        s.add(stream)
         s.flush()
-        world = World(channel.id, asset.id, asset.playback_ids[0].id)
+        world.live_stream, world.live_playback = stream.id, stream.playback_ids[0].id
+    if "{webhook_id}" in path:
+        # A row: the API would refuse this loopback URL, and the sender refuses it too (no
+        # webhook_allow here), so nothing is ever sent.
+        endpoint = WebhookEndpoint(url="http://127.0.0.1:9/hook", events=["*"])
+        s.add(endpoint)
+        s.flush()
+        delivery = WebhookDelivery(
+            endpoint_id=endpoint.id,
+            event_id="e",
+            event_type="video.asset.ready",
+            object_id="a1",
+            seq=1,
+            body="{}",
+        )
+        s.add(delivery)
+        s.flush()
+        world.webhook, world.delivery = endpoint.id, delivery.id
+    return world
+
+
+def _by_api(ctx: Ctx, c: httpx.Client, world: World, path: str) -> None:
     if "{upload_id}" in path:
         meta = "channel_id " + base64.b64encode(world.channel.encode()).decode()
-        r = httpx.post(
-            ctx.server.url + "/api/v1/uploads",
+        r = c.post(
+            "/api/v1/uploads",
             headers={
                 "Authorization": f"Bearer {ctx.creds['creator']}",
                 "Tus-Resumable": "1.0.0",
@@ -134,56 +186,16 @@ def _fresh(ctx: Ctx, path: str) -> World:
         )
         assert r.status_code == 201, r.text
         world.upload = r.headers["Location"].rsplit("/", 1)[-1]
-    if "{playlist_id}" in path:
-        with ctx.db.session() as s:
-            playlist = Playlist(user_id=ctx.users["creator"], name="creator's")
-            s.add(playlist)
-            s.flush()
-            world.playlist = playlist.id
-    if "{live_stream_id}" in path:
-        with ctx.db.session() as s:
-            key = new_stream_key()
-            stream = LiveStream(
-                channel_id=world.channel,
-                stream_key=key,
-                stream_key_hash=stream_key_hash(key),
-                dvr_window_seconds=60,
-                reconnect_window_seconds=60,
-            )
-            stream.playback_ids.append(LivePlaybackId())
-            s.add(stream)
-            s.flush()
-            world.live_stream, world.live_playback = stream.id, stream.playback_ids[0].id
-    if "{webhook_id}" in path:
-        # A row: the API would refuse this loopback URL, and the sender refuses it too (no
-        # webhook_allow here), so nothing is ever sent.
-        with ctx.db.session() as s:
-            endpoint = WebhookEndpoint(url="http://127.0.0.1:9/hook", events=["*"])
-            s.add(endpoint)
-            s.flush()
-            delivery = WebhookDelivery(
-                endpoint_id=endpoint.id,
-                event_id="e",
-                event_type="video.asset.ready",
-                object_id="a1",
-                seq=1,
-                body="{}",
-            )
-            s.add(delivery)
-            s.flush()
-            world.webhook, world.delivery = endpoint.id, delivery.id
-    with ctx.admin() as c:
-        if "/api-keys/{key_id}" in path:
-            world.api_key = c.post("/api/v1/api-keys", json={"scope": "read"}).json()["data"]["id"]
-        if "/signing-keys/{key_id}" in path:
-            world.signing_key = c.post("/api/v1/signing-keys").json()["data"]["id"]
-        if "{plan_id}" in path:
-            body = {"name": "p", "channel_ids": [world.channel]}
-            world.plan = c.post("/api/v1/plans", json=body).json()["data"]["id"]
-        if "{grant_id}" in path:
-            body = {"user_id": ctx.users["bystander"], "kind": "purchase", "asset_id": world.asset}
-            world.grant = c.post("/api/v1/grants", json=body).json()["data"]["id"]
-    return world
+    if "/api-keys/{key_id}" in path:
+        world.api_key = c.post("/api/v1/api-keys", json={"scope": "read"}).json()["data"]["id"]
+    if "/signing-keys/{key_id}" in path:
+        world.signing_key = c.post("/api/v1/signing-keys").json()["data"]["id"]
+    if "{plan_id}" in path:
+        body = {"name": "p", "channel_ids": [world.channel]}
+        world.plan = c.post("/api/v1/plans", json=body).json()["data"]["id"]
+    if "{grant_id}" in path:
+        body = {"user_id": ctx.users["bystander"], "kind": "purchase", "asset_id": world.asset}
+        world.grant = c.post("/api/v1/grants", json=body).json()["data"]["id"]
 
 
 Build = Callable[[Ctx, World], dict[str, Any]]
@@ -606,14 +618,20 @@ SAFE = {"GET", "HEAD", "OPTIONS"}
 @pytest.mark.parametrize("role", ROLES)
 def test_matrix(ctx: Ctx, role: str) -> None:
     wrong = []
+    cells = sorted(MATRIX.items())
     # what safe methods read; the rest get their own
-    shared = _fresh(
-        ctx, "/{upload_id}/{plan_id}/{grant_id}/{playlist_id}/{webhook_id}/{live_stream_id}"
+    shared, *own = _fresh(
+        ctx,
+        [
+            "/{upload_id}/{plan_id}/{grant_id}/{playlist_id}/{webhook_id}/{live_stream_id}",
+            *(path for (method, path), _ in cells if method not in SAFE),
+        ],
     )
+    worlds = iter(own)
     auth = {} if role == "anonymous" else {"Authorization": f"Bearer {ctx.creds[role]}"}
     with httpx.Client(base_url=ctx.server.url, timeout=30) as c:
-        for (method, path), (build, expected) in sorted(MATRIX.items()):
-            request = build(ctx, shared if method in SAFE else _fresh(ctx, path))
+        for (method, path), (build, expected) in cells:
+            request = build(ctx, shared if method in SAFE else next(worlds))
             headers = {**request.pop("headers", {}), **auth}
             r = c.request(headers=headers, **request)
             got = _verdict(r)
@@ -625,7 +643,7 @@ def test_matrix(ctx: Ctx, role: str) -> None:
 
 
 def test_lists_show_only_what_the_caller_may_see(ctx: Ctx) -> None:
-    mine = _fresh(ctx, "")
+    (mine,) = _fresh(ctx, [""])
     with ctx.db.session() as s:
         theirs = Asset(title="b", channel_id=ctx.other_channel)
         s.add(theirs)

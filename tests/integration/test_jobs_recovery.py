@@ -50,7 +50,7 @@ def _job(server: Server, asset_id: str) -> dict[str, object]:
 
 def test_worker_killed_mid_job(fragile_server: Server) -> None:
     server = fragile_server
-    clip = make_clip("recovery-720p-20s.mp4", seconds=20, size="1280x720")
+    clip = make_clip("recovery-720p-8s.mp4", seconds=8, size="1280x720")
     asset = server.upload(clip, title="survives a dead worker")
     deadline = time.monotonic() + 120
     while True:

@@ -5,7 +5,7 @@ a DASH MPD, segments that decode, and when the publisher stops the playlist ends
 stream goes idle. A second stream is published over SRT (``srt://…?streamid={stream_key}``,
 MPEG-TS) and plays the same way. A wrong key is dropped before any media, on both. A
 recorded stream's session becomes a VOD asset (the live segments, not re-encoded) that plays
-seconds after the stream goes idle."""
+seconds after the stream goes idle, from its own storage: the live directory is deleted."""
 
 from __future__ import annotations
 
@@ -17,50 +17,30 @@ from typing import Any
 import httpx
 import pytest
 
-from mediaplane.clips import AAC, H264, Clip, picture, sine
+from mediaplane.clips import AAC, Clip, picture, sine
 from mediaplane.live._libsrt import load as load_libsrt
 from mediaplane.media import MPD, MasterPlaylist, MediaPlaylist
-from tests.support import Server, probe_decodes, skip_or_fail
+from tests.support import (
+    Server,
+    live_publisher,
+    live_segment_decodes,
+    live_stream,
+    probe_decodes,
+    skip_or_fail,
+    until,
+)
 
 PUBLISH_SECONDS = 10
 RECORD_SECONDS = 6
 
 
-def _publisher(url: str, seconds: int, container: str = "flv") -> subprocess.Popen[bytes]:
-    """ffmpeg pushing a clock pattern (keyframe every 0.5 s) with a tone, at real time, as
-    FLV (RTMP) or MPEG-TS (SRT)."""
-    clip = Clip(
-        seconds=seconds,
-        video=picture("320x180", 30),
-        audio=(sine(440, 48000),),
-        codecs=(*H264, "-tune", "zerolatency", "-g", "15", *AAC, "-b:a", "64k"),
-        extra=("-f", container),
-    )
-    return subprocess.Popen(
-        clip.argv(url, realtime=True), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-
-
-def _until(what: str, check: Any, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if (value := check()) is not None:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+# Shared with the browser's live tests (tests/browser/test_live_players.py imports these).
+_publisher = live_publisher
+_until = until
 
 
 def _stream(server: Server) -> Iterator[dict[str, Any]]:
-    with server.client() as c:
-        r = c.post(
-            "/api/v1/live-streams",
-            json={"latency_mode": "low", "reconnect_window_seconds": 4},
-        )
-        assert r.status_code == 201, r.text
-        stream: dict[str, Any] = r.json()["data"]
-    yield stream
-    with server.client() as c:
-        c.delete(f"/api/v1/live-streams/{stream['id']}")
+    yield from live_stream(server, latency_mode="low", reconnect_window_seconds=4)
 
 
 @pytest.fixture(scope="module")
@@ -137,17 +117,7 @@ def test_publish_play_and_end(sqlite_server: Server, live: dict[str, Any]) -> No
         assert too_far.status_code == 400
 
         # The init segment and a complete segment decode.
-        base = media_url.rsplit("/", 1)[0]
-
-        def with_segment() -> MediaPlaylist | None:
-            p = MediaPlaylist.parse(httpx.get(media_url).text)
-            return p if any(s.uri is not None for s in p.segments) else None
-
-        newer = _until("a complete segment", with_segment)
-        done = next(s for s in newer.segments if s.uri is not None)
-        init = next(s.map for s in newer.segments if s.map is not None)
-        data = httpx.get(f"{base}/{init.uri}").content + httpx.get(f"{base}/{done.uri}").content
-        assert probe_decodes(data)["streams"]
+        live_segment_decodes(media_url)
     finally:
         pub.wait(timeout=PUBLISH_SECONDS + 30)
 
@@ -209,21 +179,10 @@ def test_srt_publish_plays(sqlite_server: Server, live_srt: dict[str, Any]) -> N
         assert master.media  # the AAC track as its own rendition
         for uri in (variant.uri, master.media[0].uri):
             assert uri is not None
-            media_url = f"{play}/{uri}"
-
-            def with_segment(url: str = media_url) -> MediaPlaylist | None:
-                p = MediaPlaylist.parse(httpx.get(url).text)
-                return p if any(s.uri is not None for s in p.segments) else None
-
-            playlist = _until("a complete segment", with_segment)
+            playlist = live_segment_decodes(f"{play}/{uri}")
             assert playlist.part_target is not None and playlist.server_control is not None
             assert playlist.server_control.can_block_reload
             assert any(seg.parts for seg in playlist.segments)
-            done = next(s for s in playlist.segments if s.uri is not None)
-            init = next(s.map for s in playlist.segments if s.map is not None)
-            base = media_url.rsplit("/", 1)[0]
-            data = httpx.get(f"{base}/{init.uri}").content + httpx.get(f"{base}/{done.uri}").content
-            assert probe_decodes(data)["streams"]
     finally:
         pub.wait(timeout=SRT_SECONDS + 30)
     assert pub.returncode == 0
@@ -293,6 +252,10 @@ def test_recording_plays_as_vod(sqlite_server: Server) -> None:
             return asset if asset["status"] == "ready" else None
 
         asset = _until("the recording to be ready", ready, timeout=20)
+        # Stored as the asset's own objects, the session's live segments are deleted; the
+        # asset plays from its storage (below).
+        live_dir = sqlite_server.data_dir / "live" / stream["id"]
+        _until("the live directory to be deleted", lambda: not live_dir.exists() or None)
         assert asset["duration"] == pytest.approx(RECORD_SECONDS, abs=1)
         play = f"{sqlite_server.url}/play/{asset['playback_ids'][0]['id']}"
         master = MasterPlaylist.parse(httpx.get(f"{play}/master.m3u8").text)

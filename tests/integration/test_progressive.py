@@ -24,7 +24,7 @@ def slow_server(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> I
 
 def test_playable_before_the_ladder_is_done(slow_server: Server, tmp_path: Path) -> None:
     server = slow_server
-    clip = make_clip("progressive-1080p-20s.mp4", seconds=20, size="1920x1080")
+    clip = make_clip("progressive-1080p-8s.mp4", seconds=8, size="1920x1080")
     created = server.upload(clip, title="progressive")
     asset = server.wait(created["id"], playable=True)
     assert asset["status"] == "ready"
@@ -65,7 +65,7 @@ def test_playable_before_the_ladder_is_done(slow_server: Server, tmp_path: Path)
     # A player that started on the preview keeps a complete VOD rendition to finish with.
     final = m3u8.loads(httpx.get(base + "/preview/media.m3u8").text)
     assert final.is_endlist and final.playlist_type == "vod"
-    assert sum(s.duration for s in final.segments) == pytest.approx(20.0, abs=0.1)
+    assert sum(s.duration for s in final.segments) == pytest.approx(8.0, abs=0.1)
     assert httpx.get(base + "/manifest.mpd").status_code == 200
 
 

@@ -5,16 +5,17 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mediaplane.config import redact, redact_url
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -92,6 +93,9 @@ class Database:
 
 
 def alembic_config(url: str) -> Config:
+    # imported here: only the processes that migrate pay for alembic
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", _normalise(url).replace("%", "%%"))
@@ -100,6 +104,8 @@ def alembic_config(url: str) -> Config:
 
 def migrate(url: str) -> None:
     """Bring the schema at ``url`` up to the newest migration."""
+    from alembic import command
+
     if url.startswith("sqlite:///"):
         _create_sqlite_file(Path(url.removeprefix("sqlite:///")))
     try:

@@ -288,7 +288,7 @@ def _admit_signed(rt: Runtime, p: Playable, request: Request, aud: str) -> Acces
     if decision.start_rental is not None and user_id is not None:
         rental_started(rt, decision.start_rental, user_id, p.asset_id, now)
     if aud == "v":  # a master playlist or MPD: a stream starts
-        return _start_stream(rt, auth, p, request, grant, decision, user_id)
+        return _start_stream(rt, auth, p.playback_id, request, grant, decision, user_id)
     carried_token = auth.carry.issue(
         p.playback_id, decision.max_height, time.time(), user_id=user_id
     )
@@ -298,7 +298,7 @@ def _admit_signed(rt: Runtime, p: Playable, request: Request, aud: str) -> Acces
 def _start_stream(
     rt: Runtime,
     auth: OriginAuth,
-    p: Playable,
+    playback_id: str,
     request: Request,
     grant: PlaybackGrant | None,
     decision: Decision,
@@ -313,22 +313,22 @@ def _start_stream(
         limit = rt.settings.max_streams_per_viewer
     now = time.time()
     if limit <= 0:
-        plain = auth.carry.issue(p.playback_id, decision.max_height, now, user_id=user_id)
+        plain = auth.carry.issue(playback_id, decision.max_height, now, user_id=user_id)
         return Access("?st=" + plain, decision.max_height)
     user_id = user_id or viewer_id(rt, request, None)  # the session's user, if any
     account = stream_account(user_id, grant.viewer_id if grant else None)
     if account is None:  # nobody to count: an anonymous token
-        plain = auth.carry.issue(p.playback_id, decision.max_height, now)
+        plain = auth.carry.issue(playback_id, decision.max_height, now)
         return Access("?st=" + plain, decision.max_height)
     # One browser session replaying one video is the same stream (a reload must not count
     # twice); apps get a new stream per start (and may release it: DELETE …/stream).
     cookie = request.cookies.get(SESSION_COOKIE)
-    same = _session_stream(cookie, p.playback_id) if user_id and cookie else None
+    same = _session_stream(cookie, playback_id) if user_id and cookie else None
     stream = auth.streams.start(account, limit, same)
     if stream is None:
         raise too_many_streams(auth.streams)
     token = auth.carry.issue(
-        p.playback_id,
+        playback_id,
         decision.max_height,
         now,
         user_id=account,
@@ -336,6 +336,39 @@ def _start_stream(
         max_streams=limit,
     )
     return Access("?st=" + token, decision.max_height)
+
+
+def admit_live(rt: Runtime, playback_id: str, request: Request) -> Access:
+    """A signed live playback id's master playlist or MPD: the playback token (``?token=``,
+    use ``v``) checked and the entitlement decided as for a signed VOD id (a live stream has
+    no catalog terms), then a stream started with its carry token (:func:`_start_stream`).
+    Blocking (signing keys, the stream limiter); raises the 403/429 :class:`ApiError`."""
+    auth = origin_auth(rt)
+    token = request.query_params.get("token")
+    try:
+        grant = verify_playback_token(token, playback_id, "v", auth.keys) if token else None
+        viewer = Viewer(lambda: viewer_territory(request, rt.settings), grant)
+        decision = entitle(None, viewer, signed=True, now=datetime.now(UTC))
+    except PlaybackTokenRejected as exc:
+        raise refused(exc.code, exc.message) from None
+    if not decision.allowed:
+        raise refused_by(decision)
+    return _start_stream(rt, auth, playback_id, request, grant, decision, None)
+
+
+def live_carried(rt: Runtime, playback_id: str, value: str | None) -> tuple[Carried, bool]:
+    """A signed live id's media playlist or file: what its carry token (``?st=``) says, and
+    whether its stream is due a renewal (:func:`renew_carried`, blocking). No I/O: one HMAC.
+    Raises the 403 that says why for a missing, expired or bad token."""
+    auth = origin_auth(rt)
+    c = auth.carry.verified(value, playback_id, time.time())
+    return c, c.stream_id is not None and auth.streams.due(c.stream_id)
+
+
+def renew_carried(rt: Runtime, c: Carried) -> None:
+    """Renew the stream of a carry token (blocking; 429 when it had freed itself and its
+    account is at the limit)."""
+    _renew(origin_auth(rt), c)
 
 
 def _session_stream(cookie: str, playback_id: str) -> str:

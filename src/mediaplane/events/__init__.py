@@ -18,7 +18,7 @@ Errors::
 
 from __future__ import annotations
 
-from . import _kafka, _memory, _nats, _redis  # noqa: F401  (register their URL schemes)
+from . import _memory  # noqa: F401  (registers memory://; the others load when first opened)
 from ._bus import Bus, Delivery, Subscription, open_bus, register
 from ._consume import consume
 from ._errors import BusUnavailable, EventsError

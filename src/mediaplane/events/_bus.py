@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -118,6 +119,10 @@ class Bus(Protocol):
 BusFactory = Callable[[str, "Database | None", str], Bus]
 
 _ADAPTERS: dict[str, BusFactory] = {}
+#: Adapters imported on first use (each registers its schemes): their clients (nats-py with
+#: aiohttp, redis-py, confluent-kafka) cost every process that never opens them about a
+#: second of start-up between them.
+_LAZY = {"redis": "_redis", "rediss": "_redis", "nats": "_nats", "kafka": "_kafka"}
 
 
 def register(scheme: str, factory: BusFactory) -> None:
@@ -136,8 +141,10 @@ def open_bus(
     :raises EventsError: a scheme no adapter serves.
     """
     scheme = urlsplit(url or "memory://").scheme.lower()
+    if scheme not in _ADAPTERS and scheme in _LAZY:
+        importlib.import_module(f"{__package__}.{_LAZY[scheme]}")
     factory = _ADAPTERS.get(scheme)
     if factory is None:
-        known = ", ".join(f"{s}://" for s in sorted(_ADAPTERS))
+        known = ", ".join(f"{s}://" for s in sorted({*_ADAPTERS, *_LAZY}))
         raise EventsError(f"no event bus for {scheme!r} URLs; expected one of {known}")
     return factory(url or "memory://", database, namespace)

@@ -71,6 +71,8 @@ from ._service import (
     reset_stream_key,
 )
 from ._srt import SrtServer, StreamId, StreamIdError, parse_stream_id
+from ._webrtc import WebRtcHost, check_sdp
+from ._webrtc_api import webrtc_router
 
 __all__ = [
     "SrtServer",
@@ -126,4 +128,7 @@ __all__ = [
     "session_dir",
     "session_idle",
     "stream_key_hash",
+    "WebRtcHost",
+    "check_sdp",
+    "webrtc_router",
 ]

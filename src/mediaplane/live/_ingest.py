@@ -1,4 +1,4 @@
-"""The live ingest: publishers in (RTMP and SRT), one packager per live session out.
+"""The live ingest: publishers in (RTMP, RTMPS, SRT, WHIP), one packager per publish out.
 
 :class:`LiveIngest` joins the parts: the RTMP and SRT servers ask it to check a stream key
 (:func:`authenticate_publisher`, before any media is read), then for a sink; the sink is a
@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import ssl
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -42,6 +43,8 @@ import structlog
 from mediaplane.media import InvalidMedia
 
 from ._errors import PublishRefused
+from ._health import HEALTH_SECONDS, record_health
+from ._limits import IngestLimits
 from ._output import LiveOutput, PublishFeed
 from ._packager import InputFormat, LivePackager
 from ._publish import (
@@ -56,6 +59,7 @@ from ._publish import (
 from ._rtmp import RtmpServer
 from ._slate import SLATE_MARGIN_SECONDS, Slate, slate_argv
 from ._srt import SrtServer
+from ._webrtc import WebRtcHost
 
 if TYPE_CHECKING:
     from mediaplane.config import Settings
@@ -97,6 +101,18 @@ def session_dir(settings: Settings, live_stream_id: str, session_id: str) -> Pat
     return live_root(settings) / live_stream_id / session_id
 
 
+def rtmps_context(settings: Settings) -> ssl.SSLContext:
+    """The TLS server context of RTMPS: ``rtmps_cert_file`` (PEM, the chain after the
+    certificate) with ``rtmps_key_file`` (or the key inside the cert file).
+
+    :raises OSError: a file is missing or unreadable, or (``ssl.SSLError``) not a PEM
+        certificate and matching key."""
+    assert settings.rtmps_cert_file is not None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(settings.rtmps_cert_file, settings.rtmps_key_file)
+    return context
+
+
 @dataclass
 class _Stream:
     """A live stream with a publisher on it now, or within its reconnect window."""
@@ -130,6 +146,8 @@ class _SessionSink:
         self.checked = asyncio.get_running_loop().time()
         self.last_write = self.checked
         self.check: asyncio.Task[None] | None = None
+        self.health_at = self.checked - HEALTH_SECONDS / 2  # the first figures come sooner
+        self.health_task: asyncio.Task[None] | None = None
 
     @property
     def role(self) -> str:
@@ -142,7 +160,25 @@ class _SessionSink:
         if self.check is None and now - self.checked >= ALLOWED_POLL_SECONDS:
             self.checked = now
             self.check = asyncio.get_running_loop().create_task(self._check())
+        if self.health_task is None and now - self.health_at >= HEALTH_SECONDS:
+            self.health_at = now
+            self.health_task = asyncio.get_running_loop().create_task(self._health())
         await self.packager.write(data)
+
+    async def _health(self) -> None:
+        """Store the packager's health figures on the stream's row (off the write path)."""
+        try:
+            await asyncio.to_thread(
+                record_health,
+                self.ingest.runtime,
+                self.stream.target.live_stream_id,
+                self.stream.session.id,
+                self.packager.health(),
+            )
+        except Exception:  # the database is away: the next figures come later
+            log.warning("live.health_write_failed", exc_info=True)
+        finally:
+            self.health_task = None
 
     async def _check(self) -> None:
         try:
@@ -160,6 +196,18 @@ class _SessionSink:
             await self.packager.close()
         except Exception:  # the packager failed: the stream ends as if the publisher left
             log.exception("live.packager_failed", live_stream_id=self.stream.target.live_stream_id)
+        if self.health_task is not None:
+            with contextlib.suppress(Exception):
+                await self.health_task
+        if self.packager.error is not None:  # the creator reads why on the resource
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(
+                    record_health,
+                    self.ingest.runtime,
+                    self.stream.target.live_stream_id,
+                    self.stream.session.id,
+                    self.packager.health(),
+                )
         await self.ingest.publisher_left(self.stream, self)
 
 
@@ -174,16 +222,34 @@ class LiveIngest:
         self.server = RtmpServer(
             self.authorize,
             functools.partial(self.open_sink, protocol="rtmp", input_format="flv"),
-            max_connections=self.settings.live_max_connections,
+            limits=self._limits(),
             apps=(PRIMARY_APP, BACKUP_APP),
         )
+        #: RTMPS (when a certificate is configured): the same publishers over TLS, in the
+        #: same connection pool as RTMP.
+        self.rtmps: RtmpServer | None = None
+        if self.settings.rtmps_cert_file is not None:
+            self.rtmps = RtmpServer(
+                self.authorize,
+                functools.partial(self.open_sink, protocol="rtmps", input_format="flv"),
+                limits=self.server.limits,
+                apps=(PRIMARY_APP, BACKUP_APP),
+            )
         self.srt = SrtServer(
             self.authorize,
             functools.partial(self.open_sink, protocol="srt", input_format="mpegts"),
-            max_connections=self.settings.live_max_connections,
+            limits=self._limits(),
             apps=(PRIMARY_APP, BACKUP_APP),
         )
         self.srt_started = False
+        self._sweeper: asyncio.Task[None] | None = None
+        self.webrtc = WebRtcHost(self)  # WHIP publishers and WHEP viewers (relayed by HTTP)
+
+    def _limits(self) -> IngestLimits:
+        """One protocol's admission rule from the settings (each port its own pool)."""
+        return IngestLimits(
+            self.settings.live_max_connections, self.settings.live_max_connections_per_address
+        )
 
     async def start(self, host: str, port: int, srt_port: int | None = None) -> None:
         """Listen for RTMP on ``host:port`` and, unless ``srt_port`` is None, for SRT on
@@ -191,18 +257,52 @@ class LiveIngest:
         unavailable (``live.srt_unavailable``) and RTMP runs on; the RTMP port in use raises
         :class:`OSError`."""
         await self.server.start(host, port)
+        rtmps = None
+        if self.rtmps is not None:
+            try:
+                await self.rtmps.start(
+                    host, self.settings.rtmps_port, ssl=rtmps_context(self.settings)
+                )
+                rtmps = self.rtmps.port
+            except (OSError, ValueError) as exc:  # a bad certificate or key, or the port taken
+                log.error("live.rtmps_unavailable", port=self.settings.rtmps_port, error=str(exc))
+                self.rtmps = None
         if srt_port is not None:
             try:
                 await self.srt.start(host, srt_port)
                 self.srt_started = True
             except (RuntimeError, OSError) as exc:  # no libsrt, or the port is taken
                 log.error("live.srt_unavailable", port=srt_port, error=str(exc))
+        await self.webrtc.start()
         # One line for both (a terminal reads the ports in `up`'s ready block as well).
         srt = self.srt.port if self.srt_started else None
-        log.info("live.listening", host=host, rtmp_port=self.server.port, srt_port=srt)
+        log.info(
+            "live.listening", host=host, rtmp_port=self.server.port, rtmps_port=rtmps, srt_port=srt
+        )
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+
+    async def _sweep(self) -> None:
+        """Delete the session directories no one needs any more (:func:`._recording.
+        sweep_session_dirs`), now (what a restart left) and every ``SWEEP_SECONDS``."""
+        from ._recording import SWEEP_SECONDS, sweep_session_dirs  # it imports this module
+
+        while True:
+            try:
+                await asyncio.to_thread(sweep_session_dirs, self.runtime)
+            except Exception:  # the database is away: try again next time
+                log.warning("live.sweep_failed", exc_info=True)
+            await asyncio.sleep(SWEEP_SECONDS)
 
     async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
         await self.server.close()
+        if self.rtmps is not None:
+            await self.rtmps.close()
+        await self.webrtc.close()
         if self.srt_started:  # its libsrt threads end before the loop does
             await self.srt.close()
             self.srt_started = False
@@ -241,6 +341,7 @@ class LiveIngest:
                 raise
             assert stream is not None
             session = stream.session  # the primary is back: it takes over from the backup
+            on.packager.tap = None  # WHEP viewers get the primary's media
             if stream.standby is None:
                 stream.standby = on
                 self._watch(stream)
@@ -262,7 +363,10 @@ class LiveIngest:
             ffmpeg=self.settings.ffmpeg_path,
             input_format=input_format,
             output_for=functools.partial(self._output_for, stream),
+            ladder=self.settings.live_ladder,
+            x264_preset=self.settings.x264_preset,
         )
+        packager.tap = self.webrtc.tap(ticket.live_stream_id)  # WHEP viewers
         stream.packager = packager
         sink = stream.active = _SessionSink(self, stream, packager, backup=ticket.backup)
         log.info(
@@ -294,6 +398,8 @@ class LiveIngest:
             ffmpeg=self.settings.ffmpeg_path,
             input_format=input_format,
             output_for=functools.partial(self._standby_output_for, stream, holder),
+            ladder=self.settings.live_ladder,  # the same rungs once it takes over
+            x264_preset=self.settings.x264_preset,
         )
         sink = _SessionSink(self, stream, packager, backup=True)
         holder.append(sink)
@@ -351,6 +457,9 @@ class LiveIngest:
         connected) becomes the standby."""
         old = stream.active
         stream.active, stream.packager, stream.standby = to, to.packager, keep
+        to.packager.tap = self.webrtc.tap(stream.target.live_stream_id)  # WHEP viewers
+        if keep is not None:
+            keep.packager.tap = None
         feed = to.packager.output
         if isinstance(feed, PublishFeed):  # else its packager activates it as it starts
             await asyncio.to_thread(feed.activate)
@@ -420,7 +529,7 @@ class LiveIngest:
         if output is None or stream.slate is not None:
             return
         tracks = output.tracks()
-        if set(tracks) != set(output.renditions):
+        if not set(output.inputs) <= set(tracks):
             return
         video, audio = tracks.get("video"), tracks.get("audio")
         target = stream.target
@@ -443,6 +552,8 @@ class LiveIngest:
             dvr_window_seconds=target.dvr_window_seconds,
             ffmpeg=self.settings.ffmpeg_path,
             output_for=functools.partial(self._output_for, stream, slate=True),
+            ladder=self.settings.live_ladder,  # the master's rungs go on
+            x264_preset=self.settings.x264_preset,
         )
         slate = Slate(argv, packager)
         try:
@@ -511,6 +622,7 @@ class LiveIngest:
                 await asyncio.to_thread(stream.output.finish)
         if self.streams.get(stream.target.live_stream_id) is stream:
             del self.streams[stream.target.live_stream_id]
+            self.webrtc.stream_idle(stream.target.live_stream_id)
         await asyncio.to_thread(
             session_idle, self.runtime, stream.target.live_stream_id, stream.session.id
         )

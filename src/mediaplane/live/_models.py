@@ -81,6 +81,8 @@ class LiveStream(Base):
     recent_asset_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
     #: Input health (bitrate, frame rate, keyframe interval, …), written by the ingest.
     health: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: When ``health`` was last written (it does not touch ``updated_at``).
+    health_updated_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

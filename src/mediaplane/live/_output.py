@@ -12,7 +12,11 @@
     {rung}/index.m3u8         the media playlist
     {rung}/state.json         {"msn", "part", "ended"}: the newest part, for blocking reloads
     manifest.mpd              a dynamic DASH MPD of the same segments (static once ended),
-                              rewritten as each segment completes; a Period per publish
+                              rewritten as each segment completes; a Period per publish;
+                              in "low" latency, a low-latency DASH MPD rewritten as each
+                              segment begins: it announces the segment being written
+                              (availabilityTimeOffset, availabilityTimeComplete="false"),
+                              which the origin sends as its parts are written (chunked CMAF)
     publishes.json            each publish's init names and segment numbers (the recording
                               reads it)
 
@@ -59,6 +63,7 @@ from mediaplane.media import (
     Media,
     MediaPlaylist,
     MediaSegment,
+    Node,
     Part,
     Period,
     PreloadHint,
@@ -90,9 +95,19 @@ MAX_KEYFRAME_GAP = 10.0
 #: EXT-X-VERSION: 9 for LL-HLS (the origin's delta updates carry EXT-X-SKIP), else 7.
 LL_HLS_VERSION = 9
 HLS_VERSION = 7
+#: An added rung (a ladder's) with no segment yet is left out of the playlists once the
+#: others have this many.
+OPTIONAL_WAIT_SEGMENTS = 2
 #: Rewrite master.m3u8 when the measured peak bitrate grew by more than this fraction.
 BANDWIDTH_SLACK = 0.1
 _EPSILON = 1e-3  # seconds: media-time rounding between parts
+#: Low-latency DASH: the ServiceDescription latency target, in parts (4 x 1/3 s: 1.3 s),
+#: the least and most latency the player steers between, and its catch-up playback rates.
+DASH_TARGET_PARTS = 4
+DASH_MIN_PARTS = 2
+DASH_MAX_TARGETS = 3
+DASH_RATES = (0.96, 1.04)
+DASH_NS = "urn:mpeg:dash:schema:mpd:2011"
 
 
 def _utcnow() -> datetime:
@@ -139,6 +154,7 @@ class _Publish:
     tracks: dict[str, Track] = field(default_factory=dict)
     first_msn: dict[str, int] = field(default_factory=dict)
     last_msn: dict[str, int] = field(default_factory=dict)
+    start_msn: dict[str, int] = field(default_factory=dict)  # each rendition's next at begin
 
     def init_name(self) -> str:
         return "init.mp4" if self.index == 0 else f"init-{self.index}.mp4"
@@ -238,6 +254,9 @@ class LiveOutput:
         self._publishes = [_Publish(0, started_at=started_at)]
         self._last_end: datetime | None = None  # wall clock where the last publish ended
         self._master_bps = 0.0
+        self._master_names: tuple[str, ...] = ()
+        self._optional: set[str] = set()
+        self._dropped: set[str] = set()
         self._renditions = {
             name: _Rendition(name, out_dir / name) for name in dict.fromkeys(renditions)
         }
@@ -252,6 +271,78 @@ class LiveOutput:
     def current_publish(self) -> int:
         """The index of the publish fed now (0 for the first)."""
         return len(self._publishes) - 1
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The renditions every publish has (the input's tracks; not the ladder's rungs)."""
+        return tuple(n for n in self._renditions if n not in self._optional)
+
+    def add_rendition(self, name: str) -> None:
+        """One more rung, fed later (a ladder rung): the playlists list it once it has a
+        whole segment of the current publish, and go on without it while it has none and
+        the others have :data:`OPTIONAL_WAIT_SEGMENTS` of it (an encoder that never
+        delivers holds nothing up). A rung added in a later publish is numbered from that
+        publish's first segment (the ladder's segment N covers the source's N) and gets
+        that publish's init segment."""
+        with self._lock:
+            if name in self._renditions:
+                return
+            r = _Rendition(name, self.out_dir / name)
+            r.dir.mkdir(parents=True, exist_ok=True)
+            source = self._renditions.get("video")
+            publish = self._publishes[-1]
+            if source is not None and publish.index > 0:
+                r.next_msn = publish.start_msn.get("video", 0)
+                # Its discontinuity count is the source's at this publish's first segment
+                # (players line variants up by it).
+                shown = [*source.segments, *([source.open] if source.open else [])]
+                r.discontinuities_gone = (
+                    source.discontinuities_gone
+                    + sum(s.discontinuity for s in shown)
+                    + source.discontinuity
+                )
+            self._renditions[name] = r
+            self._optional.add(name)
+
+    def end_rendition(self, name: str) -> None:
+        """Rendition ``name`` ends early (its encoder gave up): its playlist gets
+        ENDLIST and the master and MPD leave it out; the others go on (a later publish's
+        ladder may bring it back)."""
+        with self._lock:
+            r = self._renditions.get(name)
+            if r is None or r.ended:
+                return
+            r.ended = True
+            self._optional.add(name)
+            self._dropped.add(name)
+            if r.pending is not None and r.open is not None:
+                self._flush_part(r, publish=False)
+            if r.open is not None:
+                self._close_segment(r)
+            if r.track is not None:
+                self._publish(r)
+            self._master_bps = 0.0  # rewritten without it
+            self._write_master()
+            self._write_mpd()
+
+    def _listed(self) -> list[_Rendition]:
+        """The renditions the master playlist and MPD name: all but a dropped rung, and
+        an added one that has no segment of the current publish while the others have
+        enough (a rung the new publish's ladder does not feed leaves the master)."""
+        current = len(self._publishes) - 1
+        rends = [r for r in self._renditions.values() if r.name not in self._dropped]
+        main = [r for r in rends if r.name not in self._optional]
+        waited = all(
+            sum(s.publish == current for s in (*r.retired, *r.segments)) >= OPTIONAL_WAIT_SEGMENTS
+            for r in main
+        )
+        return [
+            r
+            for r in rends
+            if r.name not in self._optional
+            or (r.track is not None and any(s.publish == current for s in r.segments))
+            or not waited
+        ]
 
     # -- input ------------------------------------------------------------------------------
 
@@ -268,7 +359,7 @@ class LiveOutput:
         :param slate: it is the slate, not a publisher (the recording leaves it out).
         :raises InvalidMedia: the tracks differ from the session's.
         """
-        want, have = sorted(dict.fromkeys(renditions)), sorted(self._renditions)
+        want, have = sorted(dict.fromkeys(renditions)), sorted(self.inputs)
         if want != have:
             raise InvalidMedia(
                 f"this live session has {' and '.join(have)}, the publisher sends "
@@ -278,7 +369,9 @@ class LiveOutput:
             self._end_current()
             for r in self._renditions.values():
                 r.ended = False  # a publish after finish (late in the window): live again
+            self._dropped.clear()  # a rung the new publish's ladder feeds is listed again
             started = _Publish(len(self._publishes), slate=slate, started_at=started_at)
+            started.start_msn = {r.name: r.next_msn for r in self._renditions.values()}
             self._publishes.append(started)
             for r in self._renditions.values():
                 if r.segments or r.retired or r.next_msn:
@@ -289,7 +382,7 @@ class LiveOutput:
     def standby_feed(self, renditions: Sequence[str]) -> PublishFeed:
         """A feed for a backup input that waits (see :class:`PublishFeed`); its tracks must
         be the session's (:class:`InvalidMedia` otherwise)."""
-        want, have = sorted(dict.fromkeys(renditions)), sorted(self._renditions)
+        want, have = sorted(dict.fromkeys(renditions)), sorted(self.inputs)
         if want != have:
             raise InvalidMedia(
                 f"this live session has {' and '.join(have)}, the backup input sends "
@@ -414,6 +507,8 @@ class LiveOutput:
                     publish.first_msn.setdefault(name, r.next_msn)
                     publish.last_msn[name] = r.next_msn
                     r.next_msn += 1
+                    if self.low_latency:
+                        self._write_mpd()  # low-latency DASH announces the new segment
                 r.pending = _Pending(independent)
             r.pending.chunks.append(frag.data)
             r.pending.duration += duration
@@ -425,6 +520,8 @@ class LiveOutput:
         ENDLIST."""
         with self._lock:
             for r in self._renditions.values():
+                if r.name in self._dropped:
+                    continue
                 r.ended = True
                 if r.pending is not None:
                     self._flush_part(r, publish=False)
@@ -496,10 +593,9 @@ class LiveOutput:
                     self._delete(r, old, parts_only=True)
         if not self.low_latency and not r.ended:
             self._publish(r)
-        if not r.ended:
-            self._write_mpd()
-            if seg.msn == self._publishes[seg.publish].first_msn.get(r.name):
-                self._write_publishes()  # a publish's first segment (the rest at its end)
+            self._write_mpd()  # (low latency: when the next segment begins)
+        if not r.ended and seg.msn == self._publishes[seg.publish].first_msn.get(r.name):
+            self._write_publishes()  # a publish's first segment (the rest at its end)
 
     def _delete(self, r: _Rendition, seg: _Segment, *, parts_only: bool) -> None:
         if self.low_latency and not seg.parts_gone:
@@ -595,45 +691,70 @@ class LiveOutput:
         HLS (``$Number$`` is the msn), on the clock of the stream's first media
         (availabilityStartTime: the program date-time of media time 0). A Period per publish
         (its start the publish's program date-time, its presentationTimeOffset its media
-        start, its own init segment), for those with a segment of every rendition in the
-        window. Dynamic while live; static, with its duration, once the stream ended. The
-        origin adds UTCTiming."""
-        rends = list(self._renditions.values())
+        start, its own init segment), for those with a segment of every input rendition in
+        the window (a ladder rung in the Periods it has segments in). Dynamic while live;
+        static, with its duration, once the stream ended. The origin adds UTCTiming.
+
+        Low latency (DASH-IF low-latency mode with a SegmentTimeline): the timeline also
+        lists the segment being written (as long as the one before it until it is
+        complete; the next MPD corrects it), available once its first part is
+        (availabilityTimeOffset = segment target - part target) and read progressively
+        (availabilityTimeComplete="false": dash.js fetches it as a stream, which the
+        origin sends part by part), with a ServiceDescription latency target; written as
+        each segment begins, and players refresh it every part target."""
+        rends = self._listed()
         if self._anchor is None or any(r.track is None or not r.segments for r in rends):
             return
         wall, media_start = self._anchor
         ended = all(r.ended for r in rends)
+        live_ll = self.low_latency and not ended
         periods = []
         for publish in self._publishes:
             if publish.anchor is None:
                 continue
-            segments = [[s for s in r.segments if s.publish == publish.index] for r in rends]
-            if not all(segments) or any(n not in publish.tracks for n in self._renditions):
+            segments = {
+                r.name: [s for s in r.segments if s.publish == publish.index] for r in rends
+            }
+            inputs = [r for r in rends if r.name not in self._optional]
+            if any(not segments[r.name] or r.name not in publish.tracks for r in inputs):
                 continue
+            here = [r for r in rends if segments[r.name] and r.name in publish.tracks]
             first = publish.anchor is self._anchor
             offset = 0.0 if first else (publish.anchor[0] - wall).total_seconds() + media_start
-            sets = tuple(
-                self._adaptation_set(r, publish, segs, None if first else publish.anchor[1])
-                for r, segs in zip(rends, segments, strict=True)
+            sets = self._adaptation_sets(
+                here, publish, segments, None if first else publish.anchor[1], live_ll
             )
             start = "PT0S" if first else iso_duration(offset)
-            periods.append(Period(adaptation_sets=sets, id=str(publish.index), start=start))
+            periods.append(Period(adaptation_sets=tuple(sets), id=str(publish.index), start=start))
         if not periods:
             return
         longest = max(r.max_segment for r in rends)
         window = max(sum(s.duration for s in r.segments) for r in rends)
+        delay = 2 * longest
+        update = self.segment_target
+        nodes: tuple[Node, ...] = ()
+        if live_ll:
+            target = DASH_TARGET_PARTS * self.part_target
+            delay = target
+            update = self.part_target
+            nodes = (self._service_description(target),)
         mpd = MPD(
             periods=tuple(periods),
             type="static" if ended else "dynamic",
-            profiles="urn:mpeg:dash:profile:isoff-live:2011",
-            min_buffer_time=iso_duration(self.segment_target),
+            profiles=(
+                "urn:mpeg:dash:profile:isoff-live:2011,http://www.dashif.org/guidelines/low-latency-live-v5"
+                if live_ll
+                else "urn:mpeg:dash:profile:isoff-live:2011"
+            ),
+            min_buffer_time=iso_duration(self.part_target if live_ll else self.segment_target),
             availability_start_time=_xs_datetime(wall - timedelta(seconds=media_start)),
             publish_time=None if ended else _xs_datetime(self.clock()),
-            minimum_update_period=None if ended else iso_duration(self.segment_target),
+            minimum_update_period=None if ended else iso_duration(update),
             time_shift_buffer_depth=None if ended else iso_duration(window),
-            suggested_presentation_delay=None if ended else iso_duration(2 * longest),
+            suggested_presentation_delay=None if ended else iso_duration(delay),
             max_segment_duration=iso_duration(longest),
             media_presentation_duration=iso_duration(self._end(rends)) if ended else None,
+            nodes=nodes,
         )
         write_atomic(self.out_dir / "manifest.mpd", bytes(mpd))
 
@@ -648,15 +769,132 @@ class LiveOutput:
             ends.append((end - wall).total_seconds() + media_start)
         return max(ends)
 
-    @staticmethod
+    def _service_description(self, target: float) -> Node:
+        """DASH-IF's ServiceDescription: the latency (milliseconds) and playback rates the
+        player steers by (dash.js catches up to the target by playing faster)."""
+        low = DASH_MIN_PARTS * self.part_target
+        high = DASH_MAX_TARGETS * target
+        latency = Node(
+            f"{{{DASH_NS}}}Latency",
+            (
+                ("target", str(round(target * 1000))),
+                ("min", str(round(low * 1000))),
+                ("max", str(round(high * 1000))),
+            ),
+        )
+        rate = Node(
+            f"{{{DASH_NS}}}PlaybackRate",
+            (("min", str(DASH_RATES[0])), ("max", str(DASH_RATES[1]))),
+        )
+        return Node(f"{{{DASH_NS}}}ServiceDescription", (("id", "0"),), None, (latency, rate))
+
+    def _adaptation_sets(
+        self,
+        rends: list[_Rendition],
+        publish: _Publish,
+        segments: dict[str, list[_Segment]],
+        media_offset: float | None,
+        low_latency: bool,
+    ) -> list[AdaptationSet]:
+        """One Period's sets: one AdaptationSet per rendition, except video rungs of one
+        timescale (a ladder): one set, a Representation each, the segments all of them
+        have."""
+        video = [r for r in rends if publish.tracks[r.name].kind == "video"]
+        scales = {publish.tracks[r.name].timescale for r in video}
+        if len(video) < 2 or len(scales) != 1:
+            return [
+                self._adaptation_set(r, publish, segments[r.name], media_offset, low_latency)
+                for r in rends
+            ]
+        sets = [self._ladder_set(video, publish, segments, media_offset, low_latency)]
+        return sets + [
+            self._adaptation_set(r, publish, segments[r.name], media_offset, low_latency)
+            for r in rends
+            if r not in video
+        ]
+
+    def _template(
+        self,
+        r: _Rendition,
+        publish: _Publish,
+        segs: Sequence[_Segment],
+        media: str,
+        media_offset: float | None,
+        low_latency: bool,
+    ) -> SegmentTemplate:
+        """The SegmentTemplate of ``segs`` (``r``'s in ``publish``, or those every rung of a
+        ladder has), with the publish's init segment; in low latency also the segment ``r``
+        is writing (when it is of this publish), read progressively."""
+        scale = publish.tracks[r.name].timescale
+        timeline = [
+            TimelineEntry(t=round(s.start * scale), d=round(s.duration * scale)) for s in segs
+        ]
+        extra: tuple[tuple[str, str], ...] = ()
+        if low_latency:
+            seg = r.open
+            if seg is not None and seg.publish == publish.index:  # as long as the last one
+                last = segs[-1].duration
+                length = max(seg.duration, last if last > 0 else self.segment_target)
+                timeline.append(TimelineEntry(t=round(seg.start * scale), d=round(length * scale)))
+            offset = max(0.0, self.segment_target - self.part_target)
+            extra = (
+                ("availabilityTimeOffset", f"{offset:.3f}"),
+                ("availabilityTimeComplete", "false"),
+            )
+        return SegmentTemplate(
+            media=f"{media}/$Number$.m4s",
+            initialization=f"{media}/{publish.init_name()}",
+            timescale=scale,
+            start_number=segs[0].msn,
+            presentation_time_offset=None if media_offset is None else round(media_offset * scale),
+            timeline=tuple(timeline),
+            extra=extra,
+        )
+
+    def _ladder_set(
+        self,
+        video: list[_Rendition],
+        publish: _Publish,
+        segments: dict[str, list[_Segment]],
+        media_offset: float | None,
+        low_latency: bool,
+    ) -> AdaptationSet:
+        common = set.intersection(*({s.msn for s in segments[r.name]} for r in video))
+        lead = video[0]
+        segs = [s for s in segments[lead.name] if s.msn in common] or segments[lead.name]
+        reps = []
+        for r in sorted(video, key=lambda r: -(publish.tracks[r.name].height or 0)):
+            t = publish.tracks[r.name]
+            reps.append(
+                Representation(
+                    id=r.name,
+                    bandwidth=max(1, round(r.peak_bps)),
+                    codecs=t.codec,
+                    width=t.width,
+                    height=t.height,
+                )
+            )
+        template = self._template(
+            lead, publish, segs, "$RepresentationID$", media_offset, low_latency
+        )
+        return AdaptationSet(
+            representations=tuple(reps),
+            content_type="video",
+            mime_type="video/mp4",
+            segment_alignment="true",
+            start_with_sap="1",
+            segment_template=template,
+        )
+
     def _adaptation_set(
-        r: _Rendition, publish: _Publish, segments: list[_Segment], media_offset: float | None
+        self,
+        r: _Rendition,
+        publish: _Publish,
+        segments: list[_Segment],
+        media_offset: float | None,
+        low_latency: bool,
     ) -> AdaptationSet:
         track = publish.tracks[r.name]
-        scale = track.timescale
-        timeline = tuple(
-            TimelineEntry(t=round(s.start * scale), d=round(s.duration * scale)) for s in segments
-        )
         video = track.kind == "video"
         rep = Representation(
             id=r.name,
@@ -664,15 +902,7 @@ class LiveOutput:
             codecs=track.codec,
             width=track.width if video else None,
             height=track.height if video else None,
-            audio_sampling_rate=None if video else str(scale),
-        )
-        template = SegmentTemplate(
-            media=f"{r.name}/$Number$.m4s",
-            initialization=f"{r.name}/{publish.init_name()}",
-            timescale=scale,
-            start_number=segments[0].msn,
-            presentation_time_offset=None if media_offset is None else round(media_offset * scale),
-            timeline=timeline,
+            audio_sampling_rate=None if video else str(track.timescale),
         )
         return AdaptationSet(
             representations=(rep,),
@@ -680,7 +910,9 @@ class LiveOutput:
             mime_type=f"{'video' if video else 'audio'}/mp4",
             segment_alignment="true",
             start_with_sap="1",
-            segment_template=template,
+            segment_template=self._template(
+                r, publish, segments, r.name, media_offset, low_latency
+            ),
         )
 
     def _write_publishes(self) -> None:
@@ -699,16 +931,18 @@ class LiveOutput:
         write_atomic(self.out_dir / "publishes.json", json.dumps(body).encode())
 
     def _write_master(self) -> None:
-        rends = list(self._renditions.values())
+        rends = self._listed()
         if any(r.track is None or not (r.segments or r.retired) for r in rends):
             # Not before every rendition has a whole segment: hls.js gives up on a media
             # playlist that lists only parts (levelEmptyError), so the stream is not
             # playable until then.
             return
         bps = sum(r.peak_bps for r in rends)
-        if self._master_bps and bps <= self._master_bps * (1 + BANDWIDTH_SLACK):
+        names = tuple(r.name for r in rends)
+        grown = bps > self._master_bps * (1 + BANDWIDTH_SLACK)
+        if self._master_bps and not grown and names == self._master_names:
             return
-        self._master_bps = bps
+        self._master_bps, self._master_names = bps, names
         write_atomic(self.out_dir / "master.m3u8", bytes(self._master(rends, bps)))
 
     @staticmethod
@@ -728,9 +962,12 @@ class LiveOutput:
         )
         audio_codec = audio[0].track.codec if audio and audio[0].track else None
         bandwidth = max(1, math.ceil(bps))
+        audio_bps = max((a.peak_bps for a in audio), default=0.0)
         if video:
             variants = []
-            for v in video:
+            for v in sorted(video, key=lambda v: -(v.track.height or 0 if v.track else 0)):
+                if len(video) > 1:  # a ladder: each variant its own rung and the audio
+                    bandwidth = max(1, math.ceil(v.peak_bps + audio_bps))
                 assert v.track is not None
                 codecs = ",".join(c for c in (v.track.codec, audio_codec) if c)
                 res = (v.track.width, v.track.height)
@@ -765,13 +1002,28 @@ class PublishFeed:
     ) -> None:
         self.output = output
         self.index = index
-        self._names = tuple(renditions) or output.renditions
+        self._names = tuple(renditions) or output.inputs
+        self._rungs: list[str] = []
         self._inits: dict[str, InitSegment] = {}
         self._lock = threading.Lock()
 
     @property
     def renditions(self) -> tuple[str, ...]:
-        return self._names
+        """The input's renditions and the ladder rungs this publish added."""
+        return self._names + tuple(self._rungs)
+
+    def add_rendition(self, name: str) -> None:
+        """A ladder rung of this publish (:meth:`LiveOutput.add_rendition`: the session
+        keeps it across publishes; its init segment here is this publish's)."""
+        self.output.add_rendition(name)
+        if name not in self._rungs:
+            self._rungs.append(name)
+
+    def end_rendition(self, name: str) -> None:
+        """This publish's ladder gave up on rung ``name`` (ignored once a later publish
+        feeds the session: its own ladder goes on)."""
+        if self.current:
+            self.output.end_rendition(name)
 
     @property
     def current(self) -> bool:

@@ -29,7 +29,7 @@ import struct
 import threading
 from collections import deque
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
 
@@ -40,13 +40,18 @@ from mediaplane.media import (
     Fragment,
     HostCause,
     HostFailure,
+    InitSegment,
     InvalidMedia,
     MediaError,
     ProcessFailed,
+    Track,
     classify,
     live_package_argv,
+    plan_live_ladder,
 )
 
+from ._health import HealthMeter, failed_health
+from ._ladder import LadderEncoder
 from ._mpegts import TsScanner
 from ._output import LiveOutput, PublishFeed
 
@@ -197,6 +202,10 @@ class LivePackager:
     :param output_for: where a session's publish goes (:meth:`LiveOutput.begin_publish`, so
         numbering continues across publishes); its ``finish`` ends the publish only. Without
         it the packager writes its own :class:`LiveOutput` and ends it on close.
+    :param ladder: ``passthrough`` (the publisher's H.264 is the one video rung) or ``abr``
+        (plus lower rungs encoded from it by one more ffmpeg, :class:`._ladder.LadderEncoder`;
+        the passthrough rung stays the top one).
+    :param x264_preset: the ladder encoder's preset.
 
     ``write`` and ``close`` are awaited one at a time (the publish sink contract).
     """
@@ -214,6 +223,8 @@ class LivePackager:
         input_format: InputFormat = "flv",
         memory_bytes: int = MEMORY_BYTES,
         output_for: OutputFor | None = None,
+        ladder: str = "passthrough",
+        x264_preset: str = "veryfast",
     ) -> None:
         if latency_mode not in LATENCY_MODES:
             raise ValueError(f"latency_mode must be one of {LATENCY_MODES}")
@@ -230,6 +241,8 @@ class LivePackager:
         self.memory_bytes = memory_bytes
         self.output: LiveOutput | PublishFeed | None = None
         self.output_for = output_for
+        #: Also handed every init segment and fragment, from the pipe threads (WHEP).
+        self.tap: Callable[[str, InitSegment | Fragment], None] | None = None
         self.argv: list[str] = []
         self._scanner: FlvScanner | TsScanner = (
             FlvScanner() if input_format == "flv" else TsScanner()
@@ -246,6 +259,10 @@ class LivePackager:
         self._error_raised = False
         self._closed = False
         self._started_at: datetime | None = None  # when the first audio/video tag came
+        self.meter = HealthMeter(segment_target=segment_target)
+        self.ladder = ladder
+        self.x264_preset = x264_preset
+        self.encoder: LadderEncoder | None = None
 
     @property
     def renditions(self) -> tuple[str, ...]:
@@ -257,6 +274,14 @@ class LivePackager:
         """Why the stream failed, once it has."""
         return self._error
 
+    def health(self) -> dict[str, Any]:
+        """The stream's health now (:class:`._health.HealthMeter`), ``failed`` with the
+        error's message once the stream failed."""
+        snapshot = self.meter.snapshot()
+        if self._error is not None:
+            return failed_health(str(self._error), snapshot)
+        return snapshot
+
     # -- the sink ---------------------------------------------------------------------------
 
     async def write(self, flv: bytes) -> None:
@@ -265,6 +290,7 @@ class LivePackager:
         self._raise_if_failed()
         if self._closed:
             raise MediaError("the live packager is closed")
+        self.meter.input(len(flv))
         try:
             self._scanner.feed(flv)
         except InvalidMedia as exc:
@@ -396,6 +422,9 @@ class LivePackager:
         output = self.output
         assert output is not None
         reader = Fmp4Reader()
+        meter = self.meter
+        scale = 1
+        encoder: LadderEncoder | None = None
         try:
             with os.fdopen(fd, "rb", buffering=0) as pipe:
                 while True:
@@ -404,9 +433,28 @@ class LivePackager:
                         break
                     for item in reader.feed(data):
                         if isinstance(item, Fragment):
+                            meter.fragment(
+                                name,
+                                item.decode_time / scale,
+                                item.duration / scale,
+                                sync=item.sync,
+                                source=name == "video",
+                            )
                             output.add_fragment(name, item)
+                            if encoder is not None:
+                                encoder.feed(item)
                         else:
                             output.add_init(name, item)
+                            track = item.tracks[0]
+                            scale = track.timescale or 1
+                            meter.track(name, _track_info(track))
+                            if name == "video" and self.ladder == "abr" and encoder is None:
+                                encoder = self._start_ladder(item)
+                        if self.tap is not None:
+                            try:
+                                self.tap(name, item)
+                            except Exception:  # a viewer's problem never ends the stream
+                                log.exception("live.tap_failed")
             try:
                 if reader.init is not None:  # no output at all: nothing to check
                     reader.end()
@@ -418,6 +466,31 @@ class LivePackager:
             if self._thread_error is None:
                 self._thread_error = exc
             self._kill()
+        finally:
+            if encoder is not None:  # the source ended: the ladder finishes what it has
+                encoder.end()
+                encoder.join()
+
+    def _start_ladder(self, init: InitSegment) -> LadderEncoder | None:
+        """Thread: the lower rungs for the source video of ``init`` (none when the source is
+        at or below the lowest standard rung)."""
+        track = init.tracks[0]
+        rungs = plan_live_ladder(track.width or 0, track.height or 0)
+        output = self.output
+        if not rungs or output is None:
+            return None
+        for rung in rungs:
+            output.add_rendition(rung.name)
+        self.meter.ladder = [
+            {"name": r.name, "width": r.width, "height": r.height, "bitrate": r.bitrate}
+            for r in rungs
+        ]
+        encoder = LadderEncoder(
+            output, self.meter, rungs, ffmpeg=self.ffmpeg, preset=self.x264_preset
+        )
+        self.encoder = encoder
+        encoder.start(init)
+        return encoder
 
     async def _read_stderr(self) -> None:
         assert self._proc is not None
@@ -426,6 +499,8 @@ class LivePackager:
             self._stderr.append(line)
 
     def _kill(self) -> None:
+        if self.encoder is not None:
+            self.encoder.kill()
         proc = self._proc
         if proc is not None and proc.returncode is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -540,6 +615,14 @@ class LivePackager:
         if self._error is not None and not (self._closed and self._error_raised):
             self._error_raised = True
             raise self._error
+
+
+def _track_info(track: Track) -> dict[str, Any]:
+    """What the health figures say about a source track."""
+    info: dict[str, Any] = {"codec": track.codec}
+    if track.kind == "video":
+        info.update(width=track.width, height=track.height)
+    return info
 
 
 __all__ = ["FlvScanner", "LivePackager"]

@@ -13,19 +13,30 @@ and ``video.asset.ready`` (and the tracks' events) in one transaction.
 
 Idempotent: a retry stores the same objects again and writes nothing once the asset is
 ready. A session that wrote no segment errors the asset (no retry).
+
+Cleanup: once the recording is stored (its files are the asset's own objects now), the
+session's live directory is deleted; a recording that failed keeps it, so that it can be
+retried. A session that records nothing is deleted by :func:`sweep_session_dirs` (the
+ingest runs it every :data:`SWEEP_SECONDS`) once it has ended and its DVR window plus
+:data:`CLEANUP_GRACE_SECONDS` has passed: a player behind the edge may still read it until
+then.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import shutil
 import struct
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
 import structlog
+from sqlalchemy import select
 
 from mediaplane.catalog import Asset, AssetStatus, FinishRecording, emit_asset_event
 from mediaplane.events import EventType
@@ -42,13 +53,15 @@ from mediaplane.media import (
 )
 from mediaplane.pipeline import cmaf_prefix, update_presentation
 
-from ._ingest import session_dir
+from ._ingest import live_root, session_dir
+from ._models import LiveSessionRow, LiveStream
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from sqlalchemy.orm import Session
 
+    from mediaplane.config import Settings
     from mediaplane.runtime import Runtime
 
 log = structlog.get_logger("mediaplane.live")
@@ -62,6 +75,13 @@ END_WAIT_SECONDS = 30.0
 #: process died before it could write ENDLIST).
 STALE_SECONDS = 10.0
 _POLL_SECONDS = 0.25
+#: An ended session that records nothing keeps its directory this long past its DVR window.
+CLEANUP_GRACE_SECONDS = 30.0
+#: How often the ingest looks for session directories no one needs any more.
+SWEEP_SECONDS = 60.0
+#: A directory whose session is gone from the database (its stream was deleted) is deleted
+#: once it has not changed for this long.
+ORPHAN_SECONDS = 3600.0
 _SEGMENT = re.compile(r"(\d{1,9})\.m4s")
 
 
@@ -85,6 +105,8 @@ def finish_recording(ctx: JobContext, payload: FinishRecording) -> None:
         status = row.status if row is not None else None
     if status is not AssetStatus.PREPARING:
         log.info("recording.skip", asset_id=asset_id, status=str(status))
+        if status is AssetStatus.READY:  # an earlier attempt stored it, then stopped
+            remove_session_dir(rt.settings, payload.live_stream_id, payload.session_id)
         return  # deleted, errored, or an earlier attempt made it ready
     out = session_dir(rt.settings, payload.live_stream_id, payload.session_id)
     _wait_for_end(out)
@@ -109,6 +131,63 @@ def finish_recording(ctx: JobContext, payload: FinishRecording) -> None:
         duration=round(presentation.duration, 3),
         segments=sum(len(r.rendition.segments) for r in rungs),
     )
+    remove_session_dir(rt.settings, payload.live_stream_id, payload.session_id)
+
+
+def remove_session_dir(settings: Settings, live_stream_id: str, session_id: str) -> bool:
+    """Delete a session's live directory (and its stream's, once empty); False when it was
+    not there."""
+    out = session_dir(settings, live_stream_id, session_id)
+    if not out.is_dir():
+        return False
+    shutil.rmtree(out, ignore_errors=True)
+    with contextlib.suppress(OSError):  # not empty: another session of the stream
+        out.parent.rmdir()
+    log.info("live.dir_removed", live_stream_id=live_stream_id, session_id=session_id)
+    return True
+
+
+def sweep_session_dirs(rt: Runtime, now: datetime | None = None) -> int:
+    """Delete the session directories no one needs now (``now``: the current time), and
+    return how many: a session that ended more than its DVR window plus
+    :data:`CLEANUP_GRACE_SECONDS` ago and records nothing (or whose recording asset is
+    ready, or gone); a directory whose session is gone (a deleted stream) after
+    :data:`ORPHAN_SECONDS` unchanged. Kept: sessions live or within their reconnect window,
+    and recordings preparing or failed (so they can be retried). Blocking; one query per
+    directory found."""
+    now = now or datetime.now(UTC)
+    root = live_root(rt.settings)
+    found = [(d.parent.name, d) for d in root.glob("*/*") if d.is_dir()]
+    removed = 0
+    for stream_id, folder in found:
+        with rt.db.session() as s:
+            row = s.execute(
+                select(
+                    LiveSessionRow.ended_at,
+                    LiveSessionRow.asset_id,
+                    LiveStream.dvr_window_seconds,
+                    Asset.status,
+                )
+                .join(LiveStream, LiveStream.id == LiveSessionRow.live_stream_id)
+                .outerjoin(Asset, Asset.id == LiveSessionRow.asset_id)
+                .where(LiveSessionRow.id == folder.name, LiveSessionRow.live_stream_id == stream_id)
+            ).first()
+        if row is None:
+            with contextlib.suppress(OSError):
+                if now.timestamp() - folder.stat().st_mtime > ORPHAN_SECONDS:
+                    removed += remove_session_dir(rt.settings, stream_id, folder.name)
+            continue
+        ended_at, asset_id, dvr, asset_status = row
+        if ended_at is None:
+            continue  # live, or away within its reconnect window
+        if asset_id is not None and asset_status is not None:
+            if asset_status is AssetStatus.READY:
+                removed += remove_session_dir(rt.settings, stream_id, folder.name)
+            continue  # preparing, or failed: kept for a retry
+        ended = ended_at if ended_at.tzinfo else ended_at.replace(tzinfo=UTC)
+        if now - ended > timedelta(seconds=dvr + CLEANUP_GRACE_SECONDS):
+            removed += remove_session_dir(rt.settings, stream_id, folder.name)
+    return removed
 
 
 def _publish(rt: Runtime, asset_id: str, presentation: Presentation) -> bool:

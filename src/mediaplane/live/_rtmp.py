@@ -3,9 +3,11 @@
 One :class:`RtmpServer` accepts publishers (``rtmp://host:port/live/{stream_key}``), checks the
 key through ``authorize(app, key)`` before any media is accepted, and writes each publisher's
 audio, video and ``onMetaData`` as an FLV byte stream to the sink ``open_sink(ticket)`` returns.
-Everything a peer controls is bounded: connections (in all and per address), the handshake
-time, the time to publish, idle time, the size of a message, chunk streams, bytes buffered. A
-slow sink stops the connection's reads (TCP backpressure), never an unbounded queue.
+Everything a peer controls is bounded: connections (in all and per address) and the
+handshake time, TLS's included for RTMPS (:class:`._limits.IngestLimits`, the rule SRT
+shares), the time to publish, idle time, the size of a message, chunk streams, bytes
+buffered. A slow sink stops the connection's reads (TCP backpressure), never an unbounded
+queue.
 
 Log lines (``mediaplane.live``): ``rtmp.connect``, ``rtmp.publish``, ``rtmp.refused`` and
 ``rtmp.closed``, each with the remote address and, where there is one, a reason; a stream key
@@ -49,6 +51,7 @@ from ._chunks import (
     encode_message,
 )
 from ._errors import LiveError, PublishRefused
+from ._limits import IngestLimits, Refusal
 
 log = structlog.get_logger("mediaplane.live")
 
@@ -105,6 +108,8 @@ class RtmpServer:
     :param open_sink: ``ticket -> PublishSink`` for an accepted publisher.
     :param max_connections: connections held at once; more are closed at accept.
     :param max_connections_per_address: the same, per remote IP address.
+    :param limits: the admission rule (:class:`IngestLimits`) instead of the three values
+        above; one object shared by servers makes them one pool (RTMP and RTMPS).
     :param apps: application names a client may connect to (``rtmp://host/{app}/{key}``).
     :param handshake_timeout: seconds for C0/C1/C2.
     :param publish_timeout: seconds from accept until ``publish`` is accepted.
@@ -130,13 +135,15 @@ class RtmpServer:
         authorize_timeout: float = 10.0,
         max_message_size: int = 8 * 1024 * 1024,
         max_chunk_streams: int = 16,
+        limits: IngestLimits | None = None,
     ) -> None:
         self._authorize = authorize
         self._open_sink = open_sink
-        self.max_connections = max_connections
-        self.max_connections_per_address = max_connections_per_address
+        self.limits = limits or IngestLimits(
+            max_connections, max_connections_per_address, handshake_timeout
+        )
         self.apps = apps
-        self.handshake_timeout = handshake_timeout
+        self.handshake_timeout = self.limits.handshake_timeout
         self.publish_timeout = publish_timeout
         self.idle_timeout = idle_timeout
         self.sink_timeout = sink_timeout
@@ -145,7 +152,7 @@ class RtmpServer:
         self.max_chunk_streams = max_chunk_streams
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._per_address: dict[str, int] = {}
+        self._ssl: SSLContext | None = None
         self._started = time.monotonic()
 
     @property
@@ -163,17 +170,12 @@ class RtmpServer:
     async def start(self, host: str, port: int, *, ssl: SSLContext | None = None) -> None:
         """Listen on ``host:port`` (port 0: any free port, see :attr:`port`).
 
-        :param ssl: a server context for RTMPS; the TLS handshake then counts against the
-            handshake timeout.
+        :param ssl: a server context for RTMPS: each connection is admitted first (its
+            place under the limits), then its TLS handshake gets the handshake timeout; a
+            flood of half-open TLS peers is bounded like any other.
         """
-        self._server = await asyncio.start_server(
-            self._accept,
-            host,
-            port,
-            limit=_READ_SIZE,
-            ssl=ssl,
-            ssl_handshake_timeout=self.handshake_timeout if ssl else None,
-        )
+        self._ssl = ssl
+        self._server = await asyncio.start_server(self._accept, host, port, limit=_READ_SIZE)
         log.debug("rtmp.listening", host=host, port=self.port, tls=ssl is not None)
 
     async def close(self) -> None:
@@ -192,28 +194,38 @@ class RtmpServer:
         peer = writer.get_extra_info("peername")
         address = str(peer[0]) if isinstance(peer, tuple) else "?"
         remote = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "?"
-        reason = None
-        if len(self._tasks) >= self.max_connections:
-            reason = "too_many_connections"
-        elif self._per_address.get(address, 0) >= self.max_connections_per_address:
-            reason = "too_many_connections_from_address"
-        if reason is not None:
-            log.warning("rtmp.refused", remote=remote, reason=reason)
+        slot = self.limits.admit(address)
+        if isinstance(slot, Refusal):
+            log.warning("rtmp.refused", remote=remote, reason=slot.reason)
             writer.transport.abort()
             return
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
-        self._per_address[address] = self._per_address.get(address, 0) + 1
         try:
+            if self._ssl is not None and not await self._start_tls(writer, remote):
+                return
             await _Connection(self, reader, writer, remote).run()
         finally:
             self._tasks.discard(task)
-            left = self._per_address[address] - 1
-            if left:
-                self._per_address[address] = left
-            else:
-                del self._per_address[address]
+            slot.release()
+
+    async def _start_tls(self, writer: asyncio.StreamWriter, remote: str) -> bool:
+        """The TLS handshake of an RTMPS peer, within the handshake timeout; False (the
+        connection dropped, the reason logged) when it fails."""
+        assert self._ssl is not None
+        try:
+            async with asyncio.timeout(self.handshake_timeout):
+                await writer.start_tls(self._ssl)
+            return True
+        except TimeoutError:
+            reason = "tls_handshake_timeout"
+        except (OSError, EOFError) as exc:  # ssl.SSLError is an OSError
+            reason = "tls_handshake_failed"
+            log.debug("rtmp.tls_failed", remote=remote, error=str(exc))
+        log.warning("rtmp.refused", remote=remote, reason=reason)
+        writer.transport.abort()
+        return False
 
     def uptime_ms(self) -> int:
         return int((time.monotonic() - self._started) * 1000) & 0xFFFFFFFF

@@ -143,7 +143,7 @@ def live_stream_to_api(
         "active_asset_id": stream.active_asset_id,
         "recent_asset_ids": list(stream.recent_asset_ids or []),
         "channel_id": stream.channel_id,
-        "health": stream.health,
+        "health": _health_view(stream),
         "created_at": stream.created_at.isoformat(),
         "updated_at": stream.updated_at.isoformat(),
     }
@@ -151,6 +151,15 @@ def live_stream_to_api(
         urls = playback_urls(base_url, stream.playback_ids[0].id)
         data["playback"] = {"hls": urls.hls, "dash": urls.dash, "watch": urls.watch}
     return data
+
+
+def _health_view(stream: LiveStream) -> dict[str, Any] | None:
+    """The stream's health with its ``updated_at``; None when idle (a failed session's
+    ``failed`` health stays until the next publish, so the creator reads why)."""
+    if stream.health is None:
+        return None
+    at = stream.health_updated_at
+    return {**stream.health, "updated_at": at.isoformat() if at else None}
 
 
 def emit_live_event(
@@ -176,6 +185,8 @@ def end_session(session: Session, stream: LiveStream, now: datetime) -> str | No
     else None. Emits nothing (the caller says why it ended)."""
     sid = stream.active_session_id
     stream.active_session_id = None
+    if (stream.health or {}).get("status") != "failed":
+        stream.health = None  # idle: no figures (a failure's message stays)
     if stream.status is LiveStreamStatus.ACTIVE:
         stream.status = LiveStreamStatus.IDLE
     if sid is None:

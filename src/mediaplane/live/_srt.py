@@ -39,6 +39,7 @@ from mediaplane.media import MediaError
 
 from . import _libsrt as srt
 from ._errors import LiveError
+from ._limits import IngestLimits, Refusal, Slot
 from ._rtmp import Authorize, OpenSink, PublishSink, key_hash
 
 log = structlog.get_logger("mediaplane.live")
@@ -48,7 +49,6 @@ MAX_STREAM_ID = 512
 MAX_KEY = 256
 #: Access-control keys (SRT's AccessControl.md): resource, mode, user, session, host, type.
 _KNOWN_KEYS = frozenset("rmusht")
-_PENDING_TTL = 10.0  # seconds a handshake record waits for its accept (conn timeout is 3 s)
 _RECV_POLL_MS = 100  # reader's SRTO_RCVTIMEO: how often it looks at the clock and stop flag
 _ACCEPT_POLL_MS = 100
 _GONE = (srt.SRT_ECONNLOST, srt.SRT_ENOCONN, srt.SRT_EINVSOCK)  # the publisher is gone
@@ -134,6 +134,7 @@ class _Pending:
     stream: StreamId
     ticket: object | None
     future: concurrent.futures.Future[object | None] | None
+    slot: Slot
     at: float = field(default_factory=time.monotonic)
 
 
@@ -146,6 +147,10 @@ class SrtServer:
     :param max_connections: publishers held at once (accepted or in their handshake); more
         are rejected at handshake (SRT reject 1402).
     :param max_connections_per_address: the same, per remote IP address.
+    :param handshake_timeout: seconds an admitted handshake has (after ``authorize``'s
+        wait) to reach its accept before its place is freed.
+    :param limits: the admission rule (:class:`IngestLimits`) instead of the three values
+        above (the one RTMP uses).
     :param apps: application names a stream id may name (``live/KEY``).
     :param latency_ms: SRT receive latency (SRTO_LATENCY; the larger of ours and the
         publisher's applies).
@@ -172,6 +177,8 @@ class SrtServer:
         *,
         max_connections: int = 64,
         max_connections_per_address: int = 16,
+        handshake_timeout: float = 5.0,
+        limits: IngestLimits | None = None,
         apps: tuple[str, ...] = ("live",),
         latency_ms: int = 120,
         passphrase: str | None = None,
@@ -187,8 +194,9 @@ class SrtServer:
     ) -> None:
         self._authorize = authorize
         self._open_sink = open_sink
-        self.max_connections = max_connections
-        self.max_connections_per_address = max_connections_per_address
+        self.limits = limits or IngestLimits(
+            max_connections, max_connections_per_address, handshake_timeout
+        )
         self.apps = apps
         self.latency_ms = latency_ms
         self.passphrase = passphrase
@@ -206,7 +214,7 @@ class SrtServer:
         self._port = 0
         self._lock = threading.Lock()  # guards _pending and _accepted (libsrt threads use them)
         self._pending: dict[int, _Pending] = {}
-        self._accepted: dict[int, str] = {}  # socket -> remote IP address
+        self._accepted: dict[int, Slot] = {}  # socket -> its place under the limits
         self._tasks: set[asyncio.Task[None]] = set()
         self._live: set[_Connection] = set()
         self._stop = threading.Event()
@@ -224,8 +232,7 @@ class SrtServer:
     @property
     def connections(self) -> int:
         """Publishers held now (accepted, or admitted and completing their handshake)."""
-        with self._lock:
-            return len(self._pending) + len(self._accepted)
+        return self.limits.held
 
     def stats(self) -> list[dict[str, object]]:
         """One entry per publisher being read: remote address, key hash, payload bytes and
@@ -272,7 +279,8 @@ class SrtServer:
             srt.check("srt_listen_callback", lib.srt_listen_callback(sock, self._callback, None))
             addr = srt.sockaddr(host, port)
             srt.check("srt_bind", lib.srt_bind(sock, addr, len(addr)))
-            srt.check("srt_listen", lib.srt_listen(sock, max(4, min(self.max_connections, 64))))
+            backlog = max(4, min(self.limits.max_connections, 64))
+            srt.check("srt_listen", lib.srt_listen(sock, backlog))
             self._port = srt.sockname(sock)[1]
         except BaseException:
             lib.srt_close(sock)
@@ -332,18 +340,11 @@ class SrtServer:
             return refuse("unknown_app", srt.SRT_REJX_FORBIDDEN, stream.key)
         with self._lock:
             self._prune()
-            held = len(self._pending) + len(self._accepted)
-            from_address = sum(p.address == address for p in self._pending.values())
-            from_address += sum(a == address for a in self._accepted.values())
-            reason = None
-            if held >= self.max_connections:
-                reason = "too_many_connections"
-            elif from_address >= self.max_connections_per_address:
-                reason = "too_many_connections_from_address"
-            if reason is None:  # hold the place while authorize runs
-                self._pending[ns] = _Pending(remote, address, stream, None, None)
-        if reason is not None:
-            return refuse(reason, srt.SRT_REJX_OVERLOAD, stream.key)
+            slot = self.limits.admit(address)
+            if not isinstance(slot, Refusal):  # hold the place while authorize runs
+                self._pending[ns] = _Pending(remote, address, stream, None, None, slot)
+        if isinstance(slot, Refusal):
+            return refuse(slot.reason, srt.SRT_REJX_OVERLOAD, stream.key)
         future = asyncio.run_coroutine_threadsafe(self._authorize_bounded(stream), self._loop)
         try:
             ticket = future.result(timeout=self.handshake_authorize_wait)
@@ -371,13 +372,17 @@ class SrtServer:
 
     def _drop_pending(self, ns: int) -> None:
         with self._lock:
-            self._pending.pop(ns, None)
+            p = self._pending.pop(ns, None)
+        if p is not None:
+            p.slot.release()
 
     def _prune(self) -> None:
         """Forget handshakes that never reached accept (e.g. a wrong passphrase)."""
         now = time.monotonic()
-        for ns in [ns for ns, p in self._pending.items() if now - p.at > _PENDING_TTL]:
+        ttl = self.handshake_authorize_wait + self.limits.handshake_timeout
+        for ns in [ns for ns, p in self._pending.items() if now - p.at > ttl]:
             p = self._pending.pop(ns)
+            p.slot.release()
             if p.future is not None:
                 p.future.cancel()
 
@@ -408,13 +413,12 @@ class SrtServer:
         with self._lock:
             pending = self._pending.pop(sock, None)
             if pending is not None:
-                self._accepted[sock] = pending.address
+                self._accepted[sock] = pending.slot
         loop = self._loop
         if pending is None or loop is None or self._closing:
             srt.load().srt_close(sock)
             if pending is not None:
-                with self._lock:
-                    self._accepted.pop(sock, None)
+                self._forget(sock)
             log.warning("srt.refused", remote="?", reason="no_handshake_record", socket=sock)
             return
         try:
@@ -430,7 +434,9 @@ class SrtServer:
 
     def _forget(self, sock: int) -> None:
         with self._lock:
-            self._accepted.pop(sock, None)
+            slot = self._accepted.pop(sock, None)
+        if slot is not None:
+            slot.release()
 
 
 class _Connection:

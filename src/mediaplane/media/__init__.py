@@ -37,6 +37,7 @@ from ._dash import (
     MPD,
     AdaptationSet,
     Descriptor,
+    Node,
     Period,
     Representation,
     SegmentTemplate,
@@ -85,13 +86,17 @@ from ._transcode import (
     waveform_image,
 )
 from .ffmpeg import (
+    LIVE_LADDER_RUNGS,
     PREVIEW_DIR,
+    LiveRung,
     Source,
     Toolchain,
     chromaprint_argv,
     has_muxer,
+    live_ladder_argv,
     live_package_argv,
     muxers_argv,
+    plan_live_ladder,
 )
 
 __all__ = [
@@ -124,6 +129,7 @@ __all__ = [
     "MediaInfo",
     "MediaPlaylist",
     "MediaSegment",
+    "Node",
     "PREVIEW_DIR",
     "PackagerInput",
     "PackagingOptions",
@@ -156,7 +162,11 @@ __all__ = [
     "encode_preview",
     "extract_thumbnail",
     "has_muxer",
+    "LIVE_LADDER_RUNGS",
+    "LiveRung",
+    "live_ladder_argv",
     "live_package_argv",
+    "plan_live_ladder",
     "make_storyboard",
     "muxers_argv",
     "parse_playlist",

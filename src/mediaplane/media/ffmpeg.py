@@ -851,3 +851,103 @@ def live_package_argv(
             f"pipe:{audio_fd}",
         ]  # fmt: skip
     return argv
+
+
+@dataclass(frozen=True)
+class LiveRung:
+    """One encoded rung of a live ladder: its rendition name (a folder), frame size and
+    target bitrate (bits per second)."""
+
+    name: str
+    width: int
+    height: int
+    bitrate: int
+
+
+#: A live ladder has at most this many encoded rungs below the passthrough one.
+LIVE_LADDER_RUNGS = 2
+
+
+def plan_live_ladder(width: int, height: int, max_rungs: int = LIVE_LADDER_RUNGS) -> list[LiveRung]:
+    """The encoded rungs under a ``width``×``height`` live source: the VOD ladder's
+    standard rungs (:data:`._ladder.STANDARD_RUNGS`) whose short side is below the
+    source's, the largest ``max_rungs`` of them, at the source's shape (even sizes)."""
+    from ._ladder import STANDARD_RUNGS
+
+    if width <= 0 or height <= 0:
+        return []
+    short, long_ = min(width, height), max(width, height)
+    rungs = []
+    for side, rate in STANDARD_RUNGS:
+        if side >= short:
+            continue
+        other = max(2, int(round(long_ * side / short / 2.0)) * 2)
+        w, h = (other, side) if width >= height else (side, other)
+        rungs.append(LiveRung(f"v{side}", w, h, rate))
+    return rungs[:max_rungs]
+
+
+def live_ladder_argv(
+    ffmpeg: str,
+    rungs: list[tuple[LiveRung, int]],
+    *,
+    timescale: int,
+    preset: str = "veryfast",
+    threads: int = 2,
+) -> list[str]:
+    """Encode a live stream's lower rungs from its top rung: fragmented MP4 (the
+    packager's CMAF video track, from its first keyframe) on stdin, decoded once, split and
+    scaled, one x264 encode per ``(rung, fd)`` written to ``pipe:fd`` one frame per fragment.
+
+    Segments of every rung must cover the same media time, so each encode keeps the
+    source's timestamps (``-fps_mode passthrough``, ``-enc_time_base -1``, the source's
+    ``timescale``) and puts a keyframe exactly where the source has one
+    (``-force_key_frames source``; no other: scene cuts off, a GOP longer than any sane
+    one). ``zerolatency``: no lookahead, no B-frames, no frame held back."""
+    if not rungs:
+        raise MediaError("a live ladder needs a rung")
+    split = "".join(f"[s{i}]" for i in range(len(rungs)))
+    graph = [f"[0:v]split={len(rungs)}{split}" if len(rungs) > 1 else "[0:v]null[s0]"]
+    graph += [
+        f"[s{i}]scale={rung.width}:{rung.height}:flags=bilinear,format=yuv420p[o{i}]"
+        for i, (rung, _) in enumerate(rungs)
+    ]
+    argv = [
+        ffmpeg,
+        "-hide_banner", "-nostdin", "-nostats",
+        "-loglevel", "error",
+        "-threads", str(threads),
+        "-probesize", "4096",
+        "-analyzeduration", "0",
+        "-fpsprobesize", "0",
+        "-protocol_whitelist", "pipe",
+        "-format_whitelist", "mov,mp4,m4a,3gp,3g2,mj2",
+        "-f", "mp4",
+        "-i", "pipe:0",
+        "-filter_complex", ";".join(graph),
+        "-filter_threads", "1",
+    ]  # fmt: skip
+    for i, (rung, fd) in enumerate(rungs):
+        argv += [
+            "-map", f"[o{i}]",
+            "-c:v", "libx264",
+            "-preset", preset,
+            "-tune", "zerolatency",
+            "-profile:v", "main",
+            "-threads", str(threads),
+            "-b:v", str(rung.bitrate),
+            "-maxrate", str(rung.bitrate * 6 // 5),
+            "-bufsize", str(rung.bitrate),
+            "-force_key_frames", "source",
+            "-g", "100000",
+            "-sc_threshold", "0",
+            "-fps_mode", "passthrough",
+            "-enc_time_base", "-1",
+            "-video_track_timescale", str(timescale),
+            "-map_metadata", "-1",
+            "-f", "mp4",
+            "-movflags", LIVE_MOVFLAGS + "+frag_every_frame",
+            "-flush_packets", "1",
+            f"pipe:{fd}",
+        ]  # fmt: skip
+    return argv

@@ -1,9 +1,9 @@
 """Web: server-rendered pages (Jinja2 + htmx): the public list, upload and watch pages, the
-account and library pages, a creator's studio (:mod:`._studio_pages`), the admin pages
-(:mod:`._admin_pages`; :data:`ADMIN_NAV` is their menu, which other admin page modules
-extend, as :mod:`._access_pages` does for plans and grants and :mod:`._webhook_pages`
-for webhooks), and the vendored player JS
-from node_modules."""
+account and library pages, a creator's studio (:mod:`._studio_pages`) and its live page
+(:mod:`._live_pages`), the admin pages (:mod:`._admin_pages`; :data:`ADMIN_NAV` is their
+menu, which other admin page modules extend, as :mod:`._access_pages` does for plans and
+grants and :mod:`._webhook_pages` for webhooks), and the vendored player JS from
+node_modules."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from ._account_pages import router as _accounts
 from ._admin_pages import ADMIN_NAV
 from ._admin_pages import router as _admin
 from ._library_pages import router as _library
+from ._live_pages import router as _live
 from ._pages import router as _pages
 from ._studio_pages import router as _studio
 from ._webhook_pages import router as _webhooks
@@ -22,6 +23,7 @@ router = APIRouter(include_in_schema=False)
 router.include_router(_pages)
 router.include_router(_accounts)
 router.include_router(_studio)
+router.include_router(_live)
 router.include_router(_admin)
 router.include_router(_access)
 router.include_router(_library)

@@ -48,6 +48,7 @@ _NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 VENDOR = {
     "shaka-player.compiled.js": "shaka-player/dist/shaka-player.compiled.js",
     "hls.min.js": "hls.js/dist/hls.min.js",
+    "dash.all.min.js": "dashjs/dist/modern/umd/dash.all.min.js",
     "htmx.min.js": "htmx.org/dist/htmx.min.js",
     "tus.min.js": "tus-js-client/dist/tus.min.js",
 }

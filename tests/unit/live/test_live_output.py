@@ -181,7 +181,12 @@ def test_a_reconnect_continues_the_numbering_after_a_discontinuity(tmp_path: Pat
     assert (t1.initialization, t1.start_number) == ("video/init-1.mp4", 3)
     assert t1.presentation_time_offset == 0
     assert t1.timeline is not None
-    assert [(e.t, e.d) for e in t1.timeline] == [(0, 60 * FRAME)]
+    # Low-latency DASH: the segment being written is listed too (as long as the last one),
+    # in its own publish's Period only.
+    assert [(e.t, e.d) for e in t1.timeline] == [(0, 60 * FRAME), (60 * FRAME, 60 * FRAME)]
+    assert t0.timeline is not None
+    assert len(t0.timeline) == 3
+    assert ("availabilityTimeComplete", "false") in t0.extra
     assert mpd.periods[1].adaptation_sets[0].representations[0].codecs == "avc1.640028"
     publishes = json.loads((tmp_path / "publishes.json").read_text())
     assert [(p["init"], p["first_msn"], p["last_msn"]) for p in publishes] == [

@@ -103,7 +103,10 @@ def test_recording_becomes_vod(rt: Runtime) -> None:
     asset_id = _asset(rt)
     out = session_dir(rt.settings, "stream1", "session1")
     _record(out, keep=True)
+    live = {r: _segments(out / r) for r in ("video", "audio")}  # the dir goes once stored
+    firsts = {r: (out / r / f"{live[r][0]}.m4s").read_bytes() for r in live}
     assert _run(rt, asset_id, "stream1", "session1") is JobState.SUCCEEDED
+    assert not out.exists()  # stored as the asset's own objects: the live segments go
 
     with rt.db.session() as s:
         asset = s.get(Asset, asset_id)
@@ -118,7 +121,7 @@ def test_recording_becomes_vod(rt: Runtime) -> None:
     video, audio = p.video[0], p.audio[0]
     assert video.codecs.startswith("avc1.") and audio.codecs.startswith("mp4a.40.")
     assert (audio.sample_rate, audio.channels) == (44100, 1)
-    assert len(video.segments) == len(_segments(out / "video"))  # every one, none re-encoded
+    assert len(video.segments) == len(live["video"])  # every one, none re-encoded
     assert [s.number for s in video.segments] == list(range(1, len(video.segments) + 1))
     assert video.duration == pytest.approx(SECONDS, abs=0.5)
     assert video.peak_bandwidth > 0
@@ -128,8 +131,7 @@ def test_recording_becomes_vod(rt: Runtime) -> None:
     # The stored segments are the live packager's bytes, and they decode as one stream.
     prefix = f"assets/{asset_id}/cmaf/"
     for r in (video, audio):
-        first = out / r.id / f"{_segments(out / r.id)[0]}.m4s"
-        assert rt.store.get_bytes(f"{prefix}{r.segment_path(1)}") == first.read_bytes()
+        assert rt.store.get_bytes(f"{prefix}{r.segment_path(1)}") == firsts[r.id]
     data = rt.store.get_bytes(f"{prefix}video/init.mp4") + b"".join(
         rt.store.get_bytes(f"{prefix}{video.segment_path(s.number)}") for s in video.segments
     )
@@ -153,7 +155,11 @@ def test_recording_becomes_vod(rt: Runtime) -> None:
 
 def test_recording_without_media_errors(rt: Runtime) -> None:
     asset_id = _asset(rt)
+    out = session_dir(rt.settings, "stream2", "never-published")
+    (out / "video").mkdir(parents=True)
+    (out / "video" / "init.mp4").write_bytes(b"a publisher that left before a segment")
     assert _run(rt, asset_id, "stream2", "never-published") is JobState.FAILED
+    assert (out / "video" / "init.mp4").is_file()  # a failed recording keeps its files
     with rt.db.session() as s:
         asset = s.get(Asset, asset_id)
         assert asset is not None and asset.status is AssetStatus.ERRORED

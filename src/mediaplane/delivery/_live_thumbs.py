@@ -1,0 +1,126 @@
+"""Live thumbnails: ``/play/{live playback id}/thumbnail.jpg`` is the stream's newest keyframe.
+
+The newest complete segment of the session's top video rung begins with a keyframe; its
+first frame, decoded by ffmpeg (init segment + that segment on stdin,
+:func:`mediaplane.media.extract_thumbnail`), is the picture. Bounded like VOD thumbnails:
+each extraction runs under the web process's :class:`._thumbs.ThumbnailLimiter` (the same
+``thumbnail_concurrency`` slots, concurrent requests for one picture share one ffmpeg), and
+a picture is kept :data:`CACHE_SECONDS` (a segment lasts 2-4 s: a newer one is not there
+sooner), so a thousand viewers polling the poster cost one ffmpeg per segment at most.
+
+``width`` snaps up to one of the VOD widths (160, 320, 640, 1280, the answer is that wide);
+without it the picture is the stream's own size.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qs
+
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse, Response
+
+from mediaplane.http import ApiError
+from mediaplane.live import LivePlayback, session_dir
+from mediaplane.media import ManifestError, MediaError, MediaPlaylist, extract_thumbnail
+from mediaplane.media._storyboard import THUMBNAIL_WIDTHS
+
+from ._thumbs import _limiter
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from starlette.types import Scope
+
+    from mediaplane.runtime import Runtime
+
+__all__ = ["LiveThumbnails"]
+
+#: Seconds a live picture is reused (also its Cache-Control max-age).
+CACHE_SECONDS = 2.0
+#: The top video rung's folder in a live session.
+VIDEO_RUNG = "video"
+_MAX_CACHED = 256
+
+
+def _error(status: int, code: str, message: str) -> Response:
+    return JSONResponse(
+        {"error": {"code": code, "message": message}},
+        status_code=status,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def _width(scope: Scope) -> int | None:
+    """The requested width snapped up to a VOD thumbnail width; None for the stream's own.
+    :class:`ValueError` for one that is not a number in 16-1920."""
+    values = parse_qs(scope["query_string"].decode("latin-1")).get("width")
+    if not values:
+        return None
+    width = int(values[0]) if values[0].isdigit() and len(values[0]) <= 5 else -1
+    if not 16 <= width <= 1920:
+        raise ValueError("width must be a whole number from 16 to 1920")
+    return next((w for w in THUMBNAIL_WIDTHS if w >= width), THUMBNAIL_WIDTHS[-1])
+
+
+def _newest_segment(folder: Path) -> int | None:
+    """The msn of the rung's newest complete segment, from its media playlist."""
+    try:
+        playlist = MediaPlaylist.parse((folder / "index.m3u8").read_bytes())
+    except (FileNotFoundError, ManifestError):
+        return None
+    done = [(playlist.media_sequence or 0) + i for i, s in enumerate(playlist.segments) if s.uri]
+    return done[-1] if done else None
+
+
+class LiveThumbnails:
+    """The recent pictures of this process's live streams, and how they are made."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, tuple[float, bytes]] = {}
+
+    async def answer(self, scope: Scope, live: LivePlayback) -> Response:
+        rt: Runtime = scope["app"].state.runtime
+        if live.session_id is None:
+            return _error(404, "not_live", "The live stream is not live now.")
+        try:
+            width = _width(scope)
+        except ValueError as exc:
+            return _error(400, "bad_request", str(exc))
+        folder = session_dir(rt.settings, live.live_stream_id, live.session_id) / VIDEO_RUNG
+        msn = await run_in_threadpool(_newest_segment, folder)
+        if msn is None:
+            return _error(404, "not_live", "The live stream has no picture yet; try again soon.")
+        key = f"live/{live.session_id}/{msn}/{width or 0}"
+        now = time.monotonic()
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] > now:
+            return self._jpeg(hit[1])
+        make = functools.partial(self._make, rt, folder, msn, width)
+        try:
+            jpeg = await _limiter(scope["app"], rt).run(key, None, make)
+        except ApiError as exc:  # every slot busy: 503 with Retry-After, as VOD
+            return JSONResponse(
+                {"error": {"code": exc.code, "message": exc.message}},
+                status_code=exc.status,
+                headers=exc.headers,
+            )
+        except (FileNotFoundError, MediaError):  # the segment left the window meanwhile
+            return _error(503, "live_unavailable", "No picture right now; try again soon.")
+        if len(self._cache) >= _MAX_CACHED:
+            self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
+        self._cache[key] = (now + CACHE_SECONDS, jpeg)
+        return self._jpeg(jpeg)
+
+    @staticmethod
+    def _make(rt: Runtime, folder: Path, msn: int, width: int | None) -> bytes:
+        """The first frame (a keyframe) of segment ``msn``, ``width`` wide (or as is)."""
+        data = (folder / "init.mp4").read_bytes() + (folder / f"{msn}.m4s").read_bytes()
+        return extract_thumbnail(rt.toolchain, rt.settings, data, 0.0, width or -1)
+
+    @staticmethod
+    def _jpeg(jpeg: bytes) -> Response:
+        cache = f"public, max-age={int(CACHE_SECONDS)}"
+        return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": cache})
