@@ -160,7 +160,11 @@ class _SessionSink:
         if self.check is None and now - self.checked >= ALLOWED_POLL_SECONDS:
             self.checked = now
             self.check = asyncio.get_running_loop().create_task(self._check())
-        if self.health_task is None and now - self.health_at >= HEALTH_SECONDS:
+        if (
+            self.health_task is None
+            and now - self.health_at >= HEALTH_SECONDS
+            and self.stream.active is self  # a standby's figures are not the stream's
+        ):
             self.health_at = now
             self.health_task = asyncio.get_running_loop().create_task(self._health())
         await self.packager.write(data)
@@ -199,7 +203,8 @@ class _SessionSink:
         if self.health_task is not None:
             with contextlib.suppress(Exception):
                 await self.health_task
-        if self.packager.error is not None:  # the creator reads why on the resource
+        if self.packager.error is not None and self.stream.standby is not self:
+            # the creator reads why on the resource
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(
                     record_health,
