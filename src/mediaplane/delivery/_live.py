@@ -88,7 +88,7 @@ BLOCK_TARGETS = 3
 
 _ID = re.compile(r"^[A-Za-z0-9]{1,64}$")
 _NAME = re.compile(r"^[a-z0-9_]{1,32}$")
-_FILE = re.compile(r"^(init\.mp4|\d{1,9}\.m4s|\d{1,9}\.\d{1,4}\.m4s)$")
+_FILE = re.compile(r"^(init(-\d{1,6})?\.mp4|\d{1,9}\.m4s|\d{1,9}\.\d{1,4}\.m4s)$")
 _SEGMENT = re.compile(r"^(\d{1,9})\.m4s$")
 #: A segment being written is answered without a length and not kept by shared caches
 #: until it is complete (a stalled one ends in a cut connection).
@@ -463,7 +463,7 @@ class LiveOrigin:
                 if answer is not None:
                     return answer
             return _error(404, "not_found", "That segment is not (or no longer) available.")
-        media_type = "video/mp4" if name == "init.mp4" else "video/iso.segment"
+        media_type = "video/mp4" if name.startswith("init") else "video/iso.segment"
         return FileResponse(path, media_type=media_type, headers={"Cache-Control": cache})
 
     async def _media_playlist(

@@ -1,4 +1,4 @@
-"""The live ingest: publishers in (RTMP and SRT), one packager per live session out.
+"""The live ingest: publishers in (RTMP, RTMPS, SRT, WHIP), one packager per publish out.
 
 :class:`LiveIngest` joins the parts: the RTMP and SRT servers ask it to check a stream key
 (:func:`authenticate_publisher`, before any media is read), then for a sink; the sink is a
@@ -6,6 +6,20 @@
 :func:`session_dir`, where the origin serves them (FLV from RTMP, MPEG-TS from SRT: the
 packager is told which). When a publisher leaves, the session waits
 ``reconnect_window_seconds`` for it to come back before it goes idle.
+
+A session has one :class:`LiveOutput` for all its publishes: each publisher's packager feeds
+it through :meth:`LiveOutput.begin_publish`, so a reconnect continues the playlists (same
+numbering, a discontinuity, a new init segment) and players keep playing; the playlists end
+(EXT-X-ENDLIST) only when the session goes idle. While the publisher is away, a
+:class:`Slate` feeds the session ("The stream will be back shortly", silent audio), so
+players keep playing instead of stalling.
+
+A second publisher on the backup app (``rtmp://HOST/live-backup/{key}``, SRT stream id
+``live-backup/{key}``) waits as standby next to the primary: its packager runs, its media
+is dropped. When the active input's connection ends, or it sends nothing for
+:data:`INPUT_STALL_SECONDS` while the standby does, the standby takes over the session (a
+new publish: a discontinuity), and a stalled primary becomes the standby. A primary that
+comes back while the backup is on takes over again. Logged as ``live.input_switched``.
 
 Each stream is isolated: its own ffmpeg process, its own task; a failure in one ends that
 stream only. ``mediaplane up`` runs this in a thread of its main process; ``mediaplane live``
@@ -16,17 +30,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import ssl
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import structlog
 
+from mediaplane.media import InvalidMedia
+
 from ._errors import PublishRefused
 from ._health import HEALTH_SECONDS, record_health
 from ._limits import IngestLimits
+from ._output import LiveOutput, PublishFeed
 from ._packager import InputFormat, LivePackager
 from ._publish import (
     LiveSession,
@@ -38,6 +57,7 @@ from ._publish import (
     session_idle,
 )
 from ._rtmp import RtmpServer
+from ._slate import SLATE_MARGIN_SECONDS, Slate, slate_argv
 from ._srt import SrtServer
 from ._webrtc import WebRtcHost
 
@@ -55,6 +75,15 @@ STANDARD_SEGMENT_SECONDS = 4.0
 LOW_SEGMENT_SECONDS = 2.0
 #: How often a publisher's stream is checked for being disabled or deleted meanwhile.
 ALLOWED_POLL_SECONDS = 3.0
+#: The application names publishers connect to: the primary input, and its backup.
+PRIMARY_APP = "live"
+BACKUP_APP = "live-backup"
+#: The playlists end this many segment targets (at most half the window) before the
+#: reconnect window does: players reloading then see the end before the session goes idle.
+END_GRACE_TARGETS = 2
+#: An active input that sent nothing for this long, while the standby sends, is switched
+#: away from.
+INPUT_STALL_SECONDS = 3.0
 
 
 def segment_target(latency_mode: str) -> float:
@@ -90,8 +119,14 @@ class _Stream:
 
     target: PublishTarget
     session: LiveSession
-    packager: LivePackager | None = None
+    packager: LivePackager | None = None  # the active input's
+    active: _SessionSink | None = None  # the input the session shows
+    standby: _SessionSink | None = None  # a backup input waiting (or a stalled primary)
+    watchdog: asyncio.Task[None] | None = None  # while there is a standby
+    output: LiveOutput | None = None  # the session's, for all its publishes
+    slate: Slate | None = None  # while the publisher is away
     idle_timer: asyncio.TimerHandle | None = None
+    end_timer: asyncio.TimerHandle | None = None  # the playlists end, a little before idle
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
 
@@ -100,24 +135,36 @@ class _SessionSink:
     :data:`ALLOWED_POLL_SECONDS` it checks (in a thread, off the write path) that the
     stream was not disabled or deleted meanwhile; then the next write ends the publish."""
 
-    def __init__(self, ingest: LiveIngest, stream: _Stream, packager: LivePackager) -> None:
+    def __init__(
+        self, ingest: LiveIngest, stream: _Stream, packager: LivePackager, *, backup: bool = False
+    ) -> None:
         self.ingest = ingest
         self.stream = stream
         self.packager = packager
+        self.backup = backup
         self.allowed = True
         self.checked = asyncio.get_running_loop().time()
+        self.last_write = self.checked
         self.check: asyncio.Task[None] | None = None
         self.health_at = self.checked - HEALTH_SECONDS / 2  # the first figures come sooner
         self.health_task: asyncio.Task[None] | None = None
 
+    @property
+    def role(self) -> str:
+        return "backup" if self.backup else "primary"
+
     async def write(self, data: bytes) -> None:
         if not self.allowed:
             raise PublishRefused("The live stream was disabled or deleted.", "disabled")
-        now = asyncio.get_running_loop().time()
+        now = self.last_write = asyncio.get_running_loop().time()
         if self.check is None and now - self.checked >= ALLOWED_POLL_SECONDS:
             self.checked = now
             self.check = asyncio.get_running_loop().create_task(self._check())
-        if self.health_task is None and now - self.health_at >= HEALTH_SECONDS:
+        if (
+            self.health_task is None
+            and now - self.health_at >= HEALTH_SECONDS
+            and self.stream.active is self  # a standby's figures are not the stream's
+        ):
             self.health_at = now
             self.health_task = asyncio.get_running_loop().create_task(self._health())
         await self.packager.write(data)
@@ -156,7 +203,8 @@ class _SessionSink:
         if self.health_task is not None:
             with contextlib.suppress(Exception):
                 await self.health_task
-        if self.packager.error is not None:  # the creator reads why on the resource
+        if self.packager.error is not None and self.stream.standby is not self:
+            # the creator reads why on the resource
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(
                     record_health,
@@ -180,6 +228,7 @@ class LiveIngest:
             self.authorize,
             functools.partial(self.open_sink, protocol="rtmp", input_format="flv"),
             limits=self._limits(),
+            apps=(PRIMARY_APP, BACKUP_APP),
         )
         #: RTMPS (when a certificate is configured): the same publishers over TLS, in the
         #: same connection pool as RTMP.
@@ -189,11 +238,13 @@ class LiveIngest:
                 self.authorize,
                 functools.partial(self.open_sink, protocol="rtmps", input_format="flv"),
                 limits=self.server.limits,
+                apps=(PRIMARY_APP, BACKUP_APP),
             )
         self.srt = SrtServer(
             self.authorize,
             functools.partial(self.open_sink, protocol="srt", input_format="mpegts"),
             limits=self._limits(),
+            apps=(PRIMARY_APP, BACKUP_APP),
         )
         self.srt_started = False
         self._sweeper: asyncio.Task[None] | None = None
@@ -261,29 +312,48 @@ class LiveIngest:
             await self.srt.close()
             self.srt_started = False
         for stream in list(self.streams.values()):
-            if stream.idle_timer is not None:
-                stream.idle_timer.cancel()
+            self._cancel_timers(stream)
             await self._go_idle(stream)
 
     async def authorize(self, app: str, stream_key: str) -> PublishTarget | None:
-        """The stream a key opens, or None (the server drops the publisher at once)."""
-        return await asyncio.to_thread(authenticate_publisher, self.runtime, stream_key)
+        """The stream a key opens, or None (the server drops the publisher at once); on the
+        backup app, as its backup input."""
+        target = await asyncio.to_thread(authenticate_publisher, self.runtime, stream_key)
+        if target is not None and app == BACKUP_APP:
+            target = dataclasses.replace(target, backup=True)
+        return target
 
     async def open_sink(
         self, ticket: object, *, protocol: str = "rtmp", input_format: InputFormat = "flv"
     ) -> _SessionSink:
         """A publisher was accepted (over ``protocol``, sending ``input_format``): continue
         its session or start one, and its packager (:class:`PublishRefused` when another
-        publisher is on the stream, or it was disabled since the key was checked)."""
+        publisher is on the stream, or it was disabled since the key was checked).
+
+        A backup input while another input is on waits as the standby; a primary while the
+        backup is on takes over from it."""
         assert isinstance(ticket, PublishTarget)
-        session = await asyncio.to_thread(
-            publisher_connected, self.runtime, ticket.live_stream_id, protocol=protocol
-        )
+        stream = self.streams.get(ticket.live_stream_id)
+        if ticket.backup and stream is not None and stream.active is not None:
+            return self._standby(stream, ticket, protocol, input_format)
+        try:
+            session = await asyncio.to_thread(
+                publisher_connected, self.runtime, ticket.live_stream_id, protocol=protocol
+            )
+        except PublishRefused as exc:
+            on = stream.active if stream is not None else None
+            if exc.code != "already_publishing" or ticket.backup or on is None or not on.backup:
+                raise
+            assert stream is not None
+            session = stream.session  # the primary is back: it takes over from the backup
+            on.packager.tap = None  # WHEP viewers get the primary's media
+            if stream.standby is None:
+                stream.standby = on
+                self._watch(stream)
         stream = self.streams.get(ticket.live_stream_id)
         if stream is not None and stream.session.id == session.id:
-            if stream.idle_timer is not None:  # back within the reconnect window
-                stream.idle_timer.cancel()
-                stream.idle_timer = None
+            self._cancel_timers(stream)  # back within the reconnect window
+            self._stop_slate(stream)  # the new publish supersedes it at its first media
         else:
             stream = _Stream(ticket, session)
             self.streams[ticket.live_stream_id] = stream
@@ -297,32 +367,239 @@ class LiveIngest:
             keep_segments=ticket.record,  # the recording reuses every segment
             ffmpeg=self.settings.ffmpeg_path,
             input_format=input_format,
+            output_for=functools.partial(self._output_for, stream),
             ladder=self.settings.live_ladder,
             x264_preset=self.settings.x264_preset,
         )
         packager.tap = self.webrtc.tap(ticket.live_stream_id)  # WHEP viewers
         stream.packager = packager
+        sink = stream.active = _SessionSink(self, stream, packager, backup=ticket.backup)
         log.info(
             "live.publishing",
             live_stream_id=ticket.live_stream_id,
             session_id=session.id,
             protocol=protocol,
             latency_mode=ticket.latency_mode,
+            input=sink.role,
         )
-        return _SessionSink(self, stream, packager)
+        return sink
+
+    def _standby(
+        self, stream: _Stream, ticket: PublishTarget, protocol: str, input_format: InputFormat
+    ) -> _SessionSink:
+        """A backup input next to the active one: its packager runs, its media waits."""
+        if stream.standby is not None:
+            raise PublishRefused(
+                "A backup publisher is already connected to this live stream.",
+                "already_publishing",
+            )
+        holder: list[_SessionSink] = []
+        packager = LivePackager(
+            session_dir(self.settings, ticket.live_stream_id, stream.session.id),
+            latency_mode=ticket.latency_mode,
+            part_target=self.settings.live_part_seconds,
+            segment_target=segment_target(ticket.latency_mode),
+            dvr_window_seconds=ticket.dvr_window_seconds,
+            ffmpeg=self.settings.ffmpeg_path,
+            input_format=input_format,
+            output_for=functools.partial(self._standby_output_for, stream, holder),
+            ladder=self.settings.live_ladder,  # the same rungs once it takes over
+            x264_preset=self.settings.x264_preset,
+        )
+        sink = _SessionSink(self, stream, packager, backup=True)
+        holder.append(sink)
+        stream.standby = sink
+        self._watch(stream)
+        log.info(
+            "live.standby",
+            live_stream_id=ticket.live_stream_id,
+            session_id=stream.session.id,
+            protocol=protocol,
+        )
+        return sink
+
+    def _standby_output_for(
+        self,
+        stream: _Stream,
+        holder: list[_SessionSink],
+        names: list[str],
+        started_at: datetime | None,
+    ) -> PublishFeed:
+        """Thread: a standby feed (see :meth:`LiveOutput.standby_feed`), active at once when
+        its input took over before its packager started."""
+        if stream.output is None:
+            raise InvalidMedia("the primary input has sent no media yet: connect the backup after")
+        feed = stream.output.standby_feed(names)
+        if holder and stream.active is holder[0]:
+            feed.activate()
+        return feed
+
+    def _watch(self, stream: _Stream) -> None:
+        if stream.watchdog is None:
+            stream.watchdog = asyncio.get_running_loop().create_task(self._watchdog(stream))
+
+    async def _watchdog(self, stream: _Stream) -> None:
+        """While there is a standby: switch to it when the active input stalls."""
+        loop = asyncio.get_running_loop()
+        try:
+            while stream.standby is not None:
+                await asyncio.sleep(0.5)
+                active, standby, now = stream.active, stream.standby, loop.time()
+                if (
+                    active is not None
+                    and standby is not None
+                    and now - active.last_write >= INPUT_STALL_SECONDS
+                    and now - standby.last_write < 1.0
+                ):
+                    await self._switch(stream, standby, "stalled", keep=active)
+        finally:
+            stream.watchdog = None
+
+    async def _switch(
+        self, stream: _Stream, to: _SessionSink, reason: str, *, keep: _SessionSink | None = None
+    ) -> None:
+        """``to`` (the standby) takes over the session; ``keep`` (a stalled input, still
+        connected) becomes the standby."""
+        old = stream.active
+        stream.active, stream.packager, stream.standby = to, to.packager, keep
+        to.packager.tap = self.webrtc.tap(stream.target.live_stream_id)  # WHEP viewers
+        if keep is not None:
+            keep.packager.tap = None
+        feed = to.packager.output
+        if isinstance(feed, PublishFeed):  # else its packager activates it as it starts
+            await asyncio.to_thread(feed.activate)
+        if keep is not None and isinstance(keep.packager.output, PublishFeed):
+            await asyncio.to_thread(keep.packager.output.deactivate)
+        log.info(
+            "live.input_switched",
+            live_stream_id=stream.target.live_stream_id,
+            session_id=stream.session.id,
+            to=to.role,
+            from_=old.role if old is not None else None,
+            reason=reason,
+        )
+
+    def _output_for(
+        self, stream: _Stream, names: list[str], started_at: datetime | None, *, slate: bool = False
+    ) -> PublishFeed:
+        """Thread: the feed a new publish of ``stream``'s session writes through (the
+        session's output, made by its first publish)."""
+        if stream.output is None:
+            target = stream.target
+            stream.output = LiveOutput(
+                session_dir(self.settings, target.live_stream_id, stream.session.id),
+                renditions=names,
+                low_latency=target.latency_mode == "low",
+                part_target=self.settings.live_part_seconds,
+                segment_target=segment_target(target.latency_mode),
+                dvr_window_seconds=target.dvr_window_seconds,
+                keep_segments=target.record,
+                started_at=started_at,
+            )
+            return PublishFeed(stream.output, stream.output.current_publish)
+        feed = stream.output.begin_publish(names, started_at=started_at, slate=slate)
+        standby = stream.standby.packager.output if stream.standby is not None else None
+        if not slate and isinstance(standby, PublishFeed):
+            standby.index = None  # a backup this publish took over from waits again
+        return feed
 
     async def publisher_left(self, stream: _Stream, sink: _SessionSink) -> None:
-        """The publisher went away: the session waits out its reconnect window."""
+        """The publisher went away: the standby input takes over, or the session waits out
+        its reconnect window (with the slate)."""
+        if stream.standby is sink:
+            stream.standby = None
+            log.info("live.standby_left", live_stream_id=stream.target.live_stream_id)
+            return
         if stream.packager is not sink.packager:
             return  # a newer publisher has taken over
-        stream.packager = None
+        if stream.standby is not None:
+            await self._switch(stream, stream.standby, "disconnected")
+            return
+        stream.packager = stream.active = None
         await asyncio.to_thread(
             publisher_disconnected, self.runtime, stream.target.live_stream_id, stream.session.id
         )
         loop = asyncio.get_running_loop()
-        stream.idle_timer = loop.call_later(
-            stream.target.reconnect_window_seconds, self._idle_later, stream
+        window = stream.target.reconnect_window_seconds
+        stream.idle_timer = loop.call_later(window, self._idle_later, stream)
+        grace = min(window / 2, END_GRACE_TARGETS * segment_target(stream.target.latency_mode))
+        stream.end_timer = loop.call_later(window - grace, self._end_later, stream)
+        if stream.target.reconnect_window_seconds > 0:
+            await self._start_slate(stream)
+
+    async def _start_slate(self, stream: _Stream) -> None:
+        """Feed the session the slate until a publisher is back or the window ends (only
+        once a publish has shown its tracks; a failure to start it is logged, not fatal)."""
+        output = stream.output
+        if output is None or stream.slate is not None:
+            return
+        tracks = output.tracks()
+        if not set(output.inputs) <= set(tracks):
+            return
+        video, audio = tracks.get("video"), tracks.get("audio")
+        target = stream.target
+        argv = slate_argv(
+            self.settings.ffmpeg_path,
+            seconds=target.reconnect_window_seconds + SLATE_MARGIN_SECONDS,
+            gop_seconds=segment_target(target.latency_mode),
+            width=video.width if video else None,
+            height=video.height if video else None,
+            fps=await asyncio.to_thread(output.frame_rate),
+            video=video is not None,
+            audio=audio is not None,
+            sample_rate=audio.timescale if audio and 8000 <= audio.timescale <= 96000 else 48000,
         )
+        packager = LivePackager(
+            output.out_dir,
+            latency_mode=target.latency_mode,
+            part_target=self.settings.live_part_seconds,
+            segment_target=segment_target(target.latency_mode),
+            dvr_window_seconds=target.dvr_window_seconds,
+            ffmpeg=self.settings.ffmpeg_path,
+            output_for=functools.partial(self._output_for, stream, slate=True),
+            ladder=self.settings.live_ladder,  # the master's rungs go on
+            x264_preset=self.settings.x264_preset,
+        )
+        slate = Slate(argv, packager)
+        try:
+            await slate.start()
+        except OSError as exc:
+            log.error("live.slate_failed", live_stream_id=target.live_stream_id, error=str(exc))
+            return
+        stream.slate = slate
+        log.info("live.slate", live_stream_id=target.live_stream_id, session_id=stream.session.id)
+
+    def _stop_slate(self, stream: _Stream) -> None:
+        """The slate ends (in the background: a new publish supersedes it anyway)."""
+        slate, stream.slate = stream.slate, None
+        if slate is not None:
+            task = asyncio.get_running_loop().create_task(slate.stop())
+            stream.tasks.add(task)
+            task.add_done_callback(stream.tasks.discard)
+
+    @staticmethod
+    def _cancel_timers(stream: _Stream) -> None:
+        for timer in (stream.idle_timer, stream.end_timer):
+            if timer is not None:
+                timer.cancel()
+        stream.idle_timer = stream.end_timer = None
+
+    def _end_later(self, stream: _Stream) -> None:
+        task = asyncio.get_running_loop().create_task(self._end_playlists(stream))
+        stream.tasks.add(task)
+        task.add_done_callback(stream.tasks.discard)
+
+    async def _end_playlists(self, stream: _Stream) -> None:
+        """The reconnect window is nearly over: the slate stops and the playlists end
+        (EXT-X-ENDLIST, a static MPD) while the session still serves them, so players
+        reloading see a clean end. A publisher back in the last moments reopens them."""
+        stream.end_timer = None
+        slate, stream.slate = stream.slate, None
+        if slate is not None:
+            await slate.stop()
+        if stream.output is not None and stream.active is None:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(stream.output.finish)
 
     def _idle_later(self, stream: _Stream) -> None:
         task = asyncio.get_running_loop().create_task(self._go_idle(stream))
@@ -330,6 +607,11 @@ class LiveIngest:
         task.add_done_callback(stream.tasks.discard)
 
     async def _go_idle(self, stream: _Stream) -> None:
+        self._stop_slate(stream)
+        for task in list(stream.tasks):
+            if task is not asyncio.current_task():
+                with contextlib.suppress(Exception):
+                    await task
         if stream.packager is not None:  # shutting down with a publisher on
             with contextlib.suppress(Exception):
                 await stream.packager.close()
@@ -340,6 +622,9 @@ class LiveIngest:
                 stream.target.live_stream_id,
                 stream.session.id,
             )
+        if stream.output is not None:  # the playlists end (EXT-X-ENDLIST)
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(stream.output.finish)
         if self.streams.get(stream.target.live_stream_id) is stream:
             del self.streams[stream.target.live_stream_id]
             self.webrtc.stream_idle(stream.target.live_stream_id)

@@ -45,7 +45,7 @@ from mediaplane.media import (
 
 if TYPE_CHECKING:
     from ._health import HealthMeter
-    from ._output import LiveOutput
+    from ._output import LiveOutput, PublishFeed
 
 log = structlog.get_logger("mediaplane.live")
 
@@ -93,7 +93,7 @@ class LadderEncoder:
 
     def __init__(
         self,
-        output: LiveOutput,
+        output: LiveOutput | PublishFeed,
         meter: HealthMeter,
         rungs: list[LiveRung],
         *,

@@ -4,17 +4,21 @@
 :class:`mediaplane.media.Fmp4Reader`) and keeps this layout under ``out_dir``::
 
     master.m3u8               multivariant playlist (the video rung, audio as EXT-X-MEDIA)
-    {rung}/init.mp4           CMAF init segment
+    {rung}/init.mp4           CMAF init segment (of the first publish)
+    {rung}/init-{n}.mp4       the init segment of publish ``n`` of the session (a reconnect,
+                              the slate, a backup input): its codec parameters may differ
     {rung}/{msn}.{part}.m4s   LL-HLS parts ("low" latency only; the last few segments)
     {rung}/{msn}.m4s          complete segments (the concatenation of their parts)
     {rung}/index.m3u8         the media playlist
     {rung}/state.json         {"msn", "part", "ended"}: the newest part, for blocking reloads
     manifest.mpd              a dynamic DASH MPD of the same segments (static once ended),
-                              rewritten as each segment completes; in "low" latency, a
-                              low-latency DASH MPD rewritten as each segment begins: it
-                              announces the segment being written (availabilityTimeOffset,
-                              availabilityTimeComplete="false"), which the origin sends as
-                              its parts are written (chunked CMAF)
+                              rewritten as each segment completes; a Period per publish;
+                              in "low" latency, a low-latency DASH MPD rewritten as each
+                              segment begins: it announces the segment being written
+                              (availabilityTimeOffset, availabilityTimeComplete="false"),
+                              which the origin sends as its parts are written (chunked CMAF)
+    publishes.json            each publish's init names and segment numbers (the recording
+                              reads it)
 
 Every file is written atomically (a temporary name, then a rename), and a part before the
 playlist that names it, so a reader in another process never sees half of one.
@@ -25,6 +29,15 @@ segment starts at a keyframe. Only the DVR window of segments is kept (older fil
 deleted one segment after they leave the playlist, for players still holding the older
 playlist; with ``keep_segments``, for a recording, every segment stays on disk) and parts
 only for the last :data:`PART_SEGMENTS` segments.
+
+A live session outlives its publisher: each publish (the first one, a reconnect, the slate
+shown while the publisher is away, a backup input taking over) feeds the same output through
+its own :meth:`LiveOutput.begin_publish` handle. Segment and part numbers continue, so a
+player's playlist reloads (and blocking reloads) go on across the change; the first segment
+of a publish carries ``EXT-X-DISCONTINUITY`` and its own ``EXT-X-MAP`` (a new init name), its
+program date-time continues on the wall clock (never before the end of the previous
+publish), and the MPD gets a new Period for it. ``EXT-X-DISCONTINUITY-SEQUENCE`` counts the
+discontinuities that left the playlist.
 """
 
 from __future__ import annotations
@@ -131,10 +144,29 @@ class _Pending:
 
 
 @dataclass
+class _Publish:
+    """One publish of the session (its media clock starts anew)."""
+
+    index: int
+    slate: bool = False
+    started_at: datetime | None = None
+    anchor: tuple[datetime, float] | None = None  # (wall clock, media seconds) of its start
+    tracks: dict[str, Track] = field(default_factory=dict)
+    first_msn: dict[str, int] = field(default_factory=dict)
+    last_msn: dict[str, int] = field(default_factory=dict)
+    start_msn: dict[str, int] = field(default_factory=dict)  # each rendition's next at begin
+
+    def init_name(self) -> str:
+        return "init.mp4" if self.index == 0 else f"init-{self.index}.mp4"
+
+
+@dataclass
 class _Segment:
     msn: int
-    start: float  # media seconds
+    start: float  # media seconds (of its publish's clock)
     pdt: datetime
+    publish: int = 0
+    discontinuity: bool = False  # the first segment of a later publish
     parts: list[_Part] = field(default_factory=list)
     data: list[bytes] = field(default_factory=list)  # while open
     size: int = 0
@@ -160,6 +192,9 @@ class _Rendition:
     peak_bps: float = 0.0
     max_segment: float = 0.0
     ended: bool = False
+    discontinuity: bool = False  # the next segment begins a new publish
+    discontinuities_gone: int = 0  # EXT-X-DISCONTINUITY tags that left the playlist
+    frame: float = 0.0  # seconds, the newest video frame's duration
 
     @property
     def last(self) -> tuple[int, int] | None:
@@ -215,7 +250,9 @@ class LiveOutput:
         self.clock = clock
         self.started_at = started_at
         self._lock = threading.Lock()
-        self._anchor: tuple[datetime, float] | None = None
+        self._anchor: tuple[datetime, float] | None = None  # the first publish's, for the MPD
+        self._publishes = [_Publish(0, started_at=started_at)]
+        self._last_end: datetime | None = None  # wall clock where the last publish ended
         self._master_bps = 0.0
         self._master_names: tuple[str, ...] = ()
         self._optional: set[str] = set()
@@ -230,20 +267,47 @@ class LiveOutput:
     def renditions(self) -> tuple[str, ...]:
         return tuple(self._renditions)
 
+    @property
+    def current_publish(self) -> int:
+        """The index of the publish fed now (0 for the first)."""
+        return len(self._publishes) - 1
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The renditions every publish has (the input's tracks; not the ladder's rungs)."""
+        return tuple(n for n in self._renditions if n not in self._optional)
+
     def add_rendition(self, name: str) -> None:
         """One more rung, fed later (a ladder rung): the playlists list it once it has a
-        whole segment, and go on without it while it has none and the others have
-        :data:`OPTIONAL_WAIT_SEGMENTS` (an encoder that never delivers holds nothing up)."""
+        whole segment of the current publish, and go on without it while it has none and
+        the others have :data:`OPTIONAL_WAIT_SEGMENTS` of it (an encoder that never
+        delivers holds nothing up). A rung added in a later publish is numbered from that
+        publish's first segment (the ladder's segment N covers the source's N) and gets
+        that publish's init segment."""
         with self._lock:
-            if name not in self._renditions:
-                r = _Rendition(name, self.out_dir / name)
-                r.dir.mkdir(parents=True, exist_ok=True)
-                self._renditions[name] = r
-                self._optional.add(name)
+            if name in self._renditions:
+                return
+            r = _Rendition(name, self.out_dir / name)
+            r.dir.mkdir(parents=True, exist_ok=True)
+            source = self._renditions.get("video")
+            publish = self._publishes[-1]
+            if source is not None and publish.index > 0:
+                r.next_msn = publish.start_msn.get("video", 0)
+                # Its discontinuity count is the source's at this publish's first segment
+                # (players line variants up by it).
+                shown = [*source.segments, *([source.open] if source.open else [])]
+                r.discontinuities_gone = (
+                    source.discontinuities_gone
+                    + sum(s.discontinuity for s in shown)
+                    + source.discontinuity
+                )
+            self._renditions[name] = r
+            self._optional.add(name)
 
     def end_rendition(self, name: str) -> None:
         """Rendition ``name`` ends early (its encoder gave up): its playlist gets
-        ENDLIST and the master and MPD leave it out; the others go on."""
+        ENDLIST and the master and MPD leave it out; the others go on (a later publish's
+        ladder may bring it back)."""
         with self._lock:
             r = self._renditions.get(name)
             if r is None or r.ended:
@@ -263,26 +327,132 @@ class LiveOutput:
 
     def _listed(self) -> list[_Rendition]:
         """The renditions the master playlist and MPD name: all but a dropped rung, and
-        an added one that has no segment yet while the others have enough."""
+        an added one that has no segment of the current publish while the others have
+        enough (a rung the new publish's ladder does not feed leaves the master)."""
+        current = len(self._publishes) - 1
         rends = [r for r in self._renditions.values() if r.name not in self._dropped]
         main = [r for r in rends if r.name not in self._optional]
-        waited = all(len(r.segments) + len(r.retired) >= OPTIONAL_WAIT_SEGMENTS for r in main)
+        waited = all(
+            sum(s.publish == current for s in (*r.retired, *r.segments)) >= OPTIONAL_WAIT_SEGMENTS
+            for r in main
+        )
         return [
             r
             for r in rends
-            if r.name not in self._optional or (r.track is not None and r.segments) or not waited
+            if r.name not in self._optional
+            or (r.track is not None and any(s.publish == current for s in r.segments))
+            or not waited
         ]
 
     # -- input ------------------------------------------------------------------------------
 
+    def begin_publish(
+        self, renditions: Sequence[str], *, started_at: datetime | None = None, slate: bool = False
+    ) -> PublishFeed:
+        """A new publish continues the stream (a reconnect, the slate, a backup input): what
+        the previous one left open is completed, and the handle returned feeds the new one.
+        Fragments fed through an older handle from then on are dropped.
+
+        :param renditions: the tracks it has: the same as the session's (a publish cannot
+            add or drop a track the players already have a playlist for).
+        :param started_at: the wall clock of its first media (see the class).
+        :param slate: it is the slate, not a publisher (the recording leaves it out).
+        :raises InvalidMedia: the tracks differ from the session's.
+        """
+        want, have = sorted(dict.fromkeys(renditions)), sorted(self.inputs)
+        if want != have:
+            raise InvalidMedia(
+                f"this live session has {' and '.join(have)}, the publisher sends "
+                f"{' and '.join(want) or 'nothing'}: reconnect with the same tracks"
+            )
+        with self._lock:
+            self._end_current()
+            for r in self._renditions.values():
+                r.ended = False  # a publish after finish (late in the window): live again
+            self._dropped.clear()  # a rung the new publish's ladder feeds is listed again
+            started = _Publish(len(self._publishes), slate=slate, started_at=started_at)
+            started.start_msn = {r.name: r.next_msn for r in self._renditions.values()}
+            self._publishes.append(started)
+            for r in self._renditions.values():
+                if r.segments or r.retired or r.next_msn:
+                    r.discontinuity = True
+            self._write_publishes()
+            return PublishFeed(self, started.index)
+
+    def standby_feed(self, renditions: Sequence[str]) -> PublishFeed:
+        """A feed for a backup input that waits (see :class:`PublishFeed`); its tracks must
+        be the session's (:class:`InvalidMedia` otherwise)."""
+        want, have = sorted(dict.fromkeys(renditions)), sorted(self.inputs)
+        if want != have:
+            raise InvalidMedia(
+                f"this live session has {' and '.join(have)}, the backup input sends "
+                f"{' and '.join(want) or 'nothing'}: send the same tracks as the primary"
+            )
+        return PublishFeed(self, None, renditions)
+
+    def end_publish(self, index: int) -> None:
+        """Publish ``index`` is over (its publisher left, the slate stopped): its open part
+        and segments are completed and published, without ENDLIST (the session goes on or
+        :meth:`finish` ends it)."""
+        with self._lock:
+            if index == len(self._publishes) - 1:
+                self._end_current()
+
+    def _end_current(self) -> None:
+        """Complete the current publish's open parts and segments (under the lock)."""
+        publish = self._publishes[-1]
+        for r in self._renditions.values():
+            if r.pending is not None:
+                self._flush_part(r, publish=False)
+            if r.open is not None:
+                self._close_segment(r)
+            if r.track is not None and not self.low_latency:
+                self._publish(r)
+            # LL-HLS: the playlist (and state.json) go on showing the open segment until
+            # the next publish's first part, or finish(). A live playlist whose last entry
+            # is a complete segment makes hls.js take an empty "next" segment with the old
+            # discontinuity number and init segment, which it then keeps for the new
+            # publish's first segment (a decode error in the browser).
+            last = r.segments[-1] if r.segments else None
+            if last is not None and last.publish == publish.index:
+                end = last.pdt + timedelta(seconds=last.duration)
+                self._last_end = end if self._last_end is None else max(self._last_end, end)
+        self._write_master()
+        self._write_mpd()
+        self._write_publishes()
+
+    def frame_rate(self) -> float | None:
+        """Frames per second of the newest video (None without video yet)."""
+        with self._lock:
+            for r in self._renditions.values():
+                if r.track is not None and r.track.kind == "video" and r.frame > 0:
+                    return 1 / r.frame
+            return None
+
+    def tracks(self) -> dict[str, Track]:
+        """The newest track of each rendition that has one."""
+        with self._lock:
+            return {n: r.track for n, r in self._renditions.items() if r.track is not None}
+
     def add_init(self, name: str, init: InitSegment) -> None:
         """The init segment of rendition ``name`` (its first track is the one published)."""
+        self._add_init(name, init, len(self._publishes) - 1)
+
+    def _add_init(self, name: str, init: InitSegment, index: int) -> None:
         with self._lock:
+            if index != len(self._publishes) - 1:
+                return  # a publish that was superseded
             r = self._renditions[name]
             r.init, r.track = init, init.tracks[0]
-            write_atomic(r.dir / "init.mp4", init.data)
+            publish = self._publishes[index]
+            publish.tracks[name] = r.track
+            write_atomic(r.dir / publish.init_name(), init.data)
 
     def add_fragment(self, name: str, frag: Fragment) -> None:
+        """One CMAF chunk of rendition ``name`` (see :meth:`_add_fragment`)."""
+        self._add_fragment(name, frag, len(self._publishes) - 1)
+
+    def _add_fragment(self, name: str, frag: Fragment, index: int) -> None:
         """One CMAF chunk of rendition ``name``, added to the part being built.
 
         A part ends where the next chunk would carry it past the part target (by more than
@@ -292,12 +462,17 @@ class LiveOutput:
         keyframe.
         """
         with self._lock:
+            if index != len(self._publishes) - 1:
+                return  # a publish that was superseded
             r = self._renditions[name]
-            if r.track is None:
+            publish = self._publishes[index]
+            if r.track is None or name not in publish.tracks:
                 raise InvalidMedia(f"{name}: a fragment before the init segment")
             scale = r.track.timescale
             start, duration = frag.decode_time / scale, frag.duration / scale
             video = r.track.kind == "video"
+            if video and duration > 0:
+                r.frame = duration
             independent = frag.sync or not video
             limit = max(MAX_KEYFRAME_GAP, KEYFRAME_GAP_TARGETS * self.segment_target)
             if r.open is None and r.pending is None and not independent:
@@ -305,9 +480,13 @@ class LiveOutput:
                 if r.dropped > limit:
                     raise InvalidMedia(_no_keyframe(limit))
                 return
-            if self._anchor is None:
-                wall = self.started_at or self.clock() - timedelta(seconds=duration)
-                self._anchor = (wall, start)
+            if publish.anchor is None:
+                wall = publish.started_at or self.clock() - timedelta(seconds=duration)
+                if self._last_end is not None:  # never before the previous publish ended
+                    wall = max(wall, self._last_end)
+                publish.anchor = (wall, start)
+                if self._anchor is None:
+                    self._anchor = publish.anchor
             if video and frag.sync and r.pending is not None:
                 self._flush_part(r)
             if r.pending is None:
@@ -317,7 +496,16 @@ class LiveOutput:
                 elif r.open is not None and r.open.duration > limit:
                     raise InvalidMedia(_no_keyframe(limit))
                 if r.open is None:
-                    r.open = _Segment(r.next_msn, start, self._pdt(start))
+                    r.open = _Segment(
+                        r.next_msn,
+                        start,
+                        self._pdt(publish, start),
+                        publish=index,
+                        discontinuity=r.discontinuity,
+                    )
+                    r.discontinuity = False
+                    publish.first_msn.setdefault(name, r.next_msn)
+                    publish.last_msn[name] = r.next_msn
                     r.next_msn += 1
                     if self.low_latency:
                         self._write_mpd()  # low-latency DASH announces the new segment
@@ -343,6 +531,7 @@ class LiveOutput:
                     self._publish(r)
             self._write_master()
             self._write_mpd()
+            self._write_publishes()
 
     def state(self, name: str) -> tuple[int, int] | None:
         """(msn, part) of the newest part of rendition ``name``, None before the first."""
@@ -371,9 +560,10 @@ class LiveOutput:
         if publish:
             self._write_master()
 
-    def _pdt(self, start: float) -> datetime:
-        assert self._anchor is not None
-        wall, media = self._anchor
+    @staticmethod
+    def _pdt(publish: _Publish, start: float) -> datetime:
+        assert publish.anchor is not None
+        wall, media = publish.anchor
         return wall + timedelta(seconds=start - media)
 
     def _close_segment(self, r: _Rendition) -> None:
@@ -391,6 +581,7 @@ class LiveOutput:
         while len(r.segments) > 1 and total - r.segments[0].duration >= window:
             old = r.segments.popleft()
             total -= old.duration
+            r.discontinuities_gone += old.discontinuity
             r.retired.append(old)
         while len(r.retired) > GRACE_SEGMENTS:
             self._delete(r, r.retired.popleft(), parts_only=self.keep_segments)
@@ -403,6 +594,8 @@ class LiveOutput:
         if not self.low_latency and not r.ended:
             self._publish(r)
             self._write_mpd()  # (low latency: when the next segment begins)
+        if not r.ended and seg.msn == self._publishes[seg.publish].first_msn.get(r.name):
+            self._write_publishes()  # a publish's first segment (the rest at its end)
 
     def _delete(self, r: _Rendition, seg: _Segment, *, parts_only: bool) -> None:
         if self.low_latency and not seg.parts_gone:
@@ -432,8 +625,11 @@ class LiveOutput:
         segments = list(r.segments)
         shown = [*segments, r.open] if self.low_latency and r.open is not None else segments
         lines: list[MediaSegment] = []
+        previous: _Segment | None = None
         for i, seg in enumerate(shown):
             with_parts = self.low_latency and i >= len(segments) - PART_SEGMENTS
+            new_map = previous is None or previous.publish != seg.publish
+            previous = seg
             parts = tuple(
                 Part(f"{seg.msn}.{p.index}.m4s", round(p.duration, 5), p.independent)
                 for p in seg.parts
@@ -443,7 +639,8 @@ class LiveOutput:
                 MediaSegment(
                     uri=f"{seg.msn}.m4s" if complete else None,
                     duration=round(seg.duration, 6) if complete else None,
-                    map=Map("init.mp4") if i == 0 else None,
+                    discontinuity=seg.discontinuity,
+                    map=Map(self._publishes[seg.publish].init_name()) if new_map else None,
                     program_date_time=seg.pdt,
                     parts=parts if with_parts else (),
                 )
@@ -468,6 +665,7 @@ class LiveOutput:
             segments=tuple(lines),
             version=LL_HLS_VERSION if self.low_latency else HLS_VERSION,
             media_sequence=first_msn,
+            discontinuity_sequence=r.discontinuities_gone or None,
             independent_segments=True,
             server_control=control,
             part_target=self.part_target if self.low_latency else None,
@@ -491,7 +689,10 @@ class LiveOutput:
     def _write_mpd(self) -> None:
         """``manifest.mpd``: every rendition's segments in a SegmentTimeline, numbered as in
         HLS (``$Number$`` is the msn), on the clock of the stream's first media
-        (availabilityStartTime: the program date-time of media time 0). Dynamic while live;
+        (availabilityStartTime: the program date-time of media time 0). A Period per publish
+        (its start the publish's program date-time, its presentationTimeOffset its media
+        start, its own init segment), for those with a segment of every input rendition in
+        the window (a ladder rung in the Periods it has segments in). Dynamic while live;
         static, with its duration, once the stream ended. The origin adds UTCTiming.
 
         Low latency (DASH-IF low-latency mode with a SegmentTimeline): the timeline also
@@ -507,7 +708,26 @@ class LiveOutput:
         wall, media_start = self._anchor
         ended = all(r.ended for r in rends)
         live_ll = self.low_latency and not ended
-        sets = self._adaptation_sets(rends, live_ll)
+        periods = []
+        for publish in self._publishes:
+            if publish.anchor is None:
+                continue
+            segments = {
+                r.name: [s for s in r.segments if s.publish == publish.index] for r in rends
+            }
+            inputs = [r for r in rends if r.name not in self._optional]
+            if any(not segments[r.name] or r.name not in publish.tracks for r in inputs):
+                continue
+            here = [r for r in rends if segments[r.name] and r.name in publish.tracks]
+            first = publish.anchor is self._anchor
+            offset = 0.0 if first else (publish.anchor[0] - wall).total_seconds() + media_start
+            sets = self._adaptation_sets(
+                here, publish, segments, None if first else publish.anchor[1], live_ll
+            )
+            start = "PT0S" if first else iso_duration(offset)
+            periods.append(Period(adaptation_sets=tuple(sets), id=str(publish.index), start=start))
+        if not periods:
+            return
         longest = max(r.max_segment for r in rends)
         window = max(sum(s.duration for s in r.segments) for r in rends)
         delay = 2 * longest
@@ -519,7 +739,7 @@ class LiveOutput:
             update = self.part_target
             nodes = (self._service_description(target),)
         mpd = MPD(
-            periods=(Period(adaptation_sets=tuple(sets), id="0", start="PT0S"),),
+            periods=tuple(periods),
             type="static" if ended else "dynamic",
             profiles=(
                 "urn:mpeg:dash:profile:isoff-live:2011,http://www.dashif.org/guidelines/low-latency-live-v5"
@@ -537,6 +757,17 @@ class LiveOutput:
             nodes=nodes,
         )
         write_atomic(self.out_dir / "manifest.mpd", bytes(mpd))
+
+    def _end(self, rends: list[_Rendition]) -> float:
+        """Presentation seconds from time 0 to the end of the last segment."""
+        assert self._anchor is not None
+        wall, media_start = self._anchor
+        ends = []
+        for r in rends:
+            last = r.segments[-1]
+            end = last.pdt + timedelta(seconds=last.duration)
+            ends.append((end - wall).total_seconds() + media_start)
+        return max(ends)
 
     def _service_description(self, target: float) -> Node:
         """DASH-IF's ServiceDescription: the latency (milliseconds) and playback rates the
@@ -557,35 +788,51 @@ class LiveOutput:
         )
         return Node(f"{{{DASH_NS}}}ServiceDescription", (("id", "0"),), None, (latency, rate))
 
-    @staticmethod
-    def _end(rends: list[_Rendition]) -> float:
-        """Media seconds from time 0 to the end of the last segment."""
-        return max(r.segments[-1].start + r.segments[-1].duration for r in rends)
-
-    def _adaptation_sets(self, rends: list[_Rendition], low_latency: bool) -> list[AdaptationSet]:
-        """One AdaptationSet per rendition, except video rungs of one timescale (a
-        ladder): one set, a Representation each, the segments all of them have."""
-        video = [r for r in rends if r.track is not None and r.track.kind == "video"]
-        scales = {r.track.timescale for r in video if r.track is not None}
+    def _adaptation_sets(
+        self,
+        rends: list[_Rendition],
+        publish: _Publish,
+        segments: dict[str, list[_Segment]],
+        media_offset: float | None,
+        low_latency: bool,
+    ) -> list[AdaptationSet]:
+        """One Period's sets: one AdaptationSet per rendition, except video rungs of one
+        timescale (a ladder): one set, a Representation each, the segments all of them
+        have."""
+        video = [r for r in rends if publish.tracks[r.name].kind == "video"]
+        scales = {publish.tracks[r.name].timescale for r in video}
         if len(video) < 2 or len(scales) != 1:
-            return [self._adaptation_set(r, low_latency) for r in rends]
-        sets = [self._ladder_set(video, low_latency)]
-        return sets + [self._adaptation_set(r, low_latency) for r in rends if r not in video]
+            return [
+                self._adaptation_set(r, publish, segments[r.name], media_offset, low_latency)
+                for r in rends
+            ]
+        sets = [self._ladder_set(video, publish, segments, media_offset, low_latency)]
+        return sets + [
+            self._adaptation_set(r, publish, segments[r.name], media_offset, low_latency)
+            for r in rends
+            if r not in video
+        ]
 
     def _template(
-        self, r: _Rendition, segs: Sequence[_Segment], media: str, low_latency: bool
+        self,
+        r: _Rendition,
+        publish: _Publish,
+        segs: Sequence[_Segment],
+        media: str,
+        media_offset: float | None,
+        low_latency: bool,
     ) -> SegmentTemplate:
-        """The SegmentTemplate of ``segs`` (``r``'s, or those every rung of a ladder has);
-        in low latency also the segment ``r`` is writing, read progressively."""
-        assert r.track is not None
-        scale = r.track.timescale
+        """The SegmentTemplate of ``segs`` (``r``'s in ``publish``, or those every rung of a
+        ladder has), with the publish's init segment; in low latency also the segment ``r``
+        is writing (when it is of this publish), read progressively."""
+        scale = publish.tracks[r.name].timescale
         timeline = [
             TimelineEntry(t=round(s.start * scale), d=round(s.duration * scale)) for s in segs
         ]
         extra: tuple[tuple[str, str], ...] = ()
         if low_latency:
             seg = r.open
-            if seg is not None:  # the segment being written, as long as the last one
+            if seg is not None and seg.publish == publish.index:  # as long as the last one
                 last = segs[-1].duration
                 length = max(seg.duration, last if last > 0 else self.segment_target)
                 timeline.append(TimelineEntry(t=round(seg.start * scale), d=round(length * scale)))
@@ -596,21 +843,28 @@ class LiveOutput:
             )
         return SegmentTemplate(
             media=f"{media}/$Number$.m4s",
-            initialization=f"{media}/init.mp4",
+            initialization=f"{media}/{publish.init_name()}",
             timescale=scale,
             start_number=segs[0].msn,
+            presentation_time_offset=None if media_offset is None else round(media_offset * scale),
             timeline=tuple(timeline),
             extra=extra,
         )
 
-    def _ladder_set(self, video: list[_Rendition], low_latency: bool) -> AdaptationSet:
-        common = set.intersection(*({s.msn for s in r.segments} for r in video))
+    def _ladder_set(
+        self,
+        video: list[_Rendition],
+        publish: _Publish,
+        segments: dict[str, list[_Segment]],
+        media_offset: float | None,
+        low_latency: bool,
+    ) -> AdaptationSet:
+        common = set.intersection(*({s.msn for s in segments[r.name]} for r in video))
         lead = video[0]
-        segs = [s for s in lead.segments if s.msn in common] or list(lead.segments)
+        segs = [s for s in segments[lead.name] if s.msn in common] or segments[lead.name]
         reps = []
-        for r in sorted(video, key=lambda r: -(r.track.height or 0 if r.track else 0)):
-            t = r.track
-            assert t is not None
+        for r in sorted(video, key=lambda r: -(publish.tracks[r.name].height or 0)):
+            t = publish.tracks[r.name]
             reps.append(
                 Representation(
                     id=r.name,
@@ -620,18 +874,27 @@ class LiveOutput:
                     height=t.height,
                 )
             )
+        template = self._template(
+            lead, publish, segs, "$RepresentationID$", media_offset, low_latency
+        )
         return AdaptationSet(
             representations=tuple(reps),
             content_type="video",
             mime_type="video/mp4",
             segment_alignment="true",
             start_with_sap="1",
-            segment_template=self._template(lead, segs, "$RepresentationID$", low_latency),
+            segment_template=template,
         )
 
-    def _adaptation_set(self, r: _Rendition, low_latency: bool) -> AdaptationSet:
-        track = r.track
-        assert track is not None
+    def _adaptation_set(
+        self,
+        r: _Rendition,
+        publish: _Publish,
+        segments: list[_Segment],
+        media_offset: float | None,
+        low_latency: bool,
+    ) -> AdaptationSet:
+        track = publish.tracks[r.name]
         video = track.kind == "video"
         rep = Representation(
             id=r.name,
@@ -647,8 +910,25 @@ class LiveOutput:
             mime_type=f"{'video' if video else 'audio'}/mp4",
             segment_alignment="true",
             start_with_sap="1",
-            segment_template=self._template(r, r.segments, r.name, low_latency),
+            segment_template=self._template(
+                r, publish, segments, r.name, media_offset, low_latency
+            ),
         )
+
+    def _write_publishes(self) -> None:
+        """``publishes.json``: each publish's init names and first and last segment numbers
+        per rendition, and whether it is the slate (what the recording reads)."""
+        body = [
+            {
+                "index": p.index,
+                "slate": p.slate,
+                "init": p.init_name(),
+                "first_msn": p.first_msn,
+                "last_msn": p.last_msn,
+            }
+            for p in self._publishes
+        ]
+        write_atomic(self.out_dir / "publishes.json", json.dumps(body).encode())
 
     def _write_master(self) -> None:
         rends = self._listed()
@@ -705,6 +985,85 @@ class LiveOutput:
         return MasterPlaylist((only,), (), HLS_VERSION, independent_segments=True)
 
 
+class PublishFeed:
+    """What one publish feeds :class:`LiveOutput` through (from
+    :meth:`LiveOutput.begin_publish`, or :meth:`LiveOutput.standby_feed` for a backup input
+    that waits): the packager's output while it lasts. Once a later publish began, what
+    comes through this one is dropped; ``finish`` ends only this publish (the session's
+    playlists stay live).
+
+    A standby feed (``index`` None) drops fragments but keeps each rendition's init segment:
+    :meth:`activate` makes it the session's current publish (from its next keyframe on), and
+    :meth:`deactivate` puts it back on standby.
+    """
+
+    def __init__(
+        self, output: LiveOutput, index: int | None, renditions: Sequence[str] = ()
+    ) -> None:
+        self.output = output
+        self.index = index
+        self._names = tuple(renditions) or output.inputs
+        self._rungs: list[str] = []
+        self._inits: dict[str, InitSegment] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def renditions(self) -> tuple[str, ...]:
+        """The input's renditions and the ladder rungs this publish added."""
+        return self._names + tuple(self._rungs)
+
+    def add_rendition(self, name: str) -> None:
+        """A ladder rung of this publish (:meth:`LiveOutput.add_rendition`: the session
+        keeps it across publishes; its init segment here is this publish's)."""
+        self.output.add_rendition(name)
+        if name not in self._rungs:
+            self._rungs.append(name)
+
+    def end_rendition(self, name: str) -> None:
+        """This publish's ladder gave up on rung ``name`` (ignored once a later publish
+        feeds the session: its own ladder goes on)."""
+        if self.current:
+            self.output.end_rendition(name)
+
+    @property
+    def current(self) -> bool:
+        """Whether this is the publish the session shows now."""
+        return self.index is not None and self.output.current_publish == self.index
+
+    def add_init(self, name: str, init: InitSegment) -> None:
+        with self._lock:
+            self._inits[name] = init
+            index = self.index
+            if index is not None:
+                self.output._add_init(name, init, index)
+
+    def add_fragment(self, name: str, frag: Fragment) -> None:
+        index = self.index
+        if index is not None:
+            self.output._add_fragment(name, frag, index)
+
+    def finish(self) -> None:
+        index = self.index
+        if index is not None:
+            self.output.end_publish(index)
+
+    def activate(self) -> None:
+        """This feed's input takes over the session (a new publish: a discontinuity)."""
+        with self._lock:
+            index = self.output.begin_publish(self._names).index
+            assert index is not None
+            self.index = index
+            for name, init in self._inits.items():
+                self.output._add_init(name, init, index)
+
+    def deactivate(self) -> None:
+        """Back on standby: what comes in is dropped (the publish it fed is completed)."""
+        with self._lock:
+            index, self.index = self.index, None
+        if index is not None:
+            self.output.end_publish(index)
+
+
 def _no_keyframe(limit: float) -> str:
     return (
         f"the video had no keyframe for {limit:.0f} s: set the encoder's keyframe interval"
@@ -712,4 +1071,4 @@ def _no_keyframe(limit: float) -> str:
     )
 
 
-__all__ = ["LiveOutput", "write_atomic"]
+__all__ = ["LiveOutput", "PublishFeed", "write_atomic"]

@@ -53,11 +53,14 @@ from mediaplane.media import (
 from ._health import HealthMeter, failed_health
 from ._ladder import LadderEncoder
 from ._mpegts import TsScanner
-from ._output import LiveOutput
+from ._output import LiveOutput, PublishFeed
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
+
+    #: ``(track names, wall clock of the first media) -> the publish's feed`` (a session's).
+    OutputFor = Callable[[list[str], datetime | None], PublishFeed]
 
 log = structlog.get_logger("mediaplane.live")
 
@@ -196,6 +199,9 @@ class LivePackager:
     :param input_format: what ``write`` is fed: ``flv`` (RTMP) or ``mpegts`` (SRT), checked
         as it arrives by :class:`FlvScanner` or :class:`._mpegts.TsScanner`.
     :param memory_bytes: the address-space limit of the ffmpeg process.
+    :param output_for: where a session's publish goes (:meth:`LiveOutput.begin_publish`, so
+        numbering continues across publishes); its ``finish`` ends the publish only. Without
+        it the packager writes its own :class:`LiveOutput` and ends it on close.
     :param ladder: ``passthrough`` (the publisher's H.264 is the one video rung) or ``abr``
         (plus lower rungs encoded from it by one more ffmpeg, :class:`._ladder.LadderEncoder`;
         the passthrough rung stays the top one).
@@ -216,6 +222,7 @@ class LivePackager:
         ffmpeg: str = "ffmpeg",
         input_format: InputFormat = "flv",
         memory_bytes: int = MEMORY_BYTES,
+        output_for: OutputFor | None = None,
         ladder: str = "passthrough",
         x264_preset: str = "veryfast",
     ) -> None:
@@ -232,7 +239,8 @@ class LivePackager:
         self.keep_segments = keep_segments
         self.ffmpeg = ffmpeg
         self.memory_bytes = memory_bytes
-        self.output: LiveOutput | None = None
+        self.output: LiveOutput | PublishFeed | None = None
+        self.output_for = output_for
         #: Also handed every init segment and fragment, from the pipe threads (WHEP).
         self.tap: Callable[[str, InitSegment | Fragment], None] | None = None
         self.argv: list[str] = []
@@ -318,17 +326,23 @@ class LivePackager:
         if not (scanner.video or scanner.audio):
             await self._fail(InvalidMedia("the stream has no H.264 video or AAC audio"))
         names = [n for n, on in (("video", scanner.video), ("audio", scanner.audio)) if on]
-        self.output = await asyncio.to_thread(  # it makes the rung directories
-            LiveOutput,
-            self.out_dir,
-            renditions=names,
-            low_latency=self.low_latency,
-            part_target=self.part_target,
-            segment_target=self.segment_target,
-            dvr_window_seconds=self.dvr_window_seconds,
-            keep_segments=self.keep_segments,
-            started_at=self._started_at,
-        )
+        if self.output_for is not None:
+            try:
+                self.output = await asyncio.to_thread(self.output_for, names, self._started_at)
+            except InvalidMedia as exc:  # not the session's tracks
+                await self._fail(exc)
+        else:
+            self.output = await asyncio.to_thread(  # it makes the rung directories
+                LiveOutput,
+                self.out_dir,
+                renditions=names,
+                low_latency=self.low_latency,
+                part_target=self.part_target,
+                segment_target=self.segment_target,
+                dvr_window_seconds=self.dvr_window_seconds,
+                keep_segments=self.keep_segments,
+                started_at=self._started_at,
+            )
         pipes = {name: os.pipe() for name in names}
         audio_fragment = (
             max(0.05, self.part_target - AUDIO_PART_MARGIN)

@@ -58,6 +58,7 @@ class PublishTarget:
     record: bool
     dvr_window_seconds: int
     reconnect_window_seconds: int
+    backup: bool = False  # a backup input (the backup app), see mediaplane.live._ingest
 
 
 @dataclass(frozen=True)

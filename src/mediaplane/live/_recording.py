@@ -25,6 +25,7 @@ then.
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import shutil
 import struct
@@ -261,18 +262,40 @@ def _last_msn(rung_dir: Path) -> int | None:
     return max(numbers, default=None)
 
 
-def _read_rung(rung_dir: Path, name: str) -> RecordedRung | None:
-    init_path = rung_dir / "init.mp4"
-    if not init_path.is_file():
+def _last_publish(rung_dir: Path, name: str) -> tuple[str, int, int] | None:
+    """(init name, first msn, last msn) of the session's last publish (not the slate) that
+    has a segment of rung ``name``, from the packager's ``publishes.json``; None without."""
+    try:
+        publishes = json.loads((rung_dir.parent / "publishes.json").read_bytes())
+    except (OSError, ValueError):
         return None
-    last = _last_msn(rung_dir)
+    for p in reversed(publishes if isinstance(publishes, list) else []):
+        try:
+            if not p["slate"] and name in p["first_msn"]:
+                return str(p["init"]), int(p["first_msn"][name]), int(p["last_msn"][name])
+        except (KeyError, TypeError, ValueError):
+            continue
+    return None
+
+
+def _read_rung(rung_dir: Path, name: str) -> RecordedRung | None:
+    known = _last_publish(rung_dir, name)
+    init_path = rung_dir / (known[0] if known else "init.mp4")
+    if not init_path.is_file() or "/" in init_path.name:
+        return None
+    last = known[2] if known else _last_msn(rung_dir)
     if last is None:
         return None
-    # The segments of the last publish: from the newest back to the first one kept. (A
-    # publisher that reconnected restarted the numbering: its earlier segments are gone.)
+    # The segments of the session's last publish (a reconnect continues the numbering with
+    # a new init segment and media clock: the recording keeps that last publish; the slate
+    # shown while the publisher was away is left out). Without publishes.json: from the
+    # newest back to the first one kept.
     first = last
-    while first > 0 and (rung_dir / f"{first - 1}.m4s").is_file():
-        first -= 1
+    if known:
+        first = known[1]
+    else:
+        while first > 0 and (rung_dir / f"{first - 1}.m4s").is_file():
+            first -= 1
     init_data = init_path.read_bytes()
     init = _init(init_data)
     track = init.tracks[0]

@@ -11,12 +11,14 @@ from mediaplane.clips import H264, Clip, picture
 from mediaplane.live import LiveOutput
 from mediaplane.live._health import HealthMeter, failed_health
 from mediaplane.live._ladder import shift_decode_time
+from mediaplane.live._output import PublishFeed
 from mediaplane.media import (
     MPD,
     Fmp4Reader,
     Fragment,
     InitSegment,
     MasterPlaylist,
+    MediaPlaylist,
     Track,
     plan_live_ladder,
 )
@@ -56,7 +58,7 @@ def test_shift_moves_the_tfdt(tmp_path: Path) -> None:
     assert parsed[0].decode_time == moved.decode_time and parsed[0].duration == frags[1].duration
 
 
-def _feed(out: LiveOutput, name: str, count: int, gop: int = 30) -> None:
+def _feed(out: LiveOutput | PublishFeed, name: str, count: int, gop: int = 30) -> None:
     for n in range(count):
         out.add_fragment(name, Fragment(b"x" * 100, n + 1, 1, n * FRAME, FRAME, 1, n % gop == 0))
 
@@ -107,6 +109,62 @@ def test_a_dropped_rung_leaves_the_master(tmp_path: Path) -> None:
     assert b"#EXT-X-ENDLIST" in (tmp_path / "v240" / "index.m3u8").read_bytes()
     master = MasterPlaylist.parse((tmp_path / "master.m3u8").read_bytes())
     assert [v.uri for v in master.variants] == ["video/index.m3u8"]
+
+
+def _init(width: int, height: int) -> InitSegment:
+    return InitSegment(b"i2", (Track(1, "video", SCALE, "avc1.4d4015", width, height),))
+
+
+def test_the_ladder_goes_on_across_a_reconnect(tmp_path: Path) -> None:
+    out = _ladder_output(tmp_path)
+    _feed(out, "video", 130)
+    _feed(out, "v240", 130)
+    feed = out.begin_publish(["video"])  # the rungs are not the input's tracks
+    feed.add_init("video", _init(640, 360))
+    feed.add_rendition("v240")  # the new publish's ladder: the same rung goes on
+    feed.add_init("v240", _init(426, 240))
+    assert feed.renditions == ("video", "v240")
+    _feed(feed, "video", 130)
+    _feed(feed, "v240", 130)
+    out.finish()
+    assert (tmp_path / "v240" / "init-1.mp4").read_bytes() == b"i2"
+    rung = MediaPlaylist.parse((tmp_path / "v240" / "index.m3u8").read_bytes())
+    assert [s.uri for s in rung.segments] == [f"{n}.m4s" for n in range(6)]
+    assert [s.discontinuity for s in rung.segments] == [False] * 3 + [True, False, False]
+    assert rung.segments[3].map is not None and rung.segments[3].map.uri == "init-1.mp4"
+    master = MasterPlaylist.parse((tmp_path / "master.m3u8").read_bytes())
+    assert [v.uri for v in master.variants] == ["video/index.m3u8", "v240/index.m3u8"]
+    periods = MPD.parse((tmp_path / "manifest.mpd").read_bytes()).periods
+    assert len(periods) == 2
+    for period, init in zip(periods, ("init.mp4", "init-1.mp4"), strict=True):
+        (video,) = period.adaptation_sets
+        assert [r.id for r in video.representations] == ["video", "v240"]
+        assert video.segment_template is not None
+        assert video.segment_template.initialization == f"$RepresentationID$/{init}"
+
+
+def test_a_rung_the_next_publish_does_not_feed_leaves_the_master(tmp_path: Path) -> None:
+    out = _ladder_output(tmp_path)
+    _feed(out, "video", 130)
+    _feed(out, "v240", 130)
+    feed = out.begin_publish(["video"])
+    feed.add_init("video", _init(320, 180))  # smaller now: no v240, but a new rung
+    feed.add_rendition("v144")
+    feed.add_init("v144", _init(256, 144))
+    feed.end_rendition("v240")  # a feed's end_rendition reaches the session while current
+    old = PublishFeed(out, 0)
+    old.end_rendition("v144")  # an older publish's ladder ends nothing of the new one
+    _feed(feed, "video", 130)
+    _feed(feed, "v144", 130)
+    master = MasterPlaylist.parse((tmp_path / "master.m3u8").read_bytes())
+    assert [v.uri for v in master.variants] == ["video/index.m3u8", "v144/index.m3u8"]
+    # The new rung is numbered from the publish's first segment, as the source is.
+    rung = MediaPlaylist.parse((tmp_path / "v144" / "index.m3u8").read_bytes())
+    source = MediaPlaylist.parse((tmp_path / "video" / "index.m3u8").read_bytes())
+    assert rung.media_sequence == 3
+    assert rung.discontinuity_sequence == 1  # the source's at segment 3: variants line up
+    assert source.segments[3].uri == "3.m4s" and source.segments[3].discontinuity
+    assert rung.segments[0].map is not None and rung.segments[0].map.uri == "init-1.mp4"
 
 
 def test_health_figures() -> None:
