@@ -297,7 +297,8 @@ function onFrame(now, meta) {
 }
 video.requestVideoFrameCallback(onFrame);
 if (MODE === "ll-hls" || MODE === "hls") {
-  const hls = new Hls({ lowLatencyMode: MODE === "ll-hls" });
+  // as the studio page: catch up (up to 1.5x) when behind the target latency
+  const hls = new Hls({ lowLatencyMode: MODE === "ll-hls", maxLiveSyncPlaybackRate: 1.5 });
   hls.on(Hls.Events.ERROR, (e, d) => { if (d.fatal) stats.errors.push(d.details); });
   hls.loadSource(SRC); hls.attachMedia(video); video.play().catch(() => {});
   window.playerLatency = () => hls.latency;

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from mediaplane.clips import Clip
 from mediaplane.media import ChildOptions, MediaError
 
 if TYPE_CHECKING:
@@ -67,30 +68,33 @@ def slate_argv(
         w, h = 1280, 720
     w, h = w - w % 2, h - h % 2
     rate = round(fps, 3) if fps and 1 <= fps <= 120 else 30.0
-    argv = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error"]
+    graph = None
+    codecs: list[str] = []
     if video:
-        picture = f"color=c=0x1c1f26:s={w}x{h}:r={rate:g}"
+        graph = f"color=c=0x1c1f26:s={w}x{h}:r={rate:g}"
         font = _font()
         if font is not None:
             size = max(8, h // 16)
-            picture += (
+            graph += (
                 f",drawtext=fontfile={font}:text='{SLATE_TEXT}':fontcolor=white"
                 f":fontsize={size}:x=(w-text_w)/2:y=(h-text_h)/2"
             )
-        argv += ["-re", "-f", "lavfi", "-i", picture]
-    if audio:
-        argv += ["-re", "-f", "lavfi", "-i", f"anullsrc=r={sample_rate}:cl=stereo"]
-    if video:
         gop = max(1, round(rate * gop_seconds))
-        argv += [
+        codecs += [
             "-c:v", "libx264", "-preset", "ultrafast", "-tune", "stillimage",
             "-pix_fmt", "yuv420p", "-g", str(gop), "-keyint_min", str(gop),
             "-sc_threshold", "0", "-bf", "0", "-b:v", "300k",
         ]  # fmt: skip
     if audio:
-        argv += ["-c:a", "aac", "-b:a", "64k"]
-    argv += ["-t", f"{seconds:.3f}", "-f", "flv", "pipe:1"]
-    return argv
+        codecs += ["-c:a", "aac", "-b:a", "64k"]
+    clip = Clip(
+        seconds=round(seconds, 3),
+        video=graph,
+        audio=(f"anullsrc=r={sample_rate}:cl=stereo",) if audio else (),
+        codecs=tuple(codecs),
+        extra=("-f", "flv"),
+    )
+    return clip.argv("pipe:1", ffmpeg=ffmpeg, realtime=True)
 
 
 class Slate:
