@@ -111,12 +111,10 @@ class ViewerTrack:
     kind = "video"
 
     def __init__(self, fanout: H264Fanout) -> None:
-        from aiortc.mediastreams import MediaStreamTrack
-
         self.fanout = fanout
         self.queue: asyncio.Queue[tuple[bytes, int] | None] = asyncio.Queue(VIEWER_QUEUE)
         self.waiting = True  # for a keyframe
-        self.track = _track_class(MediaStreamTrack)(self)
+        self.track = packet_track("video", VIDEO_CLOCK, self)
 
     def offer(self, au: bytes, ts: int, keyframe: bool) -> None:
         if self.waiting and not keyframe:
@@ -128,24 +126,23 @@ class ViewerTrack:
         self.queue.put_nowait((au, ts))
 
     def end(self) -> None:
-        with contextlib.suppress(asyncio.QueueFull):
-            while self.queue.full():
-                self.queue.get_nowait()
-            self.queue.put_nowait(None)
+        end_queue(self.queue)
 
 
-_TRACK_CLASS: Any = None
+_TRACK_CLASSES: dict[str, Any] = {}
 
 
-def _track_class(base: Any) -> Any:
-    """aiortc's MediaStreamTrack, subclassed once (aiortc is imported lazily)."""
-    global _TRACK_CLASS
-    if _TRACK_CLASS is None:
+def packet_track(kind: str, clock: int, viewer: Any) -> Any:
+    """An aiortc MediaStreamTrack of ``kind`` whose frames are the encoded packets
+    (``clock`` Hz timestamps) ``viewer.queue`` holds; None in the queue, or the track
+    stopped, ends it, and stopping unsubscribes ``viewer`` from ``viewer.fanout``. One
+    subclass per kind (aiortc is imported lazily)."""
+    cls = _TRACK_CLASSES.get(kind)
+    if cls is None:
+        from aiortc.mediastreams import MediaStreamTrack
 
-        class _PacketTrack(base):  # type: ignore[misc]
-            kind = "video"
-
-            def __init__(self, viewer: ViewerTrack) -> None:
+        class _PacketTrack(MediaStreamTrack):
+            def __init__(self, viewer: Any) -> None:
                 super().__init__()
                 self.viewer = viewer
 
@@ -157,18 +154,27 @@ def _track_class(base: Any) -> Any:
                 if item is None or self.readyState != "live":
                     self.stop()
                     raise MediaStreamError
-                au, ts = item
-                packet = av.Packet(au)
+                data, ts = item
+                packet = av.Packet(data)
                 packet.pts = packet.dts = ts
-                packet.time_base = Fraction(1, VIDEO_CLOCK)
+                packet.time_base = Fraction(1, clock)
                 return packet
 
             def stop(self) -> None:
                 super().stop()
                 self.viewer.fanout.unsubscribe(self.viewer)
 
-        _TRACK_CLASS = _PacketTrack
-    return _TRACK_CLASS
+        _PacketTrack.kind = kind
+        cls = _TRACK_CLASSES[kind] = _PacketTrack
+    return cls(viewer)
+
+
+def end_queue(queue: asyncio.Queue[Any]) -> None:
+    """Put the end (None) into a viewer's ``queue``, dropping what it holds if it is full."""
+    with contextlib.suppress(asyncio.QueueFull):
+        while queue.full():
+            queue.get_nowait()
+        queue.put_nowait(None)
 
 
 class H264Fanout:

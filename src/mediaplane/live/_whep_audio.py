@@ -24,6 +24,8 @@ import structlog
 
 from mediaplane.media import Fragment, InitSegment
 
+from ._whep import end_queue, packet_track
+
 __all__ = ["AudioViewer", "OpusFanout"]
 
 log = structlog.get_logger("mediaplane.live")
@@ -63,57 +65,16 @@ class AudioViewer:
     kind = "audio"
 
     def __init__(self, fanout: OpusFanout) -> None:
-        from aiortc.mediastreams import MediaStreamTrack
-
         self.fanout = fanout
         self.queue: asyncio.Queue[tuple[bytes, int] | None] = asyncio.Queue(VIEWER_QUEUE)
-        self.track = _audio_track_class(MediaStreamTrack)(self)
+        self.track = packet_track("audio", OPUS_RATE, self)
 
     def offer(self, data: bytes, pts: int) -> None:
         with contextlib.suppress(asyncio.QueueFull):
             self.queue.put_nowait((data, pts))
 
     def end(self) -> None:
-        with contextlib.suppress(asyncio.QueueFull):
-            while self.queue.full():
-                self.queue.get_nowait()
-            self.queue.put_nowait(None)
-
-
-_AUDIO_TRACK: Any = None
-
-
-def _audio_track_class(base: Any) -> Any:
-    global _AUDIO_TRACK
-    if _AUDIO_TRACK is None:
-
-        class _OpusTrack(base):  # type: ignore[misc]
-            kind = "audio"
-
-            def __init__(self, viewer: AudioViewer) -> None:
-                super().__init__()
-                self.viewer = viewer
-
-            async def recv(self) -> Any:
-                import av
-                from aiortc.mediastreams import MediaStreamError
-
-                item = await self.viewer.queue.get()
-                if item is None or self.readyState != "live":
-                    self.stop()
-                    raise MediaStreamError
-                data, pts = item
-                packet = av.Packet(data)
-                packet.pts = packet.dts = pts
-                packet.time_base = Fraction(1, OPUS_RATE)
-                return packet
-
-            def stop(self) -> None:
-                super().stop()
-                self.viewer.fanout.unsubscribe(self.viewer)
-
-        _AUDIO_TRACK = _OpusTrack
-    return _AUDIO_TRACK
+        end_queue(self.queue)
 
 
 class OpusFanout:
