@@ -12,7 +12,9 @@ id it serves:
 * ``{session}/{rung}/index.m3u8``: the LL-HLS media playlist, with blocking reload
   (``_HLS_msn``/``_HLS_part``): the request waits, without a thread, until the packager has
   written that part (one poller per playlist, however many players wait on it); an ``msn``
-  more than two past the live edge is a 400, as RFC 8216bis says;
+  more than two past the live edge is a 400, as RFC 8216bis says; with ``_HLS_skip=YES``
+  (or ``v2``) a Playlist Delta Update (:mod:`._live_delta`), made once per playlist version
+  and kept (its file's inode, size and mtime say which), whatever players ask for it;
 * ``manifest.mpd``: the session's DASH MPD (dynamic while live, static once ended), its
   segment templates moved under the session like the HLS URIs, with a ``UTCTiming`` of the
   origin's clock at the moment of the answer (players align their clock with it);
@@ -34,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import time
 from dataclasses import dataclass, replace
@@ -50,6 +53,7 @@ from mediaplane.http import ApiError, error_body
 from mediaplane.live import LivePlayback, resolve_live_playback, segment_target, session_dir
 from mediaplane.media import MPD, Descriptor, ManifestError, MasterPlaylist
 
+from ._live_delta import SKIP_VALUES, delta_update
 from ._live_thumbs import LiveThumbnails
 from ._service import admit_live, cached_playable, live_carried, renew_carried
 
@@ -340,6 +344,9 @@ class LiveOrigin:
         self.cors = list(cors)
         self._known: dict[str, tuple[float, LivePlayback | None]] = {}
         self._watches: dict[Path, _Watch] = {}
+        #: Each media playlist's delta update: (inode, size, mtime of the playlist it was
+        #: made from, the delta; None when it is the whole playlist).
+        self._deltas: dict[Path, tuple[tuple[int, int, int], bytes | None]] = {}
         self._thumbs = LiveThumbnails()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -476,6 +483,9 @@ class LiveOrigin:
             return _error(400, "bad_request", f"{exc} must be a whole number.")
         if part is not None and msn is None:
             return _error(400, "bad_request", "_HLS_part needs _HLS_msn.")
+        skip = query.get("_HLS_skip", [None])[0]
+        if skip is not None and skip not in SKIP_VALUES:
+            return _error(400, "bad_request", "_HLS_skip must be YES or v2.")
         if msn is not None:
             watch = self._watch(folder / "state.json")
             watch.refresh()
@@ -487,12 +497,30 @@ class LiveOrigin:
             if state is None or not state.has(msn, part):
                 return _error(503, "live_stalled", "The live stream has not reached that part.")
         try:
-            body = (folder / "index.m3u8").read_bytes()
+            body = (
+                self._delta(folder / "index.m3u8") if skip else (folder / "index.m3u8").read_bytes()
+            )
         except FileNotFoundError:
             return _error(404, "not_found", "No such live rendition (yet).")
         if carry:
             return _text(_carrying(body, carry), method, cache=SIGNED_PLAYLIST_CACHE)
         return _text(body, method)
+
+    def _delta(self, path: Path) -> bytes:
+        """The delta update of the media playlist at ``path`` (the whole playlist when it
+        offers none): read once per version of the file, whatever players ask for it."""
+        with path.open("rb") as f:
+            st = os.fstat(f.fileno())  # the packager renames a new file in: a new inode
+            key = (st.st_ino, st.st_size, st.st_mtime_ns)
+            hit = self._deltas.get(path)
+            if hit is not None and hit[0] == key:
+                return f.read() if hit[1] is None else hit[1]
+            body = f.read()
+        delta = delta_update(body)
+        if len(self._deltas) >= _CACHE_SIZE:
+            self._deltas.clear()
+        self._deltas[path] = (key, None if delta is body else delta)
+        return delta
 
     async def _growing_segment(
         self, folder: Path, msn: int, method: str, live: LivePlayback, cache: str
