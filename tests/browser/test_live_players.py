@@ -1,7 +1,8 @@
 """Players in the system Chromium play a live stream that ffmpeg publishes over RTMP to a
 real `mediaplane up`, from another origin: hls.js its LL-HLS (low-latency mode, blocking
 reloads, parts), shaka-player its dynamic DASH MPD, dash.js the same MPD as low-latency DASH
-(the segment being written read as it is sent). One publisher for the module."""
+(the segment being written read as it is sent); hls.js last, once the playlist is longer than
+CAN-SKIP-UNTIL, so its reloads are delta updates. One publisher for the module."""
 
 from __future__ import annotations
 
@@ -65,6 +66,21 @@ ADVANCED_OR_FAILED = """() => {
 }"""
 
 
+#: Counts the playlists hls.js loaded as delta updates (EXT-X-SKIP) and merged, and those it
+#: could not merge (it then reloads the whole playlist); the play position at the first one.
+COUNT_DELTAS = """() => {
+  window.deltas = 0;
+  window.deltaFailed = 0;
+  const count = (event, data) => {
+    if (!data.details.skippedSegments) return;
+    if (data.details.deltaUpdateFailed) { window.deltaFailed += 1; return; }
+    if (window.deltas++ === 0) window.deltaAt = document.querySelector("video").currentTime;
+  };
+  window.hls.on(Hls.Events.LEVEL_LOADED, count);
+  window.hls.on(Hls.Events.AUDIO_TRACK_LOADED, count);
+}"""
+
+
 def _wait_for_live_playback(page: Page, console: Console) -> dict[str, Any]:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
@@ -91,7 +107,8 @@ def live_origin() -> Iterator[OtherOrigin]:
 def on_air(sqlite_server: Server) -> Iterator[str]:
     """The playback base URL (``…/play/{id}``) of a low-latency stream being published."""
     with sqlite_server.client() as c:
-        r = c.post("/api/v1/live-streams", json={"latency_mode": "low"})
+        # A DVR window longer than CAN-SKIP-UNTIL (12 s): delta updates have segments to skip.
+        r = c.post("/api/v1/live-streams", json={"latency_mode": "low", "dvr_window_seconds": 30})
         assert r.status_code == 201, r.text
         live: dict[str, Any] = r.json()["data"]
     base = f"{sqlite_server.url}/play/{live['playback_ids'][0]['id']}"
@@ -106,22 +123,6 @@ def on_air(sqlite_server: Server) -> Iterator[str]:
         pub.wait(timeout=10)
         with sqlite_server.client() as c:
             c.delete(f"/api/v1/live-streams/{live['id']}")
-
-
-def test_hlsjs_plays_low_latency_live(
-    page: Page, console: Console, sqlite_server: Server, live_origin: OtherOrigin, on_air: str
-) -> None:
-    src = f"{on_air}/master.m3u8"
-    url = _other_origin_page(live_origin, sqlite_server, "live-hls.html", HLSJS_PAGE, src)
-    page.goto(url)
-    state = _wait_for_live_playback(page, console)
-    assert page.evaluate("() => window.hls.lowLatencyMode"), json.dumps(state)
-    # hls.js loaded parts, not only whole segments: the LL-HLS path was taken.
-    parts = page.evaluate(
-        "() => performance.getEntriesByType('resource')"
-        ".filter(e => /\\/\\d+\\.\\d+\\.m4s/.test(e.name)).length"
-    )
-    assert parts > 0, json.dumps(state)
 
 
 def test_shaka_plays_live_dash(
@@ -155,3 +156,30 @@ def test_dashjs_plays_low_latency_dash(
     print(
         f"dash.js live latency {latency} s, target {page.evaluate('() => window.player.getTargetLiveDelay()')} s"
     )
+
+
+def test_hlsjs_plays_low_latency_live(
+    page: Page, console: Console, sqlite_server: Server, live_origin: OtherOrigin, on_air: str
+) -> None:
+    src = f"{on_air}/master.m3u8"
+    url = _other_origin_page(live_origin, sqlite_server, "live-hls.html", HLSJS_PAGE, src)
+    skips: list[tuple[str, int]] = []  # the delta update requests and their answers' status
+    page.on("response", lambda r: "_HLS_skip=" in r.url and skips.append((r.url, r.status)))
+    page.goto(url)
+    state = _wait_for_live_playback(page, console)
+    page.evaluate(COUNT_DELTAS)
+    assert page.evaluate("() => window.hls.lowLatencyMode"), json.dumps(state)
+    # hls.js loaded parts, not only whole segments: the LL-HLS path was taken.
+    parts = page.evaluate(
+        "() => performance.getEntriesByType('resource')"
+        ".filter(e => /\\/\\d+\\.\\d+\\.m4s/.test(e.name)).length"
+    )
+    assert parts > 0, json.dumps(state)
+    # Delta updates: hls.js asked for them (CAN-SKIP-UNTIL), merged an EXT-X-SKIP answer
+    # into the playlist it had (none it could not), and played on after it.
+    page.wait_for_function("() => window.deltas > 0", timeout=WAIT_MS)
+    page.wait_for_function(
+        "() => document.querySelector('video').currentTime - window.deltaAt > 1", timeout=WAIT_MS
+    )
+    assert page.evaluate("() => window.deltaFailed") == 0, json.dumps(page.evaluate(STATE))
+    assert any("_HLS_skip=YES" in u and status == 200 for u, status in skips), skips

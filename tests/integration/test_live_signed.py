@@ -131,6 +131,12 @@ def test_signed_live_needs_its_token(
         r = httpx.get(media_url + f"&_HLS_msn={msn}&_HLS_part=0", timeout=15)
         assert r.status_code == 200 and r.headers["cache-control"].startswith("private")
         assert all(_st(p.uri) == st for s in MediaPlaylist.parse(r.text).segments for p in s.parts)
+        # so does a delta update request (the unit tests skip segments of a longer playlist)
+        r = httpx.get(media_url + "&_HLS_skip=YES", timeout=15)
+        assert r.status_code == 200 and r.headers["cache-control"].startswith("private")
+        delta = MediaPlaylist.parse(r.text)
+        assert all(_st(s.uri) == st for s in delta.segments if s.uri)
+        assert httpx.get(media_url + "&_HLS_skip=NO").status_code == 400
 
     finally:
         pub.kill()
