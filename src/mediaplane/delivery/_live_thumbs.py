@@ -15,6 +15,7 @@ without it the picture is the stream's own size.
 from __future__ import annotations
 
 import functools
+import re
 import time
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
@@ -22,7 +23,7 @@ from urllib.parse import parse_qs
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
-from mediaplane.http import ApiError
+from mediaplane.http import ApiError, error_body
 from mediaplane.live import LivePlayback, session_dir
 from mediaplane.media import (
     THUMBNAIL_WIDTHS,
@@ -48,13 +49,12 @@ CACHE_SECONDS = 2.0
 #: The top video rung's folder in a live session.
 VIDEO_RUNG = "video"
 _MAX_CACHED = 256
+_INIT = re.compile(r"^init(-\d{1,6})?\.mp4$")
 
 
 def _error(status: int, code: str, message: str) -> Response:
     return JSONResponse(
-        {"error": {"code": code, "message": message}},
-        status_code=status,
-        headers={"Cache-Control": "no-store"},
+        error_body(code, message), status_code=status, headers={"Cache-Control": "no-store"}
     )
 
 
@@ -70,14 +70,23 @@ def _width(scope: Scope) -> int | None:
     return next((w for w in THUMBNAIL_WIDTHS if w >= width), THUMBNAIL_WIDTHS[-1])
 
 
-def _newest_segment(folder: Path) -> int | None:
-    """The msn of the rung's newest complete segment, from its media playlist."""
+def _newest_segment(folder: Path) -> tuple[int, str] | None:
+    """The msn of the rung's newest complete segment and the init segment it needs (the
+    EXT-X-MAP in force: after a reconnect, the slate or a backup, ``init-{n}.mp4``), from
+    its media playlist."""
     try:
         playlist = MediaPlaylist.parse((folder / "index.m3u8").read_bytes())
     except (FileNotFoundError, ManifestError):
         return None
-    done = [(playlist.media_sequence or 0) + i for i, s in enumerate(playlist.segments) if s.uri]
-    return done[-1] if done else None
+    newest, init = None, "init.mp4"
+    for i, seg in enumerate(playlist.segments):
+        if seg.map is not None:
+            init = seg.map.uri
+        if seg.uri:
+            newest = ((playlist.media_sequence or 0) + i, init)
+    if newest is None or not _INIT.match(newest[1]):
+        return None
+    return newest
 
 
 class LiveThumbnails:
@@ -95,22 +104,21 @@ class LiveThumbnails:
         except ValueError as exc:
             return _error(400, "bad_request", str(exc))
         folder = session_dir(rt.settings, live.live_stream_id, live.session_id) / VIDEO_RUNG
-        msn = await run_in_threadpool(_newest_segment, folder)
-        if msn is None:
+        newest = await run_in_threadpool(_newest_segment, folder)
+        if newest is None:
             return _error(404, "not_live", "The live stream has no picture yet; try again soon.")
+        msn, init = newest
         key = f"live/{live.session_id}/{msn}/{width or 0}"
         now = time.monotonic()
         hit = self._cache.get(key)
         if hit is not None and hit[0] > now:
             return self._jpeg(hit[1])
-        make = functools.partial(self._make, rt, folder, msn, width)
+        make = functools.partial(self._make, rt, folder, init, msn, width)
         try:
             jpeg = await _limiter(scope["app"], rt).run(key, None, make)
         except ApiError as exc:  # every slot busy: 503 with Retry-After, as VOD
             return JSONResponse(
-                {"error": {"code": exc.code, "message": exc.message}},
-                status_code=exc.status,
-                headers=exc.headers,
+                error_body(exc.code, exc.message), status_code=exc.status, headers=exc.headers
             )
         except (FileNotFoundError, MediaError):  # the segment left the window meanwhile
             return _error(503, "live_unavailable", "No picture right now; try again soon.")
@@ -120,9 +128,9 @@ class LiveThumbnails:
         return self._jpeg(jpeg)
 
     @staticmethod
-    def _make(rt: Runtime, folder: Path, msn: int, width: int | None) -> bytes:
+    def _make(rt: Runtime, folder: Path, init: str, msn: int, width: int | None) -> bytes:
         """The first frame (a keyframe) of segment ``msn``, ``width`` wide (or as is)."""
-        data = (folder / "init.mp4").read_bytes() + (folder / f"{msn}.m4s").read_bytes()
+        data = (folder / init).read_bytes() + (folder / f"{msn}.m4s").read_bytes()
         return extract_thumbnail(rt.toolchain, rt.settings, data, 0.0, width or -1)
 
     @staticmethod
