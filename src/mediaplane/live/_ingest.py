@@ -171,16 +171,20 @@ class _SessionSink:
             self.health_task = asyncio.get_running_loop().create_task(self._health())
         await self.packager.write(data)
 
+    async def _store_health(self) -> None:
+        """Store the packager's health figures on the stream's row (in a thread)."""
+        await asyncio.to_thread(
+            record_health,
+            self.ingest.runtime,
+            self.stream.target.live_stream_id,
+            self.stream.session.id,
+            self.packager.health(),
+        )
+
     async def _health(self) -> None:
-        """Store the packager's health figures on the stream's row (off the write path)."""
+        """The periodic health write (off the write path)."""
         try:
-            await asyncio.to_thread(
-                record_health,
-                self.ingest.runtime,
-                self.stream.target.live_stream_id,
-                self.stream.session.id,
-                self.packager.health(),
-            )
+            await self._store_health()
         except Exception:  # the database is away: the next figures come later
             log.warning("live.health_write_failed", exc_info=True)
         finally:
@@ -208,13 +212,7 @@ class _SessionSink:
         if self.packager.error is not None and self.stream.standby is not self:
             # the creator reads why on the resource
             with contextlib.suppress(Exception):
-                await asyncio.to_thread(
-                    record_health,
-                    self.ingest.runtime,
-                    self.stream.target.live_stream_id,
-                    self.stream.session.id,
-                    self.packager.health(),
-                )
+                await self._store_health()
         await self.ingest.publisher_left(self.stream, self)
 
 
