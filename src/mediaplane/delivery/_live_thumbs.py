@@ -26,11 +26,11 @@ from starlette.responses import JSONResponse, Response
 from mediaplane.http import ApiError, error_body
 from mediaplane.live import LivePlayback, session_dir
 from mediaplane.media import (
-    THUMBNAIL_WIDTHS,
     ManifestError,
     MediaError,
     MediaPlaylist,
     extract_thumbnail,
+    snap_width,
 )
 
 from ._thumbs import _limiter
@@ -67,7 +67,7 @@ def _width(scope: Scope) -> int | None:
     width = int(values[0]) if values[0].isdigit() and len(values[0]) <= 5 else -1
     if not 16 <= width <= 1920:
         raise ValueError("width must be a whole number from 16 to 1920")
-    return next((w for w in THUMBNAIL_WIDTHS if w >= width), THUMBNAIL_WIDTHS[-1])
+    return snap_width(width)
 
 
 def _newest_segment(folder: Path) -> tuple[int, str] | None:

@@ -72,6 +72,7 @@ from ._storyboard import (
     THUMBNAIL_WIDTHS,
     make_storyboard,
     snap_thumbnail,
+    snap_width,
     storyboard_points,
     thumbnail_name,
 )
@@ -168,6 +169,7 @@ __all__ = [
     "live_package_argv",
     "plan_live_ladder",
     "make_storyboard",
+    "snap_width",
     "muxers_argv",
     "parse_playlist",
     "plan_chunks",

@@ -39,6 +39,7 @@ __all__ = [
     "StoryboardFrame",
     "make_storyboard",
     "snap_thumbnail",
+    "snap_width",
     "storyboard_interval",
     "storyboard_points",
     "thumbnail_name",
@@ -60,14 +61,19 @@ def _last_point(duration: float, interval: int) -> int:
     return max(0, math.floor(max(0.0, duration - 0.05) / interval))
 
 
+def snap_width(width: int) -> int:
+    """The smallest of :data:`THUMBNAIL_WIDTHS` at least ``width`` wide (the largest for a
+    wider request)."""
+    return next((w for w in THUMBNAIL_WIDTHS if w >= width), THUMBNAIL_WIDTHS[-1])
+
+
 def snap_thumbnail(
     time_s: float, width: int, duration: float, segment_seconds: int
 ) -> tuple[int, int]:
     """(grid time in whole seconds, snapped width) for a request at ``time_s``, ``width``."""
     interval = storyboard_interval(duration, segment_seconds)
     point = min(round(max(0.0, time_s) / interval), _last_point(duration, interval))
-    snapped = next((w for w in THUMBNAIL_WIDTHS if w >= width), THUMBNAIL_WIDTHS[-1])
-    return point * interval, snapped
+    return point * interval, snap_width(width)
 
 
 def storyboard_points(duration: float, segment_seconds: int) -> list[int]:
