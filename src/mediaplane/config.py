@@ -97,6 +97,10 @@ class Settings(BaseSettings):
 
     admin_token: str | None = Field(default=None, repr=False)
     secret_key: str | None = Field(default=None, repr=False)
+    #: Content protection: the master key (base64 of 32 bytes) that wraps the key store's
+    #: key-encryption keys; none: `<data-dir>/master-key`, made on first start.
+    master_key: SecretStr | None = Field(default=None, repr=False)
+    kms_url: str | None = None
     access_token_seconds: int = Field(default=900, ge=30)
     refresh_token_seconds: int = Field(default=30 * 86400, ge=60)
     web_session_seconds: int = Field(default=14 * 86400, ge=60)
@@ -401,6 +405,10 @@ MEANINGS = {
     "queue_namespace": "prefix of the job queues (several installs on one broker)",
     "admin_token": "the admin API token, instead of the generated `<data-dir>/admin-token`",
     "secret_key": "signs access tokens for apps, instead of the generated `<data-dir>/secret-key`",
+    "master_key": "base64 of 32 bytes: wraps the key store's key-encryption keys (content "
+    "protection), instead of the generated `<data-dir>/master-key`",
+    "kms_url": "`aws-kms://KEY-ID?region=R[&endpoint=URL]`: AWS KMS wraps the key-encryption "
+    "keys instead of the master key",
     "access_token_seconds": "lifetime of an app's access token (JWT)",
     "refresh_token_seconds": "lifetime of a refresh token (each use rotates it)",
     "web_session_seconds": "lifetime of a signed-in browser session (cookie and server row)",
@@ -507,6 +515,8 @@ DEFAULT_TEXT = {
     "public_url": "`http://host:port`",
     "admin_token": "generated",
     "secret_key": "generated",
+    "master_key": "generated",
+    "kms_url": "none (the master key)",
     "redis_url": "none (in process)",
     "packager_path": "the one in `node_modules`",
     "node_modules_dir": "`node_modules` of the checkout",

@@ -1,5 +1,5 @@
-"""The per-process runtime: settings plus the database, object store, job broker, event bus
-and job table they name.
+"""The per-process runtime: settings plus the database, object store, job broker, event bus,
+key store and job table they name.
 
 Built once per process (and again after a fork, so no connection crosses a fork). The job
 table comes from the app's wiring (``mediaplane.app.job_table``), passed in by whoever
@@ -19,6 +19,7 @@ from mediaplane.db import Database
 from mediaplane.events import Bus, open_bus
 from mediaplane.jobs import JobTable, make_celery
 from mediaplane.media import Toolchain
+from mediaplane.protect import KeyStore, open_kms
 from mediaplane.storage import ObjectStore, open_store
 
 if TYPE_CHECKING:
@@ -62,6 +63,11 @@ class Runtime:
     def bus(self) -> Bus:
         """The event bus ``events_url`` names (the relay publishes to it)."""
         return open_bus(self.settings.events_url, self.db, self.settings.queue_namespace)
+
+    @cached_property
+    def keys(self) -> KeyStore:
+        """The content-key store, its KEKs wrapped by the KMS ``kms_url`` names."""
+        return KeyStore(self.db, open_kms(self.settings))
 
     @cached_property
     def toolchain(self) -> Toolchain:

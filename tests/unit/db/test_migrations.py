@@ -16,6 +16,7 @@ import mediaplane.ingest._uploads  # noqa: F401
 import mediaplane.jobs  # noqa: F401
 import mediaplane.library  # noqa: F401  (registers tables)
 import mediaplane.live  # noqa: F401  (registers tables)
+import mediaplane.protect  # noqa: F401  (registers tables)
 import mediaplane.webhooks  # noqa: F401  (registers tables)
 from mediaplane.db import Base, migrate
 from mediaplane.db._engine import _normalise

@@ -9,6 +9,7 @@ import mediaplane.events  # noqa: F401  (registers tables)
 import mediaplane.ingest  # noqa: F401
 import mediaplane.jobs  # noqa: F401
 import mediaplane.library  # noqa: F401
+import mediaplane.protect  # noqa: F401  (registers tables)
 import mediaplane.webhooks  # noqa: F401  (registers tables)
 from mediaplane.db import Base
 
