@@ -335,6 +335,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = ops.Metrics(runtime)
     install_error_handlers(app)
     app.include_router(catalog.router)
+    app.include_router(catalog.cpix_router)
     app.include_router(live.router)
     app.include_router(live.webrtc_router)
     app.include_router(ingest.router)

@@ -101,6 +101,15 @@ class Settings(BaseSettings):
     #: key-encryption keys; none: `<data-dir>/master-key`, made on first start.
     master_key: SecretStr | None = Field(default=None, repr=False)
     kms_url: str | None = None
+    #: SPEKE v2: a commercial multi-DRM key provider's endpoint; protected assets then get
+    #: its keys and its DRM systems' signalling (PSSH) instead of keys made here.
+    speke_url: str | None = None
+    speke_api_key: SecretStr | None = Field(default=None, repr=False)
+    speke_cert_file: Path | None = None
+    speke_key_file: Path | None = None
+    speke_systems: Annotated[list[Literal["widevine", "playready"]], NoDecode] = Field(
+        default_factory=lambda: list(_DEFAULT_SPEKE_SYSTEMS)
+    )
     access_token_seconds: int = Field(default=900, ge=30)
     refresh_token_seconds: int = Field(default=30 * 86400, ge=60)
     web_session_seconds: int = Field(default=14 * 86400, ge=60)
@@ -261,6 +270,13 @@ class Settings(BaseSettings):
             return [v.strip() for v in value.split(",") if v.strip()]
         return value
 
+    @field_validator("speke_systems", mode="before")
+    @classmethod
+    def _names(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [v.strip().lower() for v in value.split(",") if v.strip()]
+        return value
+
     @field_validator("webrtc_ice_addresses", mode="before")
     @classmethod
     def _ip_addresses(cls, value: object) -> object:
@@ -349,6 +365,9 @@ class Settings(BaseSettings):
         return self.data_path / "admin-token"
 
 
+_DEFAULT_SPEKE_SYSTEMS: tuple[Literal["widevine", "playready"], ...] = ("widevine", "playready")
+
+
 def get_settings() -> Settings:
     """Settings from the environment (each call re-reads it; cache at the call site)."""
     return Settings()
@@ -409,6 +428,13 @@ MEANINGS = {
     "protection), instead of the generated `<data-dir>/master-key`",
     "kms_url": "`aws-kms://KEY-ID?region=R[&endpoint=URL]`: AWS KMS wraps the key-encryption "
     "keys instead of the master key",
+    "speke_url": "SPEKE v2 endpoint of a multi-DRM key provider: protected assets get its keys "
+    "and PSSH",
+    "speke_api_key": "sent to the SPEKE key provider as `x-api-key`",
+    "speke_cert_file": "our certificate (PEM, RSA 2048+): the key provider encrypts the keys "
+    "for it (CPIX content key encryption)",
+    "speke_key_file": "the SPEKE certificate's private key (PEM; default: in the cert file)",
+    "speke_systems": "DRM systems asked of the key provider, comma-separated: widevine, playready",
     "access_token_seconds": "lifetime of an app's access token (JWT)",
     "refresh_token_seconds": "lifetime of a refresh token (each use rotates it)",
     "web_session_seconds": "lifetime of a signed-in browser session (cookie and server row)",
@@ -517,6 +543,7 @@ DEFAULT_TEXT = {
     "secret_key": "generated",
     "master_key": "generated",
     "kms_url": "none (the master key)",
+    "speke_url": "none (keys made here)",
     "redis_url": "none (in process)",
     "packager_path": "the one in `node_modules`",
     "node_modules_dir": "`node_modules` of the checkout",

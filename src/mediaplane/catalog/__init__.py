@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from ._access_rules import MAX_RENTAL_HOURS, asset_rule, parse_access_rule
 from ._api import router
+from ._cpix_api import router as cpix_router
 from ._models import Asset, AssetStatus, FingerprintStatus, ModerationStatus, PlaybackPolicy
 from ._payloads import (
     AssetJob,
@@ -115,6 +116,7 @@ __all__ = [
     "poster_key",
     "queue_fingerprint",
     "record_content_hash",
+    "cpix_router",
     "router",
     "sha256_file",
     "source_key",

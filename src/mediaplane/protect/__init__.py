@@ -13,18 +13,36 @@ KEK only wrapped by a :class:`Kms` — envelope encryption (:mod:`._kms`, :mod:`
 imports (:meth:`~KeyStore.put`, for CPIX/SPEKE) and looks up keys, and rewraps them all
 under a new KEK. :func:`record_release` logs who was given (or refused) which KID and why.
 
+Commercial DRM: :class:`CpixDocument` renders and parses CPIX 2.3 (keys in the clear or
+encrypted for a recipient's certificate; DRM systems' PSSH and signalling, kept per KID by
+:func:`store_signals`); :class:`SpekeClient` asks a SPEKE v2 key provider for keys, and
+:func:`provide_keys` — what packaging calls — uses it when ``MEDIAPLANE_SPEKE_URL`` is set.
+
 Errors::
 
     ProtectError          every error here; ``code`` is stable for clients
     ├── KmsError          no usable master key / KMS (the message says what to set)
     ├── KeyNotFound       no key with that KID
-    └── InvalidKey        a malformed KID or key, a track type we do not know, a wrapped
-                          key that does not decrypt
+    ├── InvalidKey        a malformed KID or key, a track type we do not know, a wrapped
+    │                     key that does not decrypt
+    ├── CpixError         a CPIX document we cannot read or trust (``invalid_cpix``)
+    └── SpekeError        the key provider refused, is unreachable, or answered nonsense
 """
 
 from __future__ import annotations
 
 from ._audit import record_release, releases
+from ._cpix import (
+    COMMON_SYSTEM_ID,
+    MAX_CPIX_BYTES,
+    PLAYREADY_SYSTEM_ID,
+    WIDEVINE_SYSTEM_ID,
+    CpixDocument,
+    CpixError,
+    CpixKey,
+    DrmSignal,
+    common_pssh,
+)
 from ._errors import InvalidKey, KeyNotFound, KmsError, ProtectError
 from ._keys import (
     HD_MIN_HEIGHT,
@@ -33,17 +51,30 @@ from ._keys import (
     KeyStore,
     b64url,
     parse_kid,
+    signals_for,
+    store_signals,
     track_type_for,
 )
 from ._kms import AwsKms, Kms, LocalKms, open_kms
-from ._models import ContentKeyRow, KeyEncryptionKey, KeyRelease
+from ._models import ContentKeyRow, DrmSignalRow, KeyEncryptionKey, KeyRelease
+from ._speke import SYSTEM_NAMES, SpekeClient, SpekeError, provide_keys
 
 __all__ = [
+    "COMMON_SYSTEM_ID",
     "HD_MIN_HEIGHT",
+    "MAX_CPIX_BYTES",
+    "PLAYREADY_SYSTEM_ID",
+    "SYSTEM_NAMES",
     "TRACK_TYPES",
+    "WIDEVINE_SYSTEM_ID",
     "AwsKms",
     "ContentKey",
     "ContentKeyRow",
+    "CpixDocument",
+    "CpixError",
+    "CpixKey",
+    "DrmSignal",
+    "DrmSignalRow",
     "InvalidKey",
     "KeyEncryptionKey",
     "KeyNotFound",
@@ -53,10 +84,16 @@ __all__ = [
     "KmsError",
     "LocalKms",
     "ProtectError",
+    "SpekeClient",
+    "SpekeError",
     "b64url",
+    "common_pssh",
     "open_kms",
     "parse_kid",
+    "provide_keys",
     "record_release",
     "releases",
+    "signals_for",
+    "store_signals",
     "track_type_for",
 ]

@@ -23,8 +23,9 @@ from sqlalchemy import select, update
 
 from mediaplane.db import utcnow
 
+from ._cpix import DrmSignal
 from ._errors import InvalidKey, KeyNotFound
-from ._models import ContentKeyRow, KeyEncryptionKey
+from ._models import ContentKeyRow, DrmSignalRow, KeyEncryptionKey
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -35,7 +36,14 @@ if TYPE_CHECKING:
 
     from ._kms import Kms
 
-__all__ = ["TRACK_TYPES", "ContentKey", "KeyStore", "track_type_for"]
+__all__ = [
+    "TRACK_TYPES",
+    "ContentKey",
+    "KeyStore",
+    "signals_for",
+    "store_signals",
+    "track_type_for",
+]
 
 TrackType = Literal["all", "sd", "hd", "audio"]
 TRACK_TYPES: frozenset[str] = frozenset({"all", "sd", "hd", "audio"})
@@ -291,3 +299,49 @@ class KeyStore:
 def _seal(kek: AESGCM, kid_hex: str, key: bytes) -> bytes:
     nonce = secrets.token_bytes(12)
     return nonce + kek.encrypt(nonce, key, bytes.fromhex(kid_hex))
+
+
+def store_signals(db: Database, signals: Iterable[DrmSignal]) -> None:
+    """Keep (replace) the DRM systems' signalling a key provider gave for its KIDs."""
+    with db.session() as s:
+        for sig in signals:
+            row = s.get(DrmSignalRow, (sig.kid.hex(), sig.system_id))
+            if row is None:
+                row = DrmSignalRow(kid=sig.kid.hex(), system_id=sig.system_id)
+                s.add(row)
+            row.pssh = sig.pssh
+            row.content_protection_data = sig.content_protection_data
+            row.hls_media = sig.hls_signaling.get("media")
+            row.hls_master = sig.hls_signaling.get("multiVariant") or sig.hls_signaling.get(
+                "master"
+            )
+
+
+def signals_for(db: Database, kids: Iterable[bytes]) -> list[DrmSignal]:
+    """The stored signalling for ``kids``, by KID then system id."""
+    wanted = sorted({k.hex() for k in kids})
+    if not wanted:
+        return []
+    with db.session() as s:
+        rows = s.scalars(
+            select(DrmSignalRow)
+            .where(DrmSignalRow.kid.in_(wanted))
+            .order_by(DrmSignalRow.kid, DrmSignalRow.system_id)
+        )
+        out = []
+        for r in rows:
+            hls = {}
+            if r.hls_media is not None:
+                hls["media"] = r.hls_media
+            if r.hls_master is not None:
+                hls["multiVariant"] = r.hls_master
+            out.append(
+                DrmSignal(
+                    system_id=r.system_id,
+                    kid=bytes.fromhex(r.kid),
+                    pssh=r.pssh,
+                    content_protection_data=r.content_protection_data,
+                    hls_signaling=hls,
+                )
+            )
+        return out

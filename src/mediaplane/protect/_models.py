@@ -41,6 +41,20 @@ class ContentKeyRow(Base):
     retired_at: Mapped[datetime | None] = mapped_column()
 
 
+class DrmSignalRow(Base):
+    """A commercial DRM system's signalling for one KID (from a key provider: CPIX import or
+    SPEKE): the PSSH box the packager embeds, the data the MPD and HLS tags carry."""
+
+    __tablename__ = "drm_signals"
+
+    kid: Mapped[str] = mapped_column(String(32), primary_key=True)
+    system_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    pssh: Mapped[bytes | None] = mapped_column(LargeBinary)
+    content_protection_data: Mapped[bytes | None] = mapped_column(LargeBinary)
+    hls_media: Mapped[bytes | None] = mapped_column(LargeBinary)
+    hls_master: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
 class KeyRelease(Base):
     """One decision on handing a key to a viewer: who, which KID, granted or not and why.
     Never the key itself."""

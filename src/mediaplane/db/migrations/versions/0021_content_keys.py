@@ -1,5 +1,6 @@
-"""Content protection: wrapped key-encryption keys, wrapped content keys, and the audit log
-of key releases (who asked for which KID, the decision and why; never a key).
+"""Content protection: wrapped key-encryption keys, wrapped content keys, commercial DRM
+systems' signalling per KID (PSSH etc., from a key provider), and the audit log of key
+releases (who asked for which KID, the decision and why; never a key).
 
 Revision ID: 0021_content_keys
 Revises: 0020_live_health
@@ -46,6 +47,16 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_content_keys_asset_id"), "content_keys", ["asset_id"])
     op.create_table(
+        "drm_signals",
+        sa.Column("kid", sa.String(32), nullable=False),
+        sa.Column("system_id", sa.String(36), nullable=False),
+        sa.Column("pssh", sa.LargeBinary(), nullable=True),
+        sa.Column("content_protection_data", sa.LargeBinary(), nullable=True),
+        sa.Column("hls_media", sa.LargeBinary(), nullable=True),
+        sa.Column("hls_master", sa.LargeBinary(), nullable=True),
+        sa.PrimaryKeyConstraint("kid", "system_id", name=op.f("pk_drm_signals")),
+    )
+    op.create_table(
         "key_releases",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
@@ -66,5 +77,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("key_releases")
+    op.drop_table("drm_signals")
     op.drop_table("content_keys")
     op.drop_table("key_encryption_keys")
