@@ -63,10 +63,7 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -81,6 +78,11 @@ from typing import Any
 import httpx
 
 from mediaplane.clips import Clip, sine
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _server  # noqa: E402
+from _server import Mediaplane  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 NODE_MODULES = ROOT / "node_modules"
@@ -160,68 +162,9 @@ def publisher(url: str, seconds: float) -> subprocess.Popen[bytes]:
 # --- the server ------------------------------------------------------------------------------
 
 
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Mediaplane:
-    url: str
-    rtmp: str
-    token: str
-    data: Path
-    proc: subprocess.Popen[bytes]
-
-    def api(self) -> httpx.Client:
-        auth = {"Authorization": f"Bearer {self.token}"}
-        return httpx.Client(base_url=self.url, headers=auth, timeout=30)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-
-
 def start_mediaplane(data: Path) -> Mediaplane:
-    port, rtmp, token = free_port(), free_port(), "bench-latency-token"
-    env = {
-        **os.environ,
-        "MEDIAPLANE_HOST": "127.0.0.1",
-        "MEDIAPLANE_PORT": str(port),
-        "MEDIAPLANE_RTMP_PORT": str(rtmp),
-        "MEDIAPLANE_SRT_PORT": str(free_port(socket.SOCK_DGRAM)),
-        "MEDIAPLANE_DATA_DIR": str(data),
-        "MEDIAPLANE_ADMIN_TOKEN": token,
-        # WebRTC on loopback only: the host offers 127.0.0.1, the page offers only its own
-        "MEDIAPLANE_WEBRTC_ICE_ADDRESSES": "127.0.0.1",
-    }
-    log = (data / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mediaplane", "up"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-        cwd=data,
-    )
-    mp = Mediaplane(f"http://127.0.0.1:{port}", f"rtmp://127.0.0.1:{rtmp}/live", token, data, proc)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"mediaplane up exited:\n{(data / 'server.log').read_text()[-4000:]}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(mp.url + "/readyz", timeout=2).status_code == 200:
-                return mp
-        time.sleep(0.3)
-    mp.stop()
-    raise SystemExit("mediaplane up did not become ready")
+    # WebRTC on loopback only: the host offers 127.0.0.1, the page offers only its own
+    return _server.start_mediaplane(data, "bench-latency-token", webrtc_ice_addresses="127.0.0.1")
 
 
 @dataclass

@@ -40,7 +40,6 @@ import os
 import pwd
 import re
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -55,16 +54,15 @@ import httpx
 
 from mediaplane.clips import AAC, Clip, picture, sine
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _server  # noqa: E402
+from _server import Mediaplane, free_port  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache" / "bench"
 SEGMENT_TARGET = int(1.2 * 1024 * 1024)
 GOALS = {"segment": 0.5, "media": 0.15, "master": 0.15}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def make_clip(seconds: int) -> Path:
@@ -78,55 +76,10 @@ def make_clip(seconds: int) -> Path:
     return clip.make(CACHE / f"origin-1080p-{seconds}s.mp4", timeout=600)
 
 
-@dataclass
-class Mediaplane:
-    url: str
-    token: str
-    data: Path
-    proc: subprocess.Popen[bytes]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-
-
 def start_mediaplane(data: Path, workers: int) -> Mediaplane:
-    port, token = free_port(), "bench-origin-token"
-    env = {
-        **os.environ,
-        "MEDIAPLANE_HOST": "127.0.0.1",
-        "MEDIAPLANE_PORT": str(port),
-        "MEDIAPLANE_DATA_DIR": str(data),
-        "MEDIAPLANE_ADMIN_TOKEN": token,
-        "MEDIAPLANE_WEB_WORKERS": str(workers),
-        "MEDIAPLANE_X264_PRESET": "ultrafast",
-    }
-    log = (data / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mediaplane", "up"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-        cwd=data,
+    return _server.start_mediaplane(
+        data, "bench-origin-token", web_workers=str(workers), x264_preset="ultrafast"
     )
-    mp = Mediaplane(f"http://127.0.0.1:{port}", token, data, proc)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"mediaplane up exited:\n{(data / 'server.log').read_text()[-4000:]}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(mp.url + "/readyz", timeout=2).status_code == 200:
-                return mp
-        time.sleep(0.3)
-    mp.stop()
-    raise SystemExit("mediaplane up did not become ready")
 
 
 def ingest(mp: Mediaplane, clip: Path) -> tuple[str, str]:
