@@ -137,6 +137,12 @@ def test_signed_live_needs_its_token(
         delta = MediaPlaylist.parse(r.text)
         assert all(_st(s.uri) == st for s in delta.segments if s.uri)
         assert httpx.get(media_url + "&_HLS_skip=NO").status_code == 400
+        # the next segment, sent as it is written (or whole if it completed meanwhile), is
+        # still for this viewer only
+        growing = f"{bare.rsplit('/', 1)[0]}/{msn + 1}.m4s"
+        with httpx.stream("GET", growing, params={"st": st}, timeout=15) as r:
+            assert r.status_code == 200
+            assert r.headers["cache-control"].startswith("private")
 
     finally:
         pub.kill()

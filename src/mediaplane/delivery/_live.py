@@ -545,7 +545,8 @@ class LiveOrigin:
             if state is None or not state.has(msn, 0):
                 return _error(503, "live_stalled", "The live stream has not reached that segment.")
             return None
-        headers = {"Cache-Control": GROWING_CACHE}
+        growing = f"private, {GROWING_CACHE}" if cache.startswith("private") else GROWING_CACHE
+        headers = {"Cache-Control": growing}
         if method == "HEAD":
             return Response(status_code=200, headers=headers, media_type="video/iso.segment")
         return StreamingResponse(
