@@ -5,7 +5,8 @@ a DASH MPD, segments that decode, and when the publisher stops the playlist ends
 stream goes idle. A second stream is published over SRT (``srt://…?streamid={stream_key}``,
 MPEG-TS) and plays the same way. A wrong key is dropped before any media, on both. A
 recorded stream's session becomes a VOD asset (the live segments, not re-encoded) that plays
-seconds after the stream goes idle, from its own storage: the live directory is deleted."""
+seconds after the stream goes idle, from its own storage: the live directory is deleted.
+HEVC with AC-3 over SRT, and H.264 with a 10 s GOP over RTMP, are transcoded and play."""
 
 from __future__ import annotations
 
@@ -199,29 +200,81 @@ def test_srt_publish_plays(sqlite_server: Server, live_srt: dict[str, Any]) -> N
     )
 
 
+TRANSCODE_SECONDS = 30  # at most: stopped once seen
+
+
+def _health(server: Server, stream: dict[str, Any]) -> dict[str, Any] | None:
+    with server.client() as c:
+        health: dict[str, Any] | None = c.get(f"/api/v1/live-streams/{stream['id']}").json()[
+            "data"
+        ]["health"]
+    return health
+
+
 @pytest.mark.usefixtures("libsrt")
-def test_srt_hevc_is_refused_with_a_reason(sqlite_server: Server, live_srt: dict[str, Any]) -> None:
-    """Media the packager does not take ends the publish, and the log says why."""
-    clip = Clip(
-        seconds=2,
-        video=picture("160x90", 30),
-        audio=(sine(440, 48000),),
-        codecs=("-c:v", "libx265", "-preset", "ultrafast", *AAC),
-        extra=("-f", "mpegts"),
-    )
-    pub = subprocess.Popen(
-        clip.argv(sqlite_server.srt_url(live_srt["stream_key"]), realtime=True),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        _until(
-            "the refusal in the log",
-            lambda: "srt.sink_refused" in (log := sqlite_server.log()) and "HEVC" in log or None,
+def test_hevc_ac3_over_srt_and_a_10s_gop_over_rtmp_are_transcoded(
+    sqlite_server: Server, live: dict[str, Any], live_srt: dict[str, Any]
+) -> None:
+    """HEVC video with AC-3 audio over SRT, and H.264 with a keyframe every 10 s over RTMP,
+    published at once: each is transcoded to H.264 (a keyframe a second) and AAC, plays,
+    and says so (and why) in its health."""
+
+    def publisher(url: str, codecs: tuple[str, ...], container: str) -> Any:
+        clip = Clip(
+            seconds=TRANSCODE_SECONDS,
+            video=picture("320x180", 30),
+            audio=(sine(440, 48000),),
+            codecs=codecs,
+            extra=("-f", container),
         )
+        return subprocess.Popen(
+            clip.argv(url, realtime=True), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+
+    hevc = ("-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "log-level=error")
+    gop10 = ("-c:v", "libx264", "-preset", "ultrafast", "-g", "300", "-keyint_min", "300")
+    pubs = [
+        publisher(sqlite_server.srt_url(live_srt["stream_key"]), (*hevc, "-c:a", "ac3"), "mpegts"),
+        publisher(
+            f"{sqlite_server.rtmp_url}/{live['stream_key']}",
+            (*gop10, "-sc_threshold", "0", *AAC),
+            "flv",
+        ),
+    ]
+    try:
+        for stream, reason in ((live_srt, "the video is HEVC"), (live, "keyframes are more")):
+            play = f"{sqlite_server.url}/play/{stream['playback_ids'][0]['id']}"
+            master = MasterPlaylist.parse(
+                _until(
+                    "the master playlist",
+                    lambda play=play: (
+                        (r := httpx.get(f"{play}/master.m3u8")).status_code == 200
+                        and r.text
+                        or None
+                    ),
+                )
+            )
+            (variant,) = master.variants
+            assert "avc1." in (variant.codecs or "") and "mp4a.40.2" in (variant.codecs or "")
+            assert variant.uri is not None
+            playlist = live_segment_decodes(f"{play}/{variant.uri}")
+            done = [s for s in playlist.segments if s.uri is not None]
+            assert all((s.duration or 0) <= 2.1 for s in done)  # 1 s GOPs, 2 s segments
+            health = _until(
+                "the transcode in the health figures",
+                lambda stream=stream: (h := _health(sqlite_server, stream)) and h["mode"] and h,
+            )
+            assert health["mode"] == "transcode" and reason in health["mode_reason"], health
+        srt_health = _health(sqlite_server, live_srt)
+        assert srt_health is not None
+        assert srt_health["source_codecs"] == {"video": "HEVC", "audio": "AC-3"}
+        assert "AC-3, not AAC" in srt_health["mode_reason"]
+        rtmp_health = _health(sqlite_server, live)
+        assert rtmp_health is not None and "audio" not in rtmp_health["mode_reason"]
     finally:
-        pub.kill()
-        pub.wait(timeout=30)
+        for pub in pubs:
+            pub.kill()
+            pub.wait(timeout=30)
 
 
 def test_recording_plays_as_vod(sqlite_server: Server) -> None:

@@ -23,7 +23,6 @@ from mediaplane.media import (
     HostFailure,
     InvalidMedia,
     MasterPlaylist,
-    MediaError,
     MediaPlaylist,
     avc_codec_string,
 )
@@ -375,9 +374,12 @@ async def test_video_that_cannot_be_decoded_is_refused(tmp_path: Path) -> None:
         tmp_path, latency_mode="low", part_target=PART, segment_target=SEGMENT,
         dvr_window_seconds=60,
     )  # fmt: skip
-    with pytest.raises(InvalidMedia, match="could not be decoded .Sorenson H.263 video"):
+    async def publish() -> None:
         await feed(packager, clip.read_bytes())
         await packager.close()
+
+    with pytest.raises(InvalidMedia, match="could not be decoded .Sorenson H.263 video"):
+        await publish()
     await packager.close()
     assert packager.health()["status"] == "failed"
 

@@ -138,9 +138,9 @@ def test_a_pmt_that_changes_the_tracks_is_refused() -> None:
     s.feed(pmt(H264, AAC))  # repeated, same version: fine
     with pytest.raises(InvalidMedia, match="changed mid-stream"):
         s.feed(pmt(H264, (0x0F, 0x105, b""), version=1))
+    t = TsScanner()
+    t.feed(pat() + pmt(H264))
     with pytest.raises(InvalidMedia, match="changed mid-stream"):
-        t = TsScanner()
-        t.feed(pat() + pmt(H264))
         t.feed(pmt((0x24, 0x100, b""), version=1))
 
 
