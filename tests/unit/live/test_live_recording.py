@@ -20,7 +20,7 @@ from mediaplane.jobs import JobState, create_job, run_job
 from mediaplane.live import LivePackager, session_dir
 from mediaplane.media import MasterPlaylist, MediaPlaylist, Presentation, render_hls_master
 from mediaplane.runtime import Runtime
-from tests.support import make_clip, migrated_runtime, probe_decodes
+from tests.support import ffprobe_json, make_clip, migrated_runtime, probe_decodes
 
 SECONDS = 6
 WRITE = 4096
@@ -166,3 +166,82 @@ def test_recording_without_media_errors(rt: Runtime) -> None:
         assert asset.errors is not None
         assert "recorded no media" in asset.errors["messages"][0]
     assert _events(rt, asset_id)[-1] == "video.asset.errored"
+
+
+def _record_publishes(out: Path, clips: list[Path]) -> None:
+    """Each clip one publish of one session (a reconnect each time), as the ingest joins
+    them: the first publish makes the session's output, the later ones continue it."""
+    from mediaplane.live import LiveOutput
+    from mediaplane.live._output import PublishFeed
+
+    session: list[LiveOutput] = []
+
+    def output_for(names: list[str], started_at: Any) -> PublishFeed:
+        if not session:
+            session.append(
+                LiveOutput(
+                    out,
+                    renditions=names,
+                    low_latency=True,
+                    part_target=0.5,
+                    segment_target=1.0,
+                    dvr_window_seconds=0,
+                    keep_segments=True,
+                    started_at=started_at,
+                )  # fmt: skip
+            )
+            return PublishFeed(session[0], session[0].current_publish)
+        return session[0].begin_publish(names, started_at=started_at)
+
+    async def go() -> None:
+        for clip in clips:
+            data = clip.read_bytes()
+            packager = LivePackager(
+                out, latency_mode="low", part_target=0.5, segment_target=1.0,
+                dvr_window_seconds=0, output_for=output_for,
+            )  # fmt: skip
+            for i in range(0, len(data), WRITE):
+                await packager.write(data[i : i + WRITE])
+            await packager.close()
+        session[0].finish()
+
+    asyncio.run(go())
+
+
+def test_a_recording_covers_every_publish_of_its_session(rt: Runtime, tmp_path: Path) -> None:
+    """Two publishes of the same encoder settings (a reconnect), then one at another
+    picture size: the recording has the first two, one after the other on one timeline
+    under one init segment, their segments' samples as written; the third is left out."""
+    other = make_clip(
+        "live-6s-480.flv", seconds=SECONDS, size="480x270", rate=30,
+        extra=["-g", "15", "-keyint_min", "15", "-sc_threshold", "0", "-f", "flv"],
+    )  # fmt: skip
+    asset_id = _asset(rt)
+    out = session_dir(rt.settings, "stream3", "session3")
+    _record_publishes(out, [_flv(), _flv(), other])
+    assert (out / "video" / "init-2.mp4").is_file()
+    assert _run(rt, asset_id, "stream3", "session3") is JobState.SUCCEEDED
+    with rt.db.session() as s:
+        asset = s.get(Asset, asset_id)
+        assert asset is not None and asset.status is AssetStatus.READY, asset
+        assert asset.duration == pytest.approx(2 * SECONDS, abs=0.6)
+        assert asset.presentation is not None
+        p = Presentation.from_dict(asset.presentation)
+    for r in (p.video[0], p.audio[0]):
+        starts = [s.start for s in r.segments]
+        ends = [s.start + s.duration for s in r.segments]
+        assert all(b >= a for a, b in zip(ends, starts[1:], strict=False))  # no overlap
+        gap = max(b - a for a, b in zip(ends, starts[1:], strict=False)) / r.timescale
+        assert gap < 0.1  # the second publish follows the first
+    video = p.video[0]
+    prefix = f"assets/{asset_id}/cmaf/"
+    data = rt.store.get_bytes(f"{prefix}video/init.mp4") + b"".join(
+        rt.store.get_bytes(f"{prefix}{video.segment_path(s.number)}") for s in video.segments
+    )
+    info: dict[str, Any] = probe_decodes(data)
+    stream = info["streams"][0]
+    assert (stream["width"], stream["height"]) == (320, 180)
+    assert int(stream["nb_read_frames"]) == pytest.approx(2 * SECONDS * 30, abs=20)
+    whole = tmp_path / "recording.mp4"  # a file: the pipe's duration is its first fragment's
+    whole.write_bytes(data)
+    assert float(ffprobe_json(whole)["format"]["duration"]) == pytest.approx(2 * SECONDS, abs=0.6)
