@@ -12,7 +12,12 @@ that stream (:class:`mediaplane.media.Fmp4Reader`) and hands each fragment to
 :class:`._output.LiveOutput`, which groups them into parts and segments and writes the
 files and playlists.
 
-Failures end the stream cleanly: the playlists get EXT-X-ENDLIST over what was written,
+An ffmpeg killed by a signal the packager did not send (an operator, the OOM killer, a
+crash) is started again, up to :data:`MAX_RESTARTS` times per publish, as a new publish of
+the session (a discontinuity: players go on), the publisher still connected
+(``live.packager_restarted``; ``packager_restarts`` in the health figures).
+
+Other failures end the stream cleanly: the playlists get EXT-X-ENDLIST over what was written,
 ffmpeg is killed and reaped, and the error is raised from the next ``write`` (or
 ``close``) as a :class:`mediaplane.media.MediaError`: :class:`InvalidMedia` when the
 publisher's stream is at fault (its message says what to change in the encoder),
@@ -84,6 +89,8 @@ PROBE_BYTES = 8 * 1024 * 1024
 PASSTHROUGH_GOP_TARGETS = 2.0
 MIN_PASSTHROUGH_GOP = 2.0
 TRANSCODE_GOP = 1.0
+#: How often one publish's ffmpeg is started again after it was killed.
+MAX_RESTARTS = 3
 #: Seconds ffmpeg may read a stream without packaging a frame of it: an input it cannot
 #: decode (a transcoded one) or cannot copy ends then, with the reason.
 FIRST_OUTPUT_SECONDS = 10.0
@@ -126,6 +133,8 @@ _FLV_AUDIO_CODECS = {
     11: "Speex",
     14: "MP3",
 }
+#: The largest sequence header tag body kept for a restart (AVC/AAC configs are tiny).
+MAX_SEQUENCE_HEADER = 64 * 1024
 #: Keyframe timestamps a scanner remembers (the first ones: the GOP is judged on them).
 KEYFRAMES_KEPT = 3
 
@@ -155,6 +164,13 @@ class FlvScanner:
         self.video_codec: str | None = None
         self.audio_codec: str | None = None
         self.keyframes: list[float] = []  # seconds, the first KEYFRAMES_KEPT
+        self._base = 0  # stream offset of the buffer's first byte
+        #: Stream offsets of the tags whose headers the last feed read (each offset is
+        #: that of the PreviousTagSize field before the tag).
+        self.tag_starts: list[int] = []
+        #: The newest H.264 and AAC sequence header tags (header and body), by tag type:
+        #: what a restarted ffmpeg must be fed before the media.
+        self.sequence_headers: dict[int, bytes] = {}
 
     @property
     def span(self) -> float:
@@ -174,6 +190,7 @@ class FlvScanner:
         buf = self._buf
         buf += data
         pos = 0
+        self.tag_starts = []
         if self._skip:
             n = min(self._skip, len(buf))
             self._skip -= n
@@ -209,10 +226,25 @@ class FlvScanner:
             peek = min(size, 2)
             if len(buf) - pos < 15 + peek:
                 break
+            first = buf[pos + 15] if peek else 0
+            second = buf[pos + 16] if peek > 1 else 0
+            sequence_header = (
+                peek > 1
+                and second == 0
+                and size <= MAX_SEQUENCE_HEADER
+                and (
+                    (kind == _FLV_VIDEO and first & 0x0F == _AVC and not first & 0x80)
+                    or (kind == _FLV_AUDIO and first >> 4 == _AAC)
+                )
+            )
+            if sequence_header:
+                if len(buf) - pos < 15 + size:
+                    break  # kept whole (a few dozen bytes)
+                self.sequence_headers[kind] = bytes(buf[pos + 4 : pos + 15 + size])
             ts = int.from_bytes(buf[pos + 8 : pos + 11], "big") | (buf[pos + 11] << 24)
+            self.tag_starts.append(self._base + pos)
             if peek:
-                second = buf[pos + 16] if peek > 1 else 0
-                self._check_codec(kind, buf[pos + 15], second, ts)
+                self._check_codec(kind, first, second, ts)
             self.tags += 1
             if kind != _FLV_SCRIPT:
                 self.first_ts = ts if self.first_ts is None else self.first_ts
@@ -223,6 +255,7 @@ class FlvScanner:
             pos += n
             self._skip = size - n
         del buf[:pos]
+        self._base += pos
 
     def _check_codec(self, kind: int, first: int, second: int, ts: int) -> None:
         if kind == _FLV_VIDEO:
@@ -347,6 +380,11 @@ class LivePackager:
         self.transcode: LiveTranscode | None = None
         self.max_gop = max(MIN_PASSTHROUGH_GOP, PASSTHROUGH_GOP_TARGETS * segment_target)
         self._proc_started = 0.0  # loop time ffmpeg started
+        self._killed = False  # the packager itself killed its ffmpeg
+        self._resync = False  # FLV: a restarted ffmpeg waits for a tag boundary
+        self._fed = 0  # bytes of the stream written so far
+        #: ffmpeg processes started again after one was killed (see :meth:`_restart`).
+        self.restarts = 0
         self._output_seen = False  # a fragment came out of ffmpeg
 
     @property
@@ -376,10 +414,19 @@ class LivePackager:
         if self._closed:
             raise MediaError("the live packager is closed")
         self.meter.input(len(flv))
+        start, self._fed = self._fed, self._fed + len(flv)
         try:
             self._scanner.feed(flv)
         except InvalidMedia as exc:
             await self._fail(exc)
+        if self._resync:
+            restart = self._flv_restart(flv, start)
+            if restart is not None:
+                self._resync = False
+                scanner = self._scanner
+                names = [n for n, on in (("video", scanner.video), ("audio", scanner.audio)) if on]
+                await self._spawn(names, restart)
+            return
         if self._started_at is None and self._scanner.first_ts is not None:  # media began
             self._started_at = datetime.now(UTC)
         if self._proc is None:
@@ -498,6 +545,27 @@ class LivePackager:
                 keep_segments=self.keep_segments,
                 started_at=self._started_at,
             )
+        self.transcode = self._plan_transcode()
+        if self.transcode is not None:
+            log.info(
+                "live.transcoding",
+                out_dir=str(self.out_dir),
+                reason=self.meter.mode_reason,
+                source=self.meter.source,
+            )
+        held, self._held = self._held, []
+        if isinstance(scanner, FlvScanner) and held and held[0][:3] == b"FLV":
+            # The header's flags say which tracks follow: ffmpeg then stops probing once it
+            # has them, and never waits for one the encoder announced but does not send.
+            first = bytearray(held[0])
+            if len(first) > 4:
+                first[4] = (0x01 if scanner.video else 0) | (0x04 if scanner.audio else 0)
+            held[0] = bytes(first)
+        await self._spawn(names, b"".join(held))
+
+    async def _spawn(self, names: list[str], data: bytes) -> None:
+        """Start ffmpeg on the tracks ``names`` (into :attr:`output`) and send it ``data``."""
+        scanner = self._scanner
         pipes = {name: os.pipe() for name in names}
         audio_fragment = (
             max(0.05, self.part_target - AUDIO_PART_MARGIN)
@@ -510,7 +578,6 @@ class LivePackager:
                 "video_map": f"0:i:{scanner.video_pid}",
                 "audio_map": f"0:i:{scanner.audio_pid}",
             }
-        self.transcode = self._plan_transcode()
         self.argv = live_package_argv(
             self.ffmpeg,
             video_fd=pipes["video"][1] if "video" in pipes else None,
@@ -521,13 +588,7 @@ class LivePackager:
             **maps,
         )
         log.debug("process.start", name="ffmpeg-live", argv=self.argv)
-        if self.transcode is not None:
-            log.info(
-                "live.transcoding",
-                out_dir=str(self.out_dir),
-                reason=self.meter.mode_reason,
-                source=self.meter.source,
-            )
+        self._killed = False
         try:
             self._proc = await asyncio.create_subprocess_exec(
                 *self.argv,
@@ -555,15 +616,79 @@ class LivePackager:
             t.daemon = True
             t.start()
             self._threads.append(t)
-        held, self._held = self._held, []
-        if isinstance(scanner, FlvScanner) and held and held[0][:3] == b"FLV":
-            # The header's flags say which tracks follow: ffmpeg then stops probing once it
-            # has them, and never waits for one the encoder announced but does not send.
-            first = bytearray(held[0])
-            if len(first) > 4:
-                first[4] = (0x01 if scanner.video else 0) | (0x04 if scanner.audio else 0)
-            held[0] = bytes(first)
-        await self._send(b"".join(held))
+        if data:
+            await self._send(data)
+
+    def _restartable(self) -> bool:
+        """ffmpeg was killed by a signal none of ours sent (an operator, the OOM killer, a
+        crash): the publisher is not at fault, so the stream goes on with a new one."""
+        proc = self._proc
+        return (
+            proc is not None
+            and proc.returncode is not None
+            and proc.returncode < 0
+            and not self._killed
+            and self._error is None
+            and not self._closed
+            and self._thread_error is None
+            and self.output_for is not None
+            and self.restarts < MAX_RESTARTS
+        )
+
+    async def _restart(self) -> None:
+        """A new ffmpeg for the rest of the stream, as a new publish of the session (a
+        discontinuity and a new init segment: its media clock starts anew). MPEG-TS goes on
+        from the next write (ffmpeg finds the packet sync and the PAT/PMT itself); FLV from
+        the next tag boundary, after a new FLV header and the sequence headers seen."""
+        proc = self._proc
+        assert proc is not None
+        assert self.output_for is not None
+        self.restarts += 1
+        self.meter.restarts = self.restarts
+        tail = b"".join(self._stderr).decode("utf-8", "replace").strip()[-300:]
+        log.warning(
+            "live.packager_restarted",
+            out_dir=str(self.out_dir),
+            pid=proc.pid,
+            returncode=proc.returncode,
+            restarts=self.restarts,
+            stderr=tail,
+        )
+        if self._stderr_task is not None:
+            self._stderr_task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._stderr_task
+        self._proc, self._threads, self._truncated, self._output_seen = None, [], None, False
+        self._stderr.clear()
+        self.encoder = None
+        scanner = self._scanner
+        names = [n for n, on in (("video", scanner.video), ("audio", scanner.audio)) if on]
+        try:
+            self.output = await asyncio.to_thread(self.output_for, names, datetime.now(UTC))
+        except InvalidMedia as exc:
+            await self._fail(exc)
+        if isinstance(scanner, FlvScanner):
+            self._resync = True  # the next write that holds a tag boundary starts it
+        else:
+            await self._spawn(names, b"")
+
+    def _flv_restart(self, data: bytes, start: int) -> bytes | None:
+        """What a new ffmpeg is fed from FLV ``data`` (its first byte at stream offset
+        ``start``): an FLV header, the sequence headers, then ``data`` from its first tag
+        boundary (each tag's trailer made to match); None when no boundary is in it."""
+        scanner = self._scanner
+        assert isinstance(scanner, FlvScanner)
+        cut = next((o - start for o in scanner.tag_starts if o >= start), None)
+        if cut is None or len(data) - cut < 4:
+            return None
+        flags = (0x01 if scanner.video else 0) | (0x04 if scanner.audio else 0)
+        out = bytearray(b"FLV\x01" + bytes([flags]) + b"\x00\x00\x00\x09")
+        prev = 0
+        for tag in scanner.sequence_headers.values():
+            out += struct.pack(">I", prev) + tag
+            prev = len(tag)
+        out += struct.pack(">I", prev) + data[cut + 4 :]
+        return bytes(out)
 
     async def _send(self, data: bytes) -> None:
         proc = self._proc
@@ -667,6 +792,7 @@ class LivePackager:
             self._stderr.append(line)
 
     def _kill(self) -> None:
+        self._killed = True
         if self.encoder is not None:
             self.encoder.kill()
         proc = self._proc
@@ -680,6 +806,10 @@ class LivePackager:
             await asyncio.to_thread(t.join, CLOSE_TIMEOUT)
 
     async def _finish(self) -> None:
+        if self._proc is None and self._resync:  # restarted, and no tag came since
+            assert self.output is not None
+            await asyncio.to_thread(self.output.finish)
+            return
         if self._proc is None:
             if self._nothing_sent():
                 return  # nothing was published
@@ -723,6 +853,9 @@ class LivePackager:
         if self._stderr_task is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._stderr_task), 2)
+        if self._restartable():
+            await self._restart()
+            return
         error = self._thread_error
         if isinstance(error, MediaError):
             await self._fail(error)

@@ -16,7 +16,9 @@ each later publish's segments keep their samples and get their ``tfdt`` moved so
 they follow the one before on one timeline under the first publish's init segment (a
 remux of the timing only). A publish whose sample description differs from the first's
 (another picture size, codec profile or audio configuration) cannot share that init
-segment without a re-encode: it is left out, and ``recording.publish_left_out`` says so. The asset turns ``ready`` with its duration and size, ``video.asset.live_stream_completed``
+segment without a re-encode: it is left out, and ``recording.publish_left_out`` says so.
+
+The asset turns ``ready`` with its duration and size, ``video.asset.live_stream_completed``
 and ``video.asset.ready`` (and the tracks' events) in one transaction.
 
 Idempotent: a retry stores the same objects again and writes nothing once the asset is
