@@ -2,7 +2,8 @@
 over RTMP and is killed; during the gap the playlist keeps answering 200 and grows with
 slate segments (after a discontinuity, under their own init segment); a new publisher (at
 another size) continues the same playlist with a higher media sequence after another
-discontinuity, and the MPD has a Period per publish. A stream whose packager ffmpeg is
+discontinuity, and the MPD has a Period per publish; the resource's health says which input
+is shown (primary, slate, backup). A stream whose packager ffmpeg is
 killed goes on (a restarted one, after a discontinuity) while another stream on the same
 server is untouched."""
 
@@ -86,6 +87,18 @@ class _Watcher:
         raise AssertionError(f"timed out waiting for {what}")
 
 
+def _input(server: Server, stream: dict[str, Any], which: str) -> dict[str, Any]:
+    """Wait until the stream's health on the resource says ``which`` input it shows."""
+
+    def shown() -> dict[str, Any] | None:
+        with server.client() as c:
+            health = c.get(f"/api/v1/live-streams/{stream['id']}").json()["data"]["health"]
+        return health if health and health.get("input") == which else None
+
+    found: dict[str, Any] = until(f"health to show the {which} input", shown)
+    return found
+
+
 def _discontinuities(p: MediaPlaylist) -> int:
     """Discontinuities since the start of the stream (those left and those listed)."""
     return (p.discontinuity_sequence or 0) + sum(s.discontinuity for s in p.segments)
@@ -129,6 +142,7 @@ def test_reconnect_continues_the_playlist_over_a_slate(
     assert (info["streams"][0]["width"], info["streams"][0]["height"]) == (320, 180)
     with sqlite_server.client() as c:
         assert c.get(f"/api/v1/live-streams/{stream['id']}").json()["data"]["status"] == "active"
+    assert _input(sqlite_server, stream, "slate")["input"] == "slate"  # on the resource
     slate_msn = watch.last_msn
 
     # The publisher is back (at another size): the same playlist goes on, higher numbers.
@@ -138,6 +152,7 @@ def test_reconnect_continues_the_playlist_over_a_slate(
         seg = _after(back, 2)[0]
         assert seg.map is not None and seg.map.uri == "init-2.mp4"
         assert watch.last_msn > slate_msn
+        _input(sqlite_server, stream, "primary")
         data = httpx.get(f"{base}/init-2.mp4").content + httpx.get(f"{base}/{seg.uri}").content
         info = probe_decodes(data)
         assert (info["streams"][0]["width"], info["streams"][0]["height"]) == (480, 270)
@@ -193,6 +208,7 @@ def test_backup_input_takes_over(sqlite_server: Server, stream: dict[str, Any]) 
         data = httpx.get(f"{base}/{seg.map.uri}").content + httpx.get(f"{base}/{seg.uri}").content
         info = probe_decodes(data)
         assert (info["streams"][0]["width"], info["streams"][0]["height"]) == (480, 270)
+        assert _input(sqlite_server, stream, "backup")["status"] != "failed"
 
         _stop(backup)  # the backup's connection ends: the primary (standby now) is back
         back = watch.until("the primary's segments", lambda p: _after(p, 2))
@@ -202,6 +218,7 @@ def test_backup_input_takes_over(sqlite_server: Server, stream: dict[str, Any]) 
         info = probe_decodes(data)
         assert (info["streams"][0]["width"], info["streams"][0]["height"]) == (320, 180)
         assert '"reason": "disconnected"' in sqlite_server.log()
+        _input(sqlite_server, stream, "primary")
         with sqlite_server.client() as c:
             data_ = c.get(f"/api/v1/live-streams/{stream['id']}").json()["data"]
         assert data_["status"] == "active"

@@ -9,6 +9,8 @@ writes a snapshot to ``live_streams.health`` every :data:`HEALTH_SECONDS` while 
 is on (:func:`record_health`), and a ``failed`` one with the packager's message when the
 stream fails, so the creator reads on the resource why it ended.
 
+The ingest adds ``input``: the input the figures are of (``primary`` or ``backup``), or
+``slate`` while the publisher is away (over the last figures it had).
 ``packager_restarts`` counts the packager's ffmpeg processes started again after one was
 killed (the stream went on, after a discontinuity). ``mode`` says whether the publisher's
 stream is passed through (``passthrough``: H.264 and AAC with keyframes close enough to
