@@ -10,7 +10,8 @@ H.264 SVC/MVC, AVS, Dirac, TrueHD, PCM…) is refused with an :class:`InvalidMed
 what to set in the encoder; data streams (SCTE-35, ID3/KLV metadata, subtitles, teletext)
 are ignored. It keeps at most one partial packet and one partial PSI section (≤ 1024
 bytes) between feeds. H.264 keyframes are seen at their PES start (the adaptation field's
-random access indicator, or an IDR slice in the packet): their times are ``keyframes``.
+random access indicator, or an IDR slice in the PES's first packets): their times are
+``keyframes``.
 
 Tracks are chosen by PID (the packager maps ``0:i:PID`` in ffmpeg, where the stream id is
 the PID), so a data stream ffmpeg would probe as something else never takes a track's place.
@@ -73,6 +74,9 @@ TRANSCODED_AUDIO = frozenset(
 _PRIVATE_VIDEO = frozenset({"HEVC", "AV1", "VC-1", "Dirac"})
 #: Keyframe times remembered (the first ones: the GOP is judged on them).
 KEYFRAMES_KEPT = 3
+#: Packets of a video PES looked through for its first slice (SPS, PPS and a large SEI,
+#: as x264 writes in its first frame, come before it).
+SLICE_SCAN_PACKETS = 8
 #: Descriptors that make a private PES stream (type 0x06) audio or video (DVB, EN 300 468).
 _PRIVATE_DESCRIPTORS = {0x6A: "AC-3", 0x7A: "E-AC-3", 0x7B: "DTS"}
 #: Registration descriptor (tag 5) format identifiers of audio or video codecs.
@@ -119,6 +123,8 @@ class TsScanner:
         self.video_codec: str | None = None
         self.audio_codec: str | None = None
         self.keyframes: list[float] = []
+        self._pes_pts: float | None = None  # a video PES whose first slice is looked for
+        self._pes_packets = 0
 
     @property
     def newest(self) -> float | None:
@@ -195,6 +201,10 @@ class TsScanner:
         if pid != 0 and pid != self.pmt_pid:
             if b1 & 0x40 and pid in (self.video_pid, self.audio_pid):
                 self._pes_start(buf, pos, pid)
+            elif pid == self.video_pid and self._pes_pts is not None:
+                self._look_for_slice(
+                    buf, pos, pos + 4 + (1 + buf[pos + 4] if buf[pos + 3] & 0x20 else 0)
+                )
             return
         afc = buf[pos + 3] >> 4 & 0x03
         if not afc & 0x01:  # no payload
@@ -245,22 +255,32 @@ class TsScanner:
             self.first_ts = pts
         self.last_ts = max(self.last_ts, pts)
         if pid == self.video_pid and self.video_codec == "H.264":
-            if len(self.keyframes) < KEYFRAMES_KEPT and self._keyframe(buf, pos, start):
-                self.keyframes.append(pts)
+            self._pes_pts = None
+            if len(self.keyframes) >= KEYFRAMES_KEPT:
+                return
+            if buf[pos + 3] & 0x20 and buf[pos + 4] and buf[pos + 5] & 0x40:
+                self.keyframes.append(pts)  # the random access indicator
+                return
+            self._pes_pts, self._pes_packets = pts, 0
+            self._look_for_slice(buf, pos, start + 9 + buf[start + 8])
 
-    @staticmethod
-    def _keyframe(buf: bytearray, pos: int, start: int) -> bool:
-        """The PES starting in this packet begins an H.264 keyframe: the random access
-        indicator is set, or an IDR slice (NAL type 5) starts within the packet."""
-        if buf[pos + 3] & 0x20 and buf[pos + 4] and buf[pos + 5] & 0x40:
-            return True
-        body = start + 9 + buf[start + 8]
-        at = buf.find(b"\x00\x00\x01", body, pos + PACKET)
-        while 0 <= at < pos + PACKET - 3:
-            if buf[at + 3] & 0x1F == 5:
-                return True
-            at = buf.find(b"\x00\x00\x01", at + 3, pos + PACKET)
-        return False
+    def _look_for_slice(self, buf: bytearray, pos: int, body: int) -> None:
+        """Scan the video PES's packets (up to :data:`SLICE_SCAN_PACKETS`, past the
+        parameter sets and SEI before it) for its first slice: an IDR one (NAL type 5)
+        makes the PES a keyframe at its PTS, any other ends the look."""
+        end = pos + PACKET
+        at = buf.find(b"\x00\x00\x01", body, end)
+        while 0 <= at < end - 3:
+            nal = buf[at + 3] & 0x1F
+            if nal in (1, 5):
+                if nal == 5 and self._pes_pts is not None:
+                    self.keyframes.append(self._pes_pts)
+                self._pes_pts = None
+                return
+            at = buf.find(b"\x00\x00\x01", at + 3, end)
+        self._pes_packets += 1
+        if self._pes_packets >= SLICE_SCAN_PACKETS:
+            self._pes_pts = None
 
     def _pat(self, section: bytes) -> None:
         if section[0] != 0x00 or not section[5] & 0x01:  # not a PAT, or not current

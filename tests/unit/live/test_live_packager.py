@@ -374,6 +374,7 @@ async def test_video_that_cannot_be_decoded_is_refused(tmp_path: Path) -> None:
         tmp_path, latency_mode="low", part_target=PART, segment_target=SEGMENT,
         dvr_window_seconds=60,
     )  # fmt: skip
+
     async def publish() -> None:
         await feed(packager, clip.read_bytes())
         await packager.close()

@@ -117,6 +117,19 @@ def keyframe_pes(pid: int, pts: float, *, rai: bool) -> bytes:
     return data[:4] + (body + nals).ljust(184, b"\xff")
 
 
+def test_an_idr_after_a_large_sei_is_a_keyframe() -> None:
+    s = TsScanner()
+    s.feed(pat() + pmt(H264, AAC))
+    start = pes(0x100, 2.0)
+    sei = b"\x00\x00\x00\x01\x06" + b"\x05" * 170  # fills the PES's first packet
+    first = start[:4] + (start[4:].rstrip(b"\xff") + sei)[:184]
+    idr = bytes([0x47, 0x01, 0x00, 0x11]) + (b"\x00\x00\x01\x65\x88").ljust(184, b"\xff")
+    s.feed(first + idr)
+    p_slice = bytes([0x47, 0x01, 0x00, 0x12]) + (b"\x00\x00\x01\x41\x9a").ljust(184, b"\xff")
+    s.feed(pes(0x100, 2.5)[:4] + pes(0x100, 2.5)[4:].rstrip(b"\xff").ljust(184, b"\xff") + p_slice)
+    assert s.keyframes == [pytest.approx(2.0)]
+
+
 def test_h264_keyframes_are_seen() -> None:
     s = TsScanner()
     s.feed(pat() + pmt(H264, AAC))
