@@ -14,9 +14,12 @@ A session with several publishes (a reconnect, a backup input that took over) re
 every one of them, in order (``publishes.json``; the slate shown in between is left out):
 each later publish's segments keep their samples and get their ``tfdt`` moved so that
 they follow the one before on one timeline under the first publish's init segment (a
-remux of the timing only). A publish whose sample description differs from the first's
-(another picture size, codec profile or audio configuration) cannot share that init
-segment without a re-encode: it is left out, and ``recording.publish_left_out`` says so.
+remux of the timing only). H.264 publishes whose parameters differ from the first's
+(another picture size, profile or level) are joined without a re-encode too: the
+rendition becomes ``avc3`` and each segment carries its publish's SPS/PPS in band
+(:mod:`._inband`). What cannot be joined so (an audio configuration that differs: another
+sample rate or channel count; another timescale) is left out, and
+``recording.publish_left_out`` says so.
 
 The asset turns ``ready`` with its duration and size, ``video.asset.live_stream_completed``
 and ``video.asset.ready`` (and the tracks' events) in one transaction.
@@ -65,6 +68,7 @@ from mediaplane.media import (
 )
 from mediaplane.pipeline import cmaf_prefix, update_presentation
 
+from ._inband import insert_parameter_sets, parameter_sets, to_avc3
 from ._ingest import live_root, session_dir
 from ._ladder import shift_decode_time
 from ._models import LiveSessionRow, LiveStream
@@ -109,15 +113,22 @@ class RecordedRung:
     init: Path
     segments: tuple[Path, ...]
     shifts: tuple[int, ...] = ()
+    #: The init segment stored instead of ``init`` (``avc3``: parameter sets in band).
+    init_bytes: bytes | None = None
+    #: Per segment: the SPS/PPS put in front of its first sample (:mod:`._inband`).
+    inband: tuple[bytes, ...] = ()
 
     def segment_bytes(self, index: int) -> bytes | None:
-        """Segment ``index`` rewritten onto the recording's timeline, or None when the file
-        is stored as it is."""
+        """Segment ``index`` rewritten onto the recording's timeline (and with its
+        publish's parameter sets in band), or None when the file is stored as it is."""
         shift = self.shifts[index] if index < len(self.shifts) else 0
-        if not shift:
+        nals = self.inband[index] if index < len(self.inband) else b""
+        if not shift and not nals:
             return None
         data = self.segments[index].read_bytes()
-        return shift_segment(self.init.read_bytes(), data, shift)
+        if shift:
+            data = shift_segment(self.init.read_bytes(), data, shift)
+        return insert_parameter_sets(data, nals)
 
 
 def shift_segment(init: bytes, data: bytes, delta: int) -> bytes:
@@ -156,7 +167,10 @@ def finish_recording(ctx: JobContext, payload: FinishRecording) -> None:
     prefix = cmaf_prefix(asset_id)
     for rung in rungs:
         rid = rung.rendition.id
-        rt.store.put_file(f"{prefix}{rid}/init.mp4", rung.init)
+        if rung.init_bytes is not None:
+            rt.store.put_bytes(f"{prefix}{rid}/init.mp4", rung.init_bytes)
+        else:
+            rt.store.put_file(f"{prefix}{rid}/init.mp4", rung.init)
         for i, (seg, path) in enumerate(zip(rung.rendition.segments, rung.segments, strict=True)):
             key = f"{prefix}{rung.rendition.segment_path(seg.number)}"
             moved = rung.segment_bytes(i)
@@ -351,10 +365,10 @@ def _session_rungs(out: Path, publishes: list[object]) -> list[RecordedRung]:
     """Every publish of the session that is not the slate (reconnects, backup inputs), in
     order, as one timeline under the first publish's init segment: their segments are
     stored as they are, only their ``tfdt`` moved so that each publish starts where the one
-    before ended (tracks moved together, so audio stays in sync with video). A publish whose
-    sample description differs from the first's (another encoder, another picture size) is
-    left out of the recording, logged as ``recording.publish_left_out``: a VOD rendition
-    has one init segment, and joining it would need a re-encode."""
+    before ended (tracks moved together, so audio stays in sync with video). H.264 of other
+    parameters goes in band (``avc3``, :func:`_joinable`); a publish that differs otherwise
+    from the first is left out of the recording, logged as ``recording.publish_left_out``:
+    a VOD rendition has one init segment, and joining it would need a re-encode."""
     runs: list[dict[str, _Run]] = []
     for p in publishes:
         if not isinstance(p, dict) or p.get("slate"):
@@ -374,10 +388,13 @@ def _session_rungs(out: Path, publishes: list[object]) -> list[RecordedRung]:
         return []
     ref = {name: sample_description(run.init_data) for name, run in runs[0].items()}
     kept = [runs[0]]
+    inband = False  # H.264 publishes of other parameters: SPS/PPS in band
     for found in runs[1:]:
         differs = [
             n for n in ref if n not in found or sample_description(found[n].init_data) != ref[n]
         ]
+        if differs == ["video"] and _joinable(runs[0]["video"], found["video"]):
+            differs, inband = [], True
         if differs or set(found) != set(ref):
             log.warning(
                 "recording.publish_left_out",
@@ -405,9 +422,44 @@ def _session_rungs(out: Path, publishes: list[object]) -> list[RecordedRung]:
                 segs.append((path, start + ticks, duration, size, samples))
                 moves.append(ticks)
         rung = _rung(name, kept[0][name].init, kept[0][name].init_data, kept[0][name].track, segs)
-        if rung is not None:
-            rungs.append(dataclasses.replace(rung, shifts=tuple(moves)))
+        if rung is None:
+            continue
+        rung = dataclasses.replace(rung, shifts=tuple(moves))
+        if name == "video" and inband:
+            nals = [
+                parameter_sets(found[name].init_data)[1]
+                for found in kept
+                for _ in found[name].segments
+            ]
+            r = rung.rendition
+            rendition = dataclasses.replace(
+                r,
+                codecs="avc3" + r.codecs[4:],
+                width=max(found[name].track.width or 0 for found in kept) or r.width,
+                height=max(found[name].track.height or 0 for found in kept) or r.height,
+            )
+            avc3 = to_avc3(kept[0][name].init_data)
+            rung = dataclasses.replace(
+                rung, rendition=rendition, init_bytes=avc3, inband=tuple(nals)
+            )
+            log.info("recording.parameter_sets_in_band", dir=str(out), publishes=len(kept))
+        rungs.append(rung)
     return rungs
+
+
+def _joinable(first: _Run, other: _Run) -> bool:
+    """Two H.264 publishes of other parameters (picture size, profile, level) that one
+    ``avc3`` rendition can carry, their parameter sets in band: the same timescale, track
+    and NAL length size."""
+    a, b = first.track, other.track
+    if not (a.codec.startswith("avc1.") and b.codec.startswith("avc1.")):
+        return False
+    if (a.timescale, a.track_id) != (b.timescale, b.track_id):
+        return False
+    try:
+        return parameter_sets(first.init_data)[0] == parameter_sets(other.init_data)[0]
+    except Fmp4Error:
+        return False
 
 
 def _single_run(
