@@ -4,11 +4,14 @@ settings (another picture size, profile or level) without re-encoding them.
 A VOD rendition has one init segment, and an ``avc1`` sample entry says every sample is
 decoded with the SPS/PPS in its ``avcC``. An ``avc3`` sample entry allows parameter sets in
 the samples themselves (ISO/IEC 14496-15 5.3.2), which then take precedence: so the
-recording's init becomes ``avc3`` (:func:`to_avc3`) and the first sample of every segment
-gets its own publish's SPS and PPS in front (:func:`insert_parameter_sets`), length-prefixed
-as the samples' NAL units are. The samples are not decoded or re-encoded; only the first
-sample's size (``trun``, or ``tfhd``'s default for a one-sample fragment) and the ``mdat``
-size change.
+recording's init becomes ``avc3`` (:func:`to_avc3`) and every keyframe gets its own
+publish's SPS and PPS in front (:func:`insert_parameter_sets`, one fragment at a time),
+length-prefixed as the samples' NAL units are: Chromium puts the init segment's parameter
+sets before a keyframe that has none, so the first keyframe of a segment is not enough.
+The samples are not decoded or re-encoded; only the first sample's size (``trun``, or
+``tfhd``'s default for a one-sample fragment) and the ``mdat`` size change. Checked in
+Chromium: such a recording (320x180, 480x270, 320x180 publishes) plays through in MSE,
+switching picture size.
 """
 
 from __future__ import annotations
@@ -69,8 +72,8 @@ def to_avc3(init: bytes) -> bytes:
 
 
 def insert_parameter_sets(segment: bytes, nals: bytes) -> bytes:
-    """``segment`` (styp, then moof/mdat pairs) with ``nals`` in front of the first sample
-    of its first fragment."""
+    """``segment`` (a fragment: [styp,] moof, mdat, …) with ``nals`` in front of the first
+    sample of its first fragment."""
     if not nals:
         return segment
     moof = _box(segment, b"moof")

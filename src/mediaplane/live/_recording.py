@@ -16,7 +16,7 @@ each later publish's segments keep their samples and get their ``tfdt`` moved so
 they follow the one before on one timeline under the first publish's init segment (a
 remux of the timing only). H.264 publishes whose parameters differ from the first's
 (another picture size, profile or level) are joined without a re-encode too: the
-rendition becomes ``avc3`` and each segment carries its publish's SPS/PPS in band
+rendition becomes ``avc3`` and every keyframe carries its publish's SPS/PPS in band
 (:mod:`._inband`). What cannot be joined so (an audio configuration that differs: another
 sample rate or channel count; another timescale) is left out, and
 ``recording.publish_left_out`` says so.
@@ -126,21 +126,24 @@ class RecordedRung:
         if not shift and not nals:
             return None
         data = self.segments[index].read_bytes()
-        if shift:
-            data = shift_segment(self.init.read_bytes(), data, shift)
-        return insert_parameter_sets(data, nals)
+        return shift_segment(self.init.read_bytes(), data, shift, nals)
 
 
-def shift_segment(init: bytes, data: bytes, delta: int) -> bytes:
-    """A CMAF segment's fragments with their ``tfdt`` moved by ``delta`` media units (the
-    samples untouched: a remux of the timing only)."""
+def shift_segment(init: bytes, data: bytes, delta: int, nals: bytes = b"") -> bytes:
+    """A CMAF segment's fragments with their ``tfdt`` moved by ``delta`` media units and,
+    with ``nals``, those parameter sets in front of every keyframe (browsers put the init
+    segment's before a keyframe that has none). The samples are untouched: a remux."""
     reader = Fmp4Reader()
     reader.feed(init)
     frags = [f for f in reader.feed(data) if isinstance(f, Fragment)]
     reader.end()
     if sum(len(f.data) for f in frags) != len(data):
         raise Fmp4Error("a segment holds boxes besides its fragments")
-    return b"".join(shift_decode_time(f, delta).data for f in frags)
+    out = []
+    for frag in frags:
+        moved = shift_decode_time(frag, delta).data
+        out.append(insert_parameter_sets(moved, nals) if nals and frag.sync else moved)
+    return b"".join(out)
 
 
 def finish_recording(ctx: JobContext, payload: FinishRecording) -> None:
