@@ -185,7 +185,7 @@ def test_undecodable_video_leaves_a_failed_health(ladder_server: Server) -> None
     try:
         pub = _publisher(
             f"{ladder_server.rtmp_url}/{stream['stream_key']}",
-            3,
+            1,
             # Sorenson Spark (transcoded when it decodes), every byte of it noise
             codecs=("-c:v", "flv1", "-bsf:v", "noise=amount=1", *AAC),
         )
