@@ -4,8 +4,10 @@ active, its public playback id serves an LL-HLS playlist with parts and blocking
 a DASH MPD, segments that decode, and when the publisher stops the playlist ends and the
 stream goes idle. A second stream is published over SRT (``srt://…?streamid={stream_key}``,
 MPEG-TS) and plays the same way. A wrong key is dropped before any media, on both. A
-recorded stream's session becomes a VOD asset (the live segments, not re-encoded) that plays
-seconds after the stream goes idle, from its own storage: the live directory is deleted."""
+recorded stream's session (a publish, a drop, a reconnect) becomes one VOD asset covering
+both publishes (the live segments, not re-encoded) that plays seconds after the stream goes
+idle, from its own storage: the live directory is deleted.
+HEVC with AC-3 over SRT, and H.264 with a 10 s GOP over RTMP, are transcoded and play."""
 
 from __future__ import annotations
 
@@ -22,16 +24,16 @@ from mediaplane.live._libsrt import load as load_libsrt
 from mediaplane.media import MPD, MasterPlaylist, MediaPlaylist
 from tests.support import (
     Server,
+    ffprobe_json,
     live_publisher,
     live_segment_decodes,
     live_stream,
-    probe_decodes,
     skip_or_fail,
     until,
 )
 
 PUBLISH_SECONDS = 10
-RECORD_SECONDS = 6
+RECORD_SECONDS = 3  # each of two publishes
 
 
 # Shared with the browser's live tests (tests/browser/test_live_players.py imports these).
@@ -199,43 +201,98 @@ def test_srt_publish_plays(sqlite_server: Server, live_srt: dict[str, Any]) -> N
     )
 
 
+TRANSCODE_SECONDS = 30  # at most: stopped once seen
+
+
+def _health(server: Server, stream: dict[str, Any]) -> dict[str, Any] | None:
+    with server.client() as c:
+        health: dict[str, Any] | None = c.get(f"/api/v1/live-streams/{stream['id']}").json()[
+            "data"
+        ]["health"]
+    return health
+
+
 @pytest.mark.usefixtures("libsrt")
-def test_srt_hevc_is_refused_with_a_reason(sqlite_server: Server, live_srt: dict[str, Any]) -> None:
-    """Media the packager does not take ends the publish, and the log says why."""
-    clip = Clip(
-        seconds=2,
-        video=picture("160x90", 30),
-        audio=(sine(440, 48000),),
-        codecs=("-c:v", "libx265", "-preset", "ultrafast", *AAC),
-        extra=("-f", "mpegts"),
-    )
-    pub = subprocess.Popen(
-        clip.argv(sqlite_server.srt_url(live_srt["stream_key"]), realtime=True),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        _until(
-            "the refusal in the log",
-            lambda: "srt.sink_refused" in (log := sqlite_server.log()) and "HEVC" in log or None,
+def test_hevc_ac3_over_srt_and_a_10s_gop_over_rtmp_are_transcoded(
+    sqlite_server: Server, live: dict[str, Any], live_srt: dict[str, Any]
+) -> None:
+    """HEVC video with AC-3 audio over SRT, and H.264 with a keyframe every 10 s over RTMP,
+    published at once: each is transcoded to H.264 (a keyframe a second) and AAC, plays,
+    and says so (and why) in its health."""
+
+    def publisher(url: str, codecs: tuple[str, ...], container: str) -> Any:
+        clip = Clip(
+            seconds=TRANSCODE_SECONDS,
+            video=picture("320x180", 30),
+            audio=(sine(440, 48000),),
+            codecs=codecs,
+            extra=("-f", container),
         )
+        return subprocess.Popen(
+            clip.argv(url, realtime=True), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+
+    hevc = ("-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "log-level=error")
+    gop10 = ("-c:v", "libx264", "-preset", "ultrafast", "-g", "300", "-keyint_min", "300")
+    pubs = [
+        publisher(sqlite_server.srt_url(live_srt["stream_key"]), (*hevc, "-c:a", "ac3"), "mpegts"),
+        publisher(
+            f"{sqlite_server.rtmp_url}/{live['stream_key']}",
+            (*gop10, "-sc_threshold", "0", *AAC),
+            "flv",
+        ),
+    ]
+    try:
+        for stream, reason in ((live_srt, "the video is HEVC"), (live, "keyframes are more")):
+            play = f"{sqlite_server.url}/play/{stream['playback_ids'][0]['id']}"
+            master = MasterPlaylist.parse(
+                _until(
+                    "the master playlist",
+                    lambda play=play: (
+                        (r := httpx.get(f"{play}/master.m3u8")).status_code == 200
+                        and r.text
+                        or None
+                    ),
+                )
+            )
+            (variant,) = master.variants
+            assert "avc1." in (variant.codecs or "") and "mp4a.40.2" in (variant.codecs or "")
+            assert variant.uri is not None
+            playlist = live_segment_decodes(f"{play}/{variant.uri}")
+            done = [s for s in playlist.segments if s.uri is not None]
+            assert all((s.duration or 0) <= 2.1 for s in done)  # 1 s GOPs, 2 s segments
+            health = _until(
+                "the transcode in the health figures",
+                lambda stream=stream: (h := _health(sqlite_server, stream)) and h["mode"] and h,
+            )
+            assert health["mode"] == "transcode" and reason in health["mode_reason"], health
+        srt_health = _health(sqlite_server, live_srt)
+        assert srt_health is not None
+        assert srt_health["source_codecs"] == {"video": "HEVC", "audio": "AC-3"}
+        assert "AC-3, not AAC" in srt_health["mode_reason"]
+        rtmp_health = _health(sqlite_server, live)
+        assert rtmp_health is not None and "audio" not in rtmp_health["mode_reason"]
     finally:
-        pub.kill()
-        pub.wait(timeout=30)
+        for pub in pubs:
+            pub.kill()
+            pub.wait(timeout=30)
 
 
-def test_recording_plays_as_vod(sqlite_server: Server) -> None:
+def test_recording_of_a_reconnected_session_plays_as_vod(sqlite_server: Server) -> None:
+    """A recorded stream: a publish, a drop, a reconnect within the window, the end. The
+    recording covers both publishes, one after the other, and plays as VOD."""
     with sqlite_server.client() as c:
         r = c.post(
             "/api/v1/live-streams",
-            json={"latency_mode": "standard", "record": True, "reconnect_window_seconds": 1},
+            json={"latency_mode": "standard", "record": True, "reconnect_window_seconds": 3},
         )
         assert r.status_code == 201, r.text
         stream = r.json()["data"]
     try:
-        pub = _publisher(f"{sqlite_server.rtmp_url}/{stream['stream_key']}", RECORD_SECONDS)
-        _, err = pub.communicate(timeout=RECORD_SECONDS + 30)
-        assert pub.returncode == 0, err[-2000:]
+        for _ in range(2):  # the publisher drops after its clip and comes back at once
+            pub = _publisher(f"{sqlite_server.rtmp_url}/{stream['stream_key']}", RECORD_SECONDS)
+            _, err = pub.communicate(timeout=RECORD_SECONDS + 30)
+            assert pub.returncode == 0, err[-2000:]
 
         def recorded() -> str | None:
             with sqlite_server.client() as c:
@@ -244,6 +301,13 @@ def test_recording_plays_as_vod(sqlite_server: Server) -> None:
             return data["recent_asset_ids"][-1] if done else None
 
         asset_id = _until("the stream to go idle with its recording", recorded)
+        with sqlite_server.client() as c:
+            assert (
+                len(
+                    c.get(f"/api/v1/live-streams/{stream['id']}").json()["data"]["recent_asset_ids"]
+                )
+                == 1
+            )
 
         def ready() -> dict[str, Any] | None:
             with sqlite_server.client() as c:
@@ -256,7 +320,7 @@ def test_recording_plays_as_vod(sqlite_server: Server) -> None:
         # asset plays from its storage (below).
         live_dir = sqlite_server.data_dir / "live" / stream["id"]
         _until("the live directory to be deleted", lambda: not live_dir.exists() or None)
-        assert asset["duration"] == pytest.approx(RECORD_SECONDS, abs=1)
+        assert asset["duration"] == pytest.approx(2 * RECORD_SECONDS, abs=1)  # both publishes
         play = f"{sqlite_server.url}/play/{asset['playback_ids'][0]['id']}"
         master = MasterPlaylist.parse(httpx.get(f"{play}/master.m3u8").text)
         variant = master.variants[0]
@@ -264,14 +328,18 @@ def test_recording_plays_as_vod(sqlite_server: Server) -> None:
         media_url = f"{play}/{variant.uri}"
         media = MediaPlaylist.parse(httpx.get(media_url).text)
         assert media.endlist and media.playlist_type == "VOD"
-        assert sum(s.duration or 0 for s in media.segments) == pytest.approx(RECORD_SECONDS, abs=1)
-        base = media_url.rsplit("/", 1)[0]
-        init = next(s.map for s in media.segments if s.map is not None)
-        data = httpx.get(f"{base}/{init.uri}").content + b"".join(
-            httpx.get(f"{base}/{s.uri}").content for s in media.segments
-        )
-        info = probe_decodes(data)
-        assert int(info["streams"][0]["nb_read_frames"]) >= (RECORD_SECONDS - 1) * 30
+        total = sum(s.duration or 0 for s in media.segments)
+        assert total == pytest.approx(2 * RECORD_SECONDS, abs=1)
+        # ffmpeg plays the HLS through the origin: every frame of both publishes decodes.
+        decode = subprocess.run(
+            ["ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-i", f"{play}/master.m3u8"]
+            + ["-map", "0:v:0", "-map", "0:a:0", "-f", "null", "-"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert decode.returncode == 0 and decode.stderr.strip() == "", decode.stderr[-2000:]
+        info = ffprobe_json(f"{play}/{variant.uri}", "-count_frames")
+        frames = int(info["streams"][0]["nb_read_frames"])
+        assert frames == pytest.approx(2 * RECORD_SECONDS * 30, abs=30)
         mpd = MPD.parse(httpx.get(f"{play}/manifest.mpd").content)
         assert mpd.type == "static"
         kinds = {a.content_type for p in mpd.periods for a in p.adaptation_sets}

@@ -149,6 +149,8 @@ def test_health_while_publishing(ladder_server: Server, publishing: dict[str, An
     assert health["video"]["width"] == 640 and health["video"]["height"] == 360
     assert health["dropped_frames"] >= 0 and health["encoder_speed"] > 0.3
     assert len(health["ladder"]) == 1 and health["ladder"][0]["height"] == 240
+    assert health["mode"] == "passthrough" and health["mode_reason"] is None
+    assert health["source_codecs"] == {"video": "H.264", "audio": "AAC"}
     first = health["updated_at"]
     _until(
         "newer health figures",
@@ -178,13 +180,14 @@ def test_live_thumbnail_is_the_live_picture(
     assert httpx.get(f"{play}/thumbnail.jpg", params={"width": "x"}).status_code == 400
 
 
-def test_refused_codec_leaves_a_failed_health(ladder_server: Server) -> None:
+def test_undecodable_video_leaves_a_failed_health(ladder_server: Server) -> None:
     stream = _create(ladder_server, latency_mode="low")
     try:
         pub = _publisher(
             f"{ladder_server.rtmp_url}/{stream['stream_key']}",
-            3,
-            codecs=("-c:v", "flv1", *AAC),  # Sorenson Spark: FLV, not H.264
+            1,
+            # Sorenson Spark (transcoded when it decodes), every byte of it noise
+            codecs=("-c:v", "flv1", "-bsf:v", "noise=amount=1", *AAC),
         )
         pub.communicate(timeout=40)
 
@@ -193,7 +196,8 @@ def test_refused_codec_leaves_a_failed_health(ladder_server: Server) -> None:
             return health if health and health["status"] == "failed" else None
 
         health = _until("the failed state on the resource", failed)
-        assert "H.264" in health["error"], health
+        assert "could not be decoded (Sorenson H.263 video" in health["error"], health
+        assert health["mode"] == "transcode"
         assert json.dumps(health)  # plain JSON
         _until(
             "the stream to go idle", lambda: _get(ladder_server, stream)["status"] == "idle" or None

@@ -2,10 +2,16 @@
 over RTMP and is killed; during the gap the playlist keeps answering 200 and grows with
 slate segments (after a discontinuity, under their own init segment); a new publisher (at
 another size) continues the same playlist with a higher media sequence after another
-discontinuity, and the MPD has a Period per publish."""
+discontinuity, and the MPD has a Period per publish; the resource's health says which input
+is shown (primary, slate, backup). A stream whose packager ffmpeg is
+killed goes on (a restarted one, after a discontinuity) while another stream on the same
+server is untouched."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import signal
 import subprocess
 import time
@@ -17,7 +23,7 @@ import pytest
 
 from mediaplane.clips import AAC, H264, Clip, picture, sine
 from mediaplane.media import MPD, MasterPlaylist, MediaPlaylist
-from tests.support import Server, probe_decodes
+from tests.support import Server, cmdline, descendants, probe_decodes, until
 
 
 def _publisher(url: str, size: str, seconds: int = 60) -> subprocess.Popen[bytes]:
@@ -81,6 +87,18 @@ class _Watcher:
         raise AssertionError(f"timed out waiting for {what}")
 
 
+def _input(server: Server, stream: dict[str, Any], which: str) -> dict[str, Any]:
+    """Wait until the stream's health on the resource says ``which`` input it shows."""
+
+    def shown() -> dict[str, Any] | None:
+        with server.client() as c:
+            health = c.get(f"/api/v1/live-streams/{stream['id']}").json()["data"]["health"]
+        return health if health and health.get("input") == which else None
+
+    found: dict[str, Any] = until(f"health to show the {which} input", shown)
+    return found
+
+
 def _discontinuities(p: MediaPlaylist) -> int:
     """Discontinuities since the start of the stream (those left and those listed)."""
     return (p.discontinuity_sequence or 0) + sum(s.discontinuity for s in p.segments)
@@ -124,6 +142,7 @@ def test_reconnect_continues_the_playlist_over_a_slate(
     assert (info["streams"][0]["width"], info["streams"][0]["height"]) == (320, 180)
     with sqlite_server.client() as c:
         assert c.get(f"/api/v1/live-streams/{stream['id']}").json()["data"]["status"] == "active"
+    assert _input(sqlite_server, stream, "slate")["input"] == "slate"  # on the resource
     slate_msn = watch.last_msn
 
     # The publisher is back (at another size): the same playlist goes on, higher numbers.
@@ -133,6 +152,7 @@ def test_reconnect_continues_the_playlist_over_a_slate(
         seg = _after(back, 2)[0]
         assert seg.map is not None and seg.map.uri == "init-2.mp4"
         assert watch.last_msn > slate_msn
+        _input(sqlite_server, stream, "primary")
         data = httpx.get(f"{base}/init-2.mp4").content + httpx.get(f"{base}/{seg.uri}").content
         info = probe_decodes(data)
         assert (info["streams"][0]["width"], info["streams"][0]["height"]) == (480, 270)
@@ -188,6 +208,7 @@ def test_backup_input_takes_over(sqlite_server: Server, stream: dict[str, Any]) 
         data = httpx.get(f"{base}/{seg.map.uri}").content + httpx.get(f"{base}/{seg.uri}").content
         info = probe_decodes(data)
         assert (info["streams"][0]["width"], info["streams"][0]["height"]) == (480, 270)
+        assert _input(sqlite_server, stream, "backup")["status"] != "failed"
 
         _stop(backup)  # the backup's connection ends: the primary (standby now) is back
         back = watch.until("the primary's segments", lambda p: _after(p, 2))
@@ -197,6 +218,7 @@ def test_backup_input_takes_over(sqlite_server: Server, stream: dict[str, Any]) 
         info = probe_decodes(data)
         assert (info["streams"][0]["width"], info["streams"][0]["height"]) == (320, 180)
         assert '"reason": "disconnected"' in sqlite_server.log()
+        _input(sqlite_server, stream, "primary")
         with sqlite_server.client() as c:
             data_ = c.get(f"/api/v1/live-streams/{stream['id']}").json()["data"]
         assert data_["status"] == "active"
@@ -205,3 +227,83 @@ def test_backup_input_takes_over(sqlite_server: Server, stream: dict[str, Any]) 
         _stop(primary)
         if backup is not None:
             _stop(backup)
+
+
+def _packager_pid(server: Server, live_stream_id: str) -> int | None:
+    """The pid of the newest packager ffmpeg of ``live_stream_id``, as the server logs it
+    when it starts one (``live.packager_started``)."""
+    pid = None
+    for line in server.log_path.read_text(errors="replace").splitlines():
+        if '"live.packager_started"' not in line:
+            continue
+        with contextlib.suppress(ValueError):
+            entry = json.loads(line)
+            if f"/{live_stream_id}/" in entry.get("out_dir", ""):
+                pid = int(entry["pid"])
+    return pid
+
+
+def test_killed_packager_recovers_and_leaves_other_streams_alone(
+    sqlite_server: Server, stream: dict[str, Any]
+) -> None:
+    """Two streams publish on one server; the first one's packager ffmpeg is killed (by the
+    pid the server logged for it, a child of the server): that stream goes on, publisher
+    still connected, after a discontinuity, and counts the restart in its health; the
+    second one's playlist, publisher and health never notice."""
+    with sqlite_server.client() as c:
+        r = c.post("/api/v1/live-streams", json={"latency_mode": "low"})
+        assert r.status_code == 201, r.text
+        other: dict[str, Any] = r.json()["data"]
+    pubs = [
+        _publisher(f"{sqlite_server.rtmp_url}/{s['stream_key']}", "320x180")
+        for s in (stream, other)
+    ]
+    try:
+        watchers = []
+        for s in (stream, other):
+            play = f"{sqlite_server.url}/play/{s['playback_ids'][0]['id']}"
+            deadline = time.monotonic() + 40
+            while (r := httpx.get(f"{play}/master.m3u8")).status_code != 200:
+                assert time.monotonic() < deadline, "no master playlist"
+                time.sleep(0.25)
+            watch = _Watcher(f"{play}/{MasterPlaylist.parse(r.text).variants[0].uri}")
+            watch.until("a complete segment", lambda p: p.complete_segments)
+            watchers.append(watch)
+        watch, other_watch = watchers
+        pid = _packager_pid(sqlite_server, stream["id"])
+        assert pid is not None and pid in descendants(sqlite_server.proc.pid)
+        assert "ffmpeg" in cmdline(pid)
+        assert _packager_pid(sqlite_server, other["id"]) not in (None, pid)
+        other_msn = other_watch.last_msn
+        os.kill(pid, signal.SIGKILL)
+
+        back = watch.until("segments after the restart", lambda p: _after(p, 1))
+        seg = _after(back, 1)[0]
+        assert seg.map is not None and seg.map.uri == "init-1.mp4"
+        base = watch.url.rsplit("/", 1)[0]
+        data = httpx.get(f"{base}/{seg.map.uri}").content + httpx.get(f"{base}/{seg.uri}").content
+        assert probe_decodes(data)["streams"]
+        new_pid = _packager_pid(sqlite_server, stream["id"])
+        assert new_pid not in (None, pid)
+        assert all(p.poll() is None for p in pubs)  # both publishers still connected
+        with sqlite_server.client() as c:
+
+            def restarted() -> dict[str, Any] | None:
+                data = c.get(f"/api/v1/live-streams/{stream['id']}").json()["data"]
+                health = data["health"] or {}
+                return data if health.get("packager_restarts") == 1 else None
+
+            data = until("the restart in the health figures", restarted)
+            assert data["status"] == "active" and data["health"]["status"] != "failed"
+            theirs = c.get(f"/api/v1/live-streams/{other['id']}").json()["data"]
+        assert theirs["status"] == "active"
+        assert theirs["health"]["packager_restarts"] == 0
+        assert theirs["health"]["status"] != "failed"
+        untouched = other_watch.get()
+        assert _discontinuities(untouched) == 0 and other_watch.last_msn > other_msn
+        assert _packager_pid(sqlite_server, other["id"]) in descendants(sqlite_server.proc.pid)
+    finally:
+        for pub in pubs:
+            _stop(pub)
+        with sqlite_server.client() as c:
+            c.delete(f"/api/v1/live-streams/{other['id']}")

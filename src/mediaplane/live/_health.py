@@ -9,6 +9,14 @@ writes a snapshot to ``live_streams.health`` every :data:`HEALTH_SECONDS` while 
 is on (:func:`record_health`), and a ``failed`` one with the packager's message when the
 stream fails, so the creator reads on the resource why it ended.
 
+The ingest adds ``input``: the input the figures are of (``primary`` or ``backup``), or
+``slate`` while the publisher is away (over the last figures it had).
+``packager_restarts`` counts the packager's ffmpeg processes started again after one was
+killed (the stream went on, after a discontinuity). ``mode`` says whether the publisher's
+stream is passed through (``passthrough``: H.264 and AAC with keyframes close enough to
+cut segments at) or encoded once for the stream (``transcode``), ``mode_reason`` why,
+``source_codecs`` what the publisher sends.
+
 Snapshot statuses: ``starting`` (no media packaged yet), ``healthy``, ``degraded`` (the
 keyframe interval is longer than the segment target, or packaging runs slower than real
 time, or the ladder encoder gave up), ``failed`` (with ``error``).
@@ -67,6 +75,11 @@ class HealthMeter:
         self.audio: dict[str, Any] | None = None
         self.ladder: list[dict[str, Any]] = []
         self.warning: str | None = None
+        #: ``passthrough`` or ``transcode`` (once the packager started), and why.
+        self.mode: str | None = None
+        self.mode_reason: str | None = None
+        self.source: dict[str, str | None] = {}  # the publisher's codecs, by track
+        self.restarts = 0  # the packager's ffmpeg was killed and started again
 
     def _trim(self, q: deque[Any], now: float) -> None:
         while q and q[0][0] < now - WINDOW_SECONDS:
@@ -165,6 +178,10 @@ class HealthMeter:
                 "audio_track": dict(self.audio) if self.audio else None,
                 "encoder_speed": speed,
                 "ladder": [dict(r) for r in self.ladder],
+                "mode": self.mode,
+                "mode_reason": self.mode_reason,
+                "source_codecs": dict(self.source),
+                "packager_restarts": self.restarts,
             }
 
 

@@ -14,6 +14,9 @@ numbering, a discontinuity, a new init segment) and players keep playing; the pl
 :class:`Slate` feeds the session ("The stream will be back shortly", silent audio), so
 players keep playing instead of stalling.
 
+The stream's health figures (on the resource) say which input they are of: ``input`` is
+``primary``, ``backup`` or, while the publisher is away, ``slate``.
+
 A second publisher on the backup app (``rtmp://HOST/live-backup/{key}``, SRT stream id
 ``live-backup/{key}``) waits as standby next to the primary: its packager runs, its media
 is dropped. When the active input's connection ends, or it sends nothing for
@@ -36,7 +39,7 @@ import ssl
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -127,6 +130,7 @@ class _Stream:
     watchdog: asyncio.Task[None] | None = None  # while there is a standby
     output: LiveOutput | None = None  # the session's, for all its publishes
     slate: Slate | None = None  # while the publisher is away
+    last_health: dict[str, Any] | None = None  # the newest figures stored on the row
     idle_timer: asyncio.TimerHandle | None = None
     end_timer: asyncio.TimerHandle | None = None  # the playlists end, a little before idle
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -172,13 +176,16 @@ class _SessionSink:
         await self.packager.write(data)
 
     async def _store_health(self) -> None:
-        """Store the packager's health figures on the stream's row (in a thread)."""
+        """Store the packager's health figures on the stream's row (in a thread), with the
+        input they are of (``primary`` or ``backup``)."""
+        health = {**self.packager.health(), "input": self.role}
+        self.stream.last_health = health
         await asyncio.to_thread(
             record_health,
             self.ingest.runtime,
             self.stream.target.live_stream_id,
             self.stream.session.id,
-            self.packager.health(),
+            health,
         )
 
     async def _health(self) -> None:
@@ -470,6 +477,8 @@ class LiveIngest:
             await asyncio.to_thread(feed.activate)
         if keep is not None and isinstance(keep.packager.output, PublishFeed):
             await asyncio.to_thread(keep.packager.output.deactivate)
+        with contextlib.suppress(Exception):  # the resource shows the input now on
+            await to._store_health()
         log.info(
             "live.input_switched",
             live_stream_id=stream.target.live_stream_id,
@@ -568,6 +577,12 @@ class LiveIngest:
             return
         stream.slate = slate
         log.info("live.slate", live_stream_id=target.live_stream_id, session_id=stream.session.id)
+        # The resource says the slate is on, over the last figures of the input that left.
+        health = {**(stream.last_health or {}), "input": "slate"}
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(
+                record_health, self.runtime, target.live_stream_id, stream.session.id, health
+            )
 
     def _stop_slate(self, stream: _Stream) -> None:
         """The slate ends (in the background: a new publish supersedes it anyway)."""

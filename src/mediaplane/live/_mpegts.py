@@ -2,11 +2,16 @@
 
 :class:`TsScanner` is :class:`._packager.FlvScanner`'s counterpart for MPEG-TS: it checks the
 188-byte packet framing (the sync byte of every packet), follows PAT → PMT of the first
-program, and learns the elementary streams: H.264 (stream type 0x1B) and AAC in ADTS (0x0F)
-are taken; any other audio or video (HEVC, MPEG-2 video, AC-3, LATM AAC, Opus…) is refused
-with an :class:`InvalidMedia` saying what to set in the encoder; data streams (SCTE-35,
-ID3/KLV metadata, subtitles, teletext) are ignored. It keeps at most one partial packet and
-one partial PSI section (≤ 1024 bytes) between feeds.
+program, and learns the elementary streams and their codecs (``video_codec``,
+``audio_codec``): H.264 (stream type 0x1B) and AAC in ADTS (0x0F) are copied; other audio
+and video ffmpeg decodes (HEVC, MPEG-2 and MPEG-1 video, MPEG-4 part 2, VC-1; MPEG audio,
+AC-3, E-AC-3, DTS, LATM AAC, Opus) are taken to be transcoded; the rest (VVC, JPEG 2000,
+H.264 SVC/MVC, AVS, Dirac, TrueHD, PCM…) is refused with an :class:`InvalidMedia` saying
+what to set in the encoder; data streams (SCTE-35, ID3/KLV metadata, subtitles, teletext)
+are ignored. It keeps at most one partial packet and one partial PSI section (≤ 1024
+bytes) between feeds. H.264 keyframes are seen at their PES start (the adaptation field's
+random access indicator, or an IDR slice in the PES's first packets): their times are
+``keyframes``.
 
 Tracks are chosen by PID (the packager maps ``0:i:PID`` in ffmpeg, where the stream id is
 the PID), so a data stream ffmpeg would probe as something else never takes a track's place.
@@ -58,6 +63,20 @@ _AUDIO_TYPES = {
     0x85: "DTS-HD",
     0x87: "E-AC-3",
 }
+#: The video and audio codecs ffmpeg decodes here (transcoded to H.264/AAC).
+TRANSCODED_VIDEO = frozenset(
+    {"MPEG-1 video", "MPEG-2 video", "MPEG-4 part 2 video", "HEVC", "VC-1"}
+)
+TRANSCODED_AUDIO = frozenset(
+    {"MPEG-1 audio", "MPEG-2 audio", "AAC in LATM", "AC-3", "E-AC-3", "DTS", "Opus"}
+)
+#: Codecs a private PES stream's registration can name that are video, not audio.
+_PRIVATE_VIDEO = frozenset({"HEVC", "AV1", "VC-1", "Dirac"})
+#: Keyframe times remembered (the first ones: the GOP is judged on them).
+KEYFRAMES_KEPT = 3
+#: Packets of a video PES looked through for its first slice (SPS, PPS and a large SEI,
+#: as x264 writes in its first frame, come before it).
+SLICE_SCAN_PACKETS = 8
 #: Descriptors that make a private PES stream (type 0x06) audio or video (DVB, EN 300 468).
 _PRIVATE_DESCRIPTORS = {0x6A: "AC-3", 0x7A: "E-AC-3", 0x7B: "DTS"}
 #: Registration descriptor (tag 5) format identifiers of audio or video codecs.
@@ -75,14 +94,17 @@ _REGISTRATIONS = {
     b"drac": "Dirac",
 }
 _HINT = "set the encoder to H.264 (x264) video and AAC audio in MPEG-TS"
+_PLAYABLE_HINT = "send H.264, HEVC or MPEG-2 video and AAC, MP2, AC-3 or Opus audio in MPEG-TS"
 
 
 class TsScanner:
     """Checks an MPEG-TS byte stream's packets as they arrive.
 
-    After :meth:`feed`: ``video_pid``/``audio_pid`` (the chosen H.264 and AAC tracks, or
-    None), ``video``/``audio`` (True once the PMT named that track), ``first_ts`` and
-    ``last_ts`` (PTS seconds of the chosen tracks' PES starts), ``packets``.
+    After :meth:`feed`: ``video_pid``/``audio_pid`` (the chosen tracks, or None),
+    ``video_codec``/``audio_codec`` (their codecs' names), ``video``/``audio`` (True once
+    the PMT named that track), ``first_ts`` and ``last_ts`` (PTS seconds of the chosen
+    tracks' PES starts), ``keyframes`` (PTS seconds of the first H.264 keyframes),
+    ``packets``.
     """
 
     def __init__(self) -> None:
@@ -98,6 +120,20 @@ class TsScanner:
         self._sections: dict[int, bytearray] = {}
         self.first_ts: float | None = None
         self.last_ts = 0.0
+        self.video_codec: str | None = None
+        self.audio_codec: str | None = None
+        self.keyframes: list[float] = []
+        self._pes_pts: float | None = None  # a video PES whose first slice is looked for
+        self._pes_packets = 0
+
+    @property
+    def newest(self) -> float | None:
+        """The newest PTS seen (seconds)."""
+        return None if self.first_ts is None else self.last_ts
+
+    @property
+    def first_ts_seconds(self) -> float | None:
+        return self.first_ts
 
     @property
     def video(self) -> bool:
@@ -165,6 +201,10 @@ class TsScanner:
         if pid != 0 and pid != self.pmt_pid:
             if b1 & 0x40 and pid in (self.video_pid, self.audio_pid):
                 self._pes_start(buf, pos, pid)
+            elif pid == self.video_pid and self._pes_pts is not None:
+                self._look_for_slice(
+                    buf, pos, pos + 4 + (1 + buf[pos + 4] if buf[pos + 3] & 0x20 else 0)
+                )
             return
         afc = buf[pos + 3] >> 4 & 0x03
         if not afc & 0x01:  # no payload
@@ -214,6 +254,33 @@ class TsScanner:
         if self.first_ts is None:
             self.first_ts = pts
         self.last_ts = max(self.last_ts, pts)
+        if pid == self.video_pid and self.video_codec == "H.264":
+            self._pes_pts = None
+            if len(self.keyframes) >= KEYFRAMES_KEPT:
+                return
+            if buf[pos + 3] & 0x20 and buf[pos + 4] and buf[pos + 5] & 0x40:
+                self.keyframes.append(pts)  # the random access indicator
+                return
+            self._pes_pts, self._pes_packets = pts, 0
+            self._look_for_slice(buf, pos, start + 9 + buf[start + 8])
+
+    def _look_for_slice(self, buf: bytearray, pos: int, body: int) -> None:
+        """Scan the video PES's packets (up to :data:`SLICE_SCAN_PACKETS`, past the
+        parameter sets and SEI before it) for its first slice: an IDR one (NAL type 5)
+        makes the PES a keyframe at its PTS, any other ends the look."""
+        end = pos + PACKET
+        at = buf.find(b"\x00\x00\x01", body, end)
+        while 0 <= at < end - 3:
+            nal = buf[at + 3] & 0x1F
+            if nal in (1, 5):
+                if nal == 5 and self._pes_pts is not None:
+                    self.keyframes.append(self._pes_pts)
+                self._pes_pts = None
+                return
+            at = buf.find(b"\x00\x00\x01", at + 3, end)
+        self._pes_packets += 1
+        if self._pes_packets >= SLICE_SCAN_PACKETS:
+            self._pes_pts = None
 
     def _pat(self, section: bytes) -> None:
         if section[0] != 0x00 or not section[5] & 0x01:  # not a PAT, or not current
@@ -237,29 +304,39 @@ class TsScanner:
         info = (section[10] & 0x0F) << 8 | section[11]
         i, end = 12 + info, len(section) - 4
         video = audio = None
+        video_codec = audio_codec = None
         while i + 5 <= end:
             kind = section[i]
             pid = (section[i + 1] & 0x1F) << 8 | section[i + 2]
             es_info = (section[i + 3] & 0x0F) << 8 | section[i + 4]
             descriptors = section[i + 5 : i + 5 + es_info]
             i += 5 + es_info
-            name = _VIDEO_TYPES.get(kind)
+            private = _private_codec(descriptors) if kind == 0x06 else None
+            name = _VIDEO_TYPES.get(kind) or (private if private in _PRIVATE_VIDEO else None)
             if name is not None:
-                if kind != _H264:
-                    raise InvalidMedia(f"the video is {name}, not H.264: {_HINT}")
-                video = video if video is not None else pid
+                if kind != _H264 and name not in TRANSCODED_VIDEO:
+                    raise InvalidMedia(f"the video is {name}, which is not read: {_PLAYABLE_HINT}")
+                if video is None:
+                    video, video_codec = pid, name
                 continue
-            name = _AUDIO_TYPES.get(kind) or (_private_codec(descriptors) if kind == 0x06 else None)
+            name = _AUDIO_TYPES.get(kind) or private
             if name is not None:
-                if kind != _AAC_ADTS:
-                    raise InvalidMedia(f"the audio is {name}, not AAC: {_HINT}")
-                audio = audio if audio is not None else pid
+                if kind != _AAC_ADTS and name not in TRANSCODED_AUDIO:
+                    raise InvalidMedia(f"the audio is {name}, which is not read: {_PLAYABLE_HINT}")
+                if audio is None:
+                    audio, audio_codec = pid, "AAC" if kind == _AAC_ADTS else name
         if self.packets and (self.video_pid, self.audio_pid) != (None, None):
-            if (video, audio) != (self.video_pid, self.audio_pid):
+            if (video, audio, video_codec, audio_codec) != (
+                self.video_pid,
+                self.audio_pid,
+                self.video_codec,
+                self.audio_codec,
+            ):
                 raise InvalidMedia(
                     "the MPEG-TS stream's tracks changed mid-stream: restart the publish"
                 )
         self.video_pid, self.audio_pid = video, audio
+        self.video_codec, self.audio_codec = video_codec, audio_codec
 
 
 def _private_codec(descriptors: bytes) -> str | None:

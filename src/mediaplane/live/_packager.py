@@ -12,7 +12,12 @@ that stream (:class:`mediaplane.media.Fmp4Reader`) and hands each fragment to
 :class:`._output.LiveOutput`, which groups them into parts and segments and writes the
 files and playlists.
 
-Failures end the stream cleanly: the playlists get EXT-X-ENDLIST over what was written,
+An ffmpeg killed by a signal the packager did not send (an operator, the OOM killer, a
+crash) is started again, up to :data:`MAX_RESTARTS` times per publish, as a new publish of
+the session (a discontinuity: players go on), the publisher still connected
+(``live.packager_restarted``; ``packager_restarts`` in the health figures).
+
+Other failures end the stream cleanly: the playlists get EXT-X-ENDLIST over what was written,
 ffmpeg is killed and reaped, and the error is raised from the next ``write`` (or
 ``close``) as a :class:`mediaplane.media.MediaError`: :class:`InvalidMedia` when the
 publisher's stream is at fault (its message says what to change in the encoder),
@@ -42,6 +47,7 @@ from mediaplane.media import (
     HostFailure,
     InitSegment,
     InvalidMedia,
+    LiveTranscode,
     MediaError,
     ProcessFailed,
     Track,
@@ -72,9 +78,22 @@ InputFormat = Literal["flv", "mpegts"]
 AUDIO_PART_MARGIN = 0.035
 #: Standard latency has no parts; its audio fragments are this long (seconds).
 STANDARD_AUDIO_FRAGMENT = 1.0
-#: How much of a stream is held back, before ffmpeg starts, to learn which tracks it has.
+#: How much of a stream is held back, before ffmpeg starts, to learn which tracks it has
+#: (and, for H.264, how far apart its keyframes are: up to the GOP limit below).
 PROBE_SECONDS = 1.0
-PROBE_BYTES = 4 * 1024 * 1024
+PROBE_BYTES = 8 * 1024 * 1024
+#: H.264 is passed through only when its first keyframes are at most this many segment
+#: targets apart (and at most MIN_PASSTHROUGH_GOP seconds, whichever is longer); farther
+#: apart, segments (and DVR seeking, and a new viewer's start) would wait for them, so the
+#: video is transcoded with keyframes every TRANSCODE_GOP seconds at most.
+PASSTHROUGH_GOP_TARGETS = 2.0
+MIN_PASSTHROUGH_GOP = 2.0
+TRANSCODE_GOP = 1.0
+#: How often one publish's ffmpeg is started again after it was killed.
+MAX_RESTARTS = 3
+#: Seconds ffmpeg may read a stream without packaging a frame of it: an input it cannot
+#: decode (a transcoded one) or cannot copy ends then, with the reason.
+FIRST_OUTPUT_SECONDS = 10.0
 #: One FLV tag's body at most (the format's own limit is 16 MiB).
 MAX_TAG_BYTES = 16 * 1024 * 1024
 #: Seconds a write may wait for ffmpeg to take the bytes, and close for it to finish.
@@ -90,15 +109,46 @@ _FLV_AUDIO, _FLV_VIDEO, _FLV_SCRIPT = 8, 9, 18  # FLV tag types
 _AVC = 7  # FLV video codec id
 _AAC = 10  # FLV sound format
 _ENCODER_HINT = "set the encoder to H.264 (x264) video and AAC audio"
+#: FLV video codec ids ffmpeg decodes (H.264 is copied, the others transcoded).
+_FLV_VIDEO_CODECS = {
+    2: "Sorenson H.263",
+    3: "Screen video",
+    4: "VP6",
+    5: "VP6 with alpha",
+    6: "Screen video 2",
+    _AVC: "H.264",
+}
+#: FLV sound formats ffmpeg decodes (AAC is copied, the others transcoded).
+_FLV_AUDIO_CODECS = {
+    0: "PCM",
+    1: "ADPCM",
+    2: "MP3",
+    3: "PCM",
+    4: "Nellymoser",
+    5: "Nellymoser",
+    6: "Nellymoser",
+    7: "G.711 A-law",
+    8: "G.711 mu-law",
+    _AAC: "AAC",
+    11: "Speex",
+    14: "MP3",
+}
+#: The largest sequence header tag body kept for a restart (AVC/AAC configs are tiny).
+MAX_SEQUENCE_HEADER = 64 * 1024
+#: Keyframe timestamps a scanner remembers (the first ones: the GOP is judged on them).
+KEYFRAMES_KEPT = 3
 
 
 class FlvScanner:
     """Checks an FLV byte stream's framing as it arrives, keeping only a tag header.
 
     Learns which tracks the stream has (``video``/``audio``: True once a tag of that kind
-    was seen) and the timestamp span seen; :class:`InvalidMedia` for bytes that are not
+    was seen), their codecs (``video_codec``/``audio_codec``: H.264 and AAC are copied, the
+    others ffmpeg decodes are transcoded), the first keyframes' times (``keyframes``,
+    seconds) and the timestamp span seen; :class:`InvalidMedia` for bytes that are not
     FLV, a tag size that does not match its trailer, a tag larger than
-    :data:`MAX_TAG_BYTES`, or a codec other than H.264 and AAC (or one that changes).
+    :data:`MAX_TAG_BYTES`, a codec ffmpeg cannot read from FLV (enhanced RTMP's HEVC and
+    AV1 among them), or a codec that changes mid-stream.
     """
 
     def __init__(self) -> None:
@@ -111,16 +161,36 @@ class FlvScanner:
         self.tags = 0
         self.first_ts: int | None = None  # milliseconds
         self.last_ts = 0
+        self.video_codec: str | None = None
+        self.audio_codec: str | None = None
+        self.keyframes: list[float] = []  # seconds, the first KEYFRAMES_KEPT
+        self._base = 0  # stream offset of the buffer's first byte
+        #: Stream offsets of the tags whose headers the last feed read (each offset is
+        #: that of the PreviousTagSize field before the tag).
+        self.tag_starts: list[int] = []
+        #: The newest H.264 and AAC sequence header tags (header and body), by tag type:
+        #: what a restarted ffmpeg must be fed before the media.
+        self.sequence_headers: dict[int, bytes] = {}
 
     @property
     def span(self) -> float:
         """Seconds of timestamps seen."""
         return 0.0 if self.first_ts is None else (self.last_ts - self.first_ts) / 1000
 
+    @property
+    def newest(self) -> float | None:
+        """The newest media timestamp seen (seconds)."""
+        return None if self.first_ts is None else self.last_ts / 1000
+
+    @property
+    def first_ts_seconds(self) -> float | None:
+        return None if self.first_ts is None else self.first_ts / 1000
+
     def feed(self, data: bytes) -> None:
         buf = self._buf
         buf += data
         pos = 0
+        self.tag_starts = []
         if self._skip:
             n = min(self._skip, len(buf))
             self._skip -= n
@@ -153,12 +223,28 @@ class FlvScanner:
                 raise InvalidMedia(f"the FLV stream is corrupt (tag type {kind})")
             if size > MAX_TAG_BYTES:
                 raise InvalidMedia(f"an FLV tag of {size} bytes is larger than allowed")
-            peek = min(size, 1)
+            peek = min(size, 2)
             if len(buf) - pos < 15 + peek:
                 break
+            first = buf[pos + 15] if peek else 0
+            second = buf[pos + 16] if peek > 1 else 0
+            sequence_header = (
+                peek > 1
+                and second == 0
+                and size <= MAX_SEQUENCE_HEADER
+                and (
+                    (kind == _FLV_VIDEO and first & 0x0F == _AVC and not first & 0x80)
+                    or (kind == _FLV_AUDIO and first >> 4 == _AAC)
+                )
+            )
+            if sequence_header:
+                if len(buf) - pos < 15 + size:
+                    break  # kept whole (a few dozen bytes)
+                self.sequence_headers[kind] = bytes(buf[pos + 4 : pos + 15 + size])
             ts = int.from_bytes(buf[pos + 8 : pos + 11], "big") | (buf[pos + 11] << 24)
+            self.tag_starts.append(self._base + pos)
             if peek:
-                self._check_codec(kind, buf[pos + 15])
+                self._check_codec(kind, first, second, ts)
             self.tags += 1
             if kind != _FLV_SCRIPT:
                 self.first_ts = ts if self.first_ts is None else self.first_ts
@@ -169,16 +255,43 @@ class FlvScanner:
             pos += n
             self._skip = size - n
         del buf[:pos]
+        self._base += pos
 
-    def _check_codec(self, kind: int, first: int) -> None:
+    def _check_codec(self, kind: int, first: int, second: int, ts: int) -> None:
         if kind == _FLV_VIDEO:
-            if first & 0x80 or first & 0x0F != _AVC:  # enhanced RTMP (HEVC, AV1) or old codecs
-                raise InvalidMedia(f"the video is not H.264: {_ENCODER_HINT}")
-            self.video = True
+            if first & 0x80:  # enhanced RTMP: ffmpeg 5.1's FLV demuxer cannot read it
+                raise InvalidMedia(
+                    "the video is enhanced RTMP (HEVC or AV1 in FLV), which is not read"
+                    f" here: {_ENCODER_HINT}, or send HEVC over SRT"
+                )
+            name = _FLV_VIDEO_CODECS.get(first & 0x0F)
+            if name is None:
+                raise InvalidMedia(
+                    f"the video codec (FLV codec id {first & 0x0F}) cannot be read: {_ENCODER_HINT}"
+                )
+            if self.video_codec not in (None, name):
+                raise InvalidMedia(
+                    f"the video changed from {self.video_codec} to {name} mid-stream:"
+                    " restart the publish"
+                )
+            self.video_codec, self.video = name, True
+            # a keyframe (frame type 1), not H.264's sequence header (AVCPacketType 0)
+            if first >> 4 == 1 and (first & 0x0F != _AVC or second == 1):
+                if len(self.keyframes) < KEYFRAMES_KEPT:
+                    self.keyframes.append(ts / 1000)
         elif kind == _FLV_AUDIO:
-            if first >> 4 != _AAC:
-                raise InvalidMedia(f"the audio is not AAC: {_ENCODER_HINT}")
-            self.audio = True
+            name = _FLV_AUDIO_CODECS.get(first >> 4)
+            if name is None:
+                raise InvalidMedia(
+                    f"the audio codec (FLV sound format {first >> 4}) cannot be read:"
+                    f" {_ENCODER_HINT}"
+                )
+            if self.audio_codec not in (None, name):
+                raise InvalidMedia(
+                    f"the audio changed from {self.audio_codec} to {name} mid-stream:"
+                    " restart the publish"
+                )
+            self.audio_codec, self.audio = name, True
 
     def ready(self) -> bool:
         """Enough was seen to know the tracks: both, or one for :data:`PROBE_SECONDS`."""
@@ -263,6 +376,16 @@ class LivePackager:
         self.ladder = ladder
         self.x264_preset = x264_preset
         self.encoder: LadderEncoder | None = None
+        #: What is encoded instead of copied (None: passed through), decided at start.
+        self.transcode: LiveTranscode | None = None
+        self.max_gop = max(MIN_PASSTHROUGH_GOP, PASSTHROUGH_GOP_TARGETS * segment_target)
+        self._proc_started = 0.0  # loop time ffmpeg started
+        self._killed = False  # the packager itself killed its ffmpeg
+        self._resync = False  # FLV: a restarted ffmpeg waits for a tag boundary
+        self._fed = 0  # bytes of the stream written so far
+        #: ffmpeg processes started again after one was killed (see :meth:`_restart`).
+        self.restarts = 0
+        self._output_seen = False  # a fragment came out of ffmpeg
 
     @property
     def renditions(self) -> tuple[str, ...]:
@@ -291,19 +414,98 @@ class LivePackager:
         if self._closed:
             raise MediaError("the live packager is closed")
         self.meter.input(len(flv))
+        start, self._fed = self._fed, self._fed + len(flv)
         try:
             self._scanner.feed(flv)
         except InvalidMedia as exc:
             await self._fail(exc)
+        if self._resync:
+            restart = self._flv_restart(flv, start)
+            if restart is not None:
+                self._resync = False
+                scanner = self._scanner
+                names = [n for n, on in (("video", scanner.video), ("audio", scanner.audio)) if on]
+                await self._spawn(names, restart)
+            return
         if self._started_at is None and self._scanner.first_ts is not None:  # media began
             self._started_at = datetime.now(UTC)
         if self._proc is None:
             self._held.append(flv)
             self._held_bytes += len(flv)
-            if self._scanner.ready() or self._held_bytes >= PROBE_BYTES:
+            if (self._scanner.ready() and self._gop_known()) or self._held_bytes >= PROBE_BYTES:
                 await self._start()
             return
+        if (
+            not self._output_seen
+            and asyncio.get_running_loop().time() - self._proc_started > FIRST_OUTPUT_SECONDS
+        ):
+            source = self._source_text()
+            await self._fail(
+                InvalidMedia(
+                    f"nothing of the stream ({source}) could be decoded or packaged in"
+                    f" {FIRST_OUTPUT_SECONDS:.0f} s: {_ENCODER_HINT}"
+                )
+            )
         await self._send(flv)
+
+    def _gop_known(self) -> bool:
+        """H.264 to pass through: its first two keyframes were seen, or none came for
+        longer than :attr:`max_gop` (then it is transcoded)."""
+        scanner = self._scanner
+        if not scanner.video or scanner.video_codec != "H.264":
+            return True
+        keys, newest = scanner.keyframes, scanner.newest
+        if len(keys) >= 2:
+            return True
+        since = keys[0] if keys else scanner.first_ts_seconds
+        return newest is not None and since is not None and newest - since > self.max_gop
+
+    def _plan_transcode(self) -> LiveTranscode | None:
+        """What must be encoded (None: everything is copied), with the reasons in the
+        health figures."""
+        scanner = self._scanner
+        reasons: dict[str, str] = {}
+        if scanner.video and scanner.video_codec != "H.264":
+            reasons["video"] = f"the video is {scanner.video_codec}, not H.264"
+        elif scanner.video:
+            keys = scanner.keyframes
+            if len(keys) >= 2 and keys[1] - keys[0] > self.max_gop + 0.05:
+                reasons["video"] = (
+                    f"the keyframes are {keys[1] - keys[0]:.1f} s apart, more than the"
+                    f" {self.max_gop:g} s the segments allow"
+                )
+            elif len(keys) < 2 and self._gop_known():
+                reasons["video"] = (
+                    f"the keyframes are more than {self.max_gop:g} s apart (the most the"
+                    " segments allow)"
+                )
+        if scanner.audio and scanner.audio_codec != "AAC":
+            reasons["audio"] = f"the audio is {scanner.audio_codec}, not AAC"
+        self.meter.source = {"video": scanner.video_codec, "audio": scanner.audio_codec}
+        if not reasons:
+            self.meter.mode, self.meter.mode_reason = "passthrough", None
+            return None
+        self.meter.mode = "transcode"
+        self.meter.mode_reason = (
+            "; ".join(reasons.values())
+            + ": transcoded to "
+            + " and ".join(n for k, n in (("video", "H.264"), ("audio", "AAC")) if k in reasons)
+        )
+        return LiveTranscode(
+            video="video" in reasons,
+            audio="audio" in reasons,
+            gop_seconds=min(TRANSCODE_GOP, self.segment_target),
+            preset=self.x264_preset,
+        )
+
+    def _source_text(self) -> str:
+        scanner = self._scanner
+        named = [
+            f"{c} {k}"
+            for k, c in (("video", scanner.video_codec), ("audio", scanner.audio_codec))
+            if c
+        ]
+        return ", ".join(named) or "no known track"
 
     async def close(self) -> None:
         """End of input: ffmpeg finishes, the last segment is completed and the playlists
@@ -343,6 +545,27 @@ class LivePackager:
                 keep_segments=self.keep_segments,
                 started_at=self._started_at,
             )
+        self.transcode = self._plan_transcode()
+        if self.transcode is not None:
+            log.info(
+                "live.transcoding",
+                out_dir=str(self.out_dir),
+                reason=self.meter.mode_reason,
+                source=self.meter.source,
+            )
+        held, self._held = self._held, []
+        if isinstance(scanner, FlvScanner) and held and held[0][:3] == b"FLV":
+            # The header's flags say which tracks follow: ffmpeg then stops probing once it
+            # has them, and never waits for one the encoder announced but does not send.
+            first = bytearray(held[0])
+            if len(first) > 4:
+                first[4] = (0x01 if scanner.video else 0) | (0x04 if scanner.audio else 0)
+            held[0] = bytes(first)
+        await self._spawn(names, b"".join(held))
+
+    async def _spawn(self, names: list[str], data: bytes) -> None:
+        """Start ffmpeg on the tracks ``names`` (into :attr:`output`) and send it ``data``."""
+        scanner = self._scanner
         pipes = {name: os.pipe() for name in names}
         audio_fragment = (
             max(0.05, self.part_target - AUDIO_PART_MARGIN)
@@ -361,9 +584,11 @@ class LivePackager:
             audio_fd=pipes["audio"][1] if "audio" in pipes else None,
             audio_fragment_seconds=audio_fragment,
             input_format=self.input_format,
+            transcode=self.transcode,
             **maps,
         )
         log.debug("process.start", name="ffmpeg-live", argv=self.argv)
+        self._killed = False
         try:
             self._proc = await asyncio.create_subprocess_exec(
                 *self.argv,
@@ -382,21 +607,88 @@ class LivePackager:
         finally:
             for _, w in pipes.values():  # the child has its copies
                 os.close(w)
+        self._proc_started = asyncio.get_running_loop().time()
+        assert self._proc is not None
+        log.info("live.packager_started", out_dir=str(self.out_dir), pid=self._proc.pid)
         self._stderr_task = asyncio.create_task(self._read_stderr())
         for name, (r, _) in pipes.items():
             t = threading.Thread(target=self._pump, args=(name, r), name=f"live-{name}")
             t.daemon = True
             t.start()
             self._threads.append(t)
-        held, self._held = self._held, []
-        if isinstance(scanner, FlvScanner) and held and held[0][:3] == b"FLV":
-            # The header's flags say which tracks follow: ffmpeg then stops probing once it
-            # has them, and never waits for one the encoder announced but does not send.
-            first = bytearray(held[0])
-            if len(first) > 4:
-                first[4] = (0x01 if scanner.video else 0) | (0x04 if scanner.audio else 0)
-            held[0] = bytes(first)
-        await self._send(b"".join(held))
+        if data:
+            await self._send(data)
+
+    def _restartable(self) -> bool:
+        """ffmpeg was killed by a signal none of ours sent (an operator, the OOM killer, a
+        crash): the publisher is not at fault, so the stream goes on with a new one."""
+        proc = self._proc
+        return (
+            proc is not None
+            and proc.returncode is not None
+            and proc.returncode < 0
+            and not self._killed
+            and self._error is None
+            and not self._closed
+            and self._thread_error is None
+            and self.output_for is not None
+            and self.restarts < MAX_RESTARTS
+        )
+
+    async def _restart(self) -> None:
+        """A new ffmpeg for the rest of the stream, as a new publish of the session (a
+        discontinuity and a new init segment: its media clock starts anew). MPEG-TS goes on
+        from the next write (ffmpeg finds the packet sync and the PAT/PMT itself); FLV from
+        the next tag boundary, after a new FLV header and the sequence headers seen."""
+        proc = self._proc
+        assert proc is not None
+        assert self.output_for is not None
+        self.restarts += 1
+        self.meter.restarts = self.restarts
+        tail = b"".join(self._stderr).decode("utf-8", "replace").strip()[-300:]
+        log.warning(
+            "live.packager_restarted",
+            out_dir=str(self.out_dir),
+            pid=proc.pid,
+            returncode=proc.returncode,
+            restarts=self.restarts,
+            stderr=tail,
+        )
+        if self._stderr_task is not None:
+            self._stderr_task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._stderr_task
+        self._proc, self._threads, self._truncated, self._output_seen = None, [], None, False
+        self._stderr.clear()
+        self.encoder = None
+        scanner = self._scanner
+        names = [n for n, on in (("video", scanner.video), ("audio", scanner.audio)) if on]
+        try:
+            self.output = await asyncio.to_thread(self.output_for, names, datetime.now(UTC))
+        except InvalidMedia as exc:
+            await self._fail(exc)
+        if isinstance(scanner, FlvScanner):
+            self._resync = True  # the next write that holds a tag boundary starts it
+        else:
+            await self._spawn(names, b"")
+
+    def _flv_restart(self, data: bytes, start: int) -> bytes | None:
+        """What a new ffmpeg is fed from FLV ``data`` (its first byte at stream offset
+        ``start``): an FLV header, the sequence headers, then ``data`` from its first tag
+        boundary (each tag's trailer made to match); None when no boundary is in it."""
+        scanner = self._scanner
+        assert isinstance(scanner, FlvScanner)
+        cut = next((o - start for o in scanner.tag_starts if o >= start), None)
+        if cut is None or len(data) - cut < 4:
+            return None
+        flags = (0x01 if scanner.video else 0) | (0x04 if scanner.audio else 0)
+        out = bytearray(b"FLV\x01" + bytes([flags]) + b"\x00\x00\x00\x09")
+        prev = 0
+        for tag in scanner.sequence_headers.values():
+            out += struct.pack(">I", prev) + tag
+            prev = len(tag)
+        out += struct.pack(">I", prev) + data[cut + 4 :]
+        return bytes(out)
 
     async def _send(self, data: bytes) -> None:
         proc = self._proc
@@ -433,6 +725,7 @@ class LivePackager:
                         break
                     for item in reader.feed(data):
                         if isinstance(item, Fragment):
+                            self._output_seen = True
                             meter.fragment(
                                 name,
                                 item.decode_time / scale,
@@ -499,6 +792,7 @@ class LivePackager:
             self._stderr.append(line)
 
     def _kill(self) -> None:
+        self._killed = True
         if self.encoder is not None:
             self.encoder.kill()
         proc = self._proc
@@ -512,6 +806,10 @@ class LivePackager:
             await asyncio.to_thread(t.join, CLOSE_TIMEOUT)
 
     async def _finish(self) -> None:
+        if self._proc is None and self._resync:  # restarted, and no tag came since
+            assert self.output is not None
+            await asyncio.to_thread(self.output.finish)
+            return
         if self._proc is None:
             if self._nothing_sent():
                 return  # nothing was published
@@ -555,6 +853,9 @@ class LivePackager:
         if self._stderr_task is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._stderr_task), 2)
+        if self._restartable():
+            await self._restart()
+            return
         error = self._thread_error
         if isinstance(error, MediaError):
             await self._fail(error)
@@ -563,10 +864,11 @@ class LivePackager:
         if error is not None:  # an OSError writing files: the host's
             await self._fail(HostFailure(HostCause.DISK, f"writing the live output: {error}"))
         container = "FLV (RTMP)" if self.input_format == "flv" else "MPEG-TS (SRT)"
+        what = "read" if self.transcode is None else f"decoded ({self._source_text()})"
         await self._fail(
             classify(
                 failed,
-                f"the live stream could not be read: send H.264 video and AAC audio in"
+                f"the live stream could not be {what}: send H.264 video and AAC audio in"
                 f" {container} with a keyframe every 1-2 seconds",
             )
         )

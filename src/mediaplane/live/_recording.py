@@ -8,7 +8,20 @@ the asset's keys as the VOD pipeline lays them out (``assets/{id}/cmaf/{renditio
 segments numbered from 1), and writes the asset's presentation from what the files say:
 codecs and picture size from the init segment, each segment's start and duration from its
 fragments' decode times. No re-encode: a recording is playable seconds after the stream
-ends. The asset turns ``ready`` with its duration and size, ``video.asset.live_stream_completed``
+ends.
+
+A session with several publishes (a reconnect, a backup input that took over) records
+every one of them, in order (``publishes.json``; the slate shown in between is left out):
+each later publish's segments keep their samples and get their ``tfdt`` moved so that
+they follow the one before on one timeline under the first publish's init segment (a
+remux of the timing only). H.264 publishes whose parameters differ from the first's
+(another picture size, profile or level) are joined without a re-encode too: the
+rendition becomes ``avc3`` and every keyframe carries its publish's SPS/PPS in band
+(:mod:`._inband`). What cannot be joined so (an audio configuration that differs: another
+sample rate or channel count; another timescale) is left out, and
+``recording.publish_left_out`` says so.
+
+The asset turns ``ready`` with its duration and size, ``video.asset.live_stream_completed``
 and ``video.asset.ready`` (and the tracks' events) in one transaction.
 
 Idempotent: a retry stores the same objects again and writes nothing once the asset is
@@ -25,6 +38,7 @@ then.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import re
 import shutil
@@ -50,10 +64,13 @@ from mediaplane.media import (
     Presentation,
     Rendition,
     Segment,
+    Track,
 )
 from mediaplane.pipeline import cmaf_prefix, update_presentation
 
+from ._inband import insert_parameter_sets, parameter_sets, to_avc3
 from ._ingest import live_root, session_dir
+from ._ladder import shift_decode_time
 from ._models import LiveSessionRow, LiveStream
 
 if TYPE_CHECKING:
@@ -88,11 +105,45 @@ _SEGMENT = re.compile(r"(\d{1,9})\.m4s")
 @dataclass(frozen=True)
 class RecordedRung:
     """One rung of a recording: its rendition (segments numbered from 1) and the files the
-    live packager wrote for it (the init segment, then the segments in order)."""
+    live packager wrote for it (the init segment, then the segments in order), each with the
+    ``tfdt`` shift (media units) that puts it on the recording's one timeline (0: stored as
+    it is)."""
 
     rendition: Rendition
     init: Path
     segments: tuple[Path, ...]
+    shifts: tuple[int, ...] = ()
+    #: The init segment stored instead of ``init`` (``avc3``: parameter sets in band).
+    init_bytes: bytes | None = None
+    #: Per segment: the SPS/PPS put in front of its first sample (:mod:`._inband`).
+    inband: tuple[bytes, ...] = ()
+
+    def segment_bytes(self, index: int) -> bytes | None:
+        """Segment ``index`` rewritten onto the recording's timeline (and with its
+        publish's parameter sets in band), or None when the file is stored as it is."""
+        shift = self.shifts[index] if index < len(self.shifts) else 0
+        nals = self.inband[index] if index < len(self.inband) else b""
+        if not shift and not nals:
+            return None
+        data = self.segments[index].read_bytes()
+        return shift_segment(self.init.read_bytes(), data, shift, nals)
+
+
+def shift_segment(init: bytes, data: bytes, delta: int, nals: bytes = b"") -> bytes:
+    """A CMAF segment's fragments with their ``tfdt`` moved by ``delta`` media units and,
+    with ``nals``, those parameter sets in front of every keyframe (browsers put the init
+    segment's before a keyframe that has none). The samples are untouched: a remux."""
+    reader = Fmp4Reader()
+    reader.feed(init)
+    frags = [f for f in reader.feed(data) if isinstance(f, Fragment)]
+    reader.end()
+    if sum(len(f.data) for f in frags) != len(data):
+        raise Fmp4Error("a segment holds boxes besides its fragments")
+    out = []
+    for frag in frags:
+        moved = shift_decode_time(frag, delta).data
+        out.append(insert_parameter_sets(moved, nals) if nals and frag.sync else moved)
+    return b"".join(out)
 
 
 def finish_recording(ctx: JobContext, payload: FinishRecording) -> None:
@@ -119,9 +170,17 @@ def finish_recording(ctx: JobContext, payload: FinishRecording) -> None:
     prefix = cmaf_prefix(asset_id)
     for rung in rungs:
         rid = rung.rendition.id
-        rt.store.put_file(f"{prefix}{rid}/init.mp4", rung.init)
-        for seg, path in zip(rung.rendition.segments, rung.segments, strict=True):
-            rt.store.put_file(f"{prefix}{rung.rendition.segment_path(seg.number)}", path)
+        if rung.init_bytes is not None:
+            rt.store.put_bytes(f"{prefix}{rid}/init.mp4", rung.init_bytes)
+        else:
+            rt.store.put_file(f"{prefix}{rid}/init.mp4", rung.init)
+        for i, (seg, path) in enumerate(zip(rung.rendition.segments, rung.segments, strict=True)):
+            key = f"{prefix}{rung.rendition.segment_path(seg.number)}"
+            moved = rung.segment_bytes(i)
+            if moved is None:
+                rt.store.put_file(key, path)
+            else:
+                rt.store.put_bytes(key, moved)
     presentation = recording_presentation(rungs)
     written = _publish(rt, asset_id, presentation)
     log.info(
@@ -234,17 +293,191 @@ def _ended(state: Path) -> bool:
 
 def read_recording(out: Path) -> list[RecordedRung]:
     """The rungs of the session written under ``out`` that have at least one complete
-    segment (video first). Raises :class:`PermanentJobError` for files that are not the
+    segment (video first), every publish of the session in order (see
+    :func:`_session_rungs`). Raises :class:`PermanentJobError` for files that are not the
     packager's CMAF."""
-    rungs = []
-    for name in RUNGS:
+    try:
+        publishes = json.loads((out / "publishes.json").read_bytes())
+    except (OSError, ValueError):
+        publishes = None
+    try:
+        if isinstance(publishes, list):
+            return _session_rungs(out, publishes)
+        rungs = []
+        for name in RUNGS:
+            found = _single_run(out / name)
+            if found is not None and (rung := _rung(name, *found)) is not None:
+                rungs.append(rung)
+        return rungs
+    except Fmp4Error as exc:
+        raise PermanentJobError(f"The recording's segments are corrupt: {exc}") from exc
+
+
+@dataclass
+class _Run:
+    """One publish's segments of one rung, as the packager wrote them."""
+
+    init: Path
+    init_data: bytes
+    track: Track
+    segments: list[tuple[Path, int, int, int, int]]  # (path, start, duration, size, samples)
+
+    @property
+    def start(self) -> float:
+        return self.segments[0][1] / self.track.timescale
+
+    @property
+    def end(self) -> float:
+        last = self.segments[-1]
+        return (last[1] + last[2]) / self.track.timescale
+
+
+def _read_run(rung_dir: Path, init_name: str, first: int, last: int) -> _Run | None:
+    init_path = rung_dir / init_name
+    if "/" in init_name or not init_path.is_file():
+        return None
+    init_data = init_path.read_bytes()
+    track = _init(init_data).tracks[0]
+    segments = []
+    for msn in range(first, last + 1):
+        path = rung_dir / f"{msn}.m4s"
+        if not path.is_file():
+            continue  # a gap: the packager never completed it
+        data = path.read_bytes()
+        frags = _fragments(init_data, data, track.track_id)
+        if frags:
+            duration = sum(f.duration for f in frags)
+            samples = sum(f.samples for f in frags)
+            segments.append((path, frags[0].decode_time, duration, len(data), samples))
+    return _Run(init_path, init_data, track, segments) if segments else None
+
+
+def sample_description(init: bytes) -> bytes:
+    """The ``stsd`` box of an init segment (codec, its parameters, picture size or audio
+    configuration), with the timescale: publishes whose descriptions are equal can share
+    one init segment."""
+    at = init.find(b"stsd")
+    if at < 4:
+        return init
+    size = struct.unpack_from(">I", init, at - 4)[0]
+    track = _init(init).tracks[0]
+    return init[at - 4 : at - 4 + size] + struct.pack(">II", track.timescale, track.track_id)
+
+
+def _session_rungs(out: Path, publishes: list[object]) -> list[RecordedRung]:
+    """Every publish of the session that is not the slate (reconnects, backup inputs), in
+    order, as one timeline under the first publish's init segment: their segments are
+    stored as they are, only their ``tfdt`` moved so that each publish starts where the one
+    before ended (tracks moved together, so audio stays in sync with video). H.264 of other
+    parameters goes in band (``avc3``, :func:`_joinable`); a publish that differs otherwise
+    from the first is left out of the recording, logged as ``recording.publish_left_out``:
+    a VOD rendition has one init segment, and joining it would need a re-encode."""
+    runs: list[dict[str, _Run]] = []
+    for p in publishes:
+        if not isinstance(p, dict) or p.get("slate"):
+            continue
         try:
-            rung = _read_rung(out / name, name)
-        except Fmp4Error as exc:
-            raise PermanentJobError(f"The recording's {name} segments are corrupt: {exc}") from exc
-        if rung is not None:
-            rungs.append(rung)
+            init = str(p["init"])
+            spans = {n: (int(p["first_msn"][n]), int(p["last_msn"][n])) for n in p["first_msn"]}
+        except (KeyError, TypeError, ValueError):
+            continue
+        found = {}
+        for name in RUNGS:
+            if name in spans and (run := _read_run(out / name, init, *spans[name])) is not None:
+                found[name] = run
+        if found:
+            runs.append(found)
+    if not runs:
+        return []
+    ref = {name: sample_description(run.init_data) for name, run in runs[0].items()}
+    kept = [runs[0]]
+    inband = False  # H.264 publishes of other parameters: SPS/PPS in band
+    for found in runs[1:]:
+        differs = [
+            n for n in ref if n not in found or sample_description(found[n].init_data) != ref[n]
+        ]
+        if differs == ["video"] and _joinable(runs[0]["video"], found["video"]):
+            differs, inband = [], True
+        if differs or set(found) != set(ref):
+            log.warning(
+                "recording.publish_left_out",
+                dir=str(out),
+                init=next(iter(found.values())).init.name,
+                differs=differs or sorted(set(found) ^ set(ref)),
+            )
+            continue
+        kept.append(found)
+    # Each later publish starts where the previous one's latest track ended.
+    shifts: list[float] = [0.0]
+    end = max(run.end for run in kept[0].values())
+    for found in kept[1:]:
+        delta = end - min(run.start for run in found.values())
+        shifts.append(delta)
+        end = max(run.end for run in found.values()) + delta
+    rungs = []
+    for name in ref:
+        timescale = kept[0][name].track.timescale
+        segs: list[tuple[Path, int, int, int, int]] = []
+        moves: list[int] = []
+        for found, delta in zip(kept, shifts, strict=True):
+            ticks = round(delta * timescale)
+            for path, start, duration, size, samples in found[name].segments:
+                segs.append((path, start + ticks, duration, size, samples))
+                moves.append(ticks)
+        rung = _rung(name, kept[0][name].init, kept[0][name].init_data, kept[0][name].track, segs)
+        if rung is None:
+            continue
+        rung = dataclasses.replace(rung, shifts=tuple(moves))
+        if name == "video" and inband:
+            nals = [
+                parameter_sets(found[name].init_data)[1]
+                for found in kept
+                for _ in found[name].segments
+            ]
+            r = rung.rendition
+            rendition = dataclasses.replace(
+                r,
+                codecs="avc3" + r.codecs[4:],
+                width=max(found[name].track.width or 0 for found in kept) or r.width,
+                height=max(found[name].track.height or 0 for found in kept) or r.height,
+            )
+            avc3 = to_avc3(kept[0][name].init_data)
+            rung = dataclasses.replace(
+                rung, rendition=rendition, init_bytes=avc3, inband=tuple(nals)
+            )
+            log.info("recording.parameter_sets_in_band", dir=str(out), publishes=len(kept))
+        rungs.append(rung)
     return rungs
+
+
+def _joinable(first: _Run, other: _Run) -> bool:
+    """Two H.264 publishes of other parameters (picture size, profile, level) that one
+    ``avc3`` rendition can carry, their parameter sets in band: the same timescale, track
+    and NAL length size."""
+    a, b = first.track, other.track
+    if not (a.codec.startswith("avc1.") and b.codec.startswith("avc1.")):
+        return False
+    if (a.timescale, a.track_id) != (b.timescale, b.track_id):
+        return False
+    try:
+        return parameter_sets(first.init_data)[0] == parameter_sets(other.init_data)[0]
+    except Fmp4Error:
+        return False
+
+
+def _single_run(
+    rung_dir: Path,
+) -> tuple[Path, bytes, Track, list[tuple[Path, int, int, int, int]]] | None:
+    """Without ``publishes.json`` (an older session): from the newest segment back to the
+    first one kept, under ``init.mp4``."""
+    last = _last_msn(rung_dir)
+    if last is None:
+        return None
+    first = last
+    while first > 0 and (rung_dir / f"{first - 1}.m4s").is_file():
+        first -= 1
+    run = _read_run(rung_dir, "init.mp4", first, last)
+    return None if run is None else (run.init, run.init_data, run.track, run.segments)
 
 
 def _last_msn(rung_dir: Path) -> int | None:
@@ -262,58 +495,22 @@ def _last_msn(rung_dir: Path) -> int | None:
     return max(numbers, default=None)
 
 
-def _last_publish(rung_dir: Path, name: str) -> tuple[str, int, int] | None:
-    """(init name, first msn, last msn) of the session's last publish (not the slate) that
-    has a segment of rung ``name``, from the packager's ``publishes.json``; None without."""
-    try:
-        publishes = json.loads((rung_dir.parent / "publishes.json").read_bytes())
-    except (OSError, ValueError):
+def _rung(
+    name: str,
+    init_path: Path,
+    init_data: bytes,
+    track: Track,
+    found: list[tuple[Path, int, int, int, int]],
+) -> RecordedRung | None:
+    """The rendition of ``found`` segments (path, start, duration, size, samples)."""
+    if not found:
         return None
-    for p in reversed(publishes if isinstance(publishes, list) else []):
-        try:
-            if not p["slate"] and name in p["first_msn"]:
-                return str(p["init"]), int(p["first_msn"][name]), int(p["last_msn"][name])
-        except (KeyError, TypeError, ValueError):
-            continue
-    return None
-
-
-def _read_rung(rung_dir: Path, name: str) -> RecordedRung | None:
-    known = _last_publish(rung_dir, name)
-    init_path = rung_dir / (known[0] if known else "init.mp4")
-    if not init_path.is_file() or "/" in init_path.name:
-        return None
-    last = known[2] if known else _last_msn(rung_dir)
-    if last is None:
-        return None
-    # The segments of the session's last publish (a reconnect continues the numbering with
-    # a new init segment and media clock: the recording keeps that last publish; the slate
-    # shown while the publisher was away is left out). Without publishes.json: from the
-    # newest back to the first one kept.
-    first = last
-    if known:
-        first = known[1]
-    else:
-        while first > 0 and (rung_dir / f"{first - 1}.m4s").is_file():
-            first -= 1
-    init_data = init_path.read_bytes()
-    init = _init(init_data)
-    track = init.tracks[0]
-    segments: list[Segment] = []
-    paths: list[Path] = []
-    samples = 0
-    for msn in range(first, last + 1):
-        path = rung_dir / f"{msn}.m4s"
-        data = path.read_bytes()
-        frags = _fragments(init_data, data, track.track_id)
-        if not frags:
-            continue
-        duration = sum(f.duration for f in frags)
-        samples += sum(f.samples for f in frags)
-        segments.append(Segment(len(segments) + 1, frags[0].decode_time, duration, len(data)))
-        paths.append(path)
-    if not segments:
-        return None
+    segments = [
+        Segment(i + 1, start, duration, size)
+        for i, (_, start, duration, size, _) in enumerate(found)
+    ]
+    paths = tuple(p for p, *_ in found)
+    samples = sum(f[4] for f in found)
     if track.kind == "video":
         ticks = sum(s.duration for s in segments)
         fps = _frame_rate(samples, ticks, track.timescale)
@@ -341,7 +538,7 @@ def _read_rung(rung_dir: Path, name: str) -> RecordedRung | None:
             channels=channels,
             default=True,
         )
-    return RecordedRung(rendition, init_path, tuple(paths))
+    return RecordedRung(rendition, init_path, paths)
 
 
 def _init(data: bytes) -> InitSegment:

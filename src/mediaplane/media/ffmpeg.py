@@ -779,6 +779,24 @@ def parse_progress_seconds(line: str) -> float | None:
 LIVE_MOVFLAGS = "+empty_moov+default_base_moof+skip_trailer+cmaf"
 
 
+@dataclass(frozen=True)
+class LiveTranscode:
+    """What the live packager encodes instead of copying: the video as H.264 (x264
+    ``zerolatency`` at constant quality ``crf`` under ``video_maxrate`` bits per second, a
+    keyframe every ``gop_seconds`` of media time; the picture size is the input's, not
+    known before ffmpeg reads it) and/or the audio as AAC-LC stereo at 48 kHz
+    (``audio_bitrate``)."""
+
+    video: bool = False
+    audio: bool = False
+    gop_seconds: float = 1.0
+    crf: int = 23
+    video_maxrate: int = 5_000_000
+    preset: str = "veryfast"
+    audio_bitrate: int = AUDIO_BITRATE
+    threads: int = 2
+
+
 def live_package_argv(
     ffmpeg: str,
     *,
@@ -788,6 +806,7 @@ def live_package_argv(
     input_format: Literal["flv", "mpegts"] = "flv",
     video_map: str = "0:v:0",
     audio_map: str = "0:a:0",
+    transcode: LiveTranscode | None = None,
 ) -> list[str]:
     """Repackage a live FLV or MPEG-TS stream on stdin (H.264 and AAC, not re-encoded) into one
     fragmented-MP4 CMAF track per file descriptor: ``video_fd`` gets the first video
@@ -801,6 +820,12 @@ def live_package_argv(
     ``video_map``/``audio_map`` pick the tracks (``0:i:PID`` for MPEG-TS). AAC in ADTS (as
     MPEG-TS carries it) is turned into MP4's raw AAC with its AudioSpecificConfig by
     ``aac_adtstoasc``, which the mp4 muxer inserts itself and which is named here too.
+
+    ``transcode`` (input that is not H.264/AAC, or H.264 whose keyframes are too far apart
+    to cut segments at): the tracks it names are decoded and encoded (:class:`LiveTranscode`)
+    instead of copied, once per stream; the video keeps the input's timestamps
+    (``-fps_mode passthrough``, a 90 kHz track) and gets a keyframe at every
+    ``gop_seconds`` (``-force_key_frames``, no other: scene cuts off).
     """
     if video_fd is None and audio_fd is None:
         raise MediaError("live packaging needs a video or an audio output")
@@ -825,10 +850,31 @@ def live_package_argv(
         "-f", input_format,
         "-i", "pipe:0",
     ]  # fmt: skip
+    tc = transcode or LiveTranscode()
     if video_fd is not None:
+        if tc.video:
+            gop = f"{tc.gop_seconds:g}"
+            codec = [
+                "-vf", "format=yuv420p",
+                "-c:v", "libx264",
+                "-preset", tc.preset,
+                "-tune", "zerolatency",
+                "-profile:v", "high",
+                "-threads", str(tc.threads),
+                "-crf", str(tc.crf),
+                "-maxrate", str(tc.video_maxrate),
+                "-bufsize", str(tc.video_maxrate),
+                "-force_key_frames", f"expr:gte(t,n_forced*{gop})",
+                "-g", "100000",
+                "-sc_threshold", "0",
+                "-fps_mode", "passthrough",
+                "-video_track_timescale", "90000",
+            ]  # fmt: skip
+        else:
+            codec = ["-c", "copy"]
         argv += [
             "-map", video_map,
-            "-c", "copy",
+            *codec,
             "-map_metadata", "-1",
             "-f", "mp4",
             "-movflags", LIVE_MOVFLAGS + "+frag_every_frame",
@@ -837,15 +883,22 @@ def live_package_argv(
         ]  # fmt: skip
     if audio_fd is not None:
         frag_us = str(max(1, round(audio_fragment_seconds * 1_000_000)))
+        if tc.audio:
+            codec = ["-c:a", "aac", "-b:a", str(tc.audio_bitrate), "-ac", "2", "-ar", "48000"]
+        else:
+            codec = [
+                "-c", "copy",
+                *(["-bsf:a", "aac_adtstoasc"] if input_format == "mpegts" else []),
+            ]  # fmt: skip
+        adts = input_format == "mpegts" and not tc.audio
         argv += [
             "-map", audio_map,
-            "-c", "copy",
-            *(["-bsf:a", "aac_adtstoasc"] if input_format == "mpegts" else []),
+            *codec,
             "-map_metadata", "-1",
             "-f", "mp4",
             # From ADTS the AudioSpecificConfig exists only once the filter has seen the
             # first frame: delay_moov writes the init segment then (else its esds has none).
-            "-movflags", LIVE_MOVFLAGS + ("+delay_moov" if input_format == "mpegts" else ""),
+            "-movflags", LIVE_MOVFLAGS + ("+delay_moov" if adts else ""),
             "-frag_duration", frag_us,
             "-flush_packets", "1",
             f"pipe:{audio_fd}",

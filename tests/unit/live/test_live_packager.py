@@ -23,7 +23,6 @@ from mediaplane.media import (
     HostFailure,
     InvalidMedia,
     MasterPlaylist,
-    MediaError,
     MediaPlaylist,
     avc_codec_string,
 )
@@ -350,7 +349,7 @@ async def test_missing_ffmpeg_is_a_host_failure(tmp_path: Path) -> None:
     await packager.close()
 
 
-async def test_video_that_is_not_h264_is_refused(tmp_path: Path) -> None:
+async def test_video_that_is_not_h264_is_transcoded(tmp_path: Path) -> None:
     clip = make_clip(
         "live-flv1.flv", seconds=1, size="160x90", audio=False, extra=["-c:v", "flv", "-f", "flv"]
     )
@@ -358,9 +357,32 @@ async def test_video_that_is_not_h264_is_refused(tmp_path: Path) -> None:
         tmp_path, latency_mode="low", part_target=PART, segment_target=SEGMENT,
         dvr_window_seconds=60,
     )  # fmt: skip
-    with pytest.raises(MediaError, match="not H.264"):
-        await feed(packager, clip.read_bytes())
+    await feed(packager, clip.read_bytes())
     await packager.close()
+    assert packager.health()["mode"] == "transcode"
+    assert packager.health()["source_codecs"]["video"] == "Sorenson H.263"
+    init = (tmp_path / "video" / "init.mp4").read_bytes()
+    assert b"avc1" in init and b"avcC" in init
+
+
+async def test_video_that_cannot_be_decoded_is_refused(tmp_path: Path) -> None:
+    clip = make_clip(
+        "live-flv1-noise.flv", seconds=2, size="160x90", audio=False,
+        extra=["-c:v", "flv", "-bsf:v", "noise=amount=1", "-f", "flv"],
+    )  # fmt: skip
+    packager = LivePackager(
+        tmp_path, latency_mode="low", part_target=PART, segment_target=SEGMENT,
+        dvr_window_seconds=60,
+    )  # fmt: skip
+
+    async def publish() -> None:
+        await feed(packager, clip.read_bytes())
+        await packager.close()
+
+    with pytest.raises(InvalidMedia, match="could not be decoded .Sorenson H.263 video"):
+        await publish()
+    await packager.close()
+    assert packager.health()["status"] == "failed"
 
 
 async def test_state_advances_part_by_part_at_real_time(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """LivePackager on MPEG-TS (what the SRT server hands it): a real ffmpeg-made TS fed in
 SRT-sized writes (1316 bytes, seven packets), the LL-HLS output read back and decoded; HEVC
-and bytes that are not MPEG-TS are refused with a message for the publisher."""
+with MP2 audio, and H.264 with a 10 s GOP, are transcoded (H.264 with 1 s GOPs, AAC); bytes
+that are not MPEG-TS are refused with a message for the publisher."""
 
 from __future__ import annotations
 
@@ -110,13 +111,44 @@ def test_segments_decode_and_audio_is_raw_aac(out: Path, tmp_path: Path) -> None
     assert '"data": "\\n00000000: fff' not in packets.stdout
 
 
-async def test_hevc_is_refused(tmp_path: Path) -> None:
-    data = ts_clip("live-hevc.ts", ("-c:v", "libx265", "-preset", "ultrafast", *AAC), seconds=1)
+async def test_hevc_and_mp2_are_transcoded(tmp_path: Path) -> None:
+    data = ts_clip(
+        "live-hevc-mp2.ts",
+        ("-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "log-level=error")
+        + ("-c:a", "mp2"),
+        seconds=3,
+    )
     p = packager(tmp_path)
-    with pytest.raises(InvalidMedia, match="HEVC, not H.264.*H.264"):
-        await feed(p, data.read_bytes())
-    await p.close()  # already reported: close is quiet
-    assert p.renditions == ()  # no ffmpeg was started
+    await feed(p, data.read_bytes())
+    await asyncio.wait_for(p.close(), 60)
+    health = p.health()
+    assert health["mode"] == "transcode"
+    assert health["source_codecs"] == {"video": "HEVC", "audio": "MPEG-1 audio"}
+    assert "HEVC, not H.264" in health["mode_reason"]
+    assert "MPEG-1 audio, not AAC" in health["mode_reason"]
+    master = MasterPlaylist.parse((tmp_path / "master.m3u8").read_bytes())
+    (variant,) = master.variants
+    assert variant.codecs is not None and variant.codecs.startswith("avc1.")
+    assert variant.codecs.endswith(AAC_LC) and variant.resolution == (320, 180)
+    video = MediaPlaylist.parse((tmp_path / "video" / "index.m3u8").read_bytes())
+    assert video.endlist and [round(s.duration or 0, 1) for s in video.segments][:1] == [2.0]
+
+
+async def test_h264_with_a_10s_gop_is_transcoded_with_short_gops(tmp_path: Path) -> None:
+    data = ts_clip(
+        "live-gop10.ts",
+        (*H264, "-g", "300", "-keyint_min", "300", "-sc_threshold", "0", *AAC),
+        seconds=6,
+    )
+    p = packager(tmp_path)
+    await feed(p, data.read_bytes())
+    await asyncio.wait_for(p.close(), 60)
+    health = p.health()
+    assert health["mode"] == "transcode" and "keyframes are more than 4 s" in health["mode_reason"]
+    assert health["keyframe_interval"] == pytest.approx(1.0, abs=0.05)
+    assert "audio" not in health["mode_reason"]  # the AAC is copied
+    video = MediaPlaylist.parse((tmp_path / "video" / "index.m3u8").read_bytes())
+    assert [round(s.duration or 0, 1) for s in video.segments] == [2.0, 2.0, 2.0]
 
 
 async def test_garbage_is_refused_at_once(tmp_path: Path) -> None:

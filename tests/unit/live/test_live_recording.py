@@ -7,6 +7,8 @@ media errors the asset."""
 from __future__ import annotations
 
 import asyncio
+import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,12 +17,13 @@ import pytest
 from sqlalchemy import select
 
 from mediaplane.catalog import Asset, AssetStatus, FinishRecording, create_recording_asset
+from mediaplane.clips import Clip, picture, sine
 from mediaplane.events import OutboxRow
 from mediaplane.jobs import JobState, create_job, run_job
 from mediaplane.live import LivePackager, session_dir
 from mediaplane.media import MasterPlaylist, MediaPlaylist, Presentation, render_hls_master
 from mediaplane.runtime import Runtime
-from tests.support import make_clip, migrated_runtime, probe_decodes
+from tests.support import MEDIA_CACHE, ffprobe_json, make_clip, migrated_runtime, probe_decodes
 
 SECONDS = 6
 WRITE = 4096
@@ -166,3 +169,99 @@ def test_recording_without_media_errors(rt: Runtime) -> None:
         assert asset.errors is not None
         assert "recorded no media" in asset.errors["messages"][0]
     assert _events(rt, asset_id)[-1] == "video.asset.errored"
+
+
+def _record_publishes(out: Path, clips: list[Path]) -> None:
+    """Each clip one publish of one session (a reconnect each time), as the ingest joins
+    them: the first publish makes the session's output, the later ones continue it."""
+    from mediaplane.live import LiveOutput
+    from mediaplane.live._output import PublishFeed
+
+    session: list[LiveOutput] = []
+
+    def output_for(names: list[str], started_at: Any) -> PublishFeed:
+        if not session:
+            session.append(
+                LiveOutput(
+                    out,
+                    renditions=names,
+                    low_latency=True,
+                    part_target=0.5,
+                    segment_target=1.0,
+                    dvr_window_seconds=0,
+                    keep_segments=True,
+                    started_at=started_at,
+                )  # fmt: skip
+            )
+            return PublishFeed(session[0], session[0].current_publish)
+        return session[0].begin_publish(names, started_at=started_at)
+
+    async def go() -> None:
+        for clip in clips:
+            data = clip.read_bytes()
+            packager = LivePackager(
+                out, latency_mode="low", part_target=0.5, segment_target=1.0,
+                dvr_window_seconds=0, output_for=output_for,
+            )  # fmt: skip
+            for i in range(0, len(data), WRITE):
+                await packager.write(data[i : i + WRITE])
+            await packager.close()
+        session[0].finish()
+
+    asyncio.run(go())
+
+
+def test_a_recording_covers_every_publish_of_its_session(rt: Runtime, tmp_path: Path) -> None:
+    """Two publishes of the same encoder settings (a reconnect), then one at another
+    picture size, then one with audio at another sample rate: the recording has the first
+    three one after the other on one timeline under one init segment (``avc3``: the third
+    one's SPS/PPS in band, nothing re-encoded); the fourth, whose AAC configuration no
+    init segment of the first can describe, is left out."""
+    gop = ["-g", "15", "-keyint_min", "15", "-sc_threshold", "0", "-f", "flv"]
+    other = make_clip("live-6s-480.flv", seconds=SECONDS, size="480x270", rate=30, extra=gop)
+    audio_48k = Clip(
+        seconds=SECONDS, video=picture("320x180", 30), audio=(sine(440, 48000),),
+        extra=tuple(gop),
+    ).make(MEDIA_CACHE / "live-6s-48k.flv", timeout=120)  # fmt: skip
+    asset_id = _asset(rt)
+    out = session_dir(rt.settings, "stream3", "session3")
+    _record_publishes(out, [_flv(), _flv(), other, audio_48k])
+    assert (out / "video" / "init-3.mp4").is_file()
+    assert _run(rt, asset_id, "stream3", "session3") is JobState.SUCCEEDED
+    with rt.db.session() as s:
+        asset = s.get(Asset, asset_id)
+        assert asset is not None and asset.status is AssetStatus.READY, asset
+        assert asset.duration == pytest.approx(3 * SECONDS, abs=0.6)
+        assert asset.presentation is not None
+        p = Presentation.from_dict(asset.presentation)
+    for r in (p.video[0], p.audio[0]):
+        starts = [s.start for s in r.segments]
+        ends = [s.start + s.duration for s in r.segments]
+        assert all(b >= a for a, b in zip(ends, starts[1:], strict=False))  # no overlap
+        gap = max(b - a for a, b in zip(ends, starts[1:], strict=False)) / r.timescale
+        assert gap < 0.1  # each publish follows the one before
+    video = p.video[0]
+    assert video.codecs.startswith("avc3.") and (video.width, video.height) == (480, 270)
+    prefix = f"assets/{asset_id}/cmaf/"
+    init = rt.store.get_bytes(f"{prefix}video/init.mp4")
+    assert b"avc3" in init and b"avc1" not in init
+    segments = [
+        rt.store.get_bytes(f"{prefix}{video.segment_path(s.number)}") for s in video.segments
+    ]
+    whole = tmp_path / "recording.mp4"  # a file: the pipe's duration is its first fragment's
+    whole.write_bytes(init + b"".join(segments))
+    decode = subprocess.run(
+        ["ffmpeg", "-hide_banner", "-nostdin", "-v", "info", "-i", str(whole)]
+        + ["-vf", "showinfo", "-f", "null", "-"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert decode.returncode == 0, decode.stderr[-2000:]
+    assert "error" not in decode.stderr.lower()
+    sizes = re.findall(r" s:(\d+x\d+) ", decode.stderr)
+    assert len(sizes) == pytest.approx(3 * SECONDS * 30, abs=20)  # every frame decodes
+    assert sizes[0] == "320x180" and sizes[-1] == "480x270"
+    assert float(ffprobe_json(whole)["format"]["duration"]) == pytest.approx(3 * SECONDS, abs=0.6)
+    # Seeking into the third publish: its segment decodes alone, from its own SPS/PPS.
+    third = next(i for i, s in enumerate(video.segments) if s.start / video.timescale > 13)
+    info = probe_decodes(init + segments[third])
+    assert (info["streams"][0]["width"], info["streams"][0]["height"]) == (480, 270)

@@ -1,5 +1,5 @@
-"""TsScanner on hand-made MPEG-TS packets: the PMT's stream types decide what is taken,
-refused or ignored; a PMT that changes the tracks mid-stream is refused; framing is checked."""
+"""TsScanner on hand-made MPEG-TS packets: the PMT's stream types decide what is copied,
+transcoded, refused or ignored; H.264 keyframes are seen; a PMT that changes the tracks mid-stream is refused; framing is checked."""
 
 from __future__ import annotations
 
@@ -72,16 +72,71 @@ def test_a_declared_track_that_never_comes_waits_one_second() -> None:
     [
         ((0x24, 0x100, b""), "HEVC"),
         ((0x02, 0x100, b""), "MPEG-2 video"),
+        ((0x06, 0x100, b"\x05\x04HEVC"), "HEVC"),
         ((0x81, 0x101, b""), "AC-3"),
+        ((0x03, 0x101, b""), "MPEG-1 audio"),
         ((0x11, 0x101, b""), "AAC in LATM"),
         ((0x06, 0x101, b"\x05\x04Opus"), "Opus"),
         ((0x06, 0x101, b"\x6a\x01\x00"), "AC-3"),
     ],
 )
-def test_other_codecs_are_refused_with_a_hint(stream: tuple[int, int, bytes], name: str) -> None:
+def test_other_decodable_codecs_are_taken_to_be_transcoded(
+    stream: tuple[int, int, bytes], name: str
+) -> None:
     s = TsScanner()
-    with pytest.raises(InvalidMedia, match=f"is {name}, not .*H.264.*AAC"):
+    s.feed(pat() + pmt(stream))
+    kind = "video" if stream[1] == 0x100 else "audio"
+    assert getattr(s, f"{kind}_pid") == stream[1]
+    assert getattr(s, f"{kind}_codec") == name
+
+
+@pytest.mark.parametrize(
+    ("stream", "name"),
+    [
+        ((0x33, 0x100, b""), "VVC"),
+        ((0x21, 0x100, b""), "JPEG 2000"),
+        ((0x06, 0x100, b"\x05\x04AV01"), "AV1"),
+        ((0x83, 0x101, b""), "TrueHD"),
+    ],
+)
+def test_codecs_not_read_are_refused_with_a_hint(stream: tuple[int, int, bytes], name: str) -> None:
+    s = TsScanner()
+    with pytest.raises(InvalidMedia, match=f"is {name}, which is not read: send H.264"):
         s.feed(pat() + pmt(stream))
+
+
+def keyframe_pes(pid: int, pts: float, *, rai: bool) -> bytes:
+    """A PES start with an IDR slice (NAL type 5) after an AUD, the random access
+    indicator set or not."""
+    data = pes(pid, pts)
+    body = data[4:].rstrip(b"\xff")
+    nals = b"\x00\x00\x00\x01\x09\xf0\x00\x00\x00\x01\x65\x88"
+    if rai:  # an adaptation field of one flag byte before the payload
+        head = bytes([0x47, 0x40 | pid >> 8, pid & 0xFF, 0x30, 1, 0x40])
+        return head + (body + nals).ljust(182, b"\xff")
+    return data[:4] + (body + nals).ljust(184, b"\xff")
+
+
+def test_an_idr_after_a_large_sei_is_a_keyframe() -> None:
+    s = TsScanner()
+    s.feed(pat() + pmt(H264, AAC))
+    start = pes(0x100, 2.0)
+    sei = b"\x00\x00\x00\x01\x06" + b"\x05" * 170  # fills the PES's first packet
+    first = start[:4] + (start[4:].rstrip(b"\xff") + sei)[:184]
+    idr = bytes([0x47, 0x01, 0x00, 0x11]) + (b"\x00\x00\x01\x65\x88").ljust(184, b"\xff")
+    s.feed(first + idr)
+    p_slice = bytes([0x47, 0x01, 0x00, 0x12]) + (b"\x00\x00\x01\x41\x9a").ljust(184, b"\xff")
+    s.feed(pes(0x100, 2.5)[:4] + pes(0x100, 2.5)[4:].rstrip(b"\xff").ljust(184, b"\xff") + p_slice)
+    assert s.keyframes == [pytest.approx(2.0)]
+
+
+def test_h264_keyframes_are_seen() -> None:
+    s = TsScanner()
+    s.feed(pat() + pmt(H264, AAC))
+    s.feed(keyframe_pes(0x100, 1.0, rai=True) + pes(0x100, 1.5))
+    s.feed(keyframe_pes(0x100, 11.0, rai=False) + pes(0x101, 11.0))
+    assert s.keyframes == [pytest.approx(1.0), pytest.approx(11.0)]
+    assert s.newest == pytest.approx(11.0)
 
 
 def test_private_data_without_codec_descriptors_is_ignored() -> None:
@@ -96,8 +151,10 @@ def test_a_pmt_that_changes_the_tracks_is_refused() -> None:
     s.feed(pmt(H264, AAC))  # repeated, same version: fine
     with pytest.raises(InvalidMedia, match="changed mid-stream"):
         s.feed(pmt(H264, (0x0F, 0x105, b""), version=1))
-    with pytest.raises(InvalidMedia, match="not H.264"):
-        TsScanner().feed(pat() + pmt(H264) + pmt((0x24, 0x100, b""), version=1))
+    t = TsScanner()
+    t.feed(pat() + pmt(H264))
+    with pytest.raises(InvalidMedia, match="changed mid-stream"):
+        t.feed(pmt((0x24, 0x100, b""), version=1))
 
 
 def test_framing() -> None:

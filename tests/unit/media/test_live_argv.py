@@ -68,3 +68,27 @@ def test_mpegts_on_stdin_tracks_by_pid_and_adts_to_mp4() -> None:
             "ffmpeg", video_fd=7, audio_fd=None, audio_fragment_seconds=1,
             input_format="mp4",  # type: ignore[arg-type]
         )  # fmt: skip
+
+
+def test_transcode_encodes_the_named_tracks_with_keyframes_at_the_gop() -> None:
+    from mediaplane.media import LiveTranscode
+
+    argv = live_package_argv(
+        "ffmpeg", video_fd=7, audio_fd=9, audio_fragment_seconds=0.465, input_format="mpegts",
+        video_map="0:i:256", audio_map="0:i:257",
+        transcode=LiveTranscode(video=True, audio=True, gop_seconds=1.0, preset="ultrafast"),
+    )  # fmt: skip
+    video_out = argv[argv.index("0:i:256") : argv.index("pipe:7") + 1]
+    audio_out = argv[argv.index("0:i:257") :]
+    assert _after(video_out, "-c:v") == ["libx264"] and "copy" not in video_out
+    assert _after(video_out, "-force_key_frames") == ["expr:gte(t,n_forced*1)"]
+    assert _after(video_out, "-tune") == ["zerolatency"]
+    assert _after(video_out, "-preset") == ["ultrafast"]
+    assert _after(audio_out, "-c:a") == ["aac"]
+    assert "aac_adtstoasc" not in audio_out  # encoded AAC is raw already
+    assert "+delay_moov" not in _after(audio_out, "-movflags")[0]
+    only_audio = live_package_argv(
+        "ffmpeg", video_fd=7, audio_fd=9, audio_fragment_seconds=0.465, input_format="mpegts",
+        transcode=LiveTranscode(audio=True),
+    )  # fmt: skip
+    assert _after(only_audio, "-c") == ["copy"]  # the video is copied
