@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     #: key-encryption keys; none: `<data-dir>/master-key`, made on first start.
     master_key: SecretStr | None = Field(default=None, repr=False)
     kms_url: str | None = None
+    #: Content keys of a protected asset: one per track type ("track": SD, HD and audio
+    #: keys, so a licence policy can hold HD back) or one for the whole asset ("asset").
+    protection_keys: Literal["track", "asset"] = "track"
     access_token_seconds: int = Field(default=900, ge=30)
     refresh_token_seconds: int = Field(default=30 * 86400, ge=60)
     web_session_seconds: int = Field(default=14 * 86400, ge=60)
@@ -409,6 +412,8 @@ MEANINGS = {
     "protection), instead of the generated `<data-dir>/master-key`",
     "kms_url": "`aws-kms://KEY-ID?region=R[&endpoint=URL]`: AWS KMS wraps the key-encryption "
     "keys instead of the master key",
+    "protection_keys": "content keys of a protected asset: `track` (one each for SD, HD and "
+    "audio) or `asset` (one for all its tracks)",
     "access_token_seconds": "lifetime of an app's access token (JWT)",
     "refresh_token_seconds": "lifetime of a refresh token (each use rotates it)",
     "web_session_seconds": "lifetime of a signed-in browser session (cookie and server row)",

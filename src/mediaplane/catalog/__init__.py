@@ -12,7 +12,14 @@ from __future__ import annotations
 
 from ._access_rules import MAX_RENTAL_HOURS, asset_rule, parse_access_rule
 from ._api import router
-from ._models import Asset, AssetStatus, FingerprintStatus, ModerationStatus, PlaybackPolicy
+from ._models import (
+    Asset,
+    AssetStatus,
+    FingerprintStatus,
+    ModerationStatus,
+    PlaybackPolicy,
+    Protection,
+)
 from ._payloads import (
     AssetJob,
     EncodeChunk,
@@ -20,6 +27,7 @@ from ._payloads import (
     FinishRecording,
     ImportUrl,
     ProcessAsset,
+    RepackageAsset,
     StitchRung,
 )
 from ._rights import (
@@ -88,6 +96,8 @@ __all__ = [
     "PlaybackPolicy",
     "PlaybackTerms",
     "ProcessAsset",
+    "Protection",
+    "RepackageAsset",
     "Refusal",
     "Rights",
     "StitchRung",

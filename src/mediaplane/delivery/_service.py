@@ -52,6 +52,7 @@ from mediaplane.catalog import (
 from mediaplane.errors import NotFound
 from mediaplane.media import (
     STORYBOARD_WIDTHS,
+    DrmUrls,
     Presentation,
     Rendition,
     extract_thumbnail,
@@ -134,11 +135,17 @@ class Playable:
     #: Visibility and access rule; a gated asset plays like a signed id (carry tokens).
     rule: AccessRule = AccessRule()
     channel_id: str | None = None
+    #: The origin's public base URL (``settings.public_url``): licence and key URLs are
+    #: absolute.
+    base_url: str = ""
+    #: Some of its renditions are encrypted (players may still be on older ones).
+    protected: bool = False
 
     @property
     def carries(self) -> bool:
-        """Media playlists and segments need a carry token (signed, or a gated asset)."""
-        return self.signed or self.rule.gated
+        """Media playlists and segments need a carry token (signed, a gated asset, or a
+        protected one: its key and licence requests carry the token too)."""
+        return self.signed or self.rule.gated or self.protected
 
     def has_segment(self, rendition: Rendition, number: int) -> bool:
         known = self.numbers.get(rendition.id)
@@ -221,7 +228,11 @@ def lookup(rt: Runtime, playback_id: str) -> Playable:
             signed or asset.rights is not None or rule.gated,
             rule=rule,
             channel_id=asset.channel_id,
+            base_url=rt.settings.effective_public_url,
         )
+        if any(r.kid for r in found.presentation.renditions):
+            # Its manifests carry the token its licence asks for: one viewer's, uncached.
+            found = replace(found, protected=True, private=True)
     if found.presentation.complete:  # a growing presentation changes with every segment
         _lookups.put(playback_id, found, rt.settings.playback_cache_seconds)
     return found
@@ -468,6 +479,15 @@ def _capped(pres: Presentation, cap: int | None) -> Presentation:
 # -- render --------------------------------------------------------------------------------
 
 
+def drm_urls(p: Playable, query: str) -> DrmUrls | None:
+    """The absolute licence and key URLs of a protected ``p``, carrying ``query`` (the
+    carry token) and the playback id; None when ``p`` is clear."""
+    if not p.protected:
+        return None
+    tail = f"{query}{'&' if query else '?'}pid={p.playback_id}"
+    return DrmUrls(f"{p.base_url}/drm/clearkey{tail}", f"{p.base_url}/keys/{{kid}}{tail}")
+
+
 def _personal(query: str) -> bool:
     """Whether URLs carrying ``query`` are one viewer's (a carry token that names an account
     has more than three fields): such manifests are kept once as a template, not per viewer."""
@@ -533,7 +553,7 @@ def master_text(p: Playable, access: Access = PUBLIC) -> Text:
         "master",
         f"@{access.max_height}",
         access.query,
-        lambda q: render_hls_master(pres, q),
+        lambda q: render_hls_master(pres, q, drm_urls(p, q)),
         HLS_TYPE,
         cache,
     )
@@ -542,6 +562,12 @@ def master_text(p: Playable, access: Access = PUBLIC) -> Text:
 def mpd_text(p: Playable, access: Access = PUBLIC) -> Text:
     """The DASH MPD of ``p`` (404 while only the muxed preview exists), its segment URLs
     carrying ``access.query``."""
+    if any(r.scheme == "aes-128" for r in p.presentation.renditions if r.listed):
+        raise PlaybackNotFound(
+            "This asset is protected with HLS AES-128 (whole-segment encryption), which DASH "
+            "cannot carry: play its HLS playlist, master.m3u8, instead.",
+            "dash_not_available",
+        )
     if not p.presentation.settled:
         raise NotReady(
             "DASH is served once the first renditions are packaged; HLS plays already.",
@@ -557,7 +583,7 @@ def mpd_text(p: Playable, access: Access = PUBLIC) -> Text:
         "mpd",
         f"@{access.max_height}",
         access.query,
-        lambda q: render_mpd(pres, q),
+        lambda q: render_mpd(pres, q, drm_urls(p, q)),
         DASH_TYPE,
         cache,
     )
@@ -578,7 +604,12 @@ def media_text(p: Playable, rendition: str, query: str = "") -> Text:
         f"media:{r.id}",
         "",
         query,
-        lambda q: render_hls_media(r, p.presentation.segment_seconds, q),
+        lambda q: render_hls_media(
+            r,
+            p.presentation.segment_seconds,
+            q,
+            drm=drm_urls(p, q),
+        ),
         HLS_TYPE,
         MANIFEST_CACHE if r.complete else GROWING_CACHE,
     )
