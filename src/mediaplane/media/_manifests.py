@@ -292,7 +292,10 @@ def _protection(r: Rendition, drm: DrmUrls | None) -> tuple[ContentProtection, .
     )
     return (
         ContentProtection(MP4_PROTECTION, scheme, str(uuid.UUID(bytes=kid))),
-        ContentProtection(f"urn:uuid:{COMMON_SYSTEM_ID}", pssh=common_pssh([kid])),
+        # shaka-player reads the Common system as ClearKey too: it names the licence server.
+        ContentProtection(
+            f"urn:uuid:{COMMON_SYSTEM_ID}", pssh=common_pssh([kid]), nodes=laurls[:1]
+        ),
         ContentProtection(f"urn:uuid:{CLEARKEY_SYSTEM_ID}", "ClearKey1.0", nodes=laurls),
     )
 
