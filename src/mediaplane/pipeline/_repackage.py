@@ -129,10 +129,11 @@ def repackage_asset(ctx: JobContext, payload: RepackageAsset) -> None:
                 rt.toolchain, rt.settings, inputs, work / "cmaf", current.duration, encryption
             )
         except MediaError as exc:
+            log.warning("asset.repackage_failed", asset_id=asset_id, error=str(exc)[:2000])
             raise PermanentJobError(
                 f"Changing this asset's protection to {new_scheme} failed: its stored "
-                f"renditions could not be packaged again ({str(exc)[:300]}). Upload the "
-                "video again to replace them."
+                "renditions are damaged or unreadable and could not be packaged again. "
+                "Upload the video again to replace them."
             ) from exc
         if not ctx.still_owned():
             return
