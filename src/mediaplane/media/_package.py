@@ -7,6 +7,8 @@ MPD it writes is read with the :class:`~._dash.MPD` model.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
@@ -19,7 +21,7 @@ from ._process import ManagedProcess
 from ._protection import Encryption, TrackKey, encrypt_segments
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
 INTERNAL_MPD = "packager.mpd"
 #: The packager's own MPD is ours, but still bounded like any MPD (a 24-hour ladder is ~2 MB).
@@ -78,6 +80,7 @@ class ShakaPackager:
             segment_seconds=options.segment_seconds,
             mpd_output=out_dir / INTERNAL_MPD,
             encryption=encryption,
+            key_file=_key_file(out_dir) if encryption is not None else None,
         )
 
     def package(
@@ -93,12 +96,16 @@ class ShakaPackager:
         # Refuses unusable paths (and renditions without a key) before any work.
         argv = self.argv(inputs, out_dir, options, encryption)
         out_dir.mkdir(parents=True, exist_ok=True)
-        ManagedProcess(
-            argv,
-            timeout=options.timeout_seconds,
-            memory_bytes=options.memory_bytes,
-            name="packager",
-        ).run()
+        flags = None
+        if encryption is not None and encryption.scheme != "aes-128":
+            flags = ffmpeg.packager_key_flags(encryption.labels.values())
+        with _keys_in_file(_key_file(out_dir), flags):
+            ManagedProcess(
+                argv,
+                timeout=options.timeout_seconds,
+                memory_bytes=options.memory_bytes,
+                name="packager",
+            ).run()
         presentation = read_packager_mpd(out_dir / INTERNAL_MPD, out_dir, inputs, options)
         (out_dir / INTERNAL_MPD).unlink()
         if encryption is None:
@@ -109,13 +116,37 @@ class ShakaPackager:
         self, source: Path, kind: str, output: Path, key: TrackKey, options: PackagingOptions
     ) -> Path:
         """A clear MP4 of one cenc/cbcs-encrypted track (to package it again)."""
-        ManagedProcess(
-            ffmpeg.packager_decrypt_argv(self.binary, source, kind, output, key),
-            timeout=options.timeout_seconds,
-            memory_bytes=options.memory_bytes,
-            name="packager",
-        ).run()
+        key_file = _key_file(output)
+        argv = ffmpeg.packager_decrypt_argv(self.binary, source, kind, output, key_file)
+        with _keys_in_file(key_file, ffmpeg.packager_key_flags([key], labelled=False)):
+            ManagedProcess(
+                argv,
+                timeout=options.timeout_seconds,
+                memory_bytes=options.memory_bytes,
+                name="packager",
+            ).run()
         return output
+
+
+def _key_file(beside: Path) -> Path:
+    """Where the raw keys of a packager run are, beside (not in) its output."""
+    return beside.parent / f".{beside.name}.keys"
+
+
+@contextlib.contextmanager
+def _keys_in_file(path: Path, text: str | None) -> Iterator[None]:
+    """``text`` in a file only its owner reads, for the run's length (keys stay out of
+    argv and logs); none is written for a clear run (``text`` None)."""
+    if text is None:
+        yield
+        return
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        yield
+    finally:
+        path.unlink(missing_ok=True)
 
 
 def _protected(p: Presentation, out_dir: Path, encryption: Encryption) -> Presentation:

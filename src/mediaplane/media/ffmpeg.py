@@ -162,6 +162,7 @@ def packager_argv(
     segment_seconds: int,
     mpd_output: Path,
     encryption: Encryption | None = None,
+    key_file: Path | None = None,
 ) -> list[str]:
     """Package encoded MP4 tracks into CMAF: ``out_dir/<rendition>/init.mp4`` and
     ``out_dir/<rendition>/<n>.m4s`` (n from 1), plus an MPD at ``mpd_output`` that describes
@@ -174,6 +175,8 @@ def packager_argv(
     key's DRM label (``drm_label=``), every label's KID and key go in ``--keys``, the
     W3C Common PSSH is written into the init segments, and nothing is left in the clear
     (``--clear_lead 0``). HLS AES-128 is packaged clear here and encrypted afterwards.
+    The keys never enter the argv (which is logged, and readable in /proc): they are in
+    ``key_file`` (``--flagfile``), whose text :func:`packager_key_flags` makes.
     """
     cenc = encryption is not None and encryption.scheme != "aes-128"
     argv = [packager]
@@ -195,9 +198,11 @@ def packager_argv(
         argv.append(",".join(desc))
     if cenc:
         assert encryption is not None
+        if key_file is None:
+            raise MediaError("an encrypted packaging needs a key file (--flagfile)")
         argv += [
             "--enable_raw_key_encryption",
-            "--keys", _raw_keys(encryption.labels.values()),
+            f"--flagfile={key_file}",
             "--protection_scheme", encryption.scheme,
             "--protection_systems", "CommonSystem",
             "--clear_lead", "0",
@@ -210,16 +215,21 @@ def packager_argv(
     return argv
 
 
-def _raw_keys(keys: Iterable[TrackKey]) -> str:
-    """``label=L:key_id=…:key=…`` per key, comma-separated (Shaka Packager ``--keys``)."""
-    return ",".join(f"label={k.label}:key_id={k.kid.hex()}:key={k.key.hex()}" for k in keys)
+def packager_key_flags(keys: Iterable[TrackKey], *, labelled: bool = True) -> str:
+    """The text of a packager ``--flagfile`` holding raw keys: ``--keys=label=L:key_id=…:
+    key=…`` (comma-separated; the label empty with ``labelled=False``, for decryption)."""
+    each = (
+        f"label={k.label if labelled else ''}:key_id={k.kid.hex()}:key={k.key.hex()}" for k in keys
+    )
+    return "--keys=" + ",".join(each) + "\n"
 
 
 def packager_decrypt_argv(
-    packager: str, source: Path, kind: str, output: Path, key: TrackKey
+    packager: str, source: Path, kind: str, output: Path, key_file: Path
 ) -> list[str]:
     """Decrypt one cenc/cbcs track (fragmented MP4, as our CMAF segments concatenate to)
-    into a clear MP4 at ``output``, with the raw key of its KID."""
+    into a clear MP4 at ``output``, with the raw key in ``key_file``
+    (:func:`packager_key_flags` with ``labelled=False``)."""
     for path in (source, output):
         if "," in str(path) or "=" in str(path):
             raise MediaError(f"packager path may not contain ',' or '=': {path}")
@@ -227,7 +237,7 @@ def packager_decrypt_argv(
         packager,
         f"in={source},stream={kind},output={output}",
         "--enable_raw_key_decryption",
-        "--keys", f"label=:key_id={key.kid.hex()}:key={key.key.hex()}",
+        f"--flagfile={key_file}",
         "--quiet",
     ]  # fmt: skip
 
