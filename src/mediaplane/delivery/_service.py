@@ -22,11 +22,13 @@ import base64
 import contextlib
 import hashlib
 import re
+import tempfile
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mediaplane.accounts import (
@@ -53,12 +55,17 @@ from mediaplane.errors import NotFound
 from mediaplane.media import (
     STORYBOARD_WIDTHS,
     DrmUrls,
+    PackagingOptions,
     Presentation,
     Rendition,
+    ShakaPackager,
+    TrackKey,
+    decrypt_segment,
     extract_thumbnail,
     render_hls_master,
     render_hls_media,
     render_mpd,
+    segment_iv,
     snap_thumbnail,
     storyboard_points,
     thumbnail_name,
@@ -79,8 +86,6 @@ from ._access import (
 from ._viewers import rental_started, viewer_facts, viewer_id
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from starlette.requests import Request
 
     from mediaplane.runtime import Runtime
@@ -764,6 +769,27 @@ def stored_thumbnail(rt: Runtime, thumb: Thumbnail) -> bytes | None:
     return None
 
 
+def _clear_fragment(rt: Runtime, r: Rendition, init: bytes, seg: bytes, number: int) -> bytes:
+    """An encrypted rendition's init and one segment as a clear fragmented MP4 (for a
+    thumbnail): our AES for ``aes-128``, the packager's raw-key decryption otherwise."""
+    assert r.kid is not None
+    key = rt.keys.get(bytes.fromhex(r.kid))
+    if r.scheme == "aes-128":
+        return init + decrypt_segment(seg, key.key, segment_iv(number))
+    tmp = rt.settings.data_path / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=tmp) as work:
+        source = Path(work) / "in.mp4"
+        source.write_bytes(init + seg)
+        options = PackagingOptions(
+            timeout_seconds=30, memory_bytes=min(rt.settings.subprocess_memory_bytes, 2 << 30)
+        )
+        out = ShakaPackager(rt.toolchain.packager).decrypt(
+            source, r.kind, Path(work) / "out.mp4", TrackKey("X", key.kid, key.key), options
+        )
+        return out.read_bytes()
+
+
 def make_thumbnail(rt: Runtime, p: Playable, thumb: Thumbnail) -> bytes:
     """Extract the thumbnail's frame with ffmpeg from the segment that holds it (stored
     when final)."""
@@ -771,9 +797,9 @@ def make_thumbnail(rt: Runtime, p: Playable, thumb: Thumbnail) -> bytes:
     ticks = thumb.time * r.timescale
     seg = next((s for s in r.segments if s.start <= ticks < s.start + s.duration), r.segments[-1])
     prefix = f"assets/{p.asset_id}/cmaf/{r.id}"
-    data = rt.store.get_bytes(f"{prefix}/init.mp4") + rt.store.get_bytes(
-        f"{prefix}/{seg.number}.m4s"
-    )
+    init = rt.store.get_bytes(f"{prefix}/init.mp4")
+    data = rt.store.get_bytes(f"{prefix}/{seg.number}.m4s")
+    data = init + data if r.kid is None else _clear_fragment(rt, r, init, data, seg.number)
     seek = max(0.0, (ticks - seg.start) / r.timescale)
     jpeg = extract_thumbnail(rt.toolchain, rt.settings, data, seek, thumb.width)
     if thumb.final:
