@@ -350,3 +350,45 @@ def test_malformed_stored_mp4_errors_the_asset_with_a_reason(
     message = a["errors"]["messages"][0]
     assert "protection to cbcs failed" in message, message
     assert "Upload the video again" in message, message
+
+
+def _tus_meta(**pairs: str) -> str:
+    return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in pairs.items())
+
+
+def test_a_resumable_upload_takes_the_protection_too(sqlite_server: Server, clip: Path) -> None:
+    s = sqlite_server
+    data = clip.read_bytes()
+    tus = {"Tus-Resumable": "1.0.0"}
+    with s.client() as c:
+        bad = c.post(
+            "/api/v1/uploads",
+            headers={**tus, "Upload-Length": "5", "Upload-Metadata": _tus_meta(protection="x")},
+        )
+        assert bad.status_code == 400, bad.text
+        r = c.post(
+            "/api/v1/uploads",
+            headers={
+                **tus,
+                "Upload-Length": str(len(data)),
+                "Upload-Metadata": _tus_meta(filename="c.mp4", protection="cbcs"),
+            },
+        )
+        assert r.status_code == 201, r.text
+        url = r.headers["location"]
+        r = c.patch(
+            url,
+            content=data,
+            headers={
+                **tus,
+                "Upload-Offset": "0",
+                "Content-Type": "application/offset+octet-stream",
+            },
+        )
+        assert r.status_code == 204, r.text
+        up = c.get(url, headers={"Accept": "application/json"}).json()["data"]
+    asset = s.wait(up["asset_id"])
+    assert asset["status"] == "ready", asset
+    assert asset["protection"] == "cbcs"
+    mpd = httpx.get(f"{s.url}/play/{_pid(asset)}/manifest.mpd")
+    assert 'value="cbcs"' in mpd.text, mpd.text
