@@ -18,9 +18,6 @@ if TYPE_CHECKING:
 
     from mediaplane.runtime import Runtime
 
-#: A track to encrypt: (rendition id, kind, video height or None).
-Track = tuple[str, str, "int | None"]
-
 
 def protected(protection: str | None) -> bool:
     return bool(protection) and protection != "none"
@@ -34,7 +31,8 @@ def encryption_for(
     *,
     rotate: bool = False,
 ) -> Encryption | None:
-    """The keys of each track under ``protection`` (None for ``none``): the asset's keys in
+    """The keys of each track (rendition id, kind, video height or None) under
+    ``protection`` (None for ``none``): the asset's keys in
     force, made where missing, or all new ones with ``rotate`` (the retired ones stay for
     what was packaged with them)."""
     if not protected(protection):

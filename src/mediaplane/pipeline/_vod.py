@@ -92,6 +92,13 @@ def _process_video(ctx: JobContext, a: _Attempt) -> bool:
     if a.earlier is None:  # the first attempt: every rung pending
         first_presentation(rt, a.asset_id, a.info.duration, pending=plan.names)
     upper = plan.upper
+    if protected(a.protection):  # every key made once, before chunk jobs package rungs
+        tracks: list[tuple[str, str, int | None]] = [
+            (r.name, "video", r.height) for r in plan.rungs
+        ]
+        if a.info.has_audio:
+            tracks.append(("audio", "audio", None))
+        encryption_for(rt, a.asset_id, a.protection, tracks)
     if rt.settings.chunked and upper:
         start_chunk_jobs(rt, a.asset_id, a.info, upper)
         if a.earlier is not None and a.earlier.rendition(plan.lowest.name):
