@@ -135,3 +135,15 @@ def test_shaka_reports_a_drm_error_when_the_licence_is_refused(
     assert refusals, detail
     assert refusals[0]["status"] == 403, detail
     assert json.loads(refusals[0]["body"])["error"]["code"] == "token_signature", detail
+
+
+@pytest.mark.parametrize("scheme", ["cbcs", "aes-128"])
+def test_the_watch_page_plays_protected_assets(
+    page: Page, console: Console, sqlite_server: Server, protected_pids: dict[str, str], scheme: str
+) -> None:
+    """The watch page's shaka-player: the cbcs DASH through ClearKey, and for aes-128
+    (no DASH) the HLS it falls back to, decrypted with the key from /keys/."""
+    response = page.goto(f"{sqlite_server.url}/watch/{protected_pids[scheme]}")
+    assert response is not None
+    assert response.status == 200
+    _wait_for_playback(page, console)
