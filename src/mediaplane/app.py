@@ -25,6 +25,7 @@ from mediaplane.catalog import (
     FinishRecording,
     ImportUrl,
     ProcessAsset,
+    RepackageAsset,
     StitchRung,
 )
 from mediaplane.config import Settings, get_settings
@@ -38,6 +39,7 @@ from mediaplane.pipeline import (
     fingerprint_asset,
     fingerprint_gave_up,
     process_asset,
+    repackage_asset,
     stitch_rung_job,
 )
 from mediaplane.runtime import Runtime
@@ -98,6 +100,16 @@ def job_table(settings: Settings) -> JobTable:
             JobSpec(
                 StitchRung,
                 stitch_rung_job,
+                asset_gave_up,
+                queue="package",
+                attempts=attempts,
+                timeout_seconds=3600,
+            ),
+            # A protection policy changed: the stored renditions packaged again (no
+            # re-encode: seconds to minutes), the old ones playing meanwhile.
+            JobSpec(
+                RepackageAsset,
+                repackage_asset,
                 asset_gave_up,
                 queue="package",
                 attempts=attempts,
@@ -344,6 +356,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(library.router)
     app.include_router(webhooks.router)
     app.include_router(delivery.router)
+    app.include_router(delivery.keys_router)
     app.include_router(ops.router)
     app.include_router(web.router)
     observer = ops.RequestObserver(app.state.metrics)

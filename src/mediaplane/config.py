@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     #: key-encryption keys; none: `<data-dir>/master-key`, made on first start.
     master_key: SecretStr | None = Field(default=None, repr=False)
     kms_url: str | None = None
+    #: Content keys of a protected asset: one per track type ("track": SD, HD and audio
+    #: keys, so a licence policy can hold HD back) or one for the whole asset ("asset").
+    protection_keys: Literal["track", "asset"] = "track"
     #: SPEKE v2: a commercial multi-DRM key provider's endpoint; protected assets then get
     #: its keys and its DRM systems' signalling (PSSH) instead of keys made here.
     speke_url: str | None = None
@@ -428,6 +431,8 @@ MEANINGS = {
     "protection), instead of the generated `<data-dir>/master-key`",
     "kms_url": "`aws-kms://KEY-ID?region=R[&endpoint=URL]`: AWS KMS wraps the key-encryption "
     "keys instead of the master key",
+    "protection_keys": "content keys of a protected asset: `track` (one each for SD, HD and "
+    "audio) or `asset` (one for all its tracks)",
     "speke_url": "SPEKE v2 endpoint of a multi-DRM key provider: protected assets get its keys "
     "and PSSH",
     "speke_api_key": "sent to the SPEKE key provider as `x-api-key`",

@@ -13,7 +13,14 @@ from __future__ import annotations
 from ._access_rules import MAX_RENTAL_HOURS, asset_rule, parse_access_rule
 from ._api import router
 from ._cpix_api import router as cpix_router
-from ._models import Asset, AssetStatus, FingerprintStatus, ModerationStatus, PlaybackPolicy
+from ._models import (
+    Asset,
+    AssetStatus,
+    FingerprintStatus,
+    ModerationStatus,
+    PlaybackPolicy,
+    Protection,
+)
 from ._payloads import (
     AssetJob,
     EncodeChunk,
@@ -21,6 +28,7 @@ from ._payloads import (
     FinishRecording,
     ImportUrl,
     ProcessAsset,
+    RepackageAsset,
     StitchRung,
 )
 from ._rights import (
@@ -89,6 +97,8 @@ __all__ = [
     "PlaybackPolicy",
     "PlaybackTerms",
     "ProcessAsset",
+    "Protection",
+    "RepackageAsset",
     "Refusal",
     "Rights",
     "StitchRung",

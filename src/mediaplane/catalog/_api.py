@@ -17,7 +17,7 @@ from mediaplane.intake import UploadError, UrlRefused, check_url, read_body, rec
 from mediaplane.runtime import Runtime
 
 from ._access_rules import parse_access_rule
-from ._models import PlaybackPolicy
+from ._models import PlaybackPolicy, Protection
 from ._playback_ids import add_playback_id, remove_playback_id
 from ._rights import (
     InvalidAssetInput,
@@ -28,6 +28,7 @@ from ._rights import (
     parse_source_type,
     viewer_territory,
 )
+from ._service import AssetBusy
 from ._views import (
     asset_view,
     asset_views,
@@ -66,6 +67,7 @@ class CreateAssetJson(BaseModel):
     visibility: Any = None
     access: Any = None
     rental_hours: Any = None
+    protection: Any = None
 
 
 class UpdateAssetJson(BaseModel):
@@ -75,6 +77,22 @@ class UpdateAssetJson(BaseModel):
     visibility: Any = None
     access: Any = None
     rental_hours: Any = None
+    protection: Any = None  # a change re-packages the asset (no re-encode)
+
+
+def parse_protection(value: object) -> Protection:
+    """``none`` (also when absent), ``aes-128``, ``cenc`` or ``cbcs``; 400 otherwise."""
+    if value is None or value == "":
+        return Protection.NONE
+    if isinstance(value, str):
+        try:
+            return Protection(value.strip().lower())
+        except ValueError:
+            pass
+    choices = ", ".join(p.value for p in Protection)
+    raise ApiError(
+        400, "invalid_protection", f"protection must be one of {choices}; got {value!r:.40}."
+    )
 
 
 class PlaybackIdJson(BaseModel):
@@ -94,6 +112,7 @@ def _origin_fields(
     *,
     rights_text: bool = False,
     rule: tuple[object, object, object] = (None, None, None),
+    protection: object = None,
 ) -> dict[str, Any]:
     """Validated ``source_type``/``rights``/``passthrough`` keyword arguments for ingest_*."""
     try:
@@ -107,6 +126,7 @@ def _origin_fields(
             "rights": parsed,
             "passthrough": parse_passthrough(passthrough),
             "rule": parse_access_rule(*rule),
+            "protection": parse_protection(protection),
         }
     except InvalidAssetInput as exc:
         raise ApiError(400, exc.code, exc.message) from None
@@ -143,6 +163,7 @@ async def create_asset(
                 "visibility",
                 "access",
                 "rental_hours",
+                "protection",
             ),
         )
     except UploadError as exc:
@@ -158,6 +179,7 @@ async def create_asset(
                 received.fields.get("access"),
                 received.fields.get("rental_hours"),
             ),
+            protection=received.fields.get("protection"),
         )
         data = await run_in_threadpool(
             functools.partial(
@@ -189,6 +211,7 @@ async def _create_from_url(request: Request, rt: Runtime, principal: Principal) 
         body.rights,
         body.passthrough,
         rule=(body.visibility, body.access, body.rental_hours),
+        protection=body.protection,
     )
     # The channel before the URL: whether the caller may is said before what is wrong.
     await run_in_threadpool(target_channel, rt, principal, body.channel_id)
@@ -246,10 +269,13 @@ def update_(
     principal: Principal = Depends(_write),
 ) -> dict[str, Any]:
     """Change the title, replace the rights (``"rights": null`` removes them), and/or change
-    the ``visibility``, ``access`` and ``rental_hours``."""
+    the ``visibility``, ``access`` and ``rental_hours``, and/or the ``protection`` (the
+    asset is re-packaged without re-encoding; 409 ``asset_busy`` before it is ready)."""
     changes: dict[str, Any] = {}
     if body.title is not None:
         changes["title"] = body.title
+    if body.protection is not None:
+        changes["protection"] = parse_protection(body.protection)
     given = (body.visibility, body.access, body.rental_hours)
     try:
         if "rights" in body.model_fields_set:
@@ -260,6 +286,8 @@ def update_(
         return {"data": edit_asset(rt, principal, asset_id, **changes)}
     except InvalidAssetInput as exc:
         raise ApiError(400, exc.code, exc.message) from None
+    except AssetBusy as exc:
+        raise ApiError(409, exc.code, exc.message) from None
 
 
 #: A base rule any given field combines with, to check the fields alone.

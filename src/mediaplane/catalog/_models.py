@@ -26,6 +26,16 @@ class AssetStatus(enum.StrEnum):
     ERRORED = "errored"
 
 
+class Protection(enum.StrEnum):
+    """How an asset's renditions are encrypted: HLS full-segment AES-128, CENC AES-CTR
+    (``cenc``) or AES-CBC pattern 1:9 (``cbcs``); ``none``: in the clear."""
+
+    NONE = "none"
+    AES_128 = "aes-128"
+    CENC = "cenc"
+    CBCS = "cbcs"
+
+
 class PlaybackPolicy(enum.StrEnum):
     PUBLIC = "public"
     SIGNED = "signed"
@@ -100,6 +110,8 @@ class Asset(Base):
         str_enum(AccessKind, 16), default=AccessKind.FREE, server_default="free"
     )
     rental_hours: Mapped[int | None] = mapped_column(Integer)
+    #: The protection policy (a :class:`Protection` value); a change re-packages the asset.
+    protection: Mapped[str] = mapped_column(String(16), default="none", server_default="none")
     #: Opaque client string, returned as given (e.g. in webhooks).
     passthrough: Mapped[str | None] = mapped_column(String(255))
 

@@ -53,6 +53,14 @@ class StitchRung(AssetJob):
     chunks: int
 
 
+class RepackageAsset(AssetJob):
+    """Package the asset's stored renditions again under ``protection`` (no re-encode):
+    the policy changed."""
+
+    job_type: ClassVar[str] = "asset.repackage"
+    protection: str
+
+
 class FinishRecording(AssetJob):
     """Make a live session's recording playable as VOD: its CMAF segments, as the live
     packager wrote them (no re-encode), stored under the asset and listed in its

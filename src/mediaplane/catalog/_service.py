@@ -36,9 +36,10 @@ from ._models import (
     ModerationStatus,
     PlaybackId,
     PlaybackPolicy,
+    Protection,
     new_id,
 )
-from ._payloads import EncodeChunk, FingerprintAudio, ImportUrl, ProcessAsset
+from ._payloads import EncodeChunk, FingerprintAudio, ImportUrl, ProcessAsset, RepackageAsset
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -53,6 +54,16 @@ log = structlog.get_logger("mediaplane.catalog")
 
 class CatalogError(Exception):
     """Root of catalog errors."""
+
+
+class AssetBusy(CatalogError):
+    """The asset cannot take this change now (409 ``asset_busy``); the message says when."""
+
+    code = "asset_busy"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 class AssetNotFound(CatalogError, NotFound):
@@ -151,6 +162,7 @@ def _new_asset(
         visibility=origin.rule.visibility,
         access=origin.rule.kind,
         rental_hours=origin.rule.rental_hours,
+        protection=str(origin.protection),
         **fields,
     )
     asset.playback_ids.append(PlaybackId(policy=PlaybackPolicy.PUBLIC))
@@ -166,6 +178,7 @@ class AssetOrigin:
     rights: Rights | None
     passthrough: str | None
     rule: AccessRule = AccessRule()
+    protection: Protection = Protection.NONE
 
 
 def _origin(
@@ -174,9 +187,12 @@ def _origin(
     rights: Rights | None,
     passthrough: str | None,
     rule: AccessRule | None = None,
+    protection: Protection = Protection.NONE,
 ) -> AssetOrigin:
     moderation = initial_moderation(source_type, runtime.settings.moderation_hold)
-    return AssetOrigin(source_type, moderation, rights, passthrough, rule or AccessRule())
+    return AssetOrigin(
+        source_type, moderation, rights, passthrough, rule or AccessRule(), protection
+    )
 
 
 def ingest_file(
@@ -191,6 +207,7 @@ def ingest_file(
     content_hash: str | None = None,
     channel_id: str | None = None,
     rule: AccessRule | None = None,
+    protection: Protection = Protection.NONE,
 ) -> Asset:
     """Store a received file as a new asset's source and queue its processing.
 
@@ -217,6 +234,7 @@ def ingest_file(
         content_hash=digest,
         channel_id=channel_id,
         rule=rule,
+        protection=protection,
     )
 
 
@@ -232,6 +250,7 @@ def ingest_source(
     content_hash: str | None = None,
     channel_id: str | None = None,
     rule: AccessRule | None = None,
+    protection: Protection = Protection.NONE,
 ) -> Asset:
     """Like :func:`ingest_file`, for a source the caller puts in the store itself (a
     finished resumable upload is renamed or composed there: no second copy).
@@ -242,7 +261,7 @@ def ingest_source(
     :param place: called with the new asset's source key; stores the source object
         there and returns its size in bytes.
     """
-    origin = _origin(runtime, source_type, rights, passthrough, rule)
+    origin = _origin(runtime, source_type, rights, passthrough, rule, protection)
     asset_id = new_id()  # chosen before the row, so the source lands under the asset's prefix
     key = source_key(asset_id)
     size = place(key)
@@ -297,9 +316,10 @@ def ingest_url(
     passthrough: str | None = None,
     channel_id: str | None = None,
     rule: AccessRule | None = None,
+    protection: Protection = Protection.NONE,
 ) -> Asset:
     """Create an asset whose source is fetched from ``url`` by an import job."""
-    origin = _origin(runtime, source_type, rights, passthrough, rule)
+    origin = _origin(runtime, source_type, rights, passthrough, rule, protection)
     with runtime.db.session() as s:
         asset = _new_asset(
             s,
@@ -451,14 +471,20 @@ def update_asset(
     title: str | None = None,
     rights: Any = _UNSET,
     rule: Callable[[AccessRule], AccessRule] | None = None,
+    protection: Protection | None = None,
 ) -> None:
     """Change an asset's title and/or replace its rights (``rights=None`` removes them)
-    and/or its access rule (``rule`` makes the new one from the stored one).
+    and/or its access rule (``rule`` makes the new one from the stored one) and/or its
+    protection policy (an ``asset.repackage`` job packages the stored renditions again,
+    without re-encoding; the old ones play until it publishes the new).
 
     Playback sees the change within the origin's lookup cache time (a few seconds).
     """
+    job: Job | None = None
     with runtime.db.session() as s:
         asset = get_asset(s, asset_id)
+        if protection is not None and str(protection) != asset.protection:
+            job = _repackage(s, asset, protection)
         if title is not None:
             asset.title = title.strip()[:500]
         if rights is not _UNSET:
@@ -471,7 +497,38 @@ def update_asset(
                 new.rental_hours,
             )
         emit_asset_event(s, EventType.ASSET_UPDATED, asset, runtime.settings)
+    if job is not None:
+        dispatch(runtime, job.id, job.type)
     log.info("asset.updated", asset_id=asset_id, rights_changed=rights is not _UNSET)
+
+
+def _repackage(s: Session, asset: Asset, protection: Protection) -> Job:
+    """Set the asset's new protection policy and queue its re-packaging; only a finished
+    asset (ready, every rendition packaged) can be re-packaged."""
+    finished = (
+        asset.status is AssetStatus.READY
+        and asset.presentation is not None
+        and Presentation.from_dict(asset.presentation).complete
+    )
+    if not finished:
+        raise AssetBusy(
+            "The protection of an asset can change once it is ready and fully packaged; "
+            "try again when its status is ready.",
+        )
+    if s.scalar(
+        select(func.count())
+        .select_from(Job)
+        .where(
+            Job.subject_id == asset.id,
+            Job.type == RepackageAsset.job_type,
+            Job.state.in_([JobState.PENDING, JobState.RUNNING]),
+        )
+    ):
+        raise AssetBusy("This asset is being re-packaged already; try again when it is done.")
+    asset.protection = str(protection)
+    return create_job(
+        s, RepackageAsset(asset_id=asset.id, protection=str(protection)), subject_id=asset.id
+    )
 
 
 def moderate_asset(runtime: Runtime, asset_id: str, *, approve: bool) -> None:
@@ -676,6 +733,7 @@ def asset_to_api(asset: Asset, progress: float | None, base_url: str) -> dict[st
         "visibility": str(asset.visibility),
         "access": str(asset.access),
         "rental_hours": asset.rental_hours,
+        "protection": asset.protection,
         "passthrough": asset.passthrough,
         "source": {"video": asset.source_video},
     }

@@ -18,7 +18,9 @@ reason as ``code``; a private asset refused is a 404 with ``code`` ``private``. 
 is :func:`mediaplane.accounts.entitle` (:mod:`._access`); the viewer's account and what it
 holds are looked up at the master playlist and the MPD (:mod:`._viewers`), and the carry
 token names the account for the media playlists and segments.
-A start past the account's
+Protected assets (:mod:`._keys`): HLS AES-128 keys at ``GET /keys/{kid}`` and the W3C
+ClearKey licence server at ``POST /drm/clearkey``, both behind the carry token and the
+entitlement decision, every release audited. A start past the account's
 concurrent-stream limit is a 429 ``too_many_streams``; players keep a paused stream counted
 with ``POST /play/{id}/stream?st=…`` and free it with ``DELETE`` (the same URL).
 """
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 from ._access import check_playback
 from ._fast import PlayOrigin
+from ._keys import router as keys_router
 from ._live import LiveOrigin
 from ._origin import router
 from ._service import DeliveryError, NotReady, PlaybackNotFound
@@ -40,5 +43,6 @@ __all__ = [
     "PlaybackNotFound",
     "ThumbnailLimiter",
     "check_playback",
+    "keys_router",
     "router",
 ]

@@ -22,11 +22,13 @@ import base64
 import contextlib
 import hashlib
 import re
+import tempfile
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mediaplane.accounts import (
@@ -52,12 +54,18 @@ from mediaplane.catalog import (
 from mediaplane.errors import NotFound
 from mediaplane.media import (
     STORYBOARD_WIDTHS,
+    DrmUrls,
+    PackagingOptions,
     Presentation,
     Rendition,
+    ShakaPackager,
+    TrackKey,
+    decrypt_segment,
     extract_thumbnail,
     render_hls_master,
     render_hls_media,
     render_mpd,
+    segment_iv,
     snap_thumbnail,
     storyboard_points,
     thumbnail_name,
@@ -78,8 +86,6 @@ from ._access import (
 from ._viewers import rental_started, viewer_facts, viewer_id
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from starlette.requests import Request
 
     from mediaplane.runtime import Runtime
@@ -134,11 +140,17 @@ class Playable:
     #: Visibility and access rule; a gated asset plays like a signed id (carry tokens).
     rule: AccessRule = AccessRule()
     channel_id: str | None = None
+    #: The origin's public base URL (``settings.public_url``): licence and key URLs are
+    #: absolute.
+    base_url: str = ""
+    #: Some of its renditions are encrypted (players may still be on older ones).
+    protected: bool = False
 
     @property
     def carries(self) -> bool:
-        """Media playlists and segments need a carry token (signed, or a gated asset)."""
-        return self.signed or self.rule.gated
+        """Media playlists and segments need a carry token (signed, a gated asset, or a
+        protected one: its key and licence requests carry the token too)."""
+        return self.signed or self.rule.gated or self.protected
 
     def has_segment(self, rendition: Rendition, number: int) -> bool:
         known = self.numbers.get(rendition.id)
@@ -221,7 +233,11 @@ def lookup(rt: Runtime, playback_id: str) -> Playable:
             signed or asset.rights is not None or rule.gated,
             rule=rule,
             channel_id=asset.channel_id,
+            base_url=rt.settings.effective_public_url,
         )
+        if any(r.kid for r in found.presentation.renditions):
+            # Its manifests carry the token its licence asks for: one viewer's, uncached.
+            found = replace(found, protected=True, private=True)
     if found.presentation.complete:  # a growing presentation changes with every segment
         _lookups.put(playback_id, found, rt.settings.playback_cache_seconds)
     return found
@@ -468,6 +484,15 @@ def _capped(pres: Presentation, cap: int | None) -> Presentation:
 # -- render --------------------------------------------------------------------------------
 
 
+def drm_urls(p: Playable, query: str) -> DrmUrls | None:
+    """The absolute licence and key URLs of a protected ``p``, carrying ``query`` (the
+    carry token) and the playback id; None when ``p`` is clear."""
+    if not p.protected:
+        return None
+    tail = f"{query}{'&' if query else '?'}pid={p.playback_id}"
+    return DrmUrls(f"{p.base_url}/drm/clearkey{tail}", f"{p.base_url}/keys/{{kid}}{tail}")
+
+
 def _personal(query: str) -> bool:
     """Whether URLs carrying ``query`` are one viewer's (a carry token that names an account
     has more than three fields): such manifests are kept once as a template, not per viewer."""
@@ -533,7 +558,7 @@ def master_text(p: Playable, access: Access = PUBLIC) -> Text:
         "master",
         f"@{access.max_height}",
         access.query,
-        lambda q: render_hls_master(pres, q),
+        lambda q: render_hls_master(pres, q, drm_urls(p, q)),
         HLS_TYPE,
         cache,
     )
@@ -542,6 +567,12 @@ def master_text(p: Playable, access: Access = PUBLIC) -> Text:
 def mpd_text(p: Playable, access: Access = PUBLIC) -> Text:
     """The DASH MPD of ``p`` (404 while only the muxed preview exists), its segment URLs
     carrying ``access.query``."""
+    if any(r.scheme == "aes-128" for r in p.presentation.renditions if r.listed):
+        raise PlaybackNotFound(
+            "This asset is protected with HLS AES-128 (whole-segment encryption), which DASH "
+            "cannot carry: play its HLS playlist, master.m3u8, instead.",
+            "dash_not_available",
+        )
     if not p.presentation.settled:
         raise NotReady(
             "DASH is served once the first renditions are packaged; HLS plays already.",
@@ -557,7 +588,7 @@ def mpd_text(p: Playable, access: Access = PUBLIC) -> Text:
         "mpd",
         f"@{access.max_height}",
         access.query,
-        lambda q: render_mpd(pres, q),
+        lambda q: render_mpd(pres, q, drm_urls(p, q)),
         DASH_TYPE,
         cache,
     )
@@ -578,7 +609,12 @@ def media_text(p: Playable, rendition: str, query: str = "") -> Text:
         f"media:{r.id}",
         "",
         query,
-        lambda q: render_hls_media(r, p.presentation.segment_seconds, q),
+        lambda q: render_hls_media(
+            r,
+            p.presentation.segment_seconds,
+            q,
+            drm=drm_urls(p, q),
+        ),
         HLS_TYPE,
         MANIFEST_CACHE if r.complete else GROWING_CACHE,
     )
@@ -733,6 +769,27 @@ def stored_thumbnail(rt: Runtime, thumb: Thumbnail) -> bytes | None:
     return None
 
 
+def _clear_fragment(rt: Runtime, r: Rendition, init: bytes, seg: bytes, number: int) -> bytes:
+    """An encrypted rendition's init and one segment as a clear fragmented MP4 (for a
+    thumbnail): our AES for ``aes-128``, the packager's raw-key decryption otherwise."""
+    assert r.kid is not None
+    key = rt.keys.get(bytes.fromhex(r.kid))
+    if r.scheme == "aes-128":
+        return init + decrypt_segment(seg, key.key, segment_iv(number))
+    tmp = rt.settings.data_path / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=tmp) as work:
+        source = Path(work) / "in.mp4"
+        source.write_bytes(init + seg)
+        options = PackagingOptions(
+            timeout_seconds=30, memory_bytes=min(rt.settings.subprocess_memory_bytes, 2 << 30)
+        )
+        out = ShakaPackager(rt.toolchain.packager).decrypt(
+            source, r.kind, Path(work) / "out.mp4", TrackKey("X", key.kid, key.key), options
+        )
+        return out.read_bytes()
+
+
 def make_thumbnail(rt: Runtime, p: Playable, thumb: Thumbnail) -> bytes:
     """Extract the thumbnail's frame with ffmpeg from the segment that holds it (stored
     when final)."""
@@ -740,9 +797,9 @@ def make_thumbnail(rt: Runtime, p: Playable, thumb: Thumbnail) -> bytes:
     ticks = thumb.time * r.timescale
     seg = next((s for s in r.segments if s.start <= ticks < s.start + s.duration), r.segments[-1])
     prefix = f"assets/{p.asset_id}/cmaf/{r.id}"
-    data = rt.store.get_bytes(f"{prefix}/init.mp4") + rt.store.get_bytes(
-        f"{prefix}/{seg.number}.m4s"
-    )
+    init = rt.store.get_bytes(f"{prefix}/init.mp4")
+    data = rt.store.get_bytes(f"{prefix}/{seg.number}.m4s")
+    data = init + data if r.kid is None else _clear_fragment(rt, r, init, data, seg.number)
     seek = max(0.0, (ticks - seg.start) / r.timescale)
     jpeg = extract_thumbnail(rt.toolchain, rt.settings, data, seek, thumb.width)
     if thumb.final:

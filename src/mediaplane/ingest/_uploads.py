@@ -31,6 +31,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from mediaplane.catalog import (
     CatalogError,
     InvalidAssetInput,
+    Protection,
     ingest_source,
     parse_passthrough,
     parse_source_type,
@@ -185,6 +186,8 @@ class UploadView:
     final_id: str | None = None
     owner_id: str | None = None
     channel_id: str | None = None
+    #: The asset's protection policy (Upload-Metadata ``protection``).
+    protection: str = "none"
 
     @classmethod
     def of(cls, u: Upload) -> UploadView:
@@ -208,6 +211,7 @@ class UploadView:
             u.final_id,
             owner_id=u.owner_id,
             channel_id=u.channel_id,
+            protection=str((u.meta or {}).get("protection") or "none"),
         )
 
     @property
@@ -280,6 +284,11 @@ def _new_upload(
         passthrough = parse_passthrough(meta.get("passthrough"))
     except InvalidAssetInput as exc:
         raise UploadError(exc.message) from exc
+    try:
+        Protection(meta.get("protection") or "none")
+    except ValueError:
+        choices = ", ".join(p.value for p in Protection)
+        raise UploadError(f"protection must be one of {choices}.") from None
     now = utcnow()
     upload = Upload(
         id=_upload_id(),
@@ -316,7 +325,7 @@ def create_upload(
 
     :param length: bytes to come; None when the client defers it to a later PATCH.
     :param meta: the decoded Upload-Metadata pairs (``filename``, ``title``,
-        ``source_type``, ``passthrough``; other keys are kept as given).
+        ``source_type``, ``passthrough``, ``protection``; other keys are kept as given).
     :param partial: a tus partial upload: it becomes part of a final upload, not an asset.
     :param owner: (user id, channel id): who may see the upload, and where its asset goes.
     """
@@ -630,6 +639,7 @@ def complete(runtime: Runtime, upload_id: str, token: str) -> UploadView:
             source_type=parse_source_type(view.source_type),
             passthrough=view.passthrough,
             channel_id=view.channel_id,
+            protection=Protection(view.protection),
         )
     except (CatalogError, StorageError) as exc:
         log.warning("upload.failed", upload_id=upload_id, error=str(exc))

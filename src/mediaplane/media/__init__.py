@@ -66,6 +66,16 @@ from ._package import PackagerInput, PackagingOptions, ShakaPackager
 from ._presentation import Presentation, Rendition, Segment
 from ._probe import AudioStream, MediaInfo, probe
 from ._process import ChildOptions, ManagedProcess
+from ._protection import (
+    SCHEMES,
+    DrmUrls,
+    Encryption,
+    TrackKey,
+    common_pssh,
+    decrypt_segment,
+    encrypt_segment,
+    segment_iv,
+)
 from ._storyboard import (
     MAX_FRAMES,
     STORYBOARD_WIDTHS,
@@ -103,6 +113,14 @@ from .ffmpeg import (
 
 __all__ = [
     "AAC_LC",
+    "SCHEMES",
+    "DrmUrls",
+    "Encryption",
+    "TrackKey",
+    "common_pssh",
+    "decrypt_segment",
+    "encrypt_segment",
+    "segment_iv",
     "AudioStream",
     "ChildOptions",
     "Chunk",

@@ -30,12 +30,14 @@ CENC_NS = "urn:mpeg:cenc:2013"
 XLINK_NS = "http://www.w3.org/1999/xlink"
 SCTE35_NS = "http://www.scte.org/schemas/35/2016"
 CLEARKEY_NS = "http://dashif.org/guidelines/clearKey"
+DASHIF_NS = "https://dashif.org/CPS"
 #: Prefixes written for the namespaces MPDs share (ElementTree's registry is process-wide).
 for _prefix, _uri in (
     ("cenc", CENC_NS),
     ("xlink", XLINK_NS),
     ("scte35", SCTE35_NS),
     ("clearkey", CLEARKEY_NS),
+    ("dashif", DASHIF_NS),
 ):
     ET.register_namespace(_prefix, _uri)
 

@@ -7,12 +7,17 @@ What we serve is decided here; how a playlist or MPD is written is the models' o
 from __future__ import annotations
 
 import math
+import uuid
+from dataclasses import replace
 from fractions import Fraction
 
 from ._dash import (
+    MP4_PROTECTION,
     MPD,
     AdaptationSet,
+    ContentProtection,
     Descriptor,
+    Node,
     Period,
     Representation,
     SegmentTemplate,
@@ -20,8 +25,15 @@ from ._dash import (
     iso_duration,
 )
 from ._hls import MasterPlaylist, MediaPlaylist, MediaSegment
-from ._hls_tags import Map, Media, Start, Variant
+from ._hls_tags import Key, Map, Media, Start, Tag, Variant
 from ._presentation import Presentation, Rendition
+from ._protection import (
+    CLEARKEY_SYSTEM_ID,
+    COMMON_SYSTEM_ID,
+    DrmUrls,
+    common_pssh,
+    segment_iv,
+)
 
 HLS_VERSION = 7
 AUDIO_GROUP = "audio"
@@ -36,6 +48,13 @@ DASH_ROLE = "urn:mpeg:dash:role:2011"
 DASH_AUDIO_PURPOSE = "urn:tva:metadata:cs:AudioPurposeCS:2007"
 AUDIO_PURPOSE_VISUALLY_IMPAIRED = "1"
 AUDIO_CHANNELS = "urn:mpeg:dash:23003:3:audio_channel_configuration:2011"
+#: Where a DASH ClearKey licence URL goes: DASH-IF's CPS namespace (``dashif:Laurl``, what
+#: shaka-player 4.16 reads first) and the older ClearKey guideline (``clearkey:Laurl``).
+DASHIF_NS = "https://dashif.org/CPS"
+CLEARKEY_NS = "http://dashif.org/guidelines/clearKey"
+CLEARKEY_KEYFORMAT = "org.w3.clearkey"
+#: HLS METHOD of each sample-encryption scheme.
+_SAMPLE_METHOD = {"cbcs": "SAMPLE-AES", "cenc": "SAMPLE-AES-CTR"}
 
 
 def _round_half_up(x: float) -> int:
@@ -116,7 +135,25 @@ def _video_variants(p: Presentation, query: str = "") -> list[Variant]:
     ]
 
 
-def hls_master(p: Presentation, query: str = "") -> MasterPlaylist:
+def _sample_key(scheme: str, kid_hex: str, drm: DrmUrls) -> Key:
+    """EXT-X-KEY / EXT-X-SESSION-KEY of a cenc/cbcs rendition: the ClearKey licence server."""
+    return Key(
+        _SAMPLE_METHOD[scheme],
+        uri=drm.licence_url,
+        keyformat=CLEARKEY_KEYFORMAT,
+        keyformat_versions="1",
+        extra=(("KEYID", "0x" + kid_hex.upper()),),
+    )
+
+
+def _session_keys(p: Presentation, drm: DrmUrls | None) -> tuple[Key, ...]:
+    if drm is None:
+        return ()
+    keys = {r.kid: r.scheme for r in [*p.video, *p.audio] if r.kid and r.scheme in _SAMPLE_METHOD}
+    return tuple(_sample_key(scheme, kid, drm) for kid, scheme in keys.items() if scheme)
+
+
+def hls_master(p: Presentation, query: str = "", drm: DrmUrls | None = None) -> MasterPlaylist:
     """The multivariant playlist: video variants, every audio rendition in one group.
 
     An audio-only presentation gets one audio variant (CODECS of the audio, no
@@ -124,6 +161,7 @@ def hls_master(p: Presentation, query: str = "") -> MasterPlaylist:
     While renditions are still growing, players are told to start at the beginning
     (EXT-X-START) rather than at the live edge of the EVENT playlists. ``query`` (like
     ``"?st=…"``) is appended to every playlist URI (signed playback carries a token so).
+    A protected presentation declares its keys (EXT-X-SESSION-KEY, cenc/cbcs) at ``drm``.
     """
     audio = p.audio
     if p.video:
@@ -138,12 +176,28 @@ def hls_master(p: Presentation, query: str = "") -> MasterPlaylist:
         version=HLS_VERSION,
         independent_segments=True,
         start=START_AT_BEGINNING if growing else None,
+        session_keys=_session_keys(p, drm),
     )
 
 
-def hls_media(r: Rendition, segment_seconds: int = 2, query: str = "") -> MediaPlaylist:
+def _aes_key(r: Rendition, number: int, drm: DrmUrls) -> Key:
+    assert r.kid is not None
+    return Key("AES-128", uri=drm.key(r.kid), iv=segment_iv(number))
+
+
+def hls_media(
+    r: Rendition,
+    segment_seconds: int = 2,
+    query: str = "",
+    *,
+    drm: DrmUrls | None = None,
+) -> MediaPlaylist:
     """A media playlist of fMP4 segments (paths relative to the rendition's folder, with
     ``query`` appended).
+
+    An encrypted rendition (its scheme and KID) names its key after EXT-X-MAP
+    (the init segment is clear): AES-128 with the key URL at ``drm`` and an explicit IV
+    per segment, or SAMPLE-AES(-CTR) with the ClearKey licence server.
 
     VOD when the rendition is complete; a growing EVENT playlist (no ENDLIST) while it is
     still being encoded, which becomes the same VOD list when it completes.
@@ -157,8 +211,29 @@ def hls_media(r: Rendition, segment_seconds: int = 2, query: str = "") -> MediaP
         for seg, d in zip(r.segments, durations, strict=True)
     ]
     init = Map("init.mp4" + query)
+    protection = r.scheme
+    keyed = drm is not None and r.kid is not None and protection is not None
+    if keyed and protection == "aes-128":
+        assert drm is not None
+        segments = [
+            replace(seg, keys=(_aes_key(r, n.number, drm),)) if i else seg
+            for i, (seg, n) in enumerate(zip(segments, r.segments, strict=True))
+        ]
+    first_tags: tuple[Tag, ...] = ()
+    if keyed and segments:
+        assert drm is not None
+        assert r.kid is not None
+        assert protection is not None
+        key = (
+            _aes_key(r, r.segments[0].number, drm)
+            if protection == "aes-128"
+            else _sample_key(protection, r.kid, drm)
+        )
+        line = key.render().removeprefix("#")
+        name, _, value = line.partition(":")
+        first_tags = (Tag(name, value),)  # after EXT-X-MAP: the init is not encrypted
     if segments:
-        segments[0] = MediaSegment(segments[0].uri, segments[0].duration, map=init)
+        segments[0] = MediaSegment(segments[0].uri, segments[0].duration, map=init, tags=first_tags)
     else:  # EXT-X-MAP with no segment after it yet: an open entry carries it
         segments = [MediaSegment(None, map=init)]
     return MediaPlaylist(
@@ -204,7 +279,28 @@ def _rate(fps: Fraction) -> str:
     return str(fps) if fps.denominator != 1 else str(fps.numerator)
 
 
-def _video_set(videos: list[Rendition], query: str) -> AdaptationSet:
+def _protection(r: Rendition, drm: DrmUrls | None) -> tuple[ContentProtection, ...]:
+    """A cenc/cbcs representation's descriptors: the scheme with its default KID, the W3C
+    Common PSSH, and ClearKey with the licence URL (players need no configuration)."""
+    scheme = r.scheme
+    if scheme not in _SAMPLE_METHOD or r.kid is None or drm is None:
+        return ()
+    kid = bytes.fromhex(r.kid)
+    laurls = (
+        Node(f"{{{DASHIF_NS}}}Laurl", text=drm.licence_url),
+        Node(f"{{{CLEARKEY_NS}}}Laurl", (("Lic_type", "EME-1.0"),), drm.licence_url),
+    )
+    return (
+        ContentProtection(MP4_PROTECTION, scheme, str(uuid.UUID(bytes=kid))),
+        # shaka-player reads the Common system as ClearKey too: it names the licence server.
+        ContentProtection(
+            f"urn:uuid:{COMMON_SYSTEM_ID}", pssh=common_pssh([kid]), nodes=laurls[:1]
+        ),
+        ContentProtection(f"urn:uuid:{CLEARKEY_SYSTEM_ID}", "ClearKey1.0", nodes=laurls),
+    )
+
+
+def _video_set(videos: list[Rendition], query: str, drm: DrmUrls | None = None) -> AdaptationSet:
     maxw = max(v.width or 0 for v in videos)
     maxh = max(v.height or 0 for v in videos)
     g = math.gcd(maxw, maxh) if maxw and maxh else 0
@@ -219,6 +315,7 @@ def _video_set(videos: list[Rendition], query: str) -> AdaptationSet:
             sar="1:1",
             frame_rate=_rate(v.fps) if v.fps else None,
             segment_template=_template(v, query),
+            content_protection=_protection(v, drm),
         )
         for v in videos
     ]
@@ -236,7 +333,13 @@ def _video_set(videos: list[Rendition], query: str) -> AdaptationSet:
     )
 
 
-def _audio_set(i: int, a: Rendition, name: str, query: str) -> AdaptationSet:
+def _audio_set(
+    i: int,
+    a: Rendition,
+    name: str,
+    query: str,
+    drm: DrmUrls | None = None,
+) -> AdaptationSet:
     """One AdaptationSet per audio rendition (language, or role within a language)."""
     described = a.role == "description"
     rep = Representation(
@@ -246,6 +349,7 @@ def _audio_set(i: int, a: Rendition, name: str, query: str) -> AdaptationSet:
         audio_sampling_rate=str(a.sample_rate or 48000),
         audio_channels=(Descriptor(AUDIO_CHANNELS, str(a.channels or 2)),),
         segment_template=_template(a, query),
+        content_protection=_protection(a, drm),
     )
     return AdaptationSet(
         id=str(i),
@@ -263,14 +367,15 @@ def _audio_set(i: int, a: Rendition, name: str, query: str) -> AdaptationSet:
     )
 
 
-def dash_mpd(p: Presentation, query: str = "") -> MPD:
+def dash_mpd(p: Presentation, query: str = "", drm: DrmUrls | None = None) -> MPD:
     """A static MPD (isoff-live + CMAF profiles) with SegmentTemplate and SegmentTimeline;
-    ``query`` is appended to the segment templates."""
-    sets = [_video_set(p.video, query)] if p.video else []
+    ``query`` is appended to the segment templates. A cenc/cbcs presentation signals its
+    protection per representation, with the licence server at ``drm``."""
+    sets = [_video_set(p.video, query, drm)] if p.video else []
     audio = p.audio
     names = _audio_names(audio)
     sets += [
-        _audio_set(i, a, n, query)
+        _audio_set(i, a, n, query, drm)
         for i, (a, n) in enumerate(zip(audio, names, strict=True), start=1)
     ]
     return MPD(
@@ -282,16 +387,22 @@ def dash_mpd(p: Presentation, query: str = "") -> MPD:
     )
 
 
-def render_hls_master(p: Presentation, query: str = "") -> str:
+def render_hls_master(p: Presentation, query: str = "", drm: DrmUrls | None = None) -> str:
     """The multivariant playlist text of ``p`` (:func:`hls_master`, rendered)."""
-    return hls_master(p, query).render()
+    return hls_master(p, query, drm).render()
 
 
-def render_hls_media(r: Rendition, segment_seconds: int = 2, query: str = "") -> str:
+def render_hls_media(
+    r: Rendition,
+    segment_seconds: int = 2,
+    query: str = "",
+    *,
+    drm: DrmUrls | None = None,
+) -> str:
     """The media playlist text of ``r`` (:func:`hls_media`, rendered)."""
-    return hls_media(r, segment_seconds, query).render()
+    return hls_media(r, segment_seconds, query, drm=drm).render()
 
 
-def render_mpd(p: Presentation, query: str = "") -> str:
+def render_mpd(p: Presentation, query: str = "", drm: DrmUrls | None = None) -> str:
     """The MPD text of ``p`` (:func:`dash_mpd`, rendered)."""
-    return dash_mpd(p, query).render()
+    return dash_mpd(p, query, drm).render()

@@ -7,7 +7,9 @@ MPD it writes is read with the :class:`~._dash.MPD` model.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+import os
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -16,9 +18,10 @@ from ._dash import MPD, AdaptationSet, Representation, parse_iso_duration
 from ._errors import ManifestError, MediaError
 from ._presentation import AudioRole, Presentation, Rendition, Segment
 from ._process import ManagedProcess
+from ._protection import Encryption, TrackKey, encrypt_segments
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
 INTERNAL_MPD = "packager.mpd"
 #: The packager's own MPD is ours, but still bounded like any MPD (a 24-hour ladder is ~2 MB).
@@ -49,7 +52,11 @@ class PackagingOptions:
 
 class Packager(Protocol):
     def package(
-        self, inputs: Sequence[PackagerInput], out_dir: Path, options: PackagingOptions
+        self,
+        inputs: Sequence[PackagerInput],
+        out_dir: Path,
+        options: PackagingOptions,
+        encryption: Encryption | None = None,
     ) -> Presentation: ...
 
 
@@ -60,7 +67,11 @@ class ShakaPackager:
         self.binary = binary
 
     def argv(
-        self, inputs: Sequence[PackagerInput], out_dir: Path, options: PackagingOptions
+        self,
+        inputs: Sequence[PackagerInput],
+        out_dir: Path,
+        options: PackagingOptions,
+        encryption: Encryption | None = None,
     ) -> list[str]:
         return ffmpeg.packager_argv(
             self.binary,
@@ -68,22 +79,91 @@ class ShakaPackager:
             out_dir,
             segment_seconds=options.segment_seconds,
             mpd_output=out_dir / INTERNAL_MPD,
+            encryption=encryption,
+            key_file=_key_file(out_dir) if encryption is not None else None,
         )
 
     def package(
-        self, inputs: Sequence[PackagerInput], out_dir: Path, options: PackagingOptions
+        self,
+        inputs: Sequence[PackagerInput],
+        out_dir: Path,
+        options: PackagingOptions,
+        encryption: Encryption | None = None,
     ) -> Presentation:
-        argv = self.argv(inputs, out_dir, options)  # refuses unusable paths before any work
+        """Package ``inputs``; with ``encryption``, every rendition is encrypted with its
+        key (cenc/cbcs by the packager, AES-128 segments by us after it) and says its KID.
+        Clear and protected packaging are this one run."""
+        # Refuses unusable paths (and renditions without a key) before any work.
+        argv = self.argv(inputs, out_dir, options, encryption)
         out_dir.mkdir(parents=True, exist_ok=True)
-        ManagedProcess(
-            argv,
-            timeout=options.timeout_seconds,
-            memory_bytes=options.memory_bytes,
-            name="packager",
-        ).run()
+        flags = None
+        if encryption is not None and encryption.scheme != "aes-128":
+            flags = ffmpeg.packager_key_flags(encryption.labels.values())
+        with _keys_in_file(_key_file(out_dir), flags):
+            ManagedProcess(
+                argv,
+                timeout=options.timeout_seconds,
+                memory_bytes=options.memory_bytes,
+                name="packager",
+            ).run()
         presentation = read_packager_mpd(out_dir / INTERNAL_MPD, out_dir, inputs, options)
         (out_dir / INTERNAL_MPD).unlink()
-        return presentation
+        if encryption is None:
+            return presentation
+        return _protected(presentation, out_dir, encryption)
+
+    def decrypt(
+        self, source: Path, kind: str, output: Path, key: TrackKey, options: PackagingOptions
+    ) -> Path:
+        """A clear MP4 of one cenc/cbcs-encrypted track (to package it again)."""
+        key_file = _key_file(output)
+        argv = ffmpeg.packager_decrypt_argv(self.binary, source, kind, output, key_file)
+        with _keys_in_file(key_file, ffmpeg.packager_key_flags([key], labelled=False)):
+            ManagedProcess(
+                argv,
+                timeout=options.timeout_seconds,
+                memory_bytes=options.memory_bytes,
+                name="packager",
+            ).run()
+        return output
+
+
+def _key_file(beside: Path) -> Path:
+    """Where the raw keys of a packager run are, beside (not in) its output."""
+    return beside.parent / f".{beside.name}.keys"
+
+
+@contextlib.contextmanager
+def _keys_in_file(path: Path, text: str | None) -> Iterator[None]:
+    """``text`` in a file only its owner reads, for the run's length (keys stay out of
+    argv and logs); none is written for a clear run (``text`` None)."""
+    if text is None:
+        yield
+        return
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _protected(p: Presentation, out_dir: Path, encryption: Encryption) -> Presentation:
+    """The packaged presentation with each rendition's KID, its AES-128 segments encrypted
+    in place (and their sizes measured again: padding adds up to 16 bytes)."""
+    renditions = []
+    for r in p.renditions:
+        key = encryption.key_for(r.id)
+        if encryption.scheme == "aes-128":
+            folder = out_dir / r.id
+            encrypt_segments(folder, key.key, [s.number for s in r.segments])
+            segments = [
+                replace(s, size=(folder / f"{s.number}.m4s").stat().st_size) for s in r.segments
+            ]
+            r = replace(r, segments=segments)
+        renditions.append(replace(r, kid=key.kid.hex(), scheme=encryption.scheme))
+    return replace(p, renditions=renditions, protection=encryption.scheme)
 
 
 def _channels(rep: Representation, aset: AdaptationSet) -> int | None:

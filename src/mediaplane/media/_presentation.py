@@ -47,6 +47,10 @@ class Rendition:
     listed: bool = True
     #: A video rendition that carries the audio too (the preview): HLS only.
     muxed: bool = False
+    #: The KID (32 hex digits) its segments are encrypted with and how (``cenc``,
+    #: ``cbcs``, ``aes-128``); None: clear.
+    kid: str | None = None
+    scheme: str | None = None
 
     @property
     def duration(self) -> float:
@@ -94,6 +98,8 @@ class Presentation:
     renditions: list[Rendition] = field(default_factory=list)
     #: Rendition ids still being encoded (they join the manifests when packaged).
     pending: list[str] = field(default_factory=list)
+    #: How the listed renditions are encrypted: ``cenc``, ``cbcs``, ``aes-128``; None: clear.
+    protection: str | None = None
 
     @property
     def video(self) -> list[Rendition]:
@@ -168,4 +174,5 @@ class Presentation:
             segment_seconds=int(data["segment_seconds"]),
             renditions=renditions,
             pending=list(data.get("pending", [])),
+            protection=data.get("protection"),
         )

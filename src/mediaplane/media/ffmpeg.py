@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Literal
 from ._errors import MediaError, ToolMissing
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Sequence
 
     from mediaplane.config import Settings
 
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from ._package import PackagerInput
     from ._picture import Picture
     from ._probe import AudioStream
+    from ._protection import Encryption, TrackKey
 
 #: The demuxers an upload may be read with, by the names ``ffmpeg -demuxers`` lists (5.1).
 #: Each reads only the bytes it is given. Left out on purpose: every demuxer that opens the
@@ -160,6 +161,8 @@ def packager_argv(
     *,
     segment_seconds: int,
     mpd_output: Path,
+    encryption: Encryption | None = None,
+    key_file: Path | None = None,
 ) -> list[str]:
     """Package encoded MP4 tracks into CMAF: ``out_dir/<rendition>/init.mp4`` and
     ``out_dir/<rendition>/<n>.m4s`` (n from 1), plus an MPD at ``mpd_output`` that describes
@@ -167,7 +170,15 @@ def packager_argv(
 
     One stream descriptor per input (``in=…,stream=…,…``): the packager splits descriptors
     on ``,`` and ``=``, so a path holding either is refused rather than misread.
+
+    ``encryption`` (cenc or cbcs) makes it encrypt with raw keys: each stream names its
+    key's DRM label (``drm_label=``), every label's KID and key go in ``--keys``, the
+    W3C Common PSSH is written into the init segments, and nothing is left in the clear
+    (``--clear_lead 0``). HLS AES-128 is packaged clear here and encrypted afterwards.
+    The keys never enter the argv (which is logged, and readable in /proc): they are in
+    ``key_file`` (``--flagfile``), whose text :func:`packager_key_flags` makes.
     """
+    cenc = encryption is not None and encryption.scheme != "aes-128"
     argv = [packager]
     for inp in inputs:
         if "," in str(inp.path) or "=" in str(inp.path):
@@ -181,13 +192,54 @@ def packager_argv(
         ]
         if inp.language:
             desc.append(f"language={inp.language}")
+        if cenc:
+            assert encryption is not None
+            desc.append(f"drm_label={encryption.key_for(inp.rendition_id).label}")
         argv.append(",".join(desc))
+    if cenc:
+        assert encryption is not None
+        if key_file is None:
+            raise MediaError("an encrypted packaging needs a key file (--flagfile)")
+        argv += [
+            "--enable_raw_key_encryption",
+            f"--flagfile={key_file}",
+            "--protection_scheme", encryption.scheme,
+            "--protection_systems", "CommonSystem",
+            "--clear_lead", "0",
+        ]  # fmt: skip
     argv += [
         "--segment_duration", str(segment_seconds),
         "--mpd_output", str(mpd_output),
         "--quiet",
     ]  # fmt: skip
     return argv
+
+
+def packager_key_flags(keys: Iterable[TrackKey], *, labelled: bool = True) -> str:
+    """The text of a packager ``--flagfile`` holding raw keys: ``--keys=label=L:key_id=…:
+    key=…`` (comma-separated; the label empty with ``labelled=False``, for decryption)."""
+    each = (
+        f"label={k.label if labelled else ''}:key_id={k.kid.hex()}:key={k.key.hex()}" for k in keys
+    )
+    return "--keys=" + ",".join(each) + "\n"
+
+
+def packager_decrypt_argv(
+    packager: str, source: Path, kind: str, output: Path, key_file: Path
+) -> list[str]:
+    """Decrypt one cenc/cbcs track (fragmented MP4, as our CMAF segments concatenate to)
+    into a clear MP4 at ``output``, with the raw key in ``key_file``
+    (:func:`packager_key_flags` with ``labelled=False``)."""
+    for path in (source, output):
+        if "," in str(path) or "=" in str(path):
+            raise MediaError(f"packager path may not contain ',' or '=': {path}")
+    return [
+        packager,
+        f"in={source},stream={kind},output={output}",
+        "--enable_raw_key_decryption",
+        f"--flagfile={key_file}",
+        "--quiet",
+    ]  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ protection reuse them with another source and another output)::
 Job handlers (named in the jobs table)::
 
     _vod.py          process_asset: the processing job of an asset
+    _repackage.py    repackage_asset: the stored renditions packaged again under a new
+                     protection policy (no re-encode; _protection.py gives the keys)
     _chunked.py      encode_chunk_job, stitch_rung_job: a ladder as chunk jobs on the fleet
     _fingerprint.py  fingerprint_asset, fingerprint_gave_up: audio duplicate detection
     _assets.py       asset_gave_up, and what every asset job checks first
@@ -36,6 +38,7 @@ from ._package import audio_inputs, package, packaging_options, video_inputs
 from ._plan import LadderPlan, plan_rungs
 from ._probe import probe_source
 from ._publish import cmaf_prefix, publish_renditions, store_packaged, update_presentation
+from ._repackage import repackage_asset
 from ._vod import process_asset
 
 __all__ = [
@@ -54,6 +57,7 @@ __all__ = [
     "probe_source",
     "process_asset",
     "publish_renditions",
+    "repackage_asset",
     "stitch_rung_job",
     "store_packaged",
     "update_presentation",

@@ -35,6 +35,7 @@ from ._assets import invalid_input_is_permanent, load_pending
 from ._package import package
 from ._probe import probe_source
 from ._progress import STORED, span
+from ._protection import encryption_for
 from ._publish import cmaf_prefix, publish_renditions, store_packaged
 from ._workspace import drop_cached_source, forget_if_deleted, source_file, work_dir
 
@@ -204,14 +205,22 @@ def _fetch_chunks(
 
 
 def _join_and_package(
-    ctx: JobContext, asset_id: str, rung: Rung, count: int, duration: float, work: Path
+    ctx: JobContext,
+    asset_id: str,
+    rung: Rung,
+    count: int,
+    duration: float,
+    work: Path,
+    protection: str,
 ) -> Presentation:
-    """Join the rung's chunks without re-encoding and package it into ``work/cmaf``."""
+    """Join the rung's chunks without re-encoding and package it into ``work/cmaf``
+    (encrypted with the asset's key for the rung's track type when it is protected)."""
     rt = ctx.runtime
     parts = _fetch_chunks(ctx, asset_id, rung.name, count, work / "chunks")
     joined = concat_chunks(rt.toolchain, rt.settings, parts, work / f"{rung.name}.mp4", duration)
     inputs = [PackagerInput(joined, "video", rung.name, frame_rate=str(rung.fps))]
-    packaged = package(rt.toolchain, rt.settings, inputs, work / "cmaf", duration)
+    encryption = encryption_for(rt, asset_id, protection, [(rung.name, "video", rung.height)])
+    packaged = package(rt.toolchain, rt.settings, inputs, work / "cmaf", duration, encryption)
     ctx.progress(PACKAGED, force=True)
     return packaged
 
@@ -245,12 +254,16 @@ def stitch_rung_job(ctx: JobContext, payload: StitchRung) -> None:
         return  # published by an earlier attempt
     work = work_dir(rt, ctx.job_id)
     try:
-        packaged = _join_and_package(ctx, asset_id, rung, count, asset.duration or 0.0, work)
+        packaged = _join_and_package(
+            ctx, asset_id, rung, count, asset.duration or 0.0, work, asset.protection
+        )
         if not ctx.still_owned():
             return
         on_file = span(ctx.progress, PACKAGED, STORED)
         store_packaged(rt.store, cmaf_prefix(asset_id), work / "cmaf", on_file)
-        presentation = publish_renditions(rt, asset_id, packaged.renditions, base=False)
+        presentation = publish_renditions(
+            rt, asset_id, packaged.renditions, base=False, protection=packaged.protection
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     _finish_rung(rt, asset_id, rung.name, presentation)

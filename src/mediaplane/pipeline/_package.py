@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mediaplane.media import (
+    Encryption,
     MediaInfo,
     PackagerInput,
     PackagingOptions,
@@ -41,13 +42,15 @@ def package(
     inputs: Sequence[PackagerInput],
     out_dir: Path,
     duration: float,
+    encryption: Encryption | None = None,
 ) -> Presentation:
     """Package ``inputs`` into ``out_dir/<rendition>/``; returns what was written.
 
     :param duration: of the media, in seconds (bounds the packager's run time).
+    :param encryption: the keys, for a protected asset (one code path for both).
     """
     return ShakaPackager(tools.packager).package(
-        inputs, out_dir, packaging_options(settings, duration)
+        inputs, out_dir, packaging_options(settings, duration), encryption
     )
 
 

@@ -43,6 +43,8 @@ class PreviewPublisher:
 
     :param still_owned: whether this job attempt may still write (fencing); checked before
         each publication.
+    :param enabled: False for a protected asset: nothing is published in the clear (the
+        encrypted base is the first thing that plays).
     """
 
     def __init__(
@@ -53,8 +55,11 @@ class PreviewPublisher:
         info: MediaInfo,
         work: Path,
         still_owned: Callable[[], bool],
+        *,
+        enabled: bool = True,
     ) -> None:
         self.rt, self.asset_id, self.rung, self.info = rt, asset_id, rung, info
+        self.enabled = enabled
         self.still_owned = still_owned
         self.dir = work / PREVIEW_DIR
         self.prefix = f"{cmaf_prefix(asset_id)}{PREVIEW_DIR}/"
@@ -82,6 +87,8 @@ class PreviewPublisher:
 
     def publish(self, entries: list[PlaylistEntry], *, complete: bool = False) -> None:
         """Store the segments of ``entries`` not stored yet and list the preview with them."""
+        if not self.enabled:
+            return
         with self.lock:
             new = entries[len(self.segments) :]
             if not complete and (not new or len(entries) < PREVIEW_START_SEGMENTS):

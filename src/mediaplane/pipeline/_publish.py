@@ -145,7 +145,12 @@ def update_presentation(
 
 
 def publish_renditions(
-    rt: Runtime, asset_id: str, renditions: list[Rendition], *, base: bool
+    rt: Runtime,
+    asset_id: str,
+    renditions: list[Rendition],
+    *,
+    base: bool,
+    protection: str | None = None,
 ) -> Presentation | None:
     """Add packaged renditions (their segments already stored) to the asset's manifests.
 
@@ -153,7 +158,8 @@ def publish_renditions(
     preview for new players; the preview is unlisted (players already on it keep it) and
     every packaged video rendition listed. A rung stitched before the base is in stays
     unlisted until then: the master still lists the muxed preview, and a video-only rung has
-    no audio group to pair with yet.
+    no audio group to pair with yet. ``protection``: the scheme the renditions are
+    encrypted with (None: clear), which the manifests signal.
     """
 
     def change(current: Presentation | None) -> Presentation | None:
@@ -168,9 +174,11 @@ def publish_renditions(
                 if r.kind == "video" and r.id != PREVIEW_DIR and not r.listed
             ]
             hidden = [replace(preview, listed=False)] if preview is not None else []
-            return current.with_renditions([*waiting, *renditions, *hidden], done=done)
+            new = current.with_renditions([*waiting, *renditions, *hidden], done=done)
+            return replace(new, protection=protection)
         listed = preview is None or not preview.listed
-        return current.with_renditions([replace(r, listed=listed) for r in renditions], done=done)
+        new = current.with_renditions([replace(r, listed=listed) for r in renditions], done=done)
+        return replace(new, protection=protection)
 
     return update_presentation(rt, asset_id, change)
 

@@ -26,6 +26,7 @@ from ._plan import plan_rungs
 from ._preview import PreviewPublisher
 from ._probe import probe_source, record_audio_facts, record_video_facts
 from ._progress import ENCODED, PACKAGED, PROBED, STORED, EncodeProgress, span
+from ._protection import encryption_for, protected
 from ._publish import (
     cmaf_prefix,
     first_presentation,
@@ -51,6 +52,8 @@ class _Attempt:
     work: Path
     #: What an earlier attempt published (None on the first).
     earlier: Presentation | None
+    #: The asset's protection policy (``none``, ``aes-128``, ``cenc``, ``cbcs``).
+    protection: str = "none"
 
 
 def process_asset(ctx: JobContext, payload: ProcessAsset) -> None:
@@ -69,7 +72,7 @@ def process_asset(ctx: JobContext, payload: ProcessAsset) -> None:
         source = source_file(rt, asset_id, asset.source_key, work, shared=rt.settings.chunked)
         with invalid_input_is_permanent():
             info = probe_source(rt, source)
-        attempt = _Attempt(asset_id, source, info, work, earlier)
+        attempt = _Attempt(asset_id, source, info, work, earlier, asset.protection)
         process = _process_video if info.has_video else _process_audio_only
         published = process(ctx, attempt)
     finally:
@@ -89,6 +92,13 @@ def _process_video(ctx: JobContext, a: _Attempt) -> bool:
     if a.earlier is None:  # the first attempt: every rung pending
         first_presentation(rt, a.asset_id, a.info.duration, pending=plan.names)
     upper = plan.upper
+    if protected(a.protection):  # every key made once, before chunk jobs package rungs
+        tracks: list[tuple[str, str, int | None]] = [
+            (r.name, "video", r.height) for r in plan.rungs
+        ]
+        if a.info.has_audio:
+            tracks.append(("audio", "audio", None))
+        encryption_for(rt, a.asset_id, a.protection, tracks)
     if rt.settings.chunked and upper:
         start_chunk_jobs(rt, a.asset_id, a.info, upper)
         if a.earlier is not None and a.earlier.rendition(plan.lowest.name):
@@ -122,12 +132,17 @@ def _encode_video(
 
 
 def _package_and_store(
-    ctx: JobContext, a: _Attempt, inputs: list[PackagerInput]
+    ctx: JobContext, a: _Attempt, inputs: list[PackagerInput], heights: dict[str, int]
 ) -> Presentation | None:
-    """Package ``inputs`` and store the segments; None when this attempt no longer owns the
-    job (nothing is stored then)."""
+    """Package ``inputs`` (encrypted with the asset's keys when it is protected; video
+    ``heights`` choose SD or HD keys) and store the segments; None when this attempt no
+    longer owns the job (nothing is stored then)."""
     rt = ctx.runtime
-    packaged = package(rt.toolchain, rt.settings, inputs, a.work / "cmaf", a.info.duration)
+    tracks = [(i.rendition_id, i.kind, heights.get(i.rendition_id)) for i in inputs]
+    encryption = encryption_for(rt, a.asset_id, a.protection, tracks)
+    packaged = package(
+        rt.toolchain, rt.settings, inputs, a.work / "cmaf", a.info.duration, encryption
+    )
     ctx.progress(PACKAGED, force=True)
     if not ctx.still_owned():
         log.warning("asset.publish_skipped_not_owner", asset_id=a.asset_id)
@@ -141,15 +156,24 @@ def _publish_video_base(ctx: JobContext, a: _Attempt, lowest: Rung, upper: list[
     """Encode, package and publish the base: the lowest rung (published as a preview while
     it encodes), every audio stream and the one-pass upper rungs."""
     rt = ctx.runtime
-    preview = PreviewPublisher(rt, a.asset_id, lowest, a.info, a.work, ctx.still_owned)
+    # A protected asset publishes nothing in the clear: no preview, its base comes first.
+    clear = not protected(a.protection)
+    preview = PreviewPublisher(
+        rt, a.asset_id, lowest, a.info, a.work, ctx.still_owned, enabled=clear
+    )
     outputs = _encode_video(ctx, a, lowest, upper, preview)
     inputs = [*video_inputs([*upper, lowest], outputs), *audio_inputs(a.info, outputs)]
-    packaged = _package_and_store(ctx, a, inputs)
+    heights = {r.name: r.height for r in [*upper, lowest]}
+    packaged = _package_and_store(ctx, a, inputs, heights)
     if packaged is None:
         return False
     store_storyboard(rt, a.asset_id, lowest, outputs[lowest.name], a.info.duration, a.work)
-    renditions = [*packaged.renditions, preview.rendition(complete=True, listed=False)]
-    presentation = publish_renditions(rt, a.asset_id, renditions, base=True)
+    renditions = list(packaged.renditions)
+    if clear:
+        renditions.append(preview.rendition(complete=True, listed=False))
+    presentation = publish_renditions(
+        rt, a.asset_id, renditions, base=True, protection=packaged.protection
+    )
     if presentation is None:
         return False
     log.info(
@@ -180,11 +204,13 @@ def _process_audio_only(ctx: JobContext, a: _Attempt) -> bool:
         )
         poster = waveform_image(rt.toolchain, rt.settings, a.source, a.info)
     ctx.progress(ENCODED, force=True)
-    packaged = _package_and_store(ctx, a, audio_inputs(a.info, outputs))
+    packaged = _package_and_store(ctx, a, audio_inputs(a.info, outputs), {})
     if packaged is None:
         return False
     rt.store.put_bytes(poster_key(a.asset_id), poster)
-    presentation = publish_renditions(rt, a.asset_id, packaged.renditions, base=True)
+    presentation = publish_renditions(
+        rt, a.asset_id, packaged.renditions, base=True, protection=packaged.protection
+    )
     if presentation is None:
         return False
     log.info(
