@@ -392,3 +392,47 @@ def test_a_resumable_upload_takes_the_protection_too(sqlite_server: Server, clip
     assert asset["protection"] == "cbcs"
     mpd = httpx.get(f"{s.url}/play/{_pid(asset)}/manifest.mpd")
     assert 'value="cbcs"' in mpd.text, mpd.text
+
+
+def test_cpix_import_repackages_with_the_providers_keys(
+    sqlite_server: Server, two_protected: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    """A multi-DRM service's keys, imported as CPIX into a cenc asset (the second of the
+    module's pair; the refusal tests above are done with it), replace its keys: it is
+    packaged again under them (no re-encode) and decodes to the same frames."""
+    import os
+
+    from mediaplane.protect import CpixDocument, CpixKey
+
+    s, asset = sqlite_server, two_protected[1]
+    pid, aid = _pid(asset), asset["id"]
+    old_rid = _top_video(s, aid)
+    old_st = _carry(s, pid)
+    old_init, old_segs = _rendition_bytes(s, pid, old_rid, old_st)
+    with s.client() as c:
+        exported = CpixDocument.parse(c.get(f"/api/v1/assets/{aid}/cpix").content)
+    old_key = {k.kid: k.key for k in exported.keys}[_init_kid(old_init)]
+    new = CpixDocument(
+        aid, [CpixKey(os.urandom(16), os.urandom(16), k.track_type, "cenc") for k in exported.keys]
+    )
+    with s.client() as c:
+        r = c.put(f"/api/v1/assets/{aid}/cpix", content=new.render())
+    assert r.status_code == 200, r.text
+    assert r.json()["data"]["repackaging"] is True
+
+    def moved() -> str | None:
+        rid = _top_video(s, aid)
+        return rid if rid != old_rid else None
+
+    rid = until("re-packaged with the imported keys", moved, timeout=60)
+    st = _carry(s, pid, rid)
+    init, segs = _rendition_bytes(s, pid, rid, st)
+    kid = _init_kid(init)
+    new_key = {k.kid: k.key for k in new.keys}.get(kid)
+    assert new_key is not None, "the new rendition is not under an imported KID"
+    assert _frames_md5(init + b"".join(segs), tmp_path, new_key) == _frames_md5(
+        old_init + b"".join(old_segs), tmp_path, old_key
+    )
+    keys = _licence(s, pid, st, [kid])
+    assert keys.status_code == 200, keys.text
+    assert keys.json()["keys"][0]["k"] == _b64url(new_key)

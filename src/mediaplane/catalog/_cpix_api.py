@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from mediaplane.accounts import Principal, require_admin, truncate_address
 from mediaplane.http import ApiError, runtime_dep
 from mediaplane.intake import UploadError, read_body
+from mediaplane.media import common_pssh
 from mediaplane.protect import (
     COMMON_SYSTEM_ID,
     MAX_CPIX_BYTES,
@@ -29,14 +30,13 @@ from mediaplane.protect import (
     CpixKey,
     DrmSignal,
     ProtectError,
-    common_pssh,
     record_release,
     signals_for,
     store_signals,
 )
 from mediaplane.runtime import Runtime
 
-from ._service import get_asset
+from ._service import AssetBusy, get_asset, repackage_with_keys
 
 router = APIRouter(prefix="/api/v1", tags=["content protection"])
 CPIX_MEDIA_TYPE = "application/xml"
@@ -137,30 +137,35 @@ async def import_cpix(
     rt: Runtime = Depends(runtime_dep),
 ) -> dict[str, Any]:
     """Import a key provider's CPIX document (keys in the clear; over TLS): each key
-    replaces the asset's key of its track type; DRM signalling (PSSH) is kept with it."""
+    replaces the asset's key of its track type; DRM signalling (PSSH) is kept with it. A
+    protected asset is packaged again with them (``repackaging``: true; 409 while it is
+    being processed); a clear one keeps them for when it gets a policy."""
     try:
         data = await read_body(request, MAX_CPIX_BYTES)
     except UploadError as exc:
         raise ApiError(413, "too_large", str(exc)) from None
 
     def run() -> dict[str, Any]:
-        with rt.db.session() as s:
-            get_asset(s, asset_id)
         doc = CpixDocument.parse(data)
         if not doc.keys or any(k.key is None for k in doc.keys):
             raise CpixError("every ContentKey needs its key (pskc:PlainValue)")
         types = [k.track_type for k in doc.keys]
         if len(set(types)) != len(types) or not set(types) <= TRACK_TYPES:
             raise CpixError("one key per track type (SD, HD, AUDIO or ALL, by usage rule)")
-        for k in doc.keys:
-            rt.keys.put(asset_id, k.track_type, k.kid, k.key or b"", "cpix")
         kids = {k.kid for k in doc.keys}
-        store_signals(rt.db, [s for s in doc.systems if s.kid in kids])
+
+        def put_keys() -> None:
+            for k in doc.keys:
+                rt.keys.put(asset_id, k.track_type, k.kid, k.key or b"", "cpix")
+            store_signals(rt.db, [s for s in doc.systems if s.kid in kids])
+
+        repackaging = repackage_with_keys(rt, asset_id, put_keys)
         return {
             "data": {
                 "asset_id": asset_id,
                 "keys": [{"kid": k.kid.hex(), "track_type": k.track_type} for k in doc.keys],
                 "drm_systems": sorted({s.system_id for s in doc.systems if s.kid in kids}),
+                "repackaging": repackaging,
             }
         }
 
@@ -168,3 +173,5 @@ async def import_cpix(
         return await run_in_threadpool(run)
     except ProtectError as exc:
         raise ApiError(400, exc.code, exc.message) from None
+    except AssetBusy as exc:
+        raise ApiError(409, exc.code, exc.message) from None

@@ -59,6 +59,8 @@ class RepackageAsset(AssetJob):
 
     job_type: ClassVar[str] = "asset.repackage"
     protection: str
+    #: Protected to protected: new keys (a policy change) or the keys in force (imported).
+    rotate_keys: bool = True
 
 
 class FinishRecording(AssetJob):

@@ -502,9 +502,28 @@ def update_asset(
     log.info("asset.updated", asset_id=asset_id, rights_changed=rights is not _UNSET)
 
 
-def _repackage(s: Session, asset: Asset, protection: Protection) -> Job:
-    """Set the asset's new protection policy and queue its re-packaging; only a finished
-    asset (ready, every rendition packaged) can be re-packaged."""
+def repackage_with_keys(runtime: Runtime, asset_id: str, put_keys: Callable[[], None]) -> bool:
+    """Replace a protected asset's keys (``put_keys``, e.g. a CPIX import) and package its
+    stored renditions again with them; AssetBusy (before any key changes) while it is
+    being processed or re-packaged. False: the asset is clear (the keys wait for a
+    protection policy)."""
+    with runtime.db.session() as s:
+        asset = get_asset(s, asset_id)
+        protection = asset.protection
+        if protection not in (None, "none"):
+            _check_repackagable(s, asset)
+    put_keys()  # the key store's own transactions (SQLite has one writer at a time)
+    if protection in (None, "none"):
+        return False
+    with runtime.db.session() as s:
+        job = _repackage(s, get_asset(s, asset_id), Protection(protection), rotate_keys=False)
+    dispatch(runtime, job.id, job.type)
+    return True
+
+
+def _check_repackagable(s: Session, asset: Asset) -> None:
+    """AssetBusy unless the asset is finished (ready, every rendition packaged) and not
+    being re-packaged already."""
     finished = (
         asset.status is AssetStatus.READY
         and asset.presentation is not None
@@ -525,10 +544,17 @@ def _repackage(s: Session, asset: Asset, protection: Protection) -> Job:
         )
     ):
         raise AssetBusy("This asset is being re-packaged already; try again when it is done.")
+
+
+def _repackage(
+    s: Session, asset: Asset, protection: Protection, *, rotate_keys: bool = True
+) -> Job:
+    """Set the asset's new protection policy and queue its re-packaging (AssetBusy unless
+    :func:`_check_repackagable`)."""
+    _check_repackagable(s, asset)
     asset.protection = str(protection)
-    return create_job(
-        s, RepackageAsset(asset_id=asset.id, protection=str(protection)), subject_id=asset.id
-    )
+    payload = RepackageAsset(asset_id=asset.id, protection=str(protection), rotate_keys=rotate_keys)
+    return create_job(s, payload, subject_id=asset.id)
 
 
 def moderate_asset(runtime: Runtime, asset_id: str, *, approve: bool) -> None:

@@ -67,7 +67,9 @@ from ._presentation import Presentation, Rendition, Segment
 from ._probe import AudioStream, MediaInfo, probe
 from ._process import ChildOptions, ManagedProcess
 from ._protection import (
+    COMMON_SYSTEM_ID,
     SCHEMES,
+    DrmBox,
     DrmUrls,
     Encryption,
     TrackKey,
@@ -113,7 +115,9 @@ from .ffmpeg import (
 
 __all__ = [
     "AAC_LC",
+    "COMMON_SYSTEM_ID",
     "SCHEMES",
+    "DrmBox",
     "DrmUrls",
     "Encryption",
     "TrackKey",

@@ -6,6 +6,7 @@ What we serve is decided here; how a playlist or MPD is written is the models' o
 
 from __future__ import annotations
 
+import base64
 import math
 import uuid
 from dataclasses import replace
@@ -281,7 +282,8 @@ def _rate(fps: Fraction) -> str:
 
 def _protection(r: Rendition, drm: DrmUrls | None) -> tuple[ContentProtection, ...]:
     """A cenc/cbcs representation's descriptors: the scheme with its default KID, the W3C
-    Common PSSH, and ClearKey with the licence URL (players need no configuration)."""
+    Common PSSH, and ClearKey with the licence URL (players need no configuration), then
+    each commercial DRM system's PSSH that the key provider gave."""
     scheme = r.scheme
     if scheme not in _SAMPLE_METHOD or r.kid is None or drm is None:
         return ()
@@ -297,6 +299,10 @@ def _protection(r: Rendition, drm: DrmUrls | None) -> tuple[ContentProtection, .
             f"urn:uuid:{COMMON_SYSTEM_ID}", pssh=common_pssh([kid]), nodes=laurls[:1]
         ),
         ContentProtection(f"urn:uuid:{CLEARKEY_SYSTEM_ID}", "ClearKey1.0", nodes=laurls),
+        *(
+            ContentProtection(f"urn:uuid:{sid}", pssh=base64.b64decode(box))
+            for sid, box in r.drm_systems
+        ),
     )
 
 

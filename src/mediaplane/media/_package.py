@@ -7,6 +7,7 @@ MPD it writes is read with the :class:`~._dash.MPD` model.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 from dataclasses import dataclass, replace
@@ -162,7 +163,14 @@ def _protected(p: Presentation, out_dir: Path, encryption: Encryption) -> Presen
                 replace(s, size=(folder / f"{s.number}.m4s").stat().st_size) for s in r.segments
             ]
             r = replace(r, segments=segments)
-        renditions.append(replace(r, kid=key.kid.hex(), scheme=encryption.scheme))
+        systems = tuple(
+            (b.system_id, base64.b64encode(b.pssh).decode())
+            for b in encryption.systems
+            if b.kid == key.kid
+        )
+        renditions.append(
+            replace(r, kid=key.kid.hex(), scheme=encryption.scheme, drm_systems=systems)
+        )
     return replace(p, renditions=renditions, protection=encryption.scheme)
 
 

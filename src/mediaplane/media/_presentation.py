@@ -51,6 +51,8 @@ class Rendition:
     #: ``cbcs``, ``aes-128``); None: clear.
     kid: str | None = None
     scheme: str | None = None
+    #: The commercial DRM systems' PSSH boxes for its KID: (system id, base64 of the box).
+    drm_systems: tuple[tuple[str, str], ...] = ()
 
     @property
     def duration(self) -> float:
@@ -166,7 +168,13 @@ class Presentation:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Presentation:
         renditions = [
-            Rendition(**{**r, "segments": [Segment(**s) for s in r["segments"]]})
+            Rendition(
+                **{
+                    **r,
+                    "segments": [Segment(**s) for s in r["segments"]],
+                    "drm_systems": tuple(tuple(x) for x in r.get("drm_systems", ())),
+                }
+            )
             for r in data["renditions"]
         ]
         return cls(

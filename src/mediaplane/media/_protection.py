@@ -31,6 +31,7 @@ __all__ = [
     "CLEARKEY_SYSTEM_ID",
     "COMMON_SYSTEM_ID",
     "SCHEMES",
+    "DrmBox",
     "DrmUrls",
     "Encryption",
     "Scheme",
@@ -67,11 +68,23 @@ class TrackKey:
 
 
 @dataclass(frozen=True)
+class DrmBox:
+    """A commercial DRM system's ``pssh`` box for one KID (Widevine, PlayReady, …: the
+    operator's key provider made it, through CPIX or SPEKE)."""
+
+    system_id: str  # UUID string
+    kid: bytes
+    pssh: bytes
+
+
+@dataclass(frozen=True)
 class Encryption:
-    """How to encrypt a packaging run: ``keys`` maps each rendition id to its key."""
+    """How to encrypt a packaging run: ``keys`` maps each rendition id to its key;
+    ``systems``: the key provider's PSSH boxes, written beside the Common PSSH."""
 
     scheme: Scheme
     keys: dict[str, TrackKey]
+    systems: tuple[DrmBox, ...] = ()
 
     def __post_init__(self) -> None:
         if self.scheme not in SCHEMES:

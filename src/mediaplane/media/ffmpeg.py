@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from ._errors import MediaError, ToolMissing
+from ._protection import common_pssh
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -200,11 +201,16 @@ def packager_argv(
         assert encryption is not None
         if key_file is None:
             raise MediaError("an encrypted packaging needs a key file (--flagfile)")
+        systems = ["--protection_systems", "CommonSystem"]
+        if encryption.systems:  # the key provider's boxes beside the Common PSSH
+            kids = sorted({k.kid for k in encryption.keys.values()})
+            boxes = common_pssh(kids) + b"".join(b.pssh for b in encryption.systems)
+            systems = ["--pssh", boxes.hex()]
         argv += [
             "--enable_raw_key_encryption",
             f"--flagfile={key_file}",
             "--protection_scheme", encryption.scheme,
-            "--protection_systems", "CommonSystem",
+            *systems,
             "--clear_lead", "0",
         ]  # fmt: skip
     argv += [

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mediaplane.media import Encryption, TrackKey
-from mediaplane.protect import track_type_for
+from mediaplane.media import DrmBox, Encryption, TrackKey
+from mediaplane.protect import provide_keys, signals_for, track_type_for
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -32,17 +32,20 @@ def encryption_for(
     rotate: bool = False,
 ) -> Encryption | None:
     """The keys of each track (rendition id, kind, video height or None) under
-    ``protection`` (None for ``none``): the asset's keys in
-    force, made where missing, or all new ones with ``rotate`` (the retired ones stay for
-    what was packaged with them)."""
+    ``protection`` (None for ``none``): the asset's keys in force, made where missing (by
+    the SPEKE key provider when one is configured), or all new ones with ``rotate`` (the
+    retired ones stay for what was packaged with them); with the commercial DRM systems'
+    PSSH boxes a key provider gave for them (SPEKE, or a CPIX import)."""
     if not protected(protection):
         return None
     per_track = rt.settings.protection_keys == "track"
     types = {rid: track_type_for(kind, height, per_track) for rid, kind, height in tracks}
     wanted = set(types.values())
-    keys = rt.keys.rotate(asset_id, wanted) if rotate else rt.keys.ensure_keys(asset_id, wanted)
     assert protection is not None
+    keys = provide_keys(rt.keys, rt.settings, asset_id, wanted, protection, rotate=rotate)
+    kids = [k.kid for k in keys.values()]
     return Encryption(
         protection,  # type: ignore[arg-type]  # a Protection value other than none
         {rid: TrackKey(t.upper(), keys[t].kid, keys[t].key) for rid, t in types.items()},
+        tuple(DrmBox(s.system_id, s.kid, s.pssh) for s in signals_for(rt.db, kids) if s.pssh),
     )

@@ -123,7 +123,7 @@ def repackage_asset(ctx: JobContext, payload: RepackageAsset) -> None:
             ]
             heights = {i.rendition_id: r.height for i, r in zip(inputs, sources, strict=True)}
             tracks = [(i.rendition_id, i.kind, heights[i.rendition_id]) for i in inputs]
-            rotate = protected(old_scheme) and protected(new_scheme)
+            rotate = payload.rotate_keys and protected(old_scheme) and protected(new_scheme)
             encryption = encryption_for(rt, asset_id, new_scheme, tracks, rotate=rotate)
             packaged = package(
                 rt.toolchain, rt.settings, inputs, work / "cmaf", current.duration, encryption

@@ -41,7 +41,6 @@ from ._cpix import (
     CpixError,
     CpixKey,
     DrmSignal,
-    common_pssh,
 )
 from ._errors import InvalidKey, KeyNotFound, KmsError, ProtectError
 from ._keys import (
@@ -87,7 +86,6 @@ __all__ = [
     "SpekeClient",
     "SpekeError",
     "b64url",
-    "common_pssh",
     "open_kms",
     "parse_kid",
     "provide_keys",

@@ -23,7 +23,6 @@ import secrets
 import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, padding, serialization
@@ -31,10 +30,9 @@ from cryptography.hazmat.primitives.asymmetric import padding as asym_padding
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from ._errors import ProtectError
+from mediaplane import media
 
-if TYPE_CHECKING:
-    from collections.abc import Iterable
+from ._errors import ProtectError
 
 __all__ = [
     "COMMON_SYSTEM_ID",
@@ -44,7 +42,6 @@ __all__ = [
     "CpixError",
     "CpixKey",
     "DrmSignal",
-    "common_pssh",
 ]
 
 NS = {
@@ -57,7 +54,7 @@ for _prefix, _uri in NS.items():
     ET.register_namespace(_prefix, _uri)
 
 #: DRM system ids (the DASH-IF registry).
-COMMON_SYSTEM_ID = "1077efec-c0b2-4d02-ace3-3c1e52e2fb4b"  # W3C Common PSSH (ClearKey)
+COMMON_SYSTEM_ID = str(media.COMMON_SYSTEM_ID)  # W3C Common PSSH (ClearKey)
 WIDEVINE_SYSTEM_ID = "edef8ba9-79d6-4ace-a3c8-27dcd51d21ed"
 PLAYREADY_SYSTEM_ID = "9a04f079-9840-4286-ab92-e65be0885f95"
 
@@ -231,19 +228,6 @@ class CpixDocument:
                 )
             )
         return cls(content_id=root.get("contentId") or "", keys=keys, systems=systems)
-
-
-def common_pssh(kids: Iterable[bytes]) -> bytes:
-    """The W3C Common PSSH box (version 1, the KIDs, no data) that ClearKey players read."""
-    kid_list = list(kids)
-    body = (
-        bytes([1, 0, 0, 0])
-        + uuid.UUID(COMMON_SYSTEM_ID).bytes
-        + len(kid_list).to_bytes(4, "big")
-        + b"".join(kid_list)
-        + (0).to_bytes(4, "big")
-    )
-    return (8 + len(body)).to_bytes(4, "big") + b"pssh" + body
 
 
 def _filters(rule: ET.Element, track_type: str) -> None:

@@ -133,15 +133,22 @@ class SpekeClient:
 
 
 def provide_keys(
-    store: KeyStore, settings: Settings, asset_id: str, track_types: Iterable[str], scheme: str
+    store: KeyStore,
+    settings: Settings,
+    asset_id: str,
+    track_types: Iterable[str],
+    scheme: str,
+    *,
+    rotate: bool = False,
 ) -> dict[str, ContentKey]:
-    """The asset's keys in force for ``track_types``: from the SPEKE key provider when one
-    is configured (asked once; its keys and DRM signalling are kept), else our own."""
+    """The asset's keys in force for ``track_types`` (all new ones with ``rotate``; the
+    retired stay): from the SPEKE key provider when one is configured and the scheme is a
+    Common Encryption one (asked once; its keys and DRM signalling are kept), else ours."""
     types = sorted(set(track_types))
-    if not settings.speke_url:
-        return store.ensure_keys(asset_id, types)
+    if not settings.speke_url or scheme not in ("cenc", "cbcs"):
+        return store.rotate(asset_id, types) if rotate else store.ensure_keys(asset_id, types)
     have = store.current_keys(asset_id)
-    if all(t in have and have[t].origin == "speke" for t in types):
+    if not rotate and all(t in have and have[t].origin == "speke" for t in types):
         return {t: have[t] for t in types}
     wanted = [CpixKey(kid=secrets.token_bytes(16), track_type=t, scheme=scheme) for t in types]
     systems = [SYSTEM_NAMES[name] for name in settings.speke_systems]

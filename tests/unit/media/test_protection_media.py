@@ -14,6 +14,7 @@ import m3u8
 import pytest
 
 from mediaplane.media import (
+    DrmBox,
     DrmUrls,
     Encryption,
     MediaError,
@@ -213,3 +214,54 @@ def test_hls_cbcs_declares_sample_aes_keys() -> None:
     assert "METHOD=SAMPLE-AES," in media
     cenc = render_hls_media(_protected("cenc").renditions[0], 2, "", drm=URLS)
     assert "METHOD=SAMPLE-AES-CTR," in cenc
+
+
+WIDEVINE = "edef8ba9-79d6-4ace-a3c8-27dcd51d21ed"
+
+
+def _widevine_box(kid: bytes) -> bytes:
+    data = b"\x12\x10" + kid  # WidevinePsshData.key_id
+    body = b"\0\0\0\0" + uuid.UUID(WIDEVINE).bytes + len(data).to_bytes(4, "big") + data
+    return (8 + len(body)).to_bytes(4, "big") + b"pssh" + body
+
+
+def test_packager_argv_carries_a_key_providers_pssh_beside_the_common_one() -> None:
+    box = _widevine_box(SD.kid)
+    enc = Encryption("cenc", {"v360": SD, "audio": AUDIO}, (DrmBox(WIDEVINE, SD.kid, box),))
+    argv = ff.packager_argv(
+        "/bin/packager", INPUTS, OUT, segment_seconds=2, mpd_output=OUT / "p", encryption=enc,
+        key_file=Path("/work/.k"),
+    )  # fmt: skip
+    assert "--protection_systems" not in argv
+    boxes = bytes.fromhex(argv[argv.index("--pssh") + 1])
+    assert boxes == common_pssh(sorted([SD.kid, AUDIO.kid])) + box
+
+
+def test_real_packager_writes_the_key_providers_pssh_and_the_mpd_signals_it(
+    media_dir: Path, tmp_path: Path
+) -> None:
+    """Shaka Packager (the pinned binary) with a Widevine box from a key provider: the init
+    segment holds it beside the Common PSSH, and the MPD names the system with it."""
+    from mediaplane.clips import Clip, picture
+    from mediaplane.config import Settings
+    from mediaplane.media import PackagingOptions, ShakaPackager, Toolchain
+
+    clip = Clip(seconds=2, video=picture("320x180", 30), audio=()).make(
+        media_dir / "pssh-320x180-2s.mp4"
+    )
+    tools = Toolchain.discover(Settings(data_dir=tmp_path))
+    box = _widevine_box(SD.kid)
+    enc = Encryption("cenc", {"v": SD}, (DrmBox(WIDEVINE, SD.kid, box),))
+    inputs = [PackagerInput(clip, "video", "v", frame_rate="30")]
+    pres = ShakaPackager(tools.packager).package(inputs, tmp_path / "out", PackagingOptions(), enc)
+    init = (tmp_path / "out" / "v" / "init.mp4").read_bytes()
+    assert box in init and common_pssh([SD.kid]) in init
+    pres = Presentation.from_dict(pres.to_dict())  # as the database keeps it
+    root = ET.fromstring(render_mpd(pres, "?st=T", URLS))
+    wv = [
+        c
+        for c in root.findall(".//d:ContentProtection", NS)
+        if c.get("schemeIdUri") == f"urn:uuid:{WIDEVINE}"
+    ]
+    assert len(wv) == 1
+    assert base64.b64decode(wv[0].findtext("cenc:pssh", namespaces=NS) or "") == box

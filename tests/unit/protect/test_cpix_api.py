@@ -66,6 +66,7 @@ def test_import_replaces_the_keys_of_each_track_type(app: tuple[TestClient, Runt
     r = client.put("/api/v1/assets/asset-k/cpix", content=new.render(), headers=ADMIN)
     assert r.status_code == 200, r.text
     assert r.json()["data"]["keys"] == [{"kid": "01" * 16, "track_type": "hd"}]
+    assert r.json()["data"]["repackaging"] is False  # a clear asset keeps them for later
     now = rt.keys.current_keys("asset-k")
     assert now["hd"].key == b"\x02" * 16 and now["hd"].origin == "cpix"
     assert now["sd"] == old["sd"]

@@ -20,6 +20,7 @@ from cryptography.x509.oid import NameOID
 
 from mediaplane.config import Settings
 from mediaplane.db import Database, migrate
+from mediaplane.media import common_pssh
 from mediaplane.protect import (
     COMMON_SYSTEM_ID,
     WIDEVINE_SYSTEM_ID,
@@ -31,7 +32,6 @@ from mediaplane.protect import (
     LocalKms,
     SpekeClient,
     SpekeError,
-    common_pssh,
     provide_keys,
     signals_for,
 )
