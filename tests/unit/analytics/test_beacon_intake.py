@@ -22,11 +22,14 @@ from mediaplane.analytics import (
     Intake,
     InvalidBeacon,
     Pseudonymizer,
+    RateLimited,
     RedisRate,
+    beacon_intake,
     ensure_analytics_key,
     parse_batch,
 )
 from mediaplane.config import Settings
+from mediaplane.runtime import Runtime
 
 NOW = 1_780_000_000_000  # ms
 
@@ -161,3 +164,19 @@ def test_redis_rate_is_shared_and_bounded() -> None:
     )
     down = RedisRate(gone, 1)
     assert down.hit("x") == 0 and down.hit("x") == 0  # Redis down: the limit is off
+
+
+def test_junk_spends_its_own_address_share_only(tmp_path: Path) -> None:
+    rt = Runtime(Settings(data_dir=tmp_path, beacon_batches_per_address=3))
+    intake = beacon_intake(rt)
+    for _ in range(3):
+        with pytest.raises(InvalidBeacon):
+            intake.take(b"{junk", "192.0.2.7", "ua")
+    with pytest.raises(RateLimited):  # even a good batch now waits: the address is over
+        intake.take(body([ev(1)]), "192.0.2.7", "ua")
+    receipt = intake.take(body([ev(1), ev(2)]), "198.51.100.9", "ua")
+    assert (receipt.accepted, receipt.rejected) == (2, 0)
+    (row,) = intake.lake._events[:1]
+    named = dict(zip(EVENT_COLUMNS, row, strict=True))
+    assert named["address"] == "198.51.100.0/24"  # truncated; the viewer a keyed hash
+    assert named["viewer"] == intake.pseudonym("address", "198.51.100.9\0ua")
