@@ -3,6 +3,7 @@ kept for the next try."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from mediaplane.analytics import Intake, Lake, LakeBusy, list_views, parse_batch
+from mediaplane.analytics import Intake, Lake, LakeBusy, list_views, parse_batch, run_flusher
 from mediaplane.storage import LocalStore, ObjectInfo
 
 NOW = 1_780_000_000_000  # 2026-05-28T20:26:40Z
@@ -106,3 +107,22 @@ def test_a_failed_write_keeps_its_rows(tmp_path: Path) -> None:
     store.fail = False
     assert lake.flush() == 3 and list(store.list("analytics/events/"))
     assert list((tmp_path / "w").iterdir()) == []  # scratch files are gone
+
+
+async def test_the_flusher_lands_when_due_and_what_is_left_when_stopped(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "o")
+    lake = Lake(store, tmp_path / "w", flush_rows=3, flush_seconds=3600)
+    task = asyncio.create_task(run_flusher(lake))
+    lake.add_events(rows("a", 3))  # a full flush's worth: landed without waiting the hour
+    for _ in range(100):
+        if lake.stats.rows_landed:
+            break
+        await asyncio.sleep(0.05)
+    assert lake.stats.rows_landed == 3
+    lake.add_events(rows("b", 1))  # not due: stays until the flusher stops
+    await asyncio.sleep(0.3)
+    assert lake.pending() == 1
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert lake.pending() == 0 and lake.stats.rows_landed == 4
