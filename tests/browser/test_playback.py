@@ -263,8 +263,13 @@ def test_watch_page_plays(
     assert loaded.endswith("manifest.mpd"), (
         f"watch page loaded {loaded!r}, not the DASH manifest\nconsole:\n{console}"
     )
-    # the QoE snippet follows the watch page's shaka-player (beacons and CMCD)
-    assert page.evaluate("window.mediaplane.qoe.player.name") == "shaka-player", console
+    # the QoE snippet follows the watch page's shaka-player: its beacons and shaka's CMCD
+    page.evaluate("window.mediaplane.qoe.end()")
+    view = _landed_view(
+        sqlite_server, ready_asset, page.evaluate("window.mediaplane.qoe.viewId"), console
+    )
+    assert view["player"] == "shaka-player" and view["startup_time_ms"] is not None, view
+    assert view["renditions"] and view["cmcd_average_bitrate_kbps"] > 0, view
     error_box = page.locator("#player-error")
     assert error_box.count() == 1
     assert error_box.is_hidden(), f"#player-error shown: {error_box.text_content()!r}\n{console}"
@@ -329,6 +334,22 @@ QOE_PAGE = (
 )
 
 
+def _landed_view(
+    server: Server, asset: dict[str, Any], view_id: str, console: Console
+) -> dict[str, Any]:
+    """The view once the views API shows it ended and with CMCD requests."""
+    with server.client() as c:
+
+        def landed() -> dict[str, Any] | None:
+            r = c.get("/api/v1/data/views", params={"asset_id": asset["id"]})
+            assert r.status_code == 200, r.text
+            found = [v for v in r.json()["data"] if v["view_id"] == view_id]
+            return found[0] if found and found[0]["ended"] and found[0]["cmcd_requests"] else None
+
+        view: dict[str, Any] = until(f"view {view_id} in the views API\n{console}", landed, 30)
+    return view
+
+
 def test_qoe_snippet_sends_beacons_and_cmcd_from_another_origin(
     page: Page,
     console: Console,
@@ -353,15 +374,7 @@ def test_qoe_snippet_sends_beacons_and_cmcd_from_another_origin(
     view_id = page.evaluate("window.qoe.viewId")
     assert any(f"sid%3D%22{view_id}%22" in u for u in cmcd_urls), cmcd_urls[:3]
 
-    with sqlite_server.client() as c:
-
-        def landed() -> dict[str, Any] | None:
-            r = c.get("/api/v1/data/views", params={"asset_id": ready_asset["id"]})
-            assert r.status_code == 200, r.text
-            found = [v for v in r.json()["data"] if v["view_id"] == view_id]
-            return found[0] if found and found[0]["ended"] and found[0]["cmcd_requests"] else None
-
-        v = until(f"view {view_id} in the views API\n{console}", landed, timeout=30)
+    v = _landed_view(sqlite_server, ready_asset, view_id, console)
     assert v["player"] == "hls.js" and v["player_version"], v
     assert v["startup_time_ms"] is not None and 0 < v["startup_time_ms"] < 30_000, v
     assert v["watch_time_s"] > 1.0 and v["errors"] == 0, v
