@@ -130,7 +130,7 @@ class Rejected:
 class _ValidBatch(Batch):
     """The whole batch in one pass (every event valid: the usual case)."""
 
-    events: Annotated[list[BeaconEvent], Field(max_length=MAX_EVENTS)]  # type: ignore[assignment]
+    events: Annotated[list[BeaconEvent], Field(max_length=MAX_EVENTS)]
 
 
 def parse_batch(body: bytes) -> tuple[Batch, list[BeaconEvent], list[Rejected]]:
