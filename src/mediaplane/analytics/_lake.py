@@ -269,6 +269,7 @@ class Lake:
         into the cache: files are immutable)."""
         out: list[str] = []
         cache = self.work_dir / "cache"
+        cached: set[Path] = set()
         for info in self.store.list(f"{PREFIX}{dataset}/"):
             if not info.key.endswith(".parquet"):
                 continue
@@ -280,7 +281,13 @@ class Lake:
                     partial = local.with_name(local.name + f".{uuid.uuid4().hex[:8]}.part")
                     self.store.download(info.key, partial)
                     partial.replace(local)
+                cached.add(local)
             out.append(str(local))
+        swept = cache / PREFIX / dataset
+        if swept.is_dir():
+            for old in swept.rglob("*.parquet"):
+                if old not in cached:  # pruned from the store: gone from the cache too
+                    old.unlink(missing_ok=True)
         return out
 
 

@@ -126,3 +126,22 @@ async def test_the_flusher_lands_when_due_and_what_is_left_when_stopped(tmp_path
     with pytest.raises(asyncio.CancelledError):
         await task
     assert lake.pending() == 0 and lake.stats.rows_landed == 4
+
+
+class RemoteLike(LocalStore):
+    """A store without local paths, read by download (as S3 is)."""
+
+    def local_path(self, key: str) -> Path | None:
+        return None
+
+
+def test_remote_files_are_cached_and_dropped_once_pruned(tmp_path: Path) -> None:
+    store = RemoteLike(tmp_path / "o")
+    lake = Lake(store, tmp_path / "w")
+    lake.add_events(rows("a", 2))
+    lake.flush()
+    (path,) = lake.files("events")
+    assert path.startswith(str(tmp_path / "w" / "cache")) and Path(path).is_file()
+    assert list_views(lake, ["pb"])[0]["events"] == 2
+    store.delete_prefix("analytics/events/")
+    assert lake.files("events") == [] and not Path(path).exists()
