@@ -6,7 +6,8 @@ their manifest and segment requests, which :class:`CmcdTap` notes in front of th
 Both land in the lake (:mod:`._lake`): Parquet files in the object store, partitioned by
 date and hour (``analytics/{events,cmcd}/date=…/hour=…/part-….parquet``), batched in
 memory and written by DuckDB; ``GET /api/v1/data/views`` reads them with DuckDB. Viewers
-are pseudonymised with a keyed hash (:func:`ensure_analytics_key`), addresses truncated.
+are pseudonymised with a keyed hash (:func:`ensure_analytics_key`; a signed-in account on
+our own pages by :func:`account_viewer_id`), addresses truncated.
 
 Flow: beacon route → :class:`BeaconIntake` (schema, limits, clock, pseudonyms) →
 :class:`Lake` buffer → flusher task (:func:`run_flusher`) → store. Why beacons do not go
@@ -38,7 +39,7 @@ from ._beacons import (
 from ._cmcd import CMCD_HEADERS, CMCD_KEYS, CmcdValue, cmcd_of_request, parse_cmcd
 from ._errors import AnalyticsError, InvalidBeacon, InvalidCmcd, LakeBusy, RateLimited
 from ._flusher import run_flusher
-from ._identity import ensure_analytics_key
+from ._identity import account_viewer_id, ensure_analytics_key
 from ._lake import CMCD_COLUMNS, Lake, LakeStats, lake_of, prune_lake
 from ._limits import InProcessRate, Rate, RedisRate
 from ._service import BeaconIntake, Receipt, beacon_intake
@@ -70,6 +71,7 @@ __all__ = [
     "Rate",
     "Receipt",
     "RedisRate",
+    "account_viewer_id",
     "beacon_intake",
     "cmcd_of_request",
     "ensure_analytics_key",

@@ -4,6 +4,8 @@ viewer a pseudonym is, nor test a guess; rotating it starts every viewer afresh.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 import time
@@ -12,7 +14,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from mediaplane.config import Settings
 
-__all__ = ["ensure_analytics_key"]
+__all__ = ["account_viewer_id", "ensure_analytics_key"]
 
 
 def ensure_analytics_key(settings: Settings) -> bytes:
@@ -35,3 +37,10 @@ def ensure_analytics_key(settings: Settings) -> bytes:
             return key.encode()
         time.sleep(0.02)
     raise RuntimeError(f"{path} is empty; delete it to make a new analytics key")
+
+
+def account_viewer_id(settings: Settings, user_id: str) -> str:
+    """The viewer id our own pages hand the QoE snippet for a signed-in account: a keyed
+    hash of the account (the same on every device; the account id never reaches the page)."""
+    msg = b"account\0" + user_id.encode()
+    return hmac.new(ensure_analytics_key(settings), msg, hashlib.sha256).hexdigest()[:32]

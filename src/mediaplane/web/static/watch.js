@@ -13,7 +13,8 @@
   await player.attach(video);
   window.mediaplane.player = player;
   if (window.MediaplaneQoE) {
-    window.mediaplane.qoe = MediaplaneQoE.view({ playbackId: id }).attach(video, player);
+    const viewerId = window.mediaplane.viewerId || undefined;  // signed in: the account's
+    window.mediaplane.qoe = MediaplaneQoE.view({ playbackId: id, viewerId }).attach(video, player);
   }
   player.addEventListener("error", (e) => show("Playback error " + e.detail.code));
   const choice = document.getElementById("audio-choice");
