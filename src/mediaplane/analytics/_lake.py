@@ -66,8 +66,13 @@ _CMCD_FIXED: dict[str, str] = {
     "status": "INTEGER",  # the answer's HTTP status
     "invalid": "BOOLEAN",  # the request's CMCD broke the grammar (its keys are null)
 }
-_SQL_TYPES = {"int": "BIGINT", "bool": "BOOLEAN", "str": "VARCHAR", "token": "VARCHAR"}
-_SQL_TYPES["float"] = "DOUBLE"
+_SQL_TYPES = {
+    "int": "BIGINT",
+    "float": "DOUBLE",
+    "bool": "BOOLEAN",
+    "str": "VARCHAR",
+    "token": "VARCHAR",
+}
 CMCD_COLUMNS: dict[str, str] = {
     **_CMCD_FIXED,
     **{f"cmcd_{k}": _SQL_TYPES[t] for k, t in CMCD_KEYS.items()},
@@ -90,21 +95,21 @@ class LakeStats:
     flush_failures: int = 0
 
 
+#: Buffered millisecond columns and the timestamp column each becomes in the Parquet files.
+_TIMESTAMPS = {"ts_ms": "ts", "received_ms": "received_at"}
+
+
 def _timestamp_sql(ms: str) -> str:
     return f"make_timestamp({ms} * 1000)"
 
 
 def _select(columns: dict[str, str], ts: str) -> str:
-    """The SELECT that turns buffered columns into the Parquet layout: ``*_ms`` columns
-    become timestamps, and the hour partition comes from ``ts``."""
-    parts = []
-    for name in columns:
-        if name.endswith("_ms") and name in ("ts_ms", "received_ms"):
-            parts.append(
-                f"{_timestamp_sql(name)} AS {name[:-3] if name == 'ts_ms' else 'received_at'}"
-            )
-        else:
-            parts.append(name)
+    """The SELECT that turns buffered columns into the Parquet layout: the millisecond
+    columns become UTC timestamps, and the hour partition comes from ``ts``."""
+    parts = [
+        f"{_timestamp_sql(name)} AS {_TIMESTAMPS[name]}" if name in _TIMESTAMPS else name
+        for name in columns
+    ]
     parts.append(f"strftime({_timestamp_sql(ts)}, '%Y-%m-%d') AS date")
     parts.append(f"strftime({_timestamp_sql(ts)}, '%H') AS hour")
     return ", ".join(parts)
