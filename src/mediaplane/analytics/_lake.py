@@ -16,7 +16,7 @@ A write that fails keeps its rows for the next try.
 
 Replays: event ids seen recently (per view) are remembered (:data:`DEDUPE_IDS` of them) and
 a repeated event is not buffered again; what gets past that (a replay after a restart, or
-to another web process) is removed when the lake is read (:func:`events_relation`): each
+to another web process) is removed when the lake is read (:func:`._views.list_views`): each
 ``(view_id, event_id)`` counts once.
 """
 
