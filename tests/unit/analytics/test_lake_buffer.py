@@ -5,13 +5,24 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
 
-from mediaplane.analytics import Intake, Lake, LakeBusy, list_views, parse_batch, run_flusher
+from mediaplane.analytics import (
+    Intake,
+    Lake,
+    LakeBusy,
+    list_views,
+    parse_batch,
+    prune_lake,
+    run_flusher,
+)
+from mediaplane.config import Settings
+from mediaplane.runtime import Runtime
 from mediaplane.storage import LocalStore, ObjectInfo
 
 NOW = 1_780_000_000_000  # 2026-05-28T20:26:40Z
@@ -145,3 +156,17 @@ def test_remote_files_are_cached_and_dropped_once_pruned(tmp_path: Path) -> None
     assert list_views(lake, ["pb"])[0]["events"] == 2
     store.delete_prefix("analytics/events/")
     assert lake.files("events") == [] and not Path(path).exists()
+
+
+def test_partitions_past_the_retention_are_pruned(tmp_path: Path) -> None:
+    rt = Runtime(Settings(data_dir=tmp_path, analytics_retention_days=30))
+    today = datetime.now(UTC).strftime("%Y-%m-%d")
+    old = (datetime.now(UTC) - timedelta(days=31)).strftime("%Y-%m-%d")
+    for dataset in ("events", "cmcd"):
+        for day in (old, today):
+            rt.store.put_bytes(f"analytics/{dataset}/date={day}/hour=05/part-x.parquet", b"x")
+    assert prune_lake(rt) == 2
+    left = sorted(i.key for i in rt.store.list("analytics/"))
+    assert left == [
+        f"analytics/{d}/date={today}/hour=05/part-x.parquet" for d in ("cmcd", "events")
+    ]
