@@ -17,7 +17,18 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mediaplane import __version__, catalog, delivery, ingest, library, live, ops, web, webhooks
+from mediaplane import (
+    __version__,
+    analytics,
+    catalog,
+    delivery,
+    ingest,
+    library,
+    live,
+    ops,
+    web,
+    webhooks,
+)
 from mediaplane.accounts import api_router, ensure_admin_token, oidc_router
 from mediaplane.catalog import (
     EncodeChunk,
@@ -133,6 +144,11 @@ def prune_outbox(runtime: Runtime) -> int:
     """A watchdog pass: delete events published longer than the retention ago."""
     with runtime.db.session() as s:
         return prune(s, runtime.settings.events_retention_seconds)
+
+
+def prune_lake(runtime: Runtime) -> int:
+    """A watchdog pass: delete the analytics lake's partitions past their retention."""
+    return analytics.prune_lake(runtime)
 
 
 def prune_webhook_log(runtime: Runtime) -> int:
@@ -313,7 +329,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ops.configure_logging(settings.log_level, settings.log_format)
     runtime = Runtime.get(settings, job_table=job_table)
     watchdog = Watchdog(
-        runtime, passes=[sweep_expired, prune_outbox, prune_webhook_log, live.idle_expired_sessions]
+        runtime,
+        passes=[
+            sweep_expired,
+            prune_outbox,
+            prune_webhook_log,
+            prune_lake,
+            live.idle_expired_sessions,
+        ],
     )
     relay = (
         Relay(runtime.db, runtime.bus, on_published=webhooks.fan_out)
@@ -330,6 +353,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if relay is not None:
                 tasks.append(tg.create_task(_relay(relay, interval, dispatcher)))
             tasks.append(tg.create_task(_webhooks(dispatcher, interval)))
+            tasks.append(tg.create_task(analytics.run_flusher(analytics.lake_of(runtime))))
             yield
             for task in tasks:
                 task.cancel()
@@ -357,6 +381,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(delivery.router)
     app.include_router(delivery.keys_router)
+    app.include_router(analytics.router)
     app.include_router(ops.router)
     app.include_router(web.router)
     observer = ops.RequestObserver(app.state.metrics)
@@ -365,5 +390,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # In front of the whole stack: playback answers what the layers above would add; live
     # playback ids are answered before the VOD lookup.
     cors = _cors_simple_headers()
-    app.front = delivery.LiveOrigin(delivery.PlayOrigin(app.framework, observer, cors), cors)
+    # CMCD of every /play request (lean path, live, routes) goes to the lake's buffer.
+    app.front = analytics.CmcdTap(
+        delivery.LiveOrigin(delivery.PlayOrigin(app.framework, observer, cors), cors)
+    )
     return app

@@ -258,6 +258,25 @@ class Settings(BaseSettings):
     webhook_concurrency_per_endpoint: int = Field(default=2, ge=1)
     webhook_concurrency: int = Field(default=16, ge=1)
 
+    #: Analytics: the key of viewer pseudonyms (a keyed hash); none: `<data-dir>/analytics-key`.
+    analytics_key: SecretStr | None = Field(default=None, repr=False)
+    #: Lake partitions (beacon events, CMCD records) older than this many days are deleted.
+    analytics_retention_days: int = Field(default=400, ge=1)
+    #: Largest beacon batch body accepted (bytes).
+    beacon_max_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)
+    #: Beacon batches one viewer may send per minute; one client address (players behind
+    #: one NAT share it).
+    beacon_batches_per_viewer: int = Field(default=120, ge=1)
+    beacon_batches_per_address: int = Field(default=1200, ge=1)
+    #: An event's time may be this far before its receipt; earlier or later ones are clamped.
+    beacon_clock_skew_seconds: float = Field(default=300.0, ge=1, le=7 * 86400)
+    #: Lake rows one web process buffers at most (beyond: beacons get 503, CMCD is dropped).
+    lake_buffer_rows: int = Field(default=200_000, ge=100)
+    #: The buffer is written to the lake when this many rows wait...
+    lake_flush_rows: int = Field(default=50_000, ge=1)
+    #: ...or when its oldest row has waited this long (seconds).
+    lake_flush_seconds: float = Field(default=5.0, gt=0, le=3600)
+
     @field_validator("oidc_providers")
     @classmethod
     def _unique_names(cls, value: list[OidcProvider]) -> list[OidcProvider]:
@@ -536,6 +555,18 @@ MEANINGS = {
     "webhook_timeout_seconds": "time a webhook endpoint has for its whole answer",
     "webhook_concurrency_per_endpoint": "webhook deliveries in flight to one endpoint at once",
     "webhook_concurrency": "webhook deliveries in flight at once per process",
+    "analytics_key": "key of the keyed hash that pseudonymises viewers in the analytics lake, "
+    "instead of the generated `<data-dir>/analytics-key`",
+    "analytics_retention_days": "the analytics lake keeps this many days of beacons and CMCD",
+    "beacon_max_bytes": "largest QoE beacon batch (`POST /api/v1/beacons`)",
+    "beacon_batches_per_viewer": "beacon batches one viewer may send per minute",
+    "beacon_batches_per_address": "beacon batches one client address may send per minute",
+    "beacon_clock_skew_seconds": "a beacon event may be this far in the past; earlier or future "
+    "times are clamped",
+    "lake_buffer_rows": "analytics rows a web process buffers before refusing beacons (503)",
+    "lake_flush_rows": "the analytics buffer is written as Parquet when this many rows wait",
+    "lake_flush_seconds": "the analytics buffer is written when its oldest row has waited this "
+    "long (seconds)",
 }
 #: Defaults that are computed, or that a bare value would not explain.
 DEFAULT_TEXT = {
@@ -549,6 +580,7 @@ DEFAULT_TEXT = {
     "master_key": "generated",
     "kms_url": "none (the master key)",
     "speke_url": "none (keys made here)",
+    "analytics_key": "generated",
     "redis_url": "none (in process)",
     "packager_path": "the one in `node_modules`",
     "node_modules_dir": "`node_modules` of the checkout",

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.support import ROOT, Server, make_clip
+from tests.support import ROOT, Server, make_clip, until
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -263,6 +263,13 @@ def test_watch_page_plays(
     assert loaded.endswith("manifest.mpd"), (
         f"watch page loaded {loaded!r}, not the DASH manifest\nconsole:\n{console}"
     )
+    # the QoE snippet follows the watch page's shaka-player: its beacons and shaka's CMCD
+    page.evaluate("window.mediaplane.qoe.end()")
+    view = _landed_view(
+        sqlite_server, ready_asset, page.evaluate("window.mediaplane.qoe.viewId"), console
+    )
+    assert view["player"] == "shaka-player" and view["startup_time_ms"] is not None, view
+    assert view["renditions"] and view["cmcd_average_bitrate_kbps"] > 0, view
     error_box = page.locator("#player-error")
     assert error_box.count() == 1
     assert error_box.is_hidden(), f"#player-error shown: {error_box.text_content()!r}\n{console}"
@@ -304,3 +311,72 @@ def test_home_page_lists_asset_and_polls_until_ready(
         assert c.get(f"/api/v1/assets/{asset['id']}").json()["data"]["status"] == "ready"
     ready_card = page.locator(selector)
     assert ready_card.locator('a[href^="/watch/"]').count() >= 1
+
+
+QOE_PAGE = (
+    PAGE_HEAD
+    + """<script src="/hls.min.js"></script>
+<script src="{server}/static/mediaplane-qoe.js"></script>
+<script>
+  const video = document.getElementById("video");
+  const qoe = MediaplaneQoE.view({{ playbackId: {pid}, flushSeconds: 1, heartbeatSeconds: 1 }});
+  const hls = new Hls(qoe.hlsConfig());
+  window.qoe = qoe;
+  hls.on(Hls.Events.ERROR, (event, data) => {{
+    if (data.fatal) window.result.fatal.push({{ details: data.details }});
+  }});
+  hls.on(Hls.Events.MANIFEST_PARSED, () => {{ video.play().catch(() => {{}}); }});
+  qoe.attach(video, hls);
+  hls.loadSource({src});
+  hls.attachMedia(video);
+</script></body></html>
+"""
+)
+
+
+def _landed_view(
+    server: Server, asset: dict[str, Any], view_id: str, console: Console
+) -> dict[str, Any]:
+    """The view once the views API shows it ended and with CMCD requests."""
+    with server.client() as c:
+
+        def landed() -> dict[str, Any] | None:
+            r = c.get("/api/v1/data/views", params={"asset_id": asset["id"]})
+            assert r.status_code == 200, r.text
+            found = [v for v in r.json()["data"] if v["view_id"] == view_id]
+            return found[0] if found and found[0]["ended"] and found[0]["cmcd_requests"] else None
+
+        view: dict[str, Any] = until(f"view {view_id} in the views API\n{console}", landed, 30)
+    return view
+
+
+def test_qoe_snippet_sends_beacons_and_cmcd_from_another_origin(
+    page: Page,
+    console: Console,
+    sqlite_server: Server,
+    other_origin: OtherOrigin,
+    ready_asset: dict[str, Any],
+) -> None:
+    """The documented snippet on another site's hls.js page: its beacons (CORS) and the
+    player's CMCD reach the server, and the views API shows the session."""
+    pid = _pid(ready_asset)
+    cmcd_urls: list[str] = []
+    page.on("request", lambda r: cmcd_urls.append(r.url) if "CMCD=" in r.url else None)
+    html = QOE_PAGE.format(
+        title="qoe",
+        server=sqlite_server.url,
+        pid=json.dumps(pid),
+        src=json.dumps(f"{sqlite_server.url}/play/{pid}/master.m3u8"),
+    )
+    page.goto(other_origin.page("qoe.html", html))
+    _wait_for_playback(page, console)
+    page.evaluate("window.qoe.end()")  # the view ends: what is queued is sent now
+    view_id = page.evaluate("window.qoe.viewId")
+    assert any(f"sid%3D%22{view_id}%22" in u for u in cmcd_urls), cmcd_urls[:3]
+
+    v = _landed_view(sqlite_server, ready_asset, view_id, console)
+    assert v["player"] == "hls.js" and v["player_version"], v
+    assert v["startup_time_ms"] is not None and 0 < v["startup_time_ms"] < 30_000, v
+    assert v["watch_time_s"] > 1.0 and v["errors"] == 0, v
+    assert v["renditions"] and v["average_bitrate"] > 0, v
+    assert v["cmcd_requests"] >= 2 and v["cmcd_average_bitrate_kbps"] > 0, v

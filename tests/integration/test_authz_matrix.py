@@ -422,6 +422,25 @@ MATRIX: dict[tuple[str, str], tuple[Build, dict[str, object]]] = {
         _req("DELETE", "/api/v1/grants/{grant}"),
         ADMIN_ONLY,
     ),
+    # analytics: players post beacons without credentials (untrusted input, rate-limited);
+    # an asset's views are for whoever may read the asset
+    ("POST", "/api/v1/beacons"): (
+        lambda ctx, w: {
+            "method": "POST",
+            "url": "/api/v1/beacons",
+            "json": {
+                "view_id": "authz",
+                "playback_id": w.playback,
+                "player": {"name": "test"},
+                "events": [{"id": "1", "type": "view_start", "ts": 1}],
+            },
+        },
+        EVERYONE,
+    ),
+    ("GET", "/api/v1/data/views"): (
+        _req("GET", "/api/v1/data/views?asset_id={asset}"),
+        ASSET_READ,
+    ),
     # webhooks (admin: endpoints receive every channel's events); a loopback URL is
     # refused (400 url_refused) after authorization
     ("POST", "/api/v1/webhooks"): (

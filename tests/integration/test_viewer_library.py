@@ -126,6 +126,8 @@ def test_the_watch_page_saves_progress_offers_resume_and_favourites(world: World
     with closing(_browser(w, _member(w))) as c:
         page = c.get(f"/watch/{w.playback[0]}")
         assert 'id="library"' in page.text and "/static/library.js" in page.text
+        # the QoE snippet gets a keyed hash of the account as its viewer id, never the id
+        assert re.search(r'viewerId: "[0-9a-f]{32}"', page.text), page.text[-2000:]
         assert page.headers["cache-control"] == "no-store"
         assert c.get("/static/library.js").status_code == 200
         csrf = _csrf(c, f"/watch/{w.playback[0]}")

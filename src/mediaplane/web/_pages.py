@@ -15,6 +15,7 @@ from mediaplane.accounts import (
     SESSION_COOKIE,
     PlaybackTokenRejected,
     Principal,
+    User,
     Viewer,
     account_facts,
     csrf_for,
@@ -26,6 +27,7 @@ from mediaplane.accounts import (
     user_principal,
     verify_playback_token,
 )
+from mediaplane.analytics import account_viewer_id
 from mediaplane.catalog import (
     AssetNotFound,
     PlaybackTerms,
@@ -132,7 +134,10 @@ def watch(
         return templates.TemplateResponse(
             request, "watch.html", ctx, status_code=refusal.status, headers=_NO_STORE
         )
-    ctx["library"] = _library_widget(request, data["id"])
+    user = session_user(request)
+    ctx["library"] = _library_widget(request, data["id"], user)
+    # the QoE snippet's viewer: a keyed hash of the account, the same on every device
+    ctx["qoe_viewer"] = account_viewer_id(rt.settings, user.id) if user is not None else None
     private = bool(ctx["tokens"]) or ctx["library"] is not None  # tokens, a CSRF token
     return templates.TemplateResponse(
         request, "watch.html", ctx, headers=_NO_STORE if private else None
@@ -197,10 +202,10 @@ def _check_rule(rt: Runtime, request: Request, view: PlaybackView) -> None:
         raise ApiError(403, decision.reason or "forbidden", decision.message)
 
 
-def _library_widget(request: Request, asset_id: str) -> dict[str, str] | None:
+def _library_widget(request: Request, asset_id: str, user: User | None) -> dict[str, str] | None:
     """What the watch page's library buttons need for a signed-in viewer (None otherwise):
     the asset and the session's CSRF token, with which static/library.js calls the API."""
-    if session_user(request) is None:
+    if user is None:
         return None
     return {"asset_id": asset_id, "csrf": csrf_for(request.cookies[SESSION_COOKIE])}
 

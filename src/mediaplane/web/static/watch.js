@@ -1,5 +1,6 @@
 // Plays the asset with shaka-player: DASH first, HLS if DASH fails to load. With several
 // audio tracks (languages, commentary, audio description) a menu offers the choice.
+// Playback QoE goes to the server as beacons (and CMCD) through /static/mediaplane-qoe.js.
 (async function () {
   const id = window.mediaplane.playbackId;
   const query = window.mediaplane.query || "";  // "?token=…" for a signed playback id
@@ -11,6 +12,10 @@
   const player = new shaka.Player();
   await player.attach(video);
   window.mediaplane.player = player;
+  if (window.MediaplaneQoE) {
+    const viewerId = window.mediaplane.viewerId || undefined;  // signed in: the account's
+    window.mediaplane.qoe = MediaplaneQoE.view({ playbackId: id, viewerId }).attach(video, player);
+  }
   player.addEventListener("error", (e) => show("Playback error " + e.detail.code));
   const choice = document.getElementById("audio-choice");
   const menu = document.getElementById("audio-track");

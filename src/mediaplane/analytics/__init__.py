@@ -1,0 +1,85 @@
+"""Analytics: how viewers experienced playback.
+
+Players post QoE beacons (``POST /api/v1/beacons``: view start, first frame, rebuffering,
+rendition switches, errors, seeks, pauses, ends, heartbeats) and send CMCD (CTA-5004) on
+their manifest and segment requests, which :class:`CmcdTap` notes in front of the origin.
+Both land in the lake (:mod:`._lake`): Parquet files in the object store, partitioned by
+date and hour (``analytics/{events,cmcd}/date=…/hour=…/part-….parquet``), batched in
+memory and written by DuckDB; ``GET /api/v1/data/views`` reads them with DuckDB. Viewers
+are pseudonymised with a keyed hash (:func:`ensure_analytics_key`; a signed-in account on
+our own pages by :func:`account_viewer_id`), addresses truncated.
+
+Flow: beacon route → :class:`BeaconIntake` (schema, limits, clock, pseudonyms) →
+:class:`Lake` buffer → flusher task (:func:`run_flusher`) → store. Why beacons do not go
+through the events outbox: docs/decisions/0009-beacons-bypass-the-outbox.md.
+
+Errors::
+
+    AnalyticsError
+    ├── InvalidBeacon    400 invalid_beacon: the batch's envelope is bad
+    ├── InvalidCmcd      a CMCD field breaks the grammar (recorded as invalid, never raised
+    │                    to a player); also a ValueError
+    ├── RateLimited      429 rate_limited with Retry-After: a viewer or address over its share
+    └── LakeBusy         503 analytics_busy: the buffer is full, send again later
+"""
+
+from __future__ import annotations
+
+from ._api import router
+from ._beacons import (
+    EVENT_COLUMNS,
+    MAX_EVENTS,
+    Batch,
+    BeaconEvent,
+    EventKind,
+    Intake,
+    Pseudonymizer,
+    parse_batch,
+)
+from ._cmcd import CMCD_HEADERS, CMCD_KEYS, CmcdValue, cmcd_of_request, parse_cmcd
+from ._errors import AnalyticsError, InvalidBeacon, InvalidCmcd, LakeBusy, RateLimited
+from ._flusher import run_flusher
+from ._identity import account_viewer_id, ensure_analytics_key
+from ._lake import CMCD_COLUMNS, Lake, LakeStats, lake_of, prune_lake
+from ._limits import InProcessRate, Rate, RedisRate
+from ._service import BeaconIntake, Receipt, beacon_intake
+from ._tap import CmcdTap
+from ._views import list_views
+
+__all__ = [
+    "CMCD_COLUMNS",
+    "CMCD_HEADERS",
+    "CMCD_KEYS",
+    "EVENT_COLUMNS",
+    "MAX_EVENTS",
+    "AnalyticsError",
+    "Batch",
+    "BeaconEvent",
+    "BeaconIntake",
+    "CmcdTap",
+    "CmcdValue",
+    "EventKind",
+    "InProcessRate",
+    "Intake",
+    "InvalidBeacon",
+    "InvalidCmcd",
+    "Lake",
+    "LakeBusy",
+    "LakeStats",
+    "Pseudonymizer",
+    "RateLimited",
+    "Rate",
+    "Receipt",
+    "RedisRate",
+    "account_viewer_id",
+    "beacon_intake",
+    "cmcd_of_request",
+    "ensure_analytics_key",
+    "lake_of",
+    "list_views",
+    "parse_batch",
+    "parse_cmcd",
+    "prune_lake",
+    "router",
+    "run_flusher",
+]

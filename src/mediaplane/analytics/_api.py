@@ -1,0 +1,67 @@
+"""Routes: ``POST /api/v1/beacons`` (players, no authentication: untrusted input) and
+``GET /api/v1/data/views`` (the views of an asset, for whoever may read the asset)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from mediaplane.accounts import Principal, Scope, authenticated
+from mediaplane.catalog import AssetAction, authorized_asset
+from mediaplane.http import ApiError, read_small_body, runtime_dep
+from mediaplane.runtime import Runtime
+
+from ._errors import InvalidBeacon, LakeBusy, RateLimited
+from ._lake import lake_of
+from ._service import beacon_intake
+from ._views import list_views
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1", tags=["analytics"])
+_read = authenticated(Scope.READ)
+
+
+@router.post("/beacons", status_code=202)
+async def post_beacons(request: Request, rt: Runtime = Depends(runtime_dep)) -> JSONResponse:
+    """A batch of QoE events from a player: ``{view_id, playback_id, player: {name,
+    version}, viewer_id?, sent_at?, events: [{id, type, ts, …}]}`` (any content type:
+    ``navigator.sendBeacon`` sends ``text/plain``). Each bad event is rejected alone and
+    counted; a replayed event counts as a duplicate."""
+    body = await read_small_body(request, rt.settings.beacon_max_bytes)
+    address = request.client.host if request.client else None
+    try:
+        receipt = beacon_intake(rt).take(body, address, request.headers.get("user-agent"))
+    except InvalidBeacon as exc:
+        raise ApiError(400, "invalid_beacon", str(exc)) from None
+    except RateLimited as exc:
+        wait = str(max(1, math.ceil(exc.retry_after)))
+        raise ApiError(429, "rate_limited", str(exc), headers={"Retry-After": wait}) from None
+    except LakeBusy as exc:
+        raise ApiError(503, "analytics_busy", str(exc), headers={"Retry-After": "5"}) from None
+    return JSONResponse({"data": receipt.to_api()}, status_code=202)
+
+
+def _playback_ids(rt: Runtime, principal: Principal, asset_id: str) -> list[str]:
+    with rt.db.session() as s:
+        asset = authorized_asset(s, principal, asset_id, AssetAction.READ)
+        return [p.id for p in asset.playback_ids]
+
+
+@router.get("/data/views")
+async def get_views(
+    rt: Runtime = Depends(runtime_dep),
+    principal: Principal = Depends(_read),
+    asset_id: str = Query(max_length=64),
+    limit: int = Query(default=100, ge=1, le=1000),
+) -> dict[str, Any]:
+    """The asset's view sessions that have landed in the lake, newest first, with their QoE
+    fields (``player``, ``startup_time_ms``, ``rebuffer_count``, ``rebuffer_ratio``,
+    ``watch_time_s``, ``errors``, ``average_bitrate``, ``renditions``, CMCD counts)."""
+    ids = await run_in_threadpool(_playback_ids, rt, principal, asset_id)
+    views = await run_in_threadpool(list_views, lake_of(rt), ids, limit)
+    return {"data": views}
