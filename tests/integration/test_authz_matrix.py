@@ -422,6 +422,20 @@ MATRIX: dict[tuple[str, str], tuple[Build, dict[str, object]]] = {
         _req("DELETE", "/api/v1/grants/{grant}"),
         ADMIN_ONLY,
     ),
+    # an asset's content keys as CPIX (admin: they open every protected rendition); the
+    # world's asset has no keys (409 no_keys) and the bodies are refused (400) past the gate
+    ("GET", "/api/v1/assets/{asset_id}/cpix"): (
+        _req("GET", "/api/v1/assets/{asset}/cpix"),
+        ADMIN_ONLY,
+    ),
+    ("POST", "/api/v1/assets/{asset_id}/cpix/export"): (
+        _req("POST", "/api/v1/assets/{asset}/cpix/export", json={"certificate": "junk"}),
+        ADMIN_ONLY,
+    ),
+    ("PUT", "/api/v1/assets/{asset_id}/cpix"): (
+        _req("PUT", "/api/v1/assets/{asset}/cpix", content=b"<junk/>"),
+        ADMIN_ONLY,
+    ),
     # analytics: players post beacons without credentials (untrusted input, rate-limited);
     # an asset's views are for whoever may read the asset
     ("POST", "/api/v1/beacons"): (
