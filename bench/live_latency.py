@@ -39,9 +39,11 @@ What it measures
     ``publishers`` (``--publishers MAX``): 1, 2, 4, … up to MAX low-latency streams at once,
     each published over RTMP with passthrough (``ffmpeg -re -stream_loop -1 -c copy`` of a
     generated 1280x720 30 fps 3 Mbit/s H.264 + AAC clip, 2 s GOP: the server copies, never
-    encodes). A count keeps up when, after ``--warmup`` seconds, every stream completes
-    segments at real time over ``--seconds`` (at least the window's worth less one
-    segment). Reported: the largest count that kept up.
+    encodes). A count keeps up when, once every stream has a playlist (reported: after how
+    long; at least ``--warmup`` seconds after the publishers started), every stream
+    completes segments at real time over ``--seconds`` (at least the window's worth less
+    one segment). Each count starts once the previous count's deleted streams' sessions
+    have ended (``live.idle`` in the server log). Reported: the largest count that kept up.
 
 Baseline and targets
     The issue's targets on this machine: LL-HLS <= 2.0 s median, WHEP <= 0.5 s, standard
@@ -536,6 +538,31 @@ def _segments(mp: Mediaplane, stream: Stream) -> int | None:
         return None
 
 
+def _all_live(mp: Mediaplane, streams: list[Stream], deadline: float) -> float | None:
+    """When every stream has a playlist (its packager's state), or None by ``deadline``: a
+    slow start is reported apart from keeping up (the window starts after it)."""
+    waiting = list(streams)
+    while waiting and time.monotonic() < deadline:
+        waiting = [s for s in waiting if _segments(mp, s) is None]
+        if waiting:
+            time.sleep(0.2)
+    return None if waiting else time.monotonic()
+
+
+def _until_idle(mp: Mediaplane, ids: set[str], deadline: float) -> None:
+    """Wait until the server logged ``live.idle`` for every stream of ``ids``."""
+    while time.monotonic() < deadline:
+        done = set()
+        for line in (mp.data / "server.log").read_text(errors="replace").splitlines():
+            if '"live.idle"' in line:
+                with contextlib.suppress(ValueError):
+                    done.add(json.loads(line).get("live_stream_id"))
+        if ids <= done:
+            return
+        time.sleep(0.3)
+    print(f"(sessions of deleted streams still on after 60 s: {sorted(ids)})", flush=True)
+
+
 def publishers(args: argparse.Namespace, mp: Mediaplane) -> int:
     clip = clip_720p()
     best = 0
@@ -548,8 +575,10 @@ def publishers(args: argparse.Namespace, mp: Mediaplane) -> int:
             subprocess.Popen([*argv, f"{mp.rtmp}/{s.key}"], stdin=subprocess.DEVNULL)
             for s in streams
         ]
+        spawned = time.monotonic()
         try:
-            time.sleep(args.warmup)
+            live = _all_live(mp, streams, spawned + 60)
+            time.sleep(max(0.0, spawned + args.warmup - time.monotonic()))
             first = [_segments(mp, s) for s in streams]
             time.sleep(args.seconds)
             last = [_segments(mp, s) for s in streams]
@@ -560,22 +589,25 @@ def publishers(args: argparse.Namespace, mp: Mediaplane) -> int:
             with mp.api() as c:
                 for s in streams:
                     c.delete(f"/api/v1/live-streams/{s.id}")
+        # The next count starts on a host these sessions have left (their packagers gone).
+        _until_idle(mp, {s.id for s in streams}, time.monotonic() + 60)
         need = args.seconds / 2.0 - 1  # 2 s segments
         made = [
             (b - a) if a is not None and b is not None else -1
             for a, b in zip(first, last, strict=True)
         ]
         kept = all(m >= need for m in made)
+        started = "never" if live is None else f"{live - spawned:.1f} s"
         print(
             f"{count} passthrough 720p publishers: segments in {args.seconds:g} s {made}"
-            f" (real time: {need + 1:g}) {'kept up' if kept else 'FELL BEHIND'}",
+            f" (real time: {need + 1:g}) {'kept up' if kept else 'FELL BEHIND'};"
+            f" every playlist there after {started}",
             flush=True,
         )
         if not kept:
             break
         best = count
         count *= 2
-        time.sleep(3)  # the sessions end
     behind = f"; {count} fell behind" if count <= args.publishers else ""
     print(
         f"passthrough 720p publishers one host kept live: {best} (of up to {args.publishers}{behind})"

@@ -117,6 +117,13 @@ def test_publish_play_and_end(sqlite_server: Server, live: dict[str, Any]) -> No
         assert newer_msn > msn or len(newer.segments[-1].parts) > want_part
         too_far = httpx.get(media_url, params={"_HLS_msn": newer_msn + 3})
         assert too_far.status_code == 400
+        # The newest part: the same bytes from memory (twice) as from its file (a range).
+        part_url = f"{media_url.rsplit('/', 1)[0]}/{newer.segments[-1].parts[-1].uri}"
+        whole = [httpx.get(part_url) for _ in range(2)]
+        ranged = httpx.get(part_url, headers={"Range": "bytes=0-"})
+        assert [w.status_code for w in whole] == [200, 200] and ranged.status_code == 206
+        assert whole[0].content == whole[1].content == ranged.content != b""
+        assert "immutable" in whole[0].headers["cache-control"]
 
         # The init segment and a complete segment decode.
         live_segment_decodes(media_url)

@@ -23,7 +23,9 @@ id it serves:
   answered at once and sent as it is written (HTTP chunked transfer: each part file as soon
   as the packager wrote it, then the rest of the completed segment), which is what the
   low-latency DASH MPD's ``availabilityTimeComplete="false"`` promises dash.js; the waits
-  use the same shared poller as blocking reloads, no thread per request.
+  use the same shared poller as blocking reloads, no thread per request. A part is read
+  once per file into memory and answered from there, in the event loop, to every player
+  (the players a blocking reload wakes together fetch the same part at once).
 
 A signed live playback id plays like a signed VOD one (:mod:`._access`): the master and the
 MPD need a playback token (``?token=``, use ``v``; the same refusals, the same stream
@@ -39,6 +41,7 @@ import json
 import os
 import re
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -94,6 +97,11 @@ _ID = re.compile(r"^[A-Za-z0-9]{1,64}$")
 _NAME = re.compile(r"^[a-z0-9_]{1,32}$")
 _FILE = re.compile(r"^(init(-\d{1,6})?\.mp4|\d{1,9}\.m4s|\d{1,9}\.\d{1,4}\.m4s)$")
 _SEGMENT = re.compile(r"^(\d{1,9})\.m4s$")
+_PART = re.compile(r"^\d{1,9}\.\d{1,4}\.m4s$")
+#: A part answered from memory is at most this big (a larger one is a file answer), and
+#: the parts kept for the players that fetch them next at most this much in all.
+PART_MAX_BYTES = 4 << 20
+PART_CACHE_BYTES = 64 << 20
 #: A segment being written is answered without a length and not kept by shared caches
 #: until it is complete (a stalled one ends in a cut connection).
 GROWING_CACHE = "no-cache"
@@ -326,6 +334,11 @@ async def _segment_parts(
         yield data
 
 
+def _ranged(scope: Scope) -> bool:
+    """Whether the request asks for a byte range (a file answer serves those)."""
+    return any(k == b"range" for k, _ in scope["headers"])
+
+
 def _int_arg(query: dict[str, list[str]], name: str) -> int | None:
     values = query.get(name)
     if not values:
@@ -347,6 +360,9 @@ class LiveOrigin:
         #: Each media playlist's delta update: (inode, size, mtime of the playlist it was
         #: made from, the delta; None when it is the whole playlist).
         self._deltas: dict[Path, tuple[tuple[int, int, int], bytes | None]] = {}
+        #: The newest parts' bytes: (inode, size, mtime, the bytes), oldest first.
+        self._parts: OrderedDict[Path, tuple[tuple[int, int, int], bytes]] = OrderedDict()
+        self._parts_bytes = 0
         self._thumbs = LiveThumbnails()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -471,7 +487,37 @@ class LiveOrigin:
                     return answer
             return _error(404, "not_found", "That segment is not (or no longer) available.")
         media_type = "video/mp4" if name.startswith("init") else "video/iso.segment"
+        if method == "GET" and _PART.match(name) and not _ranged(scope):
+            part = self._part(path)
+            if part is not None:
+                return Response(part, media_type=media_type, headers={"Cache-Control": cache})
         return FileResponse(path, media_type=media_type, headers={"Cache-Control": cache})
+
+    def _part(self, path: Path) -> bytes | None:
+        """A part's bytes, read once per file (its inode, size and mtime say which) however
+        many players fetch it, in the event loop: a part is small and just written (in the
+        page cache), and the players one blocking reload wakes together then do not queue
+        on the thread pool (a file answer takes four trips through it). None when it is over
+        :data:`PART_MAX_BYTES` or unreadable (a file answer then)."""
+        try:
+            with path.open("rb") as f:
+                st = os.fstat(f.fileno())
+                if st.st_size > PART_MAX_BYTES:
+                    return None
+                key = (st.st_ino, st.st_size, st.st_mtime_ns)
+                hit = self._parts.get(path)
+                if hit is not None and hit[0] == key:
+                    return hit[1]
+                body = f.read()
+        except OSError:
+            return None
+        old = self._parts.pop(path, None)
+        self._parts_bytes += len(body) - (len(old[1]) if old is not None else 0)
+        self._parts[path] = (key, body)
+        while self._parts_bytes > PART_CACHE_BYTES:  # the oldest parts go first
+            _, (_, dropped) = self._parts.popitem(last=False)
+            self._parts_bytes -= len(dropped)
+        return body
 
     async def _media_playlist(
         self, scope: Scope, folder: Path, method: str, live: LivePlayback, carry: str = ""

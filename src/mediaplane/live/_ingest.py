@@ -5,7 +5,9 @@
 :class:`LivePackager` writing the session's CMAF segments, LL-HLS parts and playlists under
 :func:`session_dir`, where the origin serves them (FLV from RTMP, MPEG-TS from SRT: the
 packager is told which). When a publisher leaves, the session waits
-``reconnect_window_seconds`` for it to come back before it goes idle.
+``reconnect_window_seconds`` for it to come back before it goes idle; a stream deleted or
+disabled meanwhile goes idle at once (within :data:`ALLOWED_POLL_SECONDS`), its slate and
+packager with it.
 
 A session has one :class:`LiveOutput` for all its publishes: each publisher's packager feeds
 it through :meth:`LiveOutput.begin_publish`, so a reconnect continues the playlists (same
@@ -133,6 +135,7 @@ class _Stream:
     last_health: dict[str, Any] | None = None  # the newest figures stored on the row
     idle_timer: asyncio.TimerHandle | None = None
     end_timer: asyncio.TimerHandle | None = None  # the playlists end, a little before idle
+    away_check: asyncio.Task[None] | None = None  # while the publisher is away
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
 
@@ -528,13 +531,40 @@ class LiveIngest:
         await asyncio.to_thread(
             publisher_disconnected, self.runtime, stream.target.live_stream_id, stream.session.id
         )
+        if not sink.allowed:  # deleted or disabled: no window to wait out
+            await self._go_idle(stream)
+            return
         loop = asyncio.get_running_loop()
         window = stream.target.reconnect_window_seconds
         stream.idle_timer = loop.call_later(window, self._idle_later, stream)
         grace = min(window / 2, END_GRACE_TARGETS * segment_target(stream.target.latency_mode))
         stream.end_timer = loop.call_later(window - grace, self._end_later, stream)
+        stream.away_check = loop.create_task(self._check_away(stream))
         if stream.target.reconnect_window_seconds > 0:
             await self._start_slate(stream)
+
+    async def _check_away(self, stream: _Stream) -> None:
+        """While the publisher is away: every :data:`ALLOWED_POLL_SECONDS`, whether the
+        stream was deleted or disabled meanwhile; then the session goes idle at once (else
+        its slate, an encoder, and its packager would run out the reconnect window for a
+        stream that is gone: a host whose streams come and go filled up with them)."""
+        target, session = stream.target, stream.session
+        while stream.active is None:
+            await asyncio.sleep(ALLOWED_POLL_SECONDS)
+            if stream.active is not None:
+                return  # a publisher is back
+            try:
+                allowed = await asyncio.to_thread(
+                    is_publish_allowed, self.runtime, target.live_stream_id, session.id
+                )
+            except Exception:  # the database is away: the window's timer still ends it
+                log.warning("live.allowed_check_failed", exc_info=True)
+                continue
+            if not allowed and stream.active is None:
+                stream.away_check = None  # this task: _cancel_timers leaves it be
+                self._cancel_timers(stream)
+                await self._go_idle(stream)
+                return
 
     async def _start_slate(self, stream: _Stream) -> None:
         """Feed the session the slate until a publisher is back or the window ends (only
@@ -598,6 +628,9 @@ class LiveIngest:
             if timer is not None:
                 timer.cancel()
         stream.idle_timer = stream.end_timer = None
+        if stream.away_check is not None:
+            stream.away_check.cancel()
+            stream.away_check = None
 
     def _end_later(self, stream: _Stream) -> None:
         task = asyncio.get_running_loop().create_task(self._end_playlists(stream))
@@ -622,6 +655,9 @@ class LiveIngest:
         task.add_done_callback(stream.tasks.discard)
 
     async def _go_idle(self, stream: _Stream) -> None:
+        if stream.away_check is not None and stream.away_check is not asyncio.current_task():
+            stream.away_check.cancel()
+        stream.away_check = None
         self._stop_slate(stream)
         for task in list(stream.tasks):
             if task is not asyncio.current_task():
