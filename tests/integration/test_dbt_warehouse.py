@@ -23,17 +23,16 @@ from mediaplane.analytics import (
     Lake,
     build_warehouse,
     parse_batch,
+    schedule_build,
     warehouse_path,
 )
 from mediaplane.app import job_table
 from mediaplane.config import Settings
 from mediaplane.db import migrate
 from mediaplane.events import OutboxRow
-from mediaplane.jobs import JobState, create_job, run_job
+from mediaplane.jobs import Job, JobState, run_job
 from mediaplane.runtime import Runtime
 from mediaplane.storage import open_store
-
-pytest.importorskip("dbt.cli.main")
 
 PLAYBACKS = ("pbalpha", "pbbeta")
 GOOD, BAD = 1000, 10000  # the project's startup_good_ms / startup_bad_ms vars
@@ -218,12 +217,20 @@ def test_marts_match_the_events_and_a_bad_row_fails_the_gate(
     lake.add_events([tuple(bad[k] for k in range(24))])
     lake.flush()
 
-    settings = Settings(data_dir=data, storage_url=str(data / "objects"))
+    # The schedule (a watchdog pass) enqueues the job once per interval; a worker runs it.
+    settings = Settings(
+        data_dir=data, storage_url=str(data / "objects"), analytics_build_interval_seconds=3600
+    )
     migrate(settings.effective_database_url)
     rt = Runtime(settings, job_table=job_table)
+    assert schedule_build(rt) == 1
+    assert schedule_build(rt) == 0  # one is waiting: not again
     with rt.db.session() as s:
-        job_id = create_job(s, BuildAnalytics()).id
+        jobs = s.scalars(select(Job).where(Job.type == BuildAnalytics.job_type)).all()
+        assert [j.state for j in jobs] == [JobState.PENDING]
+        job_id = jobs[0].id
     assert run_job(rt, job_id, "test-worker") == JobState.SUCCEEDED
+    assert schedule_build(rt) == 0  # the last one is younger than the interval
     with rt.db.session() as s:
         events = s.scalars(
             select(OutboxRow).where(OutboxRow.type == "analytics.quality_failed")
