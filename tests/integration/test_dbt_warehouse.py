@@ -209,6 +209,18 @@ def test_marts_match_the_events_and_a_bad_row_fails_the_gate(
             sum(v["kind"] == "fail" for v in vs) / len(vs)
         )
         assert d["viewer_experience_score"] == pytest.approx(sum(_score(v) for v in vs) / len(vs))
+        played = [v for v in vs if v["bitrates"]]
+        assert d["average_bitrate"] == pytest.approx(
+            sum(sum(v["bitrates"]) / len(v["bitrates"]) for v in played) / len(played)
+        )
+        weighted = [
+            (sum(b * h for b, h in v["held"]) / sum(h for _, h in v["held"]), v["watched"])
+            for v in played
+        ]
+        assert d["weighted_bitrate"] == pytest.approx(
+            sum(w * t for w, t in weighted) / sum(t for _, t in weighted)
+        )
+        assert d["upscale_percentage"] is None
 
     # A broken row (a writer that skipped validation): an event type nobody knows.
     now_ms = int(time.time() * 1000)
