@@ -909,8 +909,9 @@ app.add_typer(analytics_app, name="analytics")
 
 @analytics_app.command("build")
 def analytics_build_cmd(data_dir: DataDir = None) -> None:
-    """Build the warehouse (dbt build of the QoE models and their data tests, after the
-    lake's freshness check) into <data-dir>/analytics/warehouse.duckdb."""
+    """Build the QoE warehouse: the lake's freshness, then dbt build (models and data tests).
+
+    The result is <data-dir>/analytics/warehouse.duckdb; exits 1 when a check fails."""
     # imported here, not at the top: `mediaplane --help` stays fast
     from mediaplane.analytics import DbtStep, Lake, build_warehouse, warehouse_path
     from mediaplane.storage import open_store
