@@ -128,6 +128,17 @@ def job_table(settings: Settings) -> JobTable:
             ),
             # A live recording's segments, as the live packager wrote them, stored and
             # listed as the asset's VOD presentation (no re-encode: seconds).
+            # The analytics warehouse: dbt build of the QoE models and their data tests over
+            # the lake (seconds to minutes); one at a time.
+            JobSpec(
+                analytics.BuildAnalytics,
+                analytics.build_job,
+                analytics.build_gave_up,
+                queue="io",
+                attempts=1,
+                timeout_seconds=3600,
+                concurrency=1,
+            ),
             JobSpec(
                 FinishRecording,
                 live.finish_recording,
@@ -335,6 +346,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             prune_outbox,
             prune_webhook_log,
             prune_lake,
+            analytics.schedule_build,
             live.idle_expired_sessions,
         ],
     )

@@ -1,4 +1,4 @@
-"""The `mediaplane` command: up, worker, live, ingest, migrate, token, events."""
+"""The `mediaplane` command: up, worker, live, ingest, migrate, token, events, analytics."""
 
 from __future__ import annotations
 
@@ -899,6 +899,58 @@ def events_tail_cmd(
         _fatal(str(exc))
     except SQLAlchemyError as exc:  # no database yet (nothing ran `mediaplane up`), say
         _fatal(f"cannot read the outbox: {redact(str(exc).splitlines()[0])}")
+
+
+analytics_app = typer.Typer(
+    help="Analytics: the QoE warehouse built from the beacon lake.", no_args_is_help=True
+)
+app.add_typer(analytics_app, name="analytics")
+
+
+@analytics_app.command("build")
+def analytics_build_cmd(data_dir: DataDir = None) -> None:
+    """Build the QoE warehouse: the lake's freshness, then dbt build (models and data tests).
+
+    The result is <data-dir>/analytics/warehouse.duckdb; exits 1 when a check fails."""
+    # imported here, not at the top: `mediaplane --help` stays fast
+    from mediaplane.analytics import DbtStep, Lake, build_warehouse, warehouse_path
+    from mediaplane.storage import open_store
+
+    settings = _settings(data_dir=data_dir)
+    lake = Lake(open_store(settings.effective_storage_url), settings.data_path / "analytics")
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed} done"),
+        console=console,
+    ) as progress:
+        task = progress.add_task("dbt: starting", total=None)
+
+        def started(command: str, node: str) -> None:
+            progress.update(task, description=f"dbt {command}: {escape(node)}")
+
+        def finished(step: DbtStep) -> None:
+            colour = "red" if step.failed else "green"
+            progress.console.print(
+                f"[{colour}]{escape(step.status):>8}[/] dbt {step.command} {escape(step.node)}",
+                highlight=False,
+            )
+            progress.advance(task)
+
+        result = build_warehouse(lake, settings.data_path, on_step=finished, on_start=started)
+    if result.empty_lake:
+        console.print("the lake has no beacon events yet: nothing to build")
+        return
+    if result.error is not None:
+        _fatal(result.error)
+    if result.failed:
+        for step in result.failed:
+            console.print(
+                f"[red]failed:[/] {escape(step.node)}: {escape(step.message or step.status)}",
+                highlight=False,
+            )
+        raise typer.Exit(1)
+    console.print(f"warehouse built: {warehouse_path(settings.data_path)}")
 
 
 @app.command()

@@ -276,6 +276,9 @@ class Settings(BaseSettings):
     lake_flush_rows: int = Field(default=50_000, ge=1)
     #: ...or when its oldest row has waited this long (seconds).
     lake_flush_seconds: float = Field(default=5.0, gt=0, le=3600)
+    #: The warehouse job (dbt build of the analytics models and their data tests) runs this
+    #: often (seconds); 0: never on a schedule (`mediaplane analytics build` runs it by hand).
+    analytics_build_interval_seconds: float = Field(default=0.0, ge=0, le=7 * 86400)
 
     @field_validator("oidc_providers")
     @classmethod
@@ -567,6 +570,8 @@ MEANINGS = {
     "lake_flush_rows": "the analytics buffer is written as Parquet when this many rows wait",
     "lake_flush_seconds": "the analytics buffer is written when its oldest row has waited this "
     "long (seconds)",
+    "analytics_build_interval_seconds": "the warehouse job (dbt build of the QoE models and "
+    "their data tests) runs this often (seconds); 0: only by `mediaplane analytics build`",
 }
 #: Defaults that are computed, or that a bare value would not explain.
 DEFAULT_TEXT = {

@@ -13,6 +13,12 @@ Flow: beacon route → :class:`BeaconIntake` (schema, limits, clock, pseudonyms)
 :class:`Lake` buffer → flusher task (:func:`run_flusher`) → store. Why beacons do not go
 through the events outbox: docs/decisions/0009-beacons-bypass-the-outbox.md.
 
+Warehouse (:mod:`._warehouse`): the dbt project in ``analytics/dbt`` (staging and marts:
+views, watch time, unique viewers, QoE, a viewer-experience score) built over the lake with
+dbt-duckdb into ``<data-dir>/analytics/warehouse.duckdb`` by :func:`build_warehouse`
+(``mediaplane analytics build``; the ``analytics.build`` job on a schedule), whose data
+tests are the quality gate (a failing one emits ``analytics.quality_failed``).
+
 Errors::
 
     AnalyticsError
@@ -45,8 +51,28 @@ from ._limits import InProcessRate, Rate, RedisRate
 from ._service import BeaconIntake, Receipt, beacon_intake
 from ._tap import CmcdTap
 from ._views import list_views
+from ._warehouse import (
+    DBT_PROJECT,
+    BuildAnalytics,
+    DbtStep,
+    WarehouseBuild,
+    build_gave_up,
+    build_job,
+    build_warehouse,
+    schedule_build,
+    warehouse_path,
+)
 
 __all__ = [
+    "DBT_PROJECT",
+    "BuildAnalytics",
+    "DbtStep",
+    "WarehouseBuild",
+    "build_gave_up",
+    "build_job",
+    "build_warehouse",
+    "schedule_build",
+    "warehouse_path",
     "CMCD_COLUMNS",
     "CMCD_HEADERS",
     "CMCD_KEYS",

@@ -46,6 +46,9 @@ class EventType(enum.StrEnum):
     LIVE_STREAM_DELETED = "video.live_stream.deleted"
     LIVE_STREAM_DISABLED = "video.live_stream.disabled"
     LIVE_STREAM_ENABLED = "video.live_stream.enabled"
+    #: The analytics warehouse's build had a failing data test or a stale lake (data: the
+    #: failing checks); object: the ``analytics.build`` job.
+    ANALYTICS_QUALITY_FAILED = "analytics.quality_failed"
 
 
 class Event:

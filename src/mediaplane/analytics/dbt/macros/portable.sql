@@ -1,0 +1,28 @@
+{# Cross-warehouse helpers: DuckDB (run here), BigQuery, Snowflake. #}
+
+{% macro percentile(column, p) -%}
+  {{ return(adapter.dispatch('percentile', 'mediaplane_analytics')(column, p)) }}
+{%- endmacro %}
+
+{% macro default__percentile(column, p) -%}
+  percentile_cont({{ p }}) within group (order by {{ column }})
+{%- endmacro %}
+
+{% macro duckdb__percentile(column, p) -%}
+  quantile_cont({{ column }}, {{ p }})
+{%- endmacro %}
+
+{% macro bigquery__percentile(column, p) -%}
+  approx_quantiles({{ column }}, 100)[offset({{ (p * 100) | int }})]
+{%- endmacro %}
+
+{# a / b, null when b is 0 or null #}
+{% macro ratio(a, b) -%}
+  case when ({{ b }}) is null or ({{ b }}) = 0 then null
+       else cast({{ a }} as {{ dbt.type_float() }}) / ({{ b }}) end
+{%- endmacro %}
+
+{# x clamped into [0, 1] #}
+{% macro clamp01(x) -%}
+  case when ({{ x }}) < 0 then 0.0 when ({{ x }}) > 1 then 1.0 else ({{ x }}) end
+{%- endmacro %}
