@@ -320,7 +320,10 @@ class Server:
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after :data:`STOP_GRACE` seconds: a test server's warm shutdown
         (Celery's takes 5–7 s) is not under test here, and its data is thrown away or, where a
-        test restarts on it, survives a kill (tests/integration/test_jobs_recovery.py)."""
+        test restarts on it, survives a kill (tests/integration/test_jobs_recovery.py). Its
+        workers (sessions of their own) and their ffmpeg are killed with it: left to die with
+        their parent they went on for seconds, on the next test's CPU."""
+        kids = descendants(self.proc.pid) if self.proc.poll() is None else []
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:
@@ -330,10 +333,14 @@ class Server:
                 self.proc.wait(timeout=10)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)  # stragglers in the group
+        for pid in kids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
-#: Seconds a stopping test server gets before it is killed.
-STOP_GRACE = 2.0
+#: Seconds a stopping test server gets before it is killed (its HTTP side closes in less;
+#: each second here was a second per server start of the suite, about 60 of them).
+STOP_GRACE = 0.3
 
 
 def start_server(data_dir: Path, backend: Backend, **settings: str) -> Server:
