@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -50,6 +51,28 @@ def media_dir() -> Path:
 
     MEDIA_CACHE.mkdir(parents=True, exist_ok=True)
     return MEDIA_CACHE
+
+
+#: Folders whose tests start real servers, encode, play in Chromium or stream at real time.
+SERIAL = ("tests/integration/", "tests/browser/")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under pytest-xdist (``scripts/test`` runs ``-n 2``) every test of :data:`SERIAL` goes
+    to one worker, in the order a plain run has them (one server per backend, live tests
+    never beside another server's encodes); the other worker runs tests/unit beside them,
+    a module at a time (its module fixtures made once). Unit tests mostly wait (brokers,
+    leases, timeouts): run alone they left a core idle. (xdist's own ``loadgroup`` marks
+    do not group under pytest 9.2: it renames node ids the way pytest 8 kept them.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ServersApart(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return "servers" if path.startswith(SERIAL) else path
+
+    return ServersApart(config, log)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import os
@@ -11,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -124,16 +126,18 @@ def embedded_backend() -> Backend:
     return Backend("sqlite")
 
 
-def postgres_database() -> tuple[str, Any]:
-    """A fresh PostgreSQL database; returns (url, drop callback)."""
+def postgres_database(*, migrated: bool = False) -> tuple[str, Any]:
+    """A fresh PostgreSQL database, empty or (``migrated``) a copy of this process's
+    migrated template; returns (url, drop callback)."""
     import psycopg
 
     if not port_open("127.0.0.1", 5432):
         skip_or_fail("PostgreSQL is not listening on 127.0.0.1:5432")
     name = f"mp_test_{uuid.uuid4().hex[:10]}"
+    template = f' TEMPLATE "{_postgres_template()}"' if migrated else ""
     try:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"{template}')
     except psycopg.Error as exc:
         skip_or_fail(f"cannot create a PostgreSQL database: {exc}")
     base = PG_ADMIN_URL.rsplit("/", 1)[0]
@@ -145,6 +149,61 @@ def postgres_database() -> tuple[str, Any]:
     return f"{base}/{name}", drop
 
 
+#: Migrated schemas, made once per test process (a worker of its own under pytest-xdist):
+#: migrating costs about a second each time, a copy milliseconds. Migrations only create
+#: schema (no rows, nothing random), so a copy is what a fresh migration would make.
+_templates: dict[str, Any] = {}
+
+
+def _postgres_template() -> str:
+    if "postgres" not in _templates:
+        import psycopg
+
+        from mediaplane.db import migrate
+
+        name = f"mp_test_template_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+        def drop() -> None:
+            with (
+                contextlib.suppress(psycopg.Error),
+                psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn,
+            ):
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+        atexit.register(drop)
+        migrate(f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}")  # it disposes its engine
+        _templates["postgres"] = name
+    template: str = _templates["postgres"]
+    return template
+
+
+def migrated_sqlite(path: Path) -> str:
+    """A new SQLite database at ``path`` (0600, as ``migrate`` makes it) holding a copy of
+    this process's migrated template; its URL."""
+    import sqlite3
+
+    from mediaplane.db import migrate
+
+    if "sqlite" not in _templates:
+        folder = Path(tempfile.mkdtemp(prefix="mp-test-schema-"))
+        atexit.register(shutil.rmtree, folder, True)
+        migrate(f"sqlite:///{folder / 'db.sqlite'}")
+        _templates["sqlite"] = folder / "db.sqlite"
+    url = f"sqlite:///{path}"
+    if path.exists():  # a database from before: bring it up to date
+        migrate(url)
+        return url
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    # the backup API copies what is committed, whatever sits in the template's WAL
+    with contextlib.closing(sqlite3.connect(_templates["sqlite"])) as src:
+        with contextlib.closing(sqlite3.connect(path)) as dst:
+            src.backup(dst)
+    return url
+
+
 @contextlib.contextmanager
 def migrated_runtime(
     database: str, data_dir: Path, *, job_table: Any = None, **settings: Any
@@ -154,15 +213,13 @@ def migrated_runtime(
     the app's job table (or ``job_table``: a function of the settings)."""
     from mediaplane.app import job_table as app_job_table
     from mediaplane.config import Settings
-    from mediaplane.db import migrate
     from mediaplane.runtime import Runtime
 
     drop = None
     if database == "sqlite":
-        url = f"sqlite:///{data_dir / 'db.sqlite'}"
+        url = migrated_sqlite(data_dir / "db.sqlite")
     else:
-        url, drop = postgres_database()
-    migrate(url)
+        url, drop = postgres_database(migrated=True)
     rt = Runtime(
         Settings(data_dir=data_dir, database_url=url, **settings),
         job_table=job_table or app_job_table,
@@ -263,7 +320,10 @@ class Server:
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after :data:`STOP_GRACE` seconds: a test server's warm shutdown
         (Celery's takes 5–7 s) is not under test here, and its data is thrown away or, where a
-        test restarts on it, survives a kill (tests/integration/test_jobs_recovery.py)."""
+        test restarts on it, survives a kill (tests/integration/test_jobs_recovery.py). Its
+        workers (sessions of their own) and their ffmpeg are killed with it: left to die with
+        their parent they went on for seconds, on the next test's CPU."""
+        kids = descendants(self.proc.pid) if self.proc.poll() is None else []
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:
@@ -273,10 +333,14 @@ class Server:
                 self.proc.wait(timeout=10)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)  # stragglers in the group
+        for pid in kids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
-#: Seconds a stopping test server gets before it is killed.
-STOP_GRACE = 2.0
+#: Seconds a stopping test server gets before it is killed (its HTTP side closes in less;
+#: each second here was a second per server start of the suite, about 60 of them).
+STOP_GRACE = 0.3
 
 
 def start_server(data_dir: Path, backend: Backend, **settings: str) -> Server:

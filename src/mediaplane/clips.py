@@ -11,6 +11,7 @@ keep their clips in caches outside git)::
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -92,14 +93,15 @@ class Clip:
         memory_bytes: int = MEMORY_BYTES,
     ) -> Path:
         """Write the clip to ``path`` unless a file is there already; return ``path``. It is
-        written beside ``path`` first and renamed, so a run cut off leaves no half clip.
+        written beside ``path`` first (a name of this process's: two test workers may make
+        the same clip at once) and renamed, so a run cut off leaves no half clip.
 
         :param timeout: seconds ffmpeg may take.
         """
         if path.exists():
             return path
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.stem}.tmp{path.suffix}")
+        tmp = path.with_name(f"{path.stem}.tmp{os.getpid()}{path.suffix}")
         ManagedProcess(
             self.argv(tmp, ffmpeg=ffmpeg),
             timeout=timeout,

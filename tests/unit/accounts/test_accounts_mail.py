@@ -36,7 +36,9 @@ class Inbox:
 
 def _auth(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
     ok = isinstance(data, LoginPassword) and (data.login, data.password) == (b"mp", b"s3cret")
-    return AuthResult(success=ok)
+    # handled=False: aiosmtpd answers the refusal (535) itself; with its default (True) a
+    # wrong password got no answer, and became MailNotSent only at SMTP_TIMEOUT (20 s)
+    return AuthResult(success=ok, handled=False)
 
 
 @pytest.fixture
