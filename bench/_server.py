@@ -43,8 +43,8 @@ class Mediaplane:
                 self.proc.wait(timeout=10)
 
 
-def start_mediaplane(data: Path, token: str, **settings: str) -> Mediaplane:
-    """`mediaplane up` on ``data`` with ``settings`` (``web_workers="2"`` sets
+def start_mediaplane(data: Path, token: str, *args: str, **settings: str) -> Mediaplane:
+    """`mediaplane up [args…]` on ``data`` with ``settings`` (``web_workers="2"`` sets
     MEDIAPLANE_WEB_WORKERS); returns once /readyz answers 200 (else exits the benchmark)."""
     data.mkdir(parents=True, exist_ok=True)
     port, rtmp = free_port(), free_port()
@@ -60,7 +60,7 @@ def start_mediaplane(data: Path, token: str, **settings: str) -> Mediaplane:
     }
     log = (data / "server.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mediaplane", "up"],
+        [sys.executable, "-m", "mediaplane", "up", *args],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,

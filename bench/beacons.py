@@ -33,16 +33,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -50,61 +46,21 @@ import httpx
 
 from mediaplane.analytics import EVENT_COLUMNS
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Mediaplane:
-    url: str
-    data: Path
-    proc: subprocess.Popen[bytes]
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+import _server  # noqa: E402
+from _server import Mediaplane  # noqa: E402
 
 
 def start_mediaplane(data: Path) -> Mediaplane:
-    port = free_port()
-    env = {
-        **os.environ,
-        "MEDIAPLANE_HOST": "127.0.0.1",
-        "MEDIAPLANE_PORT": str(port),
-        "MEDIAPLANE_RTMP_PORT": str(free_port()),
-        "MEDIAPLANE_LIVE_INGEST": "false",
-        "MEDIAPLANE_DATA_DIR": str(data),
-        "MEDIAPLANE_ADMIN_TOKEN": "bench-beacons",
-        "MEDIAPLANE_LOG_LEVEL": "WARNING",
-        "MEDIAPLANE_BEACON_BATCHES_PER_ADDRESS": str(10**9),
-    }
-    log = (data / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mediaplane", "up", "--no-worker"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-        cwd=data,
+    return _server.start_mediaplane(
+        data,
+        "bench-beacons",
+        "--no-worker",
+        live_ingest="false",
+        log_level="WARNING",
+        beacon_batches_per_address=str(10**9),
     )
-    mp = Mediaplane(f"http://127.0.0.1:{port}", data, proc)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"mediaplane up exited:\n{(data / 'server.log').read_text()[-4000:]}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(mp.url + "/readyz", timeout=2).status_code == 200:
-                return mp
-        time.sleep(0.3)
-    mp.stop()
-    raise SystemExit("mediaplane up did not become ready")
 
 
 def tree_cpu_seconds(pid: int) -> float:

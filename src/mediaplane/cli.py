@@ -128,7 +128,9 @@ def _start_logging(settings: Settings) -> None:
 
 
 def _fatal(message: str) -> NoReturn:
-    log.error(message)
+    """Say what stops the command on stderr, as a line a person reads (not a log record:
+    where those go depends on how logging was set up), and exit 1."""
+    typer.echo(f"error: {message}", err=True)
     raise typer.Exit(1)
 
 

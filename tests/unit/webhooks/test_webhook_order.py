@@ -7,6 +7,7 @@ migration fills in object and sequence for deliveries made before it."""
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -79,8 +80,12 @@ def test_an_objects_next_event_waits_until_the_first_is_delivered(any_rt: Runtim
         (EventType.ASSET_READY, "c"),
     )
     tries: dict[str, int] = {}
+    gate = threading.Event()
 
     def answer(got: Received) -> Answer:
+        # No attempt finishes while its tick is still claiming: else a fast answer frees a
+        # slot mid-tick and the counts below depend on the machine's speed.
+        gate.wait(10)
         event_id = got.event["id"]
         tries[event_id] = tries.get(event_id, 0) + 1
         if event_id == a1.id and tries[event_id] == 1:
@@ -100,9 +105,16 @@ def test_an_objects_next_event_waits_until_the_first_is_delivered(any_rt: Runtim
         clock=lambda: now[0],
     )
 
+    def tick() -> int:
+        gate.clear()
+        try:
+            return dispatcher.tick()
+        finally:
+            gate.set()
+
     def step() -> int:
         """One tick, and its attempts finished: how many it started."""
-        started = dispatcher.tick()
+        started = tick()
         dispatcher.wait(10)
         return started
 
@@ -123,7 +135,7 @@ def test_an_objects_next_event_waits_until_the_first_is_delivered(any_rt: Runtim
         assert rows[b1.id].status is rows[c2.id].status is DeliveryStatus.DELIVERED
 
         now[0] += timedelta(minutes=5)  # a1's retry is due
-        assert dispatcher.tick() == 1  # a1 alone: a2 waits while a1 is in flight
+        assert tick() == 1  # a1 alone: a2 waits while a1 is in flight
         dispatcher.wait(10)
         assert step() == 1  # a1 delivered: now a2
         assert step() == 0
