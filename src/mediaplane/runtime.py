@@ -12,7 +12,7 @@ import os
 import threading
 from collections.abc import Callable
 from functools import cached_property
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from mediaplane.config import Settings, get_settings
 from mediaplane.db import Database
@@ -29,6 +29,7 @@ __all__ = ["JobTableFactory", "Runtime"]
 
 #: Builds the job table for a configuration (rows read attempts and timeouts from it).
 JobTableFactory = Callable[[Settings], JobTable]
+T = TypeVar("T")
 
 
 class Runtime:
@@ -46,6 +47,22 @@ class Runtime:
         self.pid = os.getpid()
         self.db = Database(settings.effective_database_url)
         self.job_table = job_table
+        self._shared: dict[Callable[[Runtime], Any], Any] = {}
+        # re-entrant: a maker may ask for another shared service (the beacon intake's lake)
+        self._shared_lock = threading.RLock()
+
+    def shared(self, make: Callable[[Runtime], T]) -> T:
+        """The one object ``make(self)`` built for this runtime (made on first use, once,
+        whichever thread asks first): the services a package keeps per process, like the
+        analytics lake or the origin's token checker."""
+        try:
+            return self._shared[make]  # type: ignore[no-any-return]
+        except KeyError:
+            pass
+        with self._shared_lock:
+            if make not in self._shared:
+                self._shared[make] = make(self)
+            return self._shared[make]  # type: ignore[no-any-return]
 
     @cached_property
     def jobs(self) -> JobTable:

@@ -29,7 +29,6 @@ import tempfile
 import threading
 import time
 import uuid
-import weakref
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -312,27 +311,20 @@ def _cmcd_rows(captures: list[Capture]) -> Iterable[tuple[Any, ...]]:
         yield tuple(cells)
 
 
-_LAKES: weakref.WeakKeyDictionary[Runtime, Lake] = weakref.WeakKeyDictionary()
-_LAKES_LOCK = threading.Lock()
+def _make_lake(rt: Runtime) -> Lake:
+    s = rt.settings
+    return Lake(
+        rt.store,
+        s.data_path / "analytics",
+        buffer_rows=s.lake_buffer_rows,
+        flush_rows=s.lake_flush_rows,
+        flush_seconds=s.lake_flush_seconds,
+    )
 
 
 def lake_of(rt: Runtime) -> Lake:
     """This process's lake for the runtime (made on first use)."""
-    lake = _LAKES.get(rt)
-    if lake is None:
-        with _LAKES_LOCK:
-            lake = _LAKES.get(rt)
-            if lake is None:
-                s = rt.settings
-                lake = Lake(
-                    rt.store,
-                    s.data_path / "analytics",
-                    buffer_rows=s.lake_buffer_rows,
-                    flush_rows=s.lake_flush_rows,
-                    flush_seconds=s.lake_flush_seconds,
-                )
-                _LAKES[rt] = lake
-    return lake
+    return rt.shared(_make_lake)
 
 
 def prune_lake(rt: Runtime) -> int:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import threading
 import time
-import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -95,16 +93,10 @@ class BeaconIntake:
         return Receipt(taken, dupes, len(bad), reasons)
 
 
-_INTAKES: weakref.WeakKeyDictionary[Runtime, BeaconIntake] = weakref.WeakKeyDictionary()
-_LOCK = threading.Lock()
+def _make_intake(rt: Runtime) -> BeaconIntake:
+    return BeaconIntake(rt, lake_of(rt))
 
 
 def beacon_intake(rt: Runtime) -> BeaconIntake:
     """This process's intake for the runtime (made on first use)."""
-    intake = _INTAKES.get(rt)
-    if intake is None:
-        with _LOCK:
-            intake = _INTAKES.get(rt)
-            if intake is None:
-                intake = _INTAKES[rt] = BeaconIntake(rt, lake_of(rt))
-    return intake
+    return rt.shared(_make_intake)

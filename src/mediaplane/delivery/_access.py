@@ -31,7 +31,6 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
-from weakref import WeakKeyDictionary
 
 from mediaplane.accounts import (
     CachedKeys,
@@ -246,15 +245,9 @@ class OriginAuth:
         self.streams = stream_tracker(rt.settings, redis_client(rt.settings))
 
 
-_auth: WeakKeyDictionary[Runtime, OriginAuth] = WeakKeyDictionary()
-
-
 def origin_auth(rt: Runtime) -> OriginAuth:
     """The runtime's :class:`OriginAuth`, made on first use (reads the secret once)."""
-    found = _auth.get(rt)
-    if found is None:
-        found = _auth[rt] = OriginAuth(rt)
-    return found
+    return rt.shared(OriginAuth)
 
 
 def check_playback(
