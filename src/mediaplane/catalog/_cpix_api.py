@@ -147,16 +147,17 @@ async def import_cpix(
 
     def run() -> dict[str, Any]:
         doc = CpixDocument.parse(data)
-        if not doc.keys or any(k.key is None for k in doc.keys):
-            raise CpixError("every ContentKey needs its key (pskc:PlainValue)")
+        if not doc.keys:
+            raise CpixError("the document has no ContentKey")
+        values = [k.value for k in doc.keys]  # each must carry its key
         types = [k.track_type for k in doc.keys]
         if len(set(types)) != len(types) or not set(types) <= TRACK_TYPES:
             raise CpixError("one key per track type (SD, HD, AUDIO or ALL, by usage rule)")
         kids = {k.kid for k in doc.keys}
 
         def put_keys() -> None:
-            for k in doc.keys:
-                rt.keys.put(asset_id, k.track_type, k.kid, k.key or b"", "cpix")
+            for k, value in zip(doc.keys, values, strict=True):
+                rt.keys.put(asset_id, k.track_type, k.kid, value, "cpix")
             store_signals(rt.db, [s for s in doc.systems if s.kid in kids])
 
         repackaging = repackage_with_keys(rt, asset_id, put_keys)

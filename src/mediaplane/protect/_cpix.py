@@ -88,6 +88,13 @@ class CpixKey:
     scheme: str | None = None  # commonEncryptionScheme: cenc, cbcs, …
     explicit_iv: bytes | None = None
 
+    @property
+    def value(self) -> bytes:
+        """The key itself; :class:`CpixError` when the document did not carry it."""
+        if self.key is None:
+            raise CpixError(f"ContentKey {self.kid.hex()} has no key (pskc:PlainValue)")
+        return self.key
+
 
 @dataclass(frozen=True)
 class DrmSignal:

@@ -156,7 +156,7 @@ def provide_keys(
     by_kid = {k.kid: k for k in got.keys}
     out = {}
     for w in wanted:
-        key = by_kid[w.kid].key or b""  # request() checked that each has one
+        key = by_kid[w.kid].value  # request() checked that each has one
         out[w.track_type] = store.put(asset_id, w.track_type, w.kid, key, "speke")
     store_signals(store.db, [s for s in got.systems if s.kid in by_kid])
     return out
