@@ -245,6 +245,11 @@
     var s = this.state;
     if (!s.ended) {
       if (s.playingSince) { s.watchedMs += Date.now() - s.playingSince; s.playingSince = 0; }
+      // a viewer who gives up while waiting: the stall counts up to the exit
+      if (s.waitingSince) {
+        this.emit("rebuffer_end", { duration_ms: Date.now() - s.waitingSince });
+        s.waitingSince = 0;
+      }
       s.ended = true;
       this.emit("end", { watched_ms: s.watchedMs });
       clearInterval(this.heartbeat);
