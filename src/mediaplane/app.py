@@ -51,6 +51,7 @@ from mediaplane.pipeline import (
     fingerprint_gave_up,
     process_asset,
     repackage_asset,
+    retire_replaced_renditions,
     stitch_rung_job,
 )
 from mediaplane.runtime import Runtime
@@ -346,6 +347,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             prune_outbox,
             prune_webhook_log,
             prune_lake,
+            retire_replaced_renditions,
             analytics.schedule_build,
             live.idle_expired_sessions,
         ],

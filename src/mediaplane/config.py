@@ -104,6 +104,10 @@ class Settings(BaseSettings):
     #: Content keys of a protected asset: one per track type ("track": SD, HD and audio
     #: keys, so a licence policy can hold HD back) or one for the whole asset ("asset").
     protection_keys: Literal["track", "asset"] = "track"
+    #: Seconds the renditions a re-package replaced keep playing for players already on
+    #: them; then they are deleted (a watchdog pass), the clear ones of a newly protected
+    #: asset among them.
+    replaced_renditions_seconds: int = Field(default=3600, ge=0)
     #: SPEKE v2: a commercial multi-DRM key provider's endpoint; protected assets then get
     #: its keys and its DRM systems' signalling (PSSH) instead of keys made here.
     speke_url: str | None = None
@@ -455,6 +459,8 @@ MEANINGS = {
     "keys instead of the master key",
     "protection_keys": "content keys of a protected asset: `track` (one each for SD, HD and "
     "audio) or `asset` (one for all its tracks)",
+    "replaced_renditions_seconds": "how long renditions a re-package replaced (the clear ones of "
+    "a newly protected asset too) keep playing for players on them before they are deleted",
     "speke_url": "SPEKE v2 endpoint of a multi-DRM key provider: protected assets get its keys "
     "and PSSH",
     "speke_api_key": "sent to the SPEKE key provider as `x-api-key`",

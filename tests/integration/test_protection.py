@@ -14,12 +14,18 @@ import sqlite3
 import subprocess
 import time
 import uuid
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 
+from mediaplane.catalog import Asset
+from mediaplane.config import Settings
+from mediaplane.db import utcnow
 from mediaplane.media import decrypt_segment, segment_iv
+from mediaplane.pipeline import retire_replaced_renditions
+from mediaplane.runtime import Runtime
 from tests.support import Server, make_clip, until
 
 if TYPE_CHECKING:
@@ -232,6 +238,36 @@ def test_repackaging_keeps_the_frames_and_keys_come_from_the_licence_server(
     for handed in [*handed_out, k.content]:
         assert handed.hex() not in log
         assert _b64url(handed) not in log
+    _replaced_ones_retire(s, asset["id"], pid, st, clear_rid, rid)
+
+
+def _replaced_ones_retire(
+    s: Server, asset_id: str, pid: str, st: str, replaced: str, current: str
+) -> None:
+    """The rendition the last re-package replaced plays until its grace is over; the
+    watchdog's retirement pass then deletes it (out of the presentation, then its objects)
+    and the current one plays on."""
+    settings = Settings(data_dir=s.data_dir)
+    rt = Runtime(settings)
+    try:
+        assert retire_replaced_renditions(rt) == []  # not due yet: an hour's grace
+        assert httpx.get(f"{s.url}/play/{pid}/{replaced}/init.mp4?st={st}").status_code == 200
+        later = utcnow() + timedelta(seconds=settings.replaced_renditions_seconds + 1)
+        assert f"{asset_id}/{replaced}" in retire_replaced_renditions(rt, now=later)
+        assert retire_replaced_renditions(rt, now=later) == []  # nothing is left due
+        with rt.db.session() as session:
+            row = session.get(Asset, asset_id)
+            assert row is not None
+            assert row.renditions_retire_at is None
+            ids = [r["id"] for r in row.presentation["renditions"]]
+        assert replaced not in ids and current in ids
+        assert not list(rt.store.list(f"assets/{asset_id}/cmaf/{replaced}/"))
+    finally:
+        rt.db.dispose()
+    # once the origin's lookup cache has the new presentation (a few seconds)
+    old = f"{s.url}/play/{pid}/{replaced}/init.mp4?st={st}"
+    until("the replaced rendition answers 404", lambda: httpx.get(old).status_code == 404, 30)
+    assert httpx.get(f"{s.url}/play/{pid}/{current}/init.mp4?st={st}").status_code == 200
 
 
 #: Thumbnails extracted from encrypted segments (decrypted first), by scheme.

@@ -87,6 +87,9 @@ class Asset(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     ready_at: Mapped[datetime | None]
+    #: When the renditions a re-package replaced (unlisted, kept for players already on
+    #: them) are deleted; None: none are waiting.
+    renditions_retire_at: Mapped[datetime | None] = mapped_column(index=True)
     source_type: Mapped[SourceType] = mapped_column(
         str_enum(SourceType, 32), default=SourceType.CREATOR_UPLOAD
     )

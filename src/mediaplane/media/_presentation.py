@@ -45,6 +45,8 @@ class Rendition:
     complete: bool = True
     #: False for a rendition kept only for players already using it (not in new manifests).
     listed: bool = True
+    #: An unlisted rendition's deletion time (ISO 8601, UTC); None: at the next clean-up.
+    retire_at: str | None = None
     #: A video rendition that carries the audio too (the preview): HLS only.
     muxed: bool = False
     #: The KID (32 hex digits) its segments are encrypted with and how (``cenc``,

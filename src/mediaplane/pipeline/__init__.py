@@ -16,7 +16,9 @@ Job handlers (named in the jobs table)::
 
     _vod.py          process_asset: the processing job of an asset
     _repackage.py    repackage_asset: the stored renditions packaged again under a new
-                     protection policy (no re-encode; _protection.py gives the keys)
+                     protection policy (no re-encode; _protection.py gives the keys);
+                     retire_replaced_renditions (a watchdog pass) deletes the replaced
+                     ones once their grace is over
     _chunked.py      encode_chunk_job, stitch_rung_job: a ladder as chunk jobs on the fleet
     _fingerprint.py  fingerprint_asset, fingerprint_gave_up: audio duplicate detection
     _assets.py       asset_gave_up, and what every asset job checks first
@@ -38,7 +40,7 @@ from ._package import audio_inputs, package, packaging_options, video_inputs
 from ._plan import LadderPlan, plan_rungs
 from ._probe import probe_source
 from ._publish import cmaf_prefix, publish_renditions, store_packaged, update_presentation
-from ._repackage import repackage_asset
+from ._repackage import repackage_asset, retire_replaced_renditions
 from ._vod import process_asset
 
 __all__ = [
@@ -58,6 +60,7 @@ __all__ = [
     "process_asset",
     "publish_renditions",
     "repackage_asset",
+    "retire_replaced_renditions",
     "stitch_rung_job",
     "store_packaged",
     "update_presentation",

@@ -6,8 +6,10 @@ init segment and media segments concatenated back into one fragmented MP4 (decry
 first where the old policy encrypted it: our own AES for ``aes-128``, the packager's
 raw-key decryption for ``cenc``/``cbcs``), then packaged with the same step as at ingest.
 The new renditions get new ids (``v720`` → ``v720_r1``: new URLs), so players already on
-the old ones keep playing them (they stay, unlisted) while new players get the new. The
-renditions two policies old are deleted.
+the old ones keep playing them (they stay, unlisted) while new players get the new, for
+``replaced_renditions_seconds``: then a watchdog pass (:func:`retire_replaced_renditions`)
+deletes them (so a newly protected asset's clear copies do not stay reachable). A further
+re-package deletes the renditions two policies old at once.
 """
 
 from __future__ import annotations
@@ -15,11 +17,14 @@ from __future__ import annotations
 import re
 import shutil
 from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import structlog
+from sqlalchemy import select, update
 
 from mediaplane.catalog import Asset, AssetStatus, RepackageAsset
+from mediaplane.db import utcnow
 from mediaplane.jobs import JobContext, PermanentJobError
 from mediaplane.media import (
     PREVIEW_DIR,
@@ -149,9 +154,17 @@ def repackage_asset(ctx: JobContext, payload: RepackageAsset) -> None:
     )
 
 
+def _replaced(r: Rendition, protection: str | None) -> bool:
+    """An unlisted rendition kept only for players already on it (a clear asset's unlisted
+    preview stays: it is not one a re-package replaced)."""
+    return not r.listed and (r.id != PREVIEW_DIR or protection is not None)
+
+
 def _publish(rt: Runtime, asset_id: str, packaged: Presentation, replaced: set[str]) -> None:
-    """List the new renditions instead of ``replaced``; delete what was unlisted before."""
+    """List the new renditions instead of ``replaced`` (deleted once their grace is over);
+    delete what was unlisted before."""
     stale: list[str] = []
+    retire_at = utcnow() + timedelta(seconds=rt.settings.replaced_renditions_seconds)
 
     def change(current: Presentation | None) -> Presentation | None:
         if current is None:
@@ -160,15 +173,77 @@ def _publish(rt: Runtime, asset_id: str, packaged: Presentation, replaced: set[s
         kept = []
         for r in current.renditions:
             if r.id in replaced:
-                kept.append(replace(r, listed=False))
-            elif not r.listed and (r.id != PREVIEW_DIR or packaged.protection):
+                kept.append(replace(r, listed=False, retire_at=retire_at.isoformat()))
+            elif _replaced(r, packaged.protection):
                 stale.append(r.id)  # two policies old, or a clear preview once protected
             else:
                 kept.append(r)
         scheme = packaged.protection
         return replace(current, renditions=[*kept, *packaged.renditions], protection=scheme)
 
-    if update_presentation(rt, asset_id, change) is None:
+    written = update_presentation(rt, asset_id, change)
+    if written is None:
         return
+    _set_due(rt, asset_id, written)
     for rid in stale:
         rt.store.delete_prefix(f"{cmaf_prefix(asset_id)}{rid}/")
+
+
+def _due(r: Rendition, now: datetime) -> bool:
+    return r.retire_at is None or datetime.fromisoformat(r.retire_at) <= now
+
+
+def _set_due(rt: Runtime, asset_id: str, p: Presentation | None) -> None:
+    """The asset's next retirement: its replaced renditions' earliest ``retire_at``."""
+    replaced = [r for r in p.renditions if _replaced(r, p.protection)] if p else []
+    times = [r.retire_at or "" for r in replaced]
+    due = min((datetime.fromisoformat(t) if t else utcnow() for t in times), default=None)
+    with rt.db.session() as s:
+        s.execute(update(Asset).where(Asset.id == asset_id).values(renditions_retire_at=due))
+
+
+def _retire(rt: Runtime, asset_id: str, now: datetime) -> list[str]:
+    """Delete the asset's replaced renditions due by ``now``; the ids deleted."""
+    gone: list[str] = []
+
+    def change(current: Presentation | None) -> Presentation | None:
+        gone.clear()
+        if current is None:
+            return None
+        gone.extend(
+            r.id for r in current.renditions if _replaced(r, current.protection) and _due(r, now)
+        )
+        kept = [r for r in current.renditions if r.id not in gone]
+        return replace(current, renditions=kept) if gone else None
+
+    written = update_presentation(rt, asset_id, change)
+    if written is None:  # nothing due (or the asset is gone or errored)
+        gone.clear()
+        with rt.db.session() as s:
+            row = s.get(Asset, asset_id)
+            if row is not None and row.status is AssetStatus.READY and row.presentation:
+                written = Presentation.from_dict(row.presentation)
+    _set_due(rt, asset_id, written)
+    for rid in gone:
+        rt.store.delete_prefix(f"{cmaf_prefix(asset_id)}{rid}/")
+    return gone
+
+
+#: Assets a retirement pass looks at, at most.
+RETIRE_BATCH = 20
+
+
+def retire_replaced_renditions(
+    rt: Runtime, now: datetime | None = None, limit: int = RETIRE_BATCH
+) -> list[str]:
+    """A watchdog pass: delete the renditions re-packages replaced once their grace is over
+    (out of the presentation first, then their objects). Returns ``asset/rendition`` ids."""
+    now = now or utcnow()
+    with rt.db.session() as s:
+        due = s.scalars(
+            select(Asset.id).where(Asset.renditions_retire_at <= now).limit(limit)
+        ).all()
+    retired = [f"{asset_id}/{rid}" for asset_id in due for rid in _retire(rt, asset_id, now)]
+    if retired:
+        log.info("asset.renditions_retired", renditions=retired)
+    return retired
