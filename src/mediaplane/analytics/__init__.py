@@ -10,7 +10,10 @@ are pseudonymised with a keyed hash (:func:`ensure_analytics_key`; a signed-in a
 our own pages by :func:`account_viewer_id`), addresses truncated.
 
 Flow: beacon route → :class:`BeaconIntake` (schema, limits, clock, pseudonyms) →
-:class:`Lake` buffer → flusher task (:func:`run_flusher`) → store. Why beacons do not go
+:class:`Lake` buffer → flusher task (:func:`run_flusher`) → store. The intake also feeds the
+real-time tracker (:mod:`._realtime`: :class:`InProcessRealtime`, or :class:`RedisRealtime`
+when Redis is configured) behind ``GET /api/v1/data/realtime``: concurrent viewers and live
+QoE of an asset or a live stream, counted as beacons arrive. Why beacons do not go
 through the events outbox: docs/decisions/0009-beacons-bypass-the-outbox.md.
 
 Warehouse (:mod:`._warehouse`): the dbt project in ``analytics/dbt`` (staging and marts:
@@ -48,6 +51,16 @@ from ._flusher import run_flusher
 from ._identity import account_viewer_id, ensure_analytics_key
 from ._lake import CMCD_COLUMNS, Lake, LakeStats, lake_of, prune_lake
 from ._limits import InProcessRate, Rate, RedisRate
+from ._realtime import (
+    InProcessRealtime,
+    Realtime,
+    RealtimeFigures,
+    RedisRealtime,
+    ViewUpdate,
+    realtime_of,
+    realtime_view,
+    view_update,
+)
 from ._service import BeaconIntake, Receipt, beacon_intake
 from ._tap import CmcdTap
 from ._views import list_views
@@ -86,6 +99,14 @@ __all__ = [
     "CmcdValue",
     "EventKind",
     "InProcessRate",
+    "InProcessRealtime",
+    "Realtime",
+    "RealtimeFigures",
+    "RedisRealtime",
+    "ViewUpdate",
+    "realtime_of",
+    "realtime_view",
+    "view_update",
     "Intake",
     "InvalidBeacon",
     "InvalidCmcd",

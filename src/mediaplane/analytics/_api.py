@@ -1,5 +1,6 @@
-"""Routes: ``POST /api/v1/beacons`` (players, no authentication: untrusted input) and
-``GET /api/v1/data/views`` (the views of an asset, for whoever may read the asset)."""
+"""Routes: ``POST /api/v1/beacons`` (players, no authentication: untrusted input),
+``GET /api/v1/data/views`` (the views of an asset, for whoever may read the asset) and
+``GET /api/v1/data/realtime`` (who watches an asset or a live stream now)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from mediaplane.runtime import Runtime
 
 from ._errors import InvalidBeacon, LakeBusy, RateLimited
 from ._lake import lake_of
+from ._realtime import realtime_view
 from ._service import beacon_intake
 from ._views import list_views
 
@@ -65,3 +67,22 @@ async def get_views(
     ids = await run_in_threadpool(_playback_ids, rt, principal, asset_id)
     views = await run_in_threadpool(list_views, lake_of(rt), ids, limit)
     return {"data": views}
+
+
+@router.get("/data/realtime")
+async def get_realtime(
+    rt: Runtime = Depends(runtime_dep),
+    principal: Principal = Depends(_read),
+    asset_id: str | None = Query(default=None, max_length=64),
+    live_stream_id: str | None = Query(default=None, max_length=64),
+) -> dict[str, Any]:
+    """Concurrent viewers of an asset (``asset_id``) or a live stream (``live_stream_id``)
+    now, and their live QoE: ``viewers``, ``rebuffering_viewers``, ``average_bitrate``
+    (bits/s), ``errors_last_minute``; ``window_s``: a view counts while its newest beacon is
+    younger than this. Beacons count as they arrive (not once flushed to the lake)."""
+    if (asset_id is None) == (live_stream_id is None):
+        raise ApiError(400, "invalid_request", "Give one of asset_id and live_stream_id.")
+    figures = await run_in_threadpool(
+        realtime_view, rt, principal, asset_id=asset_id, live_stream_id=live_stream_id
+    )
+    return {"data": figures}

@@ -15,9 +15,12 @@
  *
  * What it sends: view_start, first_frame (startup_ms), rebuffer_start / rebuffer_end
  * (duration_ms), rendition_switch (bitrate, width, height), error (code, fatal), seek, pause,
- * end, and a heartbeat every `heartbeatSeconds` while playing (position, rendition, bitrate,
- * watched_ms: the view's playing time so far). Batches go to POST /api/v1/beacons every
- * `flushSeconds` and when the page is hidden (navigator.sendBeacon). The player's own CMCD
+ * end, and a heartbeat every `heartbeatSeconds` while playing or stalled (position, rendition,
+ * bitrate, watched_ms: the view's playing time so far). Batches go to POST /api/v1/beacons
+ * every `flushSeconds` (when something waits) and when the page is hidden
+ * (navigator.sendBeacon). The server counts a view among its real-time viewers while its
+ * newest event is younger than 15 s (MEDIAPLANE_REALTIME_WINDOW_SECONDS): the defaults put a
+ * viewer on the asset's page within 2 s of starting, and keep them there while they watch. The player's own CMCD
  * (CTA-5004) is turned on with the view id as `sid` and the playback id as `cid`, sent as
  * query arguments (no CORS preflight per segment).
  *
@@ -25,7 +28,7 @@
  * the server keeps only a keyed hash of it. Pass `viewerId: null` to send none.
  *
  * Options of MediaplaneQoE.view({...}): playbackId (required), server (default: this
- * script's origin), viewerId, flushSeconds (10), heartbeatSeconds (10).
+ * script's origin), viewerId, flushSeconds (2), heartbeatSeconds (5).
  */
 (function (global) {
   "use strict";
@@ -70,8 +73,8 @@
     this.server = (opts.server || scriptOrigin || location.origin).replace(/\/$/, "");
     this.viewId = randomId();
     this.viewerId = opts.viewerId === undefined ? anonymousViewer() : opts.viewerId;
-    this.flushSeconds = opts.flushSeconds || 10;
-    this.heartbeatSeconds = opts.heartbeatSeconds || 10;
+    this.flushSeconds = opts.flushSeconds || 2;
+    this.heartbeatSeconds = opts.heartbeatSeconds || 5;
     this.queue = [];
     this.seq = 0;
     this.player = { name: "html5", version: null };
@@ -230,7 +233,8 @@
       self.error("MEDIA_ERR_" + (e ? e.code : 0), e && e.message, true);
     });
     this.heartbeat = setInterval(function () {
-      if (s.playingSince) self.emit("heartbeat", { watched_ms: self.watched() });
+      // stalled too: a long stall is a viewer who is still there (and rebuffering)
+      if (s.playingSince || s.waitingSince) self.emit("heartbeat", { watched_ms: self.watched() });
     }, this.heartbeatSeconds * 1000);
     this.timer = setInterval(function () { self.flush(); }, this.flushSeconds * 1000);
     addEventListener("pagehide", function () { self.end(true); });
