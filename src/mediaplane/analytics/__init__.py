@@ -16,6 +16,9 @@ when Redis is configured) behind ``GET /api/v1/data/realtime``: concurrent viewe
 QoE of an asset or a live stream, counted as beacons arrive. Why beacons do not go
 through the events outbox: docs/decisions/0009-beacons-bypass-the-outbox.md.
 
+Export (:mod:`._export`, ``mediaplane analytics export``): a date range of the lake as one
+Parquet or CSV file for other tools.
+
 Warehouse (:mod:`._warehouse`): the dbt project in ``analytics/dbt`` (staging and marts:
 views, watch time, unique viewers, QoE, a viewer-experience score) built over the lake with
 dbt-duckdb into ``<data-dir>/analytics/warehouse.duckdb`` by :func:`build_warehouse`
@@ -47,9 +50,10 @@ from ._beacons import (
 )
 from ._cmcd import CMCD_HEADERS, CMCD_KEYS, CmcdValue, cmcd_of_request, parse_cmcd
 from ._errors import AnalyticsError, InvalidBeacon, InvalidCmcd, LakeBusy, RateLimited
+from ._export import Exported, ExportFormat, ExportKind, export_lake
 from ._flusher import run_flusher
 from ._identity import account_viewer_id, ensure_analytics_key
-from ._lake import CMCD_COLUMNS, Lake, LakeStats, lake_of, prune_lake
+from ._lake import CMCD_COLUMNS, Lake, LakeStats, lake_of, partition_date, prune_lake
 from ._limits import InProcessRate, Rate, RedisRate
 from ._realtime import (
     InProcessRealtime,
@@ -90,6 +94,10 @@ __all__ = [
     "CMCD_HEADERS",
     "CMCD_KEYS",
     "EVENT_COLUMNS",
+    "ExportFormat",
+    "ExportKind",
+    "Exported",
+    "export_lake",
     "MAX_EVENTS",
     "AnalyticsError",
     "Batch",
@@ -126,6 +134,7 @@ __all__ = [
     "list_views",
     "parse_batch",
     "parse_cmcd",
+    "partition_date",
     "prune_lake",
     "router",
     "run_flusher",
