@@ -11,6 +11,7 @@ import random
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import duckdb
 import pytest
@@ -88,6 +89,18 @@ def _view(rng: random.Random, i: int, now_ms: int) -> tuple[dict[str, Any], list
     return exp, events
 
 
+def _cmcd(lake: Lake, i: int, view_id: str, playback: str, now_ms: int) -> dict[str, Any]:
+    """Every third view's player sends CMCD: three segment requests (800, 1600, 2400 kbps),
+    the buffer starved before one of them on every sixth view; what fct_views should say."""
+    if i % 3:
+        return {"cmcd": (0, None, False)}
+    for n, br in enumerate((800, 1600, 2400)):
+        starved = ",bs" if i % 6 == 0 and n == 1 else ""
+        query = b"CMCD=" + quote(f'br={br}{starved},ot=av,sid="{view_id}"', safe="").encode()
+        lake.capture((now_ms, playback, "segment", "720p", f"{n}.m4s", 200, query, []))
+    return {"cmcd": (3, 1600.0, i % 6 == 0)}
+
+
 def _quantile(values: list[float], p: float) -> float:
     xs = sorted(values)
     k = (len(xs) - 1) * p
@@ -137,7 +150,12 @@ def lake_with_views(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, lis
         lake.add_events(rows)
         if i % 6 == 0:
             replay.add_events(rows)  # the same batch landed twice: counts once
-        views.append(exp | {"view_id": view_id, "playback": playback, "viewer": viewer})
+        cmcd = _cmcd(lake, i, view_id, playback, now_ms)
+        views.append(exp | cmcd | {"view_id": view_id, "playback": playback, "viewer": viewer})
+    # requests nobody's view claims: no session id, and CMCD that broke the grammar
+    lake.capture((now_ms, PLAYBACKS[0], "segment", "720p", "x.m4s", 200, b"CMCD=br%3D99", []))
+    broken = b"CMCD=" + quote('sid="view-000",br=', safe="").encode()
+    lake.capture((now_ms, PLAYBACKS[0], "segment", "720p", "y.m4s", 200, broken, []))
     assert lake.flush() > 300
     replay.flush()
     return data, views
@@ -181,6 +199,8 @@ def test_marts_match_the_events_and_a_bad_row_fails_the_gate(
             held = sum(h for _, h in v["held"])
             assert row["weighted_bitrate"] == pytest.approx(sum(b * h for b, h in v["held"]) / held)
         assert row["viewer_experience_score"] == pytest.approx(_score(v))
+        got = (row["cmcd_requests"], row["cmcd_average_bitrate_kbps"], row["cmcd_buffer_starved"])
+        assert got == v["cmcd"], v["view_id"]
         assert row["upscale_percentage"] is None  # the beacons carry no player size
 
     by_day: dict[tuple[Any, str], list[dict]] = {}

@@ -31,10 +31,25 @@ w as (
   from {{ ref('stg_bitrate_intervals') }}
   group by view_id
 ),
+c as (
+  -- the view's requests as its player's CMCD told them (the CMCD session id is the view id)
+  select
+    view_id,
+    count(*) as cmcd_requests,
+    avg(cast(requested_bitrate_kbps as {{ dbt.type_float() }})) as cmcd_average_bitrate_kbps,
+    sum(case when buffer_starved then 1 else 0 end) as cmcd_starved_requests
+  from {{ ref('stg_cmcd_requests') }}
+  where view_id is not null and not invalid
+  group by view_id
+),
 q as (
   select
     v.*,
     w.weighted_bitrate,
+    coalesce(c.cmcd_requests, 0) as cmcd_requests,
+    c.cmcd_average_bitrate_kbps,
+    coalesce(c.cmcd_starved_requests, 0) as cmcd_starved_requests,
+    coalesce(c.cmcd_starved_requests, 0) > 0 as cmcd_buffer_starved,
     cast(v.started_at as date) as view_date,
     v.watched_ms / 1000.0 as watch_time_s,
     v.first_frames > 0 as video_started,
@@ -47,6 +62,7 @@ q as (
     cast(null as {{ dbt.type_float() }}) as downscale_percentage
   from v
   left join w on w.view_id = v.view_id
+  left join c on c.view_id = v.view_id
 ),
 scored as (
   select
