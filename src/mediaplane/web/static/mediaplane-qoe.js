@@ -16,7 +16,9 @@
  * What it sends: view_start, first_frame (startup_ms), rebuffer_start / rebuffer_end
  * (duration_ms), rendition_switch (bitrate, width, height), error (code, fatal), seek, pause,
  * end, and a heartbeat every `heartbeatSeconds` while playing or stalled (position, rendition,
- * bitrate, watched_ms: the view's playing time so far). Batches go to POST /api/v1/beacons
+ * bitrate, width, height, watched_ms: the view's playing time so far). view_start, heartbeats
+ * and switches carry the player's size too (player_width, player_height: the video element
+ * in device pixels), for the upscale/downscale percentages. Batches go to POST /api/v1/beacons
  * every `flushSeconds` (when something waits) and when the page is hidden
  * (navigator.sendBeacon). The server counts a view among its real-time viewers while its
  * newest event is younger than 15 s (MEDIAPLANE_REALTIME_WINDOW_SECONDS): the defaults put a
@@ -35,6 +37,8 @@
   var script = document.currentScript;
   var scriptOrigin = script && script.src ? new URL(script.src, location.href).origin : "";
   var MAX_QUEUE = 200;
+  // events that carry the player's size (against the rendition's: upscaled or downscaled)
+  var SIZED = { view_start: true, heartbeat: true, rendition_switch: true };
 
   function randomId() {
     if (global.crypto && crypto.randomUUID) return crypto.randomUUID().replace(/-/g, "");
@@ -79,7 +83,8 @@
     this.seq = 0;
     this.player = { name: "html5", version: null };
     this.state = { started: 0, firstFrame: false, waitingSince: 0, seeking: false,
-      playingSince: 0, watchedMs: 0, position: 0, rendition: null, bitrate: null, ended: false };
+      playingSince: 0, watchedMs: 0, position: 0, rendition: null, bitrate: null, width: null,
+      height: null, ended: false };
   }
 
   /* The hls.js config with CMCD on for this view (pass it to `new Hls(…)`). */
@@ -101,6 +106,11 @@
     if (v && isFinite(v.currentTime)) e.position_s = Math.max(0, v.currentTime);
     if (this.state.rendition) e.rendition = this.state.rendition;
     if (this.state.bitrate) e.bitrate = this.state.bitrate;
+    if (SIZED[type] && v) {  // the player's size on the page, in device pixels (bounded)
+      var ratio = global.devicePixelRatio || 1;
+      e.player_width = Math.min(16384, Math.max(0, Math.round(v.clientWidth * ratio)));
+      e.player_height = Math.min(16384, Math.max(0, Math.round(v.clientHeight * ratio)));
+    }
     for (var k in fields || {}) if (fields[k] !== undefined && fields[k] !== null) e[k] = fields[k];
     this.queue.push(e);
     if (this.queue.length > MAX_QUEUE) this.queue.splice(0, this.queue.length - MAX_QUEUE);
@@ -138,6 +148,8 @@
     if (name === this.state.rendition && bitrate === this.state.bitrate) return;
     this.state.rendition = name;
     this.state.bitrate = bitrate || null;
+    this.state.width = width || null;
+    this.state.height = height || null;
     this.emit("rendition_switch", { bitrate: bitrate || undefined, width: width || undefined,
       height: height || undefined });
   };
@@ -234,7 +246,8 @@
     });
     this.heartbeat = setInterval(function () {
       // stalled too: a long stall is a viewer who is still there (and rebuffering)
-      if (s.playingSince || s.waitingSince) self.emit("heartbeat", { watched_ms: self.watched() });
+      if (s.playingSince || s.waitingSince)
+        self.emit("heartbeat", { watched_ms: self.watched(), width: s.width, height: s.height });
     }, this.heartbeatSeconds * 1000);
     this.timer = setInterval(function () { self.flush(); }, this.flushSeconds * 1000);
     addEventListener("pagehide", function () { self.end(true); });
