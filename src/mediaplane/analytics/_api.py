@@ -4,7 +4,9 @@
 
 from __future__ import annotations
 
+import functools
 import math
+from datetime import date
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -60,12 +62,20 @@ async def get_views(
     principal: Principal = Depends(_read),
     asset_id: str = Query(max_length=64),
     limit: int = Query(default=100, ge=1, le=1000),
+    since: date | None = Query(default=None, alias="from"),
+    until: date | None = Query(default=None, alias="to"),
 ) -> dict[str, Any]:
     """The asset's view sessions that have landed in the lake, newest first, with their QoE
     fields (``player``, ``startup_time_ms``, ``rebuffer_count``, ``rebuffer_ratio``,
-    ``watch_time_s``, ``errors``, ``average_bitrate``, ``renditions``, CMCD counts)."""
+    ``watch_time_s``, ``errors``, ``average_bitrate``, ``renditions``, CMCD counts).
+    ``from``/``to`` (``YYYY-MM-DD``, UTC, both included): only those days' events, and only
+    their partitions of the lake are read."""
+    if since is not None and until is not None and until < since:
+        raise ApiError(400, "invalid_request", "'to' is before 'from'.")
     ids = await run_in_threadpool(_playback_ids, rt, principal, asset_id)
-    views = await run_in_threadpool(list_views, lake_of(rt), ids, limit)
+    views = await run_in_threadpool(
+        functools.partial(list_views, lake_of(rt), ids, limit, since=since, until=until)
+    )
     return {"data": views}
 
 

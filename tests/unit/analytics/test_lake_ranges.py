@@ -1,17 +1,18 @@
-"""``mediaplane analytics export``: a date range of the lake, only its partitions read, as
-Parquet or CSV (the command itself, on a lake in a data dir)."""
+"""Date ranges of the lake, only their partitions read: ``mediaplane analytics export`` (the
+command itself, on a lake in a data dir) as Parquet or CSV, and the views query."""
 
 from __future__ import annotations
 
 import csv
 import json
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import duckdb
 from typer.testing import CliRunner
 
-from mediaplane.analytics import Intake, Lake, parse_batch
+from mediaplane.analytics import Intake, Lake, list_views, parse_batch
 from mediaplane.cli import app
 from mediaplane.storage import LocalStore
 
@@ -85,3 +86,17 @@ def test_csv_cmcd_and_an_empty_range(tmp_path: Path) -> None:
               "--out", str(empty), "--data-dir", str(data)],
     )  # fmt: skip
     assert bad.exit_code == 1 and "--to is before --from" in bad.output
+
+
+def test_the_views_query_reads_only_the_partitions_of_its_range(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    lake = lake_in(data)
+    assert [v["view_id"] for v in list_views(lake, ["pb"])] == ["view2", "view1", "view0"]
+    nov2 = list_views(lake, ["pb"], since=date(2026, 11, 2), until=date(2026, 11, 2))
+    assert [(v["view_id"], v["events"]) for v in nov2] == [("view1", 2)]  # its replay: once
+    # a file of Nov 1 that no reader could open: a range without that day never opens it
+    (nov1,) = (data / "objects/analytics/events").glob("date=2026-11-01/*/*.parquet")
+    nov1.write_bytes(b"not parquet")
+    later = list_views(lake, ["pb"], since=date(2026, 11, 2))
+    assert [v["view_id"] for v in later] == ["view2", "view1"]
+    assert list_views(lake, ["pb"], until=date(2026, 10, 31)) == []
