@@ -241,8 +241,16 @@ class InProcessRealtime:
 
 # KEYS: views (hash view → "last rebuffer resumed ended bitrate_ms bitrate"), seen (zset view
 # → last), errors (zset "view\0event" → ts). ARGV: view, the update's six numbers, ttl s,
-# then error members and times.
+# the window's cutoff, the errors' cutoff, then error members and times. Each update also
+# forgets up to 100 views older than the window (and old errors): the keys stay bounded by
+# what the window holds even when nobody asks for the figures.
 _UPDATE = """
+local stale = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[9], 'LIMIT', 0, 100)
+if #stale > 0 then
+  redis.call('HDEL', KEYS[1], unpack(stale))
+  redis.call('ZREM', KEYS[2], unpack(stale))
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[10])
 local old = redis.call('HGET', KEYS[1], ARGV[1])
 local v = {0, 0, 0, 0, 0, 0}
 if old then
@@ -258,7 +266,7 @@ if bms > 0 and bms >= v[5] then v[5] = bms; v[6] = tonumber(ARGV[7]) end
 redis.call('HSET', KEYS[1], ARGV[1], table.concat(v, ' '))
 redis.call('ZADD', KEYS[2], 'GT', v[1], ARGV[1])
 local ttl = tonumber(ARGV[8])
-for i = 9, #ARGV, 2 do redis.call('ZADD', KEYS[3], ARGV[i + 1], ARGV[i]) end
+for i = 11, #ARGV, 2 do redis.call('ZADD', KEYS[3], ARGV[i + 1], ARGV[i]) end
 for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ttl) end
 return 1
 """
@@ -308,6 +316,7 @@ class RedisRealtime:
 
     def update(self, u: ViewUpdate) -> None:
         ttl = max(int(self.window_s), ERROR_WINDOW_MS // 1000) * 2
+        now = self.clock()
         args: list[str | int] = [
             u.view_id,
             u.last_ms,
@@ -317,6 +326,8 @@ class RedisRealtime:
             u.bitrate_ms,
             u.bitrate,
             ttl,
+            now - int(self.window_s * 1000),
+            now - ERROR_WINDOW_MS,
         ]
         for event_id, ts in u.errors:
             args += [f"{u.view_id}\0{event_id}", ts]

@@ -143,6 +143,23 @@ def test_two_redis_trackers_share_their_views(redis_conn: redis.Redis) -> None:
         redis_conn.delete(*redis_conn.scan_iter(f"{prefix}:*"))
 
 
+def test_redis_keys_stay_bounded_by_the_window_without_readers(redis_conn: redis.Redis) -> None:
+    """Updates alone (nobody asks for the figures) forget views older than the window."""
+    clock = Clock()
+    prefix = f"mp_test_{uuid.uuid4().hex[:10]}"
+    rt = RedisRealtime(redis_conn, WINDOW, prefix=prefix, clock=clock)
+    try:
+        for n in range(50):
+            rt.update(update(f"old{n}", (ev(1, "error", code="x"), T0)))
+        clock.now = T0 + 120_000
+        rt.update(update("new", (ev(1, "view_start"), clock.now)))
+        base = f"{prefix}:realtime:pa"
+        assert redis_conn.hkeys(base + ":views") == [b"new"]
+        assert redis_conn.zcard(base + ":seen") == 1 and redis_conn.zcard(base + ":errors") == 0
+    finally:
+        redis_conn.delete(*redis_conn.scan_iter(f"{prefix}:*"))
+
+
 def test_a_redis_that_is_down_loses_updates_without_raising() -> None:
     dead = redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
     rt = RedisRealtime(dead, WINDOW, clock=Clock())
