@@ -905,7 +905,8 @@ def events_tail_cmd(
 
 
 analytics_app = typer.Typer(
-    help="Analytics: the QoE warehouse built from the beacon lake.", no_args_is_help=True
+    help="Analytics: the QoE warehouse built from the beacon lake; exports of the lake.",
+    no_args_is_help=True,
 )
 app.add_typer(analytics_app, name="analytics")
 
@@ -973,8 +974,10 @@ def analytics_export_cmd(
     ] = "events",
     data_dir: DataDir = None,
 ) -> None:
-    """Write the lake's rows of a date range to one Parquet or CSV file (for Airbyte's file
-    source, DuckDB, `bq load`, Snowflake COPY INTO); only that range's partitions are read."""
+    """Write a date range of the lake to one Parquet or CSV file.
+
+    For other tools (Airbyte's file source, DuckDB, `bq load`, Snowflake COPY INTO); only
+    that range's date partitions are read."""
     # imported here, not at the top: `mediaplane --help` stays fast
     from mediaplane.analytics import ExportFormat, ExportKind, Lake, export_lake
     from mediaplane.storage import open_store
