@@ -13,6 +13,7 @@ import sys
 import tempfile
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -904,7 +905,8 @@ def events_tail_cmd(
 
 
 analytics_app = typer.Typer(
-    help="Analytics: the QoE warehouse built from the beacon lake.", no_args_is_help=True
+    help="Analytics: the QoE warehouse built from the beacon lake; exports of the lake.",
+    no_args_is_help=True,
 )
 app.add_typer(analytics_app, name="analytics")
 
@@ -953,6 +955,72 @@ def analytics_build_cmd(data_dir: DataDir = None) -> None:
             )
         raise typer.Exit(1)
     console.print(f"warehouse built: {warehouse_path(settings.data_path)}")
+
+
+@analytics_app.command("export")
+def analytics_export_cmd(
+    since: Annotated[
+        datetime,
+        typer.Option("--from", formats=["%Y-%m-%d"], help="First day (UTC), e.g. 2026-11-01"),
+    ],
+    until: Annotated[
+        datetime,
+        typer.Option("--to", formats=["%Y-%m-%d"], help="Last day (UTC), included"),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="The file to write")],
+    fmt: Annotated[str, typer.Option("--format", help="parquet or csv")] = "parquet",
+    kind: Annotated[
+        str, typer.Option("--kind", help="events (beacons) or cmcd (CMCD requests)")
+    ] = "events",
+    data_dir: DataDir = None,
+) -> None:
+    """Write a date range of the lake to one Parquet or CSV file.
+
+    For other tools (Airbyte's file source, DuckDB, `bq load`, Snowflake COPY INTO); only
+    that range's date partitions are read."""
+    # imported here, not at the top: `mediaplane --help` stays fast
+    from mediaplane.analytics import ExportFormat, ExportKind, Lake, export_lake
+    from mediaplane.storage import open_store
+
+    try:
+        export_format, export_kind = ExportFormat(fmt.lower()), ExportKind(kind.lower())
+    except ValueError:
+        _fatal("--format is parquet or csv, --kind is events or cmcd")
+    if until < since:
+        _fatal("--to is before --from")
+    settings = _settings(data_dir=data_dir)
+    lake = Lake(open_store(settings.effective_storage_url), settings.data_path / "analytics")
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        console=console,
+    ) as progress:
+        reading = progress.add_task(f"{export_kind.value}: lake files", total=None)
+        writing = progress.add_task(f"writing {export_format.value}", total=100, visible=False)
+
+        def fetched(key: str) -> None:
+            progress.advance(reading)
+
+        def written(percent: float) -> None:
+            progress.update(reading, total=progress.tasks[reading].completed or 1)
+            progress.update(writing, visible=True, completed=percent)
+
+        result = export_lake(
+            lake,
+            since.date(),
+            until.date(),
+            out,
+            fmt=export_format,
+            kind=export_kind,
+            on_file=fetched,
+            on_progress=written,
+        )
+    console.print(
+        f"{result.rows} {export_kind.value} rows from {result.files} lake files: "
+        f"{escape(str(out))}",
+        highlight=False,
+    )
 
 
 @app.command()

@@ -283,6 +283,9 @@ class Settings(BaseSettings):
     #: The warehouse job (dbt build of the analytics models and their data tests) runs this
     #: often (seconds); 0: never on a schedule (`mediaplane analytics build` runs it by hand).
     analytics_build_interval_seconds: float = Field(default=0.0, ge=0, le=7 * 86400)
+    #: A view counts as watching now (real-time viewers) while its newest beacon event is
+    #: younger than this (seconds; players send a heartbeat every 5 s).
+    realtime_window_seconds: float = Field(default=15.0, ge=5, le=600)
 
     @field_validator("oidc_providers")
     @classmethod
@@ -578,6 +581,8 @@ MEANINGS = {
     "long (seconds)",
     "analytics_build_interval_seconds": "the warehouse job (dbt build of the QoE models and "
     "their data tests) runs this often (seconds); 0: only by `mediaplane analytics build`",
+    "realtime_window_seconds": "a view counts among the real-time viewers while its newest "
+    "beacon is younger than this (seconds)",
 }
 #: Defaults that are computed, or that a bare value would not explain.
 DEFAULT_TEXT = {

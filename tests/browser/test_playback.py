@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
+import duckdb
 import pytest
 
 from tests.support import ROOT, Server, make_clip, until
@@ -380,3 +381,12 @@ def test_qoe_snippet_sends_beacons_and_cmcd_from_another_origin(
     assert v["watch_time_s"] > 1.0 and v["errors"] == 0, v
     assert v["renditions"] and v["average_bitrate"] > 0, v
     assert v["cmcd_requests"] >= 2 and v["cmcd_average_bitrate_kbps"] > 0, v
+    # the player's size (device pixels) beside the rendition's, for up/downscale percentages
+    files = str(sqlite_server.data_dir / "objects" / "analytics" / "events" / "**" / "*.parquet")
+    sizes = duckdb.sql(
+        "SELECT type, player_height, height FROM read_parquet(?, union_by_name = true) "
+        "WHERE view_id = ? AND type IN ('view_start', 'heartbeat')",
+        params=[files, view_id],
+    ).fetchall()
+    assert sizes and all(p is not None and p > 0 for _, p, _ in sizes), sizes
+    assert any(t == "heartbeat" and h for t, _, h in sizes), sizes  # the rendition's height

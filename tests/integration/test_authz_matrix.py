@@ -458,6 +458,12 @@ MATRIX: dict[tuple[str, str], tuple[Build, dict[str, object]]] = {
         _req("GET", "/api/v1/data/views?asset_id={asset}"),
         ASSET_READ,
     ),
+    # concurrent viewers now: the asset's readers (a live stream's: its channel's members,
+    # checked in tests/integration/test_realtime_viewers.py)
+    ("GET", "/api/v1/data/realtime"): (
+        _req("GET", "/api/v1/data/realtime?asset_id={asset}"),
+        ASSET_READ,
+    ),
     # webhooks (admin: endpoints receive every channel's events); a loopback URL is
     # refused (400 url_refused) after authorization
     ("POST", "/api/v1/webhooks"): (

@@ -11,12 +11,14 @@ import random
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import duckdb
 import pytest
 from sqlalchemy import select
 
 from mediaplane.analytics import (
+    EVENT_COLUMNS,
     BeaconEvent,
     BuildAnalytics,
     Intake,
@@ -42,7 +44,15 @@ def _view(rng: random.Random, i: int, now_ms: int) -> tuple[dict[str, Any], list
     """One view's beacon events (as a player posts them) and what the test expects of it."""
     start = now_ms - rng.randint(60_000, 1_800_000)
     kind = "ok" if i % 10 not in (3, 7) else ("fail" if i % 10 == 3 else "exit")
-    events: list[dict[str, Any]] = [{"type": "view_start", "ts": start}]
+    player = [360, 720, 1080][i % 3]  # the player's height; some go full screen (1080) later
+    events: list[dict[str, Any]] = [
+        {
+            "type": "view_start",
+            "ts": start,
+            "player_width": player * 16 // 9,
+            "player_height": player,
+        }
+    ]
     exp: dict[str, Any] = {"kind": kind, "startup": None, "stalls": 0, "stalled": 0}
     t = start
     if kind == "exit":
@@ -57,7 +67,15 @@ def _view(rng: random.Random, i: int, now_ms: int) -> tuple[dict[str, Any], list
     rates = [800_000, 2_400_000, 5_000_000]
     rate = rng.choice(rates)
     samples: list[tuple[int, int]] = [(t, rate)]  # (ts, bitrate) of each event naming one
-    events.append({"type": "rendition_switch", "ts": t, "bitrate": rate, "height": 720})
+    events.append(
+        {
+            "type": "rendition_switch",
+            "ts": t,
+            "bitrate": rate,
+            "height": 720,
+            "player_height": player,
+        }
+    )
     watched = 0
     for beat in range(rng.randint(2, 8)):
         t += 10_000
@@ -72,7 +90,12 @@ def _view(rng: random.Random, i: int, now_ms: int) -> tuple[dict[str, Any], list
             rate = rates[0]
             events.append({"type": "rendition_switch", "ts": t, "bitrate": rate, "height": 360})
             samples.append((t, rate))
-        events.append({"type": "heartbeat", "ts": t, "bitrate": rate, "watched_ms": watched})
+        if beat == 3 and i % 4 == 1:
+            player = 1080
+        events.append(
+            {"type": "heartbeat", "ts": t, "bitrate": rate, "watched_ms": watched,
+             "player_height": player}
+        )  # fmt: skip
         samples.append((t, rate))
     if i % 5 == 1:  # a non-fatal error on a view that plays on
         events.append({"type": "error", "ts": t + 1, "code": "segment_retry", "fatal": False})
@@ -86,6 +109,39 @@ def _view(rng: random.Random, i: int, now_ms: int) -> tuple[dict[str, Any], list
         "held": [(b, e - s) for (s, b), e in zip(samples, ends, strict=True)],
     }
     return exp, events
+
+
+def _scaling(events: list[dict[str, Any]]) -> tuple[float | None, float | None]:
+    """Upscale and downscale percentage as fct_views defines them, from the view's events
+    (ids e0, e1, … in the order sent): each event's heights as last reported hold until the
+    next event; stretches from a pause, a stall or the end are no playback."""
+    order = sorted(enumerate(events), key=lambda ne: (ne[1]["ts"], f"e{ne[0]}"))
+    rendition = player = None
+    up = down = total = 0
+    for k, (_, e) in enumerate(order):
+        rendition = e.get("height", rendition)
+        player = e.get("player_height", player)
+        if k + 1 == len(order) or e["type"] in ("pause", "rebuffer_start", "end"):
+            continue
+        if rendition is None or not player:
+            continue
+        held = order[k + 1][1]["ts"] - e["ts"]
+        total += held
+        up += held if rendition < player else 0
+        down += held if rendition > player else 0
+    return (up / total, down / total) if total else (None, None)
+
+
+def _cmcd(lake: Lake, i: int, view_id: str, playback: str, now_ms: int) -> dict[str, Any]:
+    """Every third view's player sends CMCD: three segment requests (800, 1600, 2400 kbps),
+    the buffer starved before one of them on every sixth view; what fct_views should say."""
+    if i % 3:
+        return {"cmcd": (0, None, False)}
+    for n, br in enumerate((800, 1600, 2400)):
+        starved = ",bs" if i % 6 == 0 and n == 1 else ""
+        query = b"CMCD=" + quote(f'br={br}{starved},ot=av,sid="{view_id}"', safe="").encode()
+        lake.capture((now_ms, playback, "segment", "720p", f"{n}.m4s", 200, query, []))
+    return {"cmcd": (3, 1600.0, i % 6 == 0)}
 
 
 def _quantile(values: list[float], p: float) -> float:
@@ -121,6 +177,7 @@ def lake_with_views(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, lis
     replay = Lake(store, data / "analytics")  # another process: its memory never saw them
     for i in range(40):
         exp, events = _view(rng, i, now_ms)
+        exp["scaling"] = _scaling(events)
         view_id = f"view-{i:03d}"
         playback = PLAYBACKS[i % 2]
         viewer = f"viewer-{i % 13}"  # some viewers watch several times
@@ -137,7 +194,12 @@ def lake_with_views(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, lis
         lake.add_events(rows)
         if i % 6 == 0:
             replay.add_events(rows)  # the same batch landed twice: counts once
-        views.append(exp | {"view_id": view_id, "playback": playback, "viewer": viewer})
+        cmcd = _cmcd(lake, i, view_id, playback, now_ms)
+        views.append(exp | cmcd | {"view_id": view_id, "playback": playback, "viewer": viewer})
+    # requests nobody's view claims: no session id, and CMCD that broke the grammar
+    lake.capture((now_ms, PLAYBACKS[0], "segment", "720p", "x.m4s", 200, b"CMCD=br%3D99", []))
+    broken = b"CMCD=" + quote('sid="view-000",br=', safe="").encode()
+    lake.capture((now_ms, PLAYBACKS[0], "segment", "720p", "y.m4s", 200, broken, []))
     assert lake.flush() > 300
     replay.flush()
     return data, views
@@ -168,6 +230,9 @@ def test_marts_match_the_events_and_a_bad_row_fails_the_gate(
         con.close()
 
     assert sorted(fct) == [v["view_id"] for v in views]
+    ups = [v["scaling"][0] for v in views if v["scaling"][0] is not None]
+    downs = [v["scaling"][1] for v in views if v["scaling"][1] is not None]
+    assert max(ups) > 0 and max(downs) > 0 and 0 in ups  # stretched, shrunk, and neither
     for v in views:
         row = fct[v["view_id"]]
         assert row["startup_time_ms"] == v["startup"]
@@ -181,7 +246,11 @@ def test_marts_match_the_events_and_a_bad_row_fails_the_gate(
             held = sum(h for _, h in v["held"])
             assert row["weighted_bitrate"] == pytest.approx(sum(b * h for b, h in v["held"]) / held)
         assert row["viewer_experience_score"] == pytest.approx(_score(v))
-        assert row["upscale_percentage"] is None  # the beacons carry no player size
+        got = (row["cmcd_requests"], row["cmcd_average_bitrate_kbps"], row["cmcd_buffer_starved"])
+        assert got == v["cmcd"], v["view_id"]
+        up, down = v["scaling"]
+        assert row["upscale_percentage"] == (pytest.approx(up) if up is not None else None)
+        assert row["downscale_percentage"] == (pytest.approx(down) if down is not None else None)
 
     by_day: dict[tuple[Any, str], list[dict]] = {}
     for v in views:
@@ -220,13 +289,15 @@ def test_marts_match_the_events_and_a_bad_row_fails_the_gate(
         assert d["weighted_bitrate"] == pytest.approx(
             sum(w * t for w, t in weighted) / sum(t for _, t in weighted)
         )
-        assert d["upscale_percentage"] is None
+        for n, name in enumerate(("upscale_percentage", "downscale_percentage")):
+            known = [v["scaling"][n] for v in vs if v["scaling"][n] is not None]
+            assert d[name] == pytest.approx(sum(known) / len(known))
 
     # A broken row (a writer that skipped validation): an event type nobody knows.
     now_ms = int(time.time() * 1000)
-    bad = dict.fromkeys(range(24))
+    bad = dict.fromkeys(range(len(EVENT_COLUMNS)))
     bad |= {0: "x1", 1: "view-000", 2: "teleport", 3: now_ms, 4: now_ms, 5: PLAYBACKS[0]}
-    lake.add_events([tuple(bad[k] for k in range(24))])
+    lake.add_events([tuple(bad[k] for k in range(len(EVENT_COLUMNS)))])
     lake.flush()
 
     # The schedule (a watchdog pass) enqueues the job once per interval; a worker runs it.

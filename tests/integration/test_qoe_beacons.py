@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,17 @@ def test_beacons_and_cmcd_land_in_the_lake_and_the_views_api_reads_them(
         assert v["ended"] is True and v["events"] == 8
         assert v["cmcd_average_bitrate_kbps"] == 1000 and v["cmcd_buffer_starved"] is True
         assert c.get("/api/v1/data/views", params={"asset_id": "nope"}).status_code == 404
+        # a date range: only those days of the lake (the view is today's)
+        today = datetime.now(UTC).date()
+        first = datetime.fromtimestamp(time.time() - 120, UTC).date()  # a run across midnight
+        ranged = {"asset_id": asset["id"], "from": str(first), "to": str(today)}
+        r = c.get("/api/v1/data/views", params=ranged)
+        assert view in [x["view_id"] for x in r.json()["data"]]
+        before = str(first - timedelta(days=1))
+        r = c.get("/api/v1/data/views", params=ranged | {"from": before, "to": before})
+        assert r.status_code == 200 and view not in [x["view_id"] for x in r.json()["data"]]
+        r = c.get("/api/v1/data/views", params=ranged | {"from": str(today), "to": before})
+        assert r.status_code == 400
     assert httpx.get(server.url + "/api/v1/data/views?asset_id=" + asset["id"]).status_code == 401
 
     # the lake: hour partitions of Parquet files in the object store, readable as they are

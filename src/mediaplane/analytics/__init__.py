@@ -10,8 +10,14 @@ are pseudonymised with a keyed hash (:func:`ensure_analytics_key`; a signed-in a
 our own pages by :func:`account_viewer_id`), addresses truncated.
 
 Flow: beacon route → :class:`BeaconIntake` (schema, limits, clock, pseudonyms) →
-:class:`Lake` buffer → flusher task (:func:`run_flusher`) → store. Why beacons do not go
+:class:`Lake` buffer → flusher task (:func:`run_flusher`) → store. The intake also feeds the
+real-time tracker (:mod:`._realtime`: :class:`InProcessRealtime`, or :class:`RedisRealtime`
+when Redis is configured) behind ``GET /api/v1/data/realtime``: concurrent viewers and live
+QoE of an asset or a live stream, counted as beacons arrive. Why beacons do not go
 through the events outbox: docs/decisions/0009-beacons-bypass-the-outbox.md.
+
+Export (:mod:`._export`, ``mediaplane analytics export``): a date range of the lake as one
+Parquet or CSV file for other tools.
 
 Warehouse (:mod:`._warehouse`): the dbt project in ``analytics/dbt`` (staging and marts:
 views, watch time, unique viewers, QoE, a viewer-experience score) built over the lake with
@@ -44,10 +50,21 @@ from ._beacons import (
 )
 from ._cmcd import CMCD_HEADERS, CMCD_KEYS, CmcdValue, cmcd_of_request, parse_cmcd
 from ._errors import AnalyticsError, InvalidBeacon, InvalidCmcd, LakeBusy, RateLimited
+from ._export import Exported, ExportFormat, ExportKind, export_lake
 from ._flusher import run_flusher
 from ._identity import account_viewer_id, ensure_analytics_key
-from ._lake import CMCD_COLUMNS, Lake, LakeStats, lake_of, prune_lake
+from ._lake import CMCD_COLUMNS, Lake, LakeStats, lake_of, partition_date, prune_lake
 from ._limits import InProcessRate, Rate, RedisRate
+from ._realtime import (
+    InProcessRealtime,
+    Realtime,
+    RealtimeFigures,
+    RedisRealtime,
+    ViewUpdate,
+    realtime_of,
+    realtime_view,
+    view_update,
+)
 from ._service import BeaconIntake, Receipt, beacon_intake
 from ._tap import CmcdTap
 from ._views import list_views
@@ -77,6 +94,10 @@ __all__ = [
     "CMCD_HEADERS",
     "CMCD_KEYS",
     "EVENT_COLUMNS",
+    "ExportFormat",
+    "ExportKind",
+    "Exported",
+    "export_lake",
     "MAX_EVENTS",
     "AnalyticsError",
     "Batch",
@@ -86,6 +107,14 @@ __all__ = [
     "CmcdValue",
     "EventKind",
     "InProcessRate",
+    "InProcessRealtime",
+    "Realtime",
+    "RealtimeFigures",
+    "RedisRealtime",
+    "ViewUpdate",
+    "realtime_of",
+    "realtime_view",
+    "view_update",
     "Intake",
     "InvalidBeacon",
     "InvalidCmcd",
@@ -105,6 +134,7 @@ __all__ = [
     "list_views",
     "parse_batch",
     "parse_cmcd",
+    "partition_date",
     "prune_lake",
     "router",
     "run_flusher",

@@ -1,9 +1,12 @@
-"""Routes: ``POST /api/v1/beacons`` (players, no authentication: untrusted input) and
-``GET /api/v1/data/views`` (the views of an asset, for whoever may read the asset)."""
+"""Routes: ``POST /api/v1/beacons`` (players, no authentication: untrusted input),
+``GET /api/v1/data/views`` (the views of an asset, for whoever may read the asset) and
+``GET /api/v1/data/realtime`` (who watches an asset or a live stream now)."""
 
 from __future__ import annotations
 
+import functools
 import math
+from datetime import date
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -17,6 +20,7 @@ from mediaplane.runtime import Runtime
 
 from ._errors import InvalidBeacon, LakeBusy, RateLimited
 from ._lake import lake_of
+from ._realtime import realtime_view
 from ._service import beacon_intake
 from ._views import list_views
 
@@ -58,10 +62,37 @@ async def get_views(
     principal: Principal = Depends(_read),
     asset_id: str = Query(max_length=64),
     limit: int = Query(default=100, ge=1, le=1000),
+    since: date | None = Query(default=None, alias="from"),
+    until: date | None = Query(default=None, alias="to"),
 ) -> dict[str, Any]:
     """The asset's view sessions that have landed in the lake, newest first, with their QoE
     fields (``player``, ``startup_time_ms``, ``rebuffer_count``, ``rebuffer_ratio``,
-    ``watch_time_s``, ``errors``, ``average_bitrate``, ``renditions``, CMCD counts)."""
+    ``watch_time_s``, ``errors``, ``average_bitrate``, ``renditions``, CMCD counts).
+    ``from``/``to`` (``YYYY-MM-DD``, UTC, both included): only those days' events, and only
+    their partitions of the lake are read."""
+    if since is not None and until is not None and until < since:
+        raise ApiError(400, "invalid_request", "'to' is before 'from'.")
     ids = await run_in_threadpool(_playback_ids, rt, principal, asset_id)
-    views = await run_in_threadpool(list_views, lake_of(rt), ids, limit)
+    views = await run_in_threadpool(
+        functools.partial(list_views, lake_of(rt), ids, limit, since=since, until=until)
+    )
     return {"data": views}
+
+
+@router.get("/data/realtime")
+async def get_realtime(
+    rt: Runtime = Depends(runtime_dep),
+    principal: Principal = Depends(_read),
+    asset_id: str | None = Query(default=None, max_length=64),
+    live_stream_id: str | None = Query(default=None, max_length=64),
+) -> dict[str, Any]:
+    """Concurrent viewers of an asset (``asset_id``) or a live stream (``live_stream_id``)
+    now, and their live QoE: ``viewers``, ``rebuffering_viewers``, ``average_bitrate``
+    (bits/s), ``errors_last_minute``; ``window_s``: a view counts while its newest beacon is
+    younger than this. Beacons count as they arrive (not once flushed to the lake)."""
+    if (asset_id is None) == (live_stream_id is None):
+        raise ApiError(400, "invalid_request", "Give one of asset_id and live_stream_id.")
+    figures = await run_in_threadpool(
+        realtime_view, rt, principal, asset_id=asset_id, live_stream_id=live_stream_id
+    )
+    return {"data": figures}

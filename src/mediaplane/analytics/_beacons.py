@@ -99,6 +99,11 @@ class BeaconEvent(BaseModel):
     fatal: bool | None = None
     from_s: _Seconds | None = None
     to_s: _Seconds | None = None
+    #: The player's size on the page (the video element, in device pixels), sent with
+    #: view_start, heartbeats and rendition switches: against the rendition's height it
+    #: gives the upscale/downscale percentages.
+    player_width: Annotated[int, Field(ge=0, le=16384)] | None = None
+    player_height: Annotated[int, Field(ge=0, le=16384)] | None = None
 
 
 class Batch(BaseModel):
@@ -199,6 +204,8 @@ EVENT_COLUMNS: dict[str, str] = {
     "fatal": "BOOLEAN",
     "from_s": "DOUBLE",
     "to_s": "DOUBLE",
+    "player_width": "INTEGER",
+    "player_height": "INTEGER",
 }
 
 
@@ -260,6 +267,8 @@ class Intake:
                     None if e.fatal is None else ("true" if e.fatal else "false"),
                     e.from_s,
                     e.to_s,
+                    e.player_width,
+                    e.player_height,
                 )
             )
         return out

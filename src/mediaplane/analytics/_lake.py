@@ -30,9 +30,9 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,7 +47,15 @@ if TYPE_CHECKING:
     from mediaplane.runtime import Runtime
     from mediaplane.storage import ObjectStore
 
-__all__ = ["CMCD_COLUMNS", "DEDUPE_IDS", "Lake", "LakeStats", "lake_of", "prune_lake"]
+__all__ = [
+    "CMCD_COLUMNS",
+    "DEDUPE_IDS",
+    "Lake",
+    "LakeStats",
+    "lake_of",
+    "partition_date",
+    "prune_lake",
+]
 
 log = structlog.get_logger("mediaplane.analytics.lake")
 
@@ -268,16 +276,35 @@ class Lake:
 
     # -- reading --------------------------------------------------------------------------
 
-    def files(self, dataset: str) -> list[str]:
-        """Local paths of every Parquet file of ``dataset`` (remote ones are fetched once
-        into the cache: files are immutable)."""
+    def files(
+        self,
+        dataset: str,
+        *,
+        since: date | None = None,
+        until: date | None = None,
+        on_file: Callable[[str], None] | None = None,
+    ) -> list[str]:
+        """Local paths of the Parquet files of ``dataset`` (remote ones are fetched once
+        into the cache: files are immutable).
+
+        :param since, until: only the ``date=`` partitions in this range (both included,
+            UTC days): the others are neither fetched nor read.
+        :param on_file: called with each file's key once it is at hand (progress).
+        """
         out: list[str] = []
         cache = self.work_dir / "cache"
-        cached: set[Path] = set()
+        listed: set[Path] = set()
+        low = since.isoformat() if since is not None else ""
+        high = until.isoformat() if until is not None else "9999-99-99"
         for info in self.store.list(f"{PREFIX}{dataset}/"):
             if not info.key.endswith(".parquet"):
                 continue
             local = self.store.local_path(info.key)
+            if local is None:
+                listed.add(cache / info.key)
+            day = partition_date(info.key)
+            if day is not None and not low <= day <= high:
+                continue
             if local is None:
                 local = cache / info.key
                 if not local.is_file() or local.stat().st_size != info.size:
@@ -285,14 +312,23 @@ class Lake:
                     partial = local.with_name(local.name + f".{uuid.uuid4().hex[:8]}.part")
                     self.store.download(info.key, partial)
                     partial.replace(local)
-                cached.add(local)
             out.append(str(local))
+            if on_file is not None:
+                on_file(info.key)
         swept = cache / PREFIX / dataset
         if swept.is_dir():
             for old in swept.rglob("*.parquet"):
-                if old not in cached:  # pruned from the store: gone from the cache too
+                if old not in listed:  # pruned from the store: gone from the cache too
                     old.unlink(missing_ok=True)
         return out
+
+
+def partition_date(key: str) -> str | None:
+    """The ``YYYY-MM-DD`` of a lake key's ``date=`` partition (None: not in one)."""
+    for part in key.split("/"):
+        if part.startswith("date=") and len(part) == 15:
+            return part[5:]
+    return None
 
 
 def _cmcd_rows(captures: list[Capture]) -> Iterable[tuple[Any, ...]]:

@@ -13,6 +13,7 @@ from ._errors import RateLimited
 from ._identity import ensure_analytics_key
 from ._lake import Lake, lake_of
 from ._limits import InProcessRate, Rate, RedisRate
+from ._realtime import Realtime, realtime_of, view_update
 
 if TYPE_CHECKING:
     from mediaplane.runtime import Runtime
@@ -45,6 +46,7 @@ class BeaconIntake:
     def __init__(self, rt: Runtime, lake: Lake) -> None:
         s = rt.settings
         self.lake = lake
+        self.realtime: Realtime = realtime_of(rt)
         self.intake = Intake(skew_ms=int(s.beacon_clock_skew_seconds * 1000))
         self.pseudonym = Pseudonymizer(ensure_analytics_key(s))
         client = redis_client(s)
@@ -89,6 +91,14 @@ class BeaconIntake:
             user_agent=(user_agent or None) and user_agent[:256],
         )
         taken, dupes = self.lake.add_events(rows) if rows else (0, 0)
+        # replays included: every field keeps its newest value, errors count once each
+        update = view_update(
+            batch.playback_id,
+            batch.view_id,
+            ((e, row[3]) for e, row in zip(good, rows, strict=True)),
+        )
+        if update is not None:
+            self.realtime.update(update)
         reasons = [{"index": r.index, "message": r.message} for r in bad[:MAX_REASONS]]
         return Receipt(taken, dupes, len(bad), reasons)
 

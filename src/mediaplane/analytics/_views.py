@@ -16,11 +16,14 @@ Fields (one row per view):
 - ``renditions``: every rendition named;
 - ``cmcd_requests``, ``cmcd_average_bitrate_kbps``, ``cmcd_buffer_starved``: from the
   requests the player's CMCD names the view in.
+
+Given a date range, only the lake's ``date=`` partitions in it are read (partition pruning:
+the files of other days are neither fetched nor opened).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import duckdb
@@ -76,12 +79,26 @@ def _iso(value: Any) -> Any:
     return value.isoformat() + "Z" if isinstance(value, datetime) else value
 
 
-def list_views(lake: Lake, playback_ids: list[str], limit: int = 100) -> list[dict[str, Any]]:
-    """The views of these playback ids, newest first, with their QoE fields (blocking)."""
-    events = lake.files("events")
-    if not events or not playback_ids:
+def list_views(
+    lake: Lake,
+    playback_ids: list[str],
+    limit: int = 100,
+    *,
+    since: date | None = None,
+    until: date | None = None,
+) -> list[dict[str, Any]]:
+    """The views of these playback ids, newest first, with their QoE fields (blocking).
+
+    :param since, until: only the events (and CMCD requests) of these UTC days, both
+        included: only those ``date=`` partitions are read. A view that crosses the range's
+        edge counts with its part inside.
+    """
+    if not playback_ids:
         return []
-    cmcd = lake.files("cmcd")
+    events = lake.files("events", since=since, until=until)
+    if not events:
+        return []
+    cmcd = lake.files("cmcd", since=since, until=until)
     sql = _VIEWS.replace("{cmcd}", _CMCD if cmcd else _NO_CMCD)
     params: dict[str, Any] = {"events": events, "playback_ids": playback_ids, "limit": limit}
     if cmcd:

@@ -102,14 +102,18 @@ def warehouse_path(data_path: Path) -> Path:
     return data_path / "analytics" / "warehouse.duckdb"
 
 
-def _lake_root(lake: Lake) -> str | None:
+def _lake_root(lake: Lake) -> tuple[str | None, bool]:
     """The local folder holding ``events/date=…`` (the store's, or the cache of a remote
-    store after fetching every file); None while the lake has no event file."""
+    store after fetching every file; None while the lake has no event file), and whether
+    ``cmcd/date=…`` has a file there too."""
     files = lake.files("events")
     if not files:
-        return None
+        return None, False
     first = Path(files[0]).as_posix()
-    return first[: first.rindex("/events/date=")]
+    root = first[: first.rindex("/events/date=")]
+    cmcd = [Path(f).as_posix() for f in lake.files("cmcd")]
+    # the local store and the cache hold both datasets side by side: one root for both
+    return root, any(f.startswith(root + "/cmcd/date=") for f in cmcd)
 
 
 def build_warehouse(
@@ -128,13 +132,17 @@ def build_warehouse(
     from dbt.cli.main import dbtRunner  # dbt takes ~1 s to import: only when building
 
     out = WarehouseBuild()
-    root = _lake_root(lake)
+    root, cmcd_files = _lake_root(lake)
     if root is None:
         out.empty_lake = True
         return out
     work = data_path / "analytics" / "dbt"
     work.mkdir(parents=True, exist_ok=True)
-    variables = {"lake_root": root, "duckdb_path": str(warehouse_path(data_path))}
+    variables = {
+        "lake_root": root,
+        "cmcd_files": cmcd_files,
+        "duckdb_path": str(warehouse_path(data_path)),
+    }
     common = [
         "--project-dir",
         str(DBT_PROJECT),

@@ -30,6 +30,7 @@ from mediaplane.live import (
 from mediaplane.runtime import Runtime
 
 from ._account_pages import BadForm, checked_form, page, see_other
+from ._realtime_pages import realtime_panel
 
 router = APIRouter(include_in_schema=False)
 #: How often the page refreshes a stream's status and health (seconds).
@@ -117,7 +118,13 @@ def live_stream_page(
         return _signin(f"/studio/live/{live_stream_id}")
     if stream is None:
         return _not_yours(request)
-    ctx = {"user": user, "s": stream, "publish": _publish(rt, request), "poll": POLL_SECONDS}
+    ctx = {
+        "user": user,
+        "s": stream,
+        "publish": _publish(rt, request),
+        "poll": POLL_SECONDS,
+        "realtime": realtime_panel(rt, request, live_stream_id=live_stream_id),
+    }
     return page(request, "studio_live_stream.html", ctx)
 
 

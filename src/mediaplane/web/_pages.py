@@ -41,6 +41,8 @@ from mediaplane.errors import NotFound
 from mediaplane.http import ApiError, runtime_dep
 from mediaplane.runtime import Runtime
 
+from ._realtime_pages import realtime_panel
+
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 STATIC = Path(__file__).with_name("static")
@@ -138,7 +140,10 @@ def watch(
     ctx["library"] = _library_widget(request, data["id"], user)
     # the QoE snippet's viewer: a keyed hash of the account, the same on every device
     ctx["qoe_viewer"] = account_viewer_id(rt.settings, user.id) if user is not None else None
-    private = bool(ctx["tokens"]) or ctx["library"] is not None  # tokens, a CSRF token
+    # concurrent viewers and live QoE, for whoever may read the asset (its channel, admins)
+    ctx["realtime"] = realtime_panel(rt, request, asset_id=data["id"])
+    # tokens, a CSRF token, the channel's figures
+    private = bool(ctx["tokens"]) or ctx["library"] is not None or ctx["realtime"] is not None
     return templates.TemplateResponse(
         request, "watch.html", ctx, headers=_NO_STORE if private else None
     )

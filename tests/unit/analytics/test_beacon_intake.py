@@ -117,6 +117,19 @@ def test_rows_have_every_column() -> None:
     assert named["player_name"] == "hls.js" and named["view_id"] == "view-1"
 
 
+def test_the_players_size_is_bounded_and_lands_in_its_columns() -> None:
+    events = [
+        ev(1, player_width=1920, player_height=1080, height=720),
+        ev(2, player_height=20_000),  # larger than any screen
+        ev(3, player_width=-1),
+    ]
+    batch, good, bad = parse_batch(body(events))
+    assert [r.index for r in bad] == [1, 2]
+    (row,) = Intake(10**6).rows(batch, good, NOW, viewer="v", address=None, user_agent=None)
+    named = dict(zip(EVENT_COLUMNS, row, strict=True))
+    assert (named["player_width"], named["player_height"], named["height"]) == (1920, 1080, 720)
+
+
 def test_pseudonyms_are_keyed_stable_and_not_the_id() -> None:
     a, b = Pseudonymizer(b"k" * 32), Pseudonymizer(b"j" * 32)
     assert a("viewer", "alice") == a("viewer", "alice")

@@ -15,9 +15,14 @@
  *
  * What it sends: view_start, first_frame (startup_ms), rebuffer_start / rebuffer_end
  * (duration_ms), rendition_switch (bitrate, width, height), error (code, fatal), seek, pause,
- * end, and a heartbeat every `heartbeatSeconds` while playing (position, rendition, bitrate,
- * watched_ms: the view's playing time so far). Batches go to POST /api/v1/beacons every
- * `flushSeconds` and when the page is hidden (navigator.sendBeacon). The player's own CMCD
+ * end, and a heartbeat every `heartbeatSeconds` while playing or stalled (position, rendition,
+ * bitrate, width, height, watched_ms: the view's playing time so far). view_start, heartbeats
+ * and switches carry the player's size too (player_width, player_height: the video element
+ * in device pixels), for the upscale/downscale percentages. Batches go to POST /api/v1/beacons
+ * every `flushSeconds` (when something waits) and when the page is hidden
+ * (navigator.sendBeacon). The server counts a view among its real-time viewers while its
+ * newest event is younger than 15 s (MEDIAPLANE_REALTIME_WINDOW_SECONDS): the defaults put a
+ * viewer on the asset's page within 2 s of starting, and keep them there while they watch. The player's own CMCD
  * (CTA-5004) is turned on with the view id as `sid` and the playback id as `cid`, sent as
  * query arguments (no CORS preflight per segment).
  *
@@ -25,13 +30,15 @@
  * the server keeps only a keyed hash of it. Pass `viewerId: null` to send none.
  *
  * Options of MediaplaneQoE.view({...}): playbackId (required), server (default: this
- * script's origin), viewerId, flushSeconds (10), heartbeatSeconds (10).
+ * script's origin), viewerId, flushSeconds (2), heartbeatSeconds (5).
  */
 (function (global) {
   "use strict";
   var script = document.currentScript;
   var scriptOrigin = script && script.src ? new URL(script.src, location.href).origin : "";
   var MAX_QUEUE = 200;
+  // events that carry the player's size (against the rendition's: upscaled or downscaled)
+  var SIZED = { view_start: true, heartbeat: true, rendition_switch: true };
 
   function randomId() {
     if (global.crypto && crypto.randomUUID) return crypto.randomUUID().replace(/-/g, "");
@@ -70,13 +77,14 @@
     this.server = (opts.server || scriptOrigin || location.origin).replace(/\/$/, "");
     this.viewId = randomId();
     this.viewerId = opts.viewerId === undefined ? anonymousViewer() : opts.viewerId;
-    this.flushSeconds = opts.flushSeconds || 10;
-    this.heartbeatSeconds = opts.heartbeatSeconds || 10;
+    this.flushSeconds = opts.flushSeconds || 2;
+    this.heartbeatSeconds = opts.heartbeatSeconds || 5;
     this.queue = [];
     this.seq = 0;
     this.player = { name: "html5", version: null };
     this.state = { started: 0, firstFrame: false, waitingSince: 0, seeking: false,
-      playingSince: 0, watchedMs: 0, position: 0, rendition: null, bitrate: null, ended: false };
+      playingSince: 0, watchedMs: 0, position: 0, rendition: null, bitrate: null, width: null,
+      height: null, ended: false };
   }
 
   /* The hls.js config with CMCD on for this view (pass it to `new Hls(…)`). */
@@ -98,6 +106,11 @@
     if (v && isFinite(v.currentTime)) e.position_s = Math.max(0, v.currentTime);
     if (this.state.rendition) e.rendition = this.state.rendition;
     if (this.state.bitrate) e.bitrate = this.state.bitrate;
+    if (SIZED[type] && v) {  // the player's size on the page, in device pixels (bounded)
+      var ratio = global.devicePixelRatio || 1;
+      e.player_width = Math.min(16384, Math.max(0, Math.round(v.clientWidth * ratio)));
+      e.player_height = Math.min(16384, Math.max(0, Math.round(v.clientHeight * ratio)));
+    }
     for (var k in fields || {}) if (fields[k] !== undefined && fields[k] !== null) e[k] = fields[k];
     this.queue.push(e);
     if (this.queue.length > MAX_QUEUE) this.queue.splice(0, this.queue.length - MAX_QUEUE);
@@ -135,6 +148,8 @@
     if (name === this.state.rendition && bitrate === this.state.bitrate) return;
     this.state.rendition = name;
     this.state.bitrate = bitrate || null;
+    this.state.width = width || null;
+    this.state.height = height || null;
     this.emit("rendition_switch", { bitrate: bitrate || undefined, width: width || undefined,
       height: height || undefined });
   };
@@ -230,7 +245,9 @@
       self.error("MEDIA_ERR_" + (e ? e.code : 0), e && e.message, true);
     });
     this.heartbeat = setInterval(function () {
-      if (s.playingSince) self.emit("heartbeat", { watched_ms: self.watched() });
+      // stalled too: a long stall is a viewer who is still there (and rebuffering)
+      if (s.playingSince || s.waitingSince)
+        self.emit("heartbeat", { watched_ms: self.watched(), width: s.width, height: s.height });
     }, this.heartbeatSeconds * 1000);
     this.timer = setInterval(function () { self.flush(); }, this.flushSeconds * 1000);
     addEventListener("pagehide", function () { self.end(true); });

@@ -26,3 +26,18 @@
 {% macro clamp01(x) -%}
   case when ({{ x }}) < 0 then 0.0 when ({{ x }}) > 1 then 1.0 else ({{ x }}) end
 {%- endmacro %}
+
+{# The latest non-null value of `column` up to this row of the window (carried forward). #}
+{% macro last_known(column, partition_by, order_by) -%}
+  {{ return(adapter.dispatch('last_known', 'mediaplane_analytics')(column, partition_by, order_by)) }}
+{%- endmacro %}
+
+{% macro default__last_known(column, partition_by, order_by) -%}
+  last_value({{ column }} ignore nulls) over (partition by {{ partition_by }} order by {{ order_by }}
+    rows between unbounded preceding and current row)
+{%- endmacro %}
+
+{% macro snowflake__last_known(column, partition_by, order_by) -%}
+  last_value({{ column }}) ignore nulls over (partition by {{ partition_by }} order by {{ order_by }}
+    rows between unbounded preceding and current row)
+{%- endmacro %}

@@ -31,10 +31,37 @@ w as (
   from {{ ref('stg_bitrate_intervals') }}
   group by view_id
 ),
+z as (
+  -- Mux's upscale/downscale percentage: the share of the played time (where both heights
+  -- are known) the rendition was shorter (stretched up) / taller (shrunk) than the player
+  select
+    view_id,
+    {{ ratio('sum(case when rendition_height < player_height then held_ms else 0 end)',
+             'sum(held_ms)') }} as upscale_percentage,
+    {{ ratio('sum(case when rendition_height > player_height then held_ms else 0 end)',
+             'sum(held_ms)') }} as downscale_percentage
+  from {{ ref('stg_size_intervals') }}
+  group by view_id
+),
+c as (
+  -- the view's requests as its player's CMCD told them (the CMCD session id is the view id)
+  select
+    view_id,
+    count(*) as cmcd_requests,
+    avg(cast(requested_bitrate_kbps as {{ dbt.type_float() }})) as cmcd_average_bitrate_kbps,
+    sum(case when buffer_starved then 1 else 0 end) as cmcd_starved_requests
+  from {{ ref('stg_cmcd_requests') }}
+  where view_id is not null and not invalid
+  group by view_id
+),
 q as (
   select
     v.*,
     w.weighted_bitrate,
+    coalesce(c.cmcd_requests, 0) as cmcd_requests,
+    c.cmcd_average_bitrate_kbps,
+    coalesce(c.cmcd_starved_requests, 0) as cmcd_starved_requests,
+    coalesce(c.cmcd_starved_requests, 0) > 0 as cmcd_buffer_starved,
     cast(v.started_at as date) as view_date,
     v.watched_ms / 1000.0 as watch_time_s,
     v.first_frames > 0 as video_started,
@@ -42,11 +69,12 @@ q as (
     (v.first_frames = 0 and v.fatal_errors = 0) as exited_before_start,
     {{ ratio('v.rebuffer_ms', 'v.rebuffer_ms + v.watched_ms') }} as rebuffer_percentage,
     {{ ratio('v.rebuffer_count', 'v.watched_ms / 60000.0') }} as rebuffer_frequency_per_min,
-    -- Player size is not in the beacons (only the rendition's width/height): see schema.yml.
-    cast(null as {{ dbt.type_float() }}) as upscale_percentage,
-    cast(null as {{ dbt.type_float() }}) as downscale_percentage
+    z.upscale_percentage,
+    z.downscale_percentage
   from v
   left join w on w.view_id = v.view_id
+  left join c on c.view_id = v.view_id
+  left join z on z.view_id = v.view_id
 ),
 scored as (
   select

@@ -16,6 +16,8 @@ select
   bitrate,
   width,
   height,
+  player_width,
+  player_height,
   startup_ms,
   duration_ms,
   watched_ms,
