@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import threading
 import time
-import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -350,27 +349,18 @@ class RedisRealtime:
         return total
 
 
-_TRACKERS: weakref.WeakKeyDictionary[Runtime, Realtime] = weakref.WeakKeyDictionary()
-_LOCK = threading.Lock()
+def _make_tracker(rt: Runtime) -> Realtime:
+    s = rt.settings
+    client = redis_client(s)
+    window = s.realtime_window_seconds
+    if client is None:
+        return InProcessRealtime(window_s=window)
+    return RedisRealtime(client, window, prefix=s.queue_namespace)
 
 
 def realtime_of(rt: Runtime) -> Realtime:
     """This process's real-time tracker for the runtime (in Redis when the runtime has one)."""
-    tracker = _TRACKERS.get(rt)
-    if tracker is None:
-        with _LOCK:
-            tracker = _TRACKERS.get(rt)
-            if tracker is None:
-                s = rt.settings
-                client = redis_client(s)
-                window = s.realtime_window_seconds
-                tracker = (
-                    InProcessRealtime(window_s=window)
-                    if client is None
-                    else RedisRealtime(client, window, prefix=s.queue_namespace)
-                )
-                _TRACKERS[rt] = tracker
-    return tracker
+    return rt.shared(_make_tracker)
 
 
 def realtime_view(

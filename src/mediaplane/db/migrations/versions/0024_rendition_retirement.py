@@ -18,7 +18,9 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("assets") as batch_op:
-        batch_op.add_column(sa.Column("renditions_retire_at", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(
+            sa.Column("renditions_retire_at", sa.DateTime(timezone=True), nullable=True)
+        )
         batch_op.create_index("ix_assets_renditions_retire_at", ["renditions_retire_at"])
 
 
