@@ -8,7 +8,9 @@ Formats are models with ``parse()`` and ``render()`` and no I/O: HLS playlists i
 (:class:`MasterPlaylist`, :class:`MediaPlaylist`; their tags in ``_hls_tags.py``), DASH MPDs
 in ``_dash.py`` (:class:`MPD`).
 ``_fmp4.py`` reads fragmented MP4 as it streams (:class:`Fmp4Reader`: the init segment,
-then each fragment's timing and whether it starts with a sync sample), for the live packager.
+then each fragment's timing and whether it starts with a sync sample), for the live packager;
+``_cenc.py`` (:class:`CencWriter`) encrypts that stream itself (ISO/IEC 23001-7 ``cenc`` and
+``cbcs``, subsamples from the H.264 slice headers of ``_h264.py``), for protected live streams.
 ``_manifests.py`` builds them from a :class:`Presentation` (``hls_master``, ``hls_media``,
 ``dash_mpd``; the exported :func:`render_hls_master`, :func:`render_hls_media` and
 :func:`render_mpd` give the text).
@@ -33,6 +35,7 @@ Errors::
 from __future__ import annotations
 
 from ._audio import audio_tracks
+from ._cenc import CENC_SCHEMES, CencWriter, Subsample
 from ._dash import (
     MPD,
     AdaptationSet,
@@ -115,6 +118,9 @@ from .ffmpeg import (
 
 __all__ = [
     "AAC_LC",
+    "CENC_SCHEMES",
+    "CencWriter",
+    "Subsample",
     "COMMON_SYSTEM_ID",
     "SCHEMES",
     "DrmBox",
