@@ -39,6 +39,7 @@ from ._cenc import CENC_SCHEMES, CencWriter, Subsample
 from ._dash import (
     MPD,
     AdaptationSet,
+    ContentProtection,
     Descriptor,
     Node,
     Period,
@@ -61,9 +62,15 @@ from ._errors import (
 )
 from ._fmp4 import Fmp4Reader, Fragment, InitSegment, Track
 from ._hls import MasterPlaylist, MediaPlaylist, MediaSegment, parse_playlist
-from ._hls_tags import Map, Media, Part, PreloadHint, RenditionReport, ServerControl, Variant
+from ._hls_tags import Key, Map, Media, Part, PreloadHint, RenditionReport, ServerControl, Variant
 from ._ladder import Chunk, Rung, plan_chunks, plan_ladder, plan_source_ladder
-from ._manifests import render_hls_master, render_hls_media, render_mpd
+from ._manifests import (
+    content_protection,
+    render_hls_master,
+    render_hls_media,
+    render_mpd,
+    sample_key,
+)
 from ._mp4 import AAC_LC, avc_codec_string
 from ._package import PackagerInput, PackagingOptions, ShakaPackager
 from ._presentation import Presentation, Rendition, Segment
@@ -120,6 +127,10 @@ __all__ = [
     "AAC_LC",
     "CENC_SCHEMES",
     "CencWriter",
+    "content_protection",
+    "sample_key",
+    "Key",
+    "ContentProtection",
     "Subsample",
     "COMMON_SYSTEM_ID",
     "SCHEMES",
