@@ -101,7 +101,7 @@ BLOCK_TARGETS = 3
 
 _ID = re.compile(r"^[A-Za-z0-9]{1,64}$")
 _NAME = re.compile(r"^[a-z0-9_]{1,32}$")
-_FILE = re.compile(r"^(init(-\d{1,6})?\.mp4|\d{1,9}\.m4s|\d{1,9}\.\d{1,4}\.m4s)$")
+_FILE = re.compile(r"^(init(-\d{1,6})?(-k\d{1,6})?\.mp4|\d{1,9}\.m4s|\d{1,9}\.\d{1,4}\.m4s)$")
 _SEGMENT = re.compile(r"^(\d{1,9})\.m4s$")
 _PART = re.compile(r"^\d{1,9}\.\d{1,4}\.m4s$")
 #: A part answered from memory is at most this big (a larger one is a file answer), and
