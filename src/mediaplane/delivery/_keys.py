@@ -9,8 +9,9 @@ is one of that playback id's asset's keys. A live playback id (a protected live 
 is admitted the same way: its carry token, the entitlement decided now (a live stream has
 no catalog terms), and a KID among the live stream's own keys (every key epoch's: rotated
 keys stay releasable while segments that use them may still be played). Every decision,
-granted or refused, is written to the key-release log (:func:`mediaplane.protect.record_release`) without the key; keys
-are never logged, and every answer is ``Cache-Control: no-store``.
+granted or refused, is written to the key-release log
+(:func:`mediaplane.protect.record_release`) without the key; keys are never logged, and
+every answer is ``Cache-Control: no-store``.
 
 Refusals are JSON errors with a stable ``code``: 400 ``invalid_licence_request`` /
 ``invalid_kid``, 403 ``token_missing`` / ``token_expired`` / ``token_signature`` (the carry
