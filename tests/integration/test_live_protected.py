@@ -12,7 +12,6 @@ import base64
 import json
 import sqlite3
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -23,10 +22,8 @@ from mediaplane.media import MasterPlaylist, MediaPlaylist
 from tests.fmp4_index import indexed
 from tests.support import (
     Server,
-    embedded_backend,
     live_publisher,
     live_stream,
-    start_server,
     until,
 )
 
@@ -34,14 +31,8 @@ PUBLISH_SECONDS = 40
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    s = start_server(
-        tmp_path_factory.mktemp("live-protected"),
-        embedded_backend(),
-        live_key_rotation_segments="2",
-    )
-    yield s
-    s.stop()
+def server(rotating_keys_server: Server) -> Server:
+    return rotating_keys_server
 
 
 def _b64url(raw: bytes) -> str:
