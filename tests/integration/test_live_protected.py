@@ -147,6 +147,9 @@ def test_rotating_cbcs_live_stream_decrypts_with_licensed_keys(
             assert len(frames) >= 20 * len(seg_uris), len(frames)  # ~1 s of 30 fps each
             wrong = _decodes(indexed(init, media), tmp_path, bytes(16))
             assert wrong != frames
+        r = httpx.get(f"{server.url}/play/{pid}/thumbnail.jpg", params={"st": st})
+        assert r.status_code == 404
+        assert r.json()["error"]["code"] == "protected_stream"
         # No WebRTC for a protected stream: its media would go out in the clear.
         r = httpx.post(f"{server.url}/whep/{pid}", content=b"v=0\r\n")
         assert r.status_code == 403, r.text
