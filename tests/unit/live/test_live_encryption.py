@@ -158,3 +158,47 @@ def test_segments_parts_and_manifests_of_a_rotating_cbcs_stream(
             assert aset.segment_template is not None
             assert "-k" in (aset.segment_template.initialization or "")
     assert LICENCE_PLACEHOLDER.encode() in (tmp_path / "enc" / "manifest.mpd").read_bytes()
+
+
+def test_protection_changes_at_a_publish(
+    tracks: dict[str, tuple[InitSegment, list[Fragment]]], tmp_path: Path
+) -> None:
+    """A session published clear, then cenc (the policy changed before a reconnect), then
+    clear again: EXT-X-KEY where the key changes (METHOD=NONE back to clear), each publish's
+    map its own, the MPD's Periods with and without ContentProtection."""
+    keys = [(secrets.token_bytes(16), secrets.token_bytes(16))]
+    out = LiveOutput(
+        tmp_path,
+        renditions=["video"],
+        low_latency=False,
+        part_target=0.5,
+        segment_target=0.5,
+        dvr_window_seconds=60,
+        started_at=START,
+        clock=lambda: START,
+    )
+    init, frags = tracks["video"]
+    cenc = LiveProtection("cenc", lambda: keys[0])
+    for i, protection in enumerate((None, cenc, None)):
+        feed = out.begin_publish(["video"], protection=protection) if i else out
+        feed.add_init("video", init)
+        for frag in frags[:26]:  # two segments (a keyframe every 13 frames)
+            feed.add_fragment("video", frag)
+        out.end_publish(i)
+    out.finish()
+    pl = MediaPlaylist.parse((tmp_path / "video" / "index.m3u8").read_bytes())
+    tagged = [(s.map.uri if s.map else None, [k.method for k in s.keys]) for s in pl.segments]
+    assert tagged == [
+        ("init.mp4", []),
+        (None, []),
+        ("init-1-k0.mp4", ["SAMPLE-AES-CTR"]),
+        (None, []),
+        ("init-2.mp4", ["NONE"]),
+        (None, []),
+    ]
+    assert keys[0][0] in (tmp_path / "video" / "init-1-k0.mp4").read_bytes()
+    assert not (tmp_path / "video" / "init-1.mp4").exists()
+    mpd = MPD.parse((tmp_path / "manifest.mpd").read_bytes())
+    assert [p.id for p in mpd.periods] == ["0", "1-k0", "2"]
+    protected = [bool(p.adaptation_sets[0].content_protection) for p in mpd.periods]
+    assert protected == [False, True, False]
