@@ -46,6 +46,19 @@ def sqlite_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 @pytest.fixture(scope="session")
+def rotating_keys_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One embedded server whose protected live streams rotate their key every 2 segments
+    (the protected-live integration and browser tests share it)."""
+    s = start_server(
+        tmp_path_factory.mktemp("live-protected"),
+        embedded_backend(),
+        live_key_rotation_segments="2",
+    )
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="session")
 def media_dir() -> Path:
     from tests.support import MEDIA_CACHE
 

@@ -174,6 +174,9 @@ class Settings(BaseSettings):
     #: encoding: a laptop holds many streams, and OBS already encoded); "abr" adds up to
     #: two lower rungs, encoded by one more ffmpeg per stream (about 0.6 of a core per 720p stream).
     live_ladder: Literal["passthrough", "abr"] = "passthrough"
+    #: A protected live stream gets a new content key (a new init segment, announced like
+    #: a publish's) every this many segments; 0: one key per session.
+    live_key_rotation_segments: int = Field(default=0, ge=0, le=100_000)
     #: WHEP viewers one live stream takes at once (each is a peer connection on the ingest).
     webrtc_max_viewers: int = Field(default=50, ge=1)
     #: A WHIP or WHEP peer that has not connected (or stays disconnected) this long is closed.
@@ -520,6 +523,8 @@ MEANINGS = {
         "live renditions: `passthrough` (the publisher's H.264 only) or `abr` (plus up to"
         " 2 lower rungs encoded live)"
     ),
+    "live_key_rotation_segments": "a protected live stream's content key rotates every"
+    " this many segments (0: one key per session)",
     "webrtc_max_viewers": "WHEP viewers one live stream takes at once",
     "webrtc_peer_timeout_seconds": "a WHIP/WHEP peer not connected this long is closed",
     "webrtc_ice_addresses": "local addresses offered as WebRTC ICE host candidates "

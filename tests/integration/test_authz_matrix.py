@@ -308,6 +308,10 @@ MATRIX: dict[tuple[str, str], tuple[Build, dict[str, object]]] = {
         _req("GET", "/api/v1/live-streams/{live_stream}"),
         LIVE_READ,
     ),
+    ("PATCH", "/api/v1/live-streams/{live_stream_id}"): (
+        _req("PATCH", "/api/v1/live-streams/{live_stream}", json={"protection": "none"}),
+        LIVE_EDIT,
+    ),
     ("DELETE", "/api/v1/live-streams/{live_stream_id}"): (
         _req("DELETE", "/api/v1/live-streams/{live_stream}"),
         LIVE_EDIT,

@@ -5,9 +5,13 @@ Both URLs are the ones a protected asset's manifests render (absolute, with the 
 id ``pid`` and the carry token ``st`` its master playlist or MPD was admitted with). A key
 is released only when the carry token is good for that playback id, the entitlement
 decision (:func:`mediaplane.accounts.entitle`, as at the master) says yes now, and the KID
-is one of that playback id's asset's keys. Every decision, granted or refused, is written
-to the key-release log (:func:`mediaplane.protect.record_release`) without the key; keys
-are never logged, and every answer is ``Cache-Control: no-store``.
+is one of that playback id's asset's keys. A live playback id (a protected live stream's)
+is admitted the same way: its carry token, the entitlement decided now (a live stream has
+no catalog terms), and a KID among the live stream's own keys (every key epoch's: rotated
+keys stay releasable while segments that use them may still be played). Every decision,
+granted or refused, is written to the key-release log
+(:func:`mediaplane.protect.record_release`) without the key; keys are never logged, and
+every answer is ``Cache-Control: no-store``.
 
 Refusals are JSON errors with a stable ``code``: 400 ``invalid_licence_request`` /
 ``invalid_kid``, 403 ``token_missing`` / ``token_expired`` / ``token_signature`` (the carry
@@ -29,6 +33,7 @@ from mediaplane.catalog import PlaybackTerms
 from mediaplane.errors import NotFound
 from mediaplane.http import ApiError, runtime_dep
 from mediaplane.intake import UploadError, read_body
+from mediaplane.live import resolve_live_playback
 from mediaplane.protect import (
     HD_MIN_HEIGHT,
     ContentKey,
@@ -46,7 +51,6 @@ from ._viewers import viewer_facts
 
 if TYPE_CHECKING:
     from ._access import Carried
-    from ._service import Playable
 
 router = APIRouter(tags=["drm"])
 
@@ -90,14 +94,35 @@ class _Decision:
         return exc
 
 
-def _admit(
-    rt: Runtime, request: Request, d: _Decision, kids: list[str]
-) -> tuple[Playable, Carried]:
-    """The playback id's asset if its carry token is good and the viewer entitled now."""
+def _admit_live(
+    rt: Runtime, request: Request, d: _Decision, kids: list[str], live_stream_id: str
+) -> tuple[str, Carried]:
+    """A live playback id: its carry token, then the entitlement as at its master."""
+    assert d.playback_id is not None
+    d.asset_id = live_stream_id
+    auth = origin_auth(rt)
+    try:
+        c = auth.carry.verified(request.query_params.get("st"), d.playback_id, time.time())
+    except ApiError as exc:
+        raise d.refuse(kids, exc) from None
+    d.principal = c.user_id or "anonymous"
+    viewer = Viewer(lambda: viewer_territory(request, rt.settings), None, c.user_id)
+    decision = entitle(None, viewer, signed=False, now=datetime.now(UTC))
+    if not decision.allowed:
+        raise d.refuse(kids, refused_by(decision))
+    return live_stream_id, c
+
+
+def _admit(rt: Runtime, request: Request, d: _Decision, kids: list[str]) -> tuple[str, Carried]:
+    """The id of what the playback id plays (an asset, or a live stream) if its carry
+    token is good and the viewer entitled now."""
     if d.playback_id is None or len(d.playback_id) > 64:
         raise d.refuse(
             kids, _error(400, "invalid_licence_request", "The key URL needs its ?pid= playback id.")
         )
+    live = resolve_live_playback(rt, d.playback_id)
+    if live is not None:
+        return _admit_live(rt, request, d, kids, live.live_stream_id)
     try:
         p = lookup(rt, d.playback_id)
     except NotFound as exc:  # no such playback id, or not playable (its 404 says which)
@@ -123,11 +148,12 @@ def _admit(
         decision = entitle(terms, viewer, signed=False, now=now)
     if not decision.allowed:
         raise d.refuse(kids, refused_by(decision))
-    return p, c
+    return p.asset_id, c
 
 
-def _key(rt: Runtime, d: _Decision, p: Playable, c: Carried, text: str) -> ContentKey:
-    """The key of KID ``text`` if it is one of ``p``'s asset's (and under the token's cap)."""
+def _key(rt: Runtime, d: _Decision, owner: str, c: Carried, text: str) -> ContentKey:
+    """The key of KID ``text`` if it is one of ``owner``'s (the asset's or the live
+    stream's), and under the token's cap."""
     try:
         kid = parse_kid(text)
     except InvalidKey as exc:
@@ -136,7 +162,7 @@ def _key(rt: Runtime, d: _Decision, p: Playable, c: Carried, text: str) -> Conte
         key = rt.keys.get(kid)
     except KeyNotFound:
         raise d.refuse([kid.hex()], _error(404, "key_not_found", "No such key.")) from None
-    if key.asset_id != p.asset_id:
+    if key.asset_id != owner:
         raise d.refuse(
             [kid.hex()],
             _error(403, "key_not_for_asset", "This key does not belong to this playback id."),
@@ -152,8 +178,8 @@ def _key(rt: Runtime, d: _Decision, p: Playable, c: Carried, text: str) -> Conte
 def release_keys(rt: Runtime, request: Request, kids: list[str], channel: str) -> list[ContentKey]:
     """The keys of ``kids`` for this request, every decision logged (blocking)."""
     d = _Decision(rt, request, channel)
-    p, c = _admit(rt, request, d, [k[:32] for k in kids])
-    keys = [_key(rt, d, p, c, text) for text in kids]
+    owner, c = _admit(rt, request, d, [k[:32] for k in kids])
+    keys = [_key(rt, d, owner, c, text) for text in kids]
     for key in keys:
         d.record(key.kid_hex, True, "granted")
     return keys

@@ -53,12 +53,18 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
 from mediaplane.http import ApiError, error_body
-from mediaplane.live import LivePlayback, resolve_live_playback, segment_target, session_dir
+from mediaplane.live import (
+    LICENCE_PLACEHOLDER,
+    LivePlayback,
+    resolve_live_playback,
+    segment_target,
+    session_dir,
+)
 from mediaplane.media import MPD, Descriptor, ManifestError, MasterPlaylist
 
 from ._live_delta import SKIP_VALUES, delta_update
 from ._live_thumbs import LiveThumbnails
-from ._service import admit_live, cached_playable, live_carried, renew_carried
+from ._service import admit_live, cached_playable, live_carried, live_licence_url, renew_carried
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
@@ -95,7 +101,7 @@ BLOCK_TARGETS = 3
 
 _ID = re.compile(r"^[A-Za-z0-9]{1,64}$")
 _NAME = re.compile(r"^[a-z0-9_]{1,32}$")
-_FILE = re.compile(r"^(init(-\d{1,6})?\.mp4|\d{1,9}\.m4s|\d{1,9}\.\d{1,4}\.m4s)$")
+_FILE = re.compile(r"^(init(-\d{1,6})?(-k\d{1,6})?\.mp4|\d{1,9}\.m4s|\d{1,9}\.\d{1,4}\.m4s)$")
 _SEGMENT = re.compile(r"^(\d{1,9})\.m4s$")
 _PART = re.compile(r"^\d{1,9}\.\d{1,4}\.m4s$")
 #: A part answered from memory is at most this big (a larger one is a file answer), and
@@ -264,11 +270,15 @@ def _carrying(body: bytes, query: str) -> bytes:
     lines = body.split(b"\n")
     for i, line in enumerate(lines):
         if line.startswith(b"#"):
-            if b'URI="' in line:
+            if b'URI="' in line and not line.startswith(b"#EXT-X-KEY:"):  # a licence URL
                 lines[i] = _URI_ATTR.sub(lambda m: b'URI="' + m.group(1) + q + b'"', line)
         elif line.strip():
             lines[i] = line.rstrip(b"\r") + q
     return b"\n".join(lines)
+
+
+def _xml_escaped(text: bytes) -> bytes:
+    return text.replace(b"&", b"&amp;").replace(b"<", b"&lt;").replace(b'"', b"&quot;")
 
 
 def _mpd(body: bytes, session_id: str, query: str = "") -> bytes:
@@ -378,7 +388,7 @@ class LiveOrigin:
                 if isinstance(carry, Response):
                     response = carry
                 else:
-                    response = await self._answer(scope, live, parts[1:], carry)
+                    response = await self._answer(scope, live, parts[1:], carry, parts[0])
                 await response(scope, receive, self._with_cors(scope, send))
                 return
         await self.app(scope, receive, send)
@@ -421,12 +431,15 @@ class LiveOrigin:
         on a master or MPD (in a thread: keys, the stream limiter) or the carry token on
         anything else (an HMAC; a thread only when its stream is due a renewal), else the
         refusal (the same codes as VOD: ``token_missing``, ``token_expired``, …)."""
-        if live.policy == "public":
+        if not live.carries:
             return "", None
         rt: Runtime = scope["app"].state.runtime
         try:
             if rest in _MANIFESTS:
-                access = await asyncio.to_thread(admit_live, rt, playback_id, Request(scope))
+                signed = live.policy != "public"
+                access = await asyncio.to_thread(
+                    admit_live, rt, playback_id, Request(scope), signed=signed
+                )
                 return access.query, access.max_height
             values = parse_qs(scope["query_string"].decode("latin-1")).get("st")
             value = values[0] if values else None
@@ -443,10 +456,12 @@ class LiveOrigin:
         live: LivePlayback,
         rest: list[str],
         carry: tuple[str, int | None] = ("", None),
+        playback_id: str = "",
     ) -> Response:
         rt: Runtime = scope["app"].state.runtime
         method = scope["method"]
         query, cap = carry
+        licence = live_licence_url(rt, playback_id, query).encode()
         playlist_cache = SIGNED_PLAYLIST_CACHE if query else PLAYLIST_CACHE
         if rest in _MANIFESTS:
             if live.session_id is None:
@@ -455,6 +470,10 @@ class LiveOrigin:
             hls = rest[0] == "master.m3u8"
             try:
                 raw = path.read_bytes()
+                if live.protection != "none" or LICENCE_PLACEHOLDER.encode() in raw:
+                    raw = raw.replace(
+                        LICENCE_PLACEHOLDER.encode(), licence if hls else _xml_escaped(licence)
+                    )
                 if hls:
                     body = _master(raw, live.session_id, query, cap)
                 else:
@@ -474,7 +493,7 @@ class LiveOrigin:
         if cap is not None and not _within(_rung_heights(folder.parent / "master.m3u8"), rung, cap):
             return _error(403, "token_max_resolution", "This rendition is above the token's cap.")
         if name == "index.m3u8":
-            return await self._media_playlist(scope, folder, method, live, query)
+            return await self._media_playlist(scope, folder, method, live, query, licence)
         if not _FILE.match(name):
             return _error(404, "not_found", "No such live playback path.")
         path = folder / name
@@ -520,7 +539,13 @@ class LiveOrigin:
         return body
 
     async def _media_playlist(
-        self, scope: Scope, folder: Path, method: str, live: LivePlayback, carry: str = ""
+        self,
+        scope: Scope,
+        folder: Path,
+        method: str,
+        live: LivePlayback,
+        carry: str = "",
+        licence: bytes = b"",
     ) -> Response:
         query = parse_qs(scope["query_string"].decode("latin-1"))
         try:
@@ -548,6 +573,8 @@ class LiveOrigin:
             )
         except FileNotFoundError:
             return _error(404, "not_found", "No such live rendition (yet).")
+        if licence and b"#EXT-X-KEY:" in body:
+            body = body.replace(LICENCE_PLACEHOLDER.encode(), licence)
         if carry:
             return _text(_carrying(body, carry), method, cache=SIGNED_PLAYLIST_CACHE)
         return _text(body, method)

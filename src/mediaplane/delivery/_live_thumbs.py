@@ -9,7 +9,8 @@ a picture is kept :data:`CACHE_SECONDS` (a segment lasts 2-4 s: a newer one is n
 sooner), so a thousand viewers polling the poster cost one ffmpeg per segment at most.
 
 ``width`` snaps up to one of the VOD widths (160, 320, 640, 1280, the answer is that wide);
-without it the picture is the stream's own size.
+without it the picture is the stream's own size. A protected stream has none (404
+``protected_stream``): its segments are encrypted.
 """
 
 from __future__ import annotations
@@ -99,6 +100,8 @@ class LiveThumbnails:
         rt: Runtime = scope["app"].state.runtime
         if live.session_id is None:
             return _error(404, "not_live", "The live stream is not live now.")
+        if live.protection != "none":  # its segments are encrypted: no picture from them
+            return _error(404, "protected_stream", "A protected live stream has no thumbnail.")
         try:
             width = _width(scope)
         except ValueError as exc:

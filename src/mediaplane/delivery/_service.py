@@ -354,22 +354,31 @@ def _start_stream(
     return Access("?st=" + token, decision.max_height)
 
 
-def admit_live(rt: Runtime, playback_id: str, request: Request) -> Access:
+def admit_live(rt: Runtime, playback_id: str, request: Request, *, signed: bool = True) -> Access:
     """A signed live playback id's master playlist or MPD: the playback token (``?token=``,
     use ``v``) checked and the entitlement decided as for a signed VOD id (a live stream has
     no catalog terms), then a stream started with its carry token (:func:`_start_stream`).
-    Blocking (signing keys, the stream limiter); raises the 403/429 :class:`ApiError`."""
+    A public but protected one (``signed`` False) needs no token, and gets a carry token
+    all the same (its licence requests carry it). Blocking (signing keys, the stream
+    limiter); raises the 403/429 :class:`ApiError`."""
     auth = origin_auth(rt)
     token = request.query_params.get("token")
     try:
         grant = verify_playback_token(token, playback_id, "v", auth.keys) if token else None
         viewer = Viewer(lambda: viewer_territory(request, rt.settings), grant)
-        decision = entitle(None, viewer, signed=True, now=datetime.now(UTC))
+        decision = entitle(None, viewer, signed=signed, now=datetime.now(UTC))
     except PlaybackTokenRejected as exc:
         raise refused(exc.code, exc.message) from None
     if not decision.allowed:
         raise refused_by(decision)
     return _start_stream(rt, auth, playback_id, request, grant, decision, None)
+
+
+def live_licence_url(rt: Runtime, playback_id: str, query: str) -> str:
+    """The absolute ClearKey licence URL a protected live playback id's manifests name,
+    carrying ``query`` (the carry token) and the playback id (as :func:`drm_urls`)."""
+    tail = f"{query}{'&' if query else '?'}pid={playback_id}"
+    return f"{rt.settings.effective_public_url}/drm/clearkey{tail}"
 
 
 def live_carried(rt: Runtime, playback_id: str, value: str | None) -> tuple[Carried, bool]:

@@ -9,6 +9,15 @@ for SRT publishers on one UDP port (libsrt through ctypes), routed by stream id
 (:func:`parse_stream_id`), writing MPEG-TS; :class:`LivePackager` turns one publish into
 CMAF segments, LL-HLS parts and playlists in a directory the origin serves.
 
+Protection: a stream's ``protection`` (``none``, ``cenc``, ``cbcs``; a change applies from
+its next publish) has :class:`LiveOutput` encrypt its segments and parts itself
+(:class:`mediaplane.media.CencWriter`), with content keys from the key store owned by the
+live stream and rotated every ``MEDIAPLANE_LIVE_KEY_ROTATION_SEGMENTS`` segments (a new key
+epoch: a new init segment, EXT-X-KEY + EXT-X-MAP in HLS, a new Period in the MPD); the
+manifests name the licence server as :data:`LICENCE_PLACEHOLDER`, which the origin
+replaces with the absolute ``/drm/clearkey`` URL (:mod:`._protection`). WHEP is off for a
+protected stream, and a protected stream cannot be recorded yet.
+
 Recording: a stream with ``record`` keeps every segment of a session; when the session
 ends, :func:`finish_recording` (the ``live.finish_recording`` job) stores them, as they
 are, as its recording asset's VOD presentation.
@@ -42,6 +51,7 @@ from ._models import (
 from ._output import LiveOutput
 from ._packager import FlvScanner, LivePackager
 from ._playback import LivePlayback, resolve_live_playback
+from ._protection import LICENCE_PLACEHOLDER, LIVE_PROTECTIONS, LiveProtection, stream_protection
 from ._publish import (
     LiveSession,
     PublishTarget,
@@ -75,6 +85,10 @@ from ._webrtc import WebRtcHost, check_sdp
 from ._webrtc_api import webrtc_router
 
 __all__ = [
+    "LICENCE_PLACEHOLDER",
+    "LIVE_PROTECTIONS",
+    "LiveProtection",
+    "stream_protection",
     "SrtServer",
     "StreamId",
     "StreamIdError",

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mediaplane.accounts import Principal, Scope, authenticated
 from mediaplane.catalog import PlaybackPolicy
-from mediaplane.http import runtime_dep
+from mediaplane.http import ApiError, runtime_dep
 from mediaplane.runtime import Runtime
 
 from ._models import LatencyMode
@@ -21,6 +21,7 @@ from ._service import (
     MAX_DVR_WINDOW_SECONDS,
     MAX_RECONNECT_WINDOW_SECONDS,
     add_live_playback_id,
+    check_live_protection,
     create_live_stream,
     delete_live_stream,
     disable_live_stream,
@@ -29,6 +30,7 @@ from ._service import (
     live_stream_views,
     remove_live_playback_id,
     reset_stream_key,
+    update_live_stream,
 )
 
 router = APIRouter(prefix="/api/v1", tags=["live streams"])
@@ -48,6 +50,23 @@ class CreateLiveStreamJson(BaseModel):
     )
     playback_policy: PlaybackPolicy = PlaybackPolicy.PUBLIC
     channel_id: str | None = Field(default=None, max_length=32)
+    #: ``none``, ``cenc`` or ``cbcs`` (``aes-128`` is VOD's only: 400).
+    protection: str = Field(default="none", max_length=16)
+
+
+class UpdateLiveStreamJson(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    protection: str | None = Field(default=None, max_length=16)
+
+
+def _protection(value: str, record: bool) -> str:
+    """The policy as given, checked (400 ``invalid_protection`` with the reason)."""
+    value = value.strip().lower()
+    try:
+        check_live_protection(value, record)
+    except ValueError as exc:
+        raise ApiError(400, "invalid_protection", str(exc)) from None
+    return value
 
 
 class LivePlaybackIdJson(BaseModel):
@@ -73,6 +92,7 @@ def create_(
         dvr_window_seconds=body.dvr_window_seconds,
         reconnect_window_seconds=body.reconnect_window_seconds,
         playback_policy=body.playback_policy,
+        protection=_protection(body.protection, body.record),
     )
     return {"data": data}
 
@@ -95,6 +115,25 @@ def get_(
 ) -> dict[str, Any]:
     """One live stream; ``stream_key`` is null unless the caller may change the stream."""
     return {"data": live_stream_view(rt, principal, live_stream_id)}
+
+
+@router.patch("/live-streams/{live_stream_id}")
+def update_(
+    live_stream_id: str,
+    body: UpdateLiveStreamJson,
+    rt: Runtime = Depends(runtime_dep),
+    principal: Principal = Depends(_write),
+) -> dict[str, Any]:
+    """Change ``protection`` (``none``, ``cenc``, ``cbcs``): it applies from the stream's
+    next publish (a session live now goes on as it was until its publisher reconnects)."""
+    if body.protection is None:
+        return {"data": update_live_stream(rt, principal, live_stream_id)}
+    value = body.protection.strip().lower()
+    try:
+        data = update_live_stream(rt, principal, live_stream_id, protection=value)
+    except ValueError as exc:
+        raise ApiError(400, "invalid_protection", str(exc)) from None
+    return {"data": data}
 
 
 @router.delete("/live-streams/{live_stream_id}", status_code=204)

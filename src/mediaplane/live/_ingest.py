@@ -52,6 +52,7 @@ from ._health import HEALTH_SECONDS, record_health
 from ._limits import IngestLimits
 from ._output import LiveOutput, PublishFeed
 from ._packager import InputFormat, LivePackager
+from ._protection import stream_protection
 from ._publish import (
     LiveSession,
     PublishTarget,
@@ -67,7 +68,10 @@ from ._srt import SrtServer
 from ._webrtc import WebRtcHost
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from mediaplane.config import Settings
+    from mediaplane.media import Fragment, InitSegment
     from mediaplane.runtime import Runtime
 
 __all__ = ["LiveIngest", "segment_target", "serve_ingest", "session_dir"]
@@ -131,6 +135,7 @@ class _Stream:
     standby: _SessionSink | None = None  # a backup input waiting (or a stalled primary)
     watchdog: asyncio.Task[None] | None = None  # while there is a standby
     output: LiveOutput | None = None  # the session's, for all its publishes
+    protection: str = "none"  # the policy of the newest publisher (its next publish's)
     slate: Slate | None = None  # while the publisher is away
     last_health: dict[str, Any] | None = None  # the newest figures stored on the row
     idle_timer: asyncio.TimerHandle | None = None
@@ -367,6 +372,7 @@ class LiveIngest:
         else:
             stream = _Stream(ticket, session)
             self.streams[ticket.live_stream_id] = stream
+        stream.protection = ticket.protection
         out = session_dir(self.settings, ticket.live_stream_id, session.id)
         packager = LivePackager(
             out,
@@ -381,7 +387,7 @@ class LiveIngest:
             ladder=self.settings.live_ladder,
             x264_preset=self.settings.x264_preset,
         )
-        packager.tap = self.webrtc.tap(ticket.live_stream_id)  # WHEP viewers
+        packager.tap = self._tap(stream)  # WHEP viewers
         stream.packager = packager
         sink = stream.active = _SessionSink(self, stream, packager, backup=ticket.backup)
         log.info(
@@ -472,7 +478,7 @@ class LiveIngest:
         connected) becomes the standby."""
         old = stream.active
         stream.active, stream.packager, stream.standby = to, to.packager, keep
-        to.packager.tap = self.webrtc.tap(stream.target.live_stream_id)  # WHEP viewers
+        to.packager.tap = self._tap(stream)  # WHEP viewers
         if keep is not None:
             keep.packager.tap = None
         feed = to.packager.output
@@ -491,11 +497,22 @@ class LiveIngest:
             reason=reason,
         )
 
+    def _tap(self, stream: _Stream) -> Callable[[str, InitSegment | Fragment], None] | None:
+        """The WHEP fan-out of a stream's media; none for a protected one (WebRTC would
+        hand out the clear media the HLS and DASH viewers need a licence for)."""
+        if stream.protection != "none":
+            return None
+        return self.webrtc.tap(stream.target.live_stream_id)
+
     def _output_for(
         self, stream: _Stream, names: list[str], started_at: datetime | None, *, slate: bool = False
     ) -> PublishFeed:
         """Thread: the feed a new publish of ``stream``'s session writes through (the
-        session's output, made by its first publish)."""
+        session's output, made by its first publish), encrypted as the stream's policy was
+        when its publisher connected (the slate: as the publish before it)."""
+        protection = stream_protection(
+            self.runtime, stream.target.live_stream_id, stream.protection
+        )
         if stream.output is None:
             target = stream.target
             stream.output = LiveOutput(
@@ -507,9 +524,12 @@ class LiveIngest:
                 dvr_window_seconds=target.dvr_window_seconds,
                 keep_segments=target.record,
                 started_at=started_at,
+                protection=protection,
             )
             return PublishFeed(stream.output, stream.output.current_publish)
-        feed = stream.output.begin_publish(names, started_at=started_at, slate=slate)
+        feed = stream.output.begin_publish(
+            names, started_at=started_at, slate=slate, protection=True if slate else protection
+        )
         standby = stream.standby.packager.output if stream.standby is not None else None
         if not slate and isinstance(standby, PublishFeed):
             standby.index = None  # a backup this publish took over from waits again

@@ -69,6 +69,9 @@ class LiveStream(Base):
         str_enum(LatencyMode, 16), default=LatencyMode.STANDARD
     )
     record: Mapped[bool] = mapped_column(default=False)
+    #: Content protection of its publishes: ``none``, ``cenc`` or ``cbcs`` (a change
+    #: applies from the next publish on).
+    protection: Mapped[str] = mapped_column(String(16), default="none", server_default="none")
     dvr_window_seconds: Mapped[int] = mapped_column(Integer)
     reconnect_window_seconds: Mapped[int] = mapped_column(Integer)
     #: The session now live (or away within its reconnect window); None when idle.

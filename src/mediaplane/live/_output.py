@@ -55,9 +55,12 @@ from mediaplane.media import (
     AAC_LC,
     MPD,
     AdaptationSet,
+    CencWriter,
+    ContentProtection,
     Fragment,
     InitSegment,
     InvalidMedia,
+    Key,
     Map,
     MasterPlaylist,
     Media,
@@ -74,8 +77,12 @@ from mediaplane.media import (
     TimelineEntry,
     Track,
     Variant,
+    content_protection,
     iso_duration,
+    sample_key,
 )
+
+from ._protection import LICENCE_PLACEHOLDER, LiveProtection
 
 #: Segments (the newest complete ones) whose parts the playlist lists; their part files
 #: are kept one segment longer.
@@ -155,9 +162,13 @@ class _Publish:
     first_msn: dict[str, int] = field(default_factory=dict)
     last_msn: dict[str, int] = field(default_factory=dict)
     start_msn: dict[str, int] = field(default_factory=dict)  # each rendition's next at begin
+    protection: LiveProtection | None = None  # its segments are encrypted
+    first_epoch: int | None = None  # the key epoch of its first segment
 
-    def init_name(self) -> str:
-        return "init.mp4" if self.index == 0 else f"init-{self.index}.mp4"
+    def init_name(self, epoch: int | None = None) -> str:
+        """Its init segment's name; a protected publish has one per key epoch."""
+        base = "init" if self.index == 0 else f"init-{self.index}"
+        return f"{base}.mp4" if epoch is None else f"{base}-k{epoch}.mp4"
 
 
 @dataclass
@@ -167,6 +178,8 @@ class _Segment:
     pdt: datetime
     publish: int = 0
     discontinuity: bool = False  # the first segment of a later publish
+    epoch: int | None = None  # its key epoch (None: clear)
+    key: tuple[str, bytes] | None = None  # (scheme, KID) it is encrypted with
     parts: list[_Part] = field(default_factory=list)
     data: list[bytes] = field(default_factory=list)  # while open
     size: int = 0
@@ -195,6 +208,8 @@ class _Rendition:
     discontinuity: bool = False  # the next segment begins a new publish
     discontinuities_gone: int = 0  # EXT-X-DISCONTINUITY tags that left the playlist
     frame: float = 0.0  # seconds, the newest video frame's duration
+    writer: CencWriter | None = None  # encrypts the current publish's key epoch
+    writer_at: tuple[int, int] | None = None  # (publish, epoch) of ``writer``
 
     @property
     def last(self) -> tuple[int, int] | None:
@@ -238,6 +253,7 @@ class LiveOutput:
         keep_segments: bool = False,
         started_at: datetime | None = None,
         clock: Callable[[], datetime] = _utcnow,
+        protection: LiveProtection | None = None,
     ) -> None:
         if part_target <= 0 or segment_target <= 0:
             raise ValueError("part_target and segment_target must be positive seconds")
@@ -251,7 +267,9 @@ class LiveOutput:
         self.started_at = started_at
         self._lock = threading.Lock()
         self._anchor: tuple[datetime, float] | None = None  # the first publish's, for the MPD
-        self._publishes = [_Publish(0, started_at=started_at)]
+        self._publishes = [_Publish(0, started_at=started_at, protection=protection)]
+        #: (scheme, key epoch): (KID, key) — in memory for the session's life only.
+        self._keys: dict[tuple[str, int], tuple[bytes, bytes]] = {}
         self._last_end: datetime | None = None  # wall clock where the last publish ended
         self._master_bps = 0.0
         self._master_names: tuple[str, ...] = ()
@@ -347,7 +365,12 @@ class LiveOutput:
     # -- input ------------------------------------------------------------------------------
 
     def begin_publish(
-        self, renditions: Sequence[str], *, started_at: datetime | None = None, slate: bool = False
+        self,
+        renditions: Sequence[str],
+        *,
+        started_at: datetime | None = None,
+        slate: bool = False,
+        protection: LiveProtection | None | bool = True,
     ) -> PublishFeed:
         """A new publish continues the stream (a reconnect, the slate, a backup input): what
         the previous one left open is completed, and the handle returned feeds the new one.
@@ -357,6 +380,8 @@ class LiveOutput:
             add or drop a track the players already have a playlist for).
         :param started_at: the wall clock of its first media (see the class).
         :param slate: it is the slate, not a publisher (the recording leaves it out).
+        :param protection: how its segments are encrypted (None: clear); ``True``: as the
+            previous publish's.
         :raises InvalidMedia: the tracks differ from the session's.
         """
         want, have = sorted(dict.fromkeys(renditions)), sorted(self.inputs)
@@ -370,7 +395,14 @@ class LiveOutput:
             for r in self._renditions.values():
                 r.ended = False  # a publish after finish (late in the window): live again
             self._dropped.clear()  # a rung the new publish's ladder feeds is listed again
-            started = _Publish(len(self._publishes), slate=slate, started_at=started_at)
+            started = _Publish(
+                len(self._publishes),
+                slate=slate,
+                started_at=started_at,
+                protection=self._publishes[-1].protection
+                if protection is True
+                else (protection or None),
+            )
             started.start_msn = {r.name: r.next_msn for r in self._renditions.values()}
             self._publishes.append(started)
             for r in self._renditions.values():
@@ -446,7 +478,9 @@ class LiveOutput:
             r.init, r.track = init, init.tracks[0]
             publish = self._publishes[index]
             publish.tracks[name] = r.track
-            write_atomic(r.dir / publish.init_name(), init.data)
+            r.writer = r.writer_at = None
+            if publish.protection is None:  # else one per key epoch, as its segments begin
+                write_atomic(r.dir / publish.init_name(), init.data)
 
     def add_fragment(self, name: str, frag: Fragment) -> None:
         """One CMAF chunk of rendition ``name`` (see :meth:`_add_fragment`)."""
@@ -504,16 +538,49 @@ class LiveOutput:
                         discontinuity=r.discontinuity,
                     )
                     r.discontinuity = False
+                    if publish.protection is not None:
+                        self._key_segment(publish, r.open)
                     publish.first_msn.setdefault(name, r.next_msn)
                     publish.last_msn[name] = r.next_msn
                     r.next_msn += 1
                     if self.low_latency:
                         self._write_mpd()  # low-latency DASH announces the new segment
                 r.pending = _Pending(independent)
-            r.pending.chunks.append(frag.data)
+            data = frag.data
+            if r.open is not None and r.open.key is not None:
+                data = self._encrypt(r, publish, r.open, frag)
+            r.pending.chunks.append(data)
             r.pending.duration += duration
             if r.pending.duration + duration / 2 >= self.part_target - _EPSILON:
                 self._flush_part(r)
+
+    def _key_segment(self, publish: _Publish, seg: _Segment) -> None:
+        """Give a protected publish's new segment its key epoch and key (made in the key
+        store the first time the epoch comes up: every rendition's segment ``msn`` shares
+        it)."""
+        protection = publish.protection
+        assert protection is not None
+        epoch = protection.epoch(seg.msn)
+        found = self._keys.get((protection.scheme, epoch))
+        if found is None:
+            found = self._keys[(protection.scheme, epoch)] = protection.new_key()
+        seg.epoch, seg.key = epoch, (protection.scheme, found[0])
+        if publish.first_epoch is None:
+            publish.first_epoch = epoch
+
+    def _encrypt(self, r: _Rendition, publish: _Publish, seg: _Segment, frag: Fragment) -> bytes:
+        """``frag`` encrypted with ``seg``'s key; the first of a key epoch (of a publish)
+        writes that epoch's init segment (its ``tenc`` names the KID)."""
+        assert seg.key is not None
+        assert seg.epoch is not None
+        assert r.init is not None
+        at = (publish.index, seg.epoch)
+        if r.writer is None or r.writer_at != at:
+            scheme, kid = seg.key
+            key = self._keys[(scheme, seg.epoch)][1]
+            r.writer, r.writer_at = CencWriter(scheme, kid, key, r.init), at
+            write_atomic(r.dir / publish.init_name(seg.epoch), r.writer.init_segment().data)
+        return r.writer.fragment(frag).data
 
     def finish(self) -> None:
         """End of the stream: the open parts and segments are completed, playlists get
@@ -628,7 +695,15 @@ class LiveOutput:
         previous: _Segment | None = None
         for i, seg in enumerate(shown):
             with_parts = self.low_latency and i >= len(segments) - PART_SEGMENTS
-            new_map = previous is None or previous.publish != seg.publish
+            new_map = previous is None or (previous.publish, previous.epoch) != (
+                seg.publish,
+                seg.epoch,
+            )
+            keys: tuple[Key, ...] = ()
+            if (previous is None and seg.key is not None) or (
+                previous is not None and previous.key != seg.key
+            ):
+                keys = (_key_tag(seg.key),)
             previous = seg
             parts = tuple(
                 Part(f"{seg.msn}.{p.index}.m4s", round(p.duration, 5), p.independent)
@@ -640,7 +715,8 @@ class LiveOutput:
                     uri=f"{seg.msn}.m4s" if complete else None,
                     duration=round(seg.duration, 6) if complete else None,
                     discontinuity=seg.discontinuity,
-                    map=Map(self._publishes[seg.publish].init_name()) if new_map else None,
+                    keys=keys,
+                    map=Map(self._publishes[seg.publish].init_name(seg.epoch)) if new_map else None,
                     program_date_time=seg.pdt,
                     parts=parts if with_parts else (),
                 )
@@ -709,11 +785,11 @@ class LiveOutput:
         ended = all(r.ended for r in rends)
         live_ll = self.low_latency and not ended
         periods = []
-        for publish in self._publishes:
-            if publish.anchor is None:
-                continue
+        for publish, epoch in self._periods(rends):
+            assert publish.anchor is not None
             segments = {
-                r.name: [s for s in r.segments if s.publish == publish.index] for r in rends
+                r.name: [s for s in r.segments if (s.publish, s.epoch) == (publish.index, epoch)]
+                for r in rends
             }
             inputs = [r for r in rends if r.name not in self._optional]
             if any(not segments[r.name] or r.name not in publish.tracks for r in inputs):
@@ -721,11 +797,15 @@ class LiveOutput:
             here = [r for r in rends if segments[r.name] and r.name in publish.tracks]
             first = publish.anchor is self._anchor
             offset = 0.0 if first else (publish.anchor[0] - wall).total_seconds() + media_start
-            sets = self._adaptation_sets(
-                here, publish, segments, None if first else publish.anchor[1], live_ll
-            )
-            start = "PT0S" if first else iso_duration(offset)
-            periods.append(Period(adaptation_sets=tuple(sets), id=str(publish.index), start=start))
+            media_offset = None if first else publish.anchor[1]
+            if epoch != publish.first_epoch:  # a key rotation: from the epoch's first segment
+                begin = min(segments[r.name][0].start for r in inputs)
+                offset += begin - publish.anchor[1]
+                media_offset = begin
+            sets = self._adaptation_sets(here, publish, segments, media_offset, live_ll)
+            start = "PT0S" if first and media_offset is None else iso_duration(offset)
+            name = str(publish.index) if epoch is None else f"{publish.index}-k{epoch}"
+            periods.append(Period(adaptation_sets=tuple(sets), id=name, start=start))
         if not periods:
             return
         longest = max(r.max_segment for r in rends)
@@ -757,6 +837,20 @@ class LiveOutput:
             nodes=nodes,
         )
         write_atomic(self.out_dir / "manifest.mpd", bytes(mpd))
+
+    def _periods(self, rends: list[_Rendition]) -> list[tuple[_Publish, int | None]]:
+        """The MPD's Periods, in order: one per publish, and per key epoch of a protected
+        one (a rotation is a new init segment, which a Period is the way to change)."""
+        out: list[tuple[_Publish, int | None]] = []
+        for publish in self._publishes:
+            if publish.anchor is None:
+                continue
+            epochs = sorted(
+                {s.epoch for r in rends for s in r.segments if s.publish == publish.index},
+                key=lambda e: -1 if e is None else e,
+            )
+            out += [(publish, e) for e in epochs]
+        return out
 
     def _end(self, rends: list[_Rendition]) -> float:
         """Presentation seconds from time 0 to the end of the last segment."""
@@ -832,7 +926,8 @@ class LiveOutput:
         extra: tuple[tuple[str, str], ...] = ()
         if low_latency:
             seg = r.open
-            if seg is not None and seg.publish == publish.index:  # as long as the last one
+            if seg is not None and (seg.publish, seg.epoch) == (publish.index, segs[0].epoch):
+                # as long as the last one
                 last = segs[-1].duration
                 length = max(seg.duration, last if last > 0 else self.segment_target)
                 timeline.append(TimelineEntry(t=round(seg.start * scale), d=round(length * scale)))
@@ -843,7 +938,7 @@ class LiveOutput:
             )
         return SegmentTemplate(
             media=f"{media}/$Number$.m4s",
-            initialization=f"{media}/{publish.init_name()}",
+            initialization=f"{media}/{publish.init_name(segs[0].epoch)}",
             timescale=scale,
             start_number=segs[0].msn,
             presentation_time_offset=None if media_offset is None else round(media_offset * scale),
@@ -884,6 +979,7 @@ class LiveOutput:
             segment_alignment="true",
             start_with_sap="1",
             segment_template=template,
+            content_protection=_protection_of(segs[0]),
         )
 
     def _adaptation_set(
@@ -913,6 +1009,7 @@ class LiveOutput:
             segment_template=self._template(
                 r, publish, segments, r.name, media_offset, low_latency
             ),
+            content_protection=_protection_of(segments[0]),
         )
 
     def _write_publishes(self) -> None:
@@ -1062,6 +1159,20 @@ class PublishFeed:
             index, self.index = self.index, None
         if index is not None:
             self.output.end_publish(index)
+
+
+def _key_tag(key: tuple[str, bytes] | None) -> Key:
+    """EXT-X-KEY of segments encrypted with ``key`` ((scheme, KID); None: clear again)."""
+    if key is None:
+        return Key("NONE")
+    return sample_key(key[0], key[1].hex(), LICENCE_PLACEHOLDER)
+
+
+def _protection_of(seg: _Segment) -> tuple[ContentProtection, ...]:
+    """The MPD ContentProtection of a Period's segments like ``seg``."""
+    if seg.key is None:
+        return ()
+    return content_protection(seg.key[0], seg.key[1], LICENCE_PLACEHOLDER)
 
 
 def _no_keyframe(limit: float) -> str:

@@ -32,6 +32,13 @@ class LivePlayback:
     session_id: str | None
     latency_mode: str
     dvr_window_seconds: int
+    protection: str = "none"  # the stream's policy (its segments may be encrypted)
+
+    @property
+    def carries(self) -> bool:
+        """Its media URLs carry a carry token: signed, or protected (licence requests
+        carry it too, as a protected VOD asset's do)."""
+        return self.policy != "public" or self.protection != "none"
 
 
 _QUERY = select(
@@ -41,6 +48,7 @@ _QUERY = select(
     LiveStream.active_session_id,
     LiveStream.latency_mode,
     LiveStream.dvr_window_seconds,
+    LiveStream.protection,
 ).join(LiveStream, LiveStream.id == LivePlaybackId.live_stream_id)
 
 
@@ -61,7 +69,7 @@ def resolve_live_playback(source: Runtime | Session, playback_id: str) -> LivePl
             row = s.execute(query).first()
     if row is None:
         return None
-    policy, stream_id, status, session_id, latency_mode, dvr = row
+    policy, stream_id, status, session_id, latency_mode, dvr, protection = row
     return LivePlayback(
         live_stream_id=stream_id,
         policy=str(policy),
@@ -69,4 +77,5 @@ def resolve_live_playback(source: Runtime | Session, playback_id: str) -> LivePl
         session_id=session_id if status == "active" else None,
         latency_mode=str(latency_mode),
         dvr_window_seconds=int(dvr),
+        protection=str(protection or "none"),
     )

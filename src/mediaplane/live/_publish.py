@@ -59,6 +59,7 @@ class PublishTarget:
     dvr_window_seconds: int
     reconnect_window_seconds: int
     backup: bool = False  # a backup input (the backup app), see mediaplane.live._ingest
+    protection: str = "none"  # the stream's policy when this publisher connected
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ def authenticate_publisher(runtime: Runtime, stream_key: str) -> PublishTarget |
             record=stream.record,
             dvr_window_seconds=stream.dvr_window_seconds,
             reconnect_window_seconds=stream.reconnect_window_seconds,
+            protection=stream.protection,
         )
 
 

@@ -38,6 +38,7 @@ from ._models import (
     new_stream_key,
     stream_key_hash,
 )
+from ._protection import LIVE_PROTECTIONS
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -137,6 +138,7 @@ def live_stream_to_api(
         "playback_ids": [{"id": p.id, "policy": str(p.policy)} for p in stream.playback_ids],
         "latency_mode": str(stream.latency_mode),
         "record": stream.record,
+        "protection": stream.protection,
         "dvr_window_seconds": stream.dvr_window_seconds,
         "reconnect_window_seconds": stream.reconnect_window_seconds,
         "active_session_id": stream.active_session_id,
@@ -263,9 +265,12 @@ def create_live_stream(
     dvr_window_seconds: int = DEFAULT_DVR_WINDOW_SECONDS,
     reconnect_window_seconds: int = DEFAULT_RECONNECT_WINDOW_SECONDS,
     playback_policy: PlaybackPolicy = PlaybackPolicy.PUBLIC,
+    protection: str = "none",
 ) -> dict[str, Any]:
     """A new idle stream with a fresh stream key and one playback id, in ``channel_id``
     (default: the caller's first channel they edit; none for admins), in the API shape.
+
+    :param protection: ``none``, ``cenc`` or ``cbcs`` (:func:`check_live_protection`).
 
     :param dvr_window_seconds: how far back viewers may seek (0: the live edge only).
     :param reconnect_window_seconds: how long a publisher that dropped may come back and
@@ -275,6 +280,7 @@ def create_live_stream(
         raise ValueError(f"dvr_window_seconds out of range: {dvr_window_seconds}")
     if not 0 <= reconnect_window_seconds <= MAX_RECONNECT_WINDOW_SECONDS:
         raise ValueError(f"reconnect_window_seconds out of range: {reconnect_window_seconds}")
+    check_live_protection(protection, record)
     with runtime.db.session() as s:
         channel = upload_channel(s, principal, channel_id)
         key = new_stream_key()
@@ -285,6 +291,7 @@ def create_live_stream(
             status=LiveStreamStatus.IDLE,
             latency_mode=latency_mode,
             record=record,
+            protection=protection,
             dvr_window_seconds=dvr_window_seconds,
             reconnect_window_seconds=reconnect_window_seconds,
             recent_asset_ids=[],
@@ -295,6 +302,35 @@ def create_live_stream(
         data = _view(s, principal, stream, runtime)
     log.info("live_stream.created", live_stream_id=data["id"], channel_id=channel)
     return dict(data)
+
+
+def check_live_protection(protection: str, record: bool) -> None:
+    """:class:`ValueError` (a 400 at the API) for a policy a live stream cannot have:
+    ``aes-128`` (HLS full-segment encryption is VOD's only), one we do not know, or any
+    protection on a recorded stream (the recording is made from the live segments, which
+    would then be encrypted with the live stream's keys)."""
+    if protection == "aes-128":
+        raise ValueError(
+            "aes-128 is not available for live streams: use cbcs (HLS and DASH) or cenc"
+        )
+    if protection not in LIVE_PROTECTIONS:
+        raise ValueError(f"protection must be one of {', '.join(LIVE_PROTECTIONS)}")
+    if protection != "none" and record:
+        raise ValueError("a protected live stream cannot be recorded (yet): set record false")
+
+
+def update_live_stream(
+    runtime: Runtime, principal: Principal, live_stream_id: str, *, protection: str | None = None
+) -> Any:
+    """Change a stream's settings (now: ``protection``, applied from its next publish)."""
+    with runtime.db.session() as s:
+        stream = authorized_live_stream(s, principal, live_stream_id, LiveAction.EDIT, lock=True)
+        if protection is not None:
+            check_live_protection(protection, stream.record)
+            stream.protection = protection
+        data = _view(s, principal, stream, runtime)
+    log.info("live_stream.updated", live_stream_id=live_stream_id, protection=protection)
+    return data
 
 
 def live_stream_view(runtime: Runtime, principal: Principal, live_stream_id: str) -> Any:

@@ -22,6 +22,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from mediaplane.http import ApiError, read_small_body, runtime_dep
 from mediaplane.runtime import Runtime
 
+from ._playback import resolve_live_playback
 from ._webrtc import ANSWER_TIMEOUT, MAX_REQUEST_BYTES, MAX_SDP_BYTES, check_sdp, control_socket
 
 __all__ = ["webrtc_router"]
@@ -137,7 +138,16 @@ async def whep_play(
     playback_id: str, request: Request, rt: Runtime = Depends(runtime_dep)
 ) -> Response:
     """Play a live stream over WebRTC (WHEP): its H.264 as published, from the next
-    keyframe. ``404`` for an unknown playback id or an idle stream."""
+    keyframe. ``404`` for an unknown playback id or an idle stream; ``403``
+    ``protected_stream`` for a protected one (its media goes out only encrypted, over HLS
+    and DASH, with a licence)."""
+    live = await asyncio.to_thread(resolve_live_playback, rt, playback_id)
+    if live is not None and live.protection != "none":
+        raise ApiError(
+            403,
+            "protected_stream",
+            "This live stream is protected: play its HLS or DASH (WebRTC carries no DRM here).",
+        )
     sdp = await _offer(request)
     reply = await _relay(rt, {"op": "whep", "playback_id": playback_id, "sdp": sdp})
     return _answer(reply, "/whep/session")

@@ -8,7 +8,9 @@ Formats are models with ``parse()`` and ``render()`` and no I/O: HLS playlists i
 (:class:`MasterPlaylist`, :class:`MediaPlaylist`; their tags in ``_hls_tags.py``), DASH MPDs
 in ``_dash.py`` (:class:`MPD`).
 ``_fmp4.py`` reads fragmented MP4 as it streams (:class:`Fmp4Reader`: the init segment,
-then each fragment's timing and whether it starts with a sync sample), for the live packager.
+then each fragment's timing and whether it starts with a sync sample), for the live packager;
+``_cenc.py`` (:class:`CencWriter`) encrypts that stream itself (ISO/IEC 23001-7 ``cenc`` and
+``cbcs``, subsamples from the H.264 slice headers of ``_h264.py``), for protected live streams.
 ``_manifests.py`` builds them from a :class:`Presentation` (``hls_master``, ``hls_media``,
 ``dash_mpd``; the exported :func:`render_hls_master`, :func:`render_hls_media` and
 :func:`render_mpd` give the text).
@@ -33,9 +35,11 @@ Errors::
 from __future__ import annotations
 
 from ._audio import audio_tracks
+from ._cenc import CENC_SCHEMES, CencWriter, Subsample
 from ._dash import (
     MPD,
     AdaptationSet,
+    ContentProtection,
     Descriptor,
     Node,
     Period,
@@ -58,9 +62,15 @@ from ._errors import (
 )
 from ._fmp4 import Fmp4Reader, Fragment, InitSegment, Track
 from ._hls import MasterPlaylist, MediaPlaylist, MediaSegment, parse_playlist
-from ._hls_tags import Map, Media, Part, PreloadHint, RenditionReport, ServerControl, Variant
+from ._hls_tags import Key, Map, Media, Part, PreloadHint, RenditionReport, ServerControl, Variant
 from ._ladder import Chunk, Rung, plan_chunks, plan_ladder, plan_source_ladder
-from ._manifests import render_hls_master, render_hls_media, render_mpd
+from ._manifests import (
+    content_protection,
+    render_hls_master,
+    render_hls_media,
+    render_mpd,
+    sample_key,
+)
 from ._mp4 import AAC_LC, avc_codec_string
 from ._package import PackagerInput, PackagingOptions, ShakaPackager
 from ._presentation import Presentation, Rendition, Segment
@@ -115,6 +125,13 @@ from .ffmpeg import (
 
 __all__ = [
     "AAC_LC",
+    "CENC_SCHEMES",
+    "CencWriter",
+    "content_protection",
+    "sample_key",
+    "Key",
+    "ContentProtection",
+    "Subsample",
     "COMMON_SYSTEM_ID",
     "SCHEMES",
     "DrmBox",

@@ -162,6 +162,13 @@ def _codec(data: bytes, start: int, end: int) -> tuple[str, int | None, int | No
     if not entries:
         raise Fmp4Error("stsd has no sample entry")
     kind, s, e = entries[0]
+    if kind in (b"encv", b"enca"):  # encrypted (ISO/IEC 23001-7): frma names the format
+        fixed = 78 if kind == b"encv" else 28
+        sinf = _child(data, s + fixed, e, b"sinf") if e - s > fixed else None
+        frma = _child(data, *sinf, b"frma") if sinf else None
+        if frma is None or frma[1] - frma[0] < 4:
+            raise Fmp4Error(f"{kind.decode('latin-1')} sample entry has no frma")
+        kind = data[frma[0] : frma[0] + 4]
     name = kind.decode("latin-1")
     if kind in (b"avc1", b"avc3"):
         if e - s < 78:

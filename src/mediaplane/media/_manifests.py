@@ -136,15 +136,20 @@ def _video_variants(p: Presentation, query: str = "") -> list[Variant]:
     ]
 
 
-def _sample_key(scheme: str, kid_hex: str, drm: DrmUrls) -> Key:
-    """EXT-X-KEY / EXT-X-SESSION-KEY of a cenc/cbcs rendition: the ClearKey licence server."""
+def sample_key(scheme: str, kid_hex: str, licence_url: str) -> Key:
+    """EXT-X-KEY / EXT-X-SESSION-KEY of a cenc/cbcs rendition: the ClearKey licence server
+    (``SAMPLE-AES`` for cbcs, ``SAMPLE-AES-CTR`` for cenc, KEYFORMAT org.w3.clearkey)."""
     return Key(
         _SAMPLE_METHOD[scheme],
-        uri=drm.licence_url,
+        uri=licence_url,
         keyformat=CLEARKEY_KEYFORMAT,
         keyformat_versions="1",
         extra=(("KEYID", "0x" + kid_hex.upper()),),
     )
+
+
+def _sample_key(scheme: str, kid_hex: str, drm: DrmUrls) -> Key:
+    return sample_key(scheme, kid_hex, drm.licence_url)
 
 
 def _session_keys(p: Presentation, drm: DrmUrls | None) -> tuple[Key, ...]:
@@ -280,17 +285,15 @@ def _rate(fps: Fraction) -> str:
     return str(fps) if fps.denominator != 1 else str(fps.numerator)
 
 
-def _protection(r: Rendition, drm: DrmUrls | None) -> tuple[ContentProtection, ...]:
+def content_protection(
+    scheme: str, kid: bytes, licence_url: str, systems: tuple[tuple[str, str], ...] = ()
+) -> tuple[ContentProtection, ...]:
     """A cenc/cbcs representation's descriptors: the scheme with its default KID, the W3C
     Common PSSH, and ClearKey with the licence URL (players need no configuration), then
-    each commercial DRM system's PSSH that the key provider gave."""
-    scheme = r.scheme
-    if scheme not in _SAMPLE_METHOD or r.kid is None or drm is None:
-        return ()
-    kid = bytes.fromhex(r.kid)
+    each commercial DRM system's PSSH (``systems``: system id, base64 box)."""
     laurls = (
-        Node(f"{{{DASHIF_NS}}}Laurl", text=drm.licence_url),
-        Node(f"{{{CLEARKEY_NS}}}Laurl", (("Lic_type", "EME-1.0"),), drm.licence_url),
+        Node(f"{{{DASHIF_NS}}}Laurl", text=licence_url),
+        Node(f"{{{CLEARKEY_NS}}}Laurl", (("Lic_type", "EME-1.0"),), licence_url),
     )
     return (
         ContentProtection(MP4_PROTECTION, scheme, str(uuid.UUID(bytes=kid))),
@@ -299,11 +302,15 @@ def _protection(r: Rendition, drm: DrmUrls | None) -> tuple[ContentProtection, .
             f"urn:uuid:{COMMON_SYSTEM_ID}", pssh=common_pssh([kid]), nodes=laurls[:1]
         ),
         ContentProtection(f"urn:uuid:{CLEARKEY_SYSTEM_ID}", "ClearKey1.0", nodes=laurls),
-        *(
-            ContentProtection(f"urn:uuid:{sid}", pssh=base64.b64decode(box))
-            for sid, box in r.drm_systems
-        ),
+        *(ContentProtection(f"urn:uuid:{sid}", pssh=base64.b64decode(box)) for sid, box in systems),
     )
+
+
+def _protection(r: Rendition, drm: DrmUrls | None) -> tuple[ContentProtection, ...]:
+    scheme = r.scheme
+    if scheme not in _SAMPLE_METHOD or r.kid is None or drm is None:
+        return ()
+    return content_protection(scheme, bytes.fromhex(r.kid), drm.licence_url, tuple(r.drm_systems))
 
 
 def _video_set(videos: list[Rendition], query: str, drm: DrmUrls | None = None) -> AdaptationSet:

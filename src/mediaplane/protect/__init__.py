@@ -2,8 +2,11 @@
 
 Content keys (128-bit, with a 128-bit KID, from the CSPRNG) belong to an asset, one per
 track type (``sd``/``hd``/``audio``) or one for the whole asset (``all``,
-:func:`track_type_for`). They are stored only encrypted under a key-encryption key, and the
-KEK only wrapped by a :class:`Kms` — envelope encryption (:mod:`._kms`, :mod:`._keys`):
+:func:`track_type_for`), or to a protected live stream (its id where an asset's goes: one
+``all`` key per key epoch, :meth:`KeyStore.rotate` every N segments, the retired ones kept
+for the segments still in players' hands). They are stored only encrypted under a
+key-encryption key, and the KEK only wrapped by a :class:`Kms` — envelope encryption
+(:mod:`._kms`, :mod:`._keys`):
 
     content key ──AES-256-GCM(KEK, aad=KID)──▶ content_keys.wrapped
     KEK ──Kms.wrap (LocalKms: master key file or MEDIAPLANE_MASTER_KEY; AwsKms)──▶
