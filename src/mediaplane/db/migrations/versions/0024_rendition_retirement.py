@@ -1,7 +1,7 @@
 """When an asset's replaced renditions are deleted (after a re-package's grace).
 
 Revision ID: 0024_rendition_retirement
-Revises: 0022_asset_protection
+Revises: 0023_live_protection
 Create Date: 2026-12-02
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0024_rendition_retirement"
-down_revision = "0022_asset_protection"
+down_revision = "0023_live_protection"
 branch_labels = None
 depends_on = None
 
