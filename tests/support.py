@@ -555,3 +555,36 @@ def self_signed_cert(folder: Path, host: str = "127.0.0.1") -> tuple[Path, Path]
         )
     )
     return cert_path, key_path
+
+
+#: The password of the users :func:`signed_in` makes.
+PASSWORD = "correct horse battery"
+
+
+@contextlib.contextmanager
+def signed_in(server: Server, email: str, role: str = "admin") -> Iterator[httpx.Client]:
+    """A browser-like client signed in through the form as a new verified user of ``role``
+    (made in the server's database)."""
+    from mediaplane.accounts import create_user
+    from mediaplane.config import Settings
+    from mediaplane.db import Database
+
+    db = Database(Settings(data_dir=server.data_dir).effective_database_url)
+    try:
+        with db.session() as s:
+            create_user(s, email, PASSWORD, role, email_verified=True)
+    finally:
+        db.dispose()
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        token = re.search(r'name="csrf_token" value="([^"]+)"', c.get("/signin").text)
+        assert token is not None, "no CSRF token on /signin"
+        form = {"csrf_token": token.group(1), "email": email, "password": PASSWORD}
+        r = c.post("/signin", data=form)
+        assert r.status_code == 303, r.text
+        yield c
+
+
+def session_cookie(server: Server, email: str, role: str = "admin") -> dict[str, str]:
+    """The session cookie of a new user signed in through the form (for a browser context)."""
+    with signed_in(server, email, role) as c:
+        return {"name": "mp_session", "value": c.cookies["mp_session"], "url": server.url}

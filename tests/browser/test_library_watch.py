@@ -6,13 +6,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import httpx
 import pytest
 
-from mediaplane.accounts import create_user
-from mediaplane.config import Settings
-from mediaplane.db import Database
-from tests.support import Server, make_clip
+from tests.support import Server, make_clip, session_cookie
 
 if TYPE_CHECKING:
     from playwright.sync_api import BrowserContext
@@ -20,24 +16,6 @@ if TYPE_CHECKING:
     from tests.browser.conftest import Console
 
 pytestmark = pytest.mark.browser
-PASSWORD = "correct horse battery"
-
-
-def _signed_in_cookie(server: Server) -> dict[str, str]:
-    """An admin (who sees every asset) signed in through the form; the session cookie."""
-    email = "library-watch@example.org"
-    db = Database(Settings(data_dir=server.data_dir).effective_database_url)
-    try:
-        with db.session() as s:
-            create_user(s, email, PASSWORD, "admin", email_verified=True)
-    finally:
-        db.dispose()
-    with httpx.Client(base_url=server.url, timeout=30) as c:
-        page = c.get("/signin").text
-        csrf = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
-        r = c.post("/signin", data={"csrf_token": csrf, "email": email, "password": PASSWORD})
-        assert r.status_code == 303, r.text
-        return {"name": "mp_session", "value": c.cookies["mp_session"], "url": server.url}
 
 
 def test_watch_page_saves_resumes_and_favourites(
@@ -46,7 +24,7 @@ def test_watch_page_saves_resumes_and_favourites(
     asset = sqlite_server.upload(make_clip("browser-720p-4s.mp4", seconds=4, size="1280x720"))
     asset = sqlite_server.wait(asset["id"])
     assert asset["status"] == "ready", asset
-    context.add_cookies([_signed_in_cookie(sqlite_server)])  # type: ignore[list-item]
+    context.add_cookies([session_cookie(sqlite_server, "library-watch@example.org")])  # type: ignore[list-item]
     page = context.new_page()
     console.attach(page)
     url = f"{sqlite_server.url}/watch/{asset['playback_ids'][0]['id']}"

@@ -10,13 +10,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import pytest
 
-from mediaplane.accounts import create_user
-from mediaplane.config import Settings
-from mediaplane.db import Database
-from tests.support import Server, embedded_backend, start_server
+from tests.support import Server, embedded_backend, signed_in, start_server
 from tests.webhook_receiver import Received, Receiver, verify
 
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -152,20 +148,7 @@ def test_the_admin_page_lists_deliveries_and_replays_one(
     ep = _endpoint(server, receiver, ["video.upload.created"])
     _upload(server)
     (first,) = receiver.wait_for(1)
-    db = Database(Settings(data_dir=server.data_dir).effective_database_url)
-    try:
-        with db.session() as s:
-            create_user(
-                s, "hooks@example.org", "correct horse battery", "admin", email_verified=True
-            )
-    finally:
-        db.dispose()
-    with httpx.Client(base_url=server.url, timeout=30) as c:
-        token = re.search(r'name="csrf_token" value="([^"]+)"', c.get("/signin").text)
-        assert token is not None
-        form = {"email": "hooks@example.org", "password": "correct horse battery"}
-        r = c.post("/signin", data={**form, "csrf_token": token.group(1)})
-        assert r.status_code == 303, r.text
+    with signed_in(server, "hooks@example.org") as c:
         page = c.get("/admin/webhooks")
         assert page.status_code == 200, page.text
         assert receiver.url in page.text and "delivered" in page.text
