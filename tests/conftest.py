@@ -7,7 +7,27 @@ from typing import Any
 import pytest
 
 from tests.seaweed import SeaweedS3, running_seaweed
-from tests.support import Backend, Server, embedded_backend, services_backend, start_server
+from tests.support import (
+    Backend,
+    Server,
+    embedded_backend,
+    port_open,
+    services_backend,
+    skip_or_fail,
+    start_server,
+)
+
+
+@pytest.fixture(scope="session")
+def redis_conn() -> Iterator[Any]:
+    """The machine's Redis (database 0); tests use keys under their own prefix."""
+    import redis
+
+    if not port_open("127.0.0.1", 6379):
+        skip_or_fail("Redis is not listening on 127.0.0.1:6379")
+    conn = redis.Redis.from_url("redis://127.0.0.1:6379/0", socket_timeout=5)
+    yield conn
+    conn.close()
 
 
 @pytest.fixture(scope="session")

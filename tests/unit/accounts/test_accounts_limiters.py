@@ -25,7 +25,6 @@ from mediaplane.accounts import (
     stream_tracker,
 )
 from mediaplane.config import Settings
-from tests.support import port_open, skip_or_fail
 
 
 class Clock:
@@ -34,15 +33,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture(scope="module")
-def redis_conn() -> Iterator[redis.Redis]:
-    if not port_open("127.0.0.1", 6379):
-        skip_or_fail("Redis is not listening on 127.0.0.1:6379")
-    conn = redis.Redis.from_url("redis://127.0.0.1:6379/0", socket_timeout=5)
-    yield conn
-    conn.close()
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ from mediaplane.analytics import (
     ViewUpdate,
     view_update,
 )
-from tests.support import port_open, skip_or_fail
 
 T0 = 1_800_000_000_000
 WINDOW = 15.0
@@ -30,15 +29,6 @@ class Clock:
 
     def __call__(self) -> int:
         return self.now
-
-
-@pytest.fixture(scope="module")
-def redis_conn() -> Iterator[redis.Redis]:
-    if not port_open("127.0.0.1", 6379):
-        skip_or_fail("Redis is not listening on 127.0.0.1:6379")
-    conn = redis.Redis.from_url("redis://127.0.0.1:6379/0", socket_timeout=5)
-    yield conn
-    conn.close()
 
 
 Make = Callable[[Clock], Realtime]
