@@ -119,6 +119,8 @@ def test_snippet_reports_shaka_and_dashjs_sessions(
     assert v["watch_time_s"] > 1.0 and v["errors"] == 0, v
     assert v["renditions"] and v["average_bitrate"] > 0, v
     assert v["cmcd_requests"] >= 2, v
+    # the host its segments came from: the CDN breakdown's dimension
+    assert v["cdn"] == sqlite_server.url.removeprefix("http://"), v
 
 
 def test_a_throttled_origin_shows_up_as_rebuffering_in_the_model(

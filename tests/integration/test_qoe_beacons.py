@@ -50,7 +50,8 @@ def session_events(now: int) -> list[dict[str, Any]]:
         {"id": "4", "type": "rebuffer_start", "ts": now - 5000, "position_s": 3.0},
         {"id": "5", "type": "rebuffer_end", "ts": now - 4000, "duration_ms": 1000},
         {"id": "6", "type": "heartbeat", "ts": now - 1000, "position_s": 7.0,
-         "rendition": "360p", "bitrate": 800_000, "watched_ms": 4000},
+         "rendition": "360p", "bitrate": 800_000, "watched_ms": 4000,
+         "cdn": "Edge-1.Example.net:8443"},
         {"id": "7", "type": "error", "ts": now - 900, "code": "fragLoadError", "fatal": False},
         {"id": "8", "type": "end", "ts": now, "position_s": 8.0, "watched_ms": 4000},
         {"id": "9", "type": "heartbeat", "ts": "yesterday"},  # junk: rejected alone
@@ -107,6 +108,8 @@ def test_beacons_and_cmcd_land_in_the_lake_and_the_views_api_reads_them(
         assert v["errors"] == 1 and v["error_codes"] == ["fragLoadError"]
         assert v["average_bitrate"] == 800_000 and v["renditions"] == ["360p"]
         assert v["ended"] is True and v["events"] == 8
+        # no trusted country header on this server: unknown; the CDN host as reported
+        assert v["country"] is None and v["cdn"] == "edge-1.example.net:8443"
         assert v["cmcd_average_bitrate_kbps"] == 1000 and v["cmcd_buffer_starved"] is True
         assert c.get("/api/v1/data/views", params={"asset_id": "nope"}).status_code == 404
         # a date range: only those days of the lake (the view is today's)

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from mediaplane.accounts import Principal, Scope, authenticated
-from mediaplane.catalog import AssetAction, authorized_asset
+from mediaplane.catalog import AssetAction, authorized_asset, viewer_territory
 from mediaplane.http import ApiError, read_small_body, runtime_dep
 from mediaplane.runtime import Runtime
 
@@ -39,7 +39,12 @@ async def post_beacons(request: Request, rt: Runtime = Depends(runtime_dep)) -> 
     body = await read_small_body(request, rt.settings.beacon_max_bytes)
     address = request.client.host if request.client else None
     try:
-        receipt = beacon_intake(rt).take(body, address, request.headers.get("user-agent"))
+        receipt = beacon_intake(rt).take(
+            body,
+            address,
+            request.headers.get("user-agent"),
+            viewer_territory(request, rt.settings),
+        )
     except InvalidBeacon as exc:
         raise ApiError(400, "invalid_beacon", str(exc)) from None
     except RateLimited as exc:

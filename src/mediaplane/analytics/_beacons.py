@@ -47,6 +47,9 @@ _Name = Annotated[
     str, StringConstraints(min_length=1, max_length=48, pattern=r"^[A-Za-z0-9 _.+/:-]+$")
 ]
 _Text = Annotated[str, StringConstraints(max_length=256)]
+#: A host name with an optional port (what serves the media: the CDN).
+_HOST = r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:\d{1,5})?$"
+_Host = Annotated[str, StringConstraints(min_length=1, max_length=260, pattern=_HOST)]
 _Ms = Annotated[int, Field(ge=0, le=2**53)]
 _Seconds = Annotated[float, Field(ge=0, le=10_000_000, allow_inf_nan=False)]
 
@@ -104,6 +107,9 @@ class BeaconEvent(BaseModel):
     #: gives the upscale/downscale percentages.
     player_width: Annotated[int, Field(ge=0, le=16384)] | None = None
     player_height: Annotated[int, Field(ge=0, le=16384)] | None = None
+    #: The host the player's latest media segment came from (a multi-CDN setup has one
+    #: per CDN), sent with heartbeats and rendition switches: the CDN breakdown.
+    cdn: _Host | None = None
 
 
 class Batch(BaseModel):
@@ -206,6 +212,8 @@ EVENT_COLUMNS: dict[str, str] = {
     "to_s": "DOUBLE",
     "player_width": "INTEGER",
     "player_height": "INTEGER",
+    "cdn": "VARCHAR",
+    "country": "VARCHAR",
 }
 
 
@@ -236,8 +244,11 @@ class Intake:
         viewer: str | None,
         address: str | None,
         user_agent: str | None,
+        country: str | None = None,
     ) -> list[tuple[Any, ...]]:
-        """One lake row per event (columns of :data:`EVENT_COLUMNS`)."""
+        """One lake row per event (columns of :data:`EVENT_COLUMNS`); ``country``: the
+        viewer's, as the rights checks see it (a trusted CDN header, the operator's address
+        table), found before the address is truncated."""
         p = batch.player
         out = []
         for e in events:
@@ -269,6 +280,8 @@ class Intake:
                     e.to_s,
                     e.player_width,
                     e.player_height,
+                    e.cdn and e.cdn.lower(),
+                    country,
                 )
             )
         return out

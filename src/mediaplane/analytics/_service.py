@@ -62,7 +62,13 @@ class BeaconIntake:
                 client, s.beacon_batches_per_address, prefix=ns + ":address"
             )
 
-    def take(self, body: bytes, address: str | None, user_agent: str | None) -> Receipt:
+    def take(
+        self,
+        body: bytes,
+        address: str | None,
+        user_agent: str | None,
+        country: str | None = None,
+    ) -> Receipt:
         """Validate ``body`` and buffer its good events.
 
         :raises InvalidBeacon: the envelope is bad (nothing taken).
@@ -89,6 +95,7 @@ class BeaconIntake:
             viewer=viewer,
             address=truncate_address(address),
             user_agent=(user_agent or None) and user_agent[:256],
+            country=country,
         )
         taken, dupes = self.lake.add_events(rows) if rows else (0, 0)
         # replays included: every field keeps its newest value, errors count once each

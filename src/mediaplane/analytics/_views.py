@@ -14,6 +14,8 @@ Fields (one row per view):
 - ``average_bitrate``: the mean bitrate of the heartbeats and switches that name one (bits/s;
   heartbeats come at a steady pace, so it is about time-weighted);
 - ``renditions``: every rendition named;
+- ``country``: the viewer's country as the rights checks saw it (None: unknown); ``cdn``:
+  a host the view's media segments came from, as the player reported it;
 - ``cmcd_requests``, ``cmcd_average_bitrate_kbps``, ``cmcd_buffer_starved``: from the
   requests the player's CMCD names the view in.
 
@@ -34,7 +36,9 @@ __all__ = ["list_views"]
 
 _VIEWS = """
 WITH e AS (
-  SELECT * FROM read_parquet($events, union_by_name = true)
+  -- files written before a column existed read it as NULL (and so does a lake of only those)
+  SELECT * FROM (SELECT NULL::VARCHAR AS country, NULL::VARCHAR AS cdn LIMIT 0)
+  UNION ALL BY NAME SELECT * FROM read_parquet($events, union_by_name = true)
   WHERE playback_id IN (SELECT unnest($playback_ids))
   QUALIFY row_number() OVER (PARTITION BY view_id, event_id ORDER BY received_at) = 1
 ), v AS (
@@ -44,6 +48,8 @@ WITH e AS (
     any_value(viewer) AS viewer,
     any_value(player_name) AS player_name,
     any_value(player_version) AS player_version,
+    any_value(country) AS country,
+    any_value(cdn) AS cdn,
     min(ts) AS started_at,
     max(ts) AS last_event_at,
     min(startup_ms) FILTER (WHERE type = 'first_frame') AS startup_time_ms,

@@ -130,6 +130,21 @@ def test_the_players_size_is_bounded_and_lands_in_its_columns() -> None:
     assert (named["player_width"], named["player_height"], named["height"]) == (1920, 1080, 720)
 
 
+def test_the_cdn_host_is_checked_and_the_country_comes_from_the_server() -> None:
+    events = [
+        ev(1, cdn="CDN-b.Example.com:443"),
+        ev(2, cdn="https://cdn.example.com/x"),  # a URL, not a host
+        ev(3, cdn="a" * 300),
+    ]
+    batch, good, bad = parse_batch(body(events))
+    assert [r.index for r in bad] == [1, 2]
+    (row,) = Intake(10**6).rows(
+        batch, good, NOW, viewer="v", address=None, user_agent=None, country="FR"
+    )
+    named = dict(zip(EVENT_COLUMNS, row, strict=True))
+    assert (named["cdn"], named["country"]) == ("cdn-b.example.com:443", "FR")
+
+
 def test_pseudonyms_are_keyed_stable_and_not_the_id() -> None:
     a, b = Pseudonymizer(b"k" * 32), Pseudonymizer(b"j" * 32)
     assert a("viewer", "alice") == a("viewer", "alice")

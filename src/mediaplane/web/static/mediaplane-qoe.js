@@ -18,7 +18,8 @@
  * end, and a heartbeat every `heartbeatSeconds` while playing or stalled (position, rendition,
  * bitrate, width, height, watched_ms: the view's playing time so far). view_start, heartbeats
  * and switches carry the player's size too (player_width, player_height: the video element
- * in device pixels), for the upscale/downscale percentages. Batches go to POST /api/v1/beacons
+ * in device pixels), for the upscale/downscale percentages, and heartbeats and switches the
+ * host the latest media segment came from (cdn: the CDN breakdown of a multi-CDN setup). Batches go to POST /api/v1/beacons
  * every `flushSeconds` (when something waits) and when the page is hidden
  * (navigator.sendBeacon). The server counts a view among its real-time viewers while its
  * newest event is younger than 15 s (MEDIAPLANE_REALTIME_WINDOW_SECONDS): the defaults put a
@@ -110,6 +111,7 @@
       var ratio = global.devicePixelRatio || 1;
       e.player_width = Math.min(16384, Math.max(0, Math.round(v.clientWidth * ratio)));
       e.player_height = Math.min(16384, Math.max(0, Math.round(v.clientHeight * ratio)));
+      if (this.state.cdn) e.cdn = this.state.cdn;
     }
     for (var k in fields || {}) if (fields[k] !== undefined && fields[k] !== null) e[k] = fields[k];
     this.queue.push(e);
@@ -154,6 +156,11 @@
       height: height || undefined });
   };
 
+  /* A media segment came from `url`: its host is the CDN the view is on. */
+  View.prototype.served = function (url) {
+    try { this.state.cdn = new URL(url, global.location.href).host || null; } catch (e) { /* */ }
+  };
+
   View.prototype.error = function (code, message, fatal) {
     this.emit("error", { code: String(code).replace(/[^A-Za-z0-9 _.+\/:-]/g, "_").slice(0, 48) || "unknown",
       message: message ? String(message).slice(0, 256) : undefined, fatal: !!fatal });
@@ -171,6 +178,7 @@
         self.rendition(l.bitrate, l.width, l.height);
       });
       player.on(H.Events.ERROR, function (_, data) { self.error(data.details, data.reason, data.fatal); });
+      player.on(H.Events.FRAG_LOADED, function (_, data) { self.served(data.frag.url); });
     } else if (name === "shaka-player") {
       player.configure({ cmcd: { enabled: true, sessionId: this.viewId, contentId: this.playbackId,
         useHeaders: false } });
@@ -181,6 +189,10 @@
       player.addEventListener("adaptation", active);
       player.addEventListener("variantchanged", active);
       player.addEventListener("trackschanged", active);
+      var net = player.getNetworkingEngine && player.getNetworkingEngine();
+      if (net) net.registerResponseFilter(function (type, response) {
+        if (type === 1) self.served(response.uri);  // RequestType.SEGMENT
+      });
       player.addEventListener("error", function (e) {
         var d = e.detail || {};
         self.error(d.code, d.message, d.severity === 2);
@@ -193,6 +205,9 @@
         if (e.mediaType !== "video") return;
         var r = e.newRepresentation || {};
         self.rendition(r.bandwidth, r.width, r.height);
+      });
+      player.on(events.FRAGMENT_LOADING_COMPLETED || "fragmentLoadingCompleted", function (e) {
+        if (e.request && e.request.url) self.served(e.request.url);
       });
       player.on(events.ERROR || "error", function (e) {
         var err = e.error || {};

@@ -9,6 +9,9 @@ v as (
     min(viewer) as viewer,
     min(player_name) as player_name,
     min(player_version) as player_version,
+    -- the viewer's country (as rights see it) and a CDN host the view's media came from
+    min(country) as country,
+    min(cdn) as cdn,
     min(ts) as started_at,
     max(ts) as last_event_at,
     min(case when event_type = 'first_frame' then startup_ms end) as startup_time_ms,

@@ -18,6 +18,8 @@ select
   height,
   player_width,
   player_height,
+  cdn,
+  country,
   startup_ms,
   duration_ms,
   watched_ms,
