@@ -5,7 +5,9 @@ rendition switches, errors, seeks, pauses, ends, heartbeats) and send CMCD (CTA-
 their manifest and segment requests, which :class:`CmcdTap` notes in front of the origin.
 Both land in the lake (:mod:`._lake`): Parquet files in the object store, partitioned by
 date and hour (``analytics/{events,cmcd}/date=…/hour=…/part-….parquet``), batched in
-memory and written by DuckDB; ``GET /api/v1/data/views`` reads them with DuckDB. Viewers
+memory and written by DuckDB; ``GET /api/v1/data/views`` reads them with DuckDB, and so does
+``GET /api/v1/data/metrics/{metric}`` (:mod:`._metrics`: the dbt models' QoE definitions,
+broken down by player, browser, OS, rendition, asset or time; the dashboards' numbers). Viewers
 are pseudonymised with a keyed hash (:func:`ensure_analytics_key`; a signed-in account on
 our own pages by :func:`account_viewer_id`), addresses truncated.
 
@@ -31,7 +33,7 @@ Errors::
 
 from __future__ import annotations
 
-from ._api import router
+from ._api import metrics_csv, metrics_scope, router
 from ._beacons import (
     EVENT_COLUMNS,
     MAX_EVENTS,
@@ -47,6 +49,15 @@ from ._errors import AnalyticsError, InvalidBeacon, InvalidCmcd, LakeBusy, RateL
 from ._flusher import run_flusher
 from ._identity import account_viewer_id, ensure_analytics_key
 from ._lake import CMCD_COLUMNS, Lake, LakeStats, lake_of, prune_lake
+from ._metrics import (
+    DIMENSIONS,
+    METRICS,
+    Breakdowns,
+    MetricsQuery,
+    MetricsQueryError,
+    ViewScope,
+    breakdown,
+)
 from ._limits import InProcessRate, Rate, RedisRate
 from ._service import BeaconIntake, Receipt, beacon_intake
 from ._tap import CmcdTap
@@ -64,6 +75,15 @@ from ._warehouse import (
 )
 
 __all__ = [
+    "DIMENSIONS",
+    "METRICS",
+    "Breakdowns",
+    "MetricsQuery",
+    "MetricsQueryError",
+    "ViewScope",
+    "breakdown",
+    "metrics_csv",
+    "metrics_scope",
     "DBT_PROJECT",
     "BuildAnalytics",
     "DbtStep",
