@@ -49,6 +49,7 @@ from ._errors import AnalyticsError, InvalidBeacon, InvalidCmcd, LakeBusy, RateL
 from ._flusher import run_flusher
 from ._identity import account_viewer_id, ensure_analytics_key
 from ._lake import CMCD_COLUMNS, Lake, LakeStats, lake_of, prune_lake
+from ._limits import InProcessRate, Rate, RedisRate
 from ._metrics import (
     DIMENSIONS,
     METRICS,
@@ -58,7 +59,6 @@ from ._metrics import (
     ViewScope,
     breakdown,
 )
-from ._limits import InProcessRate, Rate, RedisRate
 from ._service import BeaconIntake, Receipt, beacon_intake
 from ._tap import CmcdTap
 from ._views import list_views
