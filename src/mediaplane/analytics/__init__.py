@@ -53,6 +53,7 @@ from ._limits import InProcessRate, Rate, RedisRate
 from ._metrics import (
     DIMENSIONS,
     METRICS,
+    NO_SOURCE,
     Breakdowns,
     MetricsQuery,
     MetricsQueryError,
@@ -77,6 +78,7 @@ from ._warehouse import (
 __all__ = [
     "DIMENSIONS",
     "METRICS",
+    "NO_SOURCE",
     "Breakdowns",
     "MetricsQuery",
     "MetricsQueryError",

@@ -16,8 +16,7 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from mediaplane.accounts import Principal, Scope, authenticated
-from mediaplane.catalog import Asset, AssetAction, authorized_asset, visible_to
-from mediaplane.catalog._models import PlaybackId
+from mediaplane.catalog import Asset, AssetAction, PlaybackId, authorized_asset, visible_to
 from mediaplane.http import ApiError, read_small_body, runtime_dep
 from mediaplane.runtime import Runtime
 

@@ -60,6 +60,7 @@ from ._warehouse import DBT_PROJECT
 __all__ = [
     "DIMENSIONS",
     "METRICS",
+    "NO_SOURCE",
     "Breakdowns",
     "MetricsQuery",
     "MetricsQueryError",
