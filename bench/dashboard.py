@@ -13,9 +13,13 @@ What it measures
     (:class:`mediaplane.analytics.Breakdowns` over a real :class:`Lake` on the local
     store, partition pruning included), each ``--runs`` times:
 
-    - ``views``: the views of the range computed from the lake (the per-view table every
-      other query groups: what one page load pays once), for the overview (every asset,
-      the last 7 days), one asset over 7 days, and every asset over 1 day;
+    - ``views``: the views of the range (the per-view table every other query groups:
+      what one page load pays once), read from the view cache (per-view Parquet per hour,
+      :class:`mediaplane.analytics.ViewCache`) for the overview (every asset, the last 7
+      days), one asset over 7 days, and every asset over 1 day; ``views cold``: the same
+      with an empty cache (every hour computed from the events: a process's first page);
+      ``views after a flush landed``: a new lake file in the current hour before each
+      load (as beacons land: that hour and the one before are computed again);
     - ``total``, ``series`` (by hour or day), ``by-asset``, ``by-player``, ``by-browser``,
       ``by-os``, ``by-rendition``: the page's groupings over it;
     - ``api``: one ``GET /api/v1/data/metrics/{metric}?group_by=player`` worth of work
@@ -23,7 +27,8 @@ What it measures
 
 Baseline (same run, same rows)
     The same per-view SQL over one plain DuckDB table holding every event (loaded once,
-    in memory, not timed): no Parquet, no file listing, no pruning.
+    in memory, not timed): no Parquet, no file listing, no pruning, no cache; computed
+    from the events each time.
 
 Target
     p95 < 300 ms per query (the issue's number) on the 2-core dev machine.
@@ -194,15 +199,25 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--days", type=int, default=7)
     ap.add_argument("--files", type=int, default=2, help="Parquet files per hour partition")
+    ap.add_argument("--cold-runs", type=int, default=1, help="runs with an empty view cache")
     ap.add_argument("--keep", type=Path, help="write the lake here and keep it")
+    ap.add_argument("--reuse", action="store_true", help="the lake in --keep is there: reuse it")
     args = ap.parse_args()
 
     root = args.keep or Path(tempfile.mkdtemp(prefix="bench-dashboard-"))
     end = datetime.now(UTC).replace(tzinfo=None, minute=0, second=0, microsecond=0)
     end += timedelta(hours=1)
     try:
-        files, secs = generate(root, args.events, args.days, args.files, end)
-        print(f"lake: {args.events:,} events, {files} files, generated in {secs:.1f} s at {root}")
+        if args.reuse and args.keep:
+            for f in (root / "objects").rglob("part-landed-*.parquet"):
+                f.unlink()
+            shutil.rmtree(root / "work", ignore_errors=True)
+            print(f"lake: reused {root}")
+        else:
+            files, secs = generate(root, args.events, args.days, args.files, end)
+            print(
+                f"lake: {args.events:,} events, {files} files, generated in {secs:.1f} s at {root}"
+            )
         lake = Lake(open_store(str(root / "objects")), root / "work")
         pids = [f"pb{i}" for i in range(PLAYBACKS)]
         assets = [f"asset{i % ASSETS}" for i in range(PLAYBACKS)]
@@ -244,6 +259,14 @@ def main() -> None:
 
             return run
 
+        # cold: nothing cached (every hour's views computed from the events, in one query)
+        cold = []
+        for _ in range(args.cold_runs):
+            shutil.rmtree(root / "work" / "views", ignore_errors=True)
+            cold += timed(1, views(everything, *week))
+        results.append(
+            ("views cold: every asset, 7 days", cold, timed(1, baseline(everything, *week)))
+        )
         for label, scope, (frm, to) in (
             ("views: every asset, 7 days", everything, week),
             ("views: one asset, 7 days", one, week),
@@ -256,6 +279,16 @@ def main() -> None:
                     timed(args.runs, baseline(scope, frm, to)),
                 )
             )
+
+        # live: a flush lands a file in the current hour before each page load (that hour
+        # and the one before it are computed again)
+        newest = max(lake.files("events"))
+        hour_dir = Path(newest).parent
+        live = []
+        for n in range(args.runs):
+            shutil.copy(newest, hour_dir / f"part-landed-{n}.parquet")
+            live += timed(1, views(everything, *week))
+        results.append(("views after a flush landed", live, None))
 
         # the page's groupings over the per-view table (computed once per page)
         with Breakdowns(lake, everything, *week) as b:

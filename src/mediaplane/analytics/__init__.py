@@ -57,6 +57,7 @@ from ._metrics import (
     Breakdowns,
     MetricsQuery,
     MetricsQueryError,
+    ViewCache,
     ViewScope,
     breakdown,
 )
@@ -82,6 +83,7 @@ __all__ = [
     "Breakdowns",
     "MetricsQuery",
     "MetricsQueryError",
+    "ViewCache",
     "ViewScope",
     "breakdown",
     "metrics_csv",

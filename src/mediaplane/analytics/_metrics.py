@@ -43,12 +43,15 @@ is cut at the edge of what was read.
 
 from __future__ import annotations
 
+import hashlib
 import re
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -64,6 +67,7 @@ __all__ = [
     "Breakdowns",
     "MetricsQuery",
     "MetricsQueryError",
+    "ViewCache",
     "ViewScope",
     "breakdown",
     "lake_files_between",
@@ -195,8 +199,10 @@ NO_SOURCE = {
 }
 #: Time buckets one answer lists at most.
 MAX_BUCKETS = 5000
-#: How far beyond the range's edges the lake is read (see the module's docstring).
-EDGE = timedelta(hours=1)
+#: A day whose end is this long past is closed: its hours' views go into one cache file
+#: (beacon times are clamped to their receipt, so late files are rare; when one lands, the
+#: day's key changes and it is computed again).
+CLOSED = timedelta(hours=2)
 
 
 @cache
@@ -207,20 +213,28 @@ def _score_vars() -> tuple[int, int]:
     return int(v["startup_good_ms"]), int(v["startup_bad_ms"])
 
 
-def per_view_sql(events: str = "read_parquet($events, union_by_name = true)") -> str:
+def per_view_sql(
+    events: str = "read_parquet($events, union_by_name = true)", *, scoped: bool = True
+) -> str:
     """One row per view with the fields of dbt's ``fct_views`` (and the breakdown
-    dimensions), for the views of ``$playback_ids`` (zipped with ``$asset_ids``) that
-    started in ``[$from, $to)``."""
+    dimensions) for the views that started in ``[$from, $to)``: with ``scoped``, only
+    those of ``$playback_ids``, each with its asset (``$asset_ids``, zipped)."""
     good, bad = _score_vars()
     startup = _clamp01(f"1.0 - (startup_time_ms - {good}) / {bad - good}.0")
+    scope_cte = (
+        "scope AS (SELECT unnest($playback_ids) AS playback_id, unnest($asset_ids) AS asset_id), "
+        if scoped
+        else ""
+    )
+    where = "WHERE playback_id IN (SELECT playback_id FROM scope)" if scoped else ""
+    asset = "scope.asset_id" if scoped else "NULL::VARCHAR AS asset_id"
+    join = "JOIN scope ON scope.playback_id = v.playback_id" if scoped else ""
     return f"""
-WITH scope AS (
-  SELECT unnest($playback_ids) AS playback_id, unnest($asset_ids) AS asset_id
-), e AS (
+WITH {scope_cte}e AS (
   SELECT event_id, view_id, type, ts, received_at, playback_id, viewer, player_name,
          user_agent, rendition, bitrate, startup_ms, duration_ms, watched_ms, fatal
   FROM {events}
-  WHERE playback_id IN (SELECT playback_id FROM scope)
+  {where}
   QUALIFY row_number() OVER (PARTITION BY view_id, event_id ORDER BY received_at) = 1
 ), v AS (
   SELECT
@@ -256,13 +270,13 @@ WITH scope AS (
         FROM held GROUP BY view_id, rendition, bitrate)
   GROUP BY view_id
 ), q AS (
-  SELECT v.*, w.weighted_bitrate, w.rendition, scope.asset_id,
+  SELECT v.*, w.weighted_bitrate, w.rendition, {asset},
          v.watched_ms / 1000.0 AS watch_time_s,
          v.first_frames > 0 AS video_started,
          v.fatal_errors > 0 AS playback_failed,
          (v.first_frames = 0 AND v.fatal_errors = 0) AS exited_before_start,
          {_ratio("v.rebuffer_ms", "v.rebuffer_ms + v.watched_ms")} AS rebuffer_percentage
-  FROM v LEFT JOIN w ON w.view_id = v.view_id JOIN scope ON scope.playback_id = v.playback_id
+  FROM v LEFT JOIN w ON w.view_id = v.view_id {join}
 ), scored AS (
   SELECT q.*,
     CASE WHEN playback_failed THEN 0.0 WHEN exited_before_start THEN 0.5 ELSE 1.0 END
@@ -388,26 +402,152 @@ def _buckets(q: MetricsQuery) -> list[str]:
     return out
 
 
+class ViewCache:
+    """The lake's views as Parquet, one file per hour of their start, computed once per set
+    of lake files they depend on (a process's own cache, under the lake's work dir)::
+
+        <work>/views/hour=YYYY-MM-DDTHH/<key>.parquet
+
+    The views that started in hour H are computed from the event files of H-1, H and H+1
+    (H-1: a view that began before H is seen beginning there, not in H; H+1: a view keeps
+    its events past the hour); ``key`` is a hash of those files' names. Lake files are
+    immutable, so a file that lands in them makes a new key and the hour is computed again
+    (the current hour and the one before it, as beacons land); the superseded file is
+    removed. Stale hours are computed together, in one query.
+    """
+
+    def __init__(self, lake: Lake) -> None:
+        self.lake = lake
+        self.dir = lake.work_dir / "views"
+        self.computed = 0  # hours computed by this instance (the rest were cached)
+
+    def files(self, start: datetime, end: datetime) -> list[str]:
+        """The per-view files of the hours in ``[start, end)`` that have events (blocking)."""
+        by_hour: dict[str, list[str]] = {}
+        for f in self.lake.files("events"):
+            key = _hour_key(f)
+            if key is not None:
+                by_hour.setdefault(key, []).append(f)
+
+        def entry(h: str) -> tuple[str, Path, list[str]]:
+            t = datetime.fromisoformat(h + ":00")
+            deps = sorted(
+                f
+                for d in (-1, 0, 1)
+                for f in by_hour.get((t + timedelta(hours=d)).strftime("%Y-%m-%dT%H"), [])
+            )
+            digest = hashlib.sha256("\n".join(Path(f).name for f in deps).encode()).hexdigest()
+            return digest[:20], self.dir / f"hour={h}" / f"{digest[:20]}.parquet", deps
+
+        wanted: list[str] = []  # the hours of the range that have events
+        hour = start.replace(minute=0, second=0, microsecond=0)
+        while hour < end:
+            if (h := hour.strftime("%Y-%m-%dT%H")) in by_hour:
+                wanted.append(h)
+            hour += timedelta(hours=1)
+        closed_before = datetime.now(UTC).replace(tzinfo=None) - CLOSED
+        out: list[str] = []
+        stale: dict[str, tuple[Path, list[str]]] = {}
+        merges: list[tuple[Path, list[Path]]] = []
+        for day in sorted({h[:10] for h in wanted}):
+            if datetime.fromisoformat(day) + timedelta(days=1) <= closed_before:
+                hours = sorted(h for h in by_hour if h.startswith(day))  # the whole day
+                entries = [(h, *entry(h)) for h in hours]
+                digest = hashlib.sha256(" ".join(e[1] for e in entries).encode()).hexdigest()
+                day_path = self.dir / f"day={day}" / f"{digest[:20]}.parquet"
+                out.append(str(day_path))
+                if day_path.is_file():
+                    continue
+                merges.append((day_path, [e[2] for e in entries]))
+            else:
+                entries = [(h, *entry(h)) for h in wanted if h.startswith(day)]
+                out.extend(str(e[2]) for e in entries)
+            for h, _, path, deps in entries:
+                if not path.is_file():
+                    stale[h] = (path, deps)
+        if stale:
+            self._compute(stale)
+        for day_path, parts in merges:
+            self._merge(day_path, parts)
+        return out
+
+    def _merge(self, day_path: Path, parts: list[Path]) -> None:
+        """One file for a day whose hours are closed (fewer files to open per read)."""
+        day_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = day_path.with_name(f".{uuid.uuid4().hex[:8]}.tmp")
+        con = duckdb.connect()
+        try:
+            con.execute(
+                f"COPY (SELECT * FROM read_parquet($parts)) TO '{tmp}' "
+                "(FORMAT parquet, COMPRESSION zstd)",
+                {"parts": [str(p) for p in parts]},
+            )
+        finally:
+            con.close()
+        tmp.replace(day_path)
+        for old in day_path.parent.glob("*.parquet"):
+            if old != day_path:
+                old.unlink(missing_ok=True)
+        for part in parts:
+            part.unlink(missing_ok=True)
+
+    def _compute(self, stale: dict[str, tuple[Path, list[str]]]) -> None:
+        files = sorted({f for _, deps in stale.values() for f in deps})
+        first = datetime.fromisoformat(min(stale) + ":00")
+        last = datetime.fromisoformat(max(stale) + ":00") + timedelta(hours=1)
+        con = duckdb.connect()
+        try:
+            con.execute(
+                "CREATE TEMP TABLE pv AS SELECT *, strftime(started_at, '%Y-%m-%dT%H') AS h "
+                "FROM (" + per_view_sql(scoped=False) + ")",
+                {"events": files, "from": first, "to": last},
+            )
+            for h, (path, _) in stale.items():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_name(f".{uuid.uuid4().hex[:8]}.tmp")
+                con.execute(
+                    f"COPY (SELECT * EXCLUDE (h, asset_id) FROM pv WHERE h = $h) TO '{tmp}' "
+                    "(FORMAT parquet, COMPRESSION zstd)",
+                    {"h": h},
+                )
+                tmp.replace(path)
+                for old in path.parent.glob("*.parquet"):
+                    if old != path:  # superseded: files landed since
+                        old.unlink(missing_ok=True)
+                self.computed += 1
+        finally:
+            con.close()
+
+
 class Breakdowns:
-    """The views of a scope and range, computed once (a DuckDB temp table), grouped as
-    often as asked: what a dashboard page does (blocking)."""
+    """The views of a scope and range (from the :class:`ViewCache`, into a DuckDB temp
+    table), grouped as often as asked: what a dashboard page does (blocking)."""
 
     def __init__(self, lake: Lake, scope: ViewScope, start: datetime, end: datetime) -> None:
         self.start, self.end = start, end
         self.con = duckdb.connect()
-        files = lake_files_between(lake.files("events"), start - EDGE, end + EDGE)
+        self.cache = ViewCache(lake)
+        files = self.cache.files(start, end) if scope.playback_ids else []
         self.files = len(files)
-        if not files or not scope.playback_ids:
+        if not files:
             self.con.execute("CREATE TEMP TABLE v AS SELECT * FROM (" + _EMPTY_VIEW + ")")
             return
         params = {
-            "events": files,
+            "views": files,
             "playback_ids": list(scope.playback_ids),
             "asset_ids": list(scope.asset_ids),
             "from": start,
             "to": end,
         }
-        self.con.execute("CREATE TEMP TABLE v AS " + per_view_sql(), params)
+        self.con.execute(
+            "CREATE TEMP TABLE v AS "
+            "WITH scope AS (SELECT unnest($playback_ids) AS playback_id, "
+            "unnest($asset_ids) AS asset_id) "
+            "SELECT pv.*, scope.asset_id FROM read_parquet($views, union_by_name = true) pv "
+            "JOIN scope ON scope.playback_id = pv.playback_id "
+            "WHERE pv.started_at >= $from AND pv.started_at < $to",
+            params,
+        )
 
     def close(self) -> None:
         self.con.close()
