@@ -35,10 +35,14 @@ bitrate), ``asset``, and time: ``date`` (UTC day), ``hour``, or ``time`` with
 geolocation database here) and neither the beacons nor CMCD (CTA-5004 has no CDN key)
 name an edge; asking for them is a :class:`MetricsQueryError`.
 
-Partition pruning: only the ``date=…/hour=…`` files of the requested range are read, plus
-an hour either side (a view that began just before ``from`` is seen starting there and left
-out; a view that began before ``to`` keeps its later events). A view longer than that hour
-is cut at the edge of what was read.
+Reading (partition pruning and the view cache, :class:`ViewCache`): a request reads the
+per-view rows of the hours of its range only. Those are computed from the lake's
+``date=…/hour=…`` event files of that hour and its neighbours (an hour either side: a view
+that began in the hour before is seen beginning there and left out; a view keeps its
+events of the next hour; a view longer than that is cut there), once per set of files, and
+kept as Parquet under the lake's work dir (a day that is over: its whole day, in one file);
+no event file outside those hours is opened. A view counts as soon as its events have
+landed.
 """
 
 from __future__ import annotations
@@ -70,7 +74,6 @@ __all__ = [
     "ViewCache",
     "ViewScope",
     "breakdown",
-    "lake_files_between",
 ]
 
 
@@ -308,21 +311,6 @@ class ViewScope:
 def _hour_key(path: str) -> str | None:
     m = re.search(r"/date=(\d{4}-\d{2}-\d{2})/hour=(\d{2})/", path)
     return f"{m[1]}T{m[2]}" if m else None
-
-
-def lake_files_between(files: list[str], start: datetime, end: datetime) -> list[str]:
-    """The files whose ``date=…/hour=…`` partition overlaps ``[start, end)`` (partition
-    pruning: nothing else is opened)."""
-    lo = start.strftime("%Y-%m-%dT%H")
-    hi = end.strftime("%Y-%m-%dT%H")
-    hi_exclusive = end == end.replace(minute=0, second=0, microsecond=0)
-    out = []
-    for f in files:
-        key = _hour_key(f)
-        if key is None or key < lo or key > hi or (hi_exclusive and key == hi):
-            continue
-        out.append(f)
-    return out
 
 
 @dataclass(frozen=True)
