@@ -1,7 +1,8 @@
 """The metrics API over beacons posted to the shared server of each backend (real intake,
 real lake in its object store, real DuckDB): every metric, overall and broken down by
-player, browser, OS, rendition and time, matches what this test computes itself from the
-views it generated; ranges read only their partitions (an older partition, landed through
+player, browser, OS, rendition and time (through the API, and every metric × dimension
+through the same code over the server's lake), matches what this test computes itself
+from the views it generated; ranges read only their partitions (an older partition, landed through
 a Lake of its own, counts only when asked for); bad requests are 400s."""
 
 from __future__ import annotations
@@ -19,7 +20,15 @@ from typing import Any
 import httpx
 import pytest
 
-from mediaplane.analytics import METRICS, Intake, Lake, parse_batch
+from mediaplane.analytics import (
+    METRICS,
+    Intake,
+    Lake,
+    MetricsQuery,
+    ViewScope,
+    breakdown,
+    parse_batch,
+)
 from tests.support import Server, make_clip, until
 
 GOOD, BAD = 1000, 10000  # the dbt project's startup_good_ms / startup_bad_ms vars
@@ -268,33 +277,53 @@ def _metric(c: httpx.Client, metric: str, **params: Any) -> dict[str, Any]:
     return data
 
 
+DIMS: dict[str, Any] = {
+    "player": lambda v: v["player"],
+    "browser": lambda v: v["browser"],
+    "os": lambda v: v["os"],
+    "rendition": _rendition,
+}
+
+
+def _groups(views: list[dict[str, Any]], dim: str) -> dict[Any, list[dict[str, Any]]]:
+    groups: dict[Any, list[dict]] = {}
+    for v in views:
+        groups.setdefault(DIMS[dim](v), []).append(v)
+    return groups
+
+
 def test_every_metric_overall_and_by_each_dimension_matches_the_views_posted(
-    server: Server, posted: tuple[dict[str, Any], list[dict[str, Any]]]
+    server: Server, posted: tuple[dict[str, Any], list[dict[str, Any]]], tmp_path: Path
 ) -> None:
     asset, views = posted
-    dims = {
-        "player": lambda v: v["player"],
-        "browser": lambda v: v["browser"],
-        "os": lambda v: v["os"],
-        "rendition": _rendition,
-    }
     with server.client() as c:
-        for metric in METRICS:
+        for metric in METRICS:  # the API: every metric overall
             got = _metric(c, metric, asset_id=asset["id"])
             assert got["metric"] == metric and got["unit"] and got["definition"]
             [row] = got["rows"]
             assert row["views"] == VIEWS, got
             assert _close(row["value"], expected(views)[metric]), (metric, row, expected(views))
-            for dim, key in dims.items():
-                groups: dict[Any, list[dict]] = {}
-                for v in views:
-                    groups.setdefault(key(v), []).append(v)
+        for metric in ("startup_time_p95", "viewer_experience_score"):  # and by each dimension
+            for dim in DIMS:
+                groups = _groups(views, dim)
                 rows = _metric(c, metric, asset_id=asset["id"], group_by=dim)["rows"]
                 assert {r["group"] for r in rows} == set(groups), (dim, rows)
                 for r in rows:
                     want = expected(groups[r["group"]])
                     assert r["views"] == want["views"], (dim, r)
                     assert _close(r["value"], want[metric]), (metric, dim, r, want[metric])
+    # every metric by every dimension, as the API computes them, over the server's lake
+    # (its object store, read by a Lake of this process)
+    lake = Lake(server.store(), tmp_path / "reader")
+    scope = ViewScope([asset["playback_ids"][0]["id"]], [asset["id"]])
+    for dim in DIMS:
+        groups = _groups(views, dim)
+        rows = breakdown(lake, scope, MetricsQuery.parse(None, None, dim, None))
+        assert {r["group"] for r in rows} == set(groups), (dim, rows)
+        for r in rows:
+            want = expected(groups[r["group"]])
+            for metric in METRICS:
+                assert _close(r[metric], want[metric]), (metric, dim, r, want[metric])
 
 
 def test_time_series_and_ranges(
