@@ -549,29 +549,50 @@ class Breakdowns:
     def rows(self, q: MetricsQuery, metrics: Sequence[str] | None = None) -> list[dict[str, Any]]:
         """One row per group: ``group`` and each metric (all by default), biggest first
         (time series: in time order, every bucket listed)."""
+        return self.many({"": q}, metrics)[""]
+
+    def many(
+        self, queries: dict[str, MetricsQuery], metrics: Sequence[str] | None = None
+    ) -> dict[str, list[dict[str, Any]]]:
+        """:meth:`rows` of several groupings of the same views, in one pass over them
+        (``GROUPING SETS``): a dashboard page's tables."""
         names = list(metrics or METRICS)
         exprs = ", ".join(f"{METRICS[n].sql} AS {n}" for n in names)
         if "views" not in names:
             exprs += ", count(*) AS views"
-        if q.group_by is None:
-            cur = self.con.execute(f"SELECT NULL AS grp, {exprs} FROM v")
-        else:
-            col = DIMENSIONS[q.group_by]
-            cur = self.con.execute(
-                f"SELECT {col} AS grp, {exprs} FROM v GROUP BY grp ORDER BY views DESC, grp"
-            )
+        dims = sorted({q.group_by for q in queries.values() if q.group_by is not None})
+        alias = {d: f"g{i}" for i, d in enumerate(dims)}
+        sets = [f"({alias[d]})" for d in dims]
+        if any(q.group_by is None for q in queries.values()):
+            sets.append("()")
+        inner = ", ".join(f"{DIMENSIONS[d]} AS {alias[d]}" for d in dims)
+        flags = "".join(f", grouping({alias[d]}) AS x_{alias[d]}" for d in dims)
+        keys = "".join(f", {alias[d]}" for d in dims)
+        cur = self.con.execute(
+            f"SELECT 0 AS _{keys}{flags}, {exprs} "
+            f"FROM (SELECT *{', ' + inner if inner else ''} FROM v) "
+            f"GROUP BY GROUPING SETS ({', '.join(sets)})"
+        )
         cols = [d[0] for d in cur.description or ()]
-        out = []
+        grouped: dict[str | None, list[dict[str, Any]]] = {}
         for row in cur.fetchall():
             r = dict(zip(cols, row, strict=True))
-            r["group"] = r.pop("grp")
-            out.append({k: _plain(v) for k, v in r.items()})
-        if q.group_by is None and out and out[0]["views"] == 0:
-            out = [{**out[0], **_empty(names)}]
-        if q.is_time:
-            by = {r["group"]: r for r in out}
-            out = [by.get(b) or {"group": b, **_empty(names)} for b in _buckets(q)]
-        return out
+            dim = next((d for d in dims if r[f"x_{alias[d]}"] == 0), None)
+            out = {"group": r[alias[dim]] if dim else None}
+            out |= {k: _plain(r[k]) for k in (*names, "views")}
+            grouped.setdefault(dim, []).append(out)
+        for rows in grouped.values():
+            rows.sort(key=lambda r: (-r["views"], r["group"] is None, str(r["group"])))
+        result: dict[str, list[dict[str, Any]]] = {}
+        for label, q in queries.items():
+            got = [dict(r) for r in grouped.get(q.group_by, [])]
+            if q.group_by is None and (not got or got[0]["views"] == 0):
+                got = [{"group": None, **_empty(names)}]
+            if q.is_time:
+                by = {r["group"]: r for r in got}
+                got = [by.get(b) or {"group": b, **_empty(names)} for b in _buckets(q)]
+            result[label] = got
+        return result
 
 
 _EMPTY_VIEW = """SELECT NULL::VARCHAR AS view_id, NULL::VARCHAR AS playback_id,

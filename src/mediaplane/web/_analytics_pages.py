@@ -157,10 +157,15 @@ def dashboard(rt: Runtime, user: User, asset_id: str | None, q: MetricsQuery) ->
         ):
             titles[a_id] = title or a_id
     tables = [g for g in TABLES if not (g == "asset" and asset_id)]
+    queries = {
+        "total": MetricsQuery(q.start, q.end),
+        "series": MetricsQuery(q.start, q.end, q.group_by, q.interval),
+        **{g: MetricsQuery(q.start, q.end, g) for g in tables},
+    }
     with Breakdowns(lake_of(rt), scope, q.start, q.end) as b:
-        total = b.rows(MetricsQuery(q.start, q.end))[0]
-        series = b.rows(MetricsQuery(q.start, q.end, q.group_by, q.interval))
-        breakdowns = {g: b.rows(MetricsQuery(q.start, q.end, g)) for g in tables}
+        got = b.many(queries)  # one pass over the views
+    total, series = got["total"][0], got["series"]
+    breakdowns = {g: got[g] for g in tables}
     times = [_epoch(r["group"]) for r in series]
     charts = {
         cid: {
