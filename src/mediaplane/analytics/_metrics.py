@@ -47,8 +47,11 @@ landed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
+import threading
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -390,6 +393,23 @@ def _buckets(q: MetricsQuery) -> list[str]:
     return out
 
 
+_CACHE_LOCK = threading.Lock()
+#: A superseded cache file is deleted once it is this old (a reader that listed it before
+#: it was superseded, in this process or another, is done with it by then).
+SUPERSEDED_S = 600.0
+
+
+def _sweep(current: Path) -> None:
+    """Delete the files ``current`` supersedes (the same hour or day, other keys) once
+    they are :data:`SUPERSEDED_S` old."""
+    cutoff = time.time() - SUPERSEDED_S
+    for old in current.parent.glob("*.parquet"):
+        if old != current:
+            with contextlib.suppress(FileNotFoundError):
+                if old.stat().st_mtime < cutoff:
+                    old.unlink()
+
+
 class ViewCache:
     """The lake's views as Parquet, one file per hour of their start, computed once per set
     of lake files they depend on (a process's own cache, under the lake's work dir)::
@@ -401,7 +421,9 @@ class ViewCache:
     its events past the hour); ``key`` is a hash of those files' names. Lake files are
     immutable, so a file that lands in them makes a new key and the hour is computed again
     (the current hour and the one before it, as beacons land); the superseded file is
-    removed. Stale hours are computed together, in one query.
+    removed once :data:`SUPERSEDED_S` old. Stale hours are computed together, in one query.
+    A day over for :data:`CLOSED` is merged into one file (``day=YYYY-MM-DD/<key>``, the key
+    of its hours' keys), its hour files removed.
     """
 
     def __init__(self, lake: Lake) -> None:
@@ -453,10 +475,14 @@ class ViewCache:
             for h, _, path, deps in entries:
                 if not path.is_file():
                     stale[h] = (path, deps)
-        if stale:
-            self._compute(stale)
-        for day_path, parts in merges:
-            self._merge(day_path, parts)
+        if stale or merges:
+            with _CACHE_LOCK:  # one computation at a time in a process
+                stale = {h: e for h, e in stale.items() if not e[0].is_file()}
+                if stale:
+                    self._compute(stale)
+                for day_path, parts in merges:
+                    if not day_path.is_file():
+                        self._merge(day_path, parts)
         return out
 
     def _merge(self, day_path: Path, parts: list[Path]) -> None:
@@ -473,9 +499,7 @@ class ViewCache:
         finally:
             con.close()
         tmp.replace(day_path)
-        for old in day_path.parent.glob("*.parquet"):
-            if old != day_path:
-                old.unlink(missing_ok=True)
+        _sweep(day_path)
         for part in parts:
             part.unlink(missing_ok=True)
 
@@ -499,9 +523,7 @@ class ViewCache:
                     {"h": h},
                 )
                 tmp.replace(path)
-                for old in path.parent.glob("*.parquet"):
-                    if old != path:  # superseded: files landed since
-                        old.unlink(missing_ok=True)
+                _sweep(path)
                 self.computed += 1
         finally:
             con.close()

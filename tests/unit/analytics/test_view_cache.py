@@ -71,7 +71,7 @@ def test_ranges_open_only_their_hours_and_landed_files_count_at_once(tmp_path: P
         p.relative_to(tmp_path / "work" / "views").parts[0]
         for p in (tmp_path / "work" / "views").rglob("*.parquet")
     )
-    assert cached == ["day=2026-05-28"]
+    assert set(cached) == {"day=2026-05-28"}  # (superseded ones linger a while)
     now = datetime.now(UTC).replace(tzinfo=None) - timedelta(minutes=1)
     _land(lake, "d", now)
     assert _views(lake, now - timedelta(hours=1), now + timedelta(hours=1))[0] == 1
