@@ -1,7 +1,8 @@
 """The analytics dashboard in Chromium at a laptop's size (1366x768): a view session posted
 as beacons shows in the totals, the uPlot charts (drawn on their canvas) and the player,
 browser and OS tables, the per-asset page and its CSV export; a failed data-quality check
-shows on the page. Screenshots land in the test's tmp dir."""
+shows on the page; a creator of no channel sees none of it. Screenshots land in the test's
+tmp dir."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from tests.support import Server
 
 EMAIL = "analytics-admin@example.org"
+CREATOR = "analytics-creator@example.org"  # of no channel: none of the asset's views
 PASSWORD = "counting the views"
 UA = (
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
@@ -83,6 +85,7 @@ def _admin_and_a_failed_check(server: Server) -> None:
     try:
         with db.session() as s:
             create_user(s, EMAIL, PASSWORD, "admin", email_verified=True)
+            create_user(s, CREATOR, PASSWORD, "creator", email_verified=True)
             failed = {
                 "node": "test.mediaplane_analytics.not_null_fct_views_view_id",
                 "status": "fail",
@@ -161,3 +164,16 @@ def test_the_dashboard_shows_a_session(
     assert table[0][:3] == ["player", "views", "unique_viewers"]
     assert table[1][:2] == ["shaka-player", "1"]
     assert [line for line in console.lines if "[pageerror]" in line] == []
+
+    # a creator sees their own channels' views only (none here), and no admin menu
+    page.context.clear_cookies()
+    page.goto(f"{server.url}/signin?next=/analytics")
+    page.fill("input[name=email]", CREATOR)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{server.url}/analytics")
+    assert page.locator("#totals [data-metric=views] strong").inner_text() == "0"
+    assert "No views in this range." in page.locator("#by-player tbody").inner_text()
+    assert page.locator("#admin-nav").count() == 0
+    r = page.request.get(f"{server.url}/analytics?asset_id={asset['id']}")
+    assert r.status == 404  # another channel's asset does not exist for them
