@@ -393,6 +393,30 @@ def _buckets(q: MetricsQuery) -> list[str]:
     return out
 
 
+#: What the view cache keeps of each view: what the metrics and dimensions read (the
+#: User-Agent only as its browser and OS). A change here is a new :data:`CACHE_VERSION`.
+VIEW_COLUMNS = (
+    "view_id",
+    "playback_id",
+    "viewer",
+    "player_name",
+    "browser",
+    "os",
+    "rendition",
+    "started_at",
+    "startup_time_ms",
+    "rebuffer_count",
+    "rebuffer_ms",
+    "watched_ms",
+    "watch_time_s",
+    "exited_before_start",
+    "playback_failed",
+    "average_bitrate",
+    "weighted_bitrate",
+    "viewer_experience_score",
+)
+#: Part of every cache key: files of another version are never read.
+CACHE_VERSION = "v1"
 _CACHE_LOCK = threading.Lock()
 #: A superseded cache file is deleted once it is this old (a reader that listed it before
 #: it was superseded, in this process or another, is done with it by then).
@@ -446,7 +470,8 @@ class ViewCache:
                 for d in (-1, 0, 1)
                 for f in by_hour.get((t + timedelta(hours=d)).strftime("%Y-%m-%dT%H"), [])
             )
-            digest = hashlib.sha256("\n".join(Path(f).name for f in deps).encode()).hexdigest()
+            names = [CACHE_VERSION, *(Path(f).name for f in deps)]
+            digest = hashlib.sha256("\n".join(names).encode()).hexdigest()
             return digest[:20], self.dir / f"hour={h}" / f"{digest[:20]}.parquet", deps
 
         wanted: list[str] = []  # the hours of the range that have events
@@ -518,7 +543,7 @@ class ViewCache:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 tmp = path.with_name(f".{uuid.uuid4().hex[:8]}.tmp")
                 con.execute(
-                    f"COPY (SELECT * EXCLUDE (h, asset_id) FROM pv WHERE h = $h) TO '{tmp}' "
+                    f"COPY (SELECT {', '.join(VIEW_COLUMNS)} FROM pv WHERE h = $h) TO '{tmp}' "
                     "(FORMAT parquet, COMPRESSION zstd)",
                     {"h": h},
                 )
@@ -576,35 +601,28 @@ class Breakdowns:
     def many(
         self, queries: dict[str, MetricsQuery], metrics: Sequence[str] | None = None
     ) -> dict[str, list[dict[str, Any]]]:
-        """:meth:`rows` of several groupings of the same views, in one pass over them
-        (``GROUPING SETS``): a dashboard page's tables."""
+        """:meth:`rows` of several groupings of the same views (a dashboard page's tables),
+        one query per grouping. (One ``GROUPING SETS`` pass was measured no faster over
+        500,000 views: bench/dashboard.py.)"""
         names = list(metrics or METRICS)
         exprs = ", ".join(f"{METRICS[n].sql} AS {n}" for n in names)
         if "views" not in names:
             exprs += ", count(*) AS views"
-        dims = sorted({q.group_by for q in queries.values() if q.group_by is not None})
-        alias = {d: f"g{i}" for i, d in enumerate(dims)}
-        sets = [f"({alias[d]})" for d in dims]
-        if any(q.group_by is None for q in queries.values()):
-            sets.append("()")
-        inner = ", ".join(f"{DIMENSIONS[d]} AS {alias[d]}" for d in dims)
-        flags = "".join(f", grouping({alias[d]}) AS x_{alias[d]}" for d in dims)
-        keys = "".join(f", {alias[d]}" for d in dims)
-        cur = self.con.execute(
-            f"SELECT 0 AS _{keys}{flags}, {exprs} "
-            f"FROM (SELECT *{', ' + inner if inner else ''} FROM v) "
-            f"GROUP BY GROUPING SETS ({', '.join(sets)})"
-        )
-        cols = [d[0] for d in cur.description or ()]
         grouped: dict[str | None, list[dict[str, Any]]] = {}
-        for row in cur.fetchall():
-            r = dict(zip(cols, row, strict=True))
-            dim = next((d for d in dims if r[f"x_{alias[d]}"] == 0), None)
-            out = {"group": r[alias[dim]] if dim else None}
-            out |= {k: _plain(r[k]) for k in (*names, "views")}
-            grouped.setdefault(dim, []).append(out)
-        for rows in grouped.values():
-            rows.sort(key=lambda r: (-r["views"], r["group"] is None, str(r["group"])))
+        for dim in {q.group_by for q in queries.values()}:
+            if dim is None:
+                cur = self.con.execute(f"SELECT NULL AS grp, {exprs} FROM v")
+            else:
+                cur = self.con.execute(
+                    f"SELECT {DIMENSIONS[dim]} AS grp, {exprs} FROM v GROUP BY grp "
+                    "ORDER BY views DESC, grp"
+                )
+            cols = [d[0] for d in cur.description or ()]
+            rows = []
+            for row in cur.fetchall():
+                r = dict(zip(cols, row, strict=True))
+                rows.append({"group": r["grp"], **{k: _plain(r[k]) for k in (*names, "views")}})
+            grouped[dim] = rows
         result: dict[str, list[dict[str, Any]]] = {}
         for label, q in queries.items():
             got = [dict(r) for r in grouped.get(q.group_by, [])]
@@ -618,14 +636,12 @@ class Breakdowns:
 
 
 _EMPTY_VIEW = """SELECT NULL::VARCHAR AS view_id, NULL::VARCHAR AS playback_id,
-  NULL::VARCHAR AS viewer, NULL::VARCHAR AS player_name, NULL::VARCHAR AS user_agent,
-  NULL::TIMESTAMP AS started_at, NULL::BIGINT AS startup_time_ms, 0 AS first_frames,
-  0 AS rebuffer_count, 0 AS rebuffer_ms, 0 AS watched_ms, 0 AS fatal_errors,
-  NULL::DOUBLE AS average_bitrate, NULL::BIGINT AS max_bitrate,
-  NULL::DOUBLE AS weighted_bitrate, NULL::VARCHAR AS rendition, NULL::VARCHAR AS asset_id,
-  0.0 AS watch_time_s, false AS video_started, false AS playback_failed,
-  false AS exited_before_start, NULL::DOUBLE AS viewer_experience_score,
-  NULL::VARCHAR AS browser, NULL::VARCHAR AS os
+  NULL::VARCHAR AS viewer, NULL::VARCHAR AS player_name, NULL::VARCHAR AS browser,
+  NULL::VARCHAR AS os, NULL::VARCHAR AS rendition, NULL::TIMESTAMP AS started_at,
+  NULL::BIGINT AS startup_time_ms, 0 AS rebuffer_count, 0 AS rebuffer_ms, 0 AS watched_ms,
+  0.0 AS watch_time_s, false AS exited_before_start, false AS playback_failed,
+  NULL::DOUBLE AS average_bitrate, NULL::DOUBLE AS weighted_bitrate,
+  NULL::DOUBLE AS viewer_experience_score, NULL::VARCHAR AS asset_id
 WHERE false"""
 
 

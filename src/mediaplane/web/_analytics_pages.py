@@ -163,7 +163,7 @@ def dashboard(rt: Runtime, user: User, asset_id: str | None, q: MetricsQuery) ->
         **{g: MetricsQuery(q.start, q.end, g) for g in tables},
     }
     with Breakdowns(lake_of(rt), scope, q.start, q.end) as b:
-        got = b.many(queries)  # one pass over the views
+        got = b.many(queries)
     total, series = got["total"][0], got["series"]
     breakdowns = {g: got[g] for g in tables}
     times = [_epoch(r["group"]) for r in series]
