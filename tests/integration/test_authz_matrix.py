@@ -468,6 +468,12 @@ MATRIX: dict[tuple[str, str], tuple[Build, dict[str, object]]] = {
         _req("GET", "/api/v1/data/realtime?asset_id={asset}"),
         ASSET_READ,
     ),
+    # a metric's breakdown of one asset: whoever may read it (without asset_id: the assets
+    # the caller may read, none for some)
+    ("GET", "/api/v1/data/metrics/{metric}"): (
+        _req("GET", "/api/v1/data/metrics/views?asset_id={asset}&group_by=player"),
+        ASSET_READ,
+    ),
     # webhooks (admin: endpoints receive every channel's events); a loopback URL is
     # refused (400 url_refused) after authorization
     ("POST", "/api/v1/webhooks"): (

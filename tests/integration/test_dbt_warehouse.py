@@ -1,14 +1,16 @@
 """The analytics warehouse: generated beacons land in the lake through the real intake rows
 and Lake flush, the shipped dbt project builds over them (dbt-duckdb, dbtRunner), and the
-marts' numbers match what this test computes itself from the same events; then a row of
-an unknown event type makes a data test fail and the ``analytics.build`` job (run through
-the real job machinery) emits ``analytics.quality_failed``."""
+marts' numbers match what this test computes itself from the same events (and the metrics
+API's, its own SQL over the lake, match the marts'); then a row of an unknown event type
+makes a data test fail and the ``analytics.build`` job (run through the real job machinery)
+emits ``analytics.quality_failed``."""
 
 from __future__ import annotations
 
 import json
 import random
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -19,10 +21,14 @@ from sqlalchemy import select
 
 from mediaplane.analytics import (
     EVENT_COLUMNS,
+    METRICS,
     BeaconEvent,
     BuildAnalytics,
     Intake,
     Lake,
+    MetricsQuery,
+    ViewScope,
+    breakdown,
     build_warehouse,
     parse_batch,
     schedule_build,
@@ -292,6 +298,33 @@ def test_marts_match_the_events_and_a_bad_row_fails_the_gate(
         for n, name in enumerate(("upscale_percentage", "downscale_percentage")):
             known = [v["scaling"][n] for v in vs if v["scaling"][n] is not None]
             assert d[name] == pytest.approx(sum(known) / len(known))
+
+    # The metrics API's numbers (its own SQL over the lake, with the marts' definitions)
+    # are the marts': every metric of each day and playback id of qoe_daily.
+    same = {
+        "views": "views",
+        "unique_viewers": "unique_viewers",
+        "watch_time": "watch_time_s",
+        "startup_time_p50": "startup_time_p50_ms",
+        "startup_time_p95": "startup_time_p95_ms",
+        "rebuffer_ratio": "rebuffer_percentage",
+        "rebuffer_frequency": "rebuffer_frequency_per_min",
+        "exits_before_video_start": "exits_before_start_percentage",
+        "playback_failure_rate": "playback_failure_percentage",
+        "average_bitrate": "average_bitrate",
+        "weighted_bitrate": "weighted_bitrate",
+        "viewer_experience_score": "viewer_experience_score",
+    }
+    assert set(same) == set(METRICS)
+    for d in daily:
+        day = datetime(*d["view_date"].timetuple()[:3], tzinfo=UTC).replace(tzinfo=None)
+        scope = ViewScope([d["playback_id"]], ["asset"])
+        [got] = breakdown(lake, scope, MetricsQuery(day, day + timedelta(days=1)))
+        for ours, theirs in same.items():
+            want = d[theirs]
+            assert (got[ours] is None and want is None) or got[ours] == pytest.approx(
+                want, rel=1e-6, abs=1e-6
+            ), (ours, got[ours], want)
 
     # A broken row (a writer that skipped validation): an event type nobody knows.
     now_ms = int(time.time() * 1000)

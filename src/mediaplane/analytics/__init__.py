@@ -5,7 +5,9 @@ rendition switches, errors, seeks, pauses, ends, heartbeats) and send CMCD (CTA-
 their manifest and segment requests, which :class:`CmcdTap` notes in front of the origin.
 Both land in the lake (:mod:`._lake`): Parquet files in the object store, partitioned by
 date and hour (``analytics/{events,cmcd}/date=…/hour=…/part-….parquet``), batched in
-memory and written by DuckDB; ``GET /api/v1/data/views`` reads them with DuckDB. Viewers
+memory and written by DuckDB; ``GET /api/v1/data/views`` reads them with DuckDB, and so does
+``GET /api/v1/data/metrics/{metric}`` (:mod:`._metrics`: the dbt models' QoE definitions,
+broken down by player, browser, OS, rendition, asset or time; the dashboards' numbers). Viewers
 are pseudonymised with a keyed hash (:func:`ensure_analytics_key`; a signed-in account on
 our own pages by :func:`account_viewer_id`), addresses truncated.
 
@@ -37,7 +39,7 @@ Errors::
 
 from __future__ import annotations
 
-from ._api import router
+from ._api import metrics_csv, metrics_scope, router
 from ._beacons import (
     EVENT_COLUMNS,
     MAX_EVENTS,
@@ -55,6 +57,17 @@ from ._flusher import run_flusher
 from ._identity import account_viewer_id, ensure_analytics_key
 from ._lake import CMCD_COLUMNS, Lake, LakeStats, lake_of, partition_date, prune_lake
 from ._limits import InProcessRate, Rate, RedisRate
+from ._metrics import (
+    DIMENSIONS,
+    METRICS,
+    NO_SOURCE,
+    Breakdowns,
+    MetricsQuery,
+    MetricsQueryError,
+    ViewCache,
+    ViewScope,
+    breakdown,
+)
 from ._realtime import (
     InProcessRealtime,
     Realtime,
@@ -81,6 +94,17 @@ from ._warehouse import (
 )
 
 __all__ = [
+    "DIMENSIONS",
+    "METRICS",
+    "NO_SOURCE",
+    "Breakdowns",
+    "MetricsQuery",
+    "MetricsQueryError",
+    "ViewCache",
+    "ViewScope",
+    "breakdown",
+    "metrics_csv",
+    "metrics_scope",
     "DBT_PROJECT",
     "BuildAnalytics",
     "DbtStep",

@@ -1,25 +1,38 @@
 """Routes: ``POST /api/v1/beacons`` (players, no authentication: untrusted input),
 ``GET /api/v1/data/views`` (the views of an asset, for whoever may read the asset) and
-``GET /api/v1/data/realtime`` (who watches an asset or a live stream now)."""
+``GET /api/v1/data/realtime`` (who watches an asset or a live stream now) and
+``GET /api/v1/data/metrics/{metric}`` (a QoE metric's breakdown over the assets the caller
+may read, or one of them)."""
 
 from __future__ import annotations
 
+import csv
 import functools
+import io
 import math
 from datetime import date
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from mediaplane.accounts import Principal, Scope, authenticated
-from mediaplane.catalog import AssetAction, authorized_asset, viewer_territory
+from mediaplane.catalog import (
+    Asset,
+    AssetAction,
+    PlaybackId,
+    authorized_asset,
+    viewer_territory,
+    visible_to,
+)
 from mediaplane.http import ApiError, read_small_body, runtime_dep
 from mediaplane.runtime import Runtime
 
 from ._errors import InvalidBeacon, LakeBusy, RateLimited
 from ._lake import lake_of
+from ._metrics import METRICS, MetricsQuery, MetricsQueryError, ViewScope, breakdown
 from ._realtime import realtime_view
 from ._service import beacon_intake
 from ._views import list_views
@@ -101,3 +114,87 @@ async def get_realtime(
         realtime_view, rt, principal, asset_id=asset_id, live_stream_id=live_stream_id
     )
     return {"data": figures}
+
+
+def metrics_scope(rt: Runtime, principal: Principal, asset_id: str | None) -> ViewScope:
+    """The playback ids (and their assets) whose views ``principal`` may see: one asset's
+    (404 when they may not read it), or every asset's they may read (blocking)."""
+    with rt.db.session() as s:
+        if asset_id is not None:
+            asset = authorized_asset(s, principal, asset_id, AssetAction.READ)
+            pids = [p.id for p in asset.playback_ids]
+            return ViewScope(pids, [asset.id] * len(pids))
+        rows = s.execute(
+            select(PlaybackId.id, PlaybackId.asset_id)
+            .join(Asset, Asset.id == PlaybackId.asset_id)
+            .where(visible_to(principal))
+        ).all()
+        return ViewScope([r[0] for r in rows], [r[1] for r in rows])
+
+
+def metrics_csv(group_by: str | None, names: list[str], rows: list[dict[str, Any]]) -> str:
+    """A breakdown as CSV: the group, then each metric (and ``views`` when not among them)."""
+    cols = names if "views" in names else [*names, "views"]
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow([group_by or "group", *cols])
+    for r in rows:
+        w.writerow(
+            [
+                "" if r["group"] is None else r["group"],
+                *("" if r[c] is None else r[c] for c in cols),
+            ]
+        )
+    return out.getvalue()
+
+
+@router.get("/data/metrics/{metric}", response_model=None)
+async def get_metric(
+    metric: str,
+    rt: Runtime = Depends(runtime_dep),
+    principal: Principal = Depends(_read),
+    group_by: str | None = Query(default=None, max_length=32),
+    asset_id: str | None = Query(default=None, max_length=64),
+    start: str | None = Query(default=None, alias="from", max_length=40),
+    end: str | None = Query(default=None, alias="to", max_length=40),
+    interval: str | None = Query(default=None, max_length=8),
+    format: Literal["json", "csv"] = "json",
+) -> dict[str, Any] | Response:
+    """One QoE metric of the views that started in ``[from, to)`` (ISO dates or times, UTC;
+    default: the last 7 days), over the assets the caller may read or ``asset_id``'s,
+    overall or grouped by ``player``, ``browser``, ``os``, ``rendition``, ``asset``,
+    ``date``, ``hour`` or ``time`` (with ``interval=hour|day``: every bucket listed).
+    Each row: ``group``, ``value``, ``views``. ``format=csv``: the same rows as CSV.
+    Metrics and their definitions: :mod:`mediaplane.analytics._metrics`."""
+    if metric not in METRICS:
+        raise ApiError(
+            400, "unknown_metric", f"Unknown metric {metric!r}: one of {', '.join(METRICS)}."
+        )
+    try:
+        q = MetricsQuery.parse(start, end, group_by, interval)
+    except MetricsQueryError as exc:
+        raise ApiError(400, "invalid_query", str(exc)) from None
+    scope = await run_in_threadpool(metrics_scope, rt, principal, asset_id)
+    rows = await run_in_threadpool(breakdown, lake_of(rt), scope, q, [metric])
+    label = "time" if q.is_time else q.group_by
+    if format == "csv":
+        body = metrics_csv(label, [metric], rows)
+        name = f"{metric}-by-{label or 'all'}.csv"
+        return Response(
+            body,
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+    m = METRICS[metric]
+    return {
+        "data": {
+            "metric": metric,
+            "unit": m.unit,
+            "definition": m.definition,
+            "group_by": group_by,
+            "interval": q.interval,
+            "from": q.start.isoformat() + "Z",
+            "to": q.end.isoformat() + "Z",
+            "rows": [{"group": r["group"], "value": r[metric], "views": r["views"]} for r in rows],
+        }
+    }

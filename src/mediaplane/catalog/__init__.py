@@ -18,6 +18,7 @@ from ._models import (
     AssetStatus,
     FingerprintStatus,
     ModerationStatus,
+    PlaybackId,
     PlaybackPolicy,
     Protection,
 )
@@ -94,6 +95,7 @@ __all__ = [
     "ImportUrl",
     "InvalidAssetInput",
     "ModerationStatus",
+    "PlaybackId",
     "PlaybackPolicy",
     "PlaybackTerms",
     "ProcessAsset",

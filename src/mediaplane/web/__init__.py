@@ -3,7 +3,8 @@ account and library pages, a creator's studio (:mod:`._studio_pages`) and its li
 (:mod:`._live_pages`), the real-time viewers panel of the watch and live pages
 (:mod:`._realtime_pages`), the admin pages (:mod:`._admin_pages`; :data:`ADMIN_NAV` is their
 menu, which other admin page modules extend, as :mod:`._access_pages` does for plans and
-grants and :mod:`._webhook_pages` for webhooks), and the vendored player JS from
+grants, :mod:`._webhook_pages` for webhooks and :mod:`._analytics_pages` for the
+analytics dashboards), and the vendored player JS from
 node_modules."""
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from ._access_pages import router as _access
 from ._account_pages import router as _accounts
 from ._admin_pages import ADMIN_NAV
 from ._admin_pages import router as _admin
+from ._analytics_pages import router as _analytics
 from ._library_pages import router as _library
 from ._live_pages import router as _live
 from ._pages import router as _pages
@@ -31,5 +33,6 @@ router.include_router(_access)
 router.include_router(_library)
 router.include_router(_webhooks)
 router.include_router(_realtime)
+router.include_router(_analytics)
 
 __all__ = ["ADMIN_NAV", "router"]

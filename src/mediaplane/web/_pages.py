@@ -55,6 +55,8 @@ VENDOR = {
     "dash.all.min.js": "dashjs/dist/modern/umd/dash.all.min.js",
     "htmx.min.js": "htmx.org/dist/htmx.min.js",
     "tus.min.js": "tus-js-client/dist/tus.min.js",
+    "uPlot.iife.min.js": "uplot/dist/uPlot.iife.min.js",
+    "uPlot.min.css": "uplot/dist/uPlot.min.css",
 }
 
 
@@ -221,9 +223,8 @@ def vendor(name: str, rt: Runtime = Depends(runtime_dep)) -> FileResponse:
     path = rt.settings.effective_node_modules / rel if rel else None
     if path is None or not path.is_file():
         raise NotFound(f"{name} is not installed: run `npm ci`.")
-    return FileResponse(
-        path, media_type="text/javascript", headers={"Cache-Control": "public, max-age=3600"}
-    )
+    media = "text/css" if name.endswith(".css") else "text/javascript"
+    return FileResponse(path, media_type=media, headers={"Cache-Control": "public, max-age=3600"})
 
 
 @router.get("/static/{name}")

@@ -1,0 +1,671 @@
+"""QoE metrics and their breakdowns, computed by DuckDB from the lake's Parquet files
+(``GET /api/v1/data/metrics/{metric}`` and the analytics dashboards).
+
+The definitions are the dbt project's (``analytics/dbt/models/marts``): a view is one
+``view_id`` with the fields of ``fct_views`` (over events deduplicated as
+``stg_beacon_events`` does, bitrates held as ``stg_bitrate_intervals`` holds them), and a
+group's metrics aggregate its views as ``qoe_daily`` does per day — here per any
+dimension. The viewer-experience score's thresholds are the project's vars
+(``startup_good_ms``, ``startup_bad_ms`` in ``dbt_project.yml``). The warehouse is built on
+a schedule; this reads the lake itself, so a view counts here as soon as it has landed.
+
+Metrics (:data:`METRICS`), for the views that *started* in ``[from, to)``:
+
+==========================  ==================================================================
+views                       views (count)
+unique_viewers              distinct pseudonymous viewers
+watch_time                  watched seconds, summed (each view's largest ``watched_ms``)
+startup_time_p50 / _p95     the median / 95th percentile of the views' startup time (ms;
+                            views that showed a frame)
+rebuffer_ratio              stalled ms / (stalled ms + watched ms), over all the views' time
+rebuffer_frequency          rebuffer starts per minute watched
+exits_before_video_start    share of views that showed no frame and had no fatal error
+playback_failure_rate       share of views with a fatal error
+average_bitrate             the mean of the views' average reported bitrate (bits/s)
+weighted_bitrate            the bitrate weighted by how long each played, by watch time
+viewer_experience_score     the mean of the views' scores (0–100; formula in schema.yml)
+==========================  ==================================================================
+
+Dimensions (:data:`DIMENSIONS`): ``player`` (the beacon's player name), ``browser`` and
+``os`` (from the beacon request's User-Agent, by :data:`BROWSER_SQL` / :data:`OS_SQL`),
+``rendition`` (the rendition the view played longest, by held time as for the weighted
+bitrate), ``asset``, and time: ``date`` (UTC day), ``hour``, or ``time`` with
+``interval=hour|day`` (the bucket of the view's start; empty buckets are listed).
+``country`` and ``cdn`` have no source: beacons keep only a truncated address (no
+geolocation database here) and neither the beacons nor CMCD (CTA-5004 has no CDN key)
+name an edge; asking for them is a :class:`MetricsQueryError`.
+
+Reading (partition pruning and the view cache, :class:`ViewCache`): a request reads the
+per-view rows of the hours of its range only. Those are computed from the lake's
+``date=…/hour=…`` event files of that hour and its neighbours (an hour either side: a view
+that began in the hour before is seen beginning there and left out; a view keeps its
+events of the next hour; a view longer than that is cut there), once per set of files, and
+kept as Parquet under the lake's work dir (a day that is over: its whole day, in one file);
+no event file outside those hours is opened. A view counts as soon as its events have
+landed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import re
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import yaml
+
+from ._lake import Lake
+from ._warehouse import DBT_PROJECT
+
+__all__ = [
+    "DIMENSIONS",
+    "METRICS",
+    "NO_SOURCE",
+    "Breakdowns",
+    "MetricsQuery",
+    "MetricsQueryError",
+    "ViewCache",
+    "ViewScope",
+    "breakdown",
+]
+
+
+class MetricsQueryError(ValueError):
+    """A metrics request that cannot be answered (unknown metric or group, a dimension
+    with no data, a bad range): a 400."""
+
+
+@dataclass(frozen=True)
+class Metric:
+    sql: str  # an aggregate over the per-view rows ``v``
+    unit: str
+    definition: str
+    zero_when_empty: bool = False  # a count: 0 for an empty bucket (else null)
+
+
+def _ratio(a: str, b: str) -> str:  # the dbt project's ``ratio`` macro
+    return f"CASE WHEN ({b}) IS NULL OR ({b}) = 0 THEN NULL ELSE CAST({a} AS DOUBLE) / ({b}) END"
+
+
+def _clamp01(x: str) -> str:  # the dbt project's ``clamp01`` macro
+    return f"CASE WHEN ({x}) < 0 THEN 0.0 WHEN ({x}) > 1 THEN 1.0 ELSE ({x}) END"
+
+
+METRICS: dict[str, Metric] = {
+    "views": Metric("count(*)", "views", "Views (view_id) that started in the range.", True),
+    "unique_viewers": Metric(
+        "count(DISTINCT viewer)", "viewers", "Distinct pseudonymous viewers.", True
+    ),
+    "watch_time": Metric(
+        "coalesce(sum(watch_time_s), 0)",
+        "s",
+        "Seconds watched: the sum of each view's largest running watched_ms.",
+        True,
+    ),
+    "startup_time_p50": Metric(
+        "quantile_cont(startup_time_ms, 0.5)",
+        "ms",
+        "Median time from view_start to the first frame, over the views that showed one.",
+    ),
+    "startup_time_p95": Metric(
+        "quantile_cont(startup_time_ms, 0.95)",
+        "ms",
+        "95th percentile of the startup time (continuous), over the views that showed a frame.",
+    ),
+    "rebuffer_ratio": Metric(
+        _ratio("sum(rebuffer_ms)", "sum(rebuffer_ms + watched_ms)"),
+        "ratio",
+        "Time stalled over time stalled plus watched (qoe_daily.rebuffer_percentage, 0–1).",
+    ),
+    "rebuffer_frequency": Metric(
+        _ratio("sum(rebuffer_count)", "sum(watched_ms) / 60000.0"),
+        "per minute",
+        "Rebuffer starts per minute watched.",
+    ),
+    "exits_before_video_start": Metric(
+        _ratio("sum(CASE WHEN exited_before_start THEN 1 ELSE 0 END)", "count(*)"),
+        "ratio",
+        "Share of views that showed no frame and had no fatal error (the viewer left).",
+    ),
+    "playback_failure_rate": Metric(
+        _ratio("sum(CASE WHEN playback_failed THEN 1 ELSE 0 END)", "count(*)"),
+        "ratio",
+        "Share of views with a fatal error event.",
+    ),
+    "average_bitrate": Metric(
+        "avg(average_bitrate)",
+        "bit/s",
+        "Mean of the views' average reported bitrate (heartbeats and rendition switches).",
+    ),
+    "weighted_bitrate": Metric(
+        _ratio(
+            "sum(weighted_bitrate * watched_ms)",
+            "sum(CASE WHEN weighted_bitrate IS NOT NULL THEN watched_ms END)",
+        ),
+        "bit/s",
+        "Each view's time-weighted bitrate, weighted again by its watch time.",
+    ),
+    "viewer_experience_score": Metric(
+        "avg(viewer_experience_score)",
+        "score",
+        "Mean of the views' viewer experience scores (0-100, dbt fct_views formula).",
+    ),
+}
+
+#: A small User-Agent parser (order matters: Edge and Opera say Chrome, Chrome says Safari).
+BROWSER_SQL = """CASE
+  WHEN user_agent IS NULL THEN NULL
+  WHEN regexp_matches(user_agent, 'Edg(e|A|iOS)?/') THEN 'Edge'
+  WHEN regexp_matches(user_agent, 'OPR/|Opera') THEN 'Opera'
+  WHEN regexp_matches(user_agent, 'SamsungBrowser/') THEN 'Samsung Internet'
+  WHEN regexp_matches(user_agent, 'Firefox/|FxiOS/') THEN 'Firefox'
+  WHEN regexp_matches(user_agent, 'HeadlessChrome/') THEN 'Chrome Headless'
+  WHEN regexp_matches(user_agent, 'Chromium/') THEN 'Chromium'
+  WHEN regexp_matches(user_agent, 'Chrome/|CriOS/') THEN 'Chrome'
+  WHEN regexp_matches(user_agent, 'Version/[0-9.]+.*Safari/') THEN 'Safari'
+  ELSE 'Other' END"""
+OS_SQL = """CASE
+  WHEN user_agent IS NULL THEN NULL
+  WHEN regexp_matches(user_agent, 'Windows') THEN 'Windows'
+  WHEN regexp_matches(user_agent, 'Android') THEN 'Android'
+  WHEN regexp_matches(user_agent, 'iPhone|iPad|iPod') THEN 'iOS'
+  WHEN regexp_matches(user_agent, 'CrOS') THEN 'ChromeOS'
+  WHEN regexp_matches(user_agent, 'Mac OS X|Macintosh') THEN 'macOS'
+  WHEN regexp_matches(user_agent, 'Linux|X11') THEN 'Linux'
+  ELSE 'Other' END"""
+
+#: group_by → the per-view column it groups on.
+DIMENSIONS: dict[str, str] = {
+    "player": "player_name",
+    "browser": "browser",
+    "os": "os",
+    "rendition": "rendition",
+    "asset": "asset_id",
+    "date": "strftime(date_trunc('day', started_at), '%Y-%m-%d')",
+    "hour": "strftime(date_trunc('hour', started_at), '%Y-%m-%dT%H:00:00Z')",
+}
+TIME_GROUPS = {"date": "day", "hour": "hour", "time": None}
+INTERVALS = ("hour", "day")
+#: Dimensions asked for by name that have no data behind them, and why.
+NO_SOURCE = {
+    "country": "country has no data source: beacons keep only a truncated address and this "
+    "install has no geolocation database",
+    "cdn": "cdn has no data source: the media comes from this origin, and neither beacons nor "
+    "CMCD (CTA-5004 has no CDN key) name an edge",
+}
+#: Time buckets one answer lists at most.
+MAX_BUCKETS = 5000
+#: A day whose end is this long past is closed: its hours' views go into one cache file
+#: (beacon times are clamped to their receipt, so late files are rare; when one lands, the
+#: day's key changes and it is computed again).
+CLOSED = timedelta(hours=2)
+
+
+@cache
+def _score_vars() -> tuple[int, int]:
+    """The dbt project's startup thresholds of the viewer-experience score."""
+    doc = yaml.safe_load((DBT_PROJECT / "dbt_project.yml").read_text(encoding="utf-8"))
+    v = doc["vars"]
+    return int(v["startup_good_ms"]), int(v["startup_bad_ms"])
+
+
+def per_view_sql(
+    events: str = "read_parquet($events, union_by_name = true)", *, scoped: bool = True
+) -> str:
+    """One row per view with the fields of dbt's ``fct_views`` (and the breakdown
+    dimensions) for the views that started in ``[$from, $to)``: with ``scoped``, only
+    those of ``$playback_ids``, each with its asset (``$asset_ids``, zipped)."""
+    good, bad = _score_vars()
+    startup = _clamp01(f"1.0 - (startup_time_ms - {good}) / {bad - good}.0")
+    scope_cte = (
+        "scope AS (SELECT unnest($playback_ids) AS playback_id, unnest($asset_ids) AS asset_id), "
+        if scoped
+        else ""
+    )
+    where = "WHERE playback_id IN (SELECT playback_id FROM scope)" if scoped else ""
+    asset = "scope.asset_id" if scoped else "NULL::VARCHAR AS asset_id"
+    join = "JOIN scope ON scope.playback_id = v.playback_id" if scoped else ""
+    return f"""
+WITH {scope_cte}e AS (
+  SELECT event_id, view_id, type, ts, received_at, playback_id, viewer, player_name,
+         user_agent, rendition, bitrate, startup_ms, duration_ms, watched_ms, fatal
+  FROM {events}
+  {where}
+  QUALIFY row_number() OVER (PARTITION BY view_id, event_id ORDER BY received_at) = 1
+), v AS (
+  SELECT
+    view_id,
+    min(playback_id) AS playback_id,
+    min(viewer) AS viewer,
+    min(player_name) AS player_name,
+    min(user_agent) AS user_agent,
+    min(ts) AS started_at,
+    max(ts) AS last_ts,
+    min(CASE WHEN type = 'first_frame' THEN startup_ms END) AS startup_time_ms,
+    sum(CASE WHEN type = 'first_frame' THEN 1 ELSE 0 END) AS first_frames,
+    sum(CASE WHEN type = 'rebuffer_start' THEN 1 ELSE 0 END) AS rebuffer_count,
+    coalesce(sum(CASE WHEN type = 'rebuffer_end' THEN duration_ms END), 0) AS rebuffer_ms,
+    coalesce(max(watched_ms), 0) AS watched_ms,
+    sum(CASE WHEN type = 'error' AND fatal THEN 1 ELSE 0 END) AS fatal_errors,
+    avg(CAST(bitrate AS DOUBLE)) AS average_bitrate,
+    max(bitrate) AS max_bitrate
+  FROM e GROUP BY view_id
+  HAVING min(ts) >= $from AND min(ts) < $to
+), held AS (
+  SELECT e.view_id, e.rendition, e.bitrate,
+         date_diff('millisecond', e.ts,
+                   coalesce(lead(e.ts) OVER (PARTITION BY e.view_id ORDER BY e.ts), v.last_ts))
+           AS held_ms
+  FROM e JOIN v ON v.view_id = e.view_id
+  WHERE e.bitrate IS NOT NULL
+), w AS (
+  SELECT view_id,
+         {_ratio("sum(bitrate * held_ms)", "sum(held_ms)")} AS weighted_bitrate,
+         arg_max(rendition, held_ms) FILTER (WHERE rendition IS NOT NULL) AS rendition
+  FROM (SELECT view_id, rendition, any_value(bitrate) AS bitrate, sum(held_ms) AS held_ms
+        FROM held GROUP BY view_id, rendition, bitrate)
+  GROUP BY view_id
+), q AS (
+  SELECT v.*, w.weighted_bitrate, w.rendition, {asset},
+         v.watched_ms / 1000.0 AS watch_time_s,
+         v.first_frames > 0 AS video_started,
+         v.fatal_errors > 0 AS playback_failed,
+         (v.first_frames = 0 AND v.fatal_errors = 0) AS exited_before_start,
+         {_ratio("v.rebuffer_ms", "v.rebuffer_ms + v.watched_ms")} AS rebuffer_percentage
+  FROM v LEFT JOIN w ON w.view_id = v.view_id {join}
+), scored AS (
+  SELECT q.*,
+    CASE WHEN playback_failed THEN 0.0 WHEN exited_before_start THEN 0.5 ELSE 1.0 END
+      AS playback_success_score,
+    CASE WHEN startup_time_ms IS NULL THEN NULL ELSE {startup} END AS startup_score,
+    {_clamp01("1.0 - 10.0 * coalesce(rebuffer_percentage, 0)")} AS smoothness_score,
+    coalesce({_ratio("weighted_bitrate", "max_bitrate")}, 1.0) AS quality_score
+  FROM q
+)
+SELECT *,
+  100.0 * playback_success_score * (
+    CASE WHEN video_started
+         THEN 0.4 * startup_score + 0.4 * smoothness_score + 0.2 * quality_score
+         ELSE 1.0 END) AS viewer_experience_score,
+  {BROWSER_SQL} AS browser,
+  {OS_SQL} AS os
+FROM scored
+"""
+
+
+@dataclass(frozen=True)
+class ViewScope:
+    """Whose views: playback ids and the asset each belongs to."""
+
+    playback_ids: Sequence[str]
+    asset_ids: Sequence[str]
+
+
+def _hour_key(path: str) -> str | None:
+    m = re.search(r"/date=(\d{4}-\d{2}-\d{2})/hour=(\d{2})/", path)
+    return f"{m[1]}T{m[2]}" if m else None
+
+
+@dataclass(frozen=True)
+class MetricsQuery:
+    """A checked request: the range (naive UTC), the grouping and the bucket size."""
+
+    start: datetime
+    end: datetime
+    group_by: str | None = None
+    interval: str | None = None
+
+    @classmethod
+    def parse(
+        cls,
+        start: str | None,
+        end: str | None,
+        group_by: str | None,
+        interval: str | None,
+        *,
+        default_days: int = 7,
+    ) -> MetricsQuery:
+        """From request parameters (ISO dates or times; UTC unless they say otherwise).
+
+        :raises MetricsQueryError: an unknown group or interval, a bad range.
+        """
+        now = datetime.now(UTC).replace(tzinfo=None)
+        to = _parse_time(end, "to") if end else now
+        frm = _parse_time(start, "from") if start else to - timedelta(days=default_days)
+        if end and len(end) == 10:  # a date: the whole day
+            to += timedelta(days=1)
+        if frm >= to:
+            raise MetricsQueryError("from must be before to.")
+        if group_by is not None and group_by not in DIMENSIONS and group_by != "time":
+            if group_by in NO_SOURCE:
+                raise MetricsQueryError(NO_SOURCE[group_by] + ".")
+            known = ", ".join([*DIMENSIONS, "time"])
+            raise MetricsQueryError(f"Unknown group_by {group_by!r}: one of {known}.")
+        if interval is not None:
+            if group_by not in TIME_GROUPS:
+                raise MetricsQueryError("interval applies to group_by=time (or date, hour).")
+            if interval not in INTERVALS:
+                raise MetricsQueryError("interval is hour or day.")
+        if group_by in TIME_GROUPS:
+            interval = interval or TIME_GROUPS[group_by] or "day"
+            group_by = "hour" if interval == "hour" else "date"
+            step = timedelta(hours=1) if interval == "hour" else timedelta(days=1)
+            if (to - frm) / step > MAX_BUCKETS:
+                raise MetricsQueryError(f"More than {MAX_BUCKETS} {interval}s: a larger interval.")
+        return cls(frm, to, group_by, interval)
+
+    @property
+    def is_time(self) -> bool:
+        return self.interval is not None
+
+
+def _parse_time(text: str, name: str) -> datetime:
+    try:
+        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise MetricsQueryError(f"{name}: an ISO 8601 date or time.") from None
+    if t.tzinfo is not None:
+        t = t.astimezone(UTC).replace(tzinfo=None)
+    return t
+
+
+def _buckets(q: MetricsQuery) -> list[str]:
+    if q.interval == "hour":
+        t = q.start.replace(minute=0, second=0, microsecond=0)
+        step, fmt = timedelta(hours=1), "%Y-%m-%dT%H:00:00Z"
+    else:
+        t = q.start.replace(hour=0, minute=0, second=0, microsecond=0)
+        step, fmt = timedelta(days=1), "%Y-%m-%d"
+    out = []
+    while t < q.end:
+        out.append(t.strftime(fmt))
+        t += step
+    return out
+
+
+#: What the view cache keeps of each view: what the metrics and dimensions read (the
+#: User-Agent only as its browser and OS). A change here is a new :data:`CACHE_VERSION`.
+VIEW_COLUMNS = (
+    "view_id",
+    "playback_id",
+    "viewer",
+    "player_name",
+    "browser",
+    "os",
+    "rendition",
+    "started_at",
+    "startup_time_ms",
+    "rebuffer_count",
+    "rebuffer_ms",
+    "watched_ms",
+    "watch_time_s",
+    "exited_before_start",
+    "playback_failed",
+    "average_bitrate",
+    "weighted_bitrate",
+    "viewer_experience_score",
+)
+#: Part of every cache key: files of another version are never read.
+CACHE_VERSION = "v1"
+_CACHE_LOCK = threading.Lock()
+#: A superseded cache file is deleted once it is this old (a reader that listed it before
+#: it was superseded, in this process or another, is done with it by then).
+SUPERSEDED_S = 600.0
+
+
+def _sweep(current: Path) -> None:
+    """Delete the files ``current`` supersedes (the same hour or day, other keys) once
+    they are :data:`SUPERSEDED_S` old."""
+    cutoff = time.time() - SUPERSEDED_S
+    for old in current.parent.glob("*.parquet"):
+        if old != current:
+            with contextlib.suppress(FileNotFoundError):
+                if old.stat().st_mtime < cutoff:
+                    old.unlink()
+
+
+class ViewCache:
+    """The lake's views as Parquet, one file per hour of their start, computed once per set
+    of lake files they depend on (a process's own cache, under the lake's work dir)::
+
+        <work>/views/hour=YYYY-MM-DDTHH/<key>.parquet
+
+    The views that started in hour H are computed from the event files of H-1, H and H+1
+    (H-1: a view that began before H is seen beginning there, not in H; H+1: a view keeps
+    its events past the hour); ``key`` is a hash of those files' names. Lake files are
+    immutable, so a file that lands in them makes a new key and the hour is computed again
+    (the current hour and the one before it, as beacons land); the superseded file is
+    removed once :data:`SUPERSEDED_S` old. Stale hours are computed together, in one query.
+    A day over for :data:`CLOSED` is merged into one file (``day=YYYY-MM-DD/<key>``, the key
+    of its hours' keys), its hour files removed.
+    """
+
+    def __init__(self, lake: Lake) -> None:
+        self.lake = lake
+        self.dir = lake.work_dir / "views"
+        self.computed = 0  # hours computed by this instance (the rest were cached)
+
+    def files(self, start: datetime, end: datetime) -> list[str]:
+        """The per-view files of the hours in ``[start, end)`` that have events (blocking)."""
+        by_hour: dict[str, list[str]] = {}
+        for f in self.lake.files("events"):
+            key = _hour_key(f)
+            if key is not None:
+                by_hour.setdefault(key, []).append(f)
+
+        def entry(h: str) -> tuple[str, Path, list[str]]:
+            t = datetime.fromisoformat(h + ":00")
+            deps = sorted(
+                f
+                for d in (-1, 0, 1)
+                for f in by_hour.get((t + timedelta(hours=d)).strftime("%Y-%m-%dT%H"), [])
+            )
+            names = [CACHE_VERSION, *(Path(f).name for f in deps)]
+            digest = hashlib.sha256("\n".join(names).encode()).hexdigest()
+            return digest[:20], self.dir / f"hour={h}" / f"{digest[:20]}.parquet", deps
+
+        wanted: list[str] = []  # the hours of the range that have events
+        hour = start.replace(minute=0, second=0, microsecond=0)
+        while hour < end:
+            if (h := hour.strftime("%Y-%m-%dT%H")) in by_hour:
+                wanted.append(h)
+            hour += timedelta(hours=1)
+        closed_before = datetime.now(UTC).replace(tzinfo=None) - CLOSED
+        out: list[str] = []
+        stale: dict[str, tuple[Path, list[str]]] = {}
+        merges: list[tuple[Path, list[Path]]] = []
+        for day in sorted({h[:10] for h in wanted}):
+            if datetime.fromisoformat(day) + timedelta(days=1) <= closed_before:
+                hours = sorted(h for h in by_hour if h.startswith(day))  # the whole day
+                entries = [(h, *entry(h)) for h in hours]
+                digest = hashlib.sha256(" ".join(e[1] for e in entries).encode()).hexdigest()
+                day_path = self.dir / f"day={day}" / f"{digest[:20]}.parquet"
+                out.append(str(day_path))
+                if day_path.is_file():
+                    continue
+                merges.append((day_path, [e[2] for e in entries]))
+            else:
+                entries = [(h, *entry(h)) for h in wanted if h.startswith(day)]
+                out.extend(str(e[2]) for e in entries)
+            for h, _, path, deps in entries:
+                if not path.is_file():
+                    stale[h] = (path, deps)
+        if stale or merges:
+            with _CACHE_LOCK:  # one computation at a time in a process
+                stale = {h: e for h, e in stale.items() if not e[0].is_file()}
+                if stale:
+                    self._compute(stale)
+                for day_path, parts in merges:
+                    if not day_path.is_file():
+                        self._merge(day_path, parts)
+        return out
+
+    def _merge(self, day_path: Path, parts: list[Path]) -> None:
+        """One file for a day whose hours are closed (fewer files to open per read)."""
+        day_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = day_path.with_name(f".{uuid.uuid4().hex[:8]}.tmp")
+        con = duckdb.connect()
+        try:
+            con.execute(
+                f"COPY (SELECT * FROM read_parquet($parts)) TO '{tmp}' "
+                "(FORMAT parquet, COMPRESSION zstd)",
+                {"parts": [str(p) for p in parts]},
+            )
+        finally:
+            con.close()
+        tmp.replace(day_path)
+        _sweep(day_path)
+        for part in parts:
+            part.unlink(missing_ok=True)
+
+    def _compute(self, stale: dict[str, tuple[Path, list[str]]]) -> None:
+        files = sorted({f for _, deps in stale.values() for f in deps})
+        first = datetime.fromisoformat(min(stale) + ":00")
+        last = datetime.fromisoformat(max(stale) + ":00") + timedelta(hours=1)
+        con = duckdb.connect()
+        try:
+            con.execute(
+                "CREATE TEMP TABLE pv AS SELECT *, strftime(started_at, '%Y-%m-%dT%H') AS h "
+                "FROM (" + per_view_sql(scoped=False) + ")",
+                {"events": files, "from": first, "to": last},
+            )
+            for h, (path, _) in stale.items():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_name(f".{uuid.uuid4().hex[:8]}.tmp")
+                con.execute(
+                    f"COPY (SELECT {', '.join(VIEW_COLUMNS)} FROM pv WHERE h = $h) TO '{tmp}' "
+                    "(FORMAT parquet, COMPRESSION zstd)",
+                    {"h": h},
+                )
+                tmp.replace(path)
+                _sweep(path)
+                self.computed += 1
+        finally:
+            con.close()
+
+
+class Breakdowns:
+    """The views of a scope and range (from the :class:`ViewCache`, into a DuckDB temp
+    table), grouped as often as asked: what a dashboard page does (blocking)."""
+
+    def __init__(self, lake: Lake, scope: ViewScope, start: datetime, end: datetime) -> None:
+        self.start, self.end = start, end
+        self.con = duckdb.connect()
+        self.cache = ViewCache(lake)
+        files = self.cache.files(start, end) if scope.playback_ids else []
+        self.files = len(files)
+        if not files:
+            self.con.execute("CREATE TEMP TABLE v AS SELECT * FROM (" + _EMPTY_VIEW + ")")
+            return
+        params = {
+            "views": files,
+            "playback_ids": list(scope.playback_ids),
+            "asset_ids": list(scope.asset_ids),
+            "from": start,
+            "to": end,
+        }
+        self.con.execute(
+            "CREATE TEMP TABLE v AS "
+            "WITH scope AS (SELECT unnest($playback_ids) AS playback_id, "
+            "unnest($asset_ids) AS asset_id) "
+            "SELECT pv.*, scope.asset_id FROM read_parquet($views, union_by_name = true) pv "
+            "JOIN scope ON scope.playback_id = pv.playback_id "
+            "WHERE pv.started_at >= $from AND pv.started_at < $to",
+            params,
+        )
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Breakdowns:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def rows(self, q: MetricsQuery, metrics: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """One row per group: ``group`` and each metric (all by default), biggest first
+        (time series: in time order, every bucket listed)."""
+        return self.many({"": q}, metrics)[""]
+
+    def many(
+        self, queries: dict[str, MetricsQuery], metrics: Sequence[str] | None = None
+    ) -> dict[str, list[dict[str, Any]]]:
+        """:meth:`rows` of several groupings of the same views (a dashboard page's tables),
+        one query per grouping. (One ``GROUPING SETS`` pass was measured no faster over
+        500,000 views: bench/dashboard.py.)"""
+        names = list(metrics or METRICS)
+        exprs = ", ".join(f"{METRICS[n].sql} AS {n}" for n in names)
+        if "views" not in names:
+            exprs += ", count(*) AS views"
+        grouped: dict[str | None, list[dict[str, Any]]] = {}
+        for dim in {q.group_by for q in queries.values()}:
+            if dim is None:
+                cur = self.con.execute(f"SELECT NULL AS grp, {exprs} FROM v")
+            else:
+                cur = self.con.execute(
+                    f"SELECT {DIMENSIONS[dim]} AS grp, {exprs} FROM v GROUP BY grp "
+                    "ORDER BY views DESC, grp"
+                )
+            cols = [d[0] for d in cur.description or ()]
+            rows = []
+            for row in cur.fetchall():
+                r = dict(zip(cols, row, strict=True))
+                rows.append({"group": r["grp"], **{k: _plain(r[k]) for k in (*names, "views")}})
+            grouped[dim] = rows
+        result: dict[str, list[dict[str, Any]]] = {}
+        for label, q in queries.items():
+            got = [dict(r) for r in grouped.get(q.group_by, [])]
+            if q.group_by is None and (not got or got[0]["views"] == 0):
+                got = [{"group": None, **_empty(names)}]
+            if q.is_time:
+                by = {r["group"]: r for r in got}
+                got = [by.get(b) or {"group": b, **_empty(names)} for b in _buckets(q)]
+            result[label] = got
+        return result
+
+
+_EMPTY_VIEW = """SELECT NULL::VARCHAR AS view_id, NULL::VARCHAR AS playback_id,
+  NULL::VARCHAR AS viewer, NULL::VARCHAR AS player_name, NULL::VARCHAR AS browser,
+  NULL::VARCHAR AS os, NULL::VARCHAR AS rendition, NULL::TIMESTAMP AS started_at,
+  NULL::BIGINT AS startup_time_ms, 0 AS rebuffer_count, 0 AS rebuffer_ms, 0 AS watched_ms,
+  0.0 AS watch_time_s, false AS exited_before_start, false AS playback_failed,
+  NULL::DOUBLE AS average_bitrate, NULL::DOUBLE AS weighted_bitrate,
+  NULL::DOUBLE AS viewer_experience_score, NULL::VARCHAR AS asset_id
+WHERE false"""
+
+
+def _empty(names: Sequence[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {n: (0 if METRICS[n].zero_when_empty else None) for n in names}
+    out["views"] = 0
+    return out
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, float):
+        return round(value, 6)
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
+
+
+def breakdown(
+    lake: Lake, scope: ViewScope, q: MetricsQuery, metrics: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
+    """The metrics of ``scope``'s views in ``q``'s range, grouped as ``q`` says (blocking)."""
+    for name in metrics or ():
+        if name not in METRICS:
+            known = ", ".join(METRICS)
+            raise MetricsQueryError(f"Unknown metric {name!r}: one of {known}.")
+    with Breakdowns(lake, scope, q.start, q.end) as b:
+        return b.rows(q, metrics)
