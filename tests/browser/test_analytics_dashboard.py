@@ -60,7 +60,7 @@ def _session(server: Server, playback_id: str) -> str:
         {"type": "rebuffer_start", "ts": t + 12_000},
         {"type": "rebuffer_end", "ts": t + 13_000, "duration_ms": 1000},
         {"type": "heartbeat", "ts": t + 23_000, "rendition": "720p", "bitrate": 2_800_000,
-         "watched_ms": 20_000},
+         "watched_ms": 20_000, "cdn": "edge.cdn.example"},
         {"type": "end", "ts": t + 23_100, "watched_ms": 20_000},
     ]  # fmt: skip
     body = {
@@ -146,6 +146,8 @@ def test_the_dashboard_shows_a_session(
     assert "Safari" in page.locator("#by-browser tbody").inner_text()
     assert "macOS" in page.locator("#by-os tbody").inner_text()
     assert "720p" in page.locator("#by-rendition tbody").inner_text()
+    assert "edge.cdn.example" in page.locator("#by-cdn tbody").inner_text()
+    assert page.locator("#by-country tbody tr").count() == 1  # unknown: no trusted header
     assert page.locator("#by-asset").count() == 0  # one asset: no per-asset table
     failed = page.locator("#quality-failed")
     assert "not_null_fct_views_view_id" in failed.inner_text(), console

@@ -60,7 +60,6 @@ from ._limits import InProcessRate, Rate, RedisRate
 from ._metrics import (
     DIMENSIONS,
     METRICS,
-    NO_SOURCE,
     Breakdowns,
     MetricsQuery,
     MetricsQueryError,
@@ -96,7 +95,6 @@ from ._warehouse import (
 __all__ = [
     "DIMENSIONS",
     "METRICS",
-    "NO_SOURCE",
     "Breakdowns",
     "MetricsQuery",
     "MetricsQueryError",

@@ -31,9 +31,9 @@ Dimensions (:data:`DIMENSIONS`): ``player`` (the beacon's player name), ``browse
 ``rendition`` (the rendition the view played longest, by held time as for the weighted
 bitrate), ``asset``, and time: ``date`` (UTC day), ``hour``, or ``time`` with
 ``interval=hour|day`` (the bucket of the view's start; empty buckets are listed).
-``country`` and ``cdn`` have no source: beacons keep only a truncated address (no
-geolocation database here) and neither the beacons nor CMCD (CTA-5004 has no CDN key)
-name an edge; asking for them is a :class:`MetricsQueryError`.
+``country`` (the viewer's, as the rights checks saw it when the beacons came: a trusted
+CDN header or the operator's address table; None: unknown) and ``cdn`` (the host the
+view's media segments came from, as its player reported it).
 
 Reading (partition pruning and the view cache, :class:`ViewCache`): a request reads the
 per-view rows of the hours of its range only. Those are computed from the lake's
@@ -70,7 +70,6 @@ from ._warehouse import DBT_PROJECT
 __all__ = [
     "DIMENSIONS",
     "METRICS",
-    "NO_SOURCE",
     "Breakdowns",
     "MetricsQuery",
     "MetricsQueryError",
@@ -191,18 +190,13 @@ DIMENSIONS: dict[str, str] = {
     "os": "os",
     "rendition": "rendition",
     "asset": "asset_id",
+    "country": "country",
+    "cdn": "cdn",
     "date": "strftime(date_trunc('day', started_at), '%Y-%m-%d')",
     "hour": "strftime(date_trunc('hour', started_at), '%Y-%m-%dT%H:00:00Z')",
 }
 TIME_GROUPS = {"date": "day", "hour": "hour", "time": None}
 INTERVALS = ("hour", "day")
-#: Dimensions asked for by name that have no data behind them, and why.
-NO_SOURCE = {
-    "country": "country has no data source: beacons keep only a truncated address and this "
-    "install has no geolocation database",
-    "cdn": "cdn has no data source: the media comes from this origin, and neither beacons nor "
-    "CMCD (CTA-5004 has no CDN key) name an edge",
-}
 #: Time buckets one answer lists at most.
 MAX_BUCKETS = 5000
 #: A day whose end is this long past is closed: its hours' views go into one cache file
@@ -238,8 +232,11 @@ def per_view_sql(
     return f"""
 WITH {scope_cte}e AS (
   SELECT event_id, view_id, type, ts, received_at, playback_id, viewer, player_name,
-         user_agent, rendition, bitrate, startup_ms, duration_ms, watched_ms, fatal
-  FROM {events}
+         user_agent, rendition, bitrate, startup_ms, duration_ms, watched_ms, fatal,
+         country, cdn
+  -- files from before a column existed read it as NULL (a lake of only those too)
+  FROM (SELECT NULL::VARCHAR AS country, NULL::VARCHAR AS cdn WHERE false
+        UNION ALL BY NAME SELECT * FROM {events})
   {where}
   QUALIFY row_number() OVER (PARTITION BY view_id, event_id ORDER BY received_at) = 1
 ), v AS (
@@ -249,6 +246,8 @@ WITH {scope_cte}e AS (
     min(viewer) AS viewer,
     min(player_name) AS player_name,
     min(user_agent) AS user_agent,
+    min(country) AS country,
+    min(cdn) AS cdn,
     min(ts) AS started_at,
     max(ts) AS last_ts,
     min(CASE WHEN type = 'first_frame' THEN startup_ms END) AS startup_time_ms,
@@ -347,8 +346,6 @@ class MetricsQuery:
         if frm >= to:
             raise MetricsQueryError("from must be before to.")
         if group_by is not None and group_by not in DIMENSIONS and group_by != "time":
-            if group_by in NO_SOURCE:
-                raise MetricsQueryError(NO_SOURCE[group_by] + ".")
             known = ", ".join([*DIMENSIONS, "time"])
             raise MetricsQueryError(f"Unknown group_by {group_by!r}: one of {known}.")
         if interval is not None:
@@ -403,6 +400,8 @@ VIEW_COLUMNS = (
     "browser",
     "os",
     "rendition",
+    "country",
+    "cdn",
     "started_at",
     "startup_time_ms",
     "rebuffer_count",
@@ -416,7 +415,7 @@ VIEW_COLUMNS = (
     "viewer_experience_score",
 )
 #: Part of every cache key: files of another version are never read.
-CACHE_VERSION = "v1"
+CACHE_VERSION = "v2"
 _CACHE_LOCK = threading.Lock()
 #: A superseded cache file is deleted once it is this old (a reader that listed it before
 #: it was superseded, in this process or another, is done with it by then).
@@ -637,7 +636,8 @@ class Breakdowns:
 
 _EMPTY_VIEW = """SELECT NULL::VARCHAR AS view_id, NULL::VARCHAR AS playback_id,
   NULL::VARCHAR AS viewer, NULL::VARCHAR AS player_name, NULL::VARCHAR AS browser,
-  NULL::VARCHAR AS os, NULL::VARCHAR AS rendition, NULL::TIMESTAMP AS started_at,
+  NULL::VARCHAR AS os, NULL::VARCHAR AS rendition, NULL::VARCHAR AS country,
+  NULL::VARCHAR AS cdn, NULL::TIMESTAMP AS started_at,
   NULL::BIGINT AS startup_time_ms, 0 AS rebuffer_count, 0 AS rebuffer_ms, 0 AS watched_ms,
   0.0 AS watch_time_s, false AS exited_before_start, false AS playback_failed,
   NULL::DOUBLE AS average_bitrate, NULL::DOUBLE AS weighted_bitrate,

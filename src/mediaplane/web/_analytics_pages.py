@@ -1,8 +1,9 @@
 """The analytics dashboards: the QoE of every asset the signed-in user may read (admins:
 all of them; a creator: their channels'), or of one asset, over a date range: headline
-numbers, uPlot charts over time, and breakdowns by asset, player, browser, OS and
-rendition, each table exportable as CSV; and the data-quality gate's latest result (the
-last ``analytics.build`` job, the last ``analytics.quality_failed`` event).
+numbers, uPlot charts over time, and breakdowns by asset, player, browser, OS,
+rendition, country and CDN, each table exportable as CSV; and the data-quality gate's
+latest result (the last ``analytics.build`` job, the last ``analytics.quality_failed``
+event).
 
 The numbers are :mod:`mediaplane.analytics._metrics`' (the same as
 ``GET /api/v1/data/metrics/{metric}``): the views are computed once per page from the
@@ -22,7 +23,6 @@ from sqlalchemy import select
 from mediaplane.accounts import User, session_user, user_principal
 from mediaplane.analytics import (
     METRICS,
-    NO_SOURCE,
     Breakdowns,
     BuildAnalytics,
     MetricsQuery,
@@ -50,6 +50,8 @@ TABLES = {
     "browser": "By browser",
     "os": "By operating system",
     "rendition": "By rendition (played longest)",
+    "country": "By country",
+    "cdn": "By CDN (host of the media)",
 }
 #: Table columns: metric → (heading, how it is shown).
 COLUMNS: dict[str, tuple[str, str]] = {
@@ -222,7 +224,6 @@ def analytics_page(
         "asset_id": asset_id,
         "columns": COLUMNS,
         "shown": shown,
-        "no_source": NO_SOURCE,
         "is_admin": str(user.role) == "admin",
         "admin_nav": ADMIN_NAV,
         "here": "/analytics",
