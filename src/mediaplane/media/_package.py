@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -132,17 +134,7 @@ class ShakaPackager:
         if encryption is not None and encryption.scheme != "aes-128":
             flags = ffmpeg.packager_key_flags(encryption.labels.values())
         with _keys_in_file(_key_file(out_dir), flags):
-            _run_side_by_side(
-                [
-                    ManagedProcess(
-                        argv,
-                        timeout=options.timeout_seconds,
-                        memory_bytes=options.memory_bytes,
-                        name="packager",
-                    )
-                    for argv, _ in runs
-                ]
-            )
+            _run_side_by_side([argv for argv, _ in runs], options)
         parts = []
         for (_, mpd), inp in zip(runs, inputs, strict=True):
             parts.append(read_packager_mpd(mpd, out_dir, [inp], options))
@@ -176,23 +168,43 @@ def usable_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _run_side_by_side(procs: Sequence[ManagedProcess]) -> None:
-    """Run ``procs``, up to :func:`usable_cores` at once; on the first failure the rest
-    are killed (or never started) and that failure is raised."""
-    workers = min(len(procs), usable_cores())
+def _run_side_by_side(argvs: Sequence[list[str]], options: PackagingOptions) -> None:
+    """Run the packager ``argvs``, up to :func:`usable_cores` at once, all within the one
+    ``options.timeout_seconds`` (a run that waited for a core has what is left of it); on
+    the first failure the others are killed (or never started) and that failure raised."""
+    deadline = time.monotonic() + options.timeout_seconds
+    stop = threading.Event()
+    lock = threading.Lock()
+    started: list[ManagedProcess] = []
+
+    def run(argv: list[str]) -> None:
+        with lock:
+            if stop.is_set():
+                return
+            proc = ManagedProcess(
+                argv,
+                timeout=max(1.0, deadline - time.monotonic()),
+                memory_bytes=options.memory_bytes,
+                name="packager",
+            )
+            started.append(proc)
+        proc.run()
+
+    workers = min(len(argvs), usable_cores())
     if workers <= 1:
-        for proc in procs:
-            proc.run()
+        for argv in argvs:
+            run(argv)
         return
     with ThreadPoolExecutor(workers, thread_name_prefix="packager") as pool:
-        futures = [pool.submit(proc.run) for proc in procs]
+        futures = [pool.submit(run, argv) for argv in argvs]
         try:
             for done in as_completed(futures):
                 done.result()
         except BaseException:
-            for f in futures:
-                f.cancel()
-            for proc in procs:
+            with lock:
+                stop.set()
+                running = list(started)
+            for proc in running:
                 proc.cancel()
             raise
 
