@@ -385,24 +385,26 @@ class CencWriter:
 
     def _cbcs(self, body: bytearray, start: int, n: int, *, pattern: bool) -> None:
         """AES-CBC from the constant IV over one protected range: every block (audio) or
-        the first of every ten (video, 1:9); a tail shorter than a block stays clear."""
-        blocks = []
-        step = 16 * (CBCS_CRYPT + CBCS_SKIP) if pattern else 16
-        end = start + n
-        pos = start
-        while pos + 16 <= end:
-            blocks.append(pos)
-            pos += step
-        if not blocks:
+        the first of every ten (video, 1:9); a tail shorter than a block stays clear.
+
+        The pattern's blocks are gathered and put back with 16 strided slices (byte ``j``
+        of every block at once), not one slice per block: a 1080p frame has hundreds."""
+        if n < 16:
             return
         enc = Cipher(self._aes, modes.CBC(self.iv)).encryptor()
         if not pattern:
-            length = 16 * len(blocks)
+            length = n // 16 * 16
             body[start : start + length] = enc.update(bytes(body[start : start + length]))
             return
-        out = enc.update(b"".join(bytes(body[b : b + 16]) for b in blocks))
-        for i, b in enumerate(blocks):
-            body[b : b + 16] = out[16 * i : 16 * i + 16]
+        step = 16 * (CBCS_CRYPT + CBCS_SKIP)
+        count = (n - 16) // step + 1  # blocks that start at start + k*step and fit
+        stop = start + step * (count - 1) + 1  # one past the last block's first byte
+        gathered = bytearray(16 * count)
+        for j in range(16):
+            gathered[j::16] = body[start + j : stop + j : step]
+        out = enc.update(bytes(gathered))
+        for j in range(16):
+            body[start + j : stop + j : step] = out[j::16]
 
     @staticmethod
     def subsamples(info: _TrackInfo, sample: bytes) -> list[Subsample]:

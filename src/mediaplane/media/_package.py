@@ -10,6 +10,9 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
@@ -84,6 +87,32 @@ class ShakaPackager:
             key_file=_key_file(out_dir) if encryption is not None else None,
         )
 
+    def runs(
+        self,
+        inputs: Sequence[PackagerInput],
+        out_dir: Path,
+        options: PackagingOptions,
+        encryption: Encryption | None = None,
+    ) -> list[tuple[list[str], Path]]:
+        """One packager run per input: (argv, the MPD it writes). The renditions are
+        independent (each is segmented on its own keyframes and times, the same bytes a
+        single run writes), so they can run side by side on the cores."""
+        return [
+            (
+                ffmpeg.packager_argv(
+                    self.binary,
+                    [inp],
+                    out_dir,
+                    segment_seconds=options.segment_seconds,
+                    mpd_output=out_dir / f"packager-{i}.mpd",
+                    encryption=encryption,
+                    key_file=_key_file(out_dir) if encryption is not None else None,
+                ),
+                out_dir / f"packager-{i}.mpd",
+            )
+            for i, inp in enumerate(inputs)
+        ]
+
     def package(
         self,
         inputs: Sequence[PackagerInput],
@@ -93,22 +122,24 @@ class ShakaPackager:
     ) -> Presentation:
         """Package ``inputs``; with ``encryption``, every rendition is encrypted with its
         key (cenc/cbcs by the packager, AES-128 segments by us after it) and says its KID.
-        Clear and protected packaging are this one run."""
+        Clear and protected packaging are this one path.
+
+        Each rendition is its own packager process, up to one per usable core at a time
+        (the packager's remux is the cost, and one process keeps about one core busy);
+        the first failure stops the others and is raised."""
         # Refuses unusable paths (and renditions without a key) before any work.
-        argv = self.argv(inputs, out_dir, options, encryption)
+        runs = self.runs(inputs, out_dir, options, encryption)
         out_dir.mkdir(parents=True, exist_ok=True)
         flags = None
         if encryption is not None and encryption.scheme != "aes-128":
             flags = ffmpeg.packager_key_flags(encryption.labels.values())
         with _keys_in_file(_key_file(out_dir), flags):
-            ManagedProcess(
-                argv,
-                timeout=options.timeout_seconds,
-                memory_bytes=options.memory_bytes,
-                name="packager",
-            ).run()
-        presentation = read_packager_mpd(out_dir / INTERNAL_MPD, out_dir, inputs, options)
-        (out_dir / INTERNAL_MPD).unlink()
+            _run_side_by_side([argv for argv, _ in runs], options)
+        parts = []
+        for (_, mpd), inp in zip(runs, inputs, strict=True):
+            parts.append(read_packager_mpd(mpd, out_dir, [inp], options))
+            mpd.unlink()
+        presentation = _joined(parts, inputs, options)
         if encryption is None:
             return presentation
         return _protected(presentation, out_dir, encryption)
@@ -127,6 +158,73 @@ class ShakaPackager:
                 name="packager",
             ).run()
         return output
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _run_side_by_side(argvs: Sequence[list[str]], options: PackagingOptions) -> None:
+    """Run the packager ``argvs``, up to :func:`usable_cores` at once, all within the one
+    ``options.timeout_seconds`` (a run that waited for a core has what is left of it); on
+    the first failure the others are killed (or never started) and that failure raised."""
+    deadline = time.monotonic() + options.timeout_seconds
+    stop = threading.Event()
+    lock = threading.Lock()
+    started: list[ManagedProcess] = []
+
+    def run(argv: list[str]) -> None:
+        with lock:
+            if stop.is_set():
+                return
+            proc = ManagedProcess(
+                argv,
+                timeout=max(1.0, deadline - time.monotonic()),
+                memory_bytes=options.memory_bytes,
+                name="packager",
+            )
+            started.append(proc)
+        proc.run()
+
+    workers = min(len(argvs), usable_cores())
+    if workers <= 1:
+        for argv in argvs:
+            run(argv)
+        return
+    with ThreadPoolExecutor(workers, thread_name_prefix="packager") as pool:
+        futures = [pool.submit(run, argv) for argv in argvs]
+        try:
+            for done in as_completed(futures):
+                done.result()
+        except BaseException:
+            with lock:
+                stop.set()
+                running = list(started)
+            for proc in running:
+                proc.cancel()
+            raise
+
+
+def _joined(
+    parts: Sequence[Presentation], inputs: Sequence[PackagerInput], options: PackagingOptions
+) -> Presentation:
+    """The runs' presentations as one, in the order one packager run lists them: grouped
+    by track type and language in the order each first appears in ``inputs``, then in
+    input order."""
+    first: dict[tuple[str, str | None], int] = {}
+    for i, inp in enumerate(inputs):
+        first.setdefault((inp.kind, inp.language), i)
+    order = {inp.rendition_id: (first[(inp.kind, inp.language)], i) for i, inp in enumerate(inputs)}
+    renditions = sorted((r for p in parts for r in p.renditions), key=lambda r: order[r.id])
+    return Presentation(
+        duration=max((p.duration for p in parts), default=0.0),
+        segment_seconds=options.segment_seconds,
+        renditions=renditions,
+    )
 
 
 def _key_file(beside: Path) -> Path:
