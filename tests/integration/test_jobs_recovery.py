@@ -75,5 +75,7 @@ def test_worker_killed_mid_job(fragile_server: Server) -> None:
         assert time.monotonic() < deadline, job
         time.sleep(0.2)
     assert job["state"] == "succeeded", job
-    assert int(job["attempts"]) == 2  # type: ignore[call-overload]
+    # the killed attempt and the one that finished; on a loaded machine the 4 s stall limit
+    # can also take a slow attempt back once more
+    assert int(job["attempts"]) >= 2  # type: ignore[call-overload]
     assert "embedded worker exited" in server.log_path.read_text(errors="replace")
