@@ -53,6 +53,7 @@ import re
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -553,35 +554,111 @@ class ViewCache:
             con.close()
 
 
+#: The most views :class:`_Memory` holds (its least recently read files go first).
+MEMORY_VIEWS = 5_000_000
+
+
+class _Memory:
+    """The view cache's files as tables of one process-wide in-memory DuckDB database,
+    each loaded once (per file: path, size and mtime; a new key is a new file) and kept
+    while it is read: a page's views come from memory, not from Parquet files, and no
+    connection is opened per request (a cursor of this one is). A table whose file is
+    gone or superseded (another file of its hour or day) is dropped; past
+    :data:`MEMORY_VIEWS`, the least recently read."""
+
+    def __init__(self) -> None:
+        self.con = duckdb.connect()
+        self.lock = threading.Lock()
+        #: (path, size, mtime_ns) → (table, rows), least recently read first
+        self.tables: OrderedDict[tuple[str, int, int], tuple[str, int]] = OrderedDict()
+        self.rows = 0
+
+    def load_views(
+        self, cur: duckdb.DuckDBPyConnection, files: Sequence[str], scope: ViewScope,
+        start: datetime, end: datetime,
+    ) -> None:
+        """``CREATE TEMP TABLE v`` on ``cur`` (a cursor of :attr:`con`): the views of the
+        files' tables of ``scope`` (each with its asset) that started in ``[start, end)``."""
+        with self.lock:  # tables are loaded and dropped under it, and read under it
+            keys = []
+            for f in files:
+                st = Path(f).stat()
+                keys.append((f, st.st_size, st.st_mtime_ns))
+            names = [self._table(k) for k in keys]
+            self._evict(set(keys))
+            union = " UNION ALL ".join(f"SELECT * FROM {n}" for n in names)
+            cur.execute(
+                "CREATE TEMP TABLE v AS "
+                "WITH scope AS (SELECT unnest($playback_ids) AS playback_id, "
+                f"unnest($asset_ids) AS asset_id), pv AS ({union}) "
+                "SELECT pv.*, scope.asset_id FROM pv "
+                "JOIN scope ON scope.playback_id = pv.playback_id "
+                "WHERE pv.started_at >= $from AND pv.started_at < $to",
+                {
+                    "playback_ids": list(scope.playback_ids),
+                    "asset_ids": list(scope.asset_ids),
+                    "from": start,
+                    "to": end,
+                },
+            )
+
+    def _table(self, key: tuple[str, int, int]) -> str:
+        got = self.tables.get(key)
+        if got is not None:
+            self.tables.move_to_end(key)
+            return got[0]
+        name = f"pv_{uuid.uuid4().hex[:16]}"
+        cols = ", ".join(VIEW_COLUMNS)
+        self.con.execute(
+            f"CREATE TABLE {name} AS SELECT {cols} FROM read_parquet($f)", {"f": key[0]}
+        )
+        row = self.con.execute(f"SELECT count(*) FROM {name}").fetchone()
+        rows = int(row[0]) if row else 0
+        parent = str(Path(key[0]).parent)
+        for old in [k for k in self.tables if k != key and str(Path(k[0]).parent) == parent]:
+            self._drop(old)  # superseded: another key of the same hour or day
+        self.tables[key] = (name, rows)
+        self.rows += rows
+        return name
+
+    def _evict(self, keep: set[tuple[str, int, int]]) -> None:
+        for key in list(self.tables):
+            if key not in keep and not Path(key[0]).is_file():
+                self._drop(key)  # merged into its day, or swept
+        for key in list(self.tables):
+            if self.rows <= MEMORY_VIEWS:
+                break
+            if key not in keep:
+                self._drop(key)
+
+    def _drop(self, key: tuple[str, int, int]) -> None:
+        name, rows = self.tables.pop(key)
+        self.con.execute(f"DROP TABLE IF EXISTS {name}")
+        self.rows -= rows
+
+
+@cache
+def _memory() -> _Memory:
+    return _Memory()
+
+
 class Breakdowns:
-    """The views of a scope and range (from the :class:`ViewCache`, into a DuckDB temp
-    table), grouped as often as asked: what a dashboard page does (blocking)."""
+    """The views of a scope and range (from the :class:`ViewCache`'s files, as held in
+    memory by :class:`_Memory`, into a DuckDB temp table), grouped as often as asked: what
+    a dashboard page does (blocking)."""
 
     def __init__(self, lake: Lake, scope: ViewScope, start: datetime, end: datetime) -> None:
         self.start, self.end = start, end
-        self.con = duckdb.connect()
+        memory = _memory()
+        with memory.lock:
+            self.con = memory.con.cursor()
         self.cache = ViewCache(lake)
         files = self.cache.files(start, end) if scope.playback_ids else []
         self.files = len(files)
         if not files:
             self.con.execute("CREATE TEMP TABLE v AS SELECT * FROM (" + _EMPTY_VIEW + ")")
             return
-        params = {
-            "views": files,
-            "playback_ids": list(scope.playback_ids),
-            "asset_ids": list(scope.asset_ids),
-            "from": start,
-            "to": end,
-        }
-        self.con.execute(
-            "CREATE TEMP TABLE v AS "
-            "WITH scope AS (SELECT unnest($playback_ids) AS playback_id, "
-            "unnest($asset_ids) AS asset_id) "
-            "SELECT pv.*, scope.asset_id FROM read_parquet($views, union_by_name = true) pv "
-            "JOIN scope ON scope.playback_id = pv.playback_id "
-            "WHERE pv.started_at >= $from AND pv.started_at < $to",
-            params,
-        )
+        memory.load_views(self.con, files, scope, start, end)
 
     def close(self) -> None:
         self.con.close()
@@ -604,9 +681,7 @@ class Breakdowns:
         one query per grouping. (One ``GROUPING SETS`` pass was measured no faster over
         500,000 views: bench/dashboard.py.)"""
         names = list(metrics or METRICS)
-        exprs = ", ".join(f"{METRICS[n].sql} AS {n}" for n in names)
-        if "views" not in names:
-            exprs += ", count(*) AS views"
+        exprs = _select(names)
         grouped: dict[str | None, list[dict[str, Any]]] = {}
         for dim in {q.group_by for q in queries.values()}:
             if dim is None:
@@ -620,6 +695,9 @@ class Breakdowns:
             rows = []
             for row in cur.fetchall():
                 r = dict(zip(cols, row, strict=True))
+                if _STARTUP_QS in r:  # both percentiles from one sort
+                    p50, p95 = r.pop(_STARTUP_QS) or (None, None)
+                    r["startup_time_p50"], r["startup_time_p95"] = p50, p95
                 rows.append({"group": r["grp"], **{k: _plain(r[k]) for k in (*names, "views")}})
             grouped[dim] = rows
         result: dict[str, list[dict[str, Any]]] = {}
@@ -632,6 +710,26 @@ class Breakdowns:
                 got = [by.get(b) or {"group": b, **_empty(names)} for b in _buckets(q)]
             result[label] = got
         return result
+
+
+_STARTUP_QS = "startup_time_quantiles"
+
+
+def _select(names: Sequence[str]) -> str:
+    """The aggregates of ``names`` (and ``views``); the two startup percentiles, when
+    both are asked, as one ``quantile_cont`` of both (one sort of the startup times, the
+    same values)."""
+    both = {"startup_time_p50", "startup_time_p95"} <= set(names)
+    exprs = [
+        f"{METRICS[n].sql} AS {n}"
+        for n in names
+        if not (both and n in ("startup_time_p50", "startup_time_p95"))
+    ]
+    if both:
+        exprs.append(f"quantile_cont(startup_time_ms, [0.5, 0.95]) AS {_STARTUP_QS}")
+    if "views" not in names:
+        exprs.append("count(*) AS views")
+    return ", ".join(exprs)
 
 
 _EMPTY_VIEW = """SELECT NULL::VARCHAR AS view_id, NULL::VARCHAR AS playback_id,
