@@ -574,8 +574,12 @@ class _Memory:
         self.rows = 0
 
     def load_views(
-        self, cur: duckdb.DuckDBPyConnection, files: Sequence[str], scope: ViewScope,
-        start: datetime, end: datetime,
+        self,
+        cur: duckdb.DuckDBPyConnection,
+        files: Sequence[str],
+        scope: ViewScope,
+        start: datetime,
+        end: datetime,
     ) -> None:
         """``CREATE TEMP TABLE v`` on ``cur`` (a cursor of :attr:`con`): the views of the
         files' tables of ``scope`` (each with its asset) that started in ``[start, end)``."""

@@ -12,8 +12,15 @@ from typing import Any
 import duckdb
 import pytest
 
-from mediaplane.analytics import Breakdowns, Intake, Lake, MetricsQuery, ViewScope, parse_batch
-from mediaplane.analytics import _metrics
+from mediaplane.analytics import (
+    Breakdowns,
+    Intake,
+    Lake,
+    MetricsQuery,
+    ViewScope,
+    _metrics,
+    parse_batch,
+)
 from mediaplane.analytics._metrics import METRICS
 from mediaplane.storage import LocalStore
 
