@@ -564,10 +564,18 @@ class _Memory:
     while it is read: a page's views come from memory, not from Parquet files, and no
     connection is opened per request (a cursor of this one is). A table whose file is
     gone or superseded (another file of its hour or day) is dropped; past
-    :data:`MEMORY_VIEWS`, the least recently read."""
+    :data:`MEMORY_VIEWS`, the least recently read. The tables hold each viewer as a
+    number (``viewer_ids``, one per pseudonymous viewer the process has read, kept: a
+    distinct count over numbers, not strings) and no ``view_id`` (no metric reads it)."""
 
     def __init__(self) -> None:
         self.con = duckdb.connect()
+        # no query here depends on the order rows were stored in (one that does says
+        # ORDER BY): a page's temp table is written without keeping it, faster
+        self.con.execute("SET GLOBAL preserve_insertion_order = false")
+        # each viewer as a number (distinct viewers counted over numbers, not strings):
+        # one for each pseudonymous viewer this process has read
+        self.con.execute("CREATE TABLE viewer_ids (viewer VARCHAR PRIMARY KEY, id BIGINT)")
         self.lock = threading.Lock()
         #: (path, size, mtime_ns) → (table, rows), least recently read first
         self.tables: OrderedDict[tuple[str, int, int], tuple[str, int]] = OrderedDict()
@@ -595,7 +603,7 @@ class _Memory:
                 "CREATE TEMP TABLE v AS "
                 "WITH scope AS (SELECT unnest($playback_ids) AS playback_id, "
                 f"unnest($asset_ids) AS asset_id), pv AS ({union}) "
-                "SELECT pv.*, scope.asset_id FROM pv "
+                "SELECT pv.* EXCLUDE (playback_id), scope.asset_id FROM pv "
                 "JOIN scope ON scope.playback_id = pv.playback_id "
                 "WHERE pv.started_at >= $from AND pv.started_at < $to",
                 {
@@ -612,10 +620,25 @@ class _Memory:
             self.tables.move_to_end(key)
             return got[0]
         name = f"pv_{uuid.uuid4().hex[:16]}"
-        cols = ", ".join(VIEW_COLUMNS)
-        self.con.execute(
-            f"CREATE TABLE {name} AS SELECT {cols} FROM read_parquet($f)", {"f": key[0]}
+        cols = ", ".join(
+            "ids.id AS viewer" if c == "viewer" else f"f.{c}"
+            for c in VIEW_COLUMNS
+            if c != "view_id"
         )
+        self.con.execute("CREATE TEMP TABLE f AS SELECT * FROM read_parquet($f)", {"f": key[0]})
+        try:
+            self.con.execute(
+                "INSERT INTO viewer_ids SELECT viewer, "
+                "(SELECT coalesce(max(id), 0) FROM viewer_ids) + row_number() OVER () "
+                "FROM (SELECT DISTINCT viewer FROM f WHERE viewer IS NOT NULL "
+                "EXCEPT SELECT viewer FROM viewer_ids)"
+            )
+            self.con.execute(
+                f"CREATE TABLE {name} AS SELECT {cols} FROM f "
+                "LEFT JOIN viewer_ids ids ON ids.viewer = f.viewer"
+            )
+        finally:
+            self.con.execute("DROP TABLE f")
         row = self.con.execute(f"SELECT count(*) FROM {name}").fetchone()
         rows = int(row[0]) if row else 0
         parent = str(Path(key[0]).parent)
@@ -736,10 +759,9 @@ def _select(names: Sequence[str]) -> str:
     return ", ".join(exprs)
 
 
-_EMPTY_VIEW = """SELECT NULL::VARCHAR AS view_id, NULL::VARCHAR AS playback_id,
-  NULL::VARCHAR AS viewer, NULL::VARCHAR AS player_name, NULL::VARCHAR AS browser,
-  NULL::VARCHAR AS os, NULL::VARCHAR AS rendition, NULL::VARCHAR AS country,
-  NULL::VARCHAR AS cdn, NULL::TIMESTAMP AS started_at,
+_EMPTY_VIEW = """SELECT NULL::BIGINT AS viewer, NULL::VARCHAR AS player_name,
+  NULL::VARCHAR AS browser, NULL::VARCHAR AS os, NULL::VARCHAR AS rendition,
+  NULL::VARCHAR AS country, NULL::VARCHAR AS cdn, NULL::TIMESTAMP AS started_at,
   NULL::BIGINT AS startup_time_ms, 0 AS rebuffer_count, 0 AS rebuffer_ms, 0 AS watched_ms,
   0.0 AS watch_time_s, false AS exited_before_start, false AS playback_failed,
   NULL::DOUBLE AS average_bitrate, NULL::DOUBLE AS weighted_bitrate,
