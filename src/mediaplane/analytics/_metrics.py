@@ -580,6 +580,8 @@ class _Memory:
         #: (path, size, mtime_ns) → (table, rows), least recently read first
         self.tables: OrderedDict[tuple[str, int, int], tuple[str, int]] = OrderedDict()
         self.rows = 0
+        self.pins: dict[str, int] = {}  # table → the open views reading it
+        self.doomed: set[str] = set()  # dropped from :attr:`tables`, still pinned
 
     def load_views(
         self,
@@ -588,10 +590,15 @@ class _Memory:
         scope: ViewScope,
         start: datetime,
         end: datetime,
-    ) -> None:
-        """``CREATE TEMP TABLE v`` on ``cur`` (a cursor of :attr:`con`): the views of the
-        files' tables of ``scope`` (each with its asset) that started in ``[start, end)``."""
-        with self.lock:  # tables are loaded and dropped under it, and read under it
+        *,
+        materialize: bool = True,
+    ) -> list[str]:
+        """``v`` on ``cur`` (a cursor of :attr:`con`): the views of the files' tables of
+        ``scope`` (each with its asset) that started in ``[start, end)``; a temp table
+        (``materialize``: grouped several times) or a temp view over the tables (grouped
+        once: no copy). Returns the tables it pinned: :meth:`unpin` them when done (a
+        pinned table is dropped only once unpinned)."""
+        with self.lock:  # tables are loaded, dropped and pinned under it
             keys = []
             for f in files:
                 st = Path(f).stat()
@@ -600,19 +607,42 @@ class _Memory:
             self._evict(set(keys))
             union = " UNION ALL ".join(f"SELECT * FROM {n}" for n in names)
             cur.execute(
-                "CREATE TEMP TABLE v AS "
-                "WITH scope AS (SELECT unnest($playback_ids) AS playback_id, "
-                f"unnest($asset_ids) AS asset_id), pv AS ({union}) "
-                "SELECT pv.* EXCLUDE (playback_id), scope.asset_id FROM pv "
-                "JOIN scope ON scope.playback_id = pv.playback_id "
-                "WHERE pv.started_at >= $from AND pv.started_at < $to",
-                {
-                    "playback_ids": list(scope.playback_ids),
-                    "asset_ids": list(scope.asset_ids),
-                    "from": start,
-                    "to": end,
-                },
+                "CREATE TEMP TABLE scope AS SELECT unnest($playback_ids) AS playback_id, "
+                "unnest($asset_ids) AS asset_id",
+                {"playback_ids": list(scope.playback_ids), "asset_ids": list(scope.asset_ids)},
             )
+            select = (
+                f"SELECT pv.* EXCLUDE (playback_id), scope.asset_id FROM ({union}) pv "
+                "JOIN scope ON scope.playback_id = pv.playback_id "
+                "WHERE pv.started_at >= {} AND pv.started_at < {}"
+            )
+            if materialize:
+                cur.execute(
+                    "CREATE TEMP TABLE v AS " + select.format("$from", "$to"),
+                    {"from": start, "to": end},
+                )
+                return []
+            # a view takes no parameters: the range as literals (datetimes, ISO)
+            cur.execute(
+                "CREATE TEMP VIEW v AS "
+                + select.format(
+                    f"TIMESTAMP '{start.isoformat(sep=' ')}'",
+                    f"TIMESTAMP '{end.isoformat(sep=' ')}'",
+                )
+            )
+            for n in names:
+                self.pins[n] = self.pins.get(n, 0) + 1
+            return names
+
+    def unpin(self, names: Sequence[str]) -> None:
+        with self.lock:
+            for n in names:
+                self.pins[n] -= 1
+                if not self.pins[n]:
+                    del self.pins[n]
+                    if n in self.doomed:
+                        self.doomed.discard(n)
+                        self.con.execute(f"DROP TABLE IF EXISTS {n}")
 
     def _table(self, key: tuple[str, int, int]) -> str:
         got = self.tables.get(key)
@@ -660,13 +690,23 @@ class _Memory:
 
     def _drop(self, key: tuple[str, int, int]) -> None:
         name, rows = self.tables.pop(key)
-        self.con.execute(f"DROP TABLE IF EXISTS {name}")
         self.rows -= rows
+        if self.pins.get(name):
+            self.doomed.add(name)  # a view reads it: dropped once unpinned
+        else:
+            self.con.execute(f"DROP TABLE IF EXISTS {name}")
 
 
-@cache
+_MEMORY: list[_Memory] = []
+_MEMORY_LOCK = threading.Lock()
+
+
 def _memory() -> _Memory:
-    return _Memory()
+    """The process's :class:`_Memory` (made on first use)."""
+    with _MEMORY_LOCK:
+        if not _MEMORY:
+            _MEMORY.append(_Memory())
+        return _MEMORY[0]
 
 
 class Breakdowns:
@@ -674,9 +714,20 @@ class Breakdowns:
     memory by :class:`_Memory`, into a DuckDB temp table), grouped as often as asked: what
     a dashboard page does (blocking)."""
 
-    def __init__(self, lake: Lake, scope: ViewScope, start: datetime, end: datetime) -> None:
+    def __init__(
+        self,
+        lake: Lake,
+        scope: ViewScope,
+        start: datetime,
+        end: datetime,
+        *,
+        materialize: bool = True,
+    ) -> None:
+        """:param materialize: the views copied into a temp table (grouped several
+        times); otherwise ``v`` is a view over the memory's tables (grouped once)."""
         self.start, self.end = start, end
-        memory = _memory()
+        self._memory = memory = _memory()
+        self._pinned: list[str] = []
         with memory.lock:
             self.con = memory.con.cursor()
         self.cache = ViewCache(lake)
@@ -685,10 +736,18 @@ class Breakdowns:
         if not files:
             self.con.execute("CREATE TEMP TABLE v AS SELECT * FROM (" + _EMPTY_VIEW + ")")
             return
-        memory.load_views(self.con, files, scope, start, end)
+        try:
+            self._pinned = memory.load_views(
+                self.con, files, scope, start, end, materialize=materialize
+            )
+        except BaseException:
+            self.con.close()
+            raise
 
     def close(self) -> None:
         self.con.close()
+        pinned, self._pinned = self._pinned, []
+        self._memory.unpin(pinned)
 
     def __enter__(self) -> Breakdowns:
         return self
@@ -791,5 +850,5 @@ def breakdown(
         if name not in METRICS:
             known = ", ".join(METRICS)
             raise MetricsQueryError(f"Unknown metric {name!r}: one of {known}.")
-    with Breakdowns(lake, scope, q.start, q.end) as b:
+    with Breakdowns(lake, scope, q.start, q.end, materialize=False) as b:  # grouped once
         return b.rows(q, metrics)

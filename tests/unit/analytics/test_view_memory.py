@@ -118,3 +118,21 @@ def test_least_recently_read_dropped_past_the_cap(
     with Breakdowns(lake, SCOPE, days[0][0], days[1][1]) as b:
         assert b.rows(MetricsQuery(days[0][0], days[1][1]))[0]["views"] == 2
     assert len(_held(tmp_path)) == 2
+
+
+def test_a_view_over_the_tables_keeps_them_until_closed(tmp_path: Path) -> None:
+    lake = Lake(LocalStore(tmp_path / "objects"), tmp_path / "work")
+    day = (T.replace(hour=0), T.replace(hour=0) + timedelta(days=1))
+    _land(lake, "a", T + timedelta(minutes=10), 400)
+    mem = _metrics._memory()
+    with Breakdowns(lake, SCOPE, *day, materialize=False) as lazy:
+        [old] = _held(tmp_path)
+        table = mem.tables[next(k for k in mem.tables if k[0] == old)][0]
+        _land(lake, "b", T + timedelta(minutes=20), 900)
+        with Breakdowns(lake, SCOPE, *day) as b:  # supersedes the table the view reads
+            assert b.rows(MetricsQuery(*day))[0]["views"] == 2
+        assert old not in _held(tmp_path) and table in mem.doomed
+        assert lazy.rows(MetricsQuery(*day, "player"))[0]["views"] == 1  # still there
+    assert table not in mem.doomed and table not in mem.pins
+    names = mem.con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
+    assert (table,) not in names
