@@ -565,8 +565,10 @@ class _Memory:
     connection is opened per request (a cursor of this one is). A table whose file is
     gone or superseded (another file of its hour or day) is dropped; past
     :data:`MEMORY_VIEWS`, the least recently read. The tables hold each viewer as a
-    number (``viewer_ids``, one per pseudonymous viewer the process has read, kept: a
-    distinct count over numbers, not strings) and no ``view_id`` (no metric reads it)."""
+    number (``viewer_ids``, one per pseudonymous viewer the process has read: a distinct
+    count over numbers, not strings; past :data:`MEMORY_VIEWS` viewers, mostly those of
+    dropped tables, it starts over with the tables) and no ``view_id`` (no metric reads
+    it)."""
 
     def __init__(self) -> None:
         self.con = duckdb.connect()
@@ -580,6 +582,7 @@ class _Memory:
         #: (path, size, mtime_ns) → (table, rows), least recently read first
         self.tables: OrderedDict[tuple[str, int, int], tuple[str, int]] = OrderedDict()
         self.rows = 0
+        self.viewers = 0  # in viewer_ids
         self.pins: dict[str, int] = {}  # table → the open views reading it
         self.doomed: set[str] = set()  # dropped from :attr:`tables`, still pinned
 
@@ -599,6 +602,11 @@ class _Memory:
         once: no copy). Returns the tables it pinned: :meth:`unpin` them when done (a
         pinned table is dropped only once unpinned)."""
         with self.lock:  # tables are loaded, dropped and pinned under it
+            if self.viewers > MEMORY_VIEWS:  # mostly viewers of dropped tables: start over
+                for key in list(self.tables):
+                    self._drop(key)
+                self.con.execute("DELETE FROM viewer_ids")
+                self.viewers = 0
             keys = []
             for f in files:
                 st = Path(f).stat()
@@ -663,6 +671,8 @@ class _Memory:
                 "FROM (SELECT DISTINCT viewer FROM f WHERE viewer IS NOT NULL "
                 "EXCEPT SELECT viewer FROM viewer_ids)"
             )
+            got = self.con.execute("SELECT count(*) FROM viewer_ids").fetchone()
+            self.viewers = int(got[0]) if got else 0
             self.con.execute(
                 f"CREATE TABLE {name} AS SELECT {cols} FROM f "
                 "LEFT JOIN viewer_ids ids ON ids.viewer = f.viewer"

@@ -114,10 +114,13 @@ def test_least_recently_read_dropped_past_the_cap(
             assert b.rows(MetricsQuery(frm, to))[0]["views"] == 1
     held = _held(tmp_path)
     assert len(held) == 1 and days[1][0].strftime("day=%Y-%m-%d") in held[0]
-    # a range over both needs both: held for it even past the cap
+    # a range over both needs both: held for it even past the cap (and the viewers'
+    # numbers, past the cap too, start over with the tables)
     with Breakdowns(lake, SCOPE, days[0][0], days[1][1]) as b:
-        assert b.rows(MetricsQuery(days[0][0], days[1][1]))[0]["views"] == 2
+        row = b.rows(MetricsQuery(days[0][0], days[1][1]))[0]
+        assert (row["views"], row["unique_viewers"]) == (2, 2)
     assert len(_held(tmp_path)) == 2
+    assert _metrics._memory().viewers == 2
 
 
 def test_a_view_over_the_tables_keeps_them_until_closed(tmp_path: Path) -> None:
