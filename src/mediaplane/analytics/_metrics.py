@@ -738,15 +738,15 @@ class Breakdowns:
         self.start, self.end = start, end
         self._memory = memory = _memory()
         self._pinned: list[str] = []
-        with memory.lock:
-            self.con = memory.con.cursor()
         self.cache = ViewCache(lake)
         files = self.cache.files(start, end) if scope.playback_ids else []
         self.files = len(files)
-        if not files:
-            self.con.execute("CREATE TEMP TABLE v AS SELECT * FROM (" + _EMPTY_VIEW + ")")
-            return
+        with memory.lock:
+            self.con = memory.con.cursor()
         try:
+            if not files:
+                self.con.execute("CREATE TEMP TABLE v AS SELECT * FROM (" + _EMPTY_VIEW + ")")
+                return
             self._pinned = memory.load_views(
                 self.con, files, scope, start, end, materialize=materialize
             )
