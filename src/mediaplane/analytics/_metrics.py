@@ -42,7 +42,9 @@ that began in the hour before is seen beginning there and left out; a view keeps
 events of the next hour; a view longer than that is cut there), once per set of files, and
 kept as Parquet under the lake's work dir (a day that is over: its whole day, in one file);
 no event file outside those hours is opened. A view counts as soon as its events have
-landed.
+landed. The cache's files are read once per process into memory (:class:`_Memory`, one
+in-memory DuckDB database); a page copies its views from there into a temp table and
+groups it; one grouping (the API, a CSV) reads them through a view, without the copy.
 """
 
 from __future__ import annotations
