@@ -42,7 +42,9 @@ that began in the hour before is seen beginning there and left out; a view keeps
 events of the next hour; a view longer than that is cut there), once per set of files, and
 kept as Parquet under the lake's work dir (a day that is over: its whole day, in one file);
 no event file outside those hours is opened. A view counts as soon as its events have
-landed.
+landed. The cache's files are read once per process into memory (:class:`_Memory`, one
+in-memory DuckDB database); a page copies its views from there into a temp table and
+groups it; one grouping (the API, a CSV) reads them through a view, without the copy.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ import re
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -553,38 +556,210 @@ class ViewCache:
             con.close()
 
 
-class Breakdowns:
-    """The views of a scope and range (from the :class:`ViewCache`, into a DuckDB temp
-    table), grouped as often as asked: what a dashboard page does (blocking)."""
+#: The most views :class:`_Memory` holds (its least recently read files go first).
+MEMORY_VIEWS = 5_000_000
 
-    def __init__(self, lake: Lake, scope: ViewScope, start: datetime, end: datetime) -> None:
-        self.start, self.end = start, end
+
+class _Memory:
+    """The view cache's files as tables of one process-wide in-memory DuckDB database,
+    each loaded once (per file: path, size and mtime; a new key is a new file) and kept
+    while it is read: a page's views come from memory, not from Parquet files, and no
+    connection is opened per request (a cursor of this one is). A table whose file is
+    gone or superseded (another file of its hour or day) is dropped; past
+    :data:`MEMORY_VIEWS`, the least recently read. The tables hold each viewer as a
+    number (``viewer_ids``, one per pseudonymous viewer the process has read: a distinct
+    count over numbers, not strings; past :data:`MEMORY_VIEWS` viewers, mostly those of
+    dropped tables, it starts over with the tables) and no ``view_id`` (no metric reads
+    it)."""
+
+    def __init__(self) -> None:
         self.con = duckdb.connect()
+        # no query here depends on the order rows were stored in (one that does says
+        # ORDER BY): a page's temp table is written without keeping it, faster
+        self.con.execute("SET GLOBAL preserve_insertion_order = false")
+        # each viewer as a number (distinct viewers counted over numbers, not strings):
+        # one for each pseudonymous viewer this process has read
+        self.con.execute("CREATE TABLE viewer_ids (viewer VARCHAR PRIMARY KEY, id BIGINT)")
+        self.lock = threading.Lock()
+        #: (path, size, mtime_ns) → (table, rows), least recently read first
+        self.tables: OrderedDict[tuple[str, int, int], tuple[str, int]] = OrderedDict()
+        self.rows = 0
+        self.viewers = 0  # in viewer_ids
+        self.pins: dict[str, int] = {}  # table → the open views reading it
+        self.doomed: set[str] = set()  # dropped from :attr:`tables`, still pinned
+
+    def load_views(
+        self,
+        cur: duckdb.DuckDBPyConnection,
+        files: Sequence[str],
+        scope: ViewScope,
+        start: datetime,
+        end: datetime,
+        *,
+        materialize: bool = True,
+    ) -> list[str]:
+        """``v`` on ``cur`` (a cursor of :attr:`con`): the views of the files' tables of
+        ``scope`` (each with its asset) that started in ``[start, end)``; a temp table
+        (``materialize``: grouped several times) or a temp view over the tables (grouped
+        once: no copy). Returns the tables it pinned: :meth:`unpin` them when done (a
+        pinned table is dropped only once unpinned)."""
+        with self.lock:  # tables are loaded, dropped and pinned under it
+            if self.viewers > MEMORY_VIEWS:  # mostly viewers of dropped tables: start over
+                for key in list(self.tables):
+                    self._drop(key)
+                self.con.execute("DELETE FROM viewer_ids")
+                self.viewers = 0
+            keys = []
+            for f in files:
+                st = Path(f).stat()
+                keys.append((f, st.st_size, st.st_mtime_ns))
+            names = [self._table(k) for k in keys]
+            self._evict(set(keys))
+            union = " UNION ALL ".join(f"SELECT * FROM {n}" for n in names)
+            cur.execute(
+                "CREATE TEMP TABLE scope AS SELECT unnest($playback_ids) AS playback_id, "
+                "unnest($asset_ids) AS asset_id",
+                {"playback_ids": list(scope.playback_ids), "asset_ids": list(scope.asset_ids)},
+            )
+            select = (
+                f"SELECT pv.* EXCLUDE (playback_id), scope.asset_id FROM ({union}) pv "
+                "JOIN scope ON scope.playback_id = pv.playback_id "
+                "WHERE pv.started_at >= {} AND pv.started_at < {}"
+            )
+            if materialize:
+                cur.execute(
+                    "CREATE TEMP TABLE v AS " + select.format("$from", "$to"),
+                    {"from": start, "to": end},
+                )
+                return []
+            # a view takes no parameters: the range as literals (datetimes, ISO)
+            cur.execute(
+                "CREATE TEMP VIEW v AS "
+                + select.format(
+                    f"TIMESTAMP '{start.isoformat(sep=' ')}'",
+                    f"TIMESTAMP '{end.isoformat(sep=' ')}'",
+                )
+            )
+            for n in names:
+                self.pins[n] = self.pins.get(n, 0) + 1
+            return names
+
+    def unpin(self, names: Sequence[str]) -> None:
+        with self.lock:
+            for n in names:
+                self.pins[n] -= 1
+                if not self.pins[n]:
+                    del self.pins[n]
+                    if n in self.doomed:
+                        self.doomed.discard(n)
+                        self.con.execute(f"DROP TABLE IF EXISTS {n}")
+
+    def _table(self, key: tuple[str, int, int]) -> str:
+        got = self.tables.get(key)
+        if got is not None:
+            self.tables.move_to_end(key)
+            return got[0]
+        name = f"pv_{uuid.uuid4().hex[:16]}"
+        cols = ", ".join(
+            "ids.id AS viewer" if c == "viewer" else f"f.{c}"
+            for c in VIEW_COLUMNS
+            if c != "view_id"
+        )
+        self.con.execute("CREATE TEMP TABLE f AS SELECT * FROM read_parquet($f)", {"f": key[0]})
+        try:
+            self.con.execute(
+                "INSERT INTO viewer_ids SELECT viewer, "
+                "(SELECT coalesce(max(id), 0) FROM viewer_ids) + row_number() OVER () "
+                "FROM (SELECT DISTINCT viewer FROM f WHERE viewer IS NOT NULL "
+                "EXCEPT SELECT viewer FROM viewer_ids)"
+            )
+            got = self.con.execute("SELECT count(*) FROM viewer_ids").fetchone()
+            self.viewers = int(got[0]) if got else 0
+            self.con.execute(
+                f"CREATE TABLE {name} AS SELECT {cols} FROM f "
+                "LEFT JOIN viewer_ids ids ON ids.viewer = f.viewer"
+            )
+        finally:
+            self.con.execute("DROP TABLE f")
+        row = self.con.execute(f"SELECT count(*) FROM {name}").fetchone()
+        rows = int(row[0]) if row else 0
+        parent = str(Path(key[0]).parent)
+        for old in [k for k in self.tables if k != key and str(Path(k[0]).parent) == parent]:
+            self._drop(old)  # superseded: another key of the same hour or day
+        self.tables[key] = (name, rows)
+        self.rows += rows
+        return name
+
+    def _evict(self, keep: set[tuple[str, int, int]]) -> None:
+        for key in list(self.tables):
+            if key not in keep and not Path(key[0]).is_file():
+                self._drop(key)  # merged into its day, or swept
+        for key in list(self.tables):
+            if self.rows <= MEMORY_VIEWS:
+                break
+            if key not in keep:
+                self._drop(key)
+
+    def _drop(self, key: tuple[str, int, int]) -> None:
+        name, rows = self.tables.pop(key)
+        self.rows -= rows
+        if self.pins.get(name):
+            self.doomed.add(name)  # a view reads it: dropped once unpinned
+        else:
+            self.con.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+_MEMORY: list[_Memory] = []
+_MEMORY_LOCK = threading.Lock()
+
+
+def _memory() -> _Memory:
+    """The process's :class:`_Memory` (made on first use)."""
+    with _MEMORY_LOCK:
+        if not _MEMORY:
+            _MEMORY.append(_Memory())
+        return _MEMORY[0]
+
+
+class Breakdowns:
+    """The views of a scope and range (from the :class:`ViewCache`'s files, as held in
+    memory by :class:`_Memory`, into a DuckDB temp table), grouped as often as asked: what
+    a dashboard page does (blocking)."""
+
+    def __init__(
+        self,
+        lake: Lake,
+        scope: ViewScope,
+        start: datetime,
+        end: datetime,
+        *,
+        materialize: bool = True,
+    ) -> None:
+        """:param materialize: the views copied into a temp table (grouped several
+        times); otherwise ``v`` is a view over the memory's tables (grouped once)."""
+        self.start, self.end = start, end
+        self._memory = memory = _memory()
+        self._pinned: list[str] = []
         self.cache = ViewCache(lake)
         files = self.cache.files(start, end) if scope.playback_ids else []
         self.files = len(files)
-        if not files:
-            self.con.execute("CREATE TEMP TABLE v AS SELECT * FROM (" + _EMPTY_VIEW + ")")
-            return
-        params = {
-            "views": files,
-            "playback_ids": list(scope.playback_ids),
-            "asset_ids": list(scope.asset_ids),
-            "from": start,
-            "to": end,
-        }
-        self.con.execute(
-            "CREATE TEMP TABLE v AS "
-            "WITH scope AS (SELECT unnest($playback_ids) AS playback_id, "
-            "unnest($asset_ids) AS asset_id) "
-            "SELECT pv.*, scope.asset_id FROM read_parquet($views, union_by_name = true) pv "
-            "JOIN scope ON scope.playback_id = pv.playback_id "
-            "WHERE pv.started_at >= $from AND pv.started_at < $to",
-            params,
-        )
+        with memory.lock:
+            self.con = memory.con.cursor()
+        try:
+            if not files:
+                self.con.execute("CREATE TEMP TABLE v AS SELECT * FROM (" + _EMPTY_VIEW + ")")
+                return
+            self._pinned = memory.load_views(
+                self.con, files, scope, start, end, materialize=materialize
+            )
+        except BaseException:
+            self.con.close()
+            raise
 
     def close(self) -> None:
         self.con.close()
+        pinned, self._pinned = self._pinned, []
+        self._memory.unpin(pinned)
 
     def __enter__(self) -> Breakdowns:
         return self
@@ -604,9 +779,7 @@ class Breakdowns:
         one query per grouping. (One ``GROUPING SETS`` pass was measured no faster over
         500,000 views: bench/dashboard.py.)"""
         names = list(metrics or METRICS)
-        exprs = ", ".join(f"{METRICS[n].sql} AS {n}" for n in names)
-        if "views" not in names:
-            exprs += ", count(*) AS views"
+        exprs = _select(names)
         grouped: dict[str | None, list[dict[str, Any]]] = {}
         for dim in {q.group_by for q in queries.values()}:
             if dim is None:
@@ -620,6 +793,9 @@ class Breakdowns:
             rows = []
             for row in cur.fetchall():
                 r = dict(zip(cols, row, strict=True))
+                if _STARTUP_QS in r:  # both percentiles from one sort
+                    p50, p95 = r.pop(_STARTUP_QS) or (None, None)
+                    r["startup_time_p50"], r["startup_time_p95"] = p50, p95
                 rows.append({"group": r["grp"], **{k: _plain(r[k]) for k in (*names, "views")}})
             grouped[dim] = rows
         result: dict[str, list[dict[str, Any]]] = {}
@@ -634,10 +810,29 @@ class Breakdowns:
         return result
 
 
-_EMPTY_VIEW = """SELECT NULL::VARCHAR AS view_id, NULL::VARCHAR AS playback_id,
-  NULL::VARCHAR AS viewer, NULL::VARCHAR AS player_name, NULL::VARCHAR AS browser,
-  NULL::VARCHAR AS os, NULL::VARCHAR AS rendition, NULL::VARCHAR AS country,
-  NULL::VARCHAR AS cdn, NULL::TIMESTAMP AS started_at,
+_STARTUP_QS = "startup_time_quantiles"
+
+
+def _select(names: Sequence[str]) -> str:
+    """The aggregates of ``names`` (and ``views``); the two startup percentiles, when
+    both are asked, as one ``quantile_cont`` of both (one sort of the startup times, the
+    same values)."""
+    both = {"startup_time_p50", "startup_time_p95"} <= set(names)
+    exprs = [
+        f"{METRICS[n].sql} AS {n}"
+        for n in names
+        if not (both and n in ("startup_time_p50", "startup_time_p95"))
+    ]
+    if both:
+        exprs.append(f"quantile_cont(startup_time_ms, [0.5, 0.95]) AS {_STARTUP_QS}")
+    if "views" not in names:
+        exprs.append("count(*) AS views")
+    return ", ".join(exprs)
+
+
+_EMPTY_VIEW = """SELECT NULL::BIGINT AS viewer, NULL::VARCHAR AS player_name,
+  NULL::VARCHAR AS browser, NULL::VARCHAR AS os, NULL::VARCHAR AS rendition,
+  NULL::VARCHAR AS country, NULL::VARCHAR AS cdn, NULL::TIMESTAMP AS started_at,
   NULL::BIGINT AS startup_time_ms, 0 AS rebuffer_count, 0 AS rebuffer_ms, 0 AS watched_ms,
   0.0 AS watch_time_s, false AS exited_before_start, false AS playback_failed,
   NULL::DOUBLE AS average_bitrate, NULL::DOUBLE AS weighted_bitrate,
@@ -667,5 +862,5 @@ def breakdown(
         if name not in METRICS:
             known = ", ".join(METRICS)
             raise MetricsQueryError(f"Unknown metric {name!r}: one of {known}.")
-    with Breakdowns(lake, scope, q.start, q.end) as b:
+    with Breakdowns(lake, scope, q.start, q.end, materialize=False) as b:  # grouped once
         return b.rows(q, metrics)
