@@ -104,6 +104,7 @@ _NAME = re.compile(r"^[a-z0-9_]{1,32}$")
 _FILE = re.compile(r"^(init(-\d{1,6})?(-k\d{1,6})?\.mp4|\d{1,9}\.m4s|\d{1,9}\.\d{1,4}\.m4s)$")
 _SEGMENT = re.compile(r"^(\d{1,9})\.m4s$")
 _PART = re.compile(r"^\d{1,9}\.\d{1,4}\.m4s$")
+_PLACEHOLDER = LICENCE_PLACEHOLDER.encode()
 #: A part answered from memory is at most this big (a larger one is a file answer), and
 #: the parts kept for the players that fetch them next at most this much in all.
 PART_MAX_BYTES = 4 << 20
@@ -461,7 +462,6 @@ class LiveOrigin:
         rt: Runtime = scope["app"].state.runtime
         method = scope["method"]
         query, cap = carry
-        licence = live_licence_url(rt, playback_id, query).encode()
         playlist_cache = SIGNED_PLAYLIST_CACHE if query else PLAYLIST_CACHE
         if rest in _MANIFESTS:
             if live.session_id is None:
@@ -470,10 +470,9 @@ class LiveOrigin:
             hls = rest[0] == "master.m3u8"
             try:
                 raw = path.read_bytes()
-                if live.protection != "none" or LICENCE_PLACEHOLDER.encode() in raw:
-                    raw = raw.replace(
-                        LICENCE_PLACEHOLDER.encode(), licence if hls else _xml_escaped(licence)
-                    )
+                if _PLACEHOLDER in raw:  # a protected publish is (or was) in it
+                    licence = live_licence_url(rt, playback_id, query).encode()
+                    raw = raw.replace(_PLACEHOLDER, licence if hls else _xml_escaped(licence))
                 if hls:
                     body = _master(raw, live.session_id, query, cap)
                 else:
@@ -493,6 +492,7 @@ class LiveOrigin:
         if cap is not None and not _within(_rung_heights(folder.parent / "master.m3u8"), rung, cap):
             return _error(403, "token_max_resolution", "This rendition is above the token's cap.")
         if name == "index.m3u8":
+            licence = live_licence_url(rt, playback_id, query).encode()
             return await self._media_playlist(scope, folder, method, live, query, licence)
         if not _FILE.match(name):
             return _error(404, "not_found", "No such live playback path.")
@@ -574,7 +574,7 @@ class LiveOrigin:
         except FileNotFoundError:
             return _error(404, "not_found", "No such live rendition (yet).")
         if licence and b"#EXT-X-KEY:" in body:
-            body = body.replace(LICENCE_PLACEHOLDER.encode(), licence)
+            body = body.replace(_PLACEHOLDER, licence)
         if carry:
             return _text(_carrying(body, carry), method, cache=SIGNED_PLAYLIST_CACHE)
         return _text(body, method)

@@ -374,11 +374,15 @@ def admit_live(rt: Runtime, playback_id: str, request: Request, *, signed: bool 
     return _start_stream(rt, auth, playback_id, request, grant, decision, None)
 
 
+def _drm_tail(playback_id: str, query: str) -> str:
+    """The query of a licence or key URL: ``query`` (the carry token), then the playback id."""
+    return f"{query}{'&' if query else '?'}pid={playback_id}"
+
+
 def live_licence_url(rt: Runtime, playback_id: str, query: str) -> str:
     """The absolute ClearKey licence URL a protected live playback id's manifests name,
     carrying ``query`` (the carry token) and the playback id (as :func:`drm_urls`)."""
-    tail = f"{query}{'&' if query else '?'}pid={playback_id}"
-    return f"{rt.settings.effective_public_url}/drm/clearkey{tail}"
+    return f"{rt.settings.effective_public_url}/drm/clearkey{_drm_tail(playback_id, query)}"
 
 
 def live_carried(rt: Runtime, playback_id: str, value: str | None) -> tuple[Carried, bool]:
@@ -498,7 +502,7 @@ def drm_urls(p: Playable, query: str) -> DrmUrls | None:
     carry token) and the playback id; None when ``p`` is clear."""
     if not p.protected:
         return None
-    tail = f"{query}{'&' if query else '?'}pid={p.playback_id}"
+    tail = _drm_tail(p.playback_id, query)
     return DrmUrls(f"{p.base_url}/drm/clearkey{tail}", f"{p.base_url}/keys/{{kid}}{tail}")
 
 

@@ -31,13 +31,15 @@ Errors::
 
     LiveError
     ├── LiveStreamNotFound  (also a mediaplane.errors.NotFound: 404)
+    ├── InvalidProtection   a protection policy a live stream cannot have (also a
+    │                       ValueError; 400 ``invalid_protection``)
     └── PublishRefused      a publisher may not go live now (``code``)
 """
 
 from __future__ import annotations
 
 from ._api import router
-from ._errors import LiveError, LiveStreamNotFound, PublishRefused
+from ._errors import InvalidProtection, LiveError, LiveStreamNotFound, PublishRefused
 from ._ingest import LiveIngest, segment_target, serve_ingest, session_dir
 from ._models import (
     LatencyMode,
@@ -98,6 +100,7 @@ __all__ = [
     "FlvScanner",
     "LatencyMode",
     "LiveAction",
+    "InvalidProtection",
     "LiveError",
     "LiveOutput",
     "LivePackager",

@@ -4,6 +4,8 @@ a :class:`~._errors.LiveStreamNotFound`, answered 404 by :mod:`mediaplane.http`.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Response
@@ -14,6 +16,7 @@ from mediaplane.catalog import PlaybackPolicy
 from mediaplane.http import ApiError, runtime_dep
 from mediaplane.runtime import Runtime
 
+from ._errors import InvalidProtection
 from ._models import LatencyMode
 from ._service import (
     DEFAULT_DVR_WINDOW_SECONDS,
@@ -21,7 +24,6 @@ from ._service import (
     MAX_DVR_WINDOW_SECONDS,
     MAX_RECONNECT_WINDOW_SECONDS,
     add_live_playback_id,
-    check_live_protection,
     create_live_stream,
     delete_live_stream,
     disable_live_stream,
@@ -59,14 +61,13 @@ class UpdateLiveStreamJson(BaseModel):
     protection: str | None = Field(default=None, max_length=16)
 
 
-def _protection(value: str, record: bool) -> str:
-    """The policy as given, checked (400 ``invalid_protection`` with the reason)."""
-    value = value.strip().lower()
+@contextlib.contextmanager
+def _protection_checked() -> Iterator[None]:
+    """A policy the stream cannot have is a 400 ``invalid_protection`` with the reason."""
     try:
-        check_live_protection(value, record)
-    except ValueError as exc:
+        yield
+    except InvalidProtection as exc:
         raise ApiError(400, "invalid_protection", str(exc)) from None
-    return value
 
 
 class LivePlaybackIdJson(BaseModel):
@@ -83,17 +84,18 @@ def create_(
     """Create an idle live stream in ``channel_id`` (default: the caller's first channel
     they edit; none for admins). The answer carries its ``stream_key``: publish to
     ``rtmp://HOST:1935/live/{stream_key}``; play ``playback_ids`` like an asset's."""
-    data = create_live_stream(
-        rt,
-        principal,
-        channel_id=body.channel_id,
-        latency_mode=body.latency_mode,
-        record=body.record,
-        dvr_window_seconds=body.dvr_window_seconds,
-        reconnect_window_seconds=body.reconnect_window_seconds,
-        playback_policy=body.playback_policy,
-        protection=_protection(body.protection, body.record),
-    )
+    with _protection_checked():
+        data = create_live_stream(
+            rt,
+            principal,
+            channel_id=body.channel_id,
+            latency_mode=body.latency_mode,
+            record=body.record,
+            dvr_window_seconds=body.dvr_window_seconds,
+            reconnect_window_seconds=body.reconnect_window_seconds,
+            playback_policy=body.playback_policy,
+            protection=body.protection.strip().lower(),
+        )
     return {"data": data}
 
 
@@ -126,13 +128,9 @@ def update_(
 ) -> dict[str, Any]:
     """Change ``protection`` (``none``, ``cenc``, ``cbcs``): it applies from the stream's
     next publish (a session live now goes on as it was until its publisher reconnects)."""
-    if body.protection is None:
-        return {"data": update_live_stream(rt, principal, live_stream_id)}
-    value = body.protection.strip().lower()
-    try:
-        data = update_live_stream(rt, principal, live_stream_id, protection=value)
-    except ValueError as exc:
-        raise ApiError(400, "invalid_protection", str(exc)) from None
+    protection = body.protection and body.protection.strip().lower()
+    with _protection_checked():
+        data = update_live_stream(rt, principal, live_stream_id, protection=protection)
     return {"data": data}
 
 

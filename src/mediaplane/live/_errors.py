@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mediaplane.errors import NotFound
 
-__all__ = ["LiveError", "LiveStreamNotFound", "PublishRefused"]
+__all__ = ["InvalidProtection", "LiveError", "LiveStreamNotFound", "PublishRefused"]
 
 
 class LiveError(Exception):
@@ -14,6 +14,10 @@ class LiveError(Exception):
 class LiveStreamNotFound(LiveError, NotFound):
     """No live stream (or playback id of one) by that id, or one the caller may not see
     (404 ``not_found``)."""
+
+
+class InvalidProtection(LiveError, ValueError):
+    """A protection policy a live stream cannot have (400 ``invalid_protection``)."""
 
 
 class PublishRefused(LiveError):

@@ -28,7 +28,7 @@ from mediaplane.errors import Forbidden
 from mediaplane.events import EventType, emit
 from mediaplane.jobs import create_job, dispatch
 
-from ._errors import LiveStreamNotFound
+from ._errors import InvalidProtection, LiveStreamNotFound
 from ._models import (
     LatencyMode,
     LivePlaybackId,
@@ -305,18 +305,20 @@ def create_live_stream(
 
 
 def check_live_protection(protection: str, record: bool) -> None:
-    """:class:`ValueError` (a 400 at the API) for a policy a live stream cannot have:
+    """:class:`InvalidProtection` (a 400 at the API) for a policy a live stream cannot have:
     ``aes-128`` (HLS full-segment encryption is VOD's only), one we do not know, or any
     protection on a recorded stream (the recording is made from the live segments, which
     would then be encrypted with the live stream's keys)."""
     if protection == "aes-128":
-        raise ValueError(
+        raise InvalidProtection(
             "aes-128 is not available for live streams: use cbcs (HLS and DASH) or cenc"
         )
     if protection not in LIVE_PROTECTIONS:
-        raise ValueError(f"protection must be one of {', '.join(LIVE_PROTECTIONS)}")
+        raise InvalidProtection(f"protection must be one of {', '.join(LIVE_PROTECTIONS)}")
     if protection != "none" and record:
-        raise ValueError("a protected live stream cannot be recorded (yet): set record false")
+        raise InvalidProtection(
+            "a protected live stream cannot be recorded (yet): set record false"
+        )
 
 
 def update_live_stream(
