@@ -164,27 +164,39 @@ METRICS: dict[str, Metric] = {
     ),
 }
 
+
+def _first_match(rules: Sequence[tuple[str, str]]) -> str:
+    """SQL: the name of the first ``(pattern, name)`` rule the User-Agent matches, else
+    'Other' (NULL without a User-Agent)."""
+    whens = "".join(
+        f"\n  WHEN regexp_matches(user_agent, '{pattern}') THEN '{name}'" for pattern, name in rules
+    )
+    return f"CASE\n  WHEN user_agent IS NULL THEN NULL{whens}\n  ELSE 'Other' END"
+
+
 #: A small User-Agent parser (order matters: Edge and Opera say Chrome, Chrome says Safari).
-BROWSER_SQL = """CASE
-  WHEN user_agent IS NULL THEN NULL
-  WHEN regexp_matches(user_agent, 'Edg(e|A|iOS)?/') THEN 'Edge'
-  WHEN regexp_matches(user_agent, 'OPR/|Opera') THEN 'Opera'
-  WHEN regexp_matches(user_agent, 'SamsungBrowser/') THEN 'Samsung Internet'
-  WHEN regexp_matches(user_agent, 'Firefox/|FxiOS/') THEN 'Firefox'
-  WHEN regexp_matches(user_agent, 'HeadlessChrome/') THEN 'Chrome Headless'
-  WHEN regexp_matches(user_agent, 'Chromium/') THEN 'Chromium'
-  WHEN regexp_matches(user_agent, 'Chrome/|CriOS/') THEN 'Chrome'
-  WHEN regexp_matches(user_agent, 'Version/[0-9.]+.*Safari/') THEN 'Safari'
-  ELSE 'Other' END"""
-OS_SQL = """CASE
-  WHEN user_agent IS NULL THEN NULL
-  WHEN regexp_matches(user_agent, 'Windows') THEN 'Windows'
-  WHEN regexp_matches(user_agent, 'Android') THEN 'Android'
-  WHEN regexp_matches(user_agent, 'iPhone|iPad|iPod') THEN 'iOS'
-  WHEN regexp_matches(user_agent, 'CrOS') THEN 'ChromeOS'
-  WHEN regexp_matches(user_agent, 'Mac OS X|Macintosh') THEN 'macOS'
-  WHEN regexp_matches(user_agent, 'Linux|X11') THEN 'Linux'
-  ELSE 'Other' END"""
+BROWSER_SQL = _first_match(
+    [
+        ("Edg(e|A|iOS)?/", "Edge"),
+        ("OPR/|Opera", "Opera"),
+        ("SamsungBrowser/", "Samsung Internet"),
+        ("Firefox/|FxiOS/", "Firefox"),
+        ("HeadlessChrome/", "Chrome Headless"),
+        ("Chromium/", "Chromium"),
+        ("Chrome/|CriOS/", "Chrome"),
+        ("Version/[0-9.]+.*Safari/", "Safari"),
+    ]
+)
+OS_SQL = _first_match(
+    [
+        ("Windows", "Windows"),
+        ("Android", "Android"),
+        ("iPhone|iPad|iPod", "iOS"),
+        ("CrOS", "ChromeOS"),
+        ("Mac OS X|Macintosh", "macOS"),
+        ("Linux|X11", "Linux"),
+    ]
+)
 
 #: group_by → the per-view column it groups on.
 DIMENSIONS: dict[str, str] = {
