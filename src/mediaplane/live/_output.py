@@ -699,11 +699,9 @@ class LiveOutput:
                 seg.publish,
                 seg.epoch,
             )
-            keys: tuple[Key, ...] = ()
-            if (previous is None and seg.key is not None) or (
-                previous is not None and previous.key != seg.key
-            ):
-                keys = (_key_tag(seg.key),)
+            # EXT-X-KEY where the key changes (the first segment: if it has one)
+            changed = seg.key != (previous.key if previous is not None else None)
+            keys: tuple[Key, ...] = (_key_tag(seg.key),) if changed else ()
             previous = seg
             parts = tuple(
                 Part(f"{seg.msn}.{p.index}.m4s", round(p.duration, 5), p.independent)
