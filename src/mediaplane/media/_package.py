@@ -76,13 +76,15 @@ class ShakaPackager:
         out_dir: Path,
         options: PackagingOptions,
         encryption: Encryption | None = None,
+        mpd_name: str = INTERNAL_MPD,
     ) -> list[str]:
+        """One packager run over ``inputs``, writing its MPD as ``mpd_name`` in ``out_dir``."""
         return ffmpeg.packager_argv(
             self.binary,
             inputs,
             out_dir,
             segment_seconds=options.segment_seconds,
-            mpd_output=out_dir / INTERNAL_MPD,
+            mpd_output=out_dir / mpd_name,
             encryption=encryption,
             key_file=_key_file(out_dir) if encryption is not None else None,
         )
@@ -97,20 +99,10 @@ class ShakaPackager:
         """One packager run per input: (argv, the MPD it writes). The renditions are
         independent (each is segmented on its own keyframes and times, the same bytes a
         single run writes), so they can run side by side on the cores."""
+        names = [f"packager-{i}.mpd" for i in range(len(inputs))]
         return [
-            (
-                ffmpeg.packager_argv(
-                    self.binary,
-                    [inp],
-                    out_dir,
-                    segment_seconds=options.segment_seconds,
-                    mpd_output=out_dir / f"packager-{i}.mpd",
-                    encryption=encryption,
-                    key_file=_key_file(out_dir) if encryption is not None else None,
-                ),
-                out_dir / f"packager-{i}.mpd",
-            )
-            for i, inp in enumerate(inputs)
+            (self.argv([inp], out_dir, options, encryption, name), out_dir / name)
+            for inp, name in zip(inputs, names, strict=True)
         ]
 
     def package(
