@@ -205,25 +205,23 @@ def _set_due(rt: Runtime, asset_id: str, p: Presentation | None) -> None:
 def _retire(rt: Runtime, asset_id: str, now: datetime) -> list[str]:
     """Delete the asset's replaced renditions due by ``now``; the ids deleted."""
     gone: list[str] = []
+    after: list[Presentation] = []  # what the asset keeps (none: gone or errored)
 
     def change(current: Presentation | None) -> Presentation | None:
         gone.clear()
+        after.clear()
         if current is None:
             return None
         gone.extend(
             r.id for r in current.renditions if _replaced(r, current.protection) and _due(r, now)
         )
-        kept = [r for r in current.renditions if r.id not in gone]
-        return replace(current, renditions=kept) if gone else None
+        kept = replace(current, renditions=[r for r in current.renditions if r.id not in gone])
+        after.append(kept)
+        return kept if gone else None
 
-    written = update_presentation(rt, asset_id, change)
-    if written is None:  # nothing due (or the asset is gone or errored)
-        gone.clear()
-        with rt.db.session() as s:
-            row = s.get(Asset, asset_id)
-            if row is not None and row.status is AssetStatus.READY and row.presentation:
-                written = Presentation.from_dict(row.presentation)
-    _set_due(rt, asset_id, written)
+    if update_presentation(rt, asset_id, change) is None:
+        gone.clear()  # nothing was due, or nothing was written
+    _set_due(rt, asset_id, after[0] if after else None)
     for rid in gone:
         rt.store.delete_prefix(f"{cmaf_prefix(asset_id)}{rid}/")
     return gone
