@@ -68,12 +68,6 @@ async def post_beacons(request: Request, rt: Runtime = Depends(runtime_dep)) -> 
     return JSONResponse({"data": receipt.to_api()}, status_code=202)
 
 
-def _playback_ids(rt: Runtime, principal: Principal, asset_id: str) -> list[str]:
-    with rt.db.session() as s:
-        asset = authorized_asset(s, principal, asset_id, AssetAction.READ)
-        return [p.id for p in asset.playback_ids]
-
-
 @router.get("/data/views")
 async def get_views(
     rt: Runtime = Depends(runtime_dep),
@@ -90,9 +84,11 @@ async def get_views(
     their partitions of the lake are read."""
     if since is not None and until is not None and until < since:
         raise ApiError(400, "invalid_request", "'to' is before 'from'.")
-    ids = await run_in_threadpool(_playback_ids, rt, principal, asset_id)
+    scope = await run_in_threadpool(metrics_scope, rt, principal, asset_id)
     views = await run_in_threadpool(
-        functools.partial(list_views, lake_of(rt), ids, limit, since=since, until=until)
+        functools.partial(
+            list_views, lake_of(rt), list(scope.playback_ids), limit, since=since, until=until
+        )
     )
     return {"data": views}
 
