@@ -173,3 +173,30 @@ def test_a_throttled_origin_shows_up_as_rebuffering_in_the_model(
     count, ms, percentage = row
     assert count == v["rebuffer_count"] and ms == v["rebuffer_ms"], (row, v)
     assert percentage == pytest.approx(v["rebuffer_ratio"], abs=1e-4), (row, v)
+
+
+def test_a_viewer_who_leaves_while_stalled_is_counted_as_rebuffering(
+    page: Page,
+    console: Console,
+    sqlite_server: Server,
+    other_origin: OtherOrigin,  # noqa: F811
+    ready_asset: dict[str, Any],  # noqa: F811
+) -> None:
+    """The origin never answers the second video segment: the player stalls, and the view
+    ends (the viewer gives up) while it waits. The stall up to the exit counts (the
+    snippet used to drop it: rebuffer_count 1, rebuffer_ms 0)."""
+    pid = _pid(ready_asset)
+    held: list[Route] = []
+    page.route(f"{sqlite_server.url}/play/{pid}/v*/2.m4s*", lambda r: held.append(r))  # no answer
+    html = _page(QOE_PAGE, sqlite_server, pid, "master.m3u8")
+    page.goto(other_origin.page("qoe-gave-up.html", html))
+    page.wait_for_function("() => window.qoe && window.qoe.state.waitingSince > 0", timeout=30_000)
+    page.wait_for_timeout(500)  # stalled a while (no assertion on how long)
+    page.evaluate("window.qoe.end()")
+    view_id = str(page.evaluate("window.qoe.viewId"))
+    assert held, "no segment was held back"
+
+    v = _landed_view(sqlite_server, ready_asset, view_id, console)
+    assert v["rebuffer_count"] == 1 and v["rebuffer_ms"] > 0, v
+    for route in held:
+        route.abort()
