@@ -55,7 +55,7 @@ from ._errors import AnalyticsError, InvalidBeacon, InvalidCmcd, LakeBusy, RateL
 from ._export import Exported, ExportFormat, ExportKind, export_lake
 from ._flusher import run_flusher
 from ._identity import account_viewer_id, ensure_analytics_key
-from ._lake import CMCD_COLUMNS, Lake, LakeStats, lake_of, partition_date, prune_lake
+from ._lake import CMCD_COLUMNS, Lake, LakeStats, lake_of, partition_date
 from ._limits import InProcessRate, Rate, RedisRate
 from ._metrics import (
     DIMENSIONS,
@@ -66,6 +66,7 @@ from ._metrics import (
     ViewCache,
     ViewScope,
     breakdown,
+    prune_lake,
 )
 from ._realtime import (
     InProcessRealtime,

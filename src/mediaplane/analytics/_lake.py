@@ -32,7 +32,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,7 +54,6 @@ __all__ = [
     "LakeStats",
     "lake_of",
     "partition_date",
-    "prune_lake",
 ]
 
 log = structlog.get_logger("mediaplane.analytics.lake")
@@ -323,6 +322,19 @@ class Lake:
         return out
 
 
+    def prune(self, before: str) -> int:
+        """Delete the partitions of days before ``before`` (``YYYY-MM-DD``) of every
+        dataset; returns the files deleted."""
+        deleted = 0
+        for dataset in ("events", "cmcd"):
+            for info in list(self.store.list(f"{PREFIX}{dataset}/")):
+                day = partition_date(info.key)
+                if day is not None and day < before:
+                    self.store.delete(info.key)
+                    deleted += 1
+        return deleted
+
+
 def partition_date(key: str) -> str | None:
     """The ``YYYY-MM-DD`` of a lake key's ``date=`` partition (None: not in one)."""
     for part in key.split("/"):
@@ -361,17 +373,3 @@ def _make_lake(rt: Runtime) -> Lake:
 def lake_of(rt: Runtime) -> Lake:
     """This process's lake for the runtime (made on first use)."""
     return rt.shared(_make_lake)
-
-
-def prune_lake(rt: Runtime) -> int:
-    """A watchdog pass: delete the lake's hour partitions older than the retention."""
-    keep = rt.settings.analytics_retention_days
-    cutoff = (datetime.now(UTC) - timedelta(days=keep)).strftime("%Y-%m-%d")
-    deleted = 0
-    for dataset in ("events", "cmcd"):
-        for info in list(rt.store.list(f"{PREFIX}{dataset}/")):
-            part = info.key.split("/")[2]  # date=YYYY-MM-DD
-            if part.startswith("date=") and part[5:] < cutoff:
-                rt.store.delete(info.key)
-                deleted += 1
-    return deleted

@@ -52,6 +52,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
+import shutil
 import threading
 import time
 import uuid
@@ -62,13 +63,16 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import yaml
 
-from ._lake import Lake
+from ._lake import Lake, lake_of
 from ._warehouse import DBT_PROJECT
+
+if TYPE_CHECKING:
+    from mediaplane.runtime import Runtime
 
 __all__ = [
     "DIMENSIONS",
@@ -79,6 +83,7 @@ __all__ = [
     "ViewCache",
     "ViewScope",
     "breakdown",
+    "prune_lake",
 ]
 
 
@@ -524,6 +529,15 @@ class ViewCache:
                         self._merge(day_path, parts)
         return out
 
+    def prune(self, before: str) -> None:
+        """Delete the hours and days of dates before ``before`` (``YYYY-MM-DD``)."""
+        if not self.dir.is_dir():
+            return
+        for d in self.dir.iterdir():  # hour=YYYY-MM-DDTHH, day=YYYY-MM-DD
+            day = d.name.partition("=")[2][:10]
+            if d.is_dir() and day < before:
+                shutil.rmtree(d, ignore_errors=True)
+
     def _merge(self, day_path: Path, parts: list[Path]) -> None:
         """One file for a day whose hours are closed (fewer files to open per read)."""
         day_path.parent.mkdir(parents=True, exist_ok=True)
@@ -566,6 +580,18 @@ class ViewCache:
                 self.computed += 1
         finally:
             con.close()
+
+
+def prune_lake(rt: Runtime) -> int:
+    """A watchdog pass: delete the lake's partitions older than the retention, and the
+    view cache's hours and days of those dates (per-view rows derived from them: the
+    pseudonyms and countries go with the events). Returns the lake files deleted."""
+    keep = rt.settings.analytics_retention_days
+    cutoff = (datetime.now(UTC) - timedelta(days=keep)).strftime("%Y-%m-%d")
+    lake = lake_of(rt)
+    deleted = lake.prune(cutoff)
+    ViewCache(lake).prune(cutoff)
+    return deleted
 
 
 #: The most views :class:`_Memory` holds (its least recently read files go first).

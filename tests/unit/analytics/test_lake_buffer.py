@@ -165,8 +165,14 @@ def test_partitions_past_the_retention_are_pruned(tmp_path: Path) -> None:
     for dataset in ("events", "cmcd"):
         for day in (old, today):
             rt.store.put_bytes(f"analytics/{dataset}/date={day}/hour=05/part-x.parquet", b"x")
+    # the view cache's per-view rows of those days (pseudonyms, countries) go with them
+    views = tmp_path / "analytics" / "views"
+    for d in (f"hour={old}T05", f"day={old}", f"hour={today}T05", f"day={today}"):
+        (views / d).mkdir(parents=True)
+        (views / d / "k.parquet").write_bytes(b"x")
     assert prune_lake(rt) == 2
     left = sorted(i.key for i in rt.store.list("analytics/"))
     assert left == [
         f"analytics/{d}/date={today}/hour=05/part-x.parquet" for d in ("cmcd", "events")
     ]
+    assert sorted(p.name for p in views.iterdir()) == [f"day={today}", f"hour={today}T05"]
