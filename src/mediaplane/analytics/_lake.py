@@ -321,7 +321,6 @@ class Lake:
                     old.unlink(missing_ok=True)
         return out
 
-
     def prune(self, before: str) -> int:
         """Delete the partitions of days before ``before`` (``YYYY-MM-DD``) of every
         dataset; returns the files deleted."""

@@ -233,12 +233,27 @@ def _score_vars() -> tuple[int, int]:
     return int(v["startup_good_ms"]), int(v["startup_bad_ms"])
 
 
+#: Per-view fields only the views API lists (:func:`per_view_sql` with ``detail``).
+_DETAIL = """,
+    min(player_version) AS player_version,
+    count(*) FILTER (WHERE type = 'error') AS errors,
+    list(DISTINCT code) FILTER (WHERE type = 'error' AND code IS NOT NULL) AS error_codes,
+    list(DISTINCT rendition) FILTER (WHERE rendition IS NOT NULL) AS renditions,
+    bool_or(type = 'end') AS ended,
+    count(*) AS events"""
+
+
 def per_view_sql(
-    events: str = "read_parquet($events, union_by_name = true)", *, scoped: bool = True
+    events: str = "read_parquet($events, union_by_name = true)",
+    *,
+    scoped: bool = True,
+    detail: bool = False,
 ) -> str:
     """One row per view with the fields of dbt's ``fct_views`` (and the breakdown
     dimensions) for the views that started in ``[$from, $to)``: with ``scoped``, only
-    those of ``$playback_ids``, each with its asset (``$asset_ids``, zipped)."""
+    those of ``$playback_ids``, each with its asset (``$asset_ids``, zipped); with
+    ``detail``, also the fields the views API lists (player version, error count and
+    codes, renditions, ended, events)."""
     good, bad = _score_vars()
     startup = _clamp01(f"1.0 - (startup_time_ms - {good}) / {bad - good}.0")
     scope_cte = (
@@ -253,7 +268,7 @@ def per_view_sql(
 WITH {scope_cte}e AS (
   SELECT event_id, view_id, type, ts, received_at, playback_id, viewer, player_name,
          user_agent, rendition, bitrate, startup_ms, duration_ms, watched_ms, fatal,
-         country, cdn
+         country, cdn{", player_version, code" if detail else ""}
   -- files from before a column existed read it as NULL (a lake of only those too)
   FROM (SELECT NULL::VARCHAR AS country, NULL::VARCHAR AS cdn WHERE false
         UNION ALL BY NAME SELECT * FROM {events})
@@ -277,7 +292,7 @@ WITH {scope_cte}e AS (
     coalesce(max(watched_ms), 0) AS watched_ms,
     sum(CASE WHEN type = 'error' AND fatal THEN 1 ELSE 0 END) AS fatal_errors,
     avg(CAST(bitrate AS DOUBLE)) AS average_bitrate,
-    max(bitrate) AS max_bitrate
+    max(bitrate) AS max_bitrate{_DETAIL if detail else ""}
   FROM e GROUP BY view_id
   HAVING min(ts) >= $from AND min(ts) < $to
 ), held AS (

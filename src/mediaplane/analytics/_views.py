@@ -25,52 +25,37 @@ the files of other days are neither fetched nor opened).
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import duckdb
 
 from ._lake import Lake
+from ._metrics import per_view_sql
 
 __all__ = ["list_views"]
 
+#: The views (:func:`per_view_sql`: the metrics' and dbt's definitions, each view that
+#: started in the files read) with the CMCD requests that name them, newest first.
 _VIEWS = """
-WITH e AS (
-  -- files written before a column existed read it as NULL (and so does a lake of only those)
-  SELECT * FROM (SELECT NULL::VARCHAR AS country, NULL::VARCHAR AS cdn LIMIT 0)
-  UNION ALL BY NAME SELECT * FROM read_parquet($events, union_by_name = true)
-  WHERE playback_id IN (SELECT unnest($playback_ids))
-  QUALIFY row_number() OVER (PARTITION BY view_id, event_id ORDER BY received_at) = 1
-), v AS (
-  SELECT
-    view_id,
-    any_value(playback_id) AS playback_id,
-    any_value(viewer) AS viewer,
-    any_value(player_name) AS player_name,
-    any_value(player_version) AS player_version,
-    any_value(country) AS country,
-    any_value(cdn) AS cdn,
-    min(ts) AS started_at,
-    max(ts) AS last_event_at,
-    min(startup_ms) FILTER (WHERE type = 'first_frame') AS startup_time_ms,
-    count(*) FILTER (WHERE type = 'rebuffer_start') AS rebuffer_count,
-    coalesce(sum(duration_ms) FILTER (WHERE type = 'rebuffer_end'), 0) AS rebuffer_ms,
-    coalesce(max(watched_ms), 0) AS watched_ms,
-    count(*) FILTER (WHERE type = 'error') AS errors,
-    list(DISTINCT code) FILTER (WHERE type = 'error' AND code IS NOT NULL) AS error_codes,
-    coalesce(bool_or(fatal) FILTER (WHERE type = 'error'), false) AS fatal_error,
-    avg(bitrate) FILTER (WHERE bitrate IS NOT NULL) AS average_bitrate,
-    list(DISTINCT rendition) FILTER (WHERE rendition IS NOT NULL) AS renditions,
-    bool_or(type = 'end') AS ended,
-    count(*) AS events
-  FROM e GROUP BY view_id
-)
-SELECT v.*, c.requests AS cmcd_requests, c.br AS cmcd_average_bitrate_kbps,
+WITH views AS ({views})
+SELECT views.*, c.requests AS cmcd_requests, c.br AS cmcd_average_bitrate_kbps,
        c.starved AS cmcd_buffer_starved
-FROM v LEFT JOIN ({cmcd}) c ON c.sid = v.view_id
+FROM views LEFT JOIN ({cmcd}) c ON c.sid = views.view_id
 ORDER BY started_at DESC, view_id
 LIMIT $limit
 """
+#: What a row of :data:`_VIEWS` says under another name in the API.
+_RENAMED = {"player_name": "player", "last_ts": "last_event_at"}
+#: The API's fields of a row of :data:`_VIEWS` (the rest serve the metrics).
+_FIELDS = (
+    "view_id", "playback_id", "viewer", "player_name", "player_version", "country", "cdn",
+    "started_at", "last_ts", "startup_time_ms", "rebuffer_count", "rebuffer_ms", "errors",
+    "error_codes", "average_bitrate", "renditions", "ended", "events", "cmcd_requests",
+    "cmcd_average_bitrate_kbps", "cmcd_buffer_starved",
+)  # fmt: skip
+#: Every view the files hold started in this range (the files are the range; naive UTC).
+_EVER = tuple(datetime(y, 1, 1, tzinfo=UTC).replace(tzinfo=None) for y in (1, 9999))
 _CMCD = """
 SELECT cmcd_sid AS sid, count(*) AS requests, avg(cmcd_br) AS br,
        coalesce(bool_or(cmcd_bs), false) AS starved
@@ -105,8 +90,16 @@ def list_views(
     if not events:
         return []
     cmcd = lake.files("cmcd", since=since, until=until)
-    sql = _VIEWS.replace("{cmcd}", _CMCD if cmcd else _NO_CMCD)
-    params: dict[str, Any] = {"events": events, "playback_ids": playback_ids, "limit": limit}
+    views = per_view_sql(detail=True)
+    sql = _VIEWS.replace("{views}", views).replace("{cmcd}", _CMCD if cmcd else _NO_CMCD)
+    params: dict[str, Any] = {
+        "events": events,
+        "playback_ids": playback_ids,
+        "asset_ids": [None] * len(playback_ids),
+        "from": _EVER[0],
+        "to": _EVER[1],
+        "limit": limit,
+    }
     if cmcd:
         params["cmcd"] = cmcd
     con = duckdb.connect()
@@ -118,11 +111,12 @@ def list_views(
         con.close()
     out = []
     for row in rows:
-        r = dict(zip(names, row, strict=True))
-        watched, stalled = r.pop("watched_ms"), r["rebuffer_ms"]
+        got = dict(zip(names, row, strict=True))
+        r = {_RENAMED.get(k, k): got[k] for k in _FIELDS}
+        watched, stalled = got["watched_ms"], r["rebuffer_ms"]
         r["watch_time_s"] = watched / 1000
         r["rebuffer_ratio"] = round(stalled / (stalled + watched), 4) if stalled + watched else 0.0
-        r["player"] = r.pop("player_name")
+        r["fatal_error"] = got["fatal_errors"] > 0
         if r["average_bitrate"] is not None:
             r["average_bitrate"] = round(r["average_bitrate"])
         if r["cmcd_average_bitrate_kbps"] is not None:
