@@ -18,11 +18,15 @@ What it measures
       :class:`mediaplane.analytics.ViewCache`) for the overview (every asset, the last 7
       days), one asset over 7 days, and every asset over 1 day; ``views cold``: the same
       with an empty cache (every hour computed from the events: a process's first page);
-      ``views after a flush landed``: a new lake file in the current hour before each
-      load (as beacons land: that hour and the one before are computed again);
+    - ``page``: a whole dashboard page's numbers, through the page's own code
+      (:func:`mediaplane.web._analytics_pages.figures`: the views, then the total, the
+      series and every table, each with the metrics the page shows of it), for every asset
+      and for one, over 7 days; ``page after a flush landed``: a new lake file in the
+      current hour before each load (as beacons land: that hour and the one before are
+      computed again);
     - ``total``, ``series`` (by hour or day), ``by-asset``, ``by-player``, ``by-browser``,
-      ``by-os``, ``by-rendition``, ``by-country``, ``by-cdn``: the page's groupings over
-      it, one by one, and all of them as the page asks for them (``page: all groupings``);
+      ``by-os``, ``by-rendition``, ``by-country``, ``by-cdn``: single groupings (every
+      metric) over the views of 7 days, one by one;
     - ``api``: one ``GET /api/v1/data/metrics/{metric}?group_by=player`` worth of work
       (:func:`mediaplane.analytics.breakdown`: views and grouping) for 7 days.
 
@@ -71,6 +75,7 @@ from mediaplane.analytics import (
 )
 from mediaplane.analytics._metrics import per_view_sql
 from mediaplane.storage import open_store
+from mediaplane.web._analytics_pages import TABLES, figures
 
 TARGET_MS = 300.0
 PLAYBACKS = 200
@@ -315,6 +320,25 @@ def main() -> None:
                 )
             )
 
+        # the whole page (its views, then every table and chart), as the page computes it
+        def page(
+            scope: ViewScope, frm: datetime, to: datetime, tables: list[str]
+        ) -> Callable[[], object]:
+            q = MetricsQuery(frm, to, "date", "day")
+            return lambda: figures(lake, scope, q, tables)
+
+        every_table, asset_tables = list(TABLES), [t for t in TABLES if t != "asset"]
+        results.append(
+            (
+                "page: every asset, 7 days",
+                timed(args.runs, page(everything, *week, every_table)),
+                None,
+            )
+        )
+        results.append(
+            ("page: one asset, 7 days", timed(args.runs, page(one, *week, asset_tables)), None)
+        )
+
         # live: a flush lands a file in the current hour before each page load (that hour
         # and the one before it are computed again)
         newest = max(lake.files("events"))
@@ -322,8 +346,8 @@ def main() -> None:
         live = []
         for n in range(args.runs):
             shutil.copy(newest, hour_dir / f"part-landed-{n}.parquet")
-            live += timed(1, views(everything, *week))
-        results.append(("views after a flush landed", live, None))
+            live += timed(1, page(everything, *week, every_table))
+        results.append(("page after a flush landed", live, None))
 
         # the page's groupings over the per-view table (computed once per page)
         with Breakdowns(lake, everything, *week) as b:
@@ -339,8 +363,6 @@ def main() -> None:
             }
             for label, q in groupings.items():
                 results.append((label, timed(args.runs, lambda q=q: b.rows(q)), None))
-            page_ms = timed(args.runs, lambda: b.many(groupings))
-            results.append(("page: all groupings", page_ms, None))
 
         q = MetricsQuery(*week, "player")
         results.append(

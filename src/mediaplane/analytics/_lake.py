@@ -156,6 +156,9 @@ class Lake:
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
+        #: dataset → {key: its local path (None: remote)} as last listed (files are
+        #: immutable: a key's path is asked of the store once, not on every read)
+        self._paths: dict[str, dict[str, Path | None]] = {}
 
     # -- taking rows (request path: memory only) ------------------------------------------
 
@@ -295,10 +298,13 @@ class Lake:
         listed: set[Path] = set()
         low = since.isoformat() if since is not None else ""
         high = until.isoformat() if until is not None else "9999-99-99"
+        known = self._paths.get(dataset, {})
+        paths: dict[str, Path | None] = {}
         for info in self.store.list(f"{PREFIX}{dataset}/"):
             if not info.key.endswith(".parquet"):
                 continue
-            local = self.store.local_path(info.key)
+            local = known[info.key] if info.key in known else self.store.local_path(info.key)
+            paths[info.key] = local
             if local is None:
                 listed.add(cache / info.key)
             day = partition_date(info.key)
@@ -314,6 +320,7 @@ class Lake:
             out.append(str(local))
             if on_file is not None:
                 on_file(info.key)
+        self._paths[dataset] = paths
         swept = cache / PREFIX / dataset
         if swept.is_dir():
             for old in swept.rglob("*.parquet"):

@@ -25,8 +25,10 @@ from mediaplane.analytics import (
     METRICS,
     Breakdowns,
     BuildAnalytics,
+    Lake,
     MetricsQuery,
     MetricsQueryError,
+    ViewScope,
     lake_of,
     metrics_csv,
     metrics_scope,
@@ -79,6 +81,8 @@ CHARTS: dict[str, tuple[str, list[tuple[str, str, float]]]] = {
         [("rebuffer_ratio", "Rebuffering %", 100), ("viewer_experience_score", "Score", 1)],
     ),
 }
+
+CHART_METRICS = list(dict.fromkeys(m for _, lines in CHARTS.values() for m, _, _ in lines))
 
 
 def shown(value: Any, kind: str) -> str:
@@ -148,6 +152,21 @@ def _quality(rt: Runtime) -> dict[str, Any]:
         return out
 
 
+def figures(
+    lake: Lake, scope: ViewScope, q: MetricsQuery, tables: list[str]
+) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
+    """The page's numbers: the total, the series (``q``'s interval) and each table's rows,
+    each grouping computing only the metrics the page shows of it (blocking)."""
+    queries = {
+        "": MetricsQuery(q.start, q.end),
+        **{g: MetricsQuery(q.start, q.end, g) for g in tables},
+    }
+    with Breakdowns(lake, scope, q.start, q.end) as b:
+        got = b.many(queries, list(COLUMNS))
+        series = b.rows(MetricsQuery(q.start, q.end, q.group_by, q.interval), CHART_METRICS)
+    return got[""][0], series, {g: got[g] for g in tables}
+
+
 def dashboard(rt: Runtime, user: User, asset_id: str | None, q: MetricsQuery) -> dict[str, Any]:
     """Everything the page shows (blocking)."""
     principal = user_principal(user)
@@ -159,15 +178,7 @@ def dashboard(rt: Runtime, user: User, asset_id: str | None, q: MetricsQuery) ->
         ):
             titles[a_id] = title or a_id
     tables = [g for g in TABLES if not (g == "asset" and asset_id)]
-    queries = {
-        "total": MetricsQuery(q.start, q.end),
-        "series": MetricsQuery(q.start, q.end, q.group_by, q.interval),
-        **{g: MetricsQuery(q.start, q.end, g) for g in tables},
-    }
-    with Breakdowns(lake_of(rt), scope, q.start, q.end) as b:
-        got = b.many(queries)
-    total, series = got["total"][0], got["series"]
-    breakdowns = {g: got[g] for g in tables}
+    total, series, breakdowns = figures(lake_of(rt), scope, q, tables)
     times = [_epoch(r["group"]) for r in series]
     charts = {
         cid: {
