@@ -356,3 +356,45 @@ def test_marts_match_the_events_and_a_bad_row_fails_the_gate(
     assert [f["node"] for f in failed if "accepted_values" in f["node"]], failed
     assert all(f["status"] == "fail" for f in failed)
     rt.db.dispose()
+
+
+def test_a_lake_of_files_from_before_the_newer_columns_builds(tmp_path: Path) -> None:
+    """An upgraded installation whose lake holds only files written before ``player_width``,
+    ``player_height``, ``cdn`` and ``country`` existed (no file has them): the marts build,
+    and those read as NULL."""
+    lake = Lake(open_store(str(tmp_path / "objects")), tmp_path / "analytics")
+    now_ms = int(time.time() * 1000)
+    rng = random.Random(3)
+    intake = Intake(skew_ms=3_600_000)
+    for i in range(3):
+        _, events = _view(rng, i, now_ms)
+        body = {
+            "view_id": f"old-{i}",
+            "playback_id": PLAYBACKS[0],
+            "player": {"name": "shaka"},
+            "events": [{"id": f"e{n}"} | e for n, e in enumerate(events)],
+        }
+        batch, parsed, _ = parse_batch(json.dumps(body).encode())
+        lake.add_events(
+            intake.rows(batch, parsed, now_ms, viewer="v", address=None, user_agent=None)
+        )
+    lake.flush()
+    # the old writer's files: today's, less the columns added since
+    newer = "player_width, player_height, cdn, country"
+    for path in lake.files("events"):
+        duckdb.execute(
+            f"COPY (SELECT * EXCLUDE ({newer}) FROM read_parquet('{path}')) "
+            f"TO '{path}.old' (FORMAT parquet)"
+        )
+        Path(f"{path}.old").replace(path)
+
+    result = build_warehouse(lake, tmp_path)
+    assert result.ok, result.summary()
+    con = duckdb.connect(str(warehouse_path(tmp_path)), read_only=True)
+    try:
+        got = con.execute(
+            "select view_id, country, cdn, upscale_percentage from main.fct_views order by 1"
+        ).fetchall()
+    finally:
+        con.close()
+    assert got == [(f"old-{i}", None, None, None) for i in range(3)]

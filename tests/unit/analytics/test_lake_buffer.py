@@ -13,6 +13,7 @@ import duckdb
 import pytest
 
 from mediaplane.analytics import (
+    DBT_PROJECT,
     Intake,
     Lake,
     LakeBusy,
@@ -86,6 +87,25 @@ def test_flush_writes_hour_partitions_that_duckdb_reads(tmp_path: Path) -> None:
     assert cmcd == [("a", 900, False), (None, None, True)]
     (view,) = [v for v in list_views(lake, ["pb"]) if v["view_id"] == "a"]
     assert view["cmcd_requests"] == 1 and view["watch_time_s"] == 2.0
+
+
+def test_the_dbt_project_knows_every_column_the_lake_writes(tmp_path: Path) -> None:
+    """The dbt var ``lake_columns`` (the typed empty row DuckDB reads the lake through, so a
+    column older files lack reads as NULL) is the files' layout: a column added to
+    EVENT_COLUMNS or CMCD_COLUMNS, or a type changed, fails here until it is added there."""
+    yaml = pytest.importorskip("yaml")  # comes with dbt (the analytics extra)
+    lake = Lake(LocalStore(tmp_path / "o"), tmp_path / "w")
+    lake.add_events(rows("a", 1))
+    lake.capture((NOW, "pb", "segment", "720p", "1.m4s", 200, b"CMCD=br%3D900", []))
+    lake.flush()
+    declared = yaml.safe_load((DBT_PROJECT / "dbt_project.yml").read_text())["vars"]
+    con = duckdb.connect()
+    for dataset in ("events", "cmcd"):
+        [path] = lake.files(dataset)
+        written = con.execute(
+            "DESCRIBE SELECT * FROM read_parquet(?, hive_partitioning = false)", [path]
+        ).fetchall()
+        assert {r[0]: r[1] for r in written} == declared["lake_columns"][dataset], dataset
 
 
 def test_duplicates_that_reach_the_lake_count_once(tmp_path: Path) -> None:
