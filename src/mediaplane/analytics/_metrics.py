@@ -114,7 +114,7 @@ METRICS: dict[str, Metric] = {
         "count(DISTINCT viewer)", "viewers", "Distinct pseudonymous viewers.", True
     ),
     "watch_time": Metric(
-        "coalesce(sum(watched_ms), 0) / 1000.0",
+        "coalesce(sum(watch_time_s), 0)",
         "s",
         "Seconds watched: the sum of each view's largest running watched_ms.",
         True,
@@ -629,8 +629,7 @@ class _Memory:
     dropped tables, it starts over with the tables), each name a dimension groups on
     (:data:`NAMED`) as a number too (``names``; read back from :attr:`names`: grouping
     numbers is about twice as fast as grouping strings), the start's hour as a number
-    (``hour_no``, hours since 1970) and no ``view_id`` or ``watch_time_s`` (no metric reads them:
-    watch time is ``watched_ms``)."""
+    (``hour_no``, hours since 1970) and no ``view_id`` (no metric reads it)."""
 
     def __init__(self) -> None:
         self.con = duckdb.connect()
@@ -731,7 +730,7 @@ class _Memory:
         cols = ", ".join(
             "ids.id AS viewer" if c == "viewer" else f"n_{c}.id AS {c}" if c in NAMED else f"f.{c}"
             for c in VIEW_COLUMNS
-            if c not in ("view_id", "watch_time_s")  # watch time: watched_ms
+            if c != "view_id"
         )
         joins = " ".join(f"LEFT JOIN names n_{c} ON n_{c}.value = f.{c}" for c in NAMED)
         self.con.execute("CREATE TEMP TABLE f AS SELECT * FROM read_parquet($f)", {"f": key[0]})
@@ -940,6 +939,7 @@ def _select(names: Sequence[str]) -> str:
 _EMPTY_VIEW = """SELECT NULL::BIGINT AS viewer, NULL::INTEGER AS player_name,
   NULL::INTEGER AS browser, NULL::INTEGER AS os, NULL::INTEGER AS rendition,
   NULL::INTEGER AS country, NULL::INTEGER AS cdn, NULL::INTEGER AS hour_no,
+  0.0 AS watch_time_s,
   NULL::BIGINT AS startup_time_ms, 0 AS rebuffer_count, 0 AS rebuffer_ms, 0 AS watched_ms,
   false AS exited_before_start, false AS playback_failed,
   NULL::DOUBLE AS average_bitrate, NULL::DOUBLE AS weighted_bitrate,
