@@ -915,9 +915,12 @@ app.add_typer(analytics_app, name="analytics")
 def analytics_build_cmd(data_dir: DataDir = None) -> None:
     """Build the QoE warehouse: the lake's freshness, then dbt build (models and data tests).
 
-    The result is <data-dir>/analytics/warehouse.duckdb; exits 1 when a check fails."""
+    The result is <data-dir>/analytics/warehouse.duckdb; exits 1 when a check fails (and
+    emits analytics.quality_failed, as the scheduled build does)."""
     # imported here, not at the top: `mediaplane --help` stays fast
-    from mediaplane.analytics import DbtStep, Lake, build_warehouse, warehouse_path
+    from mediaplane.analytics import DbtStep, Lake, build_warehouse, report_build, warehouse_path
+    from mediaplane.db import migrate
+    from mediaplane.runtime import Runtime
     from mediaplane.storage import open_store
 
     settings = _settings(data_dir=data_dir)
@@ -942,6 +945,9 @@ def analytics_build_cmd(data_dir: DataDir = None) -> None:
             progress.advance(task)
 
         result = build_warehouse(lake, settings.data_path, on_step=finished, on_start=started)
+    if not result.ok:  # into the outbox, as the scheduled build's failure goes
+        migrate(settings.effective_database_url)  # a data dir of only a lake has no tables
+        report_build(Runtime.get(settings), result, "cli")
     if result.empty_lake:
         console.print("the lake has no beacon events yet: nothing to build")
         return

@@ -8,7 +8,10 @@ emits ``analytics.quality_failed``."""
 from __future__ import annotations
 
 import json
+import os
 import random
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -355,6 +358,25 @@ def test_marts_match_the_events_and_a_bad_row_fails_the_gate(
     failed = events[0].data["failed"]
     assert [f["node"] for f in failed if "accepted_values" in f["node"]], failed
     assert all(f["status"] == "fail" for f in failed)
+
+    # Built by hand, the same failure exits 1 and goes into the outbox too.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAPLANE_")}
+    by_hand = subprocess.run(
+        [sys.executable, "-m", "mediaplane", "analytics", "build"],
+        env=env
+        | {"MEDIAPLANE_DATA_DIR": str(data), "MEDIAPLANE_STORAGE_URL": str(data / "objects")},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert by_hand.returncode == 1, by_hand.stdout[-3000:] + by_hand.stderr[-3000:]
+    assert "accepted_values" in by_hand.stdout  # the failing check, named
+    with rt.db.session() as s:
+        rows = s.scalars(
+            select(OutboxRow).where(OutboxRow.type == "analytics.quality_failed")
+        ).all()
+        assert [r.object_id for r in rows] == [job_id, "cli"]
     rt.db.dispose()
 
 

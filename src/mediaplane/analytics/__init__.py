@@ -89,6 +89,7 @@ from ._warehouse import (
     build_gave_up,
     build_job,
     build_warehouse,
+    report_build,
     schedule_build,
     warehouse_path,
 )
@@ -111,6 +112,7 @@ __all__ = [
     "build_gave_up",
     "build_job",
     "build_warehouse",
+    "report_build",
     "schedule_build",
     "warehouse_path",
     "CMCD_COLUMNS",

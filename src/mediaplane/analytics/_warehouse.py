@@ -40,6 +40,7 @@ __all__ = [
     "build_gave_up",
     "build_job",
     "build_warehouse",
+    "report_build",
     "schedule_build",
     "warehouse_path",
 ]
@@ -217,11 +218,18 @@ class BuildAnalytics(JobPayload):
 def build_job(ctx: JobContext, payload: BuildAnalytics) -> None:
     """The ``analytics.build`` job: a failing check emits ``analytics.quality_failed``."""
     rt = ctx.runtime
-    result = build_warehouse(lake_of(rt), rt.settings.data_path)
+    report_build(rt, build_warehouse(lake_of(rt), rt.settings.data_path), ctx.job_id)
+
+
+def report_build(rt: Runtime, result: WarehouseBuild, build_id: str) -> None:
+    """A build that failed (a data test, freshness, or dbt itself) emits
+    ``analytics.quality_failed`` with its failing nodes: the dashboard's data-quality panel
+    shows it and webhooks carry it, whether the job or ``mediaplane analytics build`` ran
+    it (``build_id``: the job's id, or ``cli``)."""
     if result.ok:
         return
     with rt.db.session() as s:
-        emit(s, EventType.ANALYTICS_QUALITY_FAILED, "analytics_build", ctx.job_id, result.summary())
+        emit(s, EventType.ANALYTICS_QUALITY_FAILED, "analytics_build", build_id, result.summary())
 
 
 def build_gave_up(
