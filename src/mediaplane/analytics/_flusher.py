@@ -1,4 +1,5 @@
-"""The lake's flusher: a task of the web process that lands the buffer."""
+"""The lake's flusher: a task of the web process that lands the buffer (and, while the
+dashboards are read, computes the view cache's hours a flush changed)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import structlog
 from starlette.concurrency import run_in_threadpool
 
 from ._lake import Lake
+from ._metrics import ViewCache
 
 __all__ = ["run_flusher"]
 
@@ -28,12 +30,18 @@ async def run_flusher(lake: Lake) -> None:
             if not lake.due():
                 continue
             try:
-                await run_in_threadpool(lake.flush)
+                landed = await run_in_threadpool(lake.flush)
                 failures = 0
             except Exception:  # the store is down: the rows wait in the buffer
                 failures += 1
                 log.warning("analytics.flush_failed", failures=failures, exc_info=failures == 1)
                 await asyncio.sleep(min(BACKOFF_MAX_SECONDS, TICK_SECONDS * 2**failures))
+                continue
+            if landed:
+                try:  # the next dashboard page finds the hours ready
+                    await run_in_threadpool(ViewCache(lake).refresh)
+                except Exception:  # the page computes them then
+                    log.warning("analytics.view_refresh_failed", exc_info=True)
     finally:
         if lake.pending():
             try:

@@ -456,6 +456,9 @@ VIEW_COLUMNS = (
 #: Part of every cache key: files of another version are never read.
 CACHE_VERSION = "v2"
 _CACHE_LOCK = threading.Lock()
+#: A page read the view cache this recently: the flusher keeps its current hours computed
+#: (:meth:`ViewCache.refresh`).
+WARM_S = 900.0
 #: A superseded cache file is deleted once it is this old (a reader that listed it before
 #: it was superseded, in this process or another, is done with it by then).
 SUPERSEDED_S = 600.0
@@ -486,6 +489,10 @@ class ViewCache:
     removed once :data:`SUPERSEDED_S` old. Stale hours are computed together, in one query.
     A day over for :data:`CLOSED` is merged into one file (``day=YYYY-MM-DD/<key>``, the key
     of its hours' keys), its hour files removed.
+
+    A read marks the cache warm (``.read``'s time, for every process of the data dir): then
+    the flusher computes the current and previous hour after each flush (:meth:`refresh`),
+    and the next page finds them ready instead of computing them itself.
     """
 
     def __init__(self, lake: Lake) -> None:
@@ -493,8 +500,13 @@ class ViewCache:
         self.dir = lake.work_dir / "views"
         self.computed = 0  # hours computed by this instance (the rest were cached)
 
-    def files(self, start: datetime, end: datetime) -> list[str]:
-        """The per-view files of the hours in ``[start, end)`` that have events (blocking)."""
+    def files(self, start: datetime, end: datetime, *, read: bool = True) -> list[str]:
+        """The per-view files of the hours in ``[start, end)`` that have events (blocking).
+
+        :param read: for a reader (the cache is then warm, :data:`WARM_S`)."""
+        if read:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            (self.dir / ".read").touch()
         by_hour: dict[str, list[str]] = {}
         for f in self.lake.files("events"):
             key = _hour_key(f)
@@ -547,6 +559,25 @@ class ViewCache:
                     if not day_path.is_file():
                         self._merge(day_path, parts)
         return out
+
+    def refresh(self, now: datetime | None = None) -> bool:
+        """After a flush: compute the current and the previous hour now (what the lake's
+        new files changed) and load them into this process's memory (:class:`_Memory`), if
+        a page read the cache in the last :data:`WARM_S` (blocking). Returns whether it
+        was warm.
+
+        :param now: the current time (naive UTC; default: the clock's)."""
+        try:
+            warm = time.time() - (self.dir / ".read").stat().st_mtime < WARM_S
+        except FileNotFoundError:
+            return False
+        if warm:
+            now = now or datetime.now(UTC).replace(tzinfo=None)
+            hour = now.replace(minute=0, second=0, microsecond=0)
+            _memory().hold(
+                self.files(hour - timedelta(hours=1), hour + timedelta(hours=1), read=False)
+            )
+        return warm
 
     def prune(self, before: str) -> None:
         """Delete the hours and days of dates before ``before`` (``YYYY-MM-DD``)."""
@@ -675,12 +706,7 @@ class _Memory:
                 self.con.execute("DELETE FROM viewer_ids")
                 self.con.execute("DELETE FROM names")
                 self.viewers, self.names = 0, [None]
-            keys = []
-            for f in files:
-                st = Path(f).stat()
-                keys.append((f, st.st_size, st.st_mtime_ns))
-            names = [self._table(k) for k in keys]
-            self._evict(set(keys))
+            names = self._hold(files)
             union = " UNION ALL ".join(f"SELECT * FROM {n}" for n in names)
             cur.execute(
                 "CREATE TEMP TABLE scope AS SELECT n.id AS playback_id, s.asset_id FROM "
@@ -710,6 +736,22 @@ class _Memory:
             for n in names:
                 self.pins[n] = self.pins.get(n, 0) + 1
             return names, self.names
+
+    def hold(self, files: Sequence[str]) -> None:
+        """Load these files' tables now (the flusher's :meth:`ViewCache.refresh`: the next
+        page finds them in memory)."""
+        with self.lock:
+            self._hold(files)
+
+    def _hold(self, files: Sequence[str]) -> list[str]:
+        """The files' tables, loaded where they are not (lock held)."""
+        keys = []
+        for f in files:
+            st = Path(f).stat()
+            keys.append((f, st.st_size, st.st_mtime_ns))
+        names = [self._table(k) for k in keys]
+        self._evict(set(keys))
+        return names
 
     def unpin(self, names: Sequence[str]) -> None:
         with self.lock:

@@ -12,7 +12,15 @@ from typing import Any
 import duckdb
 import pytest
 
-from mediaplane.analytics import Breakdowns, Intake, Lake, MetricsQuery, ViewScope, parse_batch
+from mediaplane.analytics import (
+    Breakdowns,
+    Intake,
+    Lake,
+    MetricsQuery,
+    ViewCache,
+    ViewScope,
+    parse_batch,
+)
 from mediaplane.storage import LocalStore
 
 T = datetime(2026, 5, 28, 20, 0, tzinfo=UTC).replace(tzinfo=None)  # a closed day (long past)
@@ -77,3 +85,17 @@ def test_ranges_open_only_their_hours_and_landed_files_count_at_once(tmp_path: P
     assert _views(lake, now - timedelta(hours=1), now + timedelta(hours=1))[0] == 1
     hour = now.strftime("%Y-%m-%dT%H")
     assert list((tmp_path / "work" / "views" / f"hour={hour}").glob("*.parquet"))
+
+
+def test_after_a_flush_a_warm_cache_has_its_current_hours_computed(tmp_path: Path) -> None:
+    lake = Lake(LocalStore(tmp_path / "objects"), tmp_path / "work")
+    cache = ViewCache(lake)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    around = (now - timedelta(hours=2), now + timedelta(hours=1))
+    _land(lake, "a", now - timedelta(minutes=1))
+    assert not cache.refresh() and cache.computed == 0  # no page read it: left alone
+    assert _views(lake, *around) == (1, 1)  # the page computed its hour
+
+    _land(lake, "b", now - timedelta(seconds=40))  # a flush landed (as the flusher does)
+    assert cache.refresh() and cache.computed >= 1
+    assert _views(lake, *around) == (2, 0)  # the page found it ready
