@@ -4,6 +4,8 @@ that began before the range is not in it, and closed days become one cache file.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +22,7 @@ from mediaplane.analytics import (
     ViewCache,
     ViewScope,
     parse_batch,
+    run_flusher,
 )
 from mediaplane.storage import LocalStore
 
@@ -27,7 +30,7 @@ T = datetime(2026, 5, 28, 20, 0, tzinfo=UTC).replace(tzinfo=None)  # a closed da
 SCOPE = ViewScope(["pb"], ["asset"])
 
 
-def _land(lake: Lake, view: str, start: datetime, seconds: int = 30) -> None:
+def _land(lake: Lake, view: str, start: datetime, seconds: int = 30, *, flush: bool = True) -> None:
     ms = int(start.replace(tzinfo=UTC).timestamp() * 1000)
     events: list[dict[str, Any]] = [
         {"id": "s", "type": "view_start", "ts": ms},
@@ -42,7 +45,8 @@ def _land(lake: Lake, view: str, start: datetime, seconds: int = 30) -> None:
     lake.add_events(
         Intake(10**12).rows(batch, good, end, viewer=view, address=None, user_agent=None)
     )
-    assert lake.flush() == 3
+    if flush:
+        assert lake.flush() == 3
 
 
 def _views(lake: Lake, start: datetime, end: datetime) -> tuple[int, int]:
@@ -99,3 +103,27 @@ def test_after_a_flush_a_warm_cache_has_its_current_hours_computed(tmp_path: Pat
     _land(lake, "b", now - timedelta(seconds=40))  # a flush landed (as the flusher does)
     assert cache.refresh() and cache.computed >= 1
     assert _views(lake, *around) == (2, 0)  # the page found it ready
+
+
+async def test_the_flusher_computes_the_hours_of_a_warm_cache(tmp_path: Path) -> None:
+    lake = Lake(LocalStore(tmp_path / "objects"), tmp_path / "work", flush_rows=3)
+    views = tmp_path / "work" / "views"
+    now = datetime.now(UTC).replace(tzinfo=None)
+    around = (now - timedelta(hours=2), now + timedelta(hours=1))
+    _land(lake, "a", now - timedelta(minutes=1))
+    assert _views(lake, *around) == (1, 1)  # a page read it: warm
+    before = set(views.rglob("*.parquet"))
+    hours = {(now - timedelta(seconds=s)).strftime("%H") for s in (60, 40)}
+    task = asyncio.create_task(run_flusher(lake))
+    try:
+        _land(lake, "b", now - timedelta(seconds=40), flush=False)  # a flush's worth: due
+        for _ in range(200):  # every hour the new file changed, computed by the flusher
+            if len(set(views.rglob("*.parquet")) - before) == len(hours):
+                break
+            await asyncio.sleep(0.05)
+        assert lake.stats.rows_landed == 6
+        assert _views(lake, *around) == (2, 0)  # the page found them ready
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
