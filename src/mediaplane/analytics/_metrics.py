@@ -45,6 +45,8 @@ no event file outside those hours is opened. A view counts as soon as its events
 landed. The cache's files are read once per process into memory (:class:`_Memory`, one
 in-memory DuckDB database); a page copies its views from there into a temp table and
 groups it; one grouping (the API, a CSV) reads them through a view, without the copy.
+While pages read the cache, the flusher computes and loads the current hours after each
+flush (:meth:`ViewCache.refresh`): the page after a flush finds them ready.
 """
 
 from __future__ import annotations
