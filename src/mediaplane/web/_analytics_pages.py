@@ -82,6 +82,7 @@ CHARTS: dict[str, tuple[str, list[tuple[str, str, float]]]] = {
     ),
 }
 
+#: What the charts plot: all the series computes.
 CHART_METRICS = list(dict.fromkeys(m for _, lines in CHARTS.values() for m, _, _ in lines))
 
 
