@@ -32,6 +32,7 @@ from mediaplane.analytics import (
     lake_of,
     metrics_csv,
     metrics_scope,
+    warehouse_path,
 )
 from mediaplane.catalog import Asset, AssetNotFound
 from mediaplane.events import EventType, OutboxRow
@@ -112,7 +113,15 @@ def _epoch(bucket: str) -> int:
 
 
 def _quality(rt: Runtime) -> dict[str, Any]:
-    """The data-quality gate's latest result: the last build job, the last failure."""
+    """The data-quality gate's latest result: the last build job, the warehouse file's
+    last write (any build on this host: the job's or ``mediaplane analytics build``'s),
+    and the last failure (current unless a build ran since)."""
+    warehouse = warehouse_path(rt.settings.data_path)
+    built_at = (
+        datetime.fromtimestamp(warehouse.stat().st_mtime, UTC)
+        if warehouse.is_file()
+        else None
+    )
     with rt.db.session() as s:
         job = s.scalars(
             select(Job)
@@ -126,7 +135,7 @@ def _quality(rt: Runtime) -> dict[str, Any]:
             .order_by(OutboxRow.id.desc())
             .limit(1)
         ).first()
-        out: dict[str, Any] = {"build": None, "failure": None}
+        out: dict[str, Any] = {"build": None, "failure": None, "built_at": built_at}
         if job is not None:
             out["build"] = {
                 "state": str(job.state),
@@ -135,13 +144,14 @@ def _quality(rt: Runtime) -> dict[str, Any]:
             }
         if failed is not None:
             data = failed.data or {}
-            # current: the latest build raised it (or none has finished since)
+            # current: the latest build raised it (or none has finished since); a failing
+            # build writes the warehouse before it emits the failure
             current = (
                 job is None
                 or job.state in (JobState.PENDING, JobState.RUNNING)
                 or job.started_at is None
                 or failed.created_at >= job.started_at
-            )
+            ) and (built_at is None or built_at <= failed.created_at)
             out["failure"] = {
                 "at": failed.created_at,
                 "nodes": [
