@@ -118,9 +118,7 @@ def _quality(rt: Runtime) -> dict[str, Any]:
     and the last failure (current unless a build ran since)."""
     warehouse = warehouse_path(rt.settings.data_path)
     built_at = (
-        datetime.fromtimestamp(warehouse.stat().st_mtime, UTC)
-        if warehouse.is_file()
-        else None
+        datetime.fromtimestamp(warehouse.stat().st_mtime, UTC) if warehouse.is_file() else None
     )
     with rt.db.session() as s:
         job = s.scalars(
