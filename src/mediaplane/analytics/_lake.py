@@ -53,6 +53,7 @@ __all__ = [
     "Lake",
     "LakeStats",
     "lake_of",
+    "no_rows_sql",
     "partition_date",
 ]
 
@@ -119,6 +120,19 @@ def _select(columns: dict[str, str], ts: str) -> str:
     parts.append(f"strftime({_timestamp_sql(ts)}, '%Y-%m-%d') AS date")
     parts.append(f"strftime({_timestamp_sql(ts)}, '%H') AS hour")
     return ", ".join(parts)
+
+
+def no_rows_sql(dataset: str) -> str:
+    """SQL: no rows, with every column of ``dataset``'s files (``events``, ``cmcd``) typed
+    as the lake writes them. Read ``UNION ALL BY NAME`` in front of the files, a column
+    that older files lack reads as NULL, even where no file has it yet (the dbt project's
+    ``lake_columns`` var is the same layout)."""
+    columns = EVENT_COLUMNS if dataset == "events" else CMCD_COLUMNS
+    typed = ", ".join(
+        f"NULL::TIMESTAMP AS {_TIMESTAMPS[name]}" if name in _TIMESTAMPS else f"NULL::{t} AS {name}"
+        for name, t in columns.items()
+    )
+    return f"SELECT {typed} WHERE false"
 
 
 def _columns_sql(columns: dict[str, str]) -> str:

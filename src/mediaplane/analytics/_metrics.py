@@ -70,7 +70,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import yaml
 
-from ._lake import Lake, lake_of
+from ._lake import Lake, lake_of, no_rows_sql
 from ._warehouse import DBT_PROJECT
 
 if TYPE_CHECKING:
@@ -276,8 +276,7 @@ WITH {scope_cte}e AS (
          user_agent, rendition, bitrate, startup_ms, duration_ms, watched_ms, fatal,
          country, cdn{", player_version, code" if detail else ""}
   -- files from before a column existed read it as NULL (a lake of only those too)
-  FROM (SELECT NULL::VARCHAR AS country, NULL::VARCHAR AS cdn WHERE false
-        UNION ALL BY NAME SELECT * FROM {events})
+  FROM ({no_rows_sql("events")} UNION ALL BY NAME SELECT * FROM {events})
   {where}
   QUALIFY row_number() OVER (PARTITION BY view_id, event_id ORDER BY received_at) = 1
 ), v AS (

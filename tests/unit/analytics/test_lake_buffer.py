@@ -22,6 +22,7 @@ from mediaplane.analytics import (
     prune_lake,
     run_flusher,
 )
+from mediaplane.analytics._lake import no_rows_sql
 from mediaplane.config import Settings
 from mediaplane.runtime import Runtime
 from mediaplane.storage import LocalStore, ObjectInfo
@@ -90,8 +91,8 @@ def test_flush_writes_hour_partitions_that_duckdb_reads(tmp_path: Path) -> None:
 
 
 def test_the_dbt_project_knows_every_column_the_lake_writes(tmp_path: Path) -> None:
-    """The dbt var ``lake_columns`` (the typed empty row DuckDB reads the lake through, so a
-    column older files lack reads as NULL) is the files' layout: a column added to
+    """The dbt var ``lake_columns`` and :func:`no_rows_sql` (the typed empty rows DuckDB
+    reads the lake through, so a column older files lack reads as NULL) are the files' layout: a column added to
     EVENT_COLUMNS or CMCD_COLUMNS, or a type changed, fails here until it is added there."""
     yaml = pytest.importorskip("yaml")  # comes with dbt (the analytics extra)
     lake = Lake(LocalStore(tmp_path / "o"), tmp_path / "w")
@@ -106,6 +107,8 @@ def test_the_dbt_project_knows_every_column_the_lake_writes(tmp_path: Path) -> N
             "DESCRIBE SELECT * FROM read_parquet(?, hive_partitioning = false)", [path]
         ).fetchall()
         assert {r[0]: r[1] for r in written} == declared["lake_columns"][dataset], dataset
+        # the Python readers' typed empty row is the same layout
+        assert con.execute("DESCRIBE " + no_rows_sql(dataset)).fetchall() == written, dataset
 
 
 def test_duplicates_that_reach_the_lake_count_once(tmp_path: Path) -> None:
